@@ -1,0 +1,209 @@
+//===- KVCOps.cpp - kvc operations ------------------------------------------===//
+#include "kvc/Dialect/KVC/IR/KVC.h"
+
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/OpImplementation.h"
+#include "mlir/IR/PatternMatch.h"
+
+#include <cmath>
+
+using namespace mlir;
+using namespace mlir::kvc;
+
+static bool dimsConflict(int64_t a, int64_t b) {
+  return !ShapedType::isDynamic(a) && !ShapedType::isDynamic(b) && a != b;
+}
+
+static std::string dimStr(int64_t d) {
+  return ShapedType::isDynamic(d) ? std::string("?") : std::to_string(d);
+}
+
+//===----------------------------------------------------------------------===//
+// AttentionOp
+//===----------------------------------------------------------------------===//
+
+double AttentionOp::getEffectiveScale() {
+  if (auto s = getScaleAttr())
+    return s.getValueAsDouble();
+  int64_t d = getQuery().getType().getDimSize(3);
+  return ShapedType::isDynamic(d) ? 0.0 : 1.0 / std::sqrt(double(d));
+}
+
+int64_t AttentionOp::getGroupSize() {
+  int64_t hq = getQuery().getType().getDimSize(1), hkv = getKey().getType().getDimSize(1);
+  if (ShapedType::isDynamic(hq) || ShapedType::isDynamic(hkv) || hkv == 0)
+    return 0;
+  return hq / hkv;
+}
+
+LogicalResult AttentionOp::verify() {
+  auto qT = getQuery().getType(), kT = getKey().getType(), vT = getValue().getType();
+  auto oT = getResult().getType();
+  if (qT.getRank() != 4 || kT.getRank() != 4 || vT.getRank() != 4)
+    return emitOpError() << "expects rank-4 query [B,Hq,Sq,D], key [B,Hkv,Skv,D] and value "
+                            "[B,Hkv,Skv,Dv], got ranks "
+                         << qT.getRank() << ", " << kT.getRank() << ", " << vT.getRank();
+  if (kT.getElementType() != qT.getElementType() || vT.getElementType() != qT.getElementType())
+    return emitOpError() << "query, key and value must have one element type, got "
+                         << qT.getElementType() << ", " << kT.getElementType() << ", "
+                         << vT.getElementType();
+  if (oT.getElementType() != qT.getElementType())
+    return emitOpError() << "result element type " << oT.getElementType()
+                         << " differs from the query's " << qT.getElementType();
+  if (dimsConflict(qT.getDimSize(0), kT.getDimSize(0)) ||
+      dimsConflict(kT.getDimSize(0), vT.getDimSize(0)))
+    return emitOpError() << "batch sizes differ: query " << dimStr(qT.getDimSize(0)) << ", key "
+                         << dimStr(kT.getDimSize(0)) << ", value " << dimStr(vT.getDimSize(0));
+  if (dimsConflict(kT.getDimSize(1), vT.getDimSize(1)))
+    return emitOpError() << "key and value have different head counts ("
+                         << dimStr(kT.getDimSize(1)) << " vs " << dimStr(vT.getDimSize(1)) << ")";
+  int64_t hq = qT.getDimSize(1), hkv = kT.getDimSize(1);
+  if (!ShapedType::isDynamic(hkv) && hkv == 0)
+    return emitOpError() << "key has 0 heads";
+  if (!ShapedType::isDynamic(hq) && !ShapedType::isDynamic(hkv) && hq % hkv != 0)
+    return emitOpError() << "query heads (" << hq << ") must be a multiple of key/value heads ("
+                         << hkv << ")";
+  if (dimsConflict(qT.getDimSize(3), kT.getDimSize(3)))
+    return emitOpError() << "query head dim " << dimStr(qT.getDimSize(3))
+                         << " differs from key head dim " << dimStr(kT.getDimSize(3));
+  if (dimsConflict(kT.getDimSize(2), vT.getDimSize(2)))
+    return emitOpError() << "key and value sequence lengths differ (" << dimStr(kT.getDimSize(2))
+                         << " vs " << dimStr(vT.getDimSize(2)) << ")";
+  // Result: [B, Hq, Sq, Dv].
+  if (oT.getRank() != 4)
+    return emitOpError() << "result must be rank 4 [B,Hq,Sq,Dv], got rank " << oT.getRank();
+  int64_t expected[4] = {qT.getDimSize(0), hq, qT.getDimSize(2), vT.getDimSize(3)};
+  for (int i = 0; i < 4; ++i)
+    if (dimsConflict(oT.getDimSize(i), expected[i]))
+      return emitOpError() << "result dimension " << i << " is " << dimStr(oT.getDimSize(i))
+                           << ", expected " << dimStr(expected[i]) << " ([B,Hq,Sq,Dv])";
+  if (Value mask = getMask()) {
+    auto mT = cast<RankedTensorType>(mask.getType());
+    if (mT.getRank() > 4)
+      return emitOpError() << "mask rank " << mT.getRank() << " exceeds 4";
+    if (!mT.getElementType().isInteger(1) && !isa<FloatType>(mT.getElementType()))
+      return emitOpError() << "mask must be i1 (true = attend) or float (additive), got "
+                           << mT.getElementType();
+    int64_t full[4] = {qT.getDimSize(0), hq, qT.getDimSize(2), kT.getDimSize(2)};
+    static const char *names[4] = {"B", "Hq", "Sq", "Skv"};
+    for (int64_t i = 0; i < mT.getRank(); ++i) {
+      int64_t md = mT.getDimSize(mT.getRank() - 1 - i);
+      int64_t fd = full[3 - i];
+      if (!ShapedType::isDynamic(md) && md != 1 && dimsConflict(md, fd))
+        return emitOpError() << "mask of type " << mT << " does not broadcast to [B,Hq,Sq,Skv] = ["
+                             << dimStr(full[0]) << "," << dimStr(full[1]) << ","
+                             << dimStr(full[2]) << "," << dimStr(full[3]) << "]: dimension "
+                             << mT.getRank() - 1 - i << " is " << md << " but " << names[3 - i]
+                             << " is " << fd;
+    }
+  }
+  if (auto s = getScaleAttr()) {
+    double v = s.getValueAsDouble();
+    if (!(v > 0.0) || !std::isfinite(v))
+      return emitOpError() << "scale must be positive and finite, got " << v;
+  }
+  if (auto c = getSoftcapAttr()) {
+    double v = c.getValueAsDouble();
+    if (!(v > 0.0) || !std::isfinite(v))
+      return emitOpError() << "softcap must be positive and finite, got " << v;
+  }
+  if (auto w = getWindowAttr())
+    if (w.getInt() <= 0)
+      return emitOpError() << "window must be positive, got " << w.getInt();
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// Cache ops
+//===----------------------------------------------------------------------===//
+
+/// Checks that tensors `k`, `v` fit `cache` in every dimension except the sequence (dim 2).
+static LogicalResult verifyTensorsMatchCache(Operation *op, RankedTensorType k,
+                                             RankedTensorType v, CacheType cache,
+                                             bool checkSeq) {
+  auto ck = cache.getKeyType(), cv = cache.getValueType();
+  if (k.getRank() != 4 || v.getRank() != 4)
+    return op->emitOpError() << "expects rank-4 key [B,Hkv,S,D] and value [B,Hkv,S,Dv] tensors";
+  if (k.getElementType() != ck.getElementType() || v.getElementType() != cv.getElementType())
+    return op->emitOpError() << "element types " << k.getElementType() << "/"
+                             << v.getElementType() << " differ from the cache's "
+                             << ck.getElementType();
+  static const char *names[4] = {"batch", "head", "sequence", "head-dim"};
+  for (int i = 0; i < 4; ++i) {
+    if (i == 2 && !checkSeq)
+      continue;
+    if (dimsConflict(k.getDimSize(i), ck.getDimSize(i)))
+      return op->emitOpError() << "key " << names[i] << " size " << dimStr(k.getDimSize(i))
+                               << " differs from the cache's " << dimStr(ck.getDimSize(i));
+    if (dimsConflict(v.getDimSize(i), cv.getDimSize(i)))
+      return op->emitOpError() << "value " << names[i] << " size " << dimStr(v.getDimSize(i))
+                               << " differs from the cache's " << dimStr(cv.getDimSize(i));
+  }
+  if (dimsConflict(k.getDimSize(2), v.getDimSize(2)))
+    return op->emitOpError() << "keys and values have different token counts ("
+                             << dimStr(k.getDimSize(2)) << " vs " << dimStr(v.getDimSize(2))
+                             << ")";
+  return success();
+}
+
+LogicalResult CacheFromTensorsOp::verify() {
+  auto cache = cast<CacheType>(getCache().getType());
+  if (failed(verifyTensorsMatchCache(*this, getKeys().getType(), getValues().getType(), cache,
+                                     /*checkSeq=*/true)))
+    return failure();
+  // Exact types keep view(from_tensors(k, v)) -> (k, v) type-correct.
+  if (getKeys().getType() != cache.getKeyType() || getValues().getType() != cache.getValueType())
+    return emitOpError() << "key and value types must equal the cache's "
+                         << cache.getKeyType() << " and " << cache.getValueType();
+  return success();
+}
+
+LogicalResult CacheAppendOp::verify() {
+  auto in = cast<CacheType>(getCache().getType());
+  auto out = cast<CacheType>(getResult().getType());
+  if (failed(verifyTensorsMatchCache(*this, getKeys().getType(), getValues().getType(), in,
+                                     /*checkSeq=*/false)))
+    return failure();
+  for (int i : {0, 1, 3}) {
+    if (dimsConflict(in.getKeyType().getDimSize(i), out.getKeyType().getDimSize(i)) ||
+        dimsConflict(in.getValueType().getDimSize(i), out.getValueType().getDimSize(i)))
+      return emitOpError() << "result cache type " << out << " differs from the input cache type "
+                           << in << " outside the sequence dimension";
+  }
+  if (in.getElementType() != out.getElementType())
+    return emitOpError() << "result cache element type differs from the input's";
+  int64_t s = in.getSeqLen(), n = getKeys().getType().getDimSize(2), r = out.getSeqLen();
+  if (!ShapedType::isDynamic(s) && !ShapedType::isDynamic(n) && !ShapedType::isDynamic(r) &&
+      r != s + n)
+    return emitOpError() << "result cache length " << r << " must be " << s << " + " << n << " = "
+                         << s + n;
+  return success();
+}
+
+OpFoldResult CacheAppendOp::fold(FoldAdaptor) {
+  // Appending zero tokens leaves the cache as it was.
+  if (getKeys().getType().getDimSize(2) == 0 && getCache().getType() == getResult().getType())
+    return getCache();
+  return {};
+}
+
+LogicalResult CacheViewOp::verify() {
+  auto cache = cast<CacheType>(getCache().getType());
+  if (getKeys().getType() != cache.getKeyType() || getValues().getType() != cache.getValueType())
+    return emitOpError() << "result types must be the cache's key and value types "
+                         << cache.getKeyType() << " and " << cache.getValueType();
+  return success();
+}
+
+LogicalResult CacheViewOp::fold(FoldAdaptor, SmallVectorImpl<OpFoldResult> &results) {
+  // view(from_tensors(k, v)) == (k, v)
+  if (auto from = getCache().getDefiningOp<CacheFromTensorsOp>()) {
+    results.push_back(from.getKeys());
+    results.push_back(from.getValues());
+    return success();
+  }
+  return failure();
+}
+
+#define GET_OP_CLASSES
+#include "kvc/Dialect/KVC/IR/KVCOps.cpp.inc"

@@ -1,0 +1,657 @@
+//===- RaiseAttention.cpp - decomposed Linalg attention -> kvc.attention ----===//
+//
+// The match runs backwards from a P·V contraction. Elementwise Linalg producers are read as
+// expression trees (`Expr`) over "leaf" tensors, so that the same code accepts one fused
+// linalg.generic or a chain of named/generic elementwise ops. Every step checks semantics
+// (contraction dims, reduction dim and init, max subtraction, broadcast maps); a near miss
+// leaves the IR untouched.
+//
+//===----------------------------------------------------------------------===//
+
+#include "kvc/Dialect/KVC/IR/KVC.h"
+#include "kvc/Dialect/KVC/Transforms/Passes.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Linalg/IR/LinalgInterfaces.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/IR/Matchers.h"
+#include "mlir/IR/PatternMatch.h"
+#include "mlir/Transforms/GreedyPatternRewriteDriver.h"
+
+#include <cmath>
+#include <memory>
+
+namespace mlir {
+namespace kvc {
+#define GEN_PASS_DEF_KVCRAISEATTENTION
+#include "kvc/Dialect/KVC/Transforms/Passes.h.inc"
+} // namespace kvc
+} // namespace mlir
+
+using namespace mlir;
+using namespace mlir::kvc;
+
+namespace {
+
+//===----------------------------------------------------------------------===//
+// Expression view of elementwise Linalg
+//===----------------------------------------------------------------------===//
+
+struct Expr;
+using ExprPtr = std::shared_ptr<Expr>;
+
+/// A scalar expression evaluated at every point of an iteration space of rank `rank`.
+struct Expr {
+  enum class Kind { Leaf, Const, Op } kind;
+  Value tensor;         // Leaf: the tensor read
+  AffineMap map;        // Leaf: iteration point -> tensor index
+  double constant = 0;  // Const
+  StringRef opName;     // Op: e.g. "arith.mulf", "math.exp"
+  SmallVector<ExprPtr> operands;
+};
+
+bool isAllParallel(linalg::LinalgOp op) {
+  return llvm::all_of(op.getIteratorTypesArray(), [](utils::IteratorType t) { return t == utils::IteratorType::parallel; });
+}
+
+/// Elementwise op with one result written through the identity map: safe to inline.
+bool isInlinableElementwise(linalg::LinalgOp op, int64_t rank) {
+  if (op.getNumDpsInits() != 1 || op->getNumResults() != 1 || op.getNumLoops() != rank ||
+      !isAllParallel(op) || !op.hasPureTensorSemantics())
+    return false;
+  if (!op.getMatchingIndexingMap(op.getDpsInitOperand(0)).isIdentity())
+    return false;
+  for (Operation &inner : op.getBlock()->without_terminator()) {
+    if (inner.getNumResults() != 1 || !isPure(&inner) || isa<linalg::IndexOp>(inner) ||
+        inner.getNumRegions() != 0)
+      return false;
+    if (!isa<arith::ArithDialect, math::MathDialect>(inner.getDialect()))
+      return false;
+  }
+  return true;
+}
+
+std::optional<double> getSplatFloat(Value v) {
+  Attribute attr;
+  if (!matchPattern(v, m_Constant(&attr)))
+    return std::nullopt;
+  if (auto f = dyn_cast<FloatAttr>(attr))
+    return f.getValueAsDouble();
+  if (auto dense = dyn_cast<DenseFPElementsAttr>(attr))
+    if (dense.isSplat())
+      return dense.getSplatValue<APFloat>().convertToDouble();
+  return std::nullopt;
+}
+
+ExprPtr buildExpr(Value tensor, AffineMap map, int depth = 0);
+
+ExprPtr buildBodyExpr(Value scalar, linalg::LinalgOp op, AffineMap map, int depth) {
+  if (auto c = getSplatFloat(scalar)) {
+    auto e = std::make_shared<Expr>();
+    e->kind = Expr::Kind::Const;
+    e->constant = *c;
+    return e;
+  }
+  if (auto arg = dyn_cast<BlockArgument>(scalar)) {
+    if (arg.getOwner() != op.getBlock())
+      return nullptr; // captured from outside: not modelled
+    OpOperand *operand = op.getMatchingOpOperand(arg);
+    AffineMap opMap = op.getMatchingIndexingMap(operand);
+    return buildExpr(operand->get(), opMap.compose(map), depth + 1);
+  }
+  Operation *def = scalar.getDefiningOp();
+  if (!def || def->getBlock() != op.getBlock())
+    return nullptr;
+  auto e = std::make_shared<Expr>();
+  e->kind = Expr::Kind::Op;
+  e->opName = def->getName().getStringRef();
+  for (Value operand : def->getOperands()) {
+    ExprPtr sub = buildBodyExpr(operand, op, map, depth);
+    if (!sub)
+      return nullptr;
+    e->operands.push_back(sub);
+  }
+  return e;
+}
+
+/// Expression for `tensor` read at `map(point)`, inlining elementwise producers.
+ExprPtr buildExpr(Value tensor, AffineMap map, int depth) {
+  if (auto c = getSplatFloat(tensor)) {
+    auto e = std::make_shared<Expr>();
+    e->kind = Expr::Kind::Const;
+    e->constant = *c;
+    return e;
+  }
+  auto leaf = [&] {
+    auto e = std::make_shared<Expr>();
+    e->kind = Expr::Kind::Leaf;
+    e->tensor = tensor;
+    e->map = map;
+    return e;
+  };
+  auto producer = tensor.getDefiningOp<linalg::LinalgOp>();
+  auto tensorType = dyn_cast<RankedTensorType>(tensor.getType());
+  if (depth > 16 || !producer || !tensorType ||
+      !isInlinableElementwise(producer, tensorType.getRank()))
+    return leaf();
+  auto yield = cast<linalg::YieldOp>(producer.getBlock()->getTerminator());
+  ExprPtr inlined = buildBodyExpr(yield.getOperand(0), producer, map, depth);
+  return inlined ? inlined : leaf();
+}
+
+bool isOp(const ExprPtr &e, StringRef name, unsigned arity) {
+  return e && e->kind == Expr::Kind::Op && e->opName == name && e->operands.size() == arity;
+}
+
+bool sameExpr(const ExprPtr &a, const ExprPtr &b) {
+  if (!a || !b || a->kind != b->kind)
+    return false;
+  switch (a->kind) {
+  case Expr::Kind::Leaf:
+    return a->tensor == b->tensor && a->map == b->map;
+  case Expr::Kind::Const:
+    return a->constant == b->constant;
+  case Expr::Kind::Op:
+    if (a->opName != b->opName || a->operands.size() != b->operands.size())
+      return false;
+    for (auto [x, y] : llvm::zip(a->operands, b->operands))
+      if (!sameExpr(x, y))
+        return false;
+    return true;
+  }
+  return false;
+}
+
+//===----------------------------------------------------------------------===//
+// Contractions and reductions
+//===----------------------------------------------------------------------===//
+
+/// A batched matmul `out[batch.., m, n] = sum_k lhs[..] * rhs[..]` with one m, n and k dim.
+struct Contraction {
+  linalg::LinalgOp op;
+  Value lhs, rhs;
+  bool lhsTransposed = false; // lhs stored as [batch.., k, m]
+  bool rhsTransposed = false; // rhs stored as [batch.., n, k] (i.e. already "Kᵀ-free")
+  int64_t numBatch = 0;
+};
+
+std::optional<Contraction> matchContraction(Value result) {
+  auto op = result.getDefiningOp<linalg::LinalgOp>();
+  if (!op || op.getNumDpsInputs() != 2 || op.getNumDpsInits() != 1 ||
+      !op.hasPureTensorSemantics() || !linalg::isaContractionOpInterface(op))
+    return std::nullopt;
+  FailureOr<linalg::ContractionDimensions> dims = linalg::inferContractionDims(op);
+  if (failed(dims) || dims->m.size() != 1 || dims->n.size() != 1 || dims->k.size() != 1)
+    return std::nullopt;
+  // The init must be zero: attention's products start from nothing.
+  Value init = op.getDpsInitOperand(0)->get();
+  if (auto fill = init.getDefiningOp<linalg::FillOp>()) {
+    auto v = getSplatFloat(fill.getInputs()[0]);
+    if (!v || *v != 0.0)
+      return std::nullopt;
+  } else if (auto v = getSplatFloat(init); !v || *v != 0.0) {
+    return std::nullopt;
+  }
+  // Body must be a plain multiply-add on one element type (no casts).
+  Type elem = getElementTypeOrSelf(result.getType());
+  for (OpOperand *in : op.getDpsInputOperands())
+    if (getElementTypeOrSelf(in->get().getType()) != elem)
+      return std::nullopt;
+
+  unsigned m = dims->m[0], n = dims->n[0], k = dims->k[0];
+  SmallVector<unsigned> batch(dims->batch.begin(), dims->batch.end());
+  auto dimsOf = [&](AffineMap map) -> std::optional<SmallVector<unsigned>> {
+    SmallVector<unsigned> out;
+    for (AffineExpr e : map.getResults()) {
+      auto d = dyn_cast<AffineDimExpr>(e);
+      if (!d)
+        return std::nullopt;
+      out.push_back(d.getPosition());
+    }
+    return out;
+  };
+  auto lhsDims = dimsOf(op.getMatchingIndexingMap(op.getDpsInputOperand(0)));
+  auto rhsDims = dimsOf(op.getMatchingIndexingMap(op.getDpsInputOperand(1)));
+  auto outDims = dimsOf(op.getMatchingIndexingMap(op.getDpsInitOperand(0)));
+  if (!lhsDims || !rhsDims || !outDims)
+    return std::nullopt;
+  auto withBatch = [&](unsigned a, unsigned b) {
+    SmallVector<unsigned> v(batch);
+    v.push_back(a);
+    v.push_back(b);
+    return v;
+  };
+  Contraction c;
+  c.op = op;
+  c.numBatch = batch.size();
+  c.lhs = op.getDpsInputOperand(0)->get();
+  c.rhs = op.getDpsInputOperand(1)->get();
+  if (*outDims != withBatch(m, n))
+    return std::nullopt;
+  if (*lhsDims == withBatch(m, k))
+    c.lhsTransposed = false;
+  else if (*lhsDims == withBatch(k, m))
+    c.lhsTransposed = true;
+  else
+    return std::nullopt;
+  if (*rhsDims == withBatch(k, n))
+    c.rhsTransposed = false;
+  else if (*rhsDims == withBatch(n, k))
+    c.rhsTransposed = true;
+  else
+    return std::nullopt;
+  return c;
+}
+
+enum class ReduceKind { Max, Sum };
+
+/// `result` = reduction over the last dim of a rank-r input (kept as size 1 or dropped).
+/// Returns the input expression (identity map over the r loops).
+ExprPtr matchRowReduction(Value result, ReduceKind kind, int64_t rank) {
+  auto op = result.getDefiningOp<linalg::LinalgOp>();
+  if (!op || op.getNumDpsInputs() != 1 || op.getNumDpsInits() != 1 ||
+      op.getNumLoops() != rank || !op.hasPureTensorSemantics())
+    return nullptr;
+  auto iters = op.getIteratorTypesArray();
+  for (int64_t i = 0; i < rank; ++i)
+    if ((i == rank - 1) != (iters[i] == utils::IteratorType::reduction))
+      return nullptr;
+  OpOperand *in = op.getDpsInputOperand(0);
+  if (!op.getMatchingIndexingMap(in).isIdentity())
+    return nullptr;
+  AffineMap outMap = op.getMatchingIndexingMap(op.getDpsInitOperand(0));
+  MLIRContext *ctx = op.getContext();
+  SmallVector<AffineExpr> dropLast, keepZero;
+  for (int64_t i = 0; i + 1 < rank; ++i) {
+    dropLast.push_back(getAffineDimExpr(i, ctx));
+    keepZero.push_back(getAffineDimExpr(i, ctx));
+  }
+  keepZero.push_back(getAffineConstantExpr(0, ctx));
+  if (outMap != AffineMap::get(rank, 0, dropLast, ctx) &&
+      outMap != AffineMap::get(rank, 0, keepZero, ctx))
+    return nullptr;
+  // Body: yield combine(in, acc).
+  Block *body = op.getBlock();
+  auto yield = cast<linalg::YieldOp>(body->getTerminator());
+  Operation *combine = yield.getOperand(0).getDefiningOp();
+  if (!combine || combine->getNumOperands() != 2 || std::next(body->begin()) != yield->getIterator())
+    return nullptr;
+  bool isMax = isa<arith::MaximumFOp, arith::MaxNumFOp>(combine);
+  bool isSum = isa<arith::AddFOp>(combine);
+  if ((kind == ReduceKind::Max && !isMax) || (kind == ReduceKind::Sum && !isSum))
+    return nullptr;
+  Value a = combine->getOperand(0), b = combine->getOperand(1);
+  Value inArg = body->getArgument(0), accArg = body->getArgument(1);
+  if (!((a == inArg && b == accArg) || (a == accArg && b == inArg)))
+    return nullptr;
+  // Init: 0 for a sum; -inf (or the lowest finite value) for a max.
+  Value init = op.getDpsInitOperand(0)->get();
+  std::optional<double> initValue;
+  if (auto fill = init.getDefiningOp<linalg::FillOp>())
+    initValue = getSplatFloat(fill.getInputs()[0]);
+  else
+    initValue = getSplatFloat(init);
+  if (!initValue)
+    return nullptr;
+  if (kind == ReduceKind::Sum && *initValue != 0.0)
+    return nullptr;
+  if (kind == ReduceKind::Max && !(*initValue <= -3.0e38))
+    return nullptr;
+  return buildExpr(in->get(), AffineMap::getMultiDimIdentityMap(rank, ctx));
+}
+
+/// Map of a row statistic (rank r-1 tensor, or rank r with a size-1 last dim) read from a
+/// rank-r elementwise iteration space.
+bool isRowBroadcastMap(AffineMap map, int64_t rank) {
+  if (map.getNumDims() != rank)
+    return false;
+  unsigned n = map.getNumResults();
+  if (n != rank - 1 && n != rank)
+    return false;
+  for (int64_t i = 0; i + 1 < rank; ++i)
+    if (map.getResult(i) != getAffineDimExpr(i, map.getContext()))
+      return false;
+  if (n == rank) {
+    auto c = dyn_cast<AffineConstantExpr>(map.getResult(rank - 1));
+    if (!c || c.getValue() != 0)
+      return false;
+  }
+  return true;
+}
+
+//===----------------------------------------------------------------------===//
+// Operand sources: transposes, pre-scaling, GQA head repetition
+//===----------------------------------------------------------------------===//
+
+/// If `v` is `x * c` or `x / c` elementwise with a scalar constant c, returns x and the factor.
+std::pair<Value, double> peelConstantScale(Value v) {
+  auto t = dyn_cast<RankedTensorType>(v.getType());
+  if (!t)
+    return {v, 1.0};
+  ExprPtr e = buildExpr(v, AffineMap::getMultiDimIdentityMap(t.getRank(), v.getContext()));
+  auto isIdentityLeaf = [&](const ExprPtr &x) {
+    return x->kind == Expr::Kind::Leaf && x->map.isIdentity() && x->tensor.getType() == t;
+  };
+  if (isOp(e, "arith.mulf", 2)) {
+    auto &a = e->operands[0], &b = e->operands[1];
+    if (isIdentityLeaf(a) && b->kind == Expr::Kind::Const)
+      return {a->tensor, b->constant};
+    if (isIdentityLeaf(b) && a->kind == Expr::Kind::Const)
+      return {b->tensor, a->constant};
+  }
+  if (isOp(e, "arith.divf", 2) && isIdentityLeaf(e->operands[0]) &&
+      e->operands[1]->kind == Expr::Kind::Const && e->operands[1]->constant != 0.0)
+    return {e->operands[0]->tensor, 1.0 / e->operands[1]->constant};
+  return {v, 1.0};
+}
+
+/// If `v` = transpose of the last two dims of some x (linalg.transpose), returns x.
+Value peelLastTwoTranspose(Value v) {
+  auto tr = v.getDefiningOp<linalg::TransposeOp>();
+  if (!tr)
+    return {};
+  ArrayRef<int64_t> perm = tr.getPermutation();
+  int64_t r = perm.size();
+  if (r < 2)
+    return {};
+  for (int64_t i = 0; i < r - 2; ++i)
+    if (perm[i] != i)
+      return {};
+  if (perm[r - 2] != r - 1 || perm[r - 1] != r - 2)
+    return {};
+  return tr.getInput();
+}
+
+/// GQA: `v` = collapse_shape(broadcast(x)) where the broadcast inserts a group dim right after
+/// the head dim of a rank-4 [B, Hkv, S, D] tensor and the collapse merges [Hkv, G].
+/// Returns (x, G) or (null, 0).
+std::pair<Value, int64_t> peelHeadRepeat(Value v) {
+  auto collapse = v.getDefiningOp<tensor::CollapseShapeOp>();
+  if (!collapse || collapse.getResultType().getRank() != 4 ||
+      collapse.getSrcType().getRank() != 5)
+    return {};
+  auto reassoc = collapse.getReassociationIndices();
+  if (reassoc.size() != 4 || reassoc[0] != ReassociationIndices{0} ||
+      reassoc[1] != ReassociationIndices{1, 2} || reassoc[2] != ReassociationIndices{3} ||
+      reassoc[3] != ReassociationIndices{4})
+    return {};
+  Value src = collapse.getSrc();
+  int64_t group = collapse.getSrcType().getDimSize(2);
+  if (ShapedType::isDynamic(group))
+    return {};
+  if (auto bc = src.getDefiningOp<linalg::BroadcastOp>()) {
+    if (bc.getDimensions() != ArrayRef<int64_t>{2})
+      return {};
+    return {bc.getInput(), group};
+  }
+  // A linalg.generic that only copies its input through a map that skips the group dim.
+  auto op = src.getDefiningOp<linalg::GenericOp>();
+  if (!op || op.getNumDpsInputs() != 1 || op.getNumDpsInits() != 1 || !isAllParallel(op) ||
+      op.getNumLoops() != 5)
+    return {};
+  auto yield = cast<linalg::YieldOp>(op.getBody()->getTerminator());
+  if (yield.getOperand(0) != op.getBody()->getArgument(0))
+    return {};
+  MLIRContext *ctx = op.getContext();
+  AffineMap expected = AffineMap::get(5, 0,
+                                      {getAffineDimExpr(0, ctx), getAffineDimExpr(1, ctx),
+                                       getAffineDimExpr(3, ctx), getAffineDimExpr(4, ctx)},
+                                      ctx);
+  if (op.getIndexingMapsArray()[0] != expected || !op.getIndexingMapsArray()[1].isIdentity())
+    return {};
+  return {op.getDpsInputOperand(0)->get(), group};
+}
+
+//===----------------------------------------------------------------------===//
+// The pattern
+//===----------------------------------------------------------------------===//
+
+struct RaiseAttentionPattern : RewritePattern {
+  RaiseAttentionPattern(MLIRContext *ctx)
+      : RewritePattern(MatchAnyOpTypeTag(), /*benefit=*/1, ctx) {}
+
+  LogicalResult matchAndRewrite(Operation *rootOp, PatternRewriter &rewriter) const override {
+    auto root = dyn_cast<linalg::LinalgOp>(rootOp);
+    if (!root || rootOp->getNumResults() != 1)
+      return failure();
+    Value out = rootOp->getResult(0);
+    auto outType = dyn_cast<RankedTensorType>(out.getType());
+    if (!outType || outType.getRank() < 2 || outType.getRank() > 4)
+      return failure();
+    int64_t rank = outType.getRank();
+    MLIRContext *ctx = rewriter.getContext();
+
+    // P·V
+    auto pv = matchContraction(out);
+    if (!pv || pv->lhsTransposed)
+      return failure();
+    Value probs = pv->lhs;
+    auto probsType = cast<RankedTensorType>(probs.getType());
+    if (probsType.getRank() != rank)
+      return failure();
+
+    // softmax(X) over the last dim.
+    ExprPtr scoresExpr; // X, over the identity iteration space of rank `rank`
+    AffineMap id = AffineMap::getMultiDimIdentityMap(rank, ctx);
+    if (auto sm = probs.getDefiningOp<linalg::SoftmaxOp>()) {
+      if (int64_t(sm.getDimension()) != rank - 1)
+        return rewriter.notifyMatchFailure(rootOp, "softmax over a dimension other than the last");
+      scoresExpr = buildExpr(sm.getInput(), id);
+    } else {
+      ExprPtr p = buildExpr(probs, id);
+      // p = e / sum(e), e = exp(x - max(x))
+      if (!isOp(p, "arith.divf", 2))
+        return failure();
+      ExprPtr numer = p->operands[0], denom = p->operands[1];
+      if (denom->kind != Expr::Kind::Leaf || !isRowBroadcastMap(denom->map, rank))
+        return failure();
+      ExprPtr sumInput = matchRowReduction(denom->tensor, ReduceKind::Sum, rank);
+      if (!sumInput || !sameExpr(sumInput, numer))
+        return failure();
+      if (!isOp(numer, "math.exp", 1) || !isOp(numer->operands[0], "arith.subf", 2))
+        return rewriter.notifyMatchFailure(rootOp, "softmax without exp(x - max)");
+      ExprPtr x = numer->operands[0]->operands[0], mx = numer->operands[0]->operands[1];
+      if (mx->kind != Expr::Kind::Leaf || !isRowBroadcastMap(mx->map, rank))
+        return failure();
+      ExprPtr maxInput = matchRowReduction(mx->tensor, ReduceKind::Max, rank);
+      if (!maxInput || !sameExpr(maxInput, x))
+        return rewriter.notifyMatchFailure(rootOp, "max is not over the softmax input rows");
+      scoresExpr = x;
+    }
+
+    // X = S*c [+ mask]   (also c*S, S/c, S)
+    ExprPtr maskExpr;
+    ExprPtr scaled = scoresExpr;
+    auto isScoresLeaf = [&](const ExprPtr &e) {
+      return e->kind == Expr::Kind::Leaf && e->map.isIdentity() &&
+             matchContraction(e->tensor).has_value();
+    };
+    if (isOp(scoresExpr, "arith.addf", 2)) {
+      ExprPtr a = scoresExpr->operands[0], b = scoresExpr->operands[1];
+      auto isMaskLeaf = [&](const ExprPtr &e) {
+        return e->kind == Expr::Kind::Leaf && !matchContraction(e->tensor).has_value();
+      };
+      if (isMaskLeaf(b) && !isMaskLeaf(a)) {
+        scaled = a;
+        maskExpr = b;
+      } else if (isMaskLeaf(a) && !isMaskLeaf(b)) {
+        scaled = b;
+        maskExpr = a;
+      } else {
+        return failure();
+      }
+    }
+    double scale = 1.0;
+    ExprPtr scoresLeaf;
+    if (isScoresLeaf(scaled)) {
+      scoresLeaf = scaled;
+    } else if (isOp(scaled, "arith.mulf", 2)) {
+      ExprPtr a = scaled->operands[0], b = scaled->operands[1];
+      if (isScoresLeaf(a) && b->kind == Expr::Kind::Const) {
+        scoresLeaf = a;
+        scale = b->constant;
+      } else if (isScoresLeaf(b) && a->kind == Expr::Kind::Const) {
+        scoresLeaf = b;
+        scale = a->constant;
+      }
+    } else if (isOp(scaled, "arith.divf", 2) && isScoresLeaf(scaled->operands[0]) &&
+               scaled->operands[1]->kind == Expr::Kind::Const &&
+               scaled->operands[1]->constant != 0.0) {
+      scoresLeaf = scaled->operands[0];
+      scale = 1.0 / scaled->operands[1]->constant;
+    }
+    if (!scoresLeaf)
+      return rewriter.notifyMatchFailure(rootOp, "scores are not Q·Kᵀ scaled by a constant");
+
+    // Q·Kᵀ
+    auto qk = matchContraction(scoresLeaf->tensor);
+    if (!qk || qk->numBatch != pv->numBatch)
+      return failure();
+    // Constant factors applied to Q or K before the product fold into the scale (elementwise, so
+    // they commute with the transposes below).
+    auto [qRaw, qFactor] = peelConstantScale(qk->lhs);
+    auto [kRaw, kFactor] = peelConstantScale(qk->rhs);
+    scale *= qFactor * kFactor;
+    if (!(scale > 0.0) || !std::isfinite(scale))
+      return rewriter.notifyMatchFailure(rootOp, "scale is not positive and finite");
+    if (maskExpr && !isa<FloatType>(getElementTypeOrSelf(maskExpr->tensor.getType())))
+      return rewriter.notifyMatchFailure(rootOp, "mask is not a float tensor");
+
+    // Everything below builds IR and cannot fail: the two contractions and the elementwise
+    // chain between them already guarantee consistent shapes.
+    Location loc = rootOp->getLoc();
+    rewriter.setInsertionPoint(rootOp);
+
+    auto transposeLastTwo = [&](Value x) -> Value {
+      if (Value peeled = peelLastTwoTranspose(x))
+        return peeled;
+      auto t = cast<RankedTensorType>(x.getType());
+      SmallVector<int64_t> perm = llvm::to_vector(llvm::seq<int64_t>(0, t.getRank()));
+      std::swap(perm[t.getRank() - 2], perm[t.getRank() - 1]);
+      SmallVector<OpFoldResult> sizes = tensor::getMixedSizes(rewriter, loc, x);
+      std::swap(sizes[t.getRank() - 2], sizes[t.getRank() - 1]);
+      Value init = tensor::EmptyOp::create(rewriter, loc, sizes, t.getElementType());
+      return linalg::TransposeOp::create(rewriter, loc, x, init, perm).getResult()[0];
+    };
+
+    // Q [.., Sq, D]; K [.., Skv, D]; V [.., Skv, Dv]
+    Value q = qk->lhsTransposed ? transposeLastTwo(qRaw) : qRaw;
+    // rhs of Q·Kᵀ is Kᵀ [.., D, Skv] unless the map already reads it transposed.
+    Value k = qk->rhsTransposed ? kRaw : transposeLastTwo(kRaw);
+    Value v = pv->rhsTransposed ? transposeLastTwo(pv->rhs) : pv->rhs;
+
+    // Bring everything to rank 4 by prepending unit dims.
+    auto toRank4 = [&](Value x) -> Value {
+      auto t = cast<RankedTensorType>(x.getType());
+      int64_t pad = 4 - t.getRank();
+      if (pad == 0)
+        return x;
+      SmallVector<int64_t> shape(pad, 1);
+      llvm::append_range(shape, t.getShape());
+      SmallVector<ReassociationIndices> reassoc;
+      for (int64_t i = 0; i < t.getRank(); ++i) {
+        ReassociationIndices group;
+        if (i == 0)
+          for (int64_t j = 0; j < pad; ++j)
+            group.push_back(j);
+        group.push_back(pad + i);
+        reassoc.push_back(group);
+      }
+      auto type = RankedTensorType::get(shape, t.getElementType());
+      return tensor::ExpandShapeOp::create(rewriter, loc, type, x, reassoc);
+    };
+    q = toRank4(q);
+    k = toRank4(k);
+    v = toRank4(v);
+
+    // GQA: use the unrepeated K/V when both were repeated by the same group size.
+    auto [kSrc, kGroup] = peelHeadRepeat(k);
+    auto [vSrc, vGroup] = peelHeadRepeat(v);
+    if (kSrc && vSrc && kGroup == vGroup) {
+      k = kSrc;
+      v = vSrc;
+    }
+
+    Value mask;
+    if (maskExpr) {
+      auto mT = cast<RankedTensorType>(maskExpr->tensor.getType());
+      AffineMap mm = maskExpr->map;
+      // Right-aligned numpy broadcasting: result i reads loop dim (rank - n + i), or 0 for a
+      // size-1 dim. Such a mask broadcasts to the rank-4 scores as it is.
+      bool numpyBroadcast = mm.getNumResults() == unsigned(mT.getRank());
+      for (unsigned i = 0; numpyBroadcast && i < mm.getNumResults(); ++i) {
+        AffineExpr e = mm.getResult(i);
+        int64_t loopDim = rank - mm.getNumResults() + i;
+        if (e == getAffineDimExpr(loopDim, ctx))
+          continue;
+        auto c = dyn_cast<AffineConstantExpr>(e);
+        numpyBroadcast = c && c.getValue() == 0 && mT.getDimSize(i) == 1;
+      }
+      if (numpyBroadcast) {
+        mask = maskExpr->tensor;
+      } else {
+        // Materialise the broadcast through the original map.
+        SmallVector<OpFoldResult> sizes = tensor::getMixedSizes(rewriter, loc, scoresLeaf->tensor);
+        Value init = tensor::EmptyOp::create(rewriter, loc, sizes, mT.getElementType());
+        mask = linalg::GenericOp::create(
+                   rewriter, loc, init.getType(), ValueRange{maskExpr->tensor}, ValueRange{init},
+                   SmallVector<AffineMap>{mm, id},
+                   SmallVector<utils::IteratorType>(rank, utils::IteratorType::parallel),
+                   [](OpBuilder &b, Location l, ValueRange args) {
+                     linalg::YieldOp::create(b, l, ValueRange{args[0]});
+                   })
+                   .getResult(0);
+      }
+    }
+
+    auto qT = cast<RankedTensorType>(q.getType());
+    auto vT = cast<RankedTensorType>(v.getType());
+    SmallVector<int64_t> resShape{qT.getDimSize(0), qT.getDimSize(1), qT.getDimSize(2),
+                                  vT.getDimSize(3)};
+    auto resType = RankedTensorType::get(resShape, outType.getElementType());
+    auto attn = AttentionOp::create(rewriter, loc, resType, q, k, v, mask,
+                                    rewriter.getF32FloatAttr(float(scale)),
+                                    /*causal=*/false, /*softcap=*/FloatAttr(),
+                                    /*window=*/IntegerAttr());
+    Value result = attn.getResult();
+    if (rank < 4) {
+      SmallVector<ReassociationIndices> reassoc;
+      int64_t pad = 4 - rank;
+      for (int64_t i = 0; i < rank; ++i) {
+        ReassociationIndices group;
+        if (i == 0)
+          for (int64_t j = 0; j < pad; ++j)
+            group.push_back(j);
+        group.push_back(pad + i);
+        reassoc.push_back(group);
+      }
+      result = tensor::CollapseShapeOp::create(rewriter, loc, result, reassoc);
+    }
+    if (result.getType() != outType)
+      result = tensor::CastOp::create(rewriter, loc, outType, result);
+    rewriter.replaceOp(rootOp, result);
+    return success();
+  }
+};
+
+struct KVCRaiseAttentionPass
+    : public mlir::kvc::impl::KVCRaiseAttentionBase<KVCRaiseAttentionPass> {
+  void runOnOperation() override {
+    int64_t before = 0, after = 0;
+    getOperation()->walk([&](AttentionOp) { ++before; });
+    RewritePatternSet patterns(&getContext());
+    populateRaiseAttentionPatterns(patterns);
+    if (failed(applyPatternsGreedily(getOperation(), std::move(patterns))))
+      return signalPassFailure();
+    getOperation()->walk([&](AttentionOp) { ++after; });
+    numRaised += after - before;
+  }
+};
+
+} // namespace
+
+void mlir::kvc::populateRaiseAttentionPatterns(RewritePatternSet &patterns) {
+  patterns.add<RaiseAttentionPattern>(patterns.getContext());
+}

@@ -1,0 +1,66 @@
+//===- Pipelines.cpp - kvc pipelines ----------------------------------------===//
+#include "kvc/Pipelines/Passes.h"
+
+#include "kvc/Conversion/Passes.h"
+#include "kvc/Dialect/KVC/Transforms/Passes.h"
+
+#include "mlir/IR/BuiltinOps.h"
+#include "mlir/IR/DialectRegistry.h"
+#include "mlir/Pass/PassRegistry.h"
+#include "llvm/Support/raw_ostream.h"
+
+namespace mlir {
+namespace kvc {
+#define GEN_PASS_DEF_KVCCPUPIPELINE
+#include "kvc/Pipelines/Passes.h.inc"
+} // namespace kvc
+} // namespace mlir
+
+using namespace mlir;
+
+// The CPU tail as upstream pass names: kept textual so that it reads like the mlir-opt command
+// line users would write, and so `print-pipeline` shows exactly what runs.
+static const char *kCPUTail =
+    "canonicalize,"
+    "one-shot-bufferize{bufferize-function-boundaries=1 "
+    "function-boundary-type-conversion=identity-layout-map},"
+    "buffer-deallocation-pipeline,"
+    "func.func(convert-linalg-to-loops),"
+    "expand-strided-metadata,lower-affine,convert-scf-to-cf,"
+    "arith-expand{include-bf16=1},math-expand-ops,"
+    "convert-math-to-llvm,convert-math-to-libm,convert-arith-to-llvm,convert-index-to-llvm,"
+    "finalize-memref-to-llvm,convert-func-to-llvm,convert-cf-to-llvm,"
+    "reconcile-unrealized-casts";
+
+void mlir::kvc::buildKVCCPUPipeline(OpPassManager &pm, bool raiseAttention) {
+  std::string text;
+  if (raiseAttention)
+    text += "kvc-raise-attention,";
+  text += "convert-kvc-to-linalg,";
+  text += kCPUTail;
+  if (failed(parsePassPipeline(text, pm, llvm::errs())))
+    llvm::report_fatal_error("kvc-cpu-pipeline: internal pipeline text does not parse");
+}
+
+namespace {
+struct KVCCPUPipelinePass : public mlir::kvc::impl::KVCCPUPipelineBase<KVCCPUPipelinePass> {
+  using KVCCPUPipelineBase::KVCCPUPipelineBase;
+
+  void getDependentDialects(DialectRegistry &registry) const override {
+    OpPassManager pm(ModuleOp::getOperationName());
+    mlir::kvc::buildKVCCPUPipeline(pm, raiseAttention);
+    pm.getDependentDialects(registry);
+  }
+
+  void runOnOperation() override {
+    OpPassManager pm(ModuleOp::getOperationName());
+    mlir::kvc::buildKVCCPUPipeline(pm, raiseAttention);
+    if (printPipeline) {
+      pm.printAsTextualPipeline(llvm::errs());
+      llvm::errs() << "\n";
+    }
+    if (failed(runPipeline(pm, getOperation())))
+      signalPassFailure();
+  }
+};
+} // namespace

@@ -1,0 +1,1 @@
+"""Helpers for kvc's execution tests."""
