@@ -36,7 +36,7 @@ void mlir::kvc::buildKVCCPUPipeline(OpPassManager &pm, bool raiseAttention) {
   std::string text;
   if (raiseAttention)
     text += "kvc-raise-attention,";
-  text += "convert-kvc-to-linalg,";
+  text += "convert-kvc-to-linalg,kvc-decompose-aggregates,";
   text += kCPUTail;
   if (failed(parsePassPipeline(text, pm, llvm::errs())))
     llvm::report_fatal_error("kvc-cpu-pipeline: internal pipeline text does not parse");

@@ -11,7 +11,8 @@ include "mlir/Pass/PassBase.td"
 def KVCCPUPipeline : Pass<"kvc-cpu-pipeline", "ModuleOp"> {
   let summary = "Compile kvc/Linalg on tensors to the LLVM dialect for CPU execution";
   let description = [{
-    Runs, in order: optionally `kvc-raise-attention`; `convert-kvc-to-linalg`; canonicalize;
+    Runs, in order: optionally `kvc-raise-attention`; `convert-kvc-to-linalg`;
+    `kvc-decompose-aggregates`; canonicalize;
     one-shot bufferization (function boundaries with identity layouts); the buffer deallocation
     pipeline; `convert-linalg-to-loops`; and the lowering of scf/affine/arith/math/memref/func/cf
     to LLVM. The result runs under `mlir-runner` with `libmlir_c_runner_utils.so` and

@@ -639,14 +639,10 @@ struct RaiseAttentionPattern : RewritePattern {
 struct KVCRaiseAttentionPass
     : public mlir::kvc::impl::KVCRaiseAttentionBase<KVCRaiseAttentionPass> {
   void runOnOperation() override {
-    int64_t before = 0, after = 0;
-    getOperation()->walk([&](AttentionOp) { ++before; });
     RewritePatternSet patterns(&getContext());
     populateRaiseAttentionPatterns(patterns);
     if (failed(applyPatternsGreedily(getOperation(), std::move(patterns))))
       return signalPassFailure();
-    getOperation()->walk([&](AttentionOp) { ++after; });
-    numRaised += after - before;
   }
 };
 

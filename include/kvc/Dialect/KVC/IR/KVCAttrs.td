@@ -45,15 +45,15 @@ def KVC_CodecAttr : AttrDef<KVC_Dialect, "Codec"> {
   }];
   let parameters = (ins
     "unsigned":$bits,
-    EnumParameter<KVC_QuantGroup>:$keyGroup,
-    "unsigned":$keyBlock,
-    "::mlir::FloatAttr":$keyError,
-    EnumParameter<KVC_QuantGroup>:$valueGroup,
-    "unsigned":$valueBlock,
-    "::mlir::FloatAttr":$valueError,
+    EnumParameter<KVC_QuantGroup>:$key_group,
+    "unsigned":$key_block,
+    "::mlir::FloatAttr":$key_error,
+    EnumParameter<KVC_QuantGroup>:$value_group,
+    "unsigned":$value_block,
+    "::mlir::FloatAttr":$value_error,
     EnumParameter<KVC_EntropyCode>:$entropy,
-    "unsigned":$recentKeys,
-    "unsigned":$recentValues
+    "unsigned":$recent_keys,
+    "unsigned":$recent_values
   );
   let assemblyFormat = "`<` struct(params) `>`";
   let genVerifyDecl = 1;

@@ -61,7 +61,7 @@ def KVC_EncodedCacheType : KVC_CacheTypeDef<"EncodedCache", "encoded_cache"> {
                         "::mlir::RankedTensorType":$valueType,
                         "::mlir::kvc::CodecAttr":$codec,
                         DefaultValuedParameter<"bool", "false">:$ragged);
-  let assemblyFormat = "`<` $keyType `,` $valueType `,` $codec (`,` `ragged` `=` $ragged^)? `>`";
+  let assemblyFormat = "`<` $keyType `,` $valueType `,` qualified($codec) (`,` `ragged` `=` $ragged^)? `>`";
 }
 
 def KVC_AnyCache : Type<CPred<"::llvm::isa<::mlir::kvc::KVCacheTypeInterface>($_self)">,
