@@ -18,7 +18,6 @@ config.test_source_root = os.path.dirname(__file__)
 config.test_exec_root = os.path.join(config.kvc_obj_root, "test")
 
 config.substitutions.append(("%PATH%", config.environment["PATH"]))
-config.substitutions.append(("%shlibext", config.llvm_shlib_ext))
 config.substitutions.append(("%kvc_src_root", config.kvc_src_root))
 config.substitutions.append(("%kvc_lib_dir", config.kvc_lib_dir))
 config.substitutions.append(("%python", config.python_executable))
