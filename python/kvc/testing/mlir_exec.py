@@ -12,9 +12,11 @@ import subprocess
 import numpy as np
 
 def tool(name):
-    """Path of a kvc or LLVM tool: $KVC_BUILD_DIR/bin, then /usr/lib/llvm-22/bin, then PATH."""
-    build = os.environ.get("KVC_BUILD_DIR")
-    for d in ([os.path.join(build, "bin")] if build else []) + ["/usr/lib/llvm-22/bin"]:
+    """Path of a kvc or LLVM tool: $KVC_BUILD_DIR/bin (default <repo>/build/bin), then
+    /usr/lib/llvm-22/bin, then PATH."""
+    build = os.environ.get("KVC_BUILD_DIR") or os.path.join(
+        os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "build")
+    for d in [os.path.join(build, "bin"), "/usr/lib/llvm-22/bin"]:
         p = os.path.join(d, name)
         if os.path.exists(p):
             return p
