@@ -18,7 +18,7 @@ APT_PACKAGES=(
   libmlir-22 libmlir-22-dev mlir-22-tools libclang-rt-22-dev
   zlib1g-dev libzstd-dev libedit-dev libxml2-dev libffi-dev libncurses-dev libz3-dev
   libonnx-dev libprotobuf-dev protobuf-compiler
-  libeigen3-dev liblbfgspp-dev libgtest-dev
+  libeigen3-dev liblbfgspp-dev libopenblas-dev libgtest-dev
 )
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

@@ -16,9 +16,15 @@ def ConvertKVCToLinalg : Pass<"convert-kvc-to-linalg", "ModuleOp"> {
     Dense caches are 1:N type-converted to their key and value tensors (function signatures,
     calls, returns and branches included): `kvc.cache.from_tensors` forwards its operands,
     `kvc.cache.append` becomes `tensor.concat` along the sequence, `kvc.cache.view` forwards.
+    Ragged caches become (keys, values, lengths `[B, Hkv]` i64) with the capacity as sequence;
+    appending writes each row's new pairs at its own length. `kvc.compress` becomes calls into
+    libkvc_runtime.so (`kvc_rt_compress_*`, f32 caches), which the executing process must load
+    (e.g. `mlir-runner -shared-libs=.../libkvc_runtime.so`).
   }];
   let dependentDialects = ["::mlir::linalg::LinalgDialect", "::mlir::tensor::TensorDialect",
-                           "::mlir::arith::ArithDialect", "::mlir::math::MathDialect"];
+                           "::mlir::arith::ArithDialect", "::mlir::math::MathDialect",
+                           "::mlir::bufferization::BufferizationDialect",
+                           "::mlir::memref::MemRefDialect", "::mlir::func::FuncDialect"];
 }
 
 #endif // KVC_CONVERSION_PASSES_TD

@@ -96,7 +96,8 @@ typedef struct {
   double initial_rel_mse;
   double final_rel_mse;
   int32_t rounds;          /* sculpt rounds run */
-  int32_t iterations;      /* L-BFGS iterations, all rounds */
+  int32_t iterations;      /* L-BFGS iterations, all rounds (a round ended early by a
+                              line-search failure counts in full) */
   int32_t evaluations;     /* objective evaluations (loss + gradient) */
   int32_t value_solves;    /* ridge value solves, the initial one included */
   double seconds;          /* wall time of this head */
@@ -121,6 +122,11 @@ typedef struct {
 
 KVC_COMPRESS_API const char* kvc_compress_last_error(void);
 KVC_COMPRESS_API void kvc_compress_default_options(kvc_compress_options* opts);
+
+/* The GEMM backend: "eigen", or "openblas <core>" with the kernel family OpenBLAS chose at
+   load time. When OpenBLAS picked pre-AVX2 kernels on a CPU with AVX2 (it does so on some
+   virtual CPUs, costing ~3x), the string ends with a hint to set OPENBLAS_CORETYPE. */
+KVC_COMPRESS_API const char* kvc_compress_backend(void);
 
 /* Compresses one KV head. Output layout: [sinks; middle; recent] in that order, t rows.
    Selection methods keep original tokens in ascending position; KVSculpt's middle rows are

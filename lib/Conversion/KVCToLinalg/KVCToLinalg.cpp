@@ -12,6 +12,8 @@
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Arith/Utils/Utils.h"
+#include "mlir/Dialect/Bufferization/IR/Bufferization.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/ControlFlow/IR/ControlFlowOps.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/Func/Transforms/FuncConversions.h"
@@ -70,6 +72,7 @@ struct AttentionOpLowering : OpConversionPattern<AttentionOp> {
     MLIRContext *ctx = op.getContext();
     Value q = adaptor.getQuery(), k = adaptor.getKey(), v = adaptor.getValue();
     Value mask = adaptor.getMask();
+    Value kvLengths = adaptor.getKvLengths();
     auto qT = cast<RankedTensorType>(q.getType());
     auto kT = cast<RankedTensorType>(k.getType());
     auto oT = cast<RankedTensorType>(op.getResult().getType());
@@ -120,11 +123,13 @@ struct AttentionOpLowering : OpConversionPattern<AttentionOp> {
     if (auto w = op.getWindowAttr())
       window = w.getInt();
     bool causal = op.getCausal();
-    Value offset; // Skv - Sq: absolute position of query row 0.
-    if (causal || window) {
+    Value offset; // Skv - Sq: absolute position of query row 0 (per row with kv_lengths).
+    Value sqIndex;
+    if (causal || window)
+      sqIndex = getValueOrCreateConstantIndexOp(rewriter, loc, Sq);
+    if ((causal || window) && !kvLengths) {
       Value skv = getValueOrCreateConstantIndexOp(rewriter, loc, Skv);
-      Value sq = getValueOrCreateConstantIndexOp(rewriter, loc, Sq);
-      offset = arith::SubIOp::create(rewriter, loc, skv, sq);
+      offset = arith::SubIOp::create(rewriter, loc, skv, sqIndex);
     }
     SmallVector<Value> transformIns{scores};
     SmallVector<AffineMap> transformMaps{AffineMap::getMultiDimIdentityMap(4, ctx)};
@@ -140,6 +145,14 @@ struct AttentionOpLowering : OpConversionPattern<AttentionOp> {
       }
       transformIns.push_back(mask);
       transformMaps.push_back(AffineMap::get(4, 0, exprs, ctx));
+    }
+    int64_t lengthsArg = -1;
+    if (kvLengths) {
+      lengthsArg = transformIns.size();
+      transformIns.push_back(kvLengths);
+      AffineExpr h = getAffineDimExpr(1, ctx);
+      transformMaps.push_back(
+          AffineMap::get(4, 0, {getAffineDimExpr(0, ctx), group == 1 ? h : h.floorDiv(group)}, ctx));
     }
     Value transformed0 = emptyTensor(rewriter, loc, {B, Hq, Sq, Skv}, acc);
     transformMaps.push_back(AffineMap::getMultiDimIdentityMap(4, ctx));
@@ -163,6 +176,15 @@ struct AttentionOpLowering : OpConversionPattern<AttentionOp> {
                   s = arith::SelectOp::create(b, l, m, s, ninf);
                 else
                   s = arith::AddFOp::create(b, l, s, toAcc(b, l, m, acc));
+              }
+              if (kvLengths) {
+                // Keys past the row's length are not there.
+                Value len = arith::IndexCastOp::create(b, l, b.getIndexType(), args[lengthsArg]);
+                Value j = linalg::IndexOp::create(b, l, 3);
+                Value valid = arith::CmpIOp::create(b, l, arith::CmpIPredicate::slt, j, len);
+                s = arith::SelectOp::create(b, l, valid, s, ninf);
+                if (causal || window)
+                  offset = arith::SubIOp::create(b, l, len, sqIndex);
               }
               if (causal || window) {
                 Value i = linalg::IndexOp::create(b, l, 2);
@@ -287,16 +309,90 @@ struct CacheAppendLowering : OpConversionPattern<CacheAppendOp> {
   LogicalResult matchAndRewrite(CacheAppendOp op, OneToNOpAdaptor adaptor,
                                 ConversionPatternRewriter &rewriter) const override {
     ValueRange cache = adaptor.getCache();
-    if (cache.size() != 2)
-      return rewriter.notifyMatchFailure(op, "cache was not converted to (keys, values)");
-    auto resultType = cast<CacheType>(op.getResult().getType());
+    auto resultType = cast<KVCacheTypeInterface>(op.getResult().getType());
     Location loc = op.getLoc();
-    Value keys = tensor::ConcatOp::create(rewriter, loc, resultType.getKeyType(), /*dim=*/2,
-                                          ValueRange{cache[0], adaptor.getKeys().front()});
-    Value values = tensor::ConcatOp::create(rewriter, loc, resultType.getValueType(), /*dim=*/2,
-                                            ValueRange{cache[1], adaptor.getValues().front()});
-    rewriter.replaceOpWithMultiple(op, {{keys, values}});
+    Value newKeys = adaptor.getKeys().front(), newValues = adaptor.getValues().front();
+    if (isa<CacheType>(op.getResult().getType())) {
+      Value keys = tensor::ConcatOp::create(rewriter, loc, resultType.getKeyType(), /*dim=*/2,
+                                            ValueRange{cache[0], newKeys});
+      Value values = tensor::ConcatOp::create(rewriter, loc, resultType.getValueType(), /*dim=*/2,
+                                              ValueRange{cache[1], newValues});
+      rewriter.replaceOpWithMultiple(op, {{keys, values}});
+      return success();
+    }
+    // Ragged: row (b, h) continues at its own length, so the new pairs land at
+    // [len, len + N) of that row; positions past the new length are zero.
+    Value lengths = cache[2];
+    Value keys = appendRagged(rewriter, loc, cache[0], newKeys, lengths, resultType.getKeyType());
+    Value values =
+        appendRagged(rewriter, loc, cache[1], newValues, lengths, resultType.getValueType());
+    auto lT = cast<RankedTensorType>(lengths.getType());
+    OpFoldResult n = dimOf(rewriter, loc, newKeys, 2);
+    Value nIdx = getValueOrCreateConstantIndexOp(rewriter, loc, n);
+    Value nI64 = arith::IndexCastOp::create(rewriter, loc, rewriter.getI64Type(), nIdx);
+    Value init = tensor::EmptyOp::create(rewriter, loc, tensor::getMixedSizes(rewriter, loc, lengths),
+                                         lT.getElementType());
+    auto id2 = AffineMap::getMultiDimIdentityMap(2, rewriter.getContext());
+    Value newLengths =
+        linalg::GenericOp::create(
+            rewriter, loc, init.getType(), ValueRange{lengths}, ValueRange{init},
+            SmallVector<AffineMap>{id2, id2},
+            SmallVector<utils::IteratorType>(2, utils::IteratorType::parallel),
+            [&](OpBuilder &b, Location l, ValueRange args) {
+              linalg::YieldOp::create(b, l, ValueRange{arith::AddIOp::create(b, l, args[0], nI64)});
+            })
+            .getResult(0);
+    rewriter.replaceOpWithMultiple(op, {{keys, values, newLengths}});
     return success();
+  }
+
+  static Value appendRagged(OpBuilder &b, Location loc, Value old, Value added, Value lengths,
+                            RankedTensorType resultType) {
+    MLIRContext *ctx = b.getContext();
+    SmallVector<OpFoldResult> sizes;
+    for (int64_t i = 0; i < 4; ++i)
+      sizes.push_back(i == 2 ? OpFoldResult() : dimOf(b, loc, old, i));
+    Value cap = getValueOrCreateConstantIndexOp(b, loc, dimOf(b, loc, old, 2));
+    Value n = getValueOrCreateConstantIndexOp(b, loc, dimOf(b, loc, added, 2));
+    sizes[2] = resultType.isDynamicDim(2)
+                   ? OpFoldResult(arith::AddIOp::create(b, loc, cap, n).getResult())
+                   : OpFoldResult(b.getIndexAttr(resultType.getDimSize(2)));
+    Value init = tensor::EmptyOp::create(b, loc, sizes, resultType.getElementType());
+    AffineExpr d0, d1;
+    bindDims(ctx, d0, d1);
+    auto id4 = AffineMap::getMultiDimIdentityMap(4, ctx);
+    auto row = AffineMap::get(4, 0, {d0, d1}, ctx);
+    Type elem = resultType.getElementType();
+    return linalg::GenericOp::create(
+               b, loc, init.getType(), ValueRange{lengths}, ValueRange{init},
+               SmallVector<AffineMap>{row, id4},
+               SmallVector<utils::IteratorType>(4, utils::IteratorType::parallel),
+               [&](OpBuilder &nb, Location l, ValueRange args) {
+                 Value bi = linalg::IndexOp::create(nb, l, 0);
+                 Value hi = linalg::IndexOp::create(nb, l, 1);
+                 Value j = linalg::IndexOp::create(nb, l, 2);
+                 Value d = linalg::IndexOp::create(nb, l, 3);
+                 Value len = arith::IndexCastOp::create(nb, l, nb.getIndexType(), args[0]);
+                 Value zeroIdx = arith::ConstantIndexOp::create(nb, l, 0);
+                 Value one = arith::ConstantIndexOp::create(nb, l, 1);
+                 // Clamp both gathers in range; selects pick the right one.
+                 Value capM1 = arith::SubIOp::create(nb, l, cap, one);
+                 Value jOld = arith::MinSIOp::create(nb, l, j, capM1);
+                 Value rel = arith::SubIOp::create(nb, l, j, len);
+                 Value nM1 = arith::SubIOp::create(nb, l, n, one);
+                 Value jNew = arith::MaxSIOp::create(
+                     nb, l, zeroIdx, arith::MinSIOp::create(nb, l, rel, nM1));
+                 Value fromOld = tensor::ExtractOp::create(nb, l, old, ValueRange{bi, hi, jOld, d});
+                 Value fromNew =
+                     tensor::ExtractOp::create(nb, l, added, ValueRange{bi, hi, jNew, d});
+                 Value zero = arith::ConstantOp::create(nb, l, nb.getZeroAttr(elem));
+                 Value isOld = arith::CmpIOp::create(nb, l, arith::CmpIPredicate::slt, j, len);
+                 Value isNew = arith::CmpIOp::create(nb, l, arith::CmpIPredicate::slt, rel, n);
+                 Value v = arith::SelectOp::create(
+                     nb, l, isOld, fromOld, arith::SelectOp::create(nb, l, isNew, fromNew, zero));
+                 linalg::YieldOp::create(nb, l, ValueRange{v});
+               })
+        .getResult(0);
   }
 };
 
@@ -305,9 +401,130 @@ struct CacheViewLowering : OpConversionPattern<CacheViewOp> {
   LogicalResult matchAndRewrite(CacheViewOp op, OneToNOpAdaptor adaptor,
                                 ConversionPatternRewriter &rewriter) const override {
     ValueRange cache = adaptor.getCache();
-    if (cache.size() != 2)
-      return rewriter.notifyMatchFailure(op, "cache was not converted to (keys, values)");
     rewriter.replaceOp(op, {cache[0], cache[1]});
+    return success();
+  }
+};
+
+struct CacheLengthsLowering : OpConversionPattern<CacheLengthsOp> {
+  using OpConversionPattern::OpConversionPattern;
+  LogicalResult matchAndRewrite(CacheLengthsOp op, OneToNOpAdaptor adaptor,
+                                ConversionPatternRewriter &rewriter) const override {
+    Value lengths = adaptor.getCache()[2];
+    if (lengths.getType() != op.getType())
+      lengths = tensor::CastOp::create(rewriter, op.getLoc(), op.getType(), lengths);
+    rewriter.replaceOp(op, lengths);
+    return success();
+  }
+};
+
+/// kvc.compress -> calls into libkvc_runtime (include/kvc/Runtime/CompressABI.h):
+/// begin(options) -> handle; add(handle, layer, K, V, Q) per cache; run; get(handle, layer,
+/// K', V', lengths) per cache; end. Buffers cross as f32 memrefs (llvm.emit_c_interface).
+struct CompressLowering : OpConversionPattern<CompressOp> {
+  using OpConversionPattern::OpConversionPattern;
+
+  static func::FuncOp declare(OpBuilder &b, ModuleOp module, StringRef name, TypeRange args,
+                              TypeRange results) {
+    if (auto f = module.lookupSymbol<func::FuncOp>(name))
+      return f;
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(module.getBody());
+    auto f = func::FuncOp::create(b, module.getLoc(), name, b.getFunctionType(args, results));
+    f.setPrivate();
+    f->setAttr("llvm.emit_c_interface", b.getUnitAttr());
+    return f;
+  }
+
+  LogicalResult matchAndRewrite(CompressOp op, OneToNOpAdaptor adaptor,
+                                ConversionPatternRewriter &rewriter) const override {
+    Location loc = op.getLoc();
+    auto module = op->getParentOfType<ModuleOp>();
+    MLIRContext *ctx = rewriter.getContext();
+    Type f32 = rewriter.getF32Type(), i64 = rewriter.getI64Type(), f64 = rewriter.getF64Type();
+    auto dyn4 = MemRefType::get({ShapedType::kDynamic, ShapedType::kDynamic,
+                                 ShapedType::kDynamic, ShapedType::kDynamic},
+                                f32);
+    auto dyn2i = MemRefType::get({ShapedType::kDynamic, ShapedType::kDynamic}, i64);
+    auto begin = declare(rewriter, module, "kvc_rt_compress_begin", {i64, f64, i64, i64, i64, i64, i64},
+                         {i64});
+    auto add = declare(rewriter, module, "kvc_rt_compress_add", {i64, i64, dyn4, dyn4, dyn4}, {});
+    auto run = declare(rewriter, module, "kvc_rt_compress_run", {i64}, {});
+    auto get = declare(rewriter, module, "kvc_rt_compress_get", {i64, i64, dyn4, dyn4, dyn2i}, {});
+    auto end = declare(rewriter, module, "kvc_rt_compress_end", {i64}, {});
+
+    auto cst = [&](int64_t v) -> Value {
+      return arith::ConstantOp::create(rewriter, loc, rewriter.getI64IntegerAttr(v));
+    };
+    auto toBuffer = [&](Value tensor) -> Value {
+      auto t = cast<RankedTensorType>(tensor.getType());
+      auto mt = MemRefType::get(t.getShape(), t.getElementType());
+      Value m = bufferization::ToBufferOp::create(rewriter, loc, mt, tensor, /*readOnly=*/true);
+      return memref::CastOp::create(rewriter, loc, dyn4, m);
+    };
+    double ratio = op.getRatioAttr() ? op.getRatioAttr().getValueAsDouble() : 0.0;
+    int64_t budget = op.getBudgetAttr() ? op.getBudgetAttr().getInt() : 0;
+    Value handle =
+        func::CallOp::create(rewriter, loc, begin,
+                             ValueRange{cst(int64_t(op.getMethod())),
+                                        arith::ConstantOp::create(rewriter, loc,
+                                                                  rewriter.getF64FloatAttr(ratio)),
+                                        cst(budget), cst(int64_t(op.getBudgetMode())),
+                                        cst(op.getSinks()), cst(op.getRecent()),
+                                        cst(op.getCaches().size())})
+            .getResult(0);
+    auto caches = adaptor.getCaches();
+    auto queries = adaptor.getQueries();
+    for (size_t layer = 0; layer < caches.size(); ++layer) {
+      ValueRange kv = caches[layer];
+      Value q;
+      if (!queries.empty()) {
+        q = queries[layer].front();
+      } else {
+        // No queries (streaming): an empty [B, 1, 0, D] tensor.
+        auto kT = cast<RankedTensorType>(kv[0].getType());
+        q = tensor::EmptyOp::create(
+            rewriter, loc,
+            SmallVector<OpFoldResult>{dimOf(rewriter, loc, kv[0], 0), rewriter.getIndexAttr(1),
+                                      rewriter.getIndexAttr(0), dimOf(rewriter, loc, kv[0], 3)},
+            kT.getElementType());
+      }
+      func::CallOp::create(rewriter, loc, add,
+                           ValueRange{handle, cst(layer), toBuffer(kv[0]), toBuffer(kv[1]),
+                                      toBuffer(q)});
+    }
+    func::CallOp::create(rewriter, loc, run, ValueRange{handle});
+    SmallVector<SmallVector<Value>> replacements;
+    for (size_t layer = 0; layer < caches.size(); ++layer) {
+      ValueRange kv = caches[layer];
+      auto alloc = [&](Value like, Type elem, int64_t rank) -> Value {
+        SmallVector<Value> dynSizes;
+        auto t = cast<RankedTensorType>(like.getType());
+        SmallVector<int64_t> shape(t.getShape().take_front(rank));
+        for (int64_t i = 0; i < rank; ++i)
+          if (ShapedType::isDynamic(shape[i]))
+            dynSizes.push_back(tensor::DimOp::create(rewriter, loc, like, i));
+        return memref::AllocOp::create(rewriter, loc, MemRefType::get(shape, elem), dynSizes);
+      };
+      Value outK = alloc(kv[0], f32, 4), outV = alloc(kv[1], f32, 4);
+      Value outLen = alloc(kv[0], i64, 2);
+      func::CallOp::create(rewriter, loc, get,
+                           ValueRange{handle, cst(layer),
+                                      memref::CastOp::create(rewriter, loc, dyn4, outK),
+                                      memref::CastOp::create(rewriter, loc, dyn4, outV),
+                                      memref::CastOp::create(rewriter, loc, dyn2i, outLen)});
+      auto toTensor = [&](Value m) -> Value {
+        auto mt = cast<MemRefType>(m.getType());
+        return bufferization::ToTensorOp::create(
+            rewriter, loc, RankedTensorType::get(mt.getShape(), mt.getElementType()), m,
+            /*restrict=*/true, /*writable=*/true);
+      };
+      replacements.push_back({toTensor(outK), toTensor(outV), toTensor(outLen)});
+    }
+    func::CallOp::create(rewriter, loc, end, ValueRange{handle});
+    (void)ctx;
+    SmallVector<ValueRange> ranges(replacements.begin(), replacements.end());
+    rewriter.replaceOpWithMultiple(op, ranges);
     return success();
   }
 };
@@ -330,6 +547,17 @@ struct ConvertKVCToLinalgPass
       }
       return WalkResult::advance();
     });
+    if (!unsupported.wasInterrupted())
+      unsupported = getOperation().walk([](CompressOp op) {
+        for (Value c : op.getCaches())
+          if (!cast<CacheType>(c.getType()).getElementType().isF32()) {
+            op.emitOpError() << "cannot be lowered to the CPU runtime yet: only f32 caches are "
+                                "supported, got "
+                             << c.getType();
+            return WalkResult::interrupt();
+          }
+        return WalkResult::advance();
+      });
     if (unsupported.wasInterrupted())
       return signalPassFailure();
     TypeConverter converter;
@@ -339,7 +567,9 @@ struct ConvertKVCToLinalgPass
     ConversionTarget target(*ctx);
     target.addLegalDialect<linalg::LinalgDialect, tensor::TensorDialect, arith::ArithDialect,
                            math::MathDialect>();
-    target.addIllegalOp<AttentionOp, CacheFromTensorsOp, CacheAppendOp, CacheViewOp>();
+    target.addIllegalOp<AttentionOp, CacheFromTensorsOp, CacheAppendOp, CacheViewOp,
+                        CacheLengthsOp, CompressOp>();
+    target.addLegalDialect<bufferization::BufferizationDialect, memref::MemRefDialect>();
     target.addDynamicallyLegalOp<func::FuncOp>([&](func::FuncOp op) {
       return converter.isSignatureLegal(op.getFunctionType()) &&
              converter.isLegal(&op.getBody());
@@ -375,10 +605,20 @@ void mlir::kvc::populateKVCCacheTypeConversion(TypeConverter &converter) {
         results.push_back(type.getValueType());
         return success();
       });
+  // A ragged cache is (keys, values, lengths [B, Hkv] i64) with the capacity as sequence.
+  converter.addConversion(
+      [](RaggedCacheType type, SmallVectorImpl<Type> &results) -> std::optional<LogicalResult> {
+        results.push_back(type.getKeyType());
+        results.push_back(type.getValueType());
+        results.push_back(RankedTensorType::get({type.getBatch(), type.getNumKVHeads()},
+                                                IntegerType::get(type.getContext(), 64)));
+        return success();
+      });
 }
 
 void mlir::kvc::populateKVCToLinalgPatterns(const TypeConverter &converter,
                                             RewritePatternSet &patterns) {
   patterns.add<AttentionOpLowering, CacheFromTensorsLowering, CacheAppendLowering,
-               CacheViewLowering>(converter, patterns.getContext());
+               CacheViewLowering, CacheLengthsLowering, CompressLowering>(converter,
+                                                                         patterns.getContext());
 }

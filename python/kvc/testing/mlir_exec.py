@@ -117,16 +117,25 @@ def parse_printed(stdout, shapes):
     return out
 
 
-def run_module(module_text, extra_opt_args=(), pipeline="--kvc-cpu-pipeline"):
-    """kvc-opt <pipeline> | mlir-runner; returns stdout. Raises with stderr on failure."""
-    opt = subprocess.run([tool("kvc-opt"), "-", pipeline, *extra_opt_args], input=module_text,
+def runtime_library():
+    """Path of libkvc_runtime.so in the build directory."""
+    build = os.environ.get("KVC_BUILD_DIR") or os.path.join(
+        os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "build")
+    return os.path.abspath(os.path.join(build, "lib", "libkvc_runtime.so"))
+
+
+def run_module(module_text, extra_opt_args=(), pipeline="--kvc-cpu-pipeline", shared_libs=()):
+    """kvc-opt [extra_opt_args] <pipeline> | mlir-runner; returns stdout. Raises with stderr on
+    failure. `shared_libs` are loaded into the runner in addition to MLIR's runner utils."""
+    opt = subprocess.run([tool("kvc-opt"), "-", *extra_opt_args, pipeline], input=module_text,
                          capture_output=True, text=True)
     if opt.returncode != 0:
         raise RuntimeError("kvc-opt failed:\n" + opt.stderr)
     libdir = "/usr/lib/llvm-22/lib"
     run = subprocess.run(
         [tool("mlir-runner"), "-e", "main", "-entry-point-result=void",
-         "-shared-libs=%s/libmlir_c_runner_utils.so,%s/libmlir_runner_utils.so" % (libdir, libdir)],
+         "-shared-libs=" + ",".join(["%s/libmlir_c_runner_utils.so" % libdir,
+                                     "%s/libmlir_runner_utils.so" % libdir, *shared_libs])],
         input=opt.stdout, capture_output=True, text=True)
     if run.returncode != 0:
         raise RuntimeError("mlir-runner failed:\n" + run.stderr)

@@ -138,10 +138,6 @@ func.func private @cache_heads(!kvc.cache<tensor<1x2x5x16xf32>, tensor<1x4x5x16x
 // expected-error @+1 {{cache key and value types must be rank 4 [B, Hkv, S, D], got rank 3 and 4}}
 func.func private @cache_rank(!kvc.cache<tensor<2x5x16xf32>, tensor<1x2x5x16xf32>>)
 
-// -----
-
-// expected-error @+1 {{sinks + recent (80) exceed the capacity 64}}
-func.func private @ragged_capacity(!kvc.ragged_cache<tensor<1x2x64x16xf32>, tensor<1x2x64x16xf32>, sinks = 16, recent = 64>)
 
 // -----
 
@@ -154,3 +150,59 @@ func.func private @codec_error(!kvc.encoded_cache<tensor<1x2x?x16xf16>, tensor<1
 // expected-error @+2 {{fixed-width codec (bits = 4) must have key_error = value_error = 0}}
 // expected-error @+1 {{failed to parse KVC_EncodedCacheType parameter 'codec'}}
 func.func private @codec_bits(!kvc.encoded_cache<tensor<1x2x?x16xf16>, tensor<1x2x?x16xf16>, #kvc.codec<bits = 4, key_group = channel, key_block = 32, key_error = 0.05 : f64, value_group = token, value_block = 32, value_error = 0.0 : f64, entropy = none, recent_keys = 128, recent_values = 128>>)
+
+// -----
+
+func.func @compress_needs_queries(%c: !kvc.cache<tensor<1x2x64x16xf32>, tensor<1x2x64x16xf32>>) {
+  // expected-error @+1 {{'kvc.compress' op method 'sculpt' needs queries (only 'streaming' works without them)}}
+  %r = kvc.compress(%c) {method = #kvc.method<sculpt>, ratio = 0.3 : f64} : (!kvc.cache<tensor<1x2x64x16xf32>, tensor<1x2x64x16xf32>>) -> !kvc.ragged_cache<tensor<1x2x64x16xf32>, tensor<1x2x64x16xf32>, sinks = 4, recent = 64>
+  return
+}
+
+// -----
+
+func.func @compress_ratio_and_budget(%c: !kvc.cache<tensor<1x2x64x16xf32>, tensor<1x2x64x16xf32>>) {
+  // expected-error @+1 {{'kvc.compress' op needs exactly one of 'ratio' and 'budget'}}
+  %r = kvc.compress(%c) {method = #kvc.method<streaming>, ratio = 0.3 : f64, budget = 8 : i64} : (!kvc.cache<tensor<1x2x64x16xf32>, tensor<1x2x64x16xf32>>) -> !kvc.ragged_cache<tensor<1x2x64x16xf32>, tensor<1x2x64x16xf32>, sinks = 4, recent = 64>
+  return
+}
+
+// -----
+
+func.func @compress_ratio_range(%c: !kvc.cache<tensor<1x2x64x16xf32>, tensor<1x2x64x16xf32>>) {
+  // expected-error @+1 {{'kvc.compress' op ratio (fraction of pairs kept) must be in (0, 1], got 1.5}}
+  %r = kvc.compress(%c) {method = #kvc.method<streaming>, ratio = 1.5 : f64} : (!kvc.cache<tensor<1x2x64x16xf32>, tensor<1x2x64x16xf32>>) -> !kvc.ragged_cache<tensor<1x2x64x16xf32>, tensor<1x2x64x16xf32>, sinks = 4, recent = 64>
+  return
+}
+
+// -----
+
+func.func @compress_result_sinks(%c: !kvc.cache<tensor<1x2x64x16xf32>, tensor<1x2x64x16xf32>>) {
+  // expected-error @+1 {{'kvc.compress' op result #0 must have sinks = 4 and recent = 64}}
+  %r = kvc.compress(%c) {method = #kvc.method<streaming>, ratio = 0.5 : f64} : (!kvc.cache<tensor<1x2x64x16xf32>, tensor<1x2x64x16xf32>>) -> !kvc.ragged_cache<tensor<1x2x64x16xf32>, tensor<1x2x64x16xf32>, sinks = 2, recent = 8>
+  return
+}
+
+// -----
+
+func.func @compress_query_heads(%c: !kvc.cache<tensor<1x2x64x16xf32>, tensor<1x2x64x16xf32>>, %q: tensor<1x3x64x16xf32>) {
+  // expected-error @+1 {{'kvc.compress' op queries #0 have 3 heads, not a multiple of the cache's 2 KV heads}}
+  %r = kvc.compress(%c) queries(%q) {method = #kvc.method<snapkv>, ratio = 0.5 : f64} : (!kvc.cache<tensor<1x2x64x16xf32>, tensor<1x2x64x16xf32>>, tensor<1x3x64x16xf32>) -> !kvc.ragged_cache<tensor<1x2x64x16xf32>, tensor<1x2x64x16xf32>, sinks = 4, recent = 64>
+  return
+}
+
+// -----
+
+func.func @attention_lengths_shape(%q: tensor<1x4x1x16xf32>, %k: tensor<1x2x8x16xf32>, %l: tensor<1x4xi64>) -> tensor<1x4x1x16xf32> {
+  // expected-error @+1 {{'kvc.attention' op lengths must be [B, Hkv] = [1, 2], got 'tensor<1x4xi64>'}}
+  %0 = kvc.attention %q, %k, %k lengths(%l) : (tensor<1x4x1x16xf32>, tensor<1x2x8x16xf32>, tensor<1x2x8x16xf32>, tensor<1x4xi64>) -> tensor<1x4x1x16xf32>
+  return %0 : tensor<1x4x1x16xf32>
+}
+
+// -----
+
+func.func @append_kind(%c: !kvc.ragged_cache<tensor<1x2x8x16xf32>, tensor<1x2x8x16xf32>, sinks = 2, recent = 2>, %nk: tensor<1x2x1x16xf32>) {
+  // expected-error @+1 {{'kvc.cache.append' op result cache kind differs from the input's}}
+  %a = kvc.cache.append %c, %nk, %nk : !kvc.ragged_cache<tensor<1x2x8x16xf32>, tensor<1x2x8x16xf32>, sinks = 2, recent = 2>, tensor<1x2x1x16xf32>, tensor<1x2x1x16xf32> -> !kvc.cache<tensor<1x2x9x16xf32>, tensor<1x2x9x16xf32>>
+  return
+}

@@ -45,3 +45,25 @@ func.func private @compressed_types(
   !kvc.ragged_cache<tensor<1x8x1024x128xf16>, tensor<1x8x1024x128xf16>, sinks = 4, recent = 64>,
   !kvc.encoded_cache<tensor<1x8x?x128xf16>, tensor<1x8x?x128xf16>, #kvc.codec<bits = 0, key_group = block, key_block = 64, key_error = 0.05 : f64, value_group = token, value_block = 128, value_error = 0.1 : f64, entropy = huffman, recent_keys = 128, recent_values = 256>>,
   !kvc.encoded_cache<tensor<1x8x512x128xf16>, tensor<1x8x512x128xf16>, #kvc.codec<bits = 2, key_group = channel, key_block = 32, key_error = 0.0 : f64, value_group = token, value_block = 32, value_error = 0.0 : f64, entropy = none, recent_keys = 128, recent_values = 128>, ragged = true>)
+
+// CHECK-LABEL: func @compress_and_ragged
+// CHECK: kvc.compress(%{{.*}}, %{{.*}}) queries(%{{.*}}, %{{.*}}) {budget_mode = #kvc.budget_mode<pilot>, method = #kvc.method<sculpt>, ratio = 3.000000e-01 : f64, recent = 8 : i64, sinks = 2 : i64}
+// CHECK: kvc.compress(%{{.*}}) {budget = 16 : i64, method = #kvc.method<streaming>, recent = 8 : i64, sinks = 2 : i64}
+// CHECK: kvc.cache.append %{{.*}} : !kvc.ragged_cache<tensor<1x2x64x16xf32>, tensor<1x2x64x16xf32>, sinks = 2, recent = 8>, {{.*}} -> !kvc.ragged_cache<tensor<1x2x65x16xf32>
+// CHECK: kvc.cache.lengths %{{.*}} -> tensor<1x2xi64>
+// CHECK: kvc.attention %{{.*}}, %{{.*}}, %{{.*}} lengths(%{{.*}}) {causal}
+func.func @compress_and_ragged(%c0: !kvc.cache<tensor<1x2x64x16xf32>, tensor<1x2x64x16xf32>>,
+                               %c1: !kvc.cache<tensor<1x2x64x16xf32>, tensor<1x2x64x16xf32>>,
+                               %q0: tensor<1x8x64x16xf32>, %q1: tensor<1x8x64x16xf32>,
+                               %kn: tensor<1x2x1x16xf32>, %vn: tensor<1x2x1x16xf32>, %qn: tensor<1x8x1x16xf32>) -> tensor<1x8x1x16xf32> {
+  %r0, %r1 = kvc.compress(%c0, %c1) queries(%q0, %q1) {method = #kvc.method<sculpt>, ratio = 0.3 : f64, budget_mode = #kvc.budget_mode<pilot>, sinks = 2 : i64, recent = 8 : i64}
+      : (!kvc.cache<tensor<1x2x64x16xf32>, tensor<1x2x64x16xf32>>, !kvc.cache<tensor<1x2x64x16xf32>, tensor<1x2x64x16xf32>>, tensor<1x8x64x16xf32>, tensor<1x8x64x16xf32>)
+      -> (!kvc.ragged_cache<tensor<1x2x64x16xf32>, tensor<1x2x64x16xf32>, sinks = 2, recent = 8>, !kvc.ragged_cache<tensor<1x2x64x16xf32>, tensor<1x2x64x16xf32>, sinks = 2, recent = 8>)
+  %s = kvc.compress(%c1) {method = #kvc.method<streaming>, budget = 16 : i64, sinks = 2 : i64, recent = 8 : i64}
+      : (!kvc.cache<tensor<1x2x64x16xf32>, tensor<1x2x64x16xf32>>) -> !kvc.ragged_cache<tensor<1x2x64x16xf32>, tensor<1x2x64x16xf32>, sinks = 2, recent = 8>
+  %a = kvc.cache.append %r0, %kn, %vn : !kvc.ragged_cache<tensor<1x2x64x16xf32>, tensor<1x2x64x16xf32>, sinks = 2, recent = 8>, tensor<1x2x1x16xf32>, tensor<1x2x1x16xf32> -> !kvc.ragged_cache<tensor<1x2x65x16xf32>, tensor<1x2x65x16xf32>, sinks = 2, recent = 8>
+  %k, %v = kvc.cache.view %a : !kvc.ragged_cache<tensor<1x2x65x16xf32>, tensor<1x2x65x16xf32>, sinks = 2, recent = 8> -> tensor<1x2x65x16xf32>, tensor<1x2x65x16xf32>
+  %l = kvc.cache.lengths %a : !kvc.ragged_cache<tensor<1x2x65x16xf32>, tensor<1x2x65x16xf32>, sinks = 2, recent = 8> -> tensor<1x2xi64>
+  %o = kvc.attention %qn, %k, %v lengths(%l) {causal} : (tensor<1x8x1x16xf32>, tensor<1x2x65x16xf32>, tensor<1x2x65x16xf32>, tensor<1x2xi64>) -> tensor<1x8x1x16xf32>
+  return %o : tensor<1x8x1x16xf32>
+}

@@ -97,6 +97,13 @@ LogicalResult AttentionOp::verify() {
                              << " is " << fd;
     }
   }
+  if (Value lengths = getKvLengths()) {
+    auto lT = cast<RankedTensorType>(lengths.getType());
+    if (lT.getRank() != 2 || dimsConflict(lT.getDimSize(0), kT.getDimSize(0)) ||
+        dimsConflict(lT.getDimSize(1), kT.getDimSize(1)))
+      return emitOpError() << "lengths must be [B, Hkv] = [" << dimStr(kT.getDimSize(0)) << ", "
+                           << dimStr(kT.getDimSize(1)) << "], got " << lT;
+  }
   if (auto s = getScaleAttr()) {
     double v = s.getValueAsDouble();
     if (!(v > 0.0) || !std::isfinite(v))
@@ -119,7 +126,7 @@ LogicalResult AttentionOp::verify() {
 
 /// Checks that tensors `k`, `v` fit `cache` in every dimension except the sequence (dim 2).
 static LogicalResult verifyTensorsMatchCache(Operation *op, RankedTensorType k,
-                                             RankedTensorType v, CacheType cache,
+                                             RankedTensorType v, KVCacheTypeInterface cache,
                                              bool checkSeq) {
   auto ck = cache.getKeyType(), cv = cache.getValueType();
   if (k.getRank() != 4 || v.getRank() != 4)
@@ -159,16 +166,25 @@ LogicalResult CacheFromTensorsOp::verify() {
 }
 
 LogicalResult CacheAppendOp::verify() {
-  auto in = cast<CacheType>(getCache().getType());
-  auto out = cast<CacheType>(getResult().getType());
+  auto in = cast<KVCacheTypeInterface>(getCache().getType());
+  auto out = cast<KVCacheTypeInterface>(getResult().getType());
+  if (getCache().getType().getTypeID() != getResult().getType().getTypeID())
+    return emitOpError() << "result cache kind differs from the input's (" << getCache().getType()
+                         << " vs " << getResult().getType() << ")";
+  if (auto inR = dyn_cast<RaggedCacheType>(getCache().getType())) {
+    auto outR = cast<RaggedCacheType>(getResult().getType());
+    if (inR.getSinks() != outR.getSinks() || inR.getRecent() != outR.getRecent())
+      return emitOpError() << "result ragged cache must keep sinks/recent of the input";
+  }
   if (failed(verifyTensorsMatchCache(*this, getKeys().getType(), getValues().getType(), in,
                                      /*checkSeq=*/false)))
     return failure();
   for (int i : {0, 1, 3}) {
     if (dimsConflict(in.getKeyType().getDimSize(i), out.getKeyType().getDimSize(i)) ||
         dimsConflict(in.getValueType().getDimSize(i), out.getValueType().getDimSize(i)))
-      return emitOpError() << "result cache type " << out << " differs from the input cache type "
-                           << in << " outside the sequence dimension";
+      return emitOpError() << "result cache type " << getResult().getType()
+                           << " differs from the input cache type " << getCache().getType()
+                           << " outside the sequence dimension";
   }
   if (in.getElementType() != out.getElementType())
     return emitOpError() << "result cache element type differs from the input's";
@@ -188,7 +204,7 @@ OpFoldResult CacheAppendOp::fold(FoldAdaptor) {
 }
 
 LogicalResult CacheViewOp::verify() {
-  auto cache = cast<CacheType>(getCache().getType());
+  auto cache = cast<KVCacheTypeInterface>(getCache().getType());
   if (getKeys().getType() != cache.getKeyType() || getValues().getType() != cache.getValueType())
     return emitOpError() << "result types must be the cache's key and value types "
                          << cache.getKeyType() << " and " << cache.getValueType();
@@ -203,6 +219,67 @@ LogicalResult CacheViewOp::fold(FoldAdaptor, SmallVectorImpl<OpFoldResult> &resu
     return success();
   }
   return failure();
+}
+
+LogicalResult CacheLengthsOp::verify() {
+  auto cache = cast<RaggedCacheType>(getCache().getType());
+  auto lT = getLengths().getType();
+  if (lT.getRank() != 2 || dimsConflict(lT.getDimSize(0), cache.getBatch()) ||
+      dimsConflict(lT.getDimSize(1), cache.getNumKVHeads()))
+    return emitOpError() << "lengths must be [B, Hkv] = [" << dimStr(cache.getBatch()) << ", "
+                         << dimStr(cache.getNumKVHeads()) << "], got " << lT;
+  return success();
+}
+
+LogicalResult CompressOp::verify() {
+  size_t n = getCaches().size();
+  if (n == 0)
+    return emitOpError() << "needs at least one cache";
+  if (getResults().size() != n)
+    return emitOpError() << "has " << getResults().size() << " results for " << n << " caches";
+  if (!getQueries().empty() && getQueries().size() != n)
+    return emitOpError() << "needs one query tensor per cache (" << n << "), got "
+                         << getQueries().size();
+  if (getQueries().empty() && getMethod() != CompressMethod::Streaming)
+    return emitOpError() << "method '" << stringifyCompressMethod(getMethod())
+                         << "' needs queries (only 'streaming' works without them)";
+  if (bool(getRatioAttr()) == bool(getBudgetAttr()))
+    return emitOpError() << "needs exactly one of 'ratio' and 'budget'";
+  if (auto r = getRatioAttr()) {
+    double v = r.getValueAsDouble();
+    if (!(v > 0.0 && v <= 1.0))
+      return emitOpError() << "ratio (fraction of pairs kept) must be in (0, 1], got " << v;
+  }
+  if (auto b = getBudgetAttr(); b && b.getInt() <= 0)
+    return emitOpError() << "budget must be positive, got " << b.getInt();
+  if (getSinks() < 0 || getRecent() < 0)
+    return emitOpError() << "sinks and recent must be non-negative";
+  for (size_t i = 0; i < n; ++i) {
+    auto in = cast<CacheType>(getCaches()[i].getType());
+    auto out = cast<RaggedCacheType>(getResults()[i].getType());
+    if (out.getKeyType() != in.getKeyType() || out.getValueType() != in.getValueType())
+      return emitOpError() << "result #" << i << " must have the key/value types of cache #" << i
+                           << " (" << in.getKeyType() << ", " << in.getValueType() << ")";
+    if (int64_t(out.getSinks()) != getSinks() || int64_t(out.getRecent()) != getRecent())
+      return emitOpError() << "result #" << i << " must have sinks = " << getSinks()
+                           << " and recent = " << getRecent();
+    if (getQueries().empty())
+      continue;
+    auto qT = cast<RankedTensorType>(getQueries()[i].getType());
+    if (qT.getRank() != 4 || dimsConflict(qT.getDimSize(0), in.getBatch()) ||
+        dimsConflict(qT.getDimSize(3), in.getHeadDim()))
+      return emitOpError() << "queries #" << i << " must be [B, Hq, M, D] with B = "
+                           << dimStr(in.getBatch()) << " and D = " << dimStr(in.getHeadDim())
+                           << ", got " << qT;
+    int64_t hq = qT.getDimSize(1), hkv = in.getNumKVHeads();
+    if (!ShapedType::isDynamic(hq) && !ShapedType::isDynamic(hkv) && hq % hkv != 0)
+      return emitOpError() << "queries #" << i << " have " << hq
+                           << " heads, not a multiple of the cache's " << hkv << " KV heads";
+    if (qT.getElementType() != in.getElementType())
+      return emitOpError() << "queries #" << i << " element type " << qT.getElementType()
+                           << " differs from the cache's " << in.getElementType();
+  }
+  return success();
 }
 
 #define GET_OP_CLASSES

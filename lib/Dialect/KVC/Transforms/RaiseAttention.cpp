@@ -611,7 +611,7 @@ struct RaiseAttentionPattern : RewritePattern {
     SmallVector<int64_t> resShape{qT.getDimSize(0), qT.getDimSize(1), qT.getDimSize(2),
                                   vT.getDimSize(3)};
     auto resType = RankedTensorType::get(resShape, outType.getElementType());
-    auto attn = AttentionOp::create(rewriter, loc, resType, q, k, v, mask,
+    auto attn = AttentionOp::create(rewriter, loc, resType, q, k, v, mask, /*kv_lengths=*/Value(),
                                     rewriter.getF32FloatAttr(float(scale)),
                                     /*causal=*/false, /*softcap=*/FloatAttr(),
                                     /*window=*/IntegerAttr());

@@ -22,6 +22,32 @@ def KVC_EntropyCode : I32EnumAttr<"EntropyCode", "entropy code applied to quanti
   let cppNamespace = "::mlir::kvc";
 }
 
+def KVC_CompressMethod : I32EnumAttr<"CompressMethod", "sequence-length compression method", [
+    // Values equal the runtime's kvc_compress_method (include/kvc/Runtime/Compress.h).
+    I32EnumAttrCase<"Streaming", 0, "streaming">,   // sinks + most recent tokens
+    I32EnumAttrCase<"SnapKV", 1, "snapkv">,         // observation-window scores, pooled, top-t
+    I32EnumAttrCase<"H2O", 2, "h2o">,               // accumulated attention, top-t
+    I32EnumAttrCase<"SelectFit", 3, "select_fit">,  // top-t keys + least-squares values
+    I32EnumAttrCase<"Sculpt", 4, "sculpt">          // KVSculpt distillation
+  ]> {
+  let genSpecializedAttr = 0;
+  let cppNamespace = "::mlir::kvc";
+}
+def KVC_CompressMethodAttr : EnumAttr<KVC_Dialect, KVC_CompressMethod, "method"> {
+  let assemblyFormat = "`<` $value `>`";
+}
+
+def KVC_BudgetMode : I32EnumAttr<"BudgetMode", "how a total budget is spread over heads", [
+    I32EnumAttrCase<"Uniform", 0, "uniform">,  // every (layer, head) keeps the same fraction
+    I32EnumAttrCase<"Pilot", 1, "pilot">       // a pilot run measures difficulty and reallocates
+  ]> {
+  let genSpecializedAttr = 0;
+  let cppNamespace = "::mlir::kvc";
+}
+def KVC_BudgetModeAttr : EnumAttr<KVC_Dialect, KVC_BudgetMode, "budget_mode"> {
+  let assemblyFormat = "`<` $value `>`";
+}
+
 def KVC_CodecAttr : AttrDef<KVC_Dialect, "Codec"> {
   let mnemonic = "codec";
   let summary = "How an encoded KV cache stores its elements";

@@ -13,7 +13,7 @@ def KVC_MaskTensor : RankedTensorOf<[I1, F16, BF16, F32, F64]>;
 // kvc.attention
 //===----------------------------------------------------------------------===//
 
-def KVC_AttentionOp : KVC_Op<"attention", [Pure]> {
+def KVC_AttentionOp : KVC_Op<"attention", [Pure, AttrSizedOperandSegments]> {
   let summary = "Scaled dot-product attention, GQA-aware, with mask/causal/softcap/window";
   let description = [{
     Computes, for query `[B, Hq, Sq, D]`, key `[B, Hkv, Skv, D]` and value `[B, Hkv, Skv, Dv]`
@@ -34,16 +34,22 @@ def KVC_AttentionOp : KVC_Op<"attention", [Pure]> {
     most recent keys up to and including that position. The mask broadcasts (numpy rules) to
     `[B, Hq, Sq, Skv]`. The result has the query's element type and shape `[B, Hq, Sq, Dv]`;
     f16/bf16 inputs are accumulated in f32.
+
+    With `lengths(%l)` (`[B, Hkv]` integers, a ragged cache's per-row lengths) KV row
+    `(b, h/g)` holds only its first `l[b, h/g]` keys: later keys are masked, and causal/window
+    positions use `l[b, h/g]` in place of `Skv` (query `i` sits at `i + l - Sq`).
   }];
   let arguments = (ins KVC_FloatTensor:$query, KVC_FloatTensor:$key, KVC_FloatTensor:$value,
                        Optional<KVC_MaskTensor>:$mask,
+                       Optional<RankedTensorOf<[I64]>>:$kv_lengths,
                        OptionalAttr<F32Attr>:$scale,
                        UnitAttr:$causal,
                        OptionalAttr<F32Attr>:$softcap,
                        OptionalAttr<I64Attr>:$window);
   let results = (outs KVC_FloatTensor:$result);
   let assemblyFormat = [{
-    $query `,` $key `,` $value (`mask` `(` $mask^ `)`)? attr-dict `:` functional-type(operands, results)
+    $query `,` $key `,` $value (`mask` `(` $mask^ `)`)? (`lengths` `(` $kv_lengths^ `)`)? attr-dict
+    `:` functional-type(operands, results)
   }];
   let hasVerifier = 1;
   let extraClassDeclaration = [{
@@ -71,14 +77,15 @@ def KVC_CacheFromTensorsOp : KVC_Op<"cache.from_tensors", [Pure]> {
 }
 
 def KVC_CacheAppendOp : KVC_Op<"cache.append", [Pure]> {
-  let summary = "Append new tokens' keys and values to a dense cache";
+  let summary = "Append new tokens' keys and values to a dense or ragged cache";
   let description = [{
     Returns a cache whose sequence is the old one followed by the `N` new pairs
     (`[B, Hkv, N, D]` keys, `[B, Hkv, N, Dv]` values); its length is `S + N` (dynamic if either is).
-    This is ONNX's `present = concat(past, new)`.
+    This is ONNX's `present = concat(past, new)`. On a ragged cache the new pairs go right after
+    each row's last valid pair, the lengths grow by `N`, and so does the capacity.
   }];
-  let arguments = (ins KVC_DenseCache:$cache, KVC_FloatTensor:$keys, KVC_FloatTensor:$values);
-  let results = (outs KVC_DenseCache:$result);
+  let arguments = (ins KVC_DenseOrRaggedCache:$cache, KVC_FloatTensor:$keys, KVC_FloatTensor:$values);
+  let results = (outs KVC_DenseOrRaggedCache:$result);
   let assemblyFormat = [{
     $cache `,` $keys `,` $values attr-dict `:` type($cache) `,` type($keys) `,` type($values) `->` type($result)
   }];
@@ -87,16 +94,75 @@ def KVC_CacheAppendOp : KVC_Op<"cache.append", [Pure]> {
 }
 
 def KVC_CacheViewOp : KVC_Op<"cache.view", [Pure]> {
-  let summary = "The keys and values a dense cache holds, as tensors";
+  let summary = "The keys and values a dense or ragged cache holds, as tensors";
   let description = [{
     `%k, %v = kvc.cache.view %c : !kvc.cache<...> -> tensor<...>, tensor<...>` gives the logical
-    key and value tensors, e.g. to feed `kvc.attention` or a model's `present_*` outputs.
+    key and value tensors, e.g. to feed `kvc.attention` or a model's `present_*` outputs. For a
+    ragged cache they have the capacity as sequence length; only the first
+    `kvc.cache.lengths` entries of each row are valid.
   }];
-  let arguments = (ins KVC_DenseCache:$cache);
+  let arguments = (ins KVC_DenseOrRaggedCache:$cache);
   let results = (outs KVC_FloatTensor:$keys, KVC_FloatTensor:$values);
   let assemblyFormat = "$cache attr-dict `:` type($cache) `->` type($keys) `,` type($values)";
   let hasVerifier = 1;
   let hasFolder = 1;
+}
+
+def KVC_CacheLengthsOp : KVC_Op<"cache.lengths", [Pure]> {
+  let summary = "Per-(batch, KV head) number of valid pairs of a ragged cache";
+  let description = [{
+    `%l = kvc.cache.lengths %c : !kvc.ragged_cache<...> -> tensor<BxHkvxi64>`; feeds the
+    `lengths(...)` operand of `kvc.attention`.
+  }];
+  let arguments = (ins KVC_RaggedCache:$cache);
+  let results = (outs RankedTensorOf<[I64]>:$lengths);
+  let assemblyFormat = "$cache attr-dict `:` type($cache) `->` type($lengths)";
+  let hasVerifier = 1;
+}
+
+//===----------------------------------------------------------------------===//
+// Sequence-length compression
+//===----------------------------------------------------------------------===//
+
+def KVC_CompressOp : KVC_Op<"compress", [Pure, AttrSizedOperandSegments]> {
+  let summary = "Compress dense caches into ragged ones (selection or distillation)";
+  let description = [{
+    Replaces each layer's dense cache by at most `t` pairs per (batch, KV head), where `t` comes
+    from `ratio` (fraction of the pairs KEPT, per head: `round(ratio * S)`) or `budget` (pairs
+    per head). The first `sinks` and last `recent` tokens of every row are kept exactly and count
+    toward `t`.
+
+    ```mlir
+    %r0, %r1 = kvc.compress(%c0, %c1) queries(%q0, %q1)
+        {method = #kvc.method<sculpt>, ratio = 3.000000e-01 : f64,
+         budget_mode = #kvc.budget_mode<pilot>, sinks = 4 : i64, recent = 64 : i64}
+        : (!kvc.cache<...>, !kvc.cache<...>, tensor<...>, tensor<...>)
+        -> (!kvc.ragged_cache<...>, !kvc.ragged_cache<...>)
+    ```
+
+    `queries` (one `[B, Hq, M, D]` tensor per cache, RoPE applied as in the cache) are the
+    observation/training queries, e.g. the prefill's queries; only `streaming` works without
+    them. With `budget_mode = pilot` the total `sum_c t` over all the op's caches and heads is
+    redistributed by a short pilot distillation (difficulty = relative reconstruction error), so
+    heads and layers receive different budgets; `uniform` gives every head the same `t`.
+    Methods (runtime: include/kvc/Runtime/Compress.h, docs/compression-library.md):
+    `streaming`, `snapkv`, `h2o`, `select_fit`, `sculpt`.
+
+    Each result is a ragged cache with the same logical types (capacity = the input length), the
+    given `sinks`/`recent`, and per-row lengths equal to the row's budget.
+  }];
+  let arguments = (ins Variadic<KVC_DenseCache>:$caches, Variadic<KVC_FloatTensor>:$queries,
+                       KVC_CompressMethodAttr:$method,
+                       OptionalAttr<F64Attr>:$ratio,
+                       OptionalAttr<I64Attr>:$budget,
+                       DefaultValuedAttr<KVC_BudgetModeAttr, "::mlir::kvc::BudgetMode::Uniform">:$budget_mode,
+                       DefaultValuedAttr<I64Attr, "4">:$sinks,
+                       DefaultValuedAttr<I64Attr, "64">:$recent);
+  let results = (outs Variadic<KVC_RaggedCache>:$results);
+  let assemblyFormat = [{
+    `(` $caches `)` (`queries` `(` $queries^ `)`)? attr-dict `:` functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
 }
 
 #endif // KVC_OPS_TD

@@ -68,5 +68,9 @@ def KVC_AnyCache : Type<CPred<"::llvm::isa<::mlir::kvc::KVCacheTypeInterface>($_
                         "any kvc KV-cache type">;
 def KVC_DenseCache : Type<CPred<"::llvm::isa<::mlir::kvc::CacheType>($_self)">,
                           "dense kvc KV cache">;
+def KVC_RaggedCache : Type<CPred<"::llvm::isa<::mlir::kvc::RaggedCacheType>($_self)">,
+                           "ragged kvc KV cache">;
+def KVC_DenseOrRaggedCache : Type<CPred<"::llvm::isa<::mlir::kvc::CacheType, ::mlir::kvc::RaggedCacheType>($_self)">,
+                                  "dense or ragged kvc KV cache">;
 
 #endif // KVC_TYPES_TD

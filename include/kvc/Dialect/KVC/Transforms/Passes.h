@@ -3,6 +3,7 @@
 #define KVC_DIALECT_KVC_TRANSFORMS_PASSES_H
 
 #include "kvc/Dialect/KVC/IR/KVC.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Pass/Pass.h"
 
 namespace mlir {

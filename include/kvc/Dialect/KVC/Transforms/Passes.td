@@ -44,4 +44,36 @@ def KVCDecomposeAggregates : Pass<"kvc-decompose-aggregates"> {
                            "::mlir::math::MathDialect", "::mlir::tensor::TensorDialect"];
 }
 
+def KVCCompressCache : Pass<"kvc-compress-cache", "func::FuncOp"> {
+  let summary = "Compress the KV caches a program carries from prefill to decode";
+  let description = [{
+    Finds the dense caches a function builds from prefill keys/values
+    (`kvc.cache.from_tensors %k, %v`) and later extends and reads for decoding
+    (`kvc.cache.append` -> `kvc.cache.view` -> `kvc.attention`), and rewrites them so that:
+
+    * one `kvc.compress` (all such caches of the function together, so `budget-mode=pilot` can
+      move budget between layers and heads) compresses each cache right after prefill, with the
+      queries of the prefill `kvc.attention` that reads the same `%k, %v` as training queries;
+    * decode appends the new tokens exactly to the resulting ragged caches;
+    * decode attention reads the ragged cache (`lengths(...)` operand).
+
+    Other consumers of the original cache (e.g. a returned `present` tensor) keep reading the
+    uncompressed cache. Methods other than `streaming` need the prefill attention; without it
+    the pass reports an error at the cache.
+  }];
+  let options = [
+    Option<"method", "method", "std::string", /*default=*/"\"sculpt\"",
+           "streaming | snapkv | h2o | select_fit | sculpt">,
+    Option<"ratio", "ratio", "double", /*default=*/"0.0",
+           "Fraction of each head's pairs to KEEP, in (0, 1] (exclusive with budget)">,
+    Option<"budget", "budget", "int64_t", /*default=*/"0",
+           "Pairs to keep per (layer, KV head) (exclusive with ratio)">,
+    Option<"budgetMode", "budget-mode", "std::string", /*default=*/"\"uniform\"",
+           "uniform | pilot (redistribute the total budget over layers and heads)">,
+    Option<"sinks", "sinks", "int64_t", /*default=*/"4", "First tokens of each row kept exactly">,
+    Option<"recent", "recent", "int64_t", /*default=*/"64", "Last tokens of each row kept exactly">
+  ];
+  let dependentDialects = ["::mlir::kvc::KVCDialect"];
+}
+
 #endif // KVC_DIALECT_KVC_TRANSFORMS_PASSES_TD

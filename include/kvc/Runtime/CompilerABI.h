@@ -1,0 +1,53 @@
+/*===- kvc/Runtime/CompilerABI.h - functions compiled kvc code calls -------===*
+ *
+ * convert-kvc-to-linalg lowers kvc.compress to calls of these functions (declared with
+ * llvm.emit_c_interface, so MLIR passes memrefs as pointers to descriptors and calls the
+ * `_mlir_ciface_` symbols). They wrap the compression library (Compress.h).
+ *
+ * Sequence, per kvc.compress op:
+ *   h = kvc_rt_compress_begin(method, ratio, budget, budget_mode, sinks, recent, n_layers)
+ *   kvc_rt_compress_add(h, layer, K[B,Hkv,S,D], V[B,Hkv,S,Dv], Q[B,Hq,M,D])   per layer (copies)
+ *   kvc_rt_compress_run(h)
+ *   kvc_rt_compress_get(h, layer, K'[B,Hkv,S,D], V'[B,Hkv,S,Dv], len[B,Hkv])   per layer
+ *   kvc_rt_compress_end(h)
+ *
+ * Budget per (layer, b, KV head): ratio > 0 -> round(ratio * S), else `budget`; clamped to
+ * [min(S, sinks + recent), S]. budget_mode 1 (pilot) keeps the sum of those budgets and
+ * redistributes it with kvc_compress_pilot. Query heads h*g .. h*g+g-1 train KV head h.
+ * Compiled code cannot recover from a failure: errors print the library's message to stderr
+ * and exit(1).
+ *===----------------------------------------------------------------------===*/
+#ifndef KVC_RUNTIME_COMPILERABI_H
+#define KVC_RUNTIME_COMPILERABI_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* MLIR's ranked memref descriptor (see mlir/ExecutionEngine/CRunnerUtils.h). */
+typedef struct {
+  float *allocated, *aligned;
+  int64_t offset, sizes[4], strides[4];
+} kvc_memref_f32_4d;
+typedef struct {
+  int64_t *allocated, *aligned;
+  int64_t offset, sizes[2], strides[2];
+} kvc_memref_i64_2d;
+
+int64_t _mlir_ciface_kvc_rt_compress_begin(int64_t method, double ratio, int64_t budget,
+                                           int64_t budget_mode, int64_t sinks, int64_t recent,
+                                           int64_t n_layers);
+void _mlir_ciface_kvc_rt_compress_add(int64_t handle, int64_t layer, kvc_memref_f32_4d *keys,
+                                      kvc_memref_f32_4d *values, kvc_memref_f32_4d *queries);
+void _mlir_ciface_kvc_rt_compress_run(int64_t handle);
+void _mlir_ciface_kvc_rt_compress_get(int64_t handle, int64_t layer, kvc_memref_f32_4d *keys,
+                                      kvc_memref_f32_4d *values, kvc_memref_i64_2d *lengths);
+void _mlir_ciface_kvc_rt_compress_end(int64_t handle);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

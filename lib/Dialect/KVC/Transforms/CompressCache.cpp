@@ -1,0 +1,196 @@
+//===- CompressCache.cpp - prefill cache -> compressed decode cache ---------===//
+#include "kvc/Dialect/KVC/IR/KVC.h"
+#include "kvc/Dialect/KVC/Transforms/Passes.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/Verifier.h"
+
+namespace mlir {
+namespace kvc {
+#define GEN_PASS_DEF_KVCCOMPRESSCACHE
+#include "kvc/Dialect/KVC/Transforms/Passes.h.inc"
+} // namespace kvc
+} // namespace mlir
+
+using namespace mlir;
+using namespace mlir::kvc;
+
+namespace {
+
+RankedTensorType withSeq(RankedTensorType t, int64_t seq) {
+  SmallVector<int64_t> shape(t.getShape());
+  shape[2] = seq;
+  return RankedTensorType::get(shape, t.getElementType());
+}
+
+int64_t addDims(int64_t a, int64_t b) {
+  return ShapedType::isDynamic(a) || ShapedType::isDynamic(b) ? ShapedType::kDynamic : a + b;
+}
+
+struct KVCCompressCachePass : public mlir::kvc::impl::KVCCompressCacheBase<KVCCompressCachePass> {
+  using KVCCompressCacheBase::KVCCompressCacheBase;
+
+  void runOnOperation() override {
+    func::FuncOp func = getOperation();
+    std::optional<CompressMethod> m = symbolizeCompressMethod(method);
+    if (!m) {
+      func.emitError() << "kvc-compress-cache: unknown method '" << method
+                       << "' (expected streaming, snapkv, h2o, select_fit or sculpt)";
+      return signalPassFailure();
+    }
+    std::optional<BudgetMode> mode = symbolizeBudgetMode(budgetMode);
+    if (!mode) {
+      func.emitError() << "kvc-compress-cache: unknown budget-mode '" << budgetMode
+                       << "' (expected uniform or pilot)";
+      return signalPassFailure();
+    }
+    if ((ratio > 0) == (budget > 0) || ratio > 1.0 || ratio < 0 || budget < 0) {
+      func.emitError() << "kvc-compress-cache: give exactly one of ratio in (0, 1] and budget > 0 "
+                          "(got ratio="
+                       << ratio << ", budget=" << static_cast<int64_t>(budget) << ")";
+      return signalPassFailure();
+    }
+
+    // Caches built from prefill tensors and appended to for decode.
+    SmallVector<CacheFromTensorsOp> caches;
+    SmallVector<Value> queries;
+    bool failedQueries = false;
+    func.walk([&](CacheFromTensorsOp from) {
+      bool appended = llvm::any_of(from->getUsers(), [](Operation *u) { return isa<CacheAppendOp>(u); });
+      if (!appended)
+        return;
+      // The prefill attention reads exactly these keys and values.
+      Value q;
+      for (Operation *user : from.getKeys().getUsers())
+        if (auto attn = dyn_cast<AttentionOp>(user))
+          if (attn.getKey() == from.getKeys() && attn.getValue() == from.getValues() &&
+              attn->getBlock() == from->getBlock())
+            q = attn.getQuery();
+      if (!q && *m != CompressMethod::Streaming) {
+        from.emitError() << "kvc-compress-cache: method '" << method
+                         << "' needs the prefill queries of this cache, but no kvc.attention reads "
+                            "its keys and values";
+        failedQueries = true;
+        return;
+      }
+      caches.push_back(from);
+      queries.push_back(q);
+    });
+    if (failedQueries)
+      return signalPassFailure();
+    if (caches.empty())
+      return;
+    if (llvm::any_of(caches, [&](CacheFromTensorsOp c) { return c->getBlock() != caches[0]->getBlock(); })) {
+      caches[0].emitError() << "kvc-compress-cache: the caches to compress must be built in one block";
+      return signalPassFailure();
+    }
+    bool withQueries = *m != CompressMethod::Streaming;
+    // Insert after every cache and query definition (same block, so the latest one).
+    Operation *insertAfter = caches[0];
+    auto consider = [&](Operation *op) {
+      if (op && op->getBlock() == insertAfter->getBlock() && insertAfter->isBeforeInBlock(op))
+        insertAfter = op;
+    };
+    for (auto [c, q] : llvm::zip(caches, queries)) {
+      consider(c);
+      if (withQueries)
+        consider(q.getDefiningOp());
+    }
+    for (auto [c, q] : llvm::zip(caches, queries)) {
+      if (!withQueries)
+        continue;
+      // Queries defined in another (enclosing) block dominate already; block arguments too.
+      if (Operation *def = q.getDefiningOp(); def && def->getBlock() != insertAfter->getBlock()) {
+        c.emitError() << "kvc-compress-cache: prefill queries are not defined in the cache's block";
+        return signalPassFailure();
+      }
+    }
+
+    OpBuilder b(insertAfter->getContext());
+    b.setInsertionPointAfter(insertAfter);
+    SmallVector<Value> cacheValues, queryValues;
+    SmallVector<Type> resultTypes;
+    for (auto [c, q] : llvm::zip(caches, queries)) {
+      auto ct = cast<CacheType>(c.getType());
+      cacheValues.push_back(c.getCache());
+      if (withQueries)
+        queryValues.push_back(q);
+      resultTypes.push_back(RaggedCacheType::get(b.getContext(), ct.getKeyType(), ct.getValueType(),
+                                                 unsigned(sinks), unsigned(recent)));
+    }
+    auto compress = CompressOp::create(
+        b, caches[0].getLoc(), resultTypes, cacheValues, queryValues,
+        CompressMethodAttr::get(b.getContext(), *m), ratio > 0 ? b.getF64FloatAttr(ratio) : FloatAttr(),
+        budget > 0 ? b.getI64IntegerAttr(budget) : IntegerAttr(),
+        BudgetModeAttr::get(b.getContext(), *mode), b.getI64IntegerAttr(sinks),
+        b.getI64IntegerAttr(recent));
+    if (failed(mlir::verify(compress))) {
+      compress.erase();
+      return signalPassFailure();
+    }
+
+    // Move decode consumers over to the ragged caches.
+    SmallVector<std::pair<Value, Value>> worklist;
+    for (auto [c, r] : llvm::zip(cacheValues, compress.getResults()))
+      worklist.push_back({c, r});
+    SmallVector<Operation *> toErase;
+    while (!worklist.empty()) {
+      auto [dense, ragged] = worklist.pop_back_val();
+      for (OpOperand &use : llvm::make_early_inc_range(dense.getUses())) {
+        Operation *user = use.getOwner();
+        if (user == compress)
+          continue;
+        if (auto append = dyn_cast<CacheAppendOp>(user)) {
+          auto rt = cast<RaggedCacheType>(ragged.getType());
+          int64_t n = append.getKeys().getType().getDimSize(2);
+          auto newType = RaggedCacheType::get(
+              b.getContext(), withSeq(rt.getKeyType(), addDims(rt.getSeqLen(), n)),
+              withSeq(rt.getValueType(), addDims(rt.getSeqLen(), n)), rt.getSinks(),
+              rt.getRecent());
+          b.setInsertionPoint(append);
+          auto newAppend = CacheAppendOp::create(b, append.getLoc(), newType, ragged,
+                                                 append.getKeys(), append.getValues());
+          worklist.push_back({append.getResult(), newAppend.getResult()});
+        } else if (auto view = dyn_cast<CacheViewOp>(user)) {
+          auto rt = cast<RaggedCacheType>(ragged.getType());
+          b.setInsertionPoint(view);
+          auto newView = CacheViewOp::create(b, view.getLoc(), rt.getKeyType(), rt.getValueType(),
+                                             ragged);
+          auto lengthsType = RankedTensorType::get({rt.getBatch(), rt.getNumKVHeads()},
+                                                   b.getI64Type());
+          Value lengths = CacheLengthsOp::create(b, view.getLoc(), lengthsType, ragged);
+          for (OpOperand &kUse : llvm::make_early_inc_range(view.getKeys().getUses())) {
+            auto attn = dyn_cast<AttentionOp>(kUse.getOwner());
+            if (!attn || attn.getKey() != view.getKeys() || attn.getValue() != view.getValues() ||
+                attn.getKvLengths())
+              continue;
+            b.setInsertionPoint(attn);
+            auto newAttn = AttentionOp::create(
+                b, attn.getLoc(), attn.getType(), attn.getQuery(), newView.getKeys(),
+                newView.getValues(), attn.getMask(), lengths, attn.getScaleAttr(),
+                attn.getCausal(), attn.getSoftcapAttr(), attn.getWindowAttr());
+            attn.replaceAllUsesWith(newAttn.getResult());
+            toErase.push_back(attn);
+          }
+        }
+      }
+    }
+    for (Operation *op : toErase)
+      op->erase();
+    // Appends/views of the dense cache that nothing reads any more go away.
+    bool changed = true;
+    while (changed) {
+      changed = false;
+      func.walk([&](Operation *op) {
+        if (isa<CacheAppendOp, CacheViewOp, CacheLengthsOp>(op) && op->use_empty()) {
+          op->erase();
+          changed = true;
+        }
+      });
+    }
+  }
+};
+
+} // namespace
