@@ -35,7 +35,7 @@ config.environment["FILECHECK_OPTS"] = "--enable-var-scope"
 
 tool_dirs = [config.kvc_tools_dir, config.llvm_tools_dir]
 tools = ["kvc-opt", "kvc-translate", "mlir-opt", "mlir-runner", "mlir-translate"]
-for extra in ["kvc-run"]:
+for extra in ["kvc-run", "kvc-codec-fuzz", "kvc-onnx-import-fuzz"]:
     if os.path.exists(os.path.join(config.kvc_tools_dir, extra)):
         tools.append(extra)
 llvm_config.add_tool_substitutions(tools, tool_dirs)
@@ -55,5 +55,8 @@ if _python_has("numpy"):
     config.available_features.add("numpy")
 if _python_has("onnx"):
     config.available_features.add("onnx-python")
+for fuzzer in ["kvc-codec-fuzz", "kvc-onnx-import-fuzz"]:
+    if os.path.exists(os.path.join(config.kvc_tools_dir, fuzzer)):
+        config.available_features.add(fuzzer)
 if shutil.which("ptxas") or os.path.exists("/usr/local/cuda/bin/ptxas"):
     config.available_features.add("ptxas")

@@ -171,6 +171,11 @@ LogicalResult CacheAppendOp::verify() {
   if (getCache().getType().getTypeID() != getResult().getType().getTypeID())
     return emitOpError() << "result cache kind differs from the input's (" << getCache().getType()
                          << " vs " << getResult().getType() << ")";
+  if (auto inE = dyn_cast<EncodedCacheType>(getCache().getType())) {
+    auto outE = cast<EncodedCacheType>(getResult().getType());
+    if (inE.getCodec() != outE.getCodec() || inE.getRagged() != outE.getRagged())
+      return emitOpError() << "result encoded cache must keep the input's codec and raggedness";
+  }
   if (auto inR = dyn_cast<RaggedCacheType>(getCache().getType())) {
     auto outR = cast<RaggedCacheType>(getResult().getType());
     if (inR.getSinks() != outR.getSinks() || inR.getRecent() != outR.getRecent())
@@ -222,12 +227,31 @@ LogicalResult CacheViewOp::fold(FoldAdaptor, SmallVectorImpl<OpFoldResult> &resu
 }
 
 LogicalResult CacheLengthsOp::verify() {
-  auto cache = cast<RaggedCacheType>(getCache().getType());
+  auto encoded = dyn_cast<EncodedCacheType>(getCache().getType());
+  if (!isa<RaggedCacheType>(getCache().getType()) && !(encoded && encoded.getRagged()))
+    return emitOpError() << "needs a ragged cache (or an encoded cache with ragged = true), got "
+                         << getCache().getType();
+  auto cache = cast<KVCacheTypeInterface>(getCache().getType());
   auto lT = getLengths().getType();
   if (lT.getRank() != 2 || dimsConflict(lT.getDimSize(0), cache.getBatch()) ||
       dimsConflict(lT.getDimSize(1), cache.getNumKVHeads()))
     return emitOpError() << "lengths must be [B, Hkv] = [" << dimStr(cache.getBatch()) << ", "
                          << dimStr(cache.getNumKVHeads()) << "], got " << lT;
+  return success();
+}
+
+LogicalResult EncodeOp::verify() {
+  auto in = cast<KVCacheTypeInterface>(getCache().getType());
+  auto out = dyn_cast<EncodedCacheType>(getResult().getType());
+  if (!out)
+    return emitOpError() << "result must be an !kvc.encoded_cache, got " << getResult().getType();
+  if (out.getKeyType() != in.getKeyType() || out.getValueType() != in.getValueType())
+    return emitOpError() << "result must have the input's key/value types (" << in.getKeyType()
+                         << ", " << in.getValueType() << ")";
+  bool ragged = isa<RaggedCacheType>(getCache().getType());
+  if (out.getRagged() != ragged)
+    return emitOpError() << "result must have ragged = " << (ragged ? "true" : "false")
+                         << " for a " << (ragged ? "ragged" : "dense") << " input";
   return success();
 }
 

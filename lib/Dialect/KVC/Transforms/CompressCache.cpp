@@ -1,5 +1,6 @@
 //===- CompressCache.cpp - prefill cache -> compressed decode cache ---------===//
 #include "kvc/Dialect/KVC/IR/KVC.h"
+#include "kvc/Dialect/KVC/Transforms/CacheRewriting.h"
 #include "kvc/Dialect/KVC/Transforms/Passes.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -18,16 +19,6 @@ using namespace mlir;
 using namespace mlir::kvc;
 
 namespace {
-
-RankedTensorType withSeq(RankedTensorType t, int64_t seq) {
-  SmallVector<int64_t> shape(t.getShape());
-  shape[2] = seq;
-  return RankedTensorType::get(shape, t.getElementType());
-}
-
-int64_t addDims(int64_t a, int64_t b) {
-  return ShapedType::isDynamic(a) || ShapedType::isDynamic(b) ? ShapedType::kDynamic : a + b;
-}
 
 struct KVCCompressCachePass : public mlir::kvc::impl::KVCCompressCacheBase<KVCCompressCachePass> {
   using KVCCompressCacheBase::KVCCompressCacheBase;
@@ -132,64 +123,9 @@ struct KVCCompressCachePass : public mlir::kvc::impl::KVCCompressCacheBase<KVCCo
     }
 
     // Move decode consumers over to the ragged caches.
-    SmallVector<std::pair<Value, Value>> worklist;
     for (auto [c, r] : llvm::zip(cacheValues, compress.getResults()))
-      worklist.push_back({c, r});
-    SmallVector<Operation *> toErase;
-    while (!worklist.empty()) {
-      auto [dense, ragged] = worklist.pop_back_val();
-      for (OpOperand &use : llvm::make_early_inc_range(dense.getUses())) {
-        Operation *user = use.getOwner();
-        if (user == compress)
-          continue;
-        if (auto append = dyn_cast<CacheAppendOp>(user)) {
-          auto rt = cast<RaggedCacheType>(ragged.getType());
-          int64_t n = append.getKeys().getType().getDimSize(2);
-          auto newType = RaggedCacheType::get(
-              b.getContext(), withSeq(rt.getKeyType(), addDims(rt.getSeqLen(), n)),
-              withSeq(rt.getValueType(), addDims(rt.getSeqLen(), n)), rt.getSinks(),
-              rt.getRecent());
-          b.setInsertionPoint(append);
-          auto newAppend = CacheAppendOp::create(b, append.getLoc(), newType, ragged,
-                                                 append.getKeys(), append.getValues());
-          worklist.push_back({append.getResult(), newAppend.getResult()});
-        } else if (auto view = dyn_cast<CacheViewOp>(user)) {
-          auto rt = cast<RaggedCacheType>(ragged.getType());
-          b.setInsertionPoint(view);
-          auto newView = CacheViewOp::create(b, view.getLoc(), rt.getKeyType(), rt.getValueType(),
-                                             ragged);
-          auto lengthsType = RankedTensorType::get({rt.getBatch(), rt.getNumKVHeads()},
-                                                   b.getI64Type());
-          Value lengths = CacheLengthsOp::create(b, view.getLoc(), lengthsType, ragged);
-          for (OpOperand &kUse : llvm::make_early_inc_range(view.getKeys().getUses())) {
-            auto attn = dyn_cast<AttentionOp>(kUse.getOwner());
-            if (!attn || attn.getKey() != view.getKeys() || attn.getValue() != view.getValues() ||
-                attn.getKvLengths())
-              continue;
-            b.setInsertionPoint(attn);
-            auto newAttn = AttentionOp::create(
-                b, attn.getLoc(), attn.getType(), attn.getQuery(), newView.getKeys(),
-                newView.getValues(), attn.getMask(), lengths, attn.getScaleAttr(),
-                attn.getCausal(), attn.getSoftcapAttr(), attn.getWindowAttr());
-            attn.replaceAllUsesWith(newAttn.getResult());
-            toErase.push_back(attn);
-          }
-        }
-      }
-    }
-    for (Operation *op : toErase)
-      op->erase();
-    // Appends/views of the dense cache that nothing reads any more go away.
-    bool changed = true;
-    while (changed) {
-      changed = false;
-      func.walk([&](Operation *op) {
-        if (isa<CacheAppendOp, CacheViewOp, CacheLengthsOp>(op) && op->use_empty()) {
-          op->erase();
-          changed = true;
-        }
-      });
-    }
+      retargetCacheUses(c, r, compress);
+    eraseDeadCacheOps(func);
   }
 };
 

@@ -82,10 +82,12 @@ def KVC_CacheAppendOp : KVC_Op<"cache.append", [Pure]> {
     Returns a cache whose sequence is the old one followed by the `N` new pairs
     (`[B, Hkv, N, D]` keys, `[B, Hkv, N, Dv]` values); its length is `S + N` (dynamic if either is).
     This is ONNX's `present = concat(past, new)`. On a ragged cache the new pairs go right after
-    each row's last valid pair, the lengths grow by `N`, and so does the capacity.
+    each row's last valid pair, the lengths grow by `N`, and so does the capacity. On an encoded
+    cache they enter the unencoded recent window; whole blocks that fall out of it are encoded
+    with the codebook built at prefill.
   }];
-  let arguments = (ins KVC_DenseOrRaggedCache:$cache, KVC_FloatTensor:$keys, KVC_FloatTensor:$values);
-  let results = (outs KVC_DenseOrRaggedCache:$result);
+  let arguments = (ins KVC_AnyCache:$cache, KVC_FloatTensor:$keys, KVC_FloatTensor:$values);
+  let results = (outs KVC_AnyCache:$result);
   let assemblyFormat = [{
     $cache `,` $keys `,` $values attr-dict `:` type($cache) `,` type($keys) `,` type($values) `->` type($result)
   }];
@@ -94,14 +96,15 @@ def KVC_CacheAppendOp : KVC_Op<"cache.append", [Pure]> {
 }
 
 def KVC_CacheViewOp : KVC_Op<"cache.view", [Pure]> {
-  let summary = "The keys and values a dense or ragged cache holds, as tensors";
+  let summary = "The keys and values a cache holds, as tensors";
   let description = [{
     `%k, %v = kvc.cache.view %c : !kvc.cache<...> -> tensor<...>, tensor<...>` gives the logical
     key and value tensors, e.g. to feed `kvc.attention` or a model's `present_*` outputs. For a
     ragged cache they have the capacity as sequence length; only the first
-    `kvc.cache.lengths` entries of each row are valid.
+    `kvc.cache.lengths` entries of each row are valid. For an encoded cache this decodes (the
+    CPU reference path; GPU kernels decode inside attention instead).
   }];
-  let arguments = (ins KVC_DenseOrRaggedCache:$cache);
+  let arguments = (ins KVC_AnyCache:$cache);
   let results = (outs KVC_FloatTensor:$keys, KVC_FloatTensor:$values);
   let assemblyFormat = "$cache attr-dict `:` type($cache) `->` type($keys) `,` type($values)";
   let hasVerifier = 1;
@@ -112,9 +115,10 @@ def KVC_CacheLengthsOp : KVC_Op<"cache.lengths", [Pure]> {
   let summary = "Per-(batch, KV head) number of valid pairs of a ragged cache";
   let description = [{
     `%l = kvc.cache.lengths %c : !kvc.ragged_cache<...> -> tensor<BxHkvxi64>`; feeds the
-    `lengths(...)` operand of `kvc.attention`.
+    `lengths(...)` operand of `kvc.attention`. Also valid on an encoded cache with
+    `ragged = true`.
   }];
-  let arguments = (ins KVC_RaggedCache:$cache);
+  let arguments = (ins KVC_AnyCache:$cache);
   let results = (outs RankedTensorOf<[I64]>:$lengths);
   let assemblyFormat = "$cache attr-dict `:` type($cache) `->` type($lengths)";
   let hasVerifier = 1;
@@ -162,6 +166,28 @@ def KVC_CompressOp : KVC_Op<"compress", [Pure, AttrSizedOperandSegments]> {
   let assemblyFormat = [{
     `(` $caches `)` (`queries` `(` $queries^ `)`)? attr-dict `:` functional-type(operands, results)
   }];
+  let hasVerifier = 1;
+}
+
+//===----------------------------------------------------------------------===//
+// Element encoding
+//===----------------------------------------------------------------------===//
+
+def KVC_EncodeOp : KVC_Op<"encode", [Pure]> {
+  let summary = "Store a dense or ragged cache in the encoding of a #kvc.codec";
+  let description = [{
+    ```mlir
+    %e = kvc.encode %c : !kvc.cache<tensor<1x8x?x128xf32>, tensor<1x8x?x128xf32>>
+           -> !kvc.encoded_cache<tensor<1x8x?x128xf32>, tensor<1x8x?x128xf32>, #kvc.codec<...>>
+    ```
+    The result's codec says how: error-bounded (KVComp) or fixed-width (KIVI) quantization,
+    grouping, entropy code and the unencoded recent window. A ragged input gives an encoded
+    cache with `ragged = true` (each row keeps its own length). Encoding is lossy within the
+    codec's bound; `kvc.cache.view` decodes.
+  }];
+  let arguments = (ins KVC_DenseOrRaggedCache:$cache);
+  let results = (outs KVC_AnyCache:$result);
+  let assemblyFormat = "$cache attr-dict `:` type($cache) `->` type($result)";
   let hasVerifier = 1;
 }
 
