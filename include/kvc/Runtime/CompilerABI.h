@@ -46,6 +46,30 @@ void _mlir_ciface_kvc_rt_compress_get(int64_t handle, int64_t layer, kvc_memref_
                                       kvc_memref_f32_4d *values, kvc_memref_i64_2d *lengths);
 void _mlir_ciface_kvc_rt_compress_end(int64_t handle);
 
+/* Encoded caches (kvc.encode and the ops on !kvc.encoded_cache). A handle owns one codec head
+ * per (batch, KV head) row; it lives until process exit (kvc's IR has no cache lifetime end
+ * yet). Appends update the handle in place and return it: the lowering checks that an encoded
+ * cache value is not read after it was appended to.
+ *   codec: bits (0 = error-bounded KVComp, else KIVI width), key_group (0 block, 2 channel),
+ *   key_block, key_error, value_block, value_error, entropy (0 none, 1 huffman), recent_keys,
+ *   recent_values. With entropy = none the CPU runtime still stores Huffman-coded blocks (the
+ *   decoded values are identical; only the storage accounting differs). */
+int64_t _mlir_ciface_kvc_rt_encode(int64_t bits, int64_t key_group, int64_t key_block,
+                                   double key_error, int64_t value_block, double value_error,
+                                   int64_t entropy, int64_t recent_keys, int64_t recent_values,
+                                   kvc_memref_f32_4d *keys, kvc_memref_f32_4d *values,
+                                   kvc_memref_i64_2d *lengths /* [0,0] for a dense cache */);
+int64_t _mlir_ciface_kvc_rt_encoded_append(int64_t handle, kvc_memref_f32_4d *keys,
+                                           kvc_memref_f32_4d *values);
+int64_t kvc_rt_encoded_capacity(int64_t handle);
+int64_t _mlir_ciface_kvc_rt_encoded_capacity(int64_t handle);
+void _mlir_ciface_kvc_rt_encoded_decode(int64_t handle, kvc_memref_f32_4d *keys,
+                                        kvc_memref_f32_4d *values);
+void _mlir_ciface_kvc_rt_encoded_lengths(int64_t handle, kvc_memref_i64_2d *lengths);
+/* Total stored bytes of all rows (bitstreams, offsets, quantization parameters, codebooks,
+ * recent windows, headers) and the fp16 bytes of the same pairs. */
+void kvc_rt_encoded_bytes(int64_t handle, uint64_t *stored, uint64_t *fp16);
+
 #ifdef __cplusplus
 }
 #endif

@@ -308,6 +308,8 @@ struct CacheAppendLowering : OpConversionPattern<CacheAppendOp> {
   using OpConversionPattern::OpConversionPattern;
   LogicalResult matchAndRewrite(CacheAppendOp op, OneToNOpAdaptor adaptor,
                                 ConversionPatternRewriter &rewriter) const override {
+    if (isa<EncodedCacheType>(op.getCache().getType()))
+      return failure();
     ValueRange cache = adaptor.getCache();
     auto resultType = cast<KVCacheTypeInterface>(op.getResult().getType());
     Location loc = op.getLoc();
@@ -400,6 +402,8 @@ struct CacheViewLowering : OpConversionPattern<CacheViewOp> {
   using OpConversionPattern::OpConversionPattern;
   LogicalResult matchAndRewrite(CacheViewOp op, OneToNOpAdaptor adaptor,
                                 ConversionPatternRewriter &rewriter) const override {
+    if (isa<EncodedCacheType>(op.getCache().getType()))
+      return failure();
     ValueRange cache = adaptor.getCache();
     rewriter.replaceOp(op, {cache[0], cache[1]});
     return success();
@@ -410,6 +414,8 @@ struct CacheLengthsLowering : OpConversionPattern<CacheLengthsOp> {
   using OpConversionPattern::OpConversionPattern;
   LogicalResult matchAndRewrite(CacheLengthsOp op, OneToNOpAdaptor adaptor,
                                 ConversionPatternRewriter &rewriter) const override {
+    if (isa<EncodedCacheType>(op.getCache().getType()))
+      return failure();
     Value lengths = adaptor.getCache()[2];
     if (lengths.getType() != op.getType())
       lengths = tensor::CastOp::create(rewriter, op.getLoc(), op.getType(), lengths);
@@ -418,7 +424,43 @@ struct CacheLengthsLowering : OpConversionPattern<CacheLengthsOp> {
   }
 };
 
-/// kvc.compress -> calls into libkvc_runtime (include/kvc/Runtime/CompressABI.h):
+/// Declares (once) a runtime function with the C interface MLIR uses for memref arguments.
+func::FuncOp declareRuntimeFunc(OpBuilder &b, ModuleOp module, StringRef name, TypeRange args,
+                                TypeRange results) {
+  if (auto f = module.lookupSymbol<func::FuncOp>(name))
+    return f;
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPointToStart(module.getBody());
+  auto f = func::FuncOp::create(b, module.getLoc(), name, b.getFunctionType(args, results));
+  f.setPrivate();
+  f->setAttr("llvm.emit_c_interface", b.getUnitAttr());
+  return f;
+}
+
+MemRefType dynMemRef(int64_t rank, Type elem) {
+  return MemRefType::get(SmallVector<int64_t>(rank, ShapedType::kDynamic), elem);
+}
+
+/// Read-only buffer of a tensor, cast to a fully dynamic memref for the runtime ABI.
+Value runtimeBuffer(OpBuilder &b, Location loc, Value tensor) {
+  auto t = cast<RankedTensorType>(tensor.getType());
+  Value m = bufferization::ToBufferOp::create(
+      b, loc, MemRefType::get(t.getShape(), t.getElementType()), tensor, /*readOnly=*/true);
+  return memref::CastOp::create(b, loc, dynMemRef(t.getRank(), t.getElementType()), m);
+}
+
+Value tensorOfBuffer(OpBuilder &b, Location loc, Value m) {
+  auto mt = cast<MemRefType>(m.getType());
+  return bufferization::ToTensorOp::create(
+      b, loc, RankedTensorType::get(mt.getShape(), mt.getElementType()), m, /*restrict=*/true,
+      /*writable=*/true);
+}
+
+Value i64Const(OpBuilder &b, Location loc, int64_t v) {
+  return arith::ConstantOp::create(b, loc, b.getI64IntegerAttr(v));
+}
+
+/// kvc.compress -> calls into libkvc_runtime (include/kvc/Runtime/CompilerABI.h):
 /// begin(options) -> handle; add(handle, layer, K, V, Q) per cache; run; get(handle, layer,
 /// K', V', lengths) per cache; end. Buffers cross as f32 memrefs (llvm.emit_c_interface).
 struct CompressLowering : OpConversionPattern<CompressOp> {
@@ -426,14 +468,7 @@ struct CompressLowering : OpConversionPattern<CompressOp> {
 
   static func::FuncOp declare(OpBuilder &b, ModuleOp module, StringRef name, TypeRange args,
                               TypeRange results) {
-    if (auto f = module.lookupSymbol<func::FuncOp>(name))
-      return f;
-    OpBuilder::InsertionGuard guard(b);
-    b.setInsertionPointToStart(module.getBody());
-    auto f = func::FuncOp::create(b, module.getLoc(), name, b.getFunctionType(args, results));
-    f.setPrivate();
-    f->setAttr("llvm.emit_c_interface", b.getUnitAttr());
-    return f;
+    return declareRuntimeFunc(b, module, name, args, results);
   }
 
   LogicalResult matchAndRewrite(CompressOp op, OneToNOpAdaptor adaptor,
@@ -529,6 +564,127 @@ struct CompressLowering : OpConversionPattern<CompressOp> {
   }
 };
 
+/// Encoded caches are runtime handles (i64): kvc.encode creates one, append updates it,
+/// view decodes into fresh buffers, lengths reads the row lengths.
+struct EncodeLowering : OpConversionPattern<EncodeOp> {
+  using OpConversionPattern::OpConversionPattern;
+  LogicalResult matchAndRewrite(EncodeOp op, OneToNOpAdaptor adaptor,
+                                ConversionPatternRewriter &rewriter) const override {
+    Location loc = op.getLoc();
+    ValueRange in = adaptor.getCache();
+    auto module = op->getParentOfType<ModuleOp>();
+    Type i64 = rewriter.getI64Type(), f64 = rewriter.getF64Type(), f32 = rewriter.getF32Type();
+    auto fn = declareRuntimeFunc(rewriter, module, "kvc_rt_encode",
+                                 {i64, i64, i64, f64, i64, f64, i64, i64, i64, dynMemRef(4, f32),
+                                  dynMemRef(4, f32), dynMemRef(2, i64)},
+                                 {i64});
+    CodecAttr c = cast<EncodedCacheType>(op.getType()).getCodec();
+    Value lengths;
+    if (in.size() == 3) {
+      lengths = runtimeBuffer(rewriter, loc, in[2]);
+    } else {
+      Value empty = memref::AllocOp::create(rewriter, loc, MemRefType::get({0, 0}, i64));
+      lengths = memref::CastOp::create(rewriter, loc, dynMemRef(2, i64), empty);
+    }
+    auto f64c = [&](FloatAttr a) -> Value {
+      return arith::ConstantOp::create(rewriter, loc, rewriter.getF64FloatAttr(a.getValueAsDouble()));
+    };
+    Value handle =
+        func::CallOp::create(
+            rewriter, loc, fn,
+            ValueRange{i64Const(rewriter, loc, c.getBits()),
+                       i64Const(rewriter, loc, int64_t(c.getKeyGroup())),
+                       i64Const(rewriter, loc, c.getKeyBlock()), f64c(c.getKeyError()),
+                       i64Const(rewriter, loc, c.getValueBlock()), f64c(c.getValueError()),
+                       i64Const(rewriter, loc, int64_t(c.getEntropy())),
+                       i64Const(rewriter, loc, c.getRecentKeys()),
+                       i64Const(rewriter, loc, c.getRecentValues()),
+                       runtimeBuffer(rewriter, loc, in[0]), runtimeBuffer(rewriter, loc, in[1]),
+                       lengths})
+            .getResult(0);
+    rewriter.replaceOpWithMultiple(op, {{handle}});
+    return success();
+  }
+};
+
+struct EncodedAppendLowering : OpConversionPattern<CacheAppendOp> {
+  using OpConversionPattern::OpConversionPattern;
+  LogicalResult matchAndRewrite(CacheAppendOp op, OneToNOpAdaptor adaptor,
+                                ConversionPatternRewriter &rewriter) const override {
+    if (!isa<EncodedCacheType>(op.getCache().getType()))
+      return failure();
+    Location loc = op.getLoc();
+    Type i64 = rewriter.getI64Type(), f32 = rewriter.getF32Type();
+    auto fn = declareRuntimeFunc(rewriter, op->getParentOfType<ModuleOp>(),
+                                 "kvc_rt_encoded_append", {i64, dynMemRef(4, f32), dynMemRef(4, f32)},
+                                 {i64});
+    Value handle = func::CallOp::create(
+                       rewriter, loc, fn,
+                       ValueRange{adaptor.getCache().front(),
+                                  runtimeBuffer(rewriter, loc, adaptor.getKeys().front()),
+                                  runtimeBuffer(rewriter, loc, adaptor.getValues().front())})
+                       .getResult(0);
+    rewriter.replaceOpWithMultiple(op, {{handle}});
+    return success();
+  }
+};
+
+struct EncodedViewLowering : OpConversionPattern<CacheViewOp> {
+  using OpConversionPattern::OpConversionPattern;
+  LogicalResult matchAndRewrite(CacheViewOp op, OneToNOpAdaptor adaptor,
+                                ConversionPatternRewriter &rewriter) const override {
+    auto type = dyn_cast<EncodedCacheType>(op.getCache().getType());
+    if (!type)
+      return failure();
+    Location loc = op.getLoc();
+    auto module = op->getParentOfType<ModuleOp>();
+    Type i64 = rewriter.getI64Type(), f32 = rewriter.getF32Type();
+    Value handle = adaptor.getCache().front();
+    SmallVector<Value> dynSizes;
+    if (type.getKeyType().isDynamicDim(2)) {
+      auto cap = declareRuntimeFunc(rewriter, module, "kvc_rt_encoded_capacity", {i64}, {i64});
+      Value c = func::CallOp::create(rewriter, loc, cap, ValueRange{handle}).getResult(0);
+      dynSizes.push_back(arith::IndexCastOp::create(rewriter, loc, rewriter.getIndexType(), c));
+    }
+    if (size_t(type.getKeyType().getNumDynamicDims()) != dynSizes.size())
+      return rewriter.notifyMatchFailure(op, "only the sequence dimension may be dynamic");
+    auto kType = MemRefType::get(type.getKeyType().getShape(), f32);
+    auto vType = MemRefType::get(type.getValueType().getShape(), f32);
+    Value k = memref::AllocOp::create(rewriter, loc, kType, dynSizes);
+    Value v = memref::AllocOp::create(rewriter, loc, vType, dynSizes);
+    auto fn = declareRuntimeFunc(rewriter, module, "kvc_rt_encoded_decode",
+                                 {i64, dynMemRef(4, f32), dynMemRef(4, f32)}, {});
+    func::CallOp::create(rewriter, loc, fn,
+                         ValueRange{handle, memref::CastOp::create(rewriter, loc, dynMemRef(4, f32), k),
+                                    memref::CastOp::create(rewriter, loc, dynMemRef(4, f32), v)});
+    rewriter.replaceOp(op, {tensorOfBuffer(rewriter, loc, k), tensorOfBuffer(rewriter, loc, v)});
+    return success();
+  }
+};
+
+struct EncodedLengthsLowering : OpConversionPattern<CacheLengthsOp> {
+  using OpConversionPattern::OpConversionPattern;
+  LogicalResult matchAndRewrite(CacheLengthsOp op, OneToNOpAdaptor adaptor,
+                                ConversionPatternRewriter &rewriter) const override {
+    if (!isa<EncodedCacheType>(op.getCache().getType()))
+      return failure();
+    Location loc = op.getLoc();
+    Type i64 = rewriter.getI64Type();
+    auto lType = MemRefType::get(op.getType().getShape(), i64);
+    if (!lType.hasStaticShape())
+      return rewriter.notifyMatchFailure(op, "dynamic batch or head count");
+    Value l = memref::AllocOp::create(rewriter, loc, lType);
+    auto fn = declareRuntimeFunc(rewriter, op->getParentOfType<ModuleOp>(),
+                                 "kvc_rt_encoded_lengths", {i64, dynMemRef(2, i64)}, {});
+    func::CallOp::create(
+        rewriter, loc, fn,
+        ValueRange{adaptor.getCache().front(),
+                   memref::CastOp::create(rewriter, loc, dynMemRef(2, i64), l)});
+    rewriter.replaceOp(op, tensorOfBuffer(rewriter, loc, l));
+    return success();
+  }
+};
+
 struct ConvertKVCToLinalgPass
     : public mlir::kvc::impl::ConvertKVCToLinalgBase<ConvertKVCToLinalgPass> {
   void runOnOperation() override {
@@ -558,6 +714,41 @@ struct ConvertKVCToLinalgPass
           }
         return WalkResult::advance();
       });
+    if (!unsupported.wasInterrupted())
+      unsupported = getOperation().walk([](Operation *op) -> WalkResult {
+        for (Value r : op->getResults()) {
+          auto t = dyn_cast<EncodedCacheType>(r.getType());
+          if (!t)
+            continue;
+          if (!t.getElementType().isF32() || t.getHeadDim() != t.getValueDim() ||
+              t.getCodec().getValueGroup() != QuantGroup::Token ||
+              (t.getCodec().getBits() == 0 && t.getCodec().getKeyGroup() == QuantGroup::Token)) {
+            op->emitOpError() << "produces " << t
+                              << ", which the CPU runtime cannot hold: it needs f32, equal key and "
+                                 "value head dims, token value groups and block/channel key groups";
+            return WalkResult::interrupt();
+          }
+          // The runtime updates an encoded cache in place on append, so nothing may read the
+          // old value afterwards.
+          for (Operation *user : r.getUsers()) {
+            if (!isa<CacheAppendOp>(user))
+              continue;
+            if (t.getCodec().getBits() != 0) {
+              user->emitOpError() << "appends to a fixed-width (bits > 0) encoded cache, which "
+                                     "the CPU runtime does not support yet";
+              return WalkResult::interrupt();
+            }
+            for (Operation *other : r.getUsers())
+              if (other != user &&
+                  (other->getBlock() != user->getBlock() || user->isBeforeInBlock(other))) {
+                other->emitOpError() << "reads an encoded cache after (or apart from) the append "
+                                        "that updates it in place";
+                return WalkResult::interrupt();
+              }
+          }
+        }
+        return WalkResult::advance();
+      });
     if (unsupported.wasInterrupted())
       return signalPassFailure();
     TypeConverter converter;
@@ -568,7 +759,7 @@ struct ConvertKVCToLinalgPass
     target.addLegalDialect<linalg::LinalgDialect, tensor::TensorDialect, arith::ArithDialect,
                            math::MathDialect>();
     target.addIllegalOp<AttentionOp, CacheFromTensorsOp, CacheAppendOp, CacheViewOp,
-                        CacheLengthsOp, CompressOp>();
+                        CacheLengthsOp, CompressOp, EncodeOp>();
     target.addLegalDialect<bufferization::BufferizationDialect, memref::MemRefDialect>();
     target.addDynamicallyLegalOp<func::FuncOp>([&](func::FuncOp op) {
       return converter.isSignatureLegal(op.getFunctionType()) &&
@@ -605,6 +796,12 @@ void mlir::kvc::populateKVCCacheTypeConversion(TypeConverter &converter) {
         results.push_back(type.getValueType());
         return success();
       });
+  // An encoded cache is a runtime handle (libkvc_runtime's EncodedCache).
+  converter.addConversion([](EncodedCacheType type, SmallVectorImpl<Type> &results)
+                              -> std::optional<LogicalResult> {
+    results.push_back(IntegerType::get(type.getContext(), 64));
+    return success();
+  });
   // A ragged cache is (keys, values, lengths [B, Hkv] i64) with the capacity as sequence.
   converter.addConversion(
       [](RaggedCacheType type, SmallVectorImpl<Type> &results) -> std::optional<LogicalResult> {
@@ -619,6 +816,7 @@ void mlir::kvc::populateKVCCacheTypeConversion(TypeConverter &converter) {
 void mlir::kvc::populateKVCToLinalgPatterns(const TypeConverter &converter,
                                             RewritePatternSet &patterns) {
   patterns.add<AttentionOpLowering, CacheFromTensorsLowering, CacheAppendLowering,
-               CacheViewLowering, CacheLengthsLowering, CompressLowering>(converter,
-                                                                         patterns.getContext());
+               CacheViewLowering, CacheLengthsLowering, CompressLowering, EncodeLowering,
+               EncodedAppendLowering, EncodedViewLowering, EncodedLengthsLowering>(
+      converter, patterns.getContext());
 }

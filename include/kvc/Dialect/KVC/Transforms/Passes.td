@@ -76,4 +76,47 @@ def KVCCompressCache : Pass<"kvc-compress-cache", "func::FuncOp"> {
   let dependentDialects = ["::mlir::kvc::KVCDialect"];
 }
 
+def KVCQuantizeCache : Pass<"kvc-quantize-cache", "func::FuncOp"> {
+  let summary = "Store decode caches quantized (error-bounded KVComp or fixed-width KIVI)";
+  let description = [{
+    Every cache that decode appends to -- a dense cache built from prefill tensors, or a ragged
+    cache produced by `kvc.compress` (so it composes: `kvc-compress-cache` then
+    `kvc-quantize-cache` distils, then quantizes) -- is stored through `kvc.encode` with a
+    `#kvc.codec` built from the options, and its appends, views and attention move to the
+    encoded cache. The codec starts with `entropy = none`; `kvc-entropy-encode` turns on Huffman
+    coding. `bits = 0` selects the error-bounded quantizer (step = error * group range);
+    `bits = 2|3|4|8` the fixed-width KIVI baseline (per-channel keys, per-token values).
+  }];
+  let options = [
+    Option<"keyError", "k-error", "double", /*default=*/"0.05",
+           "Key error bound relative to the group range (bits = 0)">,
+    Option<"valueError", "v-error", "double", /*default=*/"0.1",
+           "Value error bound relative to the group range (bits = 0)">,
+    Option<"bits", "bits", "unsigned", /*default=*/"0",
+           "0: error-bounded (KVComp); 2, 3, 4, 8: fixed-width KIVI">,
+    Option<"keyGroup", "key-group", "std::string", /*default=*/"\"block\"",
+           "Key quantization groups: block (KVComp) or channel (KIVI; the default when bits > 0)">,
+    Option<"keyBlock", "key-block", "unsigned", /*default=*/"64",
+           "Tokens per key block (KIVI: per key group)">,
+    Option<"valueBlock", "value-block", "unsigned", /*default=*/"128",
+           "Tokens per value block (bitstream layout)">,
+    Option<"recentKeys", "recent-keys", "unsigned", /*default=*/"128",
+           "Newest keys kept unencoded">,
+    Option<"recentValues", "recent-values", "unsigned", /*default=*/"256",
+           "Newest values kept unencoded">
+  ];
+  let dependentDialects = ["::mlir::kvc::KVCDialect"];
+}
+
+def KVCEntropyEncode : Pass<"kvc-entropy-encode", "func::FuncOp"> {
+  let summary = "Huffman-code the symbols of error-bounded encoded caches";
+  let description = [{
+    Sets `entropy = huffman` on every `kvc.encode` whose codec is error-bounded (`bits = 0`) and
+    not yet entropy-coded, and updates the types of the appends, views and attention that read
+    it. The codebook is built per layer from the prefill histogram and reused for appended
+    tokens (escape path for unseen symbols). Fixed-width (KIVI) codecs are left as they are.
+  }];
+  let dependentDialects = ["::mlir::kvc::KVCDialect"];
+}
+
 #endif // KVC_DIALECT_KVC_TRANSFORMS_PASSES_TD
