@@ -466,37 +466,22 @@ Value i64Const(OpBuilder &b, Location loc, int64_t v) {
 struct CompressLowering : OpConversionPattern<CompressOp> {
   using OpConversionPattern::OpConversionPattern;
 
-  static func::FuncOp declare(OpBuilder &b, ModuleOp module, StringRef name, TypeRange args,
-                              TypeRange results) {
-    return declareRuntimeFunc(b, module, name, args, results);
-  }
-
   LogicalResult matchAndRewrite(CompressOp op, OneToNOpAdaptor adaptor,
                                 ConversionPatternRewriter &rewriter) const override {
     Location loc = op.getLoc();
     auto module = op->getParentOfType<ModuleOp>();
-    MLIRContext *ctx = rewriter.getContext();
     Type f32 = rewriter.getF32Type(), i64 = rewriter.getI64Type(), f64 = rewriter.getF64Type();
-    auto dyn4 = MemRefType::get({ShapedType::kDynamic, ShapedType::kDynamic,
-                                 ShapedType::kDynamic, ShapedType::kDynamic},
-                                f32);
-    auto dyn2i = MemRefType::get({ShapedType::kDynamic, ShapedType::kDynamic}, i64);
-    auto begin = declare(rewriter, module, "kvc_rt_compress_begin", {i64, f64, i64, i64, i64, i64, i64},
+    auto dyn4 = dynMemRef(4, f32);
+    auto dyn2i = dynMemRef(2, i64);
+    auto begin = declareRuntimeFunc(rewriter, module, "kvc_rt_compress_begin", {i64, f64, i64, i64, i64, i64, i64},
                          {i64});
-    auto add = declare(rewriter, module, "kvc_rt_compress_add", {i64, i64, dyn4, dyn4, dyn4}, {});
-    auto run = declare(rewriter, module, "kvc_rt_compress_run", {i64}, {});
-    auto get = declare(rewriter, module, "kvc_rt_compress_get", {i64, i64, dyn4, dyn4, dyn2i}, {});
-    auto end = declare(rewriter, module, "kvc_rt_compress_end", {i64}, {});
+    auto add = declareRuntimeFunc(rewriter, module, "kvc_rt_compress_add", {i64, i64, dyn4, dyn4, dyn4}, {});
+    auto run = declareRuntimeFunc(rewriter, module, "kvc_rt_compress_run", {i64}, {});
+    auto get = declareRuntimeFunc(rewriter, module, "kvc_rt_compress_get", {i64, i64, dyn4, dyn4, dyn2i}, {});
+    auto end = declareRuntimeFunc(rewriter, module, "kvc_rt_compress_end", {i64}, {});
 
-    auto cst = [&](int64_t v) -> Value {
-      return arith::ConstantOp::create(rewriter, loc, rewriter.getI64IntegerAttr(v));
-    };
-    auto toBuffer = [&](Value tensor) -> Value {
-      auto t = cast<RankedTensorType>(tensor.getType());
-      auto mt = MemRefType::get(t.getShape(), t.getElementType());
-      Value m = bufferization::ToBufferOp::create(rewriter, loc, mt, tensor, /*readOnly=*/true);
-      return memref::CastOp::create(rewriter, loc, dyn4, m);
-    };
+    auto cst = [&](int64_t v) { return i64Const(rewriter, loc, v); };
+    auto toBuffer = [&](Value tensor) { return runtimeBuffer(rewriter, loc, tensor); };
     double ratio = op.getRatioAttr() ? op.getRatioAttr().getValueAsDouble() : 0.0;
     int64_t budget = op.getBudgetAttr() ? op.getBudgetAttr().getInt() : 0;
     Value handle =
@@ -548,16 +533,10 @@ struct CompressLowering : OpConversionPattern<CompressOp> {
                                       memref::CastOp::create(rewriter, loc, dyn4, outK),
                                       memref::CastOp::create(rewriter, loc, dyn4, outV),
                                       memref::CastOp::create(rewriter, loc, dyn2i, outLen)});
-      auto toTensor = [&](Value m) -> Value {
-        auto mt = cast<MemRefType>(m.getType());
-        return bufferization::ToTensorOp::create(
-            rewriter, loc, RankedTensorType::get(mt.getShape(), mt.getElementType()), m,
-            /*restrict=*/true, /*writable=*/true);
-      };
+      auto toTensor = [&](Value m) { return tensorOfBuffer(rewriter, loc, m); };
       replacements.push_back({toTensor(outK), toTensor(outV), toTensor(outLen)});
     }
     func::CallOp::create(rewriter, loc, end, ValueRange{handle});
-    (void)ctx;
     SmallVector<ValueRange> ranges(replacements.begin(), replacements.end());
     rewriter.replaceOpWithMultiple(op, ranges);
     return success();
