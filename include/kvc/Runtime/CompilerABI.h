@@ -35,6 +35,18 @@ typedef struct {
   int64_t *allocated, *aligned;
   int64_t offset, sizes[2], strides[2];
 } kvc_memref_i64_2d;
+typedef struct {
+  int64_t *allocated, *aligned;
+  int64_t offset, sizes[3], strides[3];
+} kvc_memref_i64_3d;
+typedef struct {
+  float *allocated, *aligned;
+  int64_t offset, sizes[1], strides[1];
+} kvc_memref_f32_1d;
+typedef struct {
+  float *allocated, *aligned;
+  int64_t offset, sizes[3], strides[3];
+} kvc_memref_f32_3d;
 
 int64_t _mlir_ciface_kvc_rt_compress_begin(int64_t method, double ratio, int64_t budget,
                                            int64_t budget_mode, int64_t sinks, int64_t recent,
@@ -66,6 +78,16 @@ int64_t _mlir_ciface_kvc_rt_encoded_capacity(int64_t handle);
 void _mlir_ciface_kvc_rt_encoded_decode(int64_t handle, kvc_memref_f32_4d *keys,
                                         kvc_memref_f32_4d *values);
 void _mlir_ciface_kvc_rt_encoded_lengths(int64_t handle, kvc_memref_i64_2d *lengths);
+/* kvc.vote: GVote (Vote.h) on every (batch, KV head) row of K[B,Hkv,S,D] with the current
+ * queries Q[B,Hq,M,D], the hidden-state Gaussian (mean, var [d_model]) and W_q [Hq,D,d_model];
+ * kept[B,Hkv,S] gets each row's kept indices (ascending, then -1), counts[B,Hkv] their number. */
+void _mlir_ciface_kvc_rt_vote(double p, int64_t samples, int64_t seed, int64_t sinks,
+                              int64_t recent, double rope_theta, int64_t n_future,
+                              kvc_memref_f32_4d *keys, kvc_memref_f32_4d *queries,
+                              kvc_memref_f32_1d *hidden_mean, kvc_memref_f32_1d *hidden_var,
+                              kvc_memref_f32_3d *w_q, kvc_memref_i64_3d *kept,
+                              kvc_memref_i64_2d *counts);
+
 /* Total stored bytes of all rows (bitstreams, offsets, quantization parameters, codebooks,
  * recent windows, headers) and the fp16 bytes of the same pairs. */
 void kvc_rt_encoded_bytes(int64_t handle, uint64_t *stored, uint64_t *fp16);

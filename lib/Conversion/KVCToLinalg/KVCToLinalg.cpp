@@ -543,6 +543,115 @@ struct CompressLowering : OpConversionPattern<CompressOp> {
   }
 };
 
+/// kvc.vote -> kvc_rt_vote (GVote in libkvc_runtime), outputs in fresh buffers.
+struct VoteLowering : OpConversionPattern<VoteOp> {
+  using OpConversionPattern::OpConversionPattern;
+  LogicalResult matchAndRewrite(VoteOp op, OneToNOpAdaptor adaptor,
+                                ConversionPatternRewriter &rewriter) const override {
+    Location loc = op.getLoc();
+    Type i64 = rewriter.getI64Type(), f64 = rewriter.getF64Type(), f32 = rewriter.getF32Type();
+    auto keptType = MemRefType::get(op.getKept().getType().getShape(), i64);
+    auto countsType = MemRefType::get(op.getCounts().getType().getShape(), i64);
+    if (!keptType.hasStaticShape() || !countsType.hasStaticShape())
+      return rewriter.notifyMatchFailure(op, "dynamic vote result shapes");
+    auto fn = declareRuntimeFunc(
+        rewriter, op->getParentOfType<ModuleOp>(), "kvc_rt_vote",
+        {f64, i64, i64, i64, i64, f64, i64, dynMemRef(4, f32), dynMemRef(4, f32),
+         dynMemRef(1, f32), dynMemRef(1, f32), dynMemRef(3, f32), dynMemRef(3, i64),
+         dynMemRef(2, i64)},
+        {});
+    Value kept = memref::AllocOp::create(rewriter, loc, keptType);
+    Value counts = memref::AllocOp::create(rewriter, loc, countsType);
+    auto f64c = [&](double v) -> Value {
+      return arith::ConstantOp::create(rewriter, loc, rewriter.getF64FloatAttr(v));
+    };
+    func::CallOp::create(
+        rewriter, loc, fn,
+        ValueRange{f64c(op.getP().convertToDouble()), i64Const(rewriter, loc, op.getSamples()),
+                   i64Const(rewriter, loc, op.getSeed()), i64Const(rewriter, loc, op.getSinks()),
+                   i64Const(rewriter, loc, op.getRecent()),
+                   f64c(op.getRopeTheta().convertToDouble()),
+                   i64Const(rewriter, loc, op.getNFuture()),
+                   runtimeBuffer(rewriter, loc, adaptor.getCache()[0]),
+                   runtimeBuffer(rewriter, loc, adaptor.getQueries().front()),
+                   runtimeBuffer(rewriter, loc, adaptor.getHiddenMean().front()),
+                   runtimeBuffer(rewriter, loc, adaptor.getHiddenVar().front()),
+                   runtimeBuffer(rewriter, loc, adaptor.getWQ().front()),
+                   memref::CastOp::create(rewriter, loc, dynMemRef(3, i64), kept),
+                   memref::CastOp::create(rewriter, loc, dynMemRef(2, i64), counts)});
+    rewriter.replaceOp(op, {tensorOfBuffer(rewriter, loc, kept),
+                            tensorOfBuffer(rewriter, loc, counts)});
+    return success();
+  }
+};
+
+/// kvc.cache.select: row (b, h) of the ragged result holds K[b, h, kept[b, h, j]] for
+/// j < counts[b, h] and zeros after; lengths = counts.
+struct CacheSelectLowering : OpConversionPattern<CacheSelectOp> {
+  using OpConversionPattern::OpConversionPattern;
+
+  static Value gatherRows(OpBuilder &b, Location loc, Value src, Value kept, Value counts,
+                          RankedTensorType resultType) {
+    MLIRContext *ctx = b.getContext();
+    SmallVector<OpFoldResult> sizes;
+    for (int64_t i = 0; i < 4; ++i)
+      sizes.push_back(resultType.isDynamicDim(i) ? OpFoldResult(tensor::DimOp::create(b, loc, src, i).getResult())
+                                                 : OpFoldResult(b.getIndexAttr(resultType.getDimSize(i))));
+    Value init = tensor::EmptyOp::create(b, loc, sizes, resultType.getElementType());
+    AffineExpr d0, d1;
+    bindDims(ctx, d0, d1);
+    Value srcLen = getValueOrCreateConstantIndexOp(b, loc, dimOf(b, loc, src, 2));
+    Value keptLen = getValueOrCreateConstantIndexOp(b, loc, dimOf(b, loc, kept, 2));
+    Type elem = resultType.getElementType();
+    return linalg::GenericOp::create(
+               b, loc, init.getType(), ValueRange{counts}, ValueRange{init},
+               SmallVector<AffineMap>{AffineMap::get(4, 0, {d0, d1}, ctx),
+                                      AffineMap::getMultiDimIdentityMap(4, ctx)},
+               SmallVector<utils::IteratorType>(4, utils::IteratorType::parallel),
+               [&](OpBuilder &nb, Location l, ValueRange args) {
+                 Value bi = linalg::IndexOp::create(nb, l, 0);
+                 Value hi = linalg::IndexOp::create(nb, l, 1);
+                 Value j = linalg::IndexOp::create(nb, l, 2);
+                 Value d = linalg::IndexOp::create(nb, l, 3);
+                 Value zeroIdx = arith::ConstantIndexOp::create(nb, l, 0);
+                 Value one = arith::ConstantIndexOp::create(nb, l, 1);
+                 Value n = arith::IndexCastOp::create(nb, l, nb.getIndexType(), args[0]);
+                 Value jk = arith::MinSIOp::create(nb, l, j, arith::SubIOp::create(nb, l, keptLen, one));
+                 Value tok = arith::IndexCastOp::create(
+                     nb, l, nb.getIndexType(),
+                     tensor::ExtractOp::create(nb, l, kept, ValueRange{bi, hi, jk}));
+                 // Clamp the token index into range; the select below discards invalid slots.
+                 tok = arith::MaxSIOp::create(
+                     nb, l, zeroIdx,
+                     arith::MinSIOp::create(nb, l, tok, arith::SubIOp::create(nb, l, srcLen, one)));
+                 Value v = tensor::ExtractOp::create(nb, l, src, ValueRange{bi, hi, tok, d});
+                 Value valid = arith::AndIOp::create(
+                     nb, l, arith::CmpIOp::create(nb, l, arith::CmpIPredicate::slt, j, n),
+                     arith::CmpIOp::create(nb, l, arith::CmpIPredicate::slt, j, keptLen));
+                 Value zero = arith::ConstantOp::create(nb, l, nb.getZeroAttr(elem));
+                 linalg::YieldOp::create(nb, l,
+                                         ValueRange{arith::SelectOp::create(nb, l, valid, v, zero)});
+               })
+        .getResult(0);
+  }
+
+  LogicalResult matchAndRewrite(CacheSelectOp op, OneToNOpAdaptor adaptor,
+                                ConversionPatternRewriter &rewriter) const override {
+    Location loc = op.getLoc();
+    ValueRange cache = adaptor.getCache();
+    Value kept = adaptor.getKept().front(), counts = adaptor.getCounts().front();
+    auto rt = cast<RaggedCacheType>(op.getType());
+    Value keys = gatherRows(rewriter, loc, cache[0], kept, counts, rt.getKeyType());
+    Value values = gatherRows(rewriter, loc, cache[1], kept, counts, rt.getValueType());
+    auto lengthsType = RankedTensorType::get({rt.getBatch(), rt.getNumKVHeads()},
+                                             rewriter.getI64Type());
+    if (counts.getType() != lengthsType)
+      counts = tensor::CastOp::create(rewriter, loc, lengthsType, counts);
+    rewriter.replaceOpWithMultiple(op, {{keys, values, counts}});
+    return success();
+  }
+};
+
 /// Encoded caches are runtime handles (i64): kvc.encode creates one, append updates it,
 /// view decodes into fresh buffers, lengths reads the row lengths.
 struct EncodeLowering : OpConversionPattern<EncodeOp> {
@@ -683,6 +792,21 @@ struct ConvertKVCToLinalgPass
       return WalkResult::advance();
     });
     if (!unsupported.wasInterrupted())
+      unsupported = getOperation().walk([](VoteOp op) {
+        for (Value v : op->getOperands()) {
+          Type elem = isa<KVCacheTypeInterface>(v.getType())
+                          ? cast<KVCacheTypeInterface>(v.getType()).getElementType()
+                          : getElementTypeOrSelf(v.getType());
+          if (!elem.isF32()) {
+            op.emitOpError() << "cannot be lowered to the CPU runtime yet: it needs f32 operands, "
+                                "got "
+                             << v.getType();
+            return WalkResult::interrupt();
+          }
+        }
+        return WalkResult::advance();
+      });
+    if (!unsupported.wasInterrupted())
       unsupported = getOperation().walk([](CompressOp op) {
         for (Value c : op.getCaches())
           if (!cast<CacheType>(c.getType()).getElementType().isF32()) {
@@ -738,7 +862,7 @@ struct ConvertKVCToLinalgPass
     target.addLegalDialect<linalg::LinalgDialect, tensor::TensorDialect, arith::ArithDialect,
                            math::MathDialect>();
     target.addIllegalOp<AttentionOp, CacheFromTensorsOp, CacheAppendOp, CacheViewOp,
-                        CacheLengthsOp, CompressOp, EncodeOp>();
+                        CacheLengthsOp, CompressOp, EncodeOp, VoteOp, CacheSelectOp>();
     target.addLegalDialect<bufferization::BufferizationDialect, memref::MemRefDialect>();
     target.addDynamicallyLegalOp<func::FuncOp>([&](func::FuncOp op) {
       return converter.isSignatureLegal(op.getFunctionType()) &&
@@ -796,6 +920,7 @@ void mlir::kvc::populateKVCToLinalgPatterns(const TypeConverter &converter,
                                             RewritePatternSet &patterns) {
   patterns.add<AttentionOpLowering, CacheFromTensorsLowering, CacheAppendLowering,
                CacheViewLowering, CacheLengthsLowering, CompressLowering, EncodeLowering,
-               EncodedAppendLowering, EncodedViewLowering, EncodedLengthsLowering>(
+               EncodedAppendLowering, EncodedViewLowering, EncodedLengthsLowering, VoteLowering,
+               CacheSelectLowering>(
       converter, patterns.getContext());
 }

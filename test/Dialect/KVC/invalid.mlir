@@ -206,3 +206,19 @@ func.func @append_kind(%c: !kvc.ragged_cache<tensor<1x2x8x16xf32>, tensor<1x2x8x
   %a = kvc.cache.append %c, %nk, %nk : !kvc.ragged_cache<tensor<1x2x8x16xf32>, tensor<1x2x8x16xf32>, sinks = 2, recent = 2>, tensor<1x2x1x16xf32>, tensor<1x2x1x16xf32> -> !kvc.cache<tensor<1x2x9x16xf32>, tensor<1x2x9x16xf32>>
   return
 }
+
+// -----
+
+func.func @vote_p(%c: !kvc.cache<tensor<1x2x64x16xf32>, tensor<1x2x64x16xf32>>, %q: tensor<1x4x1x16xf32>, %m: tensor<32xf32>, %w: tensor<4x16x32xf32>) {
+  // expected-error @+1 {{'kvc.vote' op p (nucleus mass) must be in (0, 1], got 1.5}}
+  %kept, %counts = kvc.vote %c, %q, %m, %m, %w {p = 1.5 : f64} : !kvc.cache<tensor<1x2x64x16xf32>, tensor<1x2x64x16xf32>>, tensor<1x4x1x16xf32>, tensor<32xf32>, tensor<32xf32>, tensor<4x16x32xf32> -> tensor<1x2x64xi64>, tensor<1x2xi64>
+  return
+}
+
+// -----
+
+func.func @vote_wq(%c: !kvc.cache<tensor<1x2x64x16xf32>, tensor<1x2x64x16xf32>>, %q: tensor<1x4x1x16xf32>, %m: tensor<32xf32>, %w: tensor<4x16x16xf32>) {
+  // expected-error @+1 {{'kvc.vote' op w_q must be [Hq, D, d_model] = [4, 16, 32], got 'tensor<4x16x16xf32>'}}
+  %kept, %counts = kvc.vote %c, %q, %m, %m, %w : !kvc.cache<tensor<1x2x64x16xf32>, tensor<1x2x64x16xf32>>, tensor<1x4x1x16xf32>, tensor<32xf32>, tensor<32xf32>, tensor<4x16x16xf32> -> tensor<1x2x64xi64>, tensor<1x2xi64>
+  return
+}

@@ -67,3 +67,15 @@ func.func @compress_and_ragged(%c0: !kvc.cache<tensor<1x2x64x16xf32>, tensor<1x2
   %o = kvc.attention %qn, %k, %v lengths(%l) {causal} : (tensor<1x8x1x16xf32>, tensor<1x2x65x16xf32>, tensor<1x2x65x16xf32>, tensor<1x2xi64>) -> tensor<1x8x1x16xf32>
   return %o : tensor<1x8x1x16xf32>
 }
+
+// CHECK-LABEL: func @vote_select
+// CHECK: %[[K:.*]], %[[C:.*]] = kvc.vote %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}} {p = 9.000000e-01 : f64, samples = 16 : i64}
+// CHECK: kvc.cache.select %{{.*}}, %[[K]], %[[C]]
+func.func @vote_select(%c: !kvc.cache<tensor<1x2x64x16xf32>, tensor<1x2x64x16xf32>>, %q: tensor<1x4x1x16xf32>,
+                       %m: tensor<32xf32>, %v: tensor<32xf32>, %w: tensor<4x16x32xf32>)
+    -> !kvc.ragged_cache<tensor<1x2x64x16xf32>, tensor<1x2x64x16xf32>, sinks = 4, recent = 64> {
+  %kept, %counts = kvc.vote %c, %q, %m, %v, %w {p = 0.9 : f64, samples = 16 : i64}
+      : !kvc.cache<tensor<1x2x64x16xf32>, tensor<1x2x64x16xf32>>, tensor<1x4x1x16xf32>, tensor<32xf32>, tensor<32xf32>, tensor<4x16x32xf32> -> tensor<1x2x64xi64>, tensor<1x2xi64>
+  %r = kvc.cache.select %c, %kept, %counts : !kvc.cache<tensor<1x2x64x16xf32>, tensor<1x2x64x16xf32>>, tensor<1x2x64xi64>, tensor<1x2xi64> -> !kvc.ragged_cache<tensor<1x2x64x16xf32>, tensor<1x2x64x16xf32>, sinks = 4, recent = 64>
+  return %r : !kvc.ragged_cache<tensor<1x2x64x16xf32>, tensor<1x2x64x16xf32>, sinks = 4, recent = 64>
+}

@@ -240,6 +240,55 @@ LogicalResult CacheLengthsOp::verify() {
   return success();
 }
 
+LogicalResult VoteOp::verify() {
+  auto cache = cast<CacheType>(getCache().getType());
+  auto qT = getQueries().getType();
+  int64_t b = cache.getBatch(), h = cache.getNumKVHeads(), s = cache.getSeqLen(),
+          d = cache.getHeadDim();
+  if (qT.getRank() != 4 || dimsConflict(qT.getDimSize(0), b) || dimsConflict(qT.getDimSize(3), d))
+    return emitOpError() << "queries must be [B, Hq, M, D] with B = " << dimStr(b) << ", D = "
+                         << dimStr(d) << ", got " << qT;
+  int64_t hq = qT.getDimSize(1);
+  if (!ShapedType::isDynamic(hq) && !ShapedType::isDynamic(h) && hq % h != 0)
+    return emitOpError() << "query heads (" << hq << ") must be a multiple of KV heads (" << h
+                         << ")";
+  auto mT = getHiddenMean().getType(), vT = getHiddenVar().getType(), wT = getWQ().getType();
+  if (mT.getRank() != 1 || vT != mT)
+    return emitOpError() << "hidden_mean and hidden_var must be the same rank-1 [d_model] type";
+  if (wT.getRank() != 3 || dimsConflict(wT.getDimSize(0), hq) || dimsConflict(wT.getDimSize(1), d) ||
+      dimsConflict(wT.getDimSize(2), mT.getDimSize(0)))
+    return emitOpError() << "w_q must be [Hq, D, d_model] = [" << dimStr(hq) << ", " << dimStr(d)
+                         << ", " << dimStr(mT.getDimSize(0)) << "], got " << wT;
+  auto kT = getKept().getType(), cT = getCounts().getType();
+  if (kT.getRank() != 3 || dimsConflict(kT.getDimSize(0), b) || dimsConflict(kT.getDimSize(1), h) ||
+      dimsConflict(kT.getDimSize(2), s))
+    return emitOpError() << "kept must be [B, Hkv, S] = [" << dimStr(b) << ", " << dimStr(h)
+                         << ", " << dimStr(s) << "], got " << kT;
+  if (cT.getRank() != 2 || dimsConflict(cT.getDimSize(0), b) || dimsConflict(cT.getDimSize(1), h))
+    return emitOpError() << "counts must be [B, Hkv], got " << cT;
+  double p = getP().convertToDouble();
+  if (!(p > 0.0 && p <= 1.0))
+    return emitOpError() << "p (nucleus mass) must be in (0, 1], got " << p;
+  if (getSamples() < 0 || getSinks() < 0 || getRecent() < 0 || getNFuture() < 1)
+    return emitOpError() << "samples, sinks and recent must be >= 0 and n_future >= 1";
+  return success();
+}
+
+LogicalResult CacheSelectOp::verify() {
+  auto cache = cast<CacheType>(getCache().getType());
+  auto out = cast<RaggedCacheType>(getResult().getType());
+  if (out.getKeyType() != cache.getKeyType() || out.getValueType() != cache.getValueType())
+    return emitOpError() << "result must have the cache's key/value types";
+  auto kT = getKept().getType(), cT = getCounts().getType();
+  if (kT.getRank() != 3 || dimsConflict(kT.getDimSize(0), cache.getBatch()) ||
+      dimsConflict(kT.getDimSize(1), cache.getNumKVHeads()))
+    return emitOpError() << "kept must be [B, Hkv, N], got " << kT;
+  if (cT.getRank() != 2 || dimsConflict(cT.getDimSize(0), cache.getBatch()) ||
+      dimsConflict(cT.getDimSize(1), cache.getNumKVHeads()))
+    return emitOpError() << "counts must be [B, Hkv], got " << cT;
+  return success();
+}
+
 LogicalResult EncodeOp::verify() {
   auto in = cast<KVCacheTypeInterface>(getCache().getType());
   auto out = dyn_cast<EncodedCacheType>(getResult().getType());

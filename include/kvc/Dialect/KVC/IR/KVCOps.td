@@ -169,6 +169,62 @@ def KVC_CompressOp : KVC_Op<"compress", [Pure, AttrSizedOperandSegments]> {
   let hasVerifier = 1;
 }
 
+def KVC_VoteOp : KVC_Op<"vote", [Pure]> {
+  let summary = "GVote: per-head kept sets and budgets voted by sampled future queries";
+  let description = [{
+    For every (batch, KV head) row of a dense cache, GVote chooses which keys to keep, and so
+    the row's budget, from the data: the nucleus (attention mass `p`) of the current queries
+    gives a step budget; `samples` hidden states drawn from the Gaussian `N(hidden_mean,
+    diag(hidden_var))` of the normalized hidden states feeding the query projection are projected
+    with `w_q` (`[Hq, D, d_model]`), rotated at future positions (RoPE, `rope_theta`, up to
+    `n_future` ahead) and each votes for its top keys; the kept set is the union of the votes,
+    the nucleus, the first `sinks` and the last `recent` tokens. Deterministic for a `seed`.
+
+    ```mlir
+    %kept, %counts = kvc.vote %cache, %q_current, %mean, %var, %wq
+        {p = 0.95 : f64, samples = 8 : i64, seed = 0 : i64, sinks = 4 : i64, recent = 64 : i64}
+        : !kvc.cache<...>, tensor<1x8x1x128xf32>, tensor<1024xf32>, tensor<1024xf32>, tensor<8x128x1024xf32>
+        -> tensor<1x2x4096xi64>, tensor<1x2xi64>
+    ```
+    `kept[b, h, :counts[b, h]]` are the kept indices in ascending order (the rest is -1);
+    `kvc.cache.select` turns them into a ragged cache. Runtime: include/kvc/Runtime/Vote.h.
+  }];
+  let arguments = (ins KVC_DenseCache:$cache, KVC_FloatTensor:$queries,
+                       KVC_FloatTensor:$hidden_mean, KVC_FloatTensor:$hidden_var,
+                       KVC_FloatTensor:$w_q,
+                       DefaultValuedAttr<F64Attr, "0.95">:$p,
+                       DefaultValuedAttr<I64Attr, "8">:$samples,
+                       DefaultValuedAttr<I64Attr, "0">:$seed,
+                       DefaultValuedAttr<I64Attr, "4">:$sinks,
+                       DefaultValuedAttr<I64Attr, "64">:$recent,
+                       DefaultValuedAttr<F64Attr, "10000.0">:$rope_theta,
+                       DefaultValuedAttr<I64Attr, "512">:$n_future);
+  let results = (outs RankedTensorOf<[I64]>:$kept, RankedTensorOf<[I64]>:$counts);
+  let assemblyFormat = [{
+    $cache `,` $queries `,` $hidden_mean `,` $hidden_var `,` $w_q attr-dict `:` type($cache) `,`
+    type($queries) `,` type($hidden_mean) `,` type($hidden_var) `,` type($w_q) `->` type($kept) `,`
+    type($counts)
+  }];
+  let hasVerifier = 1;
+}
+
+def KVC_CacheSelectOp : KVC_Op<"cache.select", [Pure]> {
+  let summary = "Keep the listed pairs of each row of a dense cache, as a ragged cache";
+  let description = [{
+    `%r = kvc.cache.select %c, %kept, %counts` keeps, for row (b, h), the pairs
+    `kept[b, h, 0 .. counts[b, h])` (token indices, in that order) with their exact keys and
+    values; the result's lengths are `counts`. Pairs with it selection-based compression
+    (GVote, AdaKV, ...) into the ragged-cache path.
+  }];
+  let arguments = (ins KVC_DenseCache:$cache, RankedTensorOf<[I64]>:$kept,
+                       RankedTensorOf<[I64]>:$counts);
+  let results = (outs KVC_RaggedCache:$result);
+  let assemblyFormat = [{
+    $cache `,` $kept `,` $counts attr-dict `:` type($cache) `,` type($kept) `,` type($counts) `->` type($result)
+  }];
+  let hasVerifier = 1;
+}
+
 //===----------------------------------------------------------------------===//
 // Element encoding
 //===----------------------------------------------------------------------===//
