@@ -24,7 +24,7 @@ static const char *kCPUTail =
     "canonicalize,"
     "one-shot-bufferize{bufferize-function-boundaries=1 "
     "function-boundary-type-conversion=identity-layout-map},"
-    "buffer-deallocation-pipeline,"
+    "buffer-deallocation-pipeline,convert-bufferization-to-memref,"
     "func.func(convert-linalg-to-loops),"
     "expand-strided-metadata,lower-affine,convert-scf-to-cf,"
     "arith-expand{include-bf16=1},math-expand-ops,"
@@ -55,6 +55,58 @@ struct KVCCPUPipelinePass : public mlir::kvc::impl::KVCCPUPipelineBase<KVCCPUPip
   void runOnOperation() override {
     OpPassManager pm(ModuleOp::getOperationName());
     mlir::kvc::buildKVCCPUPipeline(pm, raiseAttention);
+    if (printPipeline) {
+      pm.printAsTextualPipeline(llvm::errs());
+      llvm::errs() << "\n";
+    }
+    if (failed(runPipeline(pm, getOperation())))
+      signalPassFailure();
+  }
+};
+} // namespace
+
+//===----------------------------------------------------------------------===//
+// kvc-gpu-pipeline
+//===----------------------------------------------------------------------===//
+namespace mlir {
+namespace kvc {
+#define GEN_PASS_DEF_KVCGPUPIPELINE
+#include "kvc/Pipelines/Passes.h.inc"
+} // namespace kvc
+} // namespace mlir
+
+namespace {
+struct KVCGPUPipelinePass : public mlir::kvc::impl::KVCGPUPipelineBase<KVCGPUPipelinePass> {
+  using KVCGPUPipelineBase::KVCGPUPipelineBase;
+
+  std::string text() const {
+    std::string t = "convert-kvc-to-gpu{block-size=" + std::to_string(blockSize) +
+                    " unroll=" + std::to_string(unroll) +
+                    " num-splits=" + std::to_string(numSplits) + "},";
+    t += "gpu-kernel-outlining,";
+    t += "nvvm-attach-target{chip=" + chip + " features=" + features +
+         " O=" + std::to_string(optLevel) + "},";
+    t += "gpu.module(convert-vector-to-scf,convert-scf-to-cf,convert-gpu-to-nvvm,canonicalize,"
+         "cse,reconcile-unrealized-casts),";
+    t += "gpu-module-to-binary{format=" + format;
+    if (!toolkit.empty())
+      t += " toolkit=" + toolkit;
+    t += "}";
+    return t;
+  }
+
+  void getDependentDialects(DialectRegistry &registry) const override {
+    OpPassManager pm(ModuleOp::getOperationName());
+    if (succeeded(parsePassPipeline(text(), pm, llvm::errs())))
+      pm.getDependentDialects(registry);
+  }
+
+  void runOnOperation() override {
+    OpPassManager pm(ModuleOp::getOperationName());
+    if (failed(parsePassPipeline(text(), pm, llvm::errs()))) {
+      getOperation().emitError("kvc-gpu-pipeline: pipeline text does not parse: ") << text();
+      return signalPassFailure();
+    }
     if (printPipeline) {
       pm.printAsTextualPipeline(llvm::errs());
       llvm::errs() << "\n";

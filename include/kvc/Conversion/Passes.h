@@ -2,6 +2,7 @@
 #ifndef KVC_CONVERSION_PASSES_H
 #define KVC_CONVERSION_PASSES_H
 
+#include "kvc/Conversion/KVCToGPU/KVCToGPU.h"
 #include "kvc/Conversion/KVCToLinalg/KVCToLinalg.h"
 #include "mlir/Pass/Pass.h"
 

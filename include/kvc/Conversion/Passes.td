@@ -27,4 +27,44 @@ def ConvertKVCToLinalg : Pass<"convert-kvc-to-linalg", "ModuleOp"> {
                            "::mlir::memref::MemRefDialect", "::mlir::func::FuncDialect"];
 }
 
+def ConvertKVCToGPU : Pass<"convert-kvc-to-gpu", "ModuleOp"> {
+  let summary = "Lower decode-form kvc.attention to kvc's flash-decoding GPU kernels";
+  let description = [{
+    Each supported `kvc.attention` (Sq small, f16/bf16 Q/K/V of one element type, static head
+    dim D with D/8 dividing 32, static Hq/Hkv/Sq, no mask/softcap/window, causal only with
+    Sq = 1, optional `lengths(...)` for ragged caches) gets two kernels in the module's
+    `gpu.module @kvc_gpu`, specialised on D, the group size g = Hq/Hkv, Sq, the element type,
+    `block-size` and `unroll` (identical specialisations are shared):
+
+    * `<tag>_split`: one CTA per (split, KV head, batch) handles all g*Sq query rows of its
+      GQA group, so K/V are read once per group. Lanes load 8 elements (128 bits) of a key
+      row; D/8 lanes form a key group whose q.k partial dots are reduced with xor
+      `gpu.shuffle`s; each key group keeps an online softmax (f32, log2 domain) over its keys;
+      key groups are merged with shuffles, warps through workgroup memory. It writes an
+      unnormalised partial output, max and sum per (query row, split).
+    * `<tag>_merge`: one CTA per query row combines the splits (rows with no keys give 0).
+
+    The op itself becomes host code on memrefs: `bufferization.to_buffer` of the operands,
+    1-D casts, a workspace `memref.alloc`, the split count (the `num-splits` option, or
+    chosen from the shape to fill `sm-count` SMs) and two `gpu.launch_func`s; the module gets
+    `gpu.container_module`. The buffers must be device-accessible when that host code runs;
+    kvc's AOT path instead launches the kernels through libkvc_runtime (kvc-bench).
+    Unsupported attention ops are reported as errors.
+  }];
+  let options = [
+    Option<"blockSize", "block-size", "int64_t", /*default=*/"64",
+           "Threads per split CTA (a multiple of 32; 64 measured fastest on H100 for D=128)">,
+    Option<"unroll", "unroll", "int64_t", /*default=*/"4",
+           "Keys each key group loads per main-loop iteration">,
+    Option<"numSplits", "num-splits", "int64_t", /*default=*/"0",
+           "Splits of the KV sequence in the host code (0: chosen from the shape)">,
+    Option<"smCount", "sm-count", "int64_t", /*default=*/"132",
+           "Multiprocessors the split heuristic fills (H100 SXM: 132)">
+  ];
+  let dependentDialects = ["::mlir::gpu::GPUDialect", "::mlir::arith::ArithDialect",
+                           "::mlir::math::MathDialect", "::mlir::memref::MemRefDialect",
+                           "::mlir::scf::SCFDialect", "::mlir::vector::VectorDialect",
+                           "::mlir::bufferization::BufferizationDialect"];
+}
+
 #endif // KVC_CONVERSION_PASSES_TD

@@ -27,4 +27,36 @@ def KVCCPUPipeline : Pass<"kvc-cpu-pipeline", "ModuleOp"> {
   ];
 }
 
+def KVCGPUPipeline : Pass<"kvc-gpu-pipeline", "ModuleOp"> {
+  let summary = "Compile decode-form kvc.attention to kvc's GPU kernels and PTX/cubin (NVVM)";
+  let description = [{
+    Runs, in order: `convert-kvc-to-gpu` (kernels in `gpu.module @kvc_gpu`, host code with
+    `gpu.launch_func`); `gpu-kernel-outlining` (for any `gpu.launch` already in the input);
+    `nvvm-attach-target{chip features O}`; on each gpu.module `convert-vector-to-scf`,
+    `convert-scf-to-cf`, `convert-gpu-to-nvvm`, canonicalize, cse,
+    `reconcile-unrealized-casts`; and `gpu-module-to-binary{format}`. With `format=isa` (the
+    default) the result holds PTX text (`assembly = "..."`) and needs no CUDA install; `bin`
+    and `fatbin` run ptxas (found through `toolkit`, CUDA_ROOT/CUDA_HOME/CUDA_PATH or PATH).
+    CUDA 13 needs sm_75 or newer and PTX >= 7.8 for sm_90a: the defaults are `sm_90a` and
+    `+ptx80`. Host code stays at the memref + gpu.launch_func level; `kvc-bench` runs the
+    kernels from the PTX through libkvc_runtime (see docs/gpu.md).
+  }];
+  let options = [
+    Option<"chip", "chip", "std::string", /*default=*/"\"sm_90a\"", "Target SM">,
+    Option<"features", "features", "std::string", /*default=*/"\"+ptx80\"", "PTX features">,
+    Option<"format", "format", "std::string", /*default=*/"\"isa\"",
+           "gpu-module-to-binary format: isa (PTX), bin (cubin), fatbin, llvm, offload">,
+    Option<"optLevel", "opt-level", "int64_t", /*default=*/"3", "NVVM optimisation level">,
+    Option<"toolkit", "toolkit", "std::string", /*default=*/"\"\"",
+           "CUDA toolkit path for ptxas (bin/fatbin)">,
+    Option<"blockSize", "block-size", "int64_t", /*default=*/"64",
+           "convert-kvc-to-gpu block-size">,
+    Option<"unroll", "unroll", "int64_t", /*default=*/"4", "convert-kvc-to-gpu unroll">,
+    Option<"numSplits", "num-splits", "int64_t", /*default=*/"0",
+           "convert-kvc-to-gpu num-splits">,
+    Option<"printPipeline", "print-pipeline", "bool", /*default=*/"false",
+           "Print the expanded pass pipeline to stderr before running it">
+  ];
+}
+
 #endif // KVC_PIPELINES_PASSES_TD

@@ -10,6 +10,7 @@
 #ifndef KVC_TARGET_ONNX_IMPORTONNX_H
 #define KVC_TARGET_ONNX_IMPORTONNX_H
 
+#include "mlir/IR/BuiltinAttributes.h"
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/IR/OwningOpRef.h"
 #include "llvm/ADT/SmallVector.h"
@@ -31,7 +32,8 @@ struct ImportOptions {
   std::string modelDir;
   /// Name used in diagnostics for the model.
   std::string modelName = "model.onnx";
-  /// Mark @main with llvm.emit_c_interface (kvc-run).
+  /// Prepare @main for execution (kvc-run): mark it llvm.emit_c_interface and give every result
+  /// its own buffer (results that are arguments, constants or views are copied).
   bool emitCInterface = false;
 };
 
@@ -43,6 +45,11 @@ bool parseShapePin(llvm::StringRef text, ImportOptions &opts, std::string &error
 /// context's diagnostic engine) on any error.
 OwningOpRef<ModuleOp> importONNXModel(llvm::StringRef bytes, MLIRContext *context,
                                       const ImportOptions &options);
+
+/// Parses a serialized TensorProto (e.g. a backend test's `input_0.pb`) into `out` and its name.
+/// External data is read relative to `dataDir`. Returns false and sets `error` on failure.
+bool parseTensorProto(llvm::StringRef bytes, MLIRContext *context, llvm::StringRef dataDir,
+                      DenseElementsAttr &out, std::string &name, std::string &error);
 
 /// Dialects the imported IR uses.
 void registerONNXImportDialects(DialectRegistry &registry);

@@ -1,0 +1,56 @@
+//===- DecodeKernelGen.h - flash-decoding kernels as gpu-dialect text ------*- C++ -*-===//
+//
+// kvc's decode-attention kernels for the NVVM backend. The generator is plain C++ (no MLIR
+// dependency) and returns a `gpu.module` in MLIR's textual form, specialised on the head dim,
+// the query rows per KV head, the element type and the CTA shape. convert-kvc-to-gpu parses
+// it into the module it lowers; kvc-bench and the lit tests use the same kernels.
+//
+// Kernel ABI (every memref is the default MLIR descriptor of a 1-D strided memref, i.e. five
+// kernel parameters: allocated ptr, aligned ptr, offset, size, stride):
+//
+//   <prefix>_split(q, k, v, [lengths,] o_part, ml_part : memref<?x..>, skv : index,
+//                  chunk : index)
+//     grid (num_splits, Hkv, B), block (block_size). CTA (s, kvh, b) reads keys
+//     [s*chunk, min((s+1)*chunk, L)) of KV row (b, kvh), L = Skv (dense) or lengths[b*Hkv+kvh]
+//     (ragged, clamped to [0, Skv]), for all g*Sq query rows of that group, and writes for each
+//     query row r = (b*Hkv+kvh)*g*Sq + qi (= the flattened (b, h, i) of the output) the
+//     unnormalised partial o_part[(r*S + s)*D + d], its running max (log2 domain) and sum
+//     ml_part[(r*S + s)*2 + {0,1}].
+//   <prefix>_merge(o_part, ml_part, out : memref<?x..>, num_splits : index)
+//     grid (B*Hq*Sq), block (D): out[r*D + d] = sum_s w_s o_s / sum_s w_s l_s with
+//     w_s = 2^(m_s - max m); rows with no keys give 0.
+//
+//===----------------------------------------------------------------------===//
+#ifndef KVC_CONVERSION_KVCTOGPU_DECODEKERNELGEN_H
+#define KVC_CONVERSION_KVCTOGPU_DECODEKERNELGEN_H
+
+#include <cstdint>
+#include <string>
+
+namespace mlir {
+namespace kvc {
+
+struct DecodeKernelConfig {
+  int64_t headDim = 128;     // D (multiple of 8, D/8 divides 32: 64, 128 or 256)
+  int64_t groupSize = 4;     // g = Hq / Hkv
+  int64_t querySeq = 1;      // Sq (g * Sq query rows per CTA)
+  std::string elemType = "bf16"; // "bf16" or "f16"
+  int64_t blockSize = 64;    // threads per split CTA (multiple of 32, <= 1024)
+  int64_t unroll = 4;        // keys per key-group per main-loop iteration
+  double scaleLog2 = 0.0;    // scale * log2(e), folded into q
+  bool ragged = false;       // per-(b, kv-head) lengths operand
+  std::string prefix = "kvc_decode"; // kernel name prefix
+  std::string moduleName = "kvc_gpu"; // gpu.module symbol
+};
+
+/// Returns an empty string and sets `error` when the configuration is unsupported.
+std::string generateDecodeKernels(const DecodeKernelConfig &cfg, std::string &error);
+
+/// Keys one split CTA consumes per main-loop iteration (block_size/32 * 32/(D/8) * unroll);
+/// launchers round the per-split chunk up to a multiple of it.
+int64_t decodeKeysPerIteration(const DecodeKernelConfig &cfg);
+
+} // namespace kvc
+} // namespace mlir
+
+#endif

@@ -1,0 +1,57 @@
+/*===- CUDADecode.h - launch kvc's decode-attention kernels (C ABI) ----------===
+ *
+ * Host side of the kernels convert-kvc-to-gpu emits (see
+ * include/kvc/Conversion/KVCToGPU/DecodeKernelGen.h for the kernel ABI). Kernel names carry
+ * their specialisation:  <tag>_d<D>_g<g>_q<Sq>_<bf16|f16>_b<block>_u<unroll>[_ragged]_split
+ * and the matching ..._merge; kvc_cuda_decode_parse_name reads it back.
+ *===----------------------------------------------------------------------===*/
+#ifndef KVC_RUNTIME_CUDADECODE_H
+#define KVC_RUNTIME_CUDADECODE_H
+
+#include "kvc/Runtime/CUDA.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct {
+  int head_dim, group, query_seq, block_size, unroll, ragged;
+  int elem_bytes;     /* 2 */
+  int is_bf16;        /* 1: bf16, 0: f16 */
+} kvc_decode_kernel_config;
+
+/* Parses a split or merge kernel name; returns 0 on success. */
+int kvc_cuda_decode_parse_name(const char *name, kvc_decode_kernel_config *out);
+
+typedef struct {
+  int64_t batch, hkv, skv; /* skv: capacity (row stride in keys) of the K/V buffers */
+  int num_splits;          /* 0: pick from resident_ctas (see kvc_cuda_decode_make_plan) */
+} kvc_decode_shape;
+
+typedef struct {
+  int num_splits;
+  int64_t chunk;           /* keys per split, a multiple of keys-per-iteration */
+  size_t workspace_bytes;  /* o_part + ml_part, f32 */
+  size_t o_part_offset, ml_part_offset;
+} kvc_decode_plan;
+
+/* resident_ctas: split CTAs the GPU holds at once (SMs x kvc_cuda_occupancy of the split
+ * kernel; <= 0: 4 x 132). With num_splits = 0 the plan picks the split count s (at least 256
+ * keys per split) that minimises waves(s)/s, waves = ceil(B*Hkv*s / resident_ctas): whole
+ * waves, so no half-empty last wave (the smallest such s wins). */
+int kvc_cuda_decode_make_plan(const kvc_decode_kernel_config *cfg, const kvc_decode_shape *shape,
+                              int resident_ctas, kvc_decode_plan *out);
+
+/* Launches split + merge on `stream`. q: [B, Hkv*g, Sq, D], k/v: [B, Hkv, skv, D], out like q,
+ * lengths: [B, Hkv] int64 (ragged kernels only, else 0), workspace: plan.workspace_bytes. */
+int kvc_cuda_decode_launch(kvc_cuda_function split, kvc_cuda_function merge,
+                           const kvc_decode_kernel_config *cfg, const kvc_decode_shape *shape,
+                           const kvc_decode_plan *plan, kvc_cuda_ptr q, kvc_cuda_ptr k,
+                           kvc_cuda_ptr v, kvc_cuda_ptr lengths, kvc_cuda_ptr workspace,
+                           kvc_cuda_ptr out, kvc_cuda_stream stream);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

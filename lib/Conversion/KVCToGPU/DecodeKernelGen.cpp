@@ -1,0 +1,457 @@
+//===- DecodeKernelGen.cpp - flash-decoding kernels as gpu-dialect text ----===//
+//
+// See the header for the ABI. Design of the split kernel (one CTA per (split, KV head, batch)):
+//  * a "key group" of D/8 lanes owns one key at a time; lane `sl` of the group holds dims
+//    [8*sl, 8*sl+8) and loads them with one 128-bit vector load (K and V);
+//  * a warp holds 32/(D/8) key groups, the CTA block_size/32 warps; consecutive key groups read
+//    consecutive keys, so a warp's loads are contiguous rows of the cache;
+//  * each key group streams keys with stride (#key groups) and keeps, for every one of the
+//    g*Sq query rows of the KV group, an online-softmax state (max, sum, 8 accumulators), so
+//    K/V are read once per GQA group; the main loop handles `unroll` keys per iteration
+//    without bounds checks (all loads issued before use, one rescale per iteration), a
+//    warp-uniform tail loop the rest (shuffles are full-warp shfl.sync: no lane may skip one);
+//  * q.k partial dots are reduced across the key group with xor shuffles; the key groups of a
+//    warp are merged with xor shuffles, the warps through shared memory;
+//  * scores live in the log2 domain (q is pre-multiplied by scale*log2(e); exp2 is ex2.approx).
+//
+//===----------------------------------------------------------------------===//
+#include "kvc/Conversion/KVCToGPU/DecodeKernelGen.h"
+
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <sstream>
+#include <vector>
+
+using namespace mlir::kvc;
+
+namespace {
+struct Emitter {
+  std::ostringstream os;
+  int n = 0;
+  std::string indent = "    ";
+
+  std::string fresh(const char *p = "v") { return "%" + std::string(p) + std::to_string(n++); }
+  std::string line(const std::string &rhs, const char *p = "v") {
+    std::string r = fresh(p);
+    os << indent << r << " = " << rhs << "\n";
+    return r;
+  }
+  void stmt(const std::string &s) { os << indent << s << "\n"; }
+  std::string ci(int64_t v) { return line("arith.constant " + std::to_string(v) + " : index", "c"); }
+  std::string ci32(int64_t v) { return line("arith.constant " + std::to_string(v) + " : i32", "c"); }
+  std::string cf(float v) {
+    uint32_t bits;
+    std::memcpy(&bits, &v, 4);
+    char buf[32];
+    snprintf(buf, sizeof buf, "0x%08X", bits);
+    return line(std::string("arith.constant ") + buf + " : f32", "f");
+  }
+  std::string bin(const char *op, const std::string &a, const std::string &b,
+                  const std::string &ty) {
+    return line(std::string(op) + " " + a + ", " + b + " : " + ty);
+  }
+  std::string add(const std::string &a, const std::string &b) { return bin("arith.addi", a, b, "index"); }
+  std::string mul(const std::string &a, const std::string &b) { return bin("arith.muli", a, b, "index"); }
+  std::string fadd(const std::string &a, const std::string &b, const std::string &ty = "f32") {
+    return bin("arith.addf", a, b, ty);
+  }
+  std::string fmul(const std::string &a, const std::string &b, const std::string &ty = "f32") {
+    return bin("arith.mulf", a, b, ty);
+  }
+  std::string fsub(const std::string &a, const std::string &b) { return bin("arith.subf", a, b, "f32"); }
+  std::string fmax(const std::string &a, const std::string &b) { return bin("arith.maxnumf", a, b, "f32"); }
+  std::string exp2(const std::string &a) { return line("math.exp2 " + a + " : f32"); }
+  std::string splat(const std::string &a) { return line("vector.broadcast " + a + " : f32 to vector<8xf32>"); }
+  std::string fma(const std::string &a, const std::string &b, const std::string &c) {
+    return line("vector.fma " + a + ", " + b + ", " + c + " : vector<8xf32>");
+  }
+  std::string shfl(const std::string &a, const std::string &off, const std::string &w) {
+    std::string r = fresh("sh");
+    os << indent << r << ", " << fresh("ok") << " = gpu.shuffle xor " << a << ", " << off << ", "
+       << w << " : f32\n";
+    return r;
+  }
+  // Weight 2^(m - M), or 0 when m is -inf (an empty partial; also avoids -inf - -inf).
+  std::string weight(const std::string &m, const std::string &M, const std::string &ninf,
+                     const std::string &zero) {
+    std::string isEmpty = line("arith.cmpf oeq, " + m + ", " + ninf + " : f32");
+    std::string e = exp2(fsub(m, M));
+    return line("arith.select " + isEmpty + ", " + zero + ", " + e + " : f32");
+  }
+};
+
+std::string join(const std::vector<std::string> &v) {
+  std::string s;
+  for (size_t i = 0; i < v.size(); ++i)
+    s += (i ? ", " : "") + v[i];
+  return s;
+}
+std::string repeatTy(const std::string &t, size_t n) {
+  return join(std::vector<std::string>(n, t));
+}
+
+int log2i(int64_t v) {
+  int r = 0;
+  while ((int64_t(1) << r) < v)
+    ++r;
+  return r;
+}
+} // namespace
+
+int64_t mlir::kvc::decodeKeysPerIteration(const DecodeKernelConfig &c) {
+  int64_t lpk = c.headDim / 8;
+  return (c.blockSize / 32) * (32 / lpk) * c.unroll;
+}
+
+std::string mlir::kvc::generateDecodeKernels(const DecodeKernelConfig &c, std::string &error) {
+  const int64_t D = c.headDim;
+  if (D % 8 != 0 || D < 8 || 32 % (D / 8) != 0) {
+    error = "head dim must be a multiple of 8 with D/8 dividing 32 (8..256), got " +
+            std::to_string(D);
+    return "";
+  }
+  if (c.elemType != "bf16" && c.elemType != "f16") {
+    error = "element type must be bf16 or f16";
+    return "";
+  }
+  if (c.blockSize % 32 != 0 || c.blockSize < 32 || c.blockSize > 1024) {
+    error = "block size must be a multiple of 32 in [32, 1024]";
+    return "";
+  }
+  if (c.unroll < 1 || c.unroll > 16) {
+    error = "unroll must be in [1, 16]";
+    return "";
+  }
+  const int64_t NQ = c.groupSize * c.querySeq;
+  if (NQ < 1 || NQ > 32) {
+    error = "g * Sq query rows per KV head must be in [1, 32]";
+    return "";
+  }
+  const int64_t LPK = D / 8, KPW = 32 / LPK, NW = c.blockSize / 32, NKG = NW * KPW;
+  const int64_t U = c.unroll;
+  const int64_t smemBytes = NW * NQ * (D + 2) * 4;
+  if (smemBytes > 48 * 1024) {
+    error = "shared memory for the cross-warp merge exceeds 48 KiB (" +
+            std::to_string(smemBytes) + " B): lower block-size";
+    return "";
+  }
+  const std::string ET = c.elemType;
+  const std::string MET = "memref<?x" + ET + ">";
+  const std::string VET = "vector<8x" + ET + ">";
+  const std::string VF = "vector<8xf32>";
+  const std::string WG = "#gpu.address_space<workgroup>";
+  const std::string smAccTy = "memref<" + std::to_string(NW) + "x" + std::to_string(NQ) + "x" +
+                              std::to_string(D) + "xf32, " + WG + ">";
+  const std::string smMLTy =
+      "memref<" + std::to_string(NW) + "x" + std::to_string(NQ) + "xf32, " + WG + ">";
+
+  Emitter e;
+  std::ostringstream &os = e.os;
+  os << "// kvc decode attention: D=" << D << " g=" << c.groupSize << " Sq=" << c.querySeq
+     << " " << ET << " block=" << c.blockSize << " unroll=" << U
+     << (c.ragged ? " ragged" : " dense") << "\n";
+  os << "gpu.module @" << c.moduleName << " {\n";
+
+  // ---------------------------------------------------------------- split kernel
+  os << "  gpu.func @" << c.prefix << "_split(%q: " << MET << ", %k: " << MET << ", %v: " << MET
+     << (c.ragged ? ", %lens: memref<?xi64>" : "")
+     << ", %opart: memref<?xf32>, %ml: memref<?xf32>, %skv: index, %chunk: index)\n"
+     << "      workgroup(%smAcc : " << smAccTy << ", %smM : " << smMLTy << ", %smL : " << smMLTy
+     << ")\n"
+     << "      kernel attributes {known_block_size = array<i32: " << c.blockSize
+     << ", 1, 1>, kvc.kernel = \"split\"} {\n";
+  std::string split = e.line("gpu.block_id x");
+  std::string kvh = e.line("gpu.block_id y");
+  std::string b = e.line("gpu.block_id z");
+  std::string nsplit = e.line("gpu.grid_dim x");
+  std::string hkv = e.line("gpu.grid_dim y");
+  std::string tid = e.line("gpu.thread_id x");
+  std::string c0 = e.ci(0), c1 = e.ci(1), c32 = e.ci(32), cLPK = e.ci(LPK), cD = e.ci(D);
+  std::string c8 = e.ci(8);
+  std::string warp = e.line("arith.divui " + tid + ", " + c32 + " : index");
+  std::string lane = e.line("arith.remui " + tid + ", " + c32 + " : index");
+  std::string kig = e.line("arith.divui " + lane + ", " + cLPK + " : index");
+  std::string sl = e.line("arith.remui " + lane + ", " + cLPK + " : index");
+  std::string kg = e.add(e.mul(warp, e.ci(KPW)), kig);
+  std::string d0 = e.mul(sl, c8);
+  std::string row = e.add(e.mul(b, hkv), kvh);
+  std::string rowBase = e.mul(row, e.ci(NQ));
+  std::string L = "%skv";
+  if (c.ragged) {
+    std::string li = e.line("memref.load %lens[" + row + "] : memref<?xi64>");
+    std::string z64 = e.line("arith.constant 0 : i64");
+    std::string lc = e.line("arith.maxsi " + li + ", " + z64 + " : i64");
+    std::string lidx = e.line("arith.index_cast " + lc + " : i64 to index");
+    L = e.line("arith.minui " + lidx + ", %skv : index");
+  }
+  std::string start = e.mul(split, "%chunk");
+  std::string end = e.line("arith.minui " + e.add(start, "%chunk") + ", " + L + " : index");
+  std::string nonEmpty = e.line("arith.cmpi ugt, " + end + ", " + start + " : index");
+  std::string diff = e.line("arith.subi " + end + ", " + start + " : index");
+  std::string n = e.line("arith.select " + nonEmpty + ", " + diff + ", " + c0 + " : index");
+  std::string cTile = e.ci(NKG * U);
+  std::string ntiles = e.line("arith.divui " + n + ", " + cTile + " : index");
+  std::string mainEnd = e.add(start, e.mul(ntiles, cTile));
+  std::string kvBase = e.add(e.mul(e.mul(row, "%skv"), cD), d0);
+
+  // Query rows of this KV group, pre-scaled into the log2 domain.
+  std::string scl = e.splat(e.cf(float(c.scaleLog2)));
+  std::vector<std::string> qv(NQ);
+  for (int64_t qi = 0; qi < NQ; ++qi) {
+    std::string idx = e.add(e.mul(e.add(rowBase, e.ci(qi)), cD), d0);
+    std::string raw = e.line("vector.load %q[" + idx + "] {alignment = 16} : " + MET + ", " + VET);
+    std::string f = e.line("arith.extf " + raw + " : " + VET + " to " + VF);
+    qv[qi] = e.fmul(f, scl, VF);
+  }
+  std::string ninf = e.cf(-INFINITY);
+  std::string fzero = e.cf(0.0f);
+  std::string vzero = e.line("arith.constant dense<0.0> : " + VF);
+  std::string w32 = e.ci32(32);
+  std::vector<std::string> redOffs;
+  for (int64_t off = LPK / 2; off >= 1; off /= 2)
+    redOffs.push_back(e.ci32(off));
+
+  std::string stateTys = repeatTy("f32", 2 * NQ) + (NQ ? ", " : "") + repeatTy(VF, NQ);
+  auto stateNames = [&](const std::string &base) {
+    std::vector<std::string> v;
+    for (int64_t i = 0; i < 3 * NQ; ++i)
+      v.push_back(base + "#" + std::to_string(i));
+    return v;
+  };
+
+  // One online-softmax step over `nk` keys whose K/V index bases (into %k/%v) are given.
+  // state = m[NQ], l[NQ], acc[NQ]; returns the new state.
+  auto step = [&](const std::vector<std::string> &state, const std::vector<std::string> &idxs) {
+    size_t nk = idxs.size();
+    std::vector<std::string> kf(nk), vf(nk);
+    std::vector<std::string> kraw(nk), vraw(nk);
+    for (size_t u = 0; u < nk; ++u)
+      kraw[u] = e.line("vector.load %k[" + idxs[u] + "] {alignment = 16} : " + MET + ", " + VET);
+    for (size_t u = 0; u < nk; ++u)
+      vraw[u] = e.line("vector.load %v[" + idxs[u] + "] {alignment = 16} : " + MET + ", " + VET);
+    for (size_t u = 0; u < nk; ++u)
+      kf[u] = e.line("arith.extf " + kraw[u] + " : " + VET + " to " + VF);
+    std::vector<std::string> out(3 * NQ);
+    std::vector<std::vector<std::string>> s(NQ, std::vector<std::string>(nk));
+    for (int64_t qi = 0; qi < NQ; ++qi)
+      for (size_t u = 0; u < nk; ++u) {
+        std::string prod = e.fmul(qv[qi], kf[u], VF);
+        std::string part =
+            e.line("vector.reduction <add>, " + prod + " fastmath<reassoc> : " + VF + " into f32");
+        for (auto &off : redOffs)
+          part = e.fadd(part, e.shfl(part, off, w32));
+        s[qi][u] = part;
+      }
+    for (size_t u = 0; u < nk; ++u)
+      vf[u] = e.line("arith.extf " + vraw[u] + " : " + VET + " to " + VF);
+    for (int64_t qi = 0; qi < NQ; ++qi) {
+      const std::string &m = state[qi], &l = state[NQ + qi], &acc = state[2 * NQ + qi];
+      std::string mx = m;
+      for (size_t u = 0; u < nk; ++u)
+        mx = e.fmax(mx, s[qi][u]);
+      std::string alpha = e.exp2(e.fsub(m, mx)); // m = -inf at start: 2^-inf = 0
+      std::string lsum = e.fmul(l, alpha);
+      std::string a = e.fmul(acc, e.splat(alpha), VF);
+      for (size_t u = 0; u < nk; ++u) {
+        std::string p = e.exp2(e.fsub(s[qi][u], mx));
+        lsum = e.fadd(lsum, p);
+        a = e.fma(e.splat(p), vf[u], a);
+      }
+      out[qi] = mx;
+      out[NQ + qi] = lsum;
+      out[2 * NQ + qi] = a;
+    }
+    return out;
+  };
+
+  std::vector<std::string> init;
+  for (int64_t i = 0; i < NQ; ++i)
+    init.push_back(ninf);
+  for (int64_t i = 0; i < NQ; ++i)
+    init.push_back(fzero);
+  for (int64_t i = 0; i < NQ; ++i)
+    init.push_back(vzero);
+  auto iterArgs = [&](const std::vector<std::string> &names, const std::vector<std::string> &vals) {
+    std::string s;
+    for (size_t i = 0; i < names.size(); ++i)
+      s += (i ? ", " : "") + names[i] + " = " + vals[i];
+    return s;
+  };
+
+  // Main loop: U keys per key group per iteration, no bounds checks.
+  {
+    std::vector<std::string> args;
+    for (int64_t i = 0; i < 3 * NQ; ++i)
+      args.push_back("%ma" + std::to_string(i));
+    os << e.indent << "%main:" << 3 * NQ << " = scf.for %base = " << start << " to " << mainEnd
+       << " step " << cTile << " iter_args(" << iterArgs(args, init) << ") -> (" << stateTys
+       << ") {\n";
+    std::string saved = e.indent;
+    e.indent += "  ";
+    std::vector<std::string> idxs;
+    for (int64_t u = 0; u < U; ++u) {
+      std::string j = e.add(e.add("%base", e.ci(u * NKG)), kg);
+      idxs.push_back(e.add(kvBase, e.mul(j, cD)));
+    }
+    std::vector<std::string> out = step(args, idxs);
+    e.stmt("scf.yield " + join(out) + " : " + stateTys);
+    e.indent = saved;
+    e.stmt("}");
+  }
+  // Tail: one key per key group per iteration. The loop is warp-uniform (gpu.shuffle lowers
+  // to shfl.sync over the full warp, so every lane must take part in every shuffle): key group
+  // kig of a warp handles key jb + kig, lanes past `end` read a clamped, valid key and keep
+  // their state unchanged.
+  {
+    std::vector<std::string> args;
+    for (int64_t i = 0; i < 3 * NQ; ++i)
+      args.push_back("%ta" + std::to_string(i));
+    std::string tstart = e.add(mainEnd, e.mul(warp, e.ci(KPW)));
+    std::string cNKG = e.ci(NKG);
+    os << e.indent << "%tail:" << 3 * NQ << " = scf.for %jb = " << tstart << " to " << end
+       << " step " << cNKG << " iter_args(" << iterArgs(args, stateNames("%main")) << ") -> ("
+       << stateTys << ") {\n";
+    std::string saved = e.indent;
+    e.indent += "  ";
+    std::string j = e.add("%jb", kig);
+    std::string valid = e.line("arith.cmpi ult, " + j + ", " + end + " : index");
+    std::string last = e.line("arith.subi " + end + ", " + c1 + " : index");
+    std::string jc = e.line("arith.minui " + j + ", " + last + " : index");
+    std::vector<std::string> out = step(args, {e.add(kvBase, e.mul(jc, cD))});
+    for (int64_t i = 0; i < 3 * NQ; ++i)
+      out[i] = e.line("arith.select " + valid + ", " + out[i] + ", " + args[i] + " : " +
+                      (i < 2 * NQ ? std::string("f32") : VF));
+    e.stmt("scf.yield " + join(out) + " : " + stateTys);
+    e.indent = saved;
+    e.stmt("}");
+  }
+  std::vector<std::string> st = stateNames("%tail");
+
+  // Merge the key groups of a warp (xor shuffles over lanes LPK, 2*LPK, .., 16 apart).
+  for (int64_t off = LPK; off < 32; off *= 2) {
+    std::string coff = e.ci32(off);
+    for (int64_t qi = 0; qi < NQ; ++qi) {
+      std::string m = st[qi], l = st[NQ + qi], acc = st[2 * NQ + qi];
+      std::string mo = e.shfl(m, coff, w32);
+      std::string lo = e.shfl(l, coff, w32);
+      std::vector<std::string> elems;
+      for (int i = 0; i < 8; ++i) {
+        std::string x = e.line("vector.extract " + acc + "[" + std::to_string(i) + "] : f32 from " + VF);
+        elems.push_back(e.shfl(x, coff, w32));
+      }
+      std::string acco = e.line("vector.from_elements " + join(elems) + " : " + VF);
+      std::string M = e.fmax(m, mo);
+      std::string wa = e.weight(m, M, ninf, fzero), wb = e.weight(mo, M, ninf, fzero);
+      st[qi] = M;
+      st[NQ + qi] = e.fadd(e.fmul(l, wa), e.fmul(lo, wb));
+      st[2 * NQ + qi] = e.fma(e.splat(wb), acco, e.fmul(acc, e.splat(wa), VF));
+    }
+  }
+  // Key group 0 of each warp publishes the warp's state.
+  {
+    std::string isG0 = e.line("arith.cmpi ult, " + lane + ", " + cLPK + " : index");
+    e.stmt("scf.if " + isG0 + " {");
+    std::string saved = e.indent;
+    e.indent += "  ";
+    for (int64_t qi = 0; qi < NQ; ++qi)
+      e.stmt("vector.store " + st[2 * NQ + qi] + ", %smAcc[" + warp + ", " + e.ci(qi) + ", " + d0 +
+             "] {alignment = 16} : " + smAccTy + ", " + VF);
+    std::string isL0 = e.line("arith.cmpi eq, " + lane + ", " + c0 + " : index");
+    e.stmt("scf.if " + isL0 + " {");
+    e.indent += "  ";
+    for (int64_t qi = 0; qi < NQ; ++qi) {
+      std::string cq = e.ci(qi);
+      e.stmt("memref.store " + st[qi] + ", %smM[" + warp + ", " + cq + "] : " + smMLTy);
+      e.stmt("memref.store " + st[NQ + qi] + ", %smL[" + warp + ", " + cq + "] : " + smMLTy);
+    }
+    e.indent = saved + "  ";
+    e.stmt("}");
+    e.indent = saved;
+    e.stmt("}");
+  }
+  e.stmt("gpu.barrier");
+  // Cross-warp merge; thread t handles outputs t, t + block, ... of the NQ x D partial.
+  {
+    std::string cBS = e.ci(c.blockSize);
+    std::string total = e.ci(NQ * D);
+    e.stmt("scf.for %oi = " + tid + " to " + total + " step " + cBS + " {");
+    std::string saved = e.indent;
+    e.indent += "  ";
+    std::string qi = e.line("arith.divui %oi, " + cD + " : index");
+    std::string d = e.line("arith.remui %oi, " + cD + " : index");
+    std::vector<std::string> ms(NW);
+    std::string M = ninf;
+    for (int64_t w = 0; w < NW; ++w) {
+      ms[w] = e.line("memref.load %smM[" + e.ci(w) + ", " + qi + "] : " + smMLTy);
+      M = e.fmax(M, ms[w]);
+    }
+    std::string Ls = fzero, O = fzero;
+    for (int64_t w = 0; w < NW; ++w) {
+      std::string cw = e.ci(w);
+      std::string wt = e.weight(ms[w], M, ninf, fzero);
+      std::string lw = e.line("memref.load %smL[" + cw + ", " + qi + "] : " + smMLTy);
+      std::string aw = e.line("memref.load %smAcc[" + cw + ", " + qi + ", " + d + "] : " + smAccTy);
+      Ls = e.fadd(Ls, e.fmul(wt, lw));
+      O = e.fadd(O, e.fmul(wt, aw));
+    }
+    std::string pr = e.add(e.mul(e.add(rowBase, qi), nsplit), split);
+    e.stmt("memref.store " + O + ", %opart[" + e.add(e.mul(pr, cD), d) + "] : memref<?xf32>");
+    std::string isD0 = e.line("arith.cmpi eq, " + d + ", " + c0 + " : index");
+    e.stmt("scf.if " + isD0 + " {");
+    e.indent += "  ";
+    std::string mi = e.mul(pr, e.ci(2));
+    e.stmt("memref.store " + M + ", %ml[" + mi + "] : memref<?xf32>");
+    e.stmt("memref.store " + Ls + ", %ml[" + e.add(mi, c1) + "] : memref<?xf32>");
+    e.indent = saved + "  ";
+    e.stmt("}");
+    e.indent = saved;
+    e.stmt("}");
+  }
+  e.stmt("gpu.return");
+  os << "  }\n";
+
+  // ---------------------------------------------------------------- merge kernel
+  e.indent = "    ";
+  os << "  gpu.func @" << c.prefix << "_merge(%mo: memref<?xf32>, %mml: memref<?xf32>, %out: "
+     << MET << ", %ns: index)\n"
+     << "      kernel attributes {known_block_size = array<i32: " << D
+     << ", 1, 1>, kvc.kernel = \"merge\"} {\n";
+  {
+    std::string r = e.line("gpu.block_id x");
+    std::string d = e.line("gpu.thread_id x");
+    std::string z = e.ci(0), one = e.ci(1), two = e.ci(2), cDm = e.ci(D);
+    std::string ni = e.cf(-INFINITY), fz = e.cf(0.0f);
+    std::string base = e.mul(r, "%ns");
+    os << e.indent << "%mx = scf.for %s = " << z << " to %ns step " << one
+       << " iter_args(%acc = " << ni << ") -> (f32) {\n";
+    std::string saved = e.indent;
+    e.indent += "  ";
+    std::string m = e.line("memref.load %mml[" + e.mul(e.add(base, "%s"), two) + "] : memref<?xf32>");
+    e.stmt("scf.yield " + e.fmax("%acc", m) + " : f32");
+    e.indent = saved;
+    e.stmt("}");
+    os << e.indent << "%sums:2 = scf.for %s2 = " << z << " to %ns step " << one
+       << " iter_args(%o = " << fz << ", %l = " << fz << ") -> (f32, f32) {\n";
+    e.indent += "  ";
+    std::string p = e.add(base, "%s2");
+    std::string mi = e.mul(p, two);
+    std::string m2 = e.line("memref.load %mml[" + mi + "] : memref<?xf32>");
+    std::string l2 = e.line("memref.load %mml[" + e.add(mi, one) + "] : memref<?xf32>");
+    std::string o2 = e.line("memref.load %mo[" + e.add(e.mul(p, cDm), d) + "] : memref<?xf32>");
+    std::string w = e.weight(m2, "%mx", ni, fz);
+    e.stmt("scf.yield " + e.fadd("%o", e.fmul(w, o2)) + ", " + e.fadd("%l", e.fmul(w, l2)) +
+           " : f32, f32");
+    e.indent = saved;
+    e.stmt("}");
+    std::string pos = e.line("arith.cmpf ogt, %sums#1, " + fz + " : f32");
+    std::string q = e.line("arith.divf %sums#0, %sums#1 : f32");
+    std::string res = e.line("arith.select " + pos + ", " + q + ", " + fz + " : f32");
+    std::string t = e.line("arith.truncf " + res + " : f32 to " + ET);
+    e.stmt("memref.store " + t + ", %out[" + e.add(e.mul(r, cDm), d) + "] : " + MET);
+    e.stmt("gpu.return");
+  }
+  os << "  }\n";
+  os << "}\n";
+  return os.str();
+}

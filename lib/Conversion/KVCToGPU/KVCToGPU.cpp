@@ -1,0 +1,256 @@
+//===- KVCToGPU.cpp - Lower decode-form kvc.attention to GPU kernels ------===//
+//
+// Kernels come from DecodeKernelGen (gpu-dialect text specialised per op, parsed here and
+// merged into one `gpu.module @kvc_gpu`); the op becomes host code on memrefs with two
+// gpu.launch_func ops (split, merge). See the pass description in Passes.td.
+//
+//===----------------------------------------------------------------------===//
+#include "kvc/Conversion/KVCToGPU/KVCToGPU.h"
+#include "kvc/Conversion/Passes.h"
+#include "kvc/Dialect/KVC/IR/KVC.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Bufferization/IR/Bufferization.h"
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/BuiltinOps.h"
+#include "mlir/Parser/Parser.h"
+#include "llvm/ADT/StringMap.h"
+
+#include <cmath>
+
+namespace mlir {
+namespace kvc {
+#define GEN_PASS_DEF_CONVERTKVCTOGPU
+#include "kvc/Conversion/Passes.h.inc"
+} // namespace kvc
+} // namespace mlir
+
+using namespace mlir;
+using namespace mlir::kvc;
+
+namespace {
+
+constexpr llvm::StringLiteral kModuleName = "kvc_gpu";
+
+/// Why `op` cannot take the GPU path, or "" if it can.
+std::string unsupportedReason(AttentionOp op) {
+  auto qt = dyn_cast<RankedTensorType>(op.getQuery().getType());
+  auto kt = dyn_cast<RankedTensorType>(op.getKey().getType());
+  auto vt = dyn_cast<RankedTensorType>(op.getValue().getType());
+  auto rt = dyn_cast<RankedTensorType>(op.getResult().getType());
+  if (!qt || !kt || !vt || !rt || qt.getRank() != 4 || kt.getRank() != 4 || vt.getRank() != 4)
+    return "needs rank-4 Q/K/V";
+  Type et = qt.getElementType();
+  if (!(et.isBF16() || et.isF16()))
+    return "needs f16 or bf16 Q/K/V";
+  if (kt.getElementType() != et || vt.getElementType() != et || rt.getElementType() != et)
+    return "needs one element type for Q, K, V and the result";
+  if (op.getMask())
+    return "masks are not supported";
+  if (op.getSoftcap())
+    return "softcap is not supported";
+  if (op.getWindow())
+    return "sliding windows are not supported";
+  for (int64_t i : {1, 2, 3})
+    if (qt.isDynamicDim(i))
+      return "needs static Hq, Sq and D";
+  if (kt.isDynamicDim(1) || kt.isDynamicDim(3) || vt.isDynamicDim(3))
+    return "needs static Hkv and D";
+  if (kt.getDimSize(3) != vt.getDimSize(3) || kt.getDimSize(3) != qt.getDimSize(3))
+    return "needs Dv == D";
+  if (op.getCausal() && qt.getDimSize(2) != 1)
+    return "causal attention needs Sq == 1";
+  return "";
+}
+
+Value cIdx(OpBuilder &b, Location loc, int64_t v) {
+  return arith::ConstantIndexOp::create(b, loc, v);
+}
+
+/// bufferization.to_buffer (identity layout, read-only) of a ranked tensor.
+Value flatBuffer(OpBuilder &b, Location loc, Value tensor) {
+  auto tt = cast<RankedTensorType>(tensor.getType());
+  auto mt = MemRefType::get(tt.getShape(), tt.getElementType());
+  Value m = bufferization::ToBufferOp::create(b, loc, mt, tensor, /*read_only=*/true);
+  return m;
+}
+
+/// Collapses an identity-layout memref to 1-D and casts it to memref<?xT> (the kernel ABI).
+Value flatten(OpBuilder &b, Location loc, Value memref) {
+  auto mt = cast<MemRefType>(memref.getType());
+  Value flat = memref;
+  if (mt.getRank() != 1) {
+    SmallVector<ReassociationIndices> re(1);
+    for (int64_t i = 0; i < mt.getRank(); ++i)
+      re[0].push_back(i);
+    flat = memref::CollapseShapeOp::create(b, loc, memref, re);
+  }
+  auto dyn = MemRefType::get({ShapedType::kDynamic}, mt.getElementType());
+  if (flat.getType() != dyn)
+    flat = memref::CastOp::create(b, loc, dyn, flat);
+  return flat;
+}
+
+Value dimOf(OpBuilder &b, Location loc, Value memref, int64_t i) {
+  auto mt = cast<MemRefType>(memref.getType());
+  if (!mt.isDynamicDim(i))
+    return cIdx(b, loc, mt.getDimSize(i));
+  return memref::DimOp::create(b, loc, memref, i);
+}
+
+struct ConvertKVCToGPUPass : public mlir::kvc::impl::ConvertKVCToGPUBase<ConvertKVCToGPUPass> {
+  using ConvertKVCToGPUBase::ConvertKVCToGPUBase;
+
+  void runOnOperation() override {
+    ModuleOp module = getOperation();
+    SmallVector<AttentionOp> ops;
+    module.walk([&](AttentionOp op) { ops.push_back(op); });
+    if (ops.empty())
+      return;
+    for (AttentionOp op : ops) {
+      std::string why = unsupportedReason(op);
+      if (!why.empty()) {
+        op.emitError("convert-kvc-to-gpu: ") << why;
+        return signalPassFailure();
+      }
+    }
+    if (blockSize % 32 != 0 || blockSize < 32 || blockSize > 1024 || unroll < 1) {
+      module.emitError("convert-kvc-to-gpu: block-size must be a multiple of 32 in [32, 1024] "
+                       "and unroll >= 1");
+      return signalPassFailure();
+    }
+
+    MLIRContext *ctx = &getContext();
+    OpBuilder mb(ctx);
+    module->setAttr(gpu::GPUDialect::getContainerModuleAttrName(), UnitAttr::get(ctx));
+    auto gpuModule = module.lookupSymbol<gpu::GPUModuleOp>(kModuleName);
+    if (!gpuModule) {
+      mb.setInsertionPointToEnd(module.getBody());
+      gpuModule = gpu::GPUModuleOp::create(mb, module.getLoc(), kModuleName);
+    }
+    llvm::StringMap<std::string> prefixOf; // config key -> kernel prefix
+    // Kernel tags continue after any kernels already in @kvc_gpu (a second run on a module).
+    unsigned counter = std::distance(gpuModule.getBody()->begin(), gpuModule.getBody()->end());
+
+    for (AttentionOp op : ops) {
+      auto qt = cast<RankedTensorType>(op.getQuery().getType());
+      auto kt = cast<RankedTensorType>(op.getKey().getType());
+      DecodeKernelConfig cfg;
+      cfg.headDim = qt.getDimSize(3);
+      cfg.groupSize = qt.getDimSize(1) / kt.getDimSize(1);
+      cfg.querySeq = qt.getDimSize(2);
+      cfg.elemType = qt.getElementType().isBF16() ? "bf16" : "f16";
+      cfg.blockSize = blockSize;
+      cfg.unroll = unroll;
+      cfg.scaleLog2 = op.getEffectiveScale() * M_LOG2E;
+      cfg.ragged = static_cast<bool>(op.getKvLengths());
+      cfg.moduleName = kModuleName.str();
+      std::string tag = "_d" + std::to_string(cfg.headDim) + "_g" +
+                        std::to_string(cfg.groupSize) + "_q" + std::to_string(cfg.querySeq) +
+                        "_" + cfg.elemType + "_b" + std::to_string(cfg.blockSize) + "_u" +
+                        std::to_string(cfg.unroll) + (cfg.ragged ? "_ragged" : "");
+      char scaleKey[32];
+      snprintf(scaleKey, sizeof scaleKey, "%a", cfg.scaleLog2);
+      std::string key = tag + "@" + scaleKey;
+      auto it = prefixOf.find(key);
+      if (it == prefixOf.end()) {
+        cfg.prefix = "kvc_attn" + std::to_string(counter++) + tag;
+        std::string err;
+        std::string text = generateDecodeKernels(cfg, err);
+        if (text.empty()) {
+          op.emitError("convert-kvc-to-gpu: ") << err;
+          return signalPassFailure();
+        }
+        ParserConfig pc(ctx);
+        OwningOpRef<ModuleOp> parsed = parseSourceString<ModuleOp>(text, pc, "kvc-decode-kernels");
+        if (!parsed) {
+          op.emitError("convert-kvc-to-gpu: internal error: generated kernels do not parse");
+          return signalPassFailure();
+        }
+        auto src = cast<gpu::GPUModuleOp>(parsed->getBody()->front());
+        for (Operation &f : llvm::make_early_inc_range(src.getBody()->getOperations()))
+          f.moveBefore(gpuModule.getBody(), gpuModule.getBody()->end());
+        it = prefixOf.try_emplace(key, cfg.prefix).first;
+      }
+      cfg.prefix = it->second;
+      lowerHost(op, cfg, gpuModule);
+    }
+  }
+
+  /// Replaces `op` by host code that launches the split and merge kernels.
+  void lowerHost(AttentionOp op, const DecodeKernelConfig &cfg, gpu::GPUModuleOp gm) {
+    OpBuilder b(op);
+    Location loc = op.getLoc();
+    auto qt = cast<RankedTensorType>(op.getQuery().getType());
+    Type et = qt.getElementType();
+    Value qm = flatBuffer(b, loc, op.getQuery());
+    Value km = flatBuffer(b, loc, op.getKey());
+    Value vm = flatBuffer(b, loc, op.getValue());
+    Value batch = dimOf(b, loc, km, 0);
+    Value hkv = dimOf(b, loc, km, 1);
+    Value skv = dimOf(b, loc, km, 2);
+    const int64_t D = cfg.headDim, nqPerRow = cfg.groupSize * cfg.querySeq;
+    const int64_t kpi = decodeKeysPerIteration(cfg);
+
+    // Splits: the option, or at most one wave of 4 CTAs per SM (floor, so no half-empty last
+    // wave) with >= 256 keys per split. libkvc_runtime's plan refines this with the kernel's
+    // measured occupancy.
+    Value rows = arith::MulIOp::create(b, loc, batch, hkv);
+    Value splits;
+    if (numSplits > 0) {
+      splits = cIdx(b, loc, numSplits);
+    } else {
+      Value want = arith::DivUIOp::create(b, loc, cIdx(b, loc, 4 * smCount), rows);
+      Value bySize = arith::MaxUIOp::create(
+          b, loc, arith::DivUIOp::create(b, loc, skv, cIdx(b, loc, 256)), cIdx(b, loc, 1));
+      splits = arith::MaxUIOp::create(b, loc, arith::MinUIOp::create(b, loc, want, bySize),
+                                      cIdx(b, loc, 1));
+    }
+    Value cKpi = cIdx(b, loc, kpi);
+    Value chunk = arith::CeilDivUIOp::create(b, loc, skv, splits);
+    chunk = arith::MulIOp::create(b, loc, arith::CeilDivUIOp::create(b, loc, chunk, cKpi), cKpi);
+    chunk = arith::MaxUIOp::create(b, loc, chunk, cKpi);
+
+    Value nqRows = arith::MulIOp::create(b, loc, rows, cIdx(b, loc, nqPerRow));
+    Value partials = arith::MulIOp::create(b, loc, nqRows, splits);
+    auto dynF32 = MemRefType::get({ShapedType::kDynamic}, b.getF32Type());
+    Value opart = memref::AllocOp::create(
+        b, loc, dynF32, ValueRange{arith::MulIOp::create(b, loc, partials, cIdx(b, loc, D))});
+    Value mlpart = memref::AllocOp::create(
+        b, loc, dynF32, ValueRange{arith::MulIOp::create(b, loc, partials, cIdx(b, loc, 2))});
+
+    auto rt = cast<RankedTensorType>(op.getResult().getType());
+    SmallVector<Value> outDyn;
+    for (int64_t i = 0; i < rt.getRank(); ++i)
+      if (rt.isDynamicDim(i))
+        outDyn.push_back(dimOf(b, loc, qm, i));
+    Value outm = memref::AllocOp::create(b, loc, MemRefType::get(rt.getShape(), et), outDyn);
+
+    SmallVector<Value> splitArgs = {flatten(b, loc, qm), flatten(b, loc, km), flatten(b, loc, vm)};
+    if (cfg.ragged)
+      splitArgs.push_back(flatten(b, loc, flatBuffer(b, loc, op.getKvLengths())));
+    splitArgs.append({opart, mlpart, skv, chunk});
+
+    auto split = gm.lookupSymbol<gpu::GPUFuncOp>(cfg.prefix + "_split");
+    auto merge = gm.lookupSymbol<gpu::GPUFuncOp>(cfg.prefix + "_merge");
+    Value one = cIdx(b, loc, 1);
+    gpu::LaunchFuncOp::create(b, loc, split, gpu::KernelDim3{splits, hkv, batch},
+                              gpu::KernelDim3{cIdx(b, loc, cfg.blockSize), one, one},
+                              /*dynamicSharedMemorySize=*/Value(), splitArgs);
+    gpu::LaunchFuncOp::create(b, loc, merge, gpu::KernelDim3{nqRows, one, one},
+                              gpu::KernelDim3{cIdx(b, loc, D), one, one}, Value(),
+                              ValueRange{opart, mlpart, flatten(b, loc, outm), splits});
+    memref::DeallocOp::create(b, loc, opart);
+    memref::DeallocOp::create(b, loc, mlpart);
+    Value res = bufferization::ToTensorOp::create(b, loc, rt, outm, /*restrict=*/true,
+                                                  /*writable=*/true);
+    op.getResult().replaceAllUsesWith(res);
+    op.erase();
+  }
+};
+} // namespace

@@ -1,0 +1,1 @@
+"""GPU benchmark helpers (run on a GPU machine; see docs/gpu.md)."""

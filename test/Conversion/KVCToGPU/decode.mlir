@@ -1,0 +1,91 @@
+// RUN: kvc-opt %s -split-input-file -convert-kvc-to-gpu | FileCheck %s
+
+// Decode GQA (Hq 32, Hkv 8, g = 4), bf16, D = 128: one split kernel per (split, KV head,
+// batch) that serves all 4 query heads of a group, plus the merge kernel.
+// CHECK-LABEL: module attributes {gpu.container_module}
+// CHECK-LABEL: func.func @decode_bf16
+// CHECK-NOT: kvc.attention
+// CHECK-DAG: %[[Q:.*]] = bufferization.to_buffer %arg0 read_only : tensor<8x32x1x128xbf16> to memref<8x32x1x128xbf16>
+// CHECK-DAG: %[[K:.*]] = bufferization.to_buffer %arg1 read_only : tensor<8x8x?x128xbf16> to memref<8x8x?x128xbf16>
+// CHECK: %[[SKV:.*]] = memref.dim %[[K]], %{{.*}} : memref<8x8x?x128xbf16>
+// CHECK: arith.ceildivui
+// CHECK: %[[OP:.*]] = memref.alloc(%{{.*}}) : memref<?xf32>
+// CHECK: %[[ML:.*]] = memref.alloc(%{{.*}}) : memref<?xf32>
+// CHECK: %[[OUT:.*]] = memref.alloc() : memref<8x32x1x128xbf16>
+// CHECK: memref.collapse_shape %[[Q]] {{\[\[}}0, 1, 2, 3]] : memref<8x32x1x128xbf16> into memref<32768xbf16>
+// CHECK: gpu.launch_func @kvc_gpu::@kvc_attn0_d128_g4_q1_bf16_b64_u4_split blocks in (%[[S:.*]], %{{.*}}, %{{.*}}) threads in (%{{.*}}, %{{.*}}, %{{.*}}) args(%{{.*}} : memref<?xbf16>, %{{.*}} : memref<?xbf16>, %{{.*}} : memref<?xbf16>, %[[OP]] : memref<?xf32>, %[[ML]] : memref<?xf32>, %[[SKV]] : index, %{{.*}} : index)
+// CHECK: gpu.launch_func @kvc_gpu::@kvc_attn0_d128_g4_q1_bf16_b64_u4_merge blocks in (%{{.*}}, %{{.*}}, %{{.*}}) threads in (%{{.*}}, %{{.*}}, %{{.*}}) args(%[[OP]] : memref<?xf32>, %[[ML]] : memref<?xf32>, %{{.*}} : memref<?xbf16>, %[[S]] : index)
+// CHECK: memref.dealloc %[[OP]]
+// CHECK: %[[R:.*]] = bufferization.to_tensor %[[OUT]] restrict writable
+// CHECK: return %[[R]]
+
+// The second, identical op reuses the same kernels.
+// CHECK-LABEL: func.func @decode_again
+// CHECK: gpu.launch_func @kvc_gpu::@kvc_attn0_d128_g4_q1_bf16_b64_u4_split
+
+// Kernels: 128-bit loads of K and V (8 bf16 per lane), f32 math, xor-butterfly reductions of
+// the q.k dots over the 16 lanes of a key group (offsets 8, 4, 2, 1), exp2 online softmax,
+// key-group merge by shuffles (offsets 16), cross-warp merge in workgroup memory.
+// CHECK-LABEL: gpu.module @kvc_gpu
+// CHECK: gpu.func @kvc_attn0_d128_g4_q1_bf16_b64_u4_split(%{{.*}}: memref<?xbf16>, %{{.*}}: memref<?xbf16>, %{{.*}}: memref<?xbf16>, %{{.*}}: memref<?xf32>, %{{.*}}: memref<?xf32>, %{{.*}}: index, %{{.*}}: index)
+// CHECK-SAME: workgroup(%{{.*}} : memref<2x4x128xf32, #gpu.address_space<workgroup>>, %{{.*}} : memref<2x4xf32, #gpu.address_space<workgroup>>, %{{.*}} : memref<2x4xf32, #gpu.address_space<workgroup>>)
+// CHECK-SAME: kernel attributes {known_block_size = array<i32: 64, 1, 1>
+// CHECK-DAG: gpu.block_id  z
+// CHECK-DAG: gpu.grid_dim  x
+// CHECK: scf.for
+// CHECK-COUNT-4: vector.load %{{.*}} {alignment = 16 : i64} : memref<?xbf16>, vector<8xbf16>
+// CHECK: arith.extf %{{.*}} : vector<8xbf16> to vector<8xf32>
+// CHECK: vector.reduction <add>
+// CHECK: gpu.shuffle  xor %{{.*}}, %[[C8:.*]], %[[W:.*]] : f32
+// CHECK: gpu.shuffle  xor
+// CHECK: gpu.shuffle  xor
+// CHECK: gpu.shuffle  xor
+// CHECK: arith.maxnumf
+// CHECK: math.exp2
+// CHECK: vector.fma
+// CHECK: scf.yield
+// CHECK: scf.for
+// CHECK: scf.yield
+// CHECK: gpu.shuffle  xor
+// CHECK: vector.store %{{.*}} {alignment = 16 : i64} : memref<2x4x128xf32, #gpu.address_space<workgroup>>, vector<8xf32>
+// CHECK: gpu.barrier
+// CHECK: gpu.return
+// CHECK: gpu.func @kvc_attn0_d128_g4_q1_bf16_b64_u4_merge(%{{.*}}: memref<?xf32>, %{{.*}}: memref<?xf32>, %{{.*}}: memref<?xbf16>, %{{.*}}: index) kernel attributes {known_block_size = array<i32: 128, 1, 1>
+// CHECK: scf.for
+// CHECK: arith.maxnumf
+// CHECK: math.exp2
+// CHECK: arith.divf
+// CHECK: arith.truncf %{{.*}} : f32 to bf16
+// CHECK-NOT: gpu.func
+func.func @decode_bf16(%q: tensor<8x32x1x128xbf16>, %k: tensor<8x8x?x128xbf16>,
+                       %v: tensor<8x8x?x128xbf16>) -> tensor<8x32x1x128xbf16> {
+  %o = kvc.attention %q, %k, %v : (tensor<8x32x1x128xbf16>, tensor<8x8x?x128xbf16>, tensor<8x8x?x128xbf16>) -> tensor<8x32x1x128xbf16>
+  return %o : tensor<8x32x1x128xbf16>
+}
+func.func @decode_again(%q: tensor<8x32x1x128xbf16>, %k: tensor<8x8x?x128xbf16>,
+                        %v: tensor<8x8x?x128xbf16>) -> tensor<8x32x1x128xbf16> {
+  %o = kvc.attention %q, %k, %v {causal} : (tensor<8x32x1x128xbf16>, tensor<8x8x?x128xbf16>, tensor<8x8x?x128xbf16>) -> tensor<8x32x1x128xbf16>
+  return %o : tensor<8x32x1x128xbf16>
+}
+
+// -----
+
+// Ragged cache (per-(b, kv-head) lengths), f16, D = 64 (8 lanes per key, 4 keys per warp),
+// MQA-like g = 8, dynamic batch, explicit scale.
+// CHECK-LABEL: func.func @ragged_f16
+// CHECK: %[[L:.*]] = bufferization.to_buffer %arg3 read_only : tensor<?x1xi64> to memref<?x1xi64>
+// CHECK: gpu.launch_func @kvc_gpu::@kvc_attn0_d64_g8_q1_f16_b64_u4_ragged_split
+// CHECK-SAME: %{{.*}} : memref<?xi64>
+// CHECK: gpu.func @kvc_attn0_d64_g8_q1_f16_b64_u4_ragged_split(%{{.*}}: memref<?xf16>, %{{.*}}: memref<?xf16>, %{{.*}}: memref<?xf16>, %{{.*}}: memref<?xi64>,
+// Each row stops at its length, clamped to [0, capacity].
+// CHECK: memref.load %{{.*}} : memref<?xi64>
+// CHECK: arith.maxsi
+// CHECK: arith.minui
+// 8 lanes per key: a 3-step butterfly (4, 2, 1), then key groups merge with offsets 8 and 16.
+// CHECK: vector.load %{{.*}} {alignment = 16 : i64} : memref<?xf16>, vector<8xf16>
+// CHECK: gpu.func @kvc_attn0_d64_g8_q1_f16_b64_u4_ragged_merge
+func.func @ragged_f16(%q: tensor<?x8x1x64xf16>, %k: tensor<?x1x4096x64xf16>,
+                      %v: tensor<?x1x4096x64xf16>, %len: tensor<?x1xi64>) -> tensor<?x8x1x64xf16> {
+  %o = kvc.attention %q, %k, %v lengths(%len) {scale = 0.125 : f32} : (tensor<?x8x1x64xf16>, tensor<?x1x4096x64xf16>, tensor<?x1x4096x64xf16>, tensor<?x1xi64>) -> tensor<?x8x1x64xf16>
+  return %o : tensor<?x8x1x64xf16>
+}

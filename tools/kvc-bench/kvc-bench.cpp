@@ -1,0 +1,544 @@
+//===- kvc-bench.cpp - run, check and time kvc's GPU kernels --------------===//
+//
+// Works on the output of `kvc-opt --kvc-gpu-pipeline` (format=isa) with no MLIR on the GPU
+// machine: it reads PTX (a .ptx file, or the gpu.binary's `assembly` string in the .mlir), loads
+// it through kvc's CUDA runtime (libkvc_runtime, driver API) and finds the decode kernels by
+// name.
+//
+//   kvc-bench extract IN.mlir -o OUT.ptx [--header OUT.h]   PTX (and a C header embedding it)
+//   kvc-bench info IN                                       kernels and their resources
+//   kvc-bench check IN [--seed N]                           correctness vs a float64 CPU ref
+//   kvc-bench decode IN [--json F] [--batches 1,8,32] [--contexts 4096,16384,65536]
+//                      [--reps N] [--warmup N] [--splits N]  timing (CUDA events, L2 flush)
+//   kvc-bench copy [--mib N]                                device-to-device copy bandwidth
+//
+//===----------------------------------------------------------------------===//
+#include "kvc/Runtime/CUDA.h"
+#include "kvc/Runtime/CUDADecode.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <random>
+#include <sstream>
+#include <string>
+#include <vector>
+
+namespace {
+
+[[noreturn]] void die(const std::string &msg) {
+  fprintf(stderr, "kvc-bench: %s\n", msg.c_str());
+  exit(1);
+}
+#define CK(call)                                                                                \
+  do {                                                                                          \
+    if (int rc_ = (call))                                                                       \
+      die(std::string(#call) + " failed (" + std::to_string(rc_) + "): " + kvc_cuda_last_error()); \
+  } while (0)
+
+std::string readFile(const std::string &path) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f)
+    die("cannot read " + path);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+// The `assembly = "..."` string of a gpu.binary (MLIR string escapes: \XX hex, \\, \").
+std::string extractPTX(const std::string &text) {
+  if (text.find(".entry") != std::string::npos && text.find("gpu.binary") == std::string::npos)
+    return text; // already PTX
+  size_t p = text.find("assembly = \"");
+  if (p == std::string::npos)
+    die("no gpu.binary with `assembly = \"...\"` (run kvc-gpu-pipeline with format=isa)");
+  p += 12;
+  std::string out;
+  for (; p < text.size() && text[p] != '"'; ++p) {
+    if (text[p] == '\\' && p + 1 < text.size()) {
+      char c = text[p + 1];
+      if (c == '\\' || c == '"') {
+        out += c;
+        ++p;
+      } else if (c == 'n') {
+        out += '\n';
+        ++p;
+      } else if (c == 't') {
+        out += '\t';
+        ++p;
+      } else {
+        out += char(std::stoi(text.substr(p + 1, 2), nullptr, 16));
+        p += 2;
+      }
+    } else {
+      out += text[p];
+    }
+  }
+  return out;
+}
+
+std::vector<std::string> kernelNames(const std::string &ptx) {
+  std::vector<std::string> names;
+  size_t p = 0;
+  while ((p = ptx.find(".entry ", p)) != std::string::npos) {
+    p += 7;
+    size_t e = ptx.find_first_of("( \n", p);
+    names.push_back(ptx.substr(p, e - p));
+  }
+  return names;
+}
+
+struct Variant {
+  std::string name; // without _split/_merge
+  kvc_decode_kernel_config cfg;
+  kvc_cuda_function split = nullptr, merge = nullptr;
+  int regs = 0, smem = 0, ctasPerSM = 0;
+};
+
+struct Loaded {
+  std::string ptx;
+  std::vector<Variant> variants;
+  int sms = 0, l2 = 0;
+  std::string device;
+};
+
+Loaded load(const std::string &path) {
+  Loaded L;
+  L.ptx = extractPTX(readFile(path));
+  CK(kvc_cuda_init(0));
+  char name[256];
+  int ccM = 0, ccm = 0;
+  CK(kvc_cuda_device_info(name, sizeof name, &L.sms, &L.l2, &ccM, &ccm));
+  L.device = std::string(name) + " (sm_" + std::to_string(ccM) + std::to_string(ccm) + ")";
+  kvc_cuda_module mod;
+  CK(kvc_cuda_module_load(L.ptx.c_str(), &mod));
+  for (const std::string &k : kernelNames(L.ptx)) {
+    const std::string suf = "_split";
+    if (k.size() < suf.size() || k.compare(k.size() - suf.size(), suf.size(), suf) != 0)
+      continue;
+    Variant v;
+    v.name = k.substr(0, k.size() - suf.size());
+    if (kvc_cuda_decode_parse_name(k.c_str(), &v.cfg))
+      continue;
+    CK(kvc_cuda_module_get_function(mod, k.c_str(), &v.split));
+    CK(kvc_cuda_module_get_function(mod, (v.name + "_merge").c_str(), &v.merge));
+    CK(kvc_cuda_function_info(v.split, &v.regs, &v.smem));
+    CK(kvc_cuda_occupancy(v.split, v.cfg.block_size, 0, &v.ctasPerSM));
+    L.variants.push_back(v);
+  }
+  if (L.variants.empty())
+    die("no kvc decode kernels (<tag>_d.._split) in " + path);
+  return L;
+}
+
+// ----------------------------------------------------------------------------- numerics
+uint16_t toHalfBits(float f, bool bf16) {
+  uint32_t x;
+  std::memcpy(&x, &f, 4);
+  if (bf16) {
+    uint32_t r = x + 0x7FFF + ((x >> 16) & 1);
+    return uint16_t(r >> 16);
+  }
+  // f16, round to nearest even (inputs are in the normal range here)
+  uint32_t sign = (x >> 16) & 0x8000;
+  int32_t exp = int32_t((x >> 23) & 0xFF) - 127 + 15;
+  uint32_t mant = x & 0x7FFFFF;
+  if (exp <= 0)
+    return uint16_t(sign);
+  if (exp >= 31)
+    return uint16_t(sign | 0x7C00);
+  uint32_t h = sign | (uint32_t(exp) << 10) | (mant >> 13);
+  uint32_t rest = mant & 0x1FFF;
+  if (rest > 0x1000 || (rest == 0x1000 && (h & 1)))
+    ++h;
+  return uint16_t(h);
+}
+float fromHalfBits(uint16_t h, bool bf16) {
+  if (bf16) {
+    uint32_t x = uint32_t(h) << 16;
+    float f;
+    std::memcpy(&f, &x, 4);
+    return f;
+  }
+  uint32_t sign = uint32_t(h & 0x8000) << 16, exp = (h >> 10) & 0x1F, mant = h & 0x3FF;
+  uint32_t x;
+  if (exp == 0) {
+    float f = std::ldexp(float(mant), -24);
+    return sign ? -f : f;
+  }
+  if (exp == 31)
+    x = sign | 0x7F800000 | (mant << 13);
+  else
+    x = sign | ((exp - 15 + 127) << 23) | (mant << 13);
+  float f;
+  std::memcpy(&f, &x, 4);
+  return f;
+}
+
+struct Case {
+  int64_t batch, hkv, skv;
+  int splits; // 0 = plan's choice
+  bool raggedLens;
+};
+
+// Runs one case; returns ‖out-ref‖/‖ref‖ (inf if any output is NaN/unwritten).
+double runCase(const Loaded &L, const Variant &V, const Case &C, std::mt19937 &rng,
+               double *maxAbs, int *usedSplits) {
+  const auto &cfg = V.cfg;
+  const bool bf = cfg.is_bf16;
+  const int64_t D = cfg.head_dim, g = cfg.group, Sq = cfg.query_seq;
+  const int64_t B = C.batch, Hkv = C.hkv, S = C.skv, Hq = Hkv * g;
+  const int64_t nq = B * Hq * Sq * D, nkv = B * Hkv * S * D;
+  std::uniform_real_distribution<float> U(-1.f, 1.f);
+  std::vector<uint16_t> q(nq), k(nkv), v(nkv);
+  for (auto &x : q)
+    x = toHalfBits(3.f * U(rng), bf);
+  for (auto &x : k)
+    x = toHalfBits(3.f * U(rng), bf);
+  for (auto &x : v)
+    x = toHalfBits(U(rng), bf);
+  std::vector<int64_t> lens(B * Hkv, S);
+  if (cfg.ragged) {
+    std::uniform_int_distribution<int64_t> UL(0, S);
+    for (size_t i = 0; i < lens.size(); ++i)
+      lens[i] = i == 0 ? 0 : i == 1 ? std::min<int64_t>(1, S) : i == 2 ? S : UL(rng);
+  }
+  // float64 reference from the rounded inputs
+  const double scale = 1.0 / std::sqrt(double(D));
+  std::vector<double> ref(nq, 0.0);
+  std::vector<double> sc(S);
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t h = 0; h < Hq; ++h)
+      for (int64_t i = 0; i < Sq; ++i) {
+        int64_t kh = h / g, Lr = lens[b * Hkv + kh];
+        const uint16_t *qr = &q[((b * Hq + h) * Sq + i) * D];
+        double mx = -INFINITY;
+        for (int64_t j = 0; j < Lr; ++j) {
+          const uint16_t *kr = &k[((b * Hkv + kh) * S + j) * D];
+          double s = 0;
+          for (int64_t d = 0; d < D; ++d)
+            s += double(fromHalfBits(qr[d], bf)) * fromHalfBits(kr[d], bf);
+          sc[j] = s * scale;
+          mx = std::max(mx, sc[j]);
+        }
+        double den = 0;
+        for (int64_t j = 0; j < Lr; ++j)
+          den += (sc[j] = std::exp(sc[j] - mx));
+        double *o = &ref[((b * Hq + h) * Sq + i) * D];
+        for (int64_t j = 0; j < Lr; ++j) {
+          const uint16_t *vr = &v[((b * Hkv + kh) * S + j) * D];
+          for (int64_t d = 0; d < D; ++d)
+            o[d] += sc[j] / den * fromHalfBits(vr[d], bf);
+        }
+      }
+  kvc_decode_shape shape{B, Hkv, S, C.splits};
+  kvc_decode_plan plan;
+  CK(kvc_cuda_decode_make_plan(&cfg, &shape, L.sms * V.ctasPerSM, &plan));
+  *usedSplits = plan.num_splits;
+  kvc_cuda_ptr dq, dk, dv, dl, dws, dout;
+  CK(kvc_cuda_malloc(&dq, nq * 2));
+  CK(kvc_cuda_malloc(&dk, nkv * 2));
+  CK(kvc_cuda_malloc(&dv, nkv * 2));
+  CK(kvc_cuda_malloc(&dl, lens.size() * 8));
+  CK(kvc_cuda_malloc(&dws, plan.workspace_bytes));
+  CK(kvc_cuda_malloc(&dout, nq * 2));
+  CK(kvc_cuda_memcpy_htod(dq, q.data(), nq * 2));
+  CK(kvc_cuda_memcpy_htod(dk, k.data(), nkv * 2));
+  CK(kvc_cuda_memcpy_htod(dv, v.data(), nkv * 2));
+  CK(kvc_cuda_memcpy_htod(dl, lens.data(), lens.size() * 8));
+  // Poison the output and the workspace (0xFF.. is NaN in bf16/f16/f32).
+  CK(kvc_cuda_memset_d8_async(dout, 0xFF, nq * 2, nullptr));
+  CK(kvc_cuda_memset_d8_async(dws, 0xFF, plan.workspace_bytes, nullptr));
+  CK(kvc_cuda_decode_launch(V.split, V.merge, &cfg, &shape, &plan, dq, dk, dv,
+                            cfg.ragged ? dl : 0, dws, dout, nullptr));
+  CK(kvc_cuda_synchronize());
+  std::vector<uint16_t> out(nq);
+  CK(kvc_cuda_memcpy_dtoh(out.data(), dout, nq * 2));
+  for (kvc_cuda_ptr p : {dq, dk, dv, dl, dws, dout})
+    CK(kvc_cuda_free(p));
+  double num = 0, den = 0;
+  *maxAbs = 0;
+  for (int64_t i = 0; i < nq; ++i) {
+    double o = fromHalfBits(out[i], bf);
+    if (!std::isfinite(o))
+      return INFINITY;
+    num += (o - ref[i]) * (o - ref[i]);
+    den += ref[i] * ref[i];
+    *maxAbs = std::max(*maxAbs, std::fabs(o - ref[i]));
+  }
+  return den > 0 ? std::sqrt(num / den) : std::sqrt(num);
+}
+
+int cmdCheck(const std::string &path, unsigned seed, double tol, bool quick) {
+  Loaded L = load(path);
+  printf("device: %s, %d SMs\n", L.device.c_str(), L.sms);
+  std::mt19937 rng(seed);
+  int failures = 0, total = 0;
+  for (const Variant &V : L.variants) {
+    printf("variant %s (regs %d, smem %d B, %d CTAs/SM)\n", V.name.c_str(), V.regs, V.smem,
+           V.ctasPerSM);
+    std::vector<Case> cases = {
+        {1, 8, 1, 0, false},    {1, 8, 7, 0, false},    {2, 8, 1000, 0, false},
+        {3, 2, 4099, 0, false}, {1, 8, 4099, 1, false}, {1, 2, 7, 64, false},
+        {2, 8, 33333, 0, false}, {1, 8, 65536 + 5, 0, false}, {4, 3, 517, 3, false}};
+    if (quick) // for compute-sanitizer: small sizes only
+      cases = {{1, 8, 1, 0, false}, {1, 2, 7, 64, false}, {2, 2, 1000, 0, false},
+               {1, 3, 517, 3, false}};
+    for (const Case &C : cases) {
+      double maxAbs;
+      int splits;
+      double err = runCase(L, V, C, rng, &maxAbs, &splits);
+      bool ok = err <= tol;
+      failures += !ok;
+      ++total;
+      printf("  %s B=%lld Hkv=%lld Hq=%lld Skv=%lld splits=%d%s: rel_l2=%.3e max_abs=%.3e\n",
+             ok ? "PASS" : "FAIL", (long long)C.batch, (long long)C.hkv,
+             (long long)(C.hkv * V.cfg.group), (long long)C.skv, splits,
+             V.cfg.ragged ? " (ragged lengths incl. 0, 1, cap)" : "", err, maxAbs);
+    }
+  }
+  printf("check: %d/%d passed (tolerance rel_l2 <= %.1e vs float64 reference)\n", total - failures,
+         total, tol);
+  return failures ? 1 : 0;
+}
+
+// ----------------------------------------------------------------------------- timing
+struct Timer {
+  kvc_cuda_ptr flush = 0;
+  size_t flushBytes = 0;
+  explicit Timer(int l2) {
+    flushBytes = std::max<size_t>(size_t(l2) * 4, 256u << 20);
+    CK(kvc_cuda_malloc(&flush, flushBytes));
+  }
+  ~Timer() { kvc_cuda_free(flush); }
+  // Median of `reps` timed runs of fn (after `warmup`), L2 flushed before each.
+  template <class F> double medianMs(int warmup, int reps, F fn) {
+    for (int i = 0; i < warmup; ++i)
+      fn();
+    std::vector<kvc_cuda_event> ev(2 * reps);
+    for (auto &e : ev)
+      CK(kvc_cuda_event_create(&e));
+    for (int i = 0; i < reps; ++i) {
+      CK(kvc_cuda_memset_d8_async(flush, uint8_t(i), flushBytes, nullptr));
+      CK(kvc_cuda_event_record(ev[2 * i], nullptr));
+      fn();
+      CK(kvc_cuda_event_record(ev[2 * i + 1], nullptr));
+    }
+    CK(kvc_cuda_synchronize());
+    std::vector<double> t(reps);
+    for (int i = 0; i < reps; ++i) {
+      float ms;
+      CK(kvc_cuda_event_elapsed_ms(&ms, ev[2 * i], ev[2 * i + 1]));
+      t[i] = ms;
+    }
+    for (auto &e : ev)
+      kvc_cuda_event_destroy(e);
+    std::sort(t.begin(), t.end());
+    return t[reps / 2];
+  }
+};
+
+double copyBandwidth(Timer &T, size_t mib) {
+  size_t bytes = mib << 20;
+  kvc_cuda_ptr a, b;
+  CK(kvc_cuda_malloc(&a, bytes));
+  CK(kvc_cuda_malloc(&b, bytes));
+  CK(kvc_cuda_memset_d8_async(a, 1, bytes, nullptr));
+  double ms = T.medianMs(3, 20, [&] { CK(kvc_cuda_memcpy_dtod_async(b, a, bytes, nullptr)); });
+  kvc_cuda_free(a);
+  kvc_cuda_free(b);
+  return 2.0 * bytes / (ms * 1e-3) / 1e12; // TB/s, read + write
+}
+
+std::vector<int64_t> parseList(const std::string &s) {
+  std::vector<int64_t> v;
+  std::stringstream ss(s);
+  std::string x;
+  while (std::getline(ss, x, ','))
+    v.push_back(std::stoll(x));
+  return v;
+}
+
+int cmdDecode(const std::string &path, const std::string &json, std::vector<int64_t> batches,
+              std::vector<int64_t> contexts, int warmup, int reps, int forceSplits,
+              int64_t hkv) {
+  Loaded L = load(path);
+  Timer T(L.l2);
+  double copyTBs = copyBandwidth(T, 2048);
+  printf("device: %s, %d SMs, L2 %d MiB; copy bandwidth %.3f TB/s (read+write)\n",
+         L.device.c_str(), L.sms, L.l2 >> 20, copyTBs);
+  std::ostringstream js;
+  js << "{\n  \"device\": \"" << L.device << "\",\n  \"copy_tbps\": " << copyTBs
+     << ",\n  \"warmup\": " << warmup << ", \"reps\": " << reps
+     << ",\n  \"timing\": \"CUDA events around split+merge, median, L2 flushed before each rep\","
+     << "\n  \"results\": [\n";
+  bool first = true;
+  printf("%-44s %5s %7s %6s %10s %10s %8s %7s\n", "variant", "batch", "context", "splits",
+         "time_us", "MB_read", "TB/s", "%copy");
+  for (const Variant &V : L.variants) {
+    if (V.cfg.ragged)
+      continue;
+    const int64_t D = V.cfg.head_dim, g = V.cfg.group, Sq = V.cfg.query_seq;
+    for (int64_t B : batches)
+      for (int64_t S : contexts) {
+        const int64_t nq = B * hkv * g * Sq * D, nkv = B * hkv * S * D;
+        kvc_decode_shape shape{B, hkv, S, forceSplits};
+        kvc_decode_plan plan;
+        CK(kvc_cuda_decode_make_plan(&V.cfg, &shape, L.sms * V.ctasPerSM, &plan));
+        kvc_cuda_ptr dq, dk, dv, dws, dout;
+        CK(kvc_cuda_malloc(&dq, nq * 2));
+        CK(kvc_cuda_malloc(&dk, nkv * 2));
+        CK(kvc_cuda_malloc(&dv, nkv * 2));
+        CK(kvc_cuda_malloc(&dws, plan.workspace_bytes));
+        CK(kvc_cuda_malloc(&dout, nq * 2));
+        // Non-zero data (0x3C3C: bf16 ~0.0115, f16 ~1.06).
+        CK(kvc_cuda_memset_d8_async(dq, 0x3C, nq * 2, nullptr));
+        CK(kvc_cuda_memset_d8_async(dk, 0x3B, nkv * 2, nullptr));
+        CK(kvc_cuda_memset_d8_async(dv, 0x3A, nkv * 2, nullptr));
+        double ms = T.medianMs(warmup, reps, [&] {
+          CK(kvc_cuda_decode_launch(V.split, V.merge, &V.cfg, &shape, &plan, dq, dk, dv, 0, dws,
+                                    dout, nullptr));
+        });
+        for (kvc_cuda_ptr p : {dq, dk, dv, dws, dout})
+          CK(kvc_cuda_free(p));
+        double bytes = 2.0 * nkv * 2; // K and V read once
+        double tbs = bytes / (ms * 1e-3) / 1e12;
+        printf("%-44s %5lld %7lld %6d %10.1f %10.1f %8.3f %6.1f%%\n", V.name.c_str(),
+               (long long)B, (long long)S, plan.num_splits, ms * 1e3, bytes / 1e6, tbs,
+               100.0 * tbs / copyTBs);
+        js << (first ? "" : ",\n") << "    {\"backend\": \"kvc\", \"variant\": \"" << V.name
+           << "\", \"batch\": " << B << ", \"hq\": " << hkv * g << ", \"hkv\": " << hkv
+           << ", \"d\": " << D << ", \"context\": " << S << ", \"splits\": " << plan.num_splits
+           << ", \"regs\": " << V.regs << ", \"ctas_per_sm\": " << V.ctasPerSM << ", \"time_us\": " << ms * 1e3
+           << ", \"bytes\": " << bytes << ", \"tbps\": " << tbs
+           << ", \"frac_copy\": " << tbs / copyTBs << "}";
+        first = false;
+      }
+  }
+  js << "\n  ]\n}\n";
+  if (!json.empty()) {
+    std::ofstream f(json);
+    f << js.str();
+    printf("wrote %s\n", json.c_str());
+  }
+  return 0;
+}
+
+int cmdExtract(const std::string &in, const std::string &out, const std::string &header) {
+  std::string ptx = extractPTX(readFile(in));
+  if (!out.empty()) {
+    std::ofstream f(out, std::ios::binary);
+    f << ptx;
+  }
+  if (!header.empty()) {
+    std::ofstream h(header);
+    h << "/* Generated by kvc-bench extract from " << in
+      << ". Load with kvc_cuda_module_load(kvc_gpu_ptx, &m). */\n#pragma once\n";
+    for (const std::string &k : kernelNames(ptx))
+      h << "/* kernel: " << k << " */\n";
+    h << "static const char kvc_gpu_ptx[] = {";
+    for (size_t i = 0; i < ptx.size(); ++i)
+      h << (i % 16 ? "" : "\n  ") << int(static_cast<unsigned char>(ptx[i])) << ",";
+    h << "\n  0};\n";
+  }
+  if (out.empty() && header.empty())
+    fwrite(ptx.data(), 1, ptx.size(), stdout);
+  return 0;
+}
+
+int cmdInfo(const std::string &path) {
+  Loaded L = load(path);
+  printf("device: %s, %d SMs\n", L.device.c_str(), L.sms);
+  for (const Variant &V : L.variants)
+    printf("%s: D=%d g=%d Sq=%d %s block=%d unroll=%d%s regs=%d smem=%d ctas/SM=%d\n",
+           V.name.c_str(),
+           V.cfg.head_dim, V.cfg.group, V.cfg.query_seq, V.cfg.is_bf16 ? "bf16" : "f16",
+           V.cfg.block_size, V.cfg.unroll, V.cfg.ragged ? " ragged" : "", V.regs, V.smem,
+           V.ctasPerSM);
+  return 0;
+}
+
+void usage() {
+  fprintf(stderr,
+          "usage: kvc-bench extract IN.mlir [-o OUT.ptx] [--header OUT.h]\n"
+          "       kvc-bench info IN\n"
+          "       kvc-bench check IN [--seed N] [--tol X] [--quick]\n"
+          "       kvc-bench decode IN [--json F] [--batches 1,8,32] [--contexts 4096,16384,65536]"
+          " [--hkv 8] [--reps 30] [--warmup 5] [--splits N]\n"
+          "       kvc-bench copy [--mib N]\n");
+  exit(2);
+}
+} // namespace
+
+int main(int argc, char **argv) {
+  setvbuf(stdout, nullptr, _IOLBF, 0);
+  if (argc < 2)
+    usage();
+  std::string cmd = argv[1], in, out, header, json;
+  std::vector<int64_t> batches = {1, 8, 32}, contexts = {4096, 16384, 65536};
+  int reps = 30, warmup = 5, splits = 0;
+  int64_t hkv = 8, mib = 2048;
+  unsigned seed = 1234;
+  double tol = 1e-2;
+  bool quick = false;
+  for (int i = 2; i < argc; ++i) {
+    std::string a = argv[i];
+    auto next = [&]() -> std::string {
+      if (i + 1 >= argc)
+        usage();
+      return argv[++i];
+    };
+    if (a == "-o")
+      out = next();
+    else if (a == "--header")
+      header = next();
+    else if (a == "--json")
+      json = next();
+    else if (a == "--batches")
+      batches = parseList(next());
+    else if (a == "--contexts")
+      contexts = parseList(next());
+    else if (a == "--reps")
+      reps = std::stoi(next());
+    else if (a == "--warmup")
+      warmup = std::stoi(next());
+    else if (a == "--splits")
+      splits = std::stoi(next());
+    else if (a == "--hkv")
+      hkv = std::stoll(next());
+    else if (a == "--seed")
+      seed = unsigned(std::stoul(next()));
+    else if (a == "--tol")
+      tol = std::stod(next());
+    else if (a == "--quick")
+      quick = true;
+    else if (a == "--mib")
+      mib = std::stoll(next());
+    else if (!a.empty() && a[0] != '-' && in.empty())
+      in = a;
+    else
+      usage();
+  }
+  if (cmd == "extract" && !in.empty())
+    return cmdExtract(in, out, header);
+  if (cmd == "info" && !in.empty())
+    return cmdInfo(in);
+  if (cmd == "check" && !in.empty())
+    return cmdCheck(in, seed, tol, quick);
+  if (cmd == "decode" && !in.empty())
+    return cmdDecode(in, json, batches, contexts, warmup, reps, splits, hkv);
+  if (cmd == "copy") {
+    CK(kvc_cuda_init(0));
+    int l2 = 0;
+    CK(kvc_cuda_device_info(nullptr, 0, nullptr, &l2, nullptr, nullptr));
+    Timer T(l2);
+    printf("copy bandwidth: %.3f TB/s (read+write)\n", copyBandwidth(T, size_t(mib)));
+    return 0;
+  }
+  usage();
+}
