@@ -325,26 +325,51 @@ bool isRowBroadcastMap(AffineMap map, int64_t rank) {
 // Operand sources: transposes, pre-scaling, GQA head repetition
 //===----------------------------------------------------------------------===//
 
-/// If `v` is `x * c` or `x / c` elementwise with a scalar constant c, returns x and the factor.
-std::pair<Value, double> peelConstantScale(Value v) {
+/// `v` seen as `c * x` (or `x / c`) elementwise, with a scalar constant c; `x` may be read
+/// through a swap of its last two dims (e.g. the scale applied to an explicit Kᵀ).
+struct ScaledOperand {
+  Value base;          // x (v itself when nothing was peeled)
+  double factor = 1.0; // c
+  bool swapped = false; // v = c * transpose_last_two(x)
+};
+
+ScaledOperand peelConstantScale(Value v) {
   auto t = dyn_cast<RankedTensorType>(v.getType());
   if (!t)
-    return {v, 1.0};
-  ExprPtr e = buildExpr(v, AffineMap::getMultiDimIdentityMap(t.getRank(), v.getContext()));
-  auto isIdentityLeaf = [&](const ExprPtr &x) {
-    return x->kind == Expr::Kind::Leaf && x->map.isIdentity() && x->tensor.getType() == t;
+    return {v};
+  int64_t rank = t.getRank();
+  MLIRContext *ctx = v.getContext();
+  ExprPtr e = buildExpr(v, AffineMap::getMultiDimIdentityMap(rank, ctx));
+  SmallVector<unsigned> swap = llvm::to_vector(llvm::seq<unsigned>(0, rank));
+  if (rank >= 2)
+    std::swap(swap[rank - 2], swap[rank - 1]);
+  AffineMap swapMap = AffineMap::getPermutationMap(swap, ctx);
+  // Returns whether `x` is a plain read of a tensor, directly or through the last-two swap.
+  auto leafRead = [&](const ExprPtr &x, bool &swapped) {
+    if (x->kind != Expr::Kind::Leaf)
+      return false;
+    if (x->map.isIdentity() && x->tensor.getType() == t) {
+      swapped = false;
+      return true;
+    }
+    if (rank >= 2 && x->map == swapMap) {
+      swapped = true;
+      return true;
+    }
+    return false;
   };
+  bool swapped = false;
   if (isOp(e, "arith.mulf", 2)) {
     auto &a = e->operands[0], &b = e->operands[1];
-    if (isIdentityLeaf(a) && b->kind == Expr::Kind::Const)
-      return {a->tensor, b->constant};
-    if (isIdentityLeaf(b) && a->kind == Expr::Kind::Const)
-      return {b->tensor, a->constant};
+    if (b->kind == Expr::Kind::Const && leafRead(a, swapped))
+      return {a->tensor, b->constant, swapped};
+    if (a->kind == Expr::Kind::Const && leafRead(b, swapped))
+      return {b->tensor, a->constant, swapped};
   }
-  if (isOp(e, "arith.divf", 2) && isIdentityLeaf(e->operands[0]) &&
-      e->operands[1]->kind == Expr::Kind::Const && e->operands[1]->constant != 0.0)
-    return {e->operands[0]->tensor, 1.0 / e->operands[1]->constant};
-  return {v, 1.0};
+  if (isOp(e, "arith.divf", 2) && e->operands[1]->kind == Expr::Kind::Const &&
+      e->operands[1]->constant != 0.0 && leafRead(e->operands[0], swapped))
+    return {e->operands[0]->tensor, 1.0 / e->operands[1]->constant, swapped};
+  return {v};
 }
 
 /// If `v` = transpose of the last two dims of some x (linalg.transpose), returns x.
@@ -511,9 +536,11 @@ struct RaiseAttentionPattern : RewritePattern {
       return failure();
     // Constant factors applied to Q or K before the product fold into the scale (elementwise, so
     // they commute with the transposes below).
-    auto [qRaw, qFactor] = peelConstantScale(qk->lhs);
-    auto [kRaw, kFactor] = peelConstantScale(qk->rhs);
-    scale *= qFactor * kFactor;
+    ScaledOperand qs = peelConstantScale(qk->lhs), ks = peelConstantScale(qk->rhs);
+    scale *= qs.factor * ks.factor;
+    // A peeled swap flips whether the operand still needs transposing.
+    bool qTransposed = qk->lhsTransposed != qs.swapped;
+    bool kNeedsTranspose = !qk->rhsTransposed != ks.swapped;
     if (!(scale > 0.0) || !std::isfinite(scale))
       return rewriter.notifyMatchFailure(rootOp, "scale is not positive and finite");
     if (maskExpr && !isa<FloatType>(getElementTypeOrSelf(maskExpr->tensor.getType())))
@@ -537,9 +564,9 @@ struct RaiseAttentionPattern : RewritePattern {
     };
 
     // Q [.., Sq, D]; K [.., Skv, D]; V [.., Skv, Dv]
-    Value q = qk->lhsTransposed ? transposeLastTwo(qRaw) : qRaw;
+    Value q = qTransposed ? transposeLastTwo(qs.base) : qs.base;
     // rhs of Q·Kᵀ is Kᵀ [.., D, Skv] unless the map already reads it transposed.
-    Value k = qk->rhsTransposed ? kRaw : transposeLastTwo(kRaw);
+    Value k = kNeedsTranspose ? transposeLastTwo(ks.base) : ks.base;
     Value v = pv->rhsTransposed ? transposeLastTwo(pv->rhs) : pv->rhs;
 
     // Bring everything to rank 4 by prepending unit dims.
