@@ -3,6 +3,8 @@
   kvc-eval kl   --model gemma3-270m --text-file a.txt --methods streaming,full --ratios 0.3,0.5 ...
   kvc-eval ppl  --model gemma3-270m --text-file a.txt [--tokens 2048]
   kvc-eval info --model gemma3-270m
+  kvc-eval codec  --model gemma3-270m --text-file a.txt --json out.json   (KVComp vs KIVI)
+  kvc-eval budget --model gemma3-270m --text-file a.txt --json out.json   (GVote vs baselines)
 """
 from __future__ import annotations
 
@@ -228,7 +230,19 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+# Subcommands with their own argument parsers (kvc-eval codec --help, kvc-eval budget --help).
+_DELEGATED = {
+    "codec": ("kvc.eval.codec_eval", "KVComp codec vs KIVI: bits/element, compression ratio, KL"),
+    "budget": ("kvc.eval.budget_eval", "GVote vs fixed-budget baselines: KL vs kept fraction, passkey"),
+}
+
+
 def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in _DELEGATED:
+        import importlib
+        module = importlib.import_module(_DELEGATED[argv[0]][0])
+        return int(module.main(argv[1:]) or 0)
     args = build_parser().parse_args(argv)
     return int(args.fn(args) or 0)
 
