@@ -20,7 +20,7 @@ from ctypes import c_uint32, c_uint64, c_void_p
 
 import numpy as np
 
-from ._lib import load_library
+from ._lib import configure, load_library
 
 KEY_BLOCK = 0
 KEY_CHANNEL = 1
@@ -121,10 +121,7 @@ def _lib():
         "kvc_kivi_num_tokens": (c_uint64, [c_void_p]),
         "kvc_kivi_free": (None, [c_void_p]),
     }
-    for name, (restype, argtypes) in sigs.items():
-        fn = getattr(lib, name)
-        fn.restype = restype
-        fn.argtypes = argtypes
+    configure(lib, sigs)
     _configured = lib
     return lib
 

@@ -10,7 +10,8 @@ import ctypes
 
 import numpy as np
 
-from ._lib import load_library
+from ._lib import F32P as _f32p, F64P as _f64p, I64P as _i64p
+from ._lib import configure, f32_array as _f32, load_library, pointer as _ptr
 
 METHODS = {"streaming": 0, "snapkv": 1, "h2o": 2, "select-fit": 3, "select_fit": 3, "sculpt": 4}
 POOLS = {"max": 0, "avg": 1}
@@ -22,9 +23,6 @@ ALIASES = {"kernel": "snapkv_kernel", "window": "snapkv_window", "pool": "snapkv
 # Accepted for compatibility and ignored: L-BFGS++ chooses its step by line search.
 IGNORED = ("lr",)
 
-_f32p = ctypes.POINTER(ctypes.c_float)
-_i64p = ctypes.POINTER(ctypes.c_int64)
-_f64p = ctypes.POINTER(ctypes.c_double)
 
 
 class CompressError(RuntimeError):
@@ -129,10 +127,7 @@ def _lib():
                                               ctypes.POINTER(_Options), i32, _f64p, _i64p,
                                               _f64p]),
     }
-    for name, (restype, argtypes) in sigs.items():
-        fn = getattr(lib, name)
-        fn.restype = restype
-        fn.argtypes = argtypes
+    configure(lib, sigs)
     _CONFIGURED = lib
     return lib
 
@@ -143,15 +138,8 @@ def _check(status):
         raise CompressError(status, message)
 
 
-def _f32(array, ndim, name):
-    a = np.ascontiguousarray(array, dtype=np.float32)
-    if a.ndim != ndim:
-        raise ValueError("%s must be %d-D, got shape %s" % (name, ndim, a.shape))
-    return a
 
 
-def _ptr(a, kind=_f32p):
-    return None if a is None else a.ctypes.data_as(kind)
 
 
 def backend():

@@ -12,13 +12,12 @@ import ctypes
 
 import numpy as np
 
-from ._lib import load_library
+from ._lib import F32P as _f32p, I64P as _i64p
+from ._lib import configure, f32_array as _f32, load_library, pointer as _ptr
 
 STEP_REDUCE = {"max": 0, "mean": 1}
 Q_NORMS = {None: 0, "none": 0, "qwen": 1, "gemma": 2}
 
-_f32p = ctypes.POINTER(ctypes.c_float)
-_i64p = ctypes.POINTER(ctypes.c_int64)
 
 
 class VoteError(RuntimeError):
@@ -118,10 +117,7 @@ def _lib():
         "kvc_vote_fit_kept": (ctypes.c_int, [_f32p, _f32p, i64, i64, i64, _f32p, i64, _i64p, i64,
                                              f32, f64, i64, i64, _f32p, _f32p]),
     }
-    for name, (restype, argtypes) in sigs.items():
-        fn = getattr(lib, name)
-        fn.restype = restype
-        fn.argtypes = argtypes
+    configure(lib, sigs)
     _CONFIGURED = lib
     return lib
 
@@ -132,17 +128,8 @@ def _check(status):
         raise VoteError(status, message)
 
 
-def _f32(array, ndim, name):
-    if array is None:
-        return None
-    a = np.ascontiguousarray(array, dtype=np.float32)
-    if a.ndim != ndim:
-        raise ValueError("%s must be %d-D, got shape %s" % (name, ndim, a.shape))
-    return a
 
 
-def _ptr(a, kind=_f32p):
-    return None if a is None else a.ctypes.data_as(kind)
 
 
 def default_options():
