@@ -6,7 +6,7 @@
 
 // BADMETHOD: error: kvc-compress-cache: unknown method 'best' (expected streaming, snapkv, h2o, select_fit or sculpt)
 // BOTH: error: kvc-compress-cache: give exactly one of ratio in (0, 1] and budget > 0 (got ratio=5.000000e-01, budget=3)
-// BADMODE: error: kvc-compress-cache: unknown budget-mode 'greedy' (expected uniform or pilot)
+// BADMODE: error: kvc-compress-cache: unknown budget-mode 'greedy' (expected uniform, pilot or gvote)
 
 // A decode-only program (the past cache is an input, no prefill attention) can only use
 // methods that need no queries.

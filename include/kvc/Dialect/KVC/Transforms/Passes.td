@@ -60,6 +60,13 @@ def KVCCompressCache : Pass<"kvc-compress-cache", "func::FuncOp"> {
     Other consumers of the original cache (e.g. a returned `present` tensor) keep reading the
     uncompressed cache. Methods other than `streaming` need the prefill attention; without it
     the pass reports an error at the cache.
+
+    `budget-mode=gvote` replaces `ratio`/`budget` (which must not be given) and `method`: each
+    cache gets a `kvc.vote` (current query = the prefill's last query row; options `p`,
+    `samples`, `seed`, `rope-theta`, `n-future`) and a `kvc.cache.select` of the voted pairs,
+    kept exactly. GVote's query model comes from the program: the function arguments marked
+    `kvc.gvote.hidden_mean = i`, `kvc.gvote.hidden_var = i` (`[d_model]`) and
+    `kvc.gvote.w_q = i` (`[Hq, D, d_model]`) for the i-th cache (in program order).
   }];
   let options = [
     Option<"method", "method", "std::string", /*default=*/"\"sculpt\"",
@@ -69,7 +76,15 @@ def KVCCompressCache : Pass<"kvc-compress-cache", "func::FuncOp"> {
     Option<"budget", "budget", "int64_t", /*default=*/"0",
            "Pairs to keep per (layer, KV head) (exclusive with ratio)">,
     Option<"budgetMode", "budget-mode", "std::string", /*default=*/"\"uniform\"",
-           "uniform | pilot (redistribute the total budget over layers and heads)">,
+           "uniform | pilot (redistribute the total budget over layers and heads) | gvote "
+           "(GVote chooses each row's kept pairs and so its budget)">,
+    Option<"p", "p", "double", /*default=*/"0.95", "gvote: nucleus attention mass">,
+    Option<"samples", "samples", "int64_t", /*default=*/"8", "gvote: sampled future queries">,
+    Option<"seed", "seed", "int64_t", /*default=*/"0", "gvote: sampling seed">,
+    Option<"ropeTheta", "rope-theta", "double", /*default=*/"10000.0",
+           "gvote: RoPE base of the layer's queries">,
+    Option<"nFuture", "n-future", "int64_t", /*default=*/"512",
+           "gvote: future positions the sampled queries are rotated to">,
     Option<"sinks", "sinks", "int64_t", /*default=*/"4", "First tokens of each row kept exactly">,
     Option<"recent", "recent", "int64_t", /*default=*/"64", "Last tokens of each row kept exactly">
   ];
