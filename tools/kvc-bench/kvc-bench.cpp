@@ -366,7 +366,7 @@ std::vector<int64_t> parseList(const std::string &s) {
 
 int cmdDecode(const std::string &path, const std::string &json, std::vector<int64_t> batches,
               std::vector<int64_t> contexts, int warmup, int reps, int forceSplits,
-              int64_t hkv) {
+              int64_t hkv, double raggedRatio) {
   Loaded L = load(path);
   Timer T(L.l2);
   double copyTBs = copyBandwidth(T, 2048);
@@ -381,12 +381,13 @@ int cmdDecode(const std::string &path, const std::string &json, std::vector<int6
   printf("%-44s %5s %7s %6s %10s %10s %8s %7s\n", "variant", "batch", "context", "splits",
          "time_us", "MB_read", "TB/s", "%copy");
   for (const Variant &V : L.variants) {
-    if (V.cfg.ragged)
-      continue;
+    // Ragged variants read round(ratio * S) pairs of every row of an S-capacity cache (what a
+    // compressed cache at r = ratio holds); dense variants read all S.
     const int64_t D = V.cfg.head_dim, g = V.cfg.group, Sq = V.cfg.query_seq;
     for (int64_t B : batches)
       for (int64_t S : contexts) {
         const int64_t nq = B * hkv * g * Sq * D, nkv = B * hkv * S * D;
+        const int64_t len = V.cfg.ragged ? std::max<int64_t>(1, std::llround(raggedRatio * S)) : S;
         kvc_decode_shape shape{B, hkv, S, forceSplits};
         kvc_decode_plan plan;
         CK(kvc_cuda_decode_make_plan(&V.cfg, &shape, L.sms * V.ctasPerSM, &plan));
@@ -396,24 +397,33 @@ int cmdDecode(const std::string &path, const std::string &json, std::vector<int6
         CK(kvc_cuda_malloc(&dv, nkv * 2));
         CK(kvc_cuda_malloc(&dws, plan.workspace_bytes));
         CK(kvc_cuda_malloc(&dout, nq * 2));
+        kvc_cuda_ptr dl = 0;
+        if (V.cfg.ragged) {
+          std::vector<int64_t> lens(size_t(B * hkv), len);
+          CK(kvc_cuda_malloc(&dl, lens.size() * 8));
+          CK(kvc_cuda_memcpy_htod(dl, lens.data(), lens.size() * 8));
+        }
         // Non-zero data (0x3C3C: bf16 ~0.0115, f16 ~1.06).
         CK(kvc_cuda_memset_d8_async(dq, 0x3C, nq * 2, nullptr));
         CK(kvc_cuda_memset_d8_async(dk, 0x3B, nkv * 2, nullptr));
         CK(kvc_cuda_memset_d8_async(dv, 0x3A, nkv * 2, nullptr));
         double ms = T.medianMs(warmup, reps, [&] {
-          CK(kvc_cuda_decode_launch(V.split, V.merge, &V.cfg, &shape, &plan, dq, dk, dv, 0, dws,
+          CK(kvc_cuda_decode_launch(V.split, V.merge, &V.cfg, &shape, &plan, dq, dk, dv, dl, dws,
                                     dout, nullptr));
         });
         for (kvc_cuda_ptr p : {dq, dk, dv, dws, dout})
           CK(kvc_cuda_free(p));
-        double bytes = 2.0 * nkv * 2; // K and V read once
+        if (dl)
+          CK(kvc_cuda_free(dl));
+        double bytes = 2.0 * (nkv / S) * len * 2; // K and V pairs read once
         double tbs = bytes / (ms * 1e-3) / 1e12;
         printf("%-44s %5lld %7lld %6d %10.1f %10.1f %8.3f %6.1f%%\n", V.name.c_str(),
                (long long)B, (long long)S, plan.num_splits, ms * 1e3, bytes / 1e6, tbs,
                100.0 * tbs / copyTBs);
         js << (first ? "" : ",\n") << "    {\"backend\": \"kvc\", \"variant\": \"" << V.name
            << "\", \"batch\": " << B << ", \"hq\": " << hkv * g << ", \"hkv\": " << hkv
-           << ", \"d\": " << D << ", \"context\": " << S << ", \"splits\": " << plan.num_splits
+           << ", \"d\": " << D << ", \"context\": " << S << ", \"ragged\": " << (V.cfg.ragged ? "true" : "false")
+           << ", \"kept_pairs_per_row\": " << len << ", \"splits\": " << plan.num_splits
            << ", \"regs\": " << V.regs << ", \"ctas_per_sm\": " << V.ctasPerSM << ", \"time_us\": " << ms * 1e3
            << ", \"bytes\": " << bytes << ", \"tbps\": " << tbs
            << ", \"frac_copy\": " << tbs / copyTBs << "}";
@@ -469,6 +479,7 @@ void usage() {
           "       kvc-bench info IN\n"
           "       kvc-bench check IN [--seed N] [--tol X] [--quick]\n"
           "       kvc-bench decode IN [--json F] [--batches 1,8,32] [--contexts 4096,16384,65536]"
+          " [--ragged-ratio 0.3]"
           " [--hkv 8] [--reps 30] [--warmup 5] [--splits N]\n"
           "       kvc-bench copy [--mib N]\n");
   exit(2);
@@ -483,6 +494,7 @@ int main(int argc, char **argv) {
   std::vector<int64_t> batches = {1, 8, 32}, contexts = {4096, 16384, 65536};
   int reps = 30, warmup = 5, splits = 0;
   int64_t hkv = 8, mib = 2048;
+  double raggedRatio = 0.3;
   unsigned seed = 1234;
   double tol = 1e-2;
   bool quick = false;
@@ -519,6 +531,8 @@ int main(int argc, char **argv) {
       quick = true;
     else if (a == "--mib")
       mib = std::stoll(next());
+    else if (a == "--ragged-ratio")
+      raggedRatio = std::stod(next());
     else if (!a.empty() && a[0] != '-' && in.empty())
       in = a;
     else
@@ -531,7 +545,7 @@ int main(int argc, char **argv) {
   if (cmd == "check" && !in.empty())
     return cmdCheck(in, seed, tol, quick);
   if (cmd == "decode" && !in.empty())
-    return cmdDecode(in, json, batches, contexts, warmup, reps, splits, hkv);
+    return cmdDecode(in, json, batches, contexts, warmup, reps, splits, hkv, raggedRatio);
   if (cmd == "copy") {
     CK(kvc_cuda_init(0));
     int l2 = 0;
