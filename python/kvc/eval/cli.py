@@ -59,8 +59,24 @@ def _text_files(args):
     return files
 
 
-def cmd_kl(args) -> int:
+def load_model_and_contexts(args):
+    """The model of --model and the contexts cut from --text-file (--context tokens each, with
+    --continuation tokens after them; at most --max-contexts). Exits with status 2 and a
+    message when the model is unavailable or no text is long enough."""
     from ..text import contexts_from_files
+    model = _load(args.model)
+    _need_tokenizer(model)
+    ctxs = contexts_from_files(model.tokenizer, _text_files(args), args.context, args.continuation,
+                               args.contexts_per_file, warn=_err)
+    if args.max_contexts:
+        ctxs = ctxs[:args.max_contexts]
+    if not ctxs:
+        _err(f"no text file is long enough for {args.context}+{args.continuation} tokens")
+        raise SystemExit(2)
+    return model, ctxs
+
+
+def cmd_kl(args) -> int:
     from .protocol import RunConfig, run_kl, format_table
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     for m in methods:
@@ -96,15 +112,7 @@ def cmd_kl(args) -> int:
     if not methods:
         _err("no method left to run")
         return 3
-    model = _load(args.model)
-    _need_tokenizer(model)
-    ctxs = contexts_from_files(model.tokenizer, _text_files(args), args.context, args.continuation,
-                               args.contexts_per_file, warn=_err)
-    if args.max_contexts:
-        ctxs = ctxs[:args.max_contexts]
-    if not ctxs:
-        _err(f"no text file is long enough for {args.context}+{args.continuation} tokens")
-        return 2
+    model, ctxs = load_model_and_contexts(args)
     _err(f"{len(ctxs)} context(s) of {args.context} tokens, continuation {args.continuation}; "
          f"methods {methods}; ratios (fraction KEPT) {ratios}")
     res = run_kl(model, ctxs, RunConfig(methods=methods, ratios=ratios, method_opts=opts,

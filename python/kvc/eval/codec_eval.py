@@ -652,17 +652,11 @@ def main(argv=None) -> int:
         except MethodUnavailableError as e:
             _err(f"{e}; skipping the sculpt points")
             cfgs = [c for c in cfgs if not c["method"].startswith("sculpt")]
-    from .cli import _load, _need_tokenizer, _text_files
-    from ..text import contexts_from_files
-    model = _load(args.model)
-    _need_tokenizer(model)
-    ctxs = contexts_from_files(model.tokenizer, _text_files(args), args.context, args.continuation,
-                               args.contexts_per_file, warn=_err)
-    if args.max_contexts:
-        ctxs = ctxs[:args.max_contexts]
-    if not ctxs:
-        _err(f"no text file is long enough for {args.context}+{args.continuation} tokens")
-        return 2
+    from .cli import load_model_and_contexts
+    try:
+        model, ctxs = load_model_and_contexts(args)
+    except SystemExit as e:
+        return int(e.code or 2)
     _err(f"{len(ctxs)} context(s) of {args.context} tokens, continuation {args.continuation}; "
          f"{len(cfgs)} configurations: {', '.join(_label(c) for c in cfgs)}")
     res = run(model, ctxs, cfgs, args, codec, partial_json=args.json)
