@@ -441,12 +441,18 @@ MemRefType dynMemRef(int64_t rank, Type elem) {
   return MemRefType::get(SmallVector<int64_t>(rank, ShapedType::kDynamic), elem);
 }
 
+/// `m` cast to the fully dynamic memref type the runtime functions are declared with.
+Value dynamicMemRef(OpBuilder &b, Location loc, Value m) {
+  auto t = cast<MemRefType>(m.getType());
+  return memref::CastOp::create(b, loc, dynMemRef(t.getRank(), t.getElementType()), m);
+}
+
 /// Read-only buffer of a tensor, cast to a fully dynamic memref for the runtime ABI.
 Value runtimeBuffer(OpBuilder &b, Location loc, Value tensor) {
   auto t = cast<RankedTensorType>(tensor.getType());
   Value m = bufferization::ToBufferOp::create(
       b, loc, MemRefType::get(t.getShape(), t.getElementType()), tensor, /*readOnly=*/true);
-  return memref::CastOp::create(b, loc, dynMemRef(t.getRank(), t.getElementType()), m);
+  return dynamicMemRef(b, loc, m);
 }
 
 Value tensorOfBuffer(OpBuilder &b, Location loc, Value m) {
@@ -530,9 +536,9 @@ struct CompressLowering : OpConversionPattern<CompressOp> {
       Value outLen = alloc(kv[0], i64, 2);
       func::CallOp::create(rewriter, loc, get,
                            ValueRange{handle, cst(layer),
-                                      memref::CastOp::create(rewriter, loc, dyn4, outK),
-                                      memref::CastOp::create(rewriter, loc, dyn4, outV),
-                                      memref::CastOp::create(rewriter, loc, dyn2i, outLen)});
+                                      dynamicMemRef(rewriter, loc, outK),
+                                      dynamicMemRef(rewriter, loc, outV),
+                                      dynamicMemRef(rewriter, loc, outLen)});
       auto toTensor = [&](Value m) { return tensorOfBuffer(rewriter, loc, m); };
       replacements.push_back({toTensor(outK), toTensor(outV), toTensor(outLen)});
     }
@@ -577,8 +583,8 @@ struct VoteLowering : OpConversionPattern<VoteOp> {
                    runtimeBuffer(rewriter, loc, adaptor.getHiddenMean().front()),
                    runtimeBuffer(rewriter, loc, adaptor.getHiddenVar().front()),
                    runtimeBuffer(rewriter, loc, adaptor.getWQ().front()),
-                   memref::CastOp::create(rewriter, loc, dynMemRef(3, i64), kept),
-                   memref::CastOp::create(rewriter, loc, dynMemRef(2, i64), counts)});
+                   dynamicMemRef(rewriter, loc, kept),
+                   dynamicMemRef(rewriter, loc, counts)});
     rewriter.replaceOp(op, {tensorOfBuffer(rewriter, loc, kept),
                             tensorOfBuffer(rewriter, loc, counts)});
     return success();
@@ -672,7 +678,7 @@ struct EncodeLowering : OpConversionPattern<EncodeOp> {
       lengths = runtimeBuffer(rewriter, loc, in[2]);
     } else {
       Value empty = memref::AllocOp::create(rewriter, loc, MemRefType::get({0, 0}, i64));
-      lengths = memref::CastOp::create(rewriter, loc, dynMemRef(2, i64), empty);
+      lengths = dynamicMemRef(rewriter, loc, empty);
     }
     auto f64c = [&](FloatAttr a) -> Value {
       return arith::ConstantOp::create(rewriter, loc, rewriter.getF64FloatAttr(a.getValueAsDouble()));
@@ -743,8 +749,8 @@ struct EncodedViewLowering : OpConversionPattern<CacheViewOp> {
     auto fn = declareRuntimeFunc(rewriter, module, "kvc_rt_encoded_decode",
                                  {i64, dynMemRef(4, f32), dynMemRef(4, f32)}, {});
     func::CallOp::create(rewriter, loc, fn,
-                         ValueRange{handle, memref::CastOp::create(rewriter, loc, dynMemRef(4, f32), k),
-                                    memref::CastOp::create(rewriter, loc, dynMemRef(4, f32), v)});
+                         ValueRange{handle, dynamicMemRef(rewriter, loc, k),
+                                    dynamicMemRef(rewriter, loc, v)});
     rewriter.replaceOp(op, {tensorOfBuffer(rewriter, loc, k), tensorOfBuffer(rewriter, loc, v)});
     return success();
   }
@@ -767,7 +773,7 @@ struct EncodedLengthsLowering : OpConversionPattern<CacheLengthsOp> {
     func::CallOp::create(
         rewriter, loc, fn,
         ValueRange{adaptor.getCache().front(),
-                   memref::CastOp::create(rewriter, loc, dynMemRef(2, i64), l)});
+                   dynamicMemRef(rewriter, loc, l)});
     rewriter.replaceOp(op, tensorOfBuffer(rewriter, loc, l));
     return success();
   }
