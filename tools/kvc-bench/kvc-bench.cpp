@@ -236,7 +236,7 @@ double runCase(const Loaded &L, const Variant &V, const Case &C, std::mt19937 &r
             o[d] += sc[j] / den * fromHalfBits(vr[d], bf);
         }
       }
-  kvc_decode_shape shape{B, Hkv, S, C.splits};
+  kvc_decode_shape shape{B, Hkv, S, C.splits, *std::max_element(lens.begin(), lens.end())};
   kvc_decode_plan plan;
   CK(kvc_cuda_decode_make_plan(&cfg, &shape, L.sms * V.ctasPerSM, &plan));
   *usedSplits = plan.num_splits;
@@ -388,7 +388,7 @@ int cmdDecode(const std::string &path, const std::string &json, std::vector<int6
       for (int64_t S : contexts) {
         const int64_t nq = B * hkv * g * Sq * D, nkv = B * hkv * S * D;
         const int64_t len = V.cfg.ragged ? std::max<int64_t>(1, std::llround(raggedRatio * S)) : S;
-        kvc_decode_shape shape{B, hkv, S, forceSplits};
+        kvc_decode_shape shape{B, hkv, S, forceSplits, len};
         kvc_decode_plan plan;
         CK(kvc_cuda_decode_make_plan(&V.cfg, &shape, L.sms * V.ctasPerSM, &plan));
         kvc_cuda_ptr dq, dk, dv, dws, dout;

@@ -26,6 +26,8 @@ int kvc_cuda_decode_parse_name(const char *name, kvc_decode_kernel_config *out);
 typedef struct {
   int64_t batch, hkv, skv; /* skv: capacity (row stride in keys) of the K/V buffers */
   int num_splits;          /* 0: pick from resident_ctas (see kvc_cuda_decode_make_plan) */
+  int64_t max_len;         /* ragged kernels: the longest row's length, which the split count
+                              is sized by (each row is split by its own length); 0: skv */
 } kvc_decode_shape;
 
 typedef struct {
@@ -38,7 +40,8 @@ typedef struct {
 /* resident_ctas: split CTAs the GPU holds at once (SMs x kvc_cuda_occupancy of the split
  * kernel; <= 0: 4 x 132). With num_splits = 0 the plan picks the split count s (at least 256
  * keys per split) that minimises waves(s)/s, waves = ceil(B*Hkv*s / resident_ctas): whole
- * waves, so no half-empty last wave (the smallest such s wins). */
+ * waves, so no half-empty last wave (the smallest such s wins). The keys per row are skv for
+ * dense kernels and max_len (if set) for ragged ones. */
 int kvc_cuda_decode_make_plan(const kvc_decode_kernel_config *cfg, const kvc_decode_shape *shape,
                               int resident_ctas, kvc_decode_plan *out);
 

@@ -53,7 +53,9 @@ int kvc_cuda_decode_make_plan(const kvc_decode_kernel_config *cfg, const kvc_dec
   int splits = sh->num_splits;
   if (splits <= 0) {
     const int64_t slots = residentCtas > 0 ? residentCtas : 4 * 132;
-    const int64_t maxBySize = std::max<int64_t>(1, sh->skv / 256);
+    // A ragged row is split by its own length, so size the split count by the longest row.
+    const int64_t keys = cfg->ragged && sh->max_len > 0 ? std::min(sh->max_len, sh->skv) : sh->skv;
+    const int64_t maxBySize = std::max<int64_t>(1, keys / 256);
     const int64_t maxS = std::min<int64_t>(maxBySize, std::max<int64_t>(1, 4 * slots / rows));
     // time ~ waves(s) / s (each split's work shrinks as 1/s); integer compare of w/s ratios.
     int64_t bestS = 1, bestW = (rows + slots - 1) / slots;

@@ -51,9 +51,14 @@
 // CHECK: gpu.barrier
 // CHECK: gpu.return
 // CHECK: gpu.func @kvc_attn0_d128_g4_q1_bf16_b64_u4_merge(%{{.*}}: memref<?xf32>, %{{.*}}: memref<?xf32>, %{{.*}}: memref<?xbf16>, %{{.*}}: index) kernel attributes {known_block_size = array<i32: 128, 1, 1>
-// CHECK: scf.for
+// One pass over the splits, 8 per iteration, every load issued before the running max.
+// CHECK: %[[B8:.*]] = arith.constant 8 : index
+// CHECK: scf.for %{{.*}} = %{{.*}} to %{{.*}} step %[[B8]] iter_args(%{{.*}} = %{{.*}}, %{{.*}} = %{{.*}}, %{{.*}} = %{{.*}}) -> (f32, f32, f32)
+// CHECK-COUNT-24: memref.load
+// CHECK-NOT: memref.load
 // CHECK: arith.maxnumf
 // CHECK: math.exp2
+// CHECK: scf.yield
 // CHECK: arith.divf
 // CHECK: arith.truncf %{{.*}} : f32 to bf16
 // CHECK-NOT: gpu.func
@@ -77,10 +82,20 @@ func.func @decode_again(%q: tensor<8x32x1x128xbf16>, %k: tensor<8x8x?x128xbf16>,
 // CHECK: gpu.launch_func @kvc_gpu::@kvc_attn0_d64_g8_q1_f16_b64_u4_ragged_split
 // CHECK-SAME: %{{.*}} : memref<?xi64>
 // CHECK: gpu.func @kvc_attn0_d64_g8_q1_f16_b64_u4_ragged_split(%{{.*}}: memref<?xf16>, %{{.*}}: memref<?xf16>, %{{.*}}: memref<?xf16>, %{{.*}}: memref<?xi64>,
-// Each row stops at its length, clamped to [0, capacity].
+// Each row stops at its length, clamped to [0, capacity], and is split by that length:
+// chunk = ceil(L / splits) rounded up to the 32-key tile (block 64 x unroll 4 / 8 lanes).
 // CHECK: memref.load %{{.*}} : memref<?xi64>
 // CHECK: arith.maxsi
-// CHECK: arith.minui
+// CHECK: %[[LEN:.*]] = arith.minui %{{.*}}, %[[CAP:arg6]] : index
+// CHECK: %[[NSM1:.*]] = arith.subi %grid_dim_x, %c1 : index
+// CHECK: %[[LP:.*]] = arith.addi %[[LEN]], %[[NSM1]] : index
+// CHECK: %[[PER:.*]] = arith.divui %[[LP]], %grid_dim_x : index
+// CHECK: %[[PT:.*]] = arith.addi %[[PER]], %c31 : index
+// CHECK: %[[NT:.*]] = arith.divui %[[PT]], %[[TILE:.*]] : index
+// CHECK: %[[CH:.*]] = arith.muli %[[NT]], %[[TILE]] : index
+// CHECK: %[[START:.*]] = arith.muli %block_id_x, %[[CH]] : index
+// CHECK: %[[E0:.*]] = arith.addi %[[START]], %[[CH]] : index
+// CHECK: arith.minui %[[E0]], %[[LEN]] : index
 // 8 lanes per key: a 3-step butterfly (4, 2, 1), then key groups merge with offsets 8 and 16.
 // CHECK: vector.load %{{.*}} {alignment = 16 : i64} : memref<?xf16>, vector<8xf16>
 // CHECK: gpu.func @kvc_attn0_d64_g8_q1_f16_b64_u4_ragged_merge

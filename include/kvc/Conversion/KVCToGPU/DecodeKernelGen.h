@@ -11,8 +11,10 @@
 //   <prefix>_split(q, k, v, [lengths,] o_part, ml_part : memref<?x..>, skv : index,
 //                  chunk : index)
 //     grid (num_splits, Hkv, B), block (block_size). CTA (s, kvh, b) reads keys
-//     [s*chunk, min((s+1)*chunk, L)) of KV row (b, kvh), L = Skv (dense) or lengths[b*Hkv+kvh]
-//     (ragged, clamped to [0, Skv]), for all g*Sq query rows of that group, and writes for each
+//     [s*c, min((s+1)*c, L)) of KV row (b, kvh), where L = Skv and c = chunk (dense), or
+//     L = lengths[b*Hkv+kvh] clamped to [0, Skv] and c = ceil(L / num_splits) rounded up to a
+//     multiple of keys-per-iteration (ragged: each row is split by its own length; `chunk` is
+//     unused), for all g*Sq query rows of that group, and writes for each
 //     query row r = (b*Hkv+kvh)*g*Sq + qi (= the flattened (b, h, i) of the output) the
 //     unnormalised partial o_part[(r*S + s)*D + d], its running max (log2 domain) and sum
 //     ml_part[(r*S + s)*2 + {0,1}].

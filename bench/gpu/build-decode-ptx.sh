@@ -1,0 +1,24 @@
+#!/bin/bash
+# Builds what bench/gpu/run-decode.sh needs into $BUILD/gpu-tests (default build): kvc-bench
+# (self-contained: libstdc++ + the runtime's CUDA objects), check.ptx, and dense/ragged decode
+# PTX for block sizes 64, 128, 256 (unroll 4) from bench/gpu/decode{,-ragged}.mlir.
+# usage: bench/gpu/build-decode-ptx.sh [BUILD_DIR]
+set -euo pipefail
+SRC=$(cd "$(dirname "$0")/../.." && pwd)
+BUILD=${1:-$SRC/build}
+OUTD=$BUILD/gpu-tests
+mkdir -p "$OUTD"
+ninja -C "$BUILD" kvc-opt kvc-bench
+cp "$BUILD/bin/kvc-bench" "$OUTD/"
+OPT="$BUILD/bin/kvc-opt"
+BENCHX="$BUILD/bin/kvc-bench"
+"$OPT" "$SRC/bench/gpu/check.mlir" --kvc-gpu-pipeline -o "$OUTD/check.gpu.mlir"
+"$BENCHX" extract "$OUTD/check.gpu.mlir" -o "$OUTD/check.ptx"
+for b in 64 128 256; do
+  "$OPT" "$SRC/bench/gpu/decode.mlir" --kvc-gpu-pipeline="block-size=$b unroll=4" -o "$OUTD/d.mlir"
+  "$BENCHX" extract "$OUTD/d.mlir" -o "$OUTD/dense_b$b.ptx"
+  "$OPT" "$SRC/bench/gpu/decode-ragged.mlir" --kvc-gpu-pipeline="block-size=$b unroll=4" -o "$OUTD/r.mlir"
+  "$BENCHX" extract "$OUTD/r.mlir" -o "$OUTD/ragged_b$b.ptx"
+done
+rm -f "$OUTD/d.mlir" "$OUTD/r.mlir"
+ls -la "$OUTD"

@@ -1,0 +1,49 @@
+#!/bin/bash
+# Runs on the GPU machine from the repository root with build/gpu-tests carried there
+# (built by bench/gpu/build-decode-ptx.sh): correctness of the dense and ragged kernels
+# (kvc-bench check + compute-sanitizer memcheck), dense decode for every issue shape, ragged
+# decode at r = 0.3, a split-count sweep at batch 1, torch SDPA (flash, cuDNN), the comparison
+# table, and an ncu summary of batch 1 x 16k. At most 8 files land in $OUT.
+# usage: bench/gpu/run-decode.sh
+set -uo pipefail
+T=build/gpu-tests
+OUT=${OUT:-/tmp/out}
+W=/tmp/kvc-work
+mkdir -p "$OUT" "$W"
+exec > >(tee "$OUT/log.txt") 2>&1
+nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem --format=csv
+timeout 120 $T/kvc-bench check $T/check.ptx | grep -E "^variant|FAIL|check:"; echo "check rc=$?"
+timeout 180 compute-sanitizer --tool memcheck --leak-check no $T/kvc-bench check $T/check.ptx --quick \
+  > "$OUT/memcheck.txt" 2>&1; echo "memcheck rc=$?"
+grep -E "ERROR SUMMARY|FAIL|Invalid" "$OUT/memcheck.txt" | head -20
+for v in dense_b64 dense_b128 dense_b256; do
+  timeout 120 $T/kvc-bench decode $T/$v.ptx --batches 1,8,32 --contexts 4096,16384,65536 \
+    --json "$W/$v.json" | tail -n +2
+done
+for v in ragged_b64 ragged_b128 ragged_b256; do
+  timeout 120 $T/kvc-bench decode $T/$v.ptx --batches 1,8,32 --contexts 16384,65536 \
+    --ragged-ratio 0.3 --json "$W/$v.json" | tail -n +3
+done
+merge() { python3 - "$@" <<'PY'
+import json, sys
+docs = [json.load(open(p)) for p in sys.argv[1:]]
+d = docs[0]; d["results"] = [r for x in docs for r in x["results"]]
+print(json.dumps(d, indent=1))
+PY
+}
+merge "$W"/dense_b*.json > "$OUT/kvc-dense.json"
+merge "$W"/ragged_b*.json > "$OUT/kvc-ragged.json"
+echo "== batch-1 split sweep (dense)"
+for v in dense_b64 dense_b128 dense_b256; do
+  for s in 16 33 66 132 264; do
+    timeout 60 $T/kvc-bench decode $T/$v.ptx --batches 1 --contexts 16384,65536 --splits $s \
+      | tail -n +3
+  done
+done
+PYTHONPATH=python PYTHONUNBUFFERED=1 timeout 200 python3 -m kvc.bench.sdpa_decode --json "$OUT/sdpa.json"
+PYTHONPATH=python python3 -m kvc.bench.compare "$OUT/sdpa.json" "$OUT/kvc-dense.json" | tee "$OUT/table.md"
+echo "== ncu: batch 1 x 16k, dense b256 (plan's splits)"
+timeout 120 ncu --section SpeedOfLight --section Occupancy --section LaunchStats -c 2 \
+  $T/kvc-bench decode $T/dense_b256.ptx --batches 1 --contexts 16384 --reps 1 --warmup 0 \
+  > "$OUT/ncu-b1-16k.txt" 2>&1; echo "ncu rc=$?"
+grep -E "Duration|DRAM Throughput|Achieved Occupancy|Registers Per|Grid Size|Block Size" "$OUT/ncu-b1-16k.txt" | head -20
