@@ -1,7 +1,8 @@
 #!/bin/bash
 # Builds what bench/gpu/run-decode.sh needs into $BUILD/gpu-tests (default build): kvc-bench
 # (self-contained: libstdc++ + the runtime's CUDA objects), check.ptx, and dense/ragged decode
-# PTX for block sizes 64, 128, 256 (unroll 4) from bench/gpu/decode{,-ragged}.mlir.
+# PTX for block sizes 64, 128, 256 (unroll 4) from bench/gpu/decode{,-ragged}.mlir, Gemma 3
+# 270M's decode kernels (bench/gpu/gemma.mlir) and its real-model cases (gemma/<case>/).
 # usage: bench/gpu/build-decode-ptx.sh [BUILD_DIR]
 set -euo pipefail
 SRC=$(cd "$(dirname "$0")/../.." && pwd)
@@ -21,4 +22,12 @@ for b in 64 128 256; do
   "$BENCHX" extract "$OUTD/r.mlir" -o "$OUTD/ragged_b$b.ptx"
 done
 rm -f "$OUTD/d.mlir" "$OUTD/r.mlir"
+"$OPT" "$SRC/bench/gpu/gemma.mlir" --kvc-gpu-pipeline -o "$OUTD/gemma.gpu.mlir"
+"$BENCHX" extract "$OUTD/gemma.gpu.mlir" -o "$OUTD/gemma.ptx"
+# Real-model cases (Gemma 3 270M caches + kvc's CPU-path outputs) for kvc-bench check-npy.
+if [ ! -f "$OUTD/gemma/ragged_sculpt/expected.npy" ]; then
+  PY=${PYTHON:-$SRC/.venv/bin/python}
+  PYTHONPATH=$SRC/python "$PY" -m kvc.bench.gemma_decode_cases --out "$OUTD/gemma" \
+    --kvc-run "$BUILD/bin/kvc-run"
+fi
 ls -la "$OUTD"

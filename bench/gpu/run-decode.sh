@@ -1,7 +1,8 @@
 #!/bin/bash
 # Runs on the GPU machine from the repository root with build/gpu-tests carried there
 # (built by bench/gpu/build-decode-ptx.sh): correctness of the dense and ragged kernels
-# (kvc-bench check + compute-sanitizer memcheck), dense decode for every issue shape, ragged
+# (kvc-bench check + compute-sanitizer memcheck; check-npy on Gemma 3 270M caches vs kvc's CPU
+# path), dense decode for every issue shape, ragged
 # decode at r = 0.3, a split-count sweep at batch 1, torch SDPA (flash, cuDNN), the comparison
 # table, and an ncu summary of batch 1 x 16k. At most 8 files land in $OUT.
 # usage: bench/gpu/run-decode.sh
@@ -16,6 +17,11 @@ timeout 120 $T/kvc-bench check $T/check.ptx | grep -E "^variant|FAIL|check:"; ec
 timeout 180 compute-sanitizer --tool memcheck --leak-check no $T/kvc-bench check $T/check.ptx --quick \
   > "$OUT/memcheck.txt" 2>&1; echo "memcheck rc=$?"
 grep -E "ERROR SUMMARY|FAIL|Invalid" "$OUT/memcheck.txt" | head -20
+echo "== real-model caches (Gemma 3 270M) vs kvc's CPU path"
+timeout 120 $T/kvc-bench check-npy $T/gemma.ptx $(for d in $T/gemma/*/; do echo --case ${d%/}; done)
+echo "check-npy rc=$?"
+timeout 180 compute-sanitizer --tool memcheck --leak-check no $T/kvc-bench check-npy $T/gemma.ptx \
+  $(for d in $T/gemma/*/; do echo --case ${d%/}; done) 2>&1 | grep -E "ERROR SUMMARY|check-npy:"
 for v in dense_b64 dense_b128 dense_b256; do
   timeout 120 $T/kvc-bench decode $T/$v.ptx --batches 1,8,32 --contexts 4096,16384,65536 \
     --json "$W/$v.json" | tail -n +2

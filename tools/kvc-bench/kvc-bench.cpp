@@ -8,6 +8,7 @@
 //   kvc-bench extract IN.mlir -o OUT.ptx [--header OUT.h]   PTX (and a C header embedding it)
 //   kvc-bench info IN                                       kernels and their resources
 //   kvc-bench check IN [--seed N]                           correctness vs a float64 CPU ref
+//   kvc-bench check-npy IN --case DIR ...                   real-model cases vs kvc's CPU path
 //   kvc-bench decode IN [--json F] [--batches 1,8,32] [--contexts 4096,16384,65536]
 //                      [--reps N] [--warmup N] [--splits N]  timing (CUDA events, L2 flush)
 //   kvc-bench copy [--mib N]                                device-to-device copy bandwidth
@@ -307,6 +308,190 @@ int cmdCheck(const std::string &path, unsigned seed, double tol, bool quick) {
   return failures ? 1 : 0;
 }
 
+// ----------------------------------------------------------------------------- check-npy
+// A minimal .npy reader: little-endian float32 ('<f4') or int64 ('<i8'), C order.
+struct Npy {
+  std::vector<int64_t> shape;
+  std::vector<float> f32;
+  std::vector<int64_t> i64;
+};
+Npy readNpy(const std::string &path) {
+  std::string raw = readFile(path);
+  auto bad = [&](const std::string &why) -> Npy { die(path + ": " + why); };
+  if (raw.size() < 10 || raw.compare(0, 6, "\x93NUMPY") != 0)
+    return bad("not a .npy file");
+  const int major = uint8_t(raw[6]);
+  size_t hlen, off;
+  if (major == 1) {
+    hlen = uint8_t(raw[8]) | (size_t(uint8_t(raw[9])) << 8);
+    off = 10;
+  } else {
+    if (raw.size() < 12)
+      return bad("truncated header");
+    hlen = uint8_t(raw[8]) | (size_t(uint8_t(raw[9])) << 8) | (size_t(uint8_t(raw[10])) << 16) |
+           (size_t(uint8_t(raw[11])) << 24);
+    off = 12;
+  }
+  if (raw.size() < off + hlen)
+    return bad("truncated header");
+  std::string h = raw.substr(off, hlen);
+  Npy n;
+  const bool isF32 = h.find("'<f4'") != std::string::npos;
+  const bool isI64 = h.find("'<i8'") != std::string::npos;
+  if (!isF32 && !isI64)
+    return bad("dtype must be float32 ('<f4') or int64 ('<i8'): " + h);
+  if (h.find("'fortran_order': False") == std::string::npos)
+    return bad("Fortran-ordered arrays are not supported");
+  size_t sp = h.find("'shape': (");
+  if (sp == std::string::npos)
+    return bad("no shape in header");
+  size_t se = h.find(')', sp);
+  std::stringstream ss(h.substr(sp + 10, se - sp - 10));
+  std::string tok;
+  int64_t count = 1;
+  while (std::getline(ss, tok, ','))
+    if (tok.find_first_not_of(' ') != std::string::npos) {
+      n.shape.push_back(std::stoll(tok));
+      count *= n.shape.back();
+    }
+  const size_t bytes = size_t(count) * (isF32 ? 4 : 8);
+  if (raw.size() < off + hlen + bytes)
+    return bad("truncated data");
+  if (isF32) {
+    n.f32.resize(count);
+    std::memcpy(n.f32.data(), raw.data() + off + hlen, bytes);
+  } else {
+    n.i64.resize(count);
+    std::memcpy(n.i64.data(), raw.data() + off + hlen, bytes);
+  }
+  return n;
+}
+
+// Runs the kernel variant matching each case folder (q/k/v[/lengths]/expected .npy, as written
+// by python -m kvc.bench.gemma_decode_cases) and compares with `expected` (kvc's CPU path) and
+// with a float64 reference from the same inputs rounded to the kernel's element type.
+int cmdCheckNpy(const std::string &path, const std::vector<std::string> &dirs, double tol) {
+  Loaded L = load(path);
+  printf("device: %s, %d SMs\n", L.device.c_str(), L.sms);
+  int failures = 0;
+  for (const std::string &dir : dirs) {
+    Npy q = readNpy(dir + "/q.npy"), k = readNpy(dir + "/k.npy"), v = readNpy(dir + "/v.npy"),
+        ex = readNpy(dir + "/expected.npy");
+    std::ifstream hasLen(dir + "/lengths.npy");
+    const bool ragged = bool(hasLen);
+    Npy ln;
+    if (ragged)
+      ln = readNpy(dir + "/lengths.npy");
+    if (q.shape.size() != 4 || k.shape.size() != 4 || k.shape != v.shape || ex.shape != q.shape ||
+        q.f32.empty() || k.f32.empty() || ex.f32.empty())
+      die(dir + ": want float32 q/expected [B,Hq,Sq,D] and k/v [B,Hkv,S,D]");
+    const int64_t B = q.shape[0], Hq = q.shape[1], Sq = q.shape[2], D = q.shape[3];
+    const int64_t Hkv = k.shape[1], S = k.shape[2];
+    if (k.shape[0] != B || k.shape[3] != D || Hq % Hkv)
+      die(dir + ": q and k/v shapes disagree");
+    if (ragged && (ln.i64.size() != size_t(B * Hkv)))
+      die(dir + ": lengths.npy must be int64 [B, Hkv]");
+    const Variant *V = nullptr;
+    for (const Variant &c : L.variants)
+      if (c.cfg.head_dim == D && c.cfg.group == Hq / Hkv && c.cfg.query_seq == Sq &&
+          bool(c.cfg.ragged) == ragged)
+        V = &c;
+    if (!V) {
+      printf("  FAIL %s: no %s kernel with D=%lld g=%lld Sq=%lld in %s\n", dir.c_str(),
+             ragged ? "ragged" : "dense", (long long)D, (long long)(Hq / Hkv), (long long)Sq,
+             path.c_str());
+      ++failures;
+      continue;
+    }
+    const bool bf = V->cfg.is_bf16;
+    const int64_t nq = B * Hq * Sq * D, nkv = B * Hkv * S * D;
+    std::vector<uint16_t> qh(nq), kh(nkv), vh(nkv);
+    double roundErr = 0;
+    auto conv = [&](const std::vector<float> &src, std::vector<uint16_t> &dst) {
+      for (size_t i = 0; i < src.size(); ++i) {
+        dst[i] = toHalfBits(src[i], bf);
+        roundErr = std::max(roundErr, double(std::fabs(fromHalfBits(dst[i], bf) - src[i])));
+      }
+    };
+    conv(q.f32, qh);
+    conv(k.f32, kh);
+    conv(v.f32, vh);
+    std::vector<int64_t> lens = ragged ? ln.i64 : std::vector<int64_t>(B * Hkv, S);
+    // float64 reference
+    const int64_t g = Hq / Hkv;
+    const double scale = 1.0 / std::sqrt(double(D));
+    std::vector<double> ref(nq, 0.0), sc(S);
+    for (int64_t b = 0; b < B; ++b)
+      for (int64_t h = 0; h < Hq; ++h)
+        for (int64_t i = 0; i < Sq; ++i) {
+          int64_t kvh = h / g, Lr = std::clamp<int64_t>(lens[b * Hkv + kvh], 0, S);
+          const uint16_t *qr = &qh[((b * Hq + h) * Sq + i) * D];
+          double mx = -INFINITY, den = 0;
+          for (int64_t j = 0; j < Lr; ++j) {
+            const uint16_t *kr = &kh[((b * Hkv + kvh) * S + j) * D];
+            double s = 0;
+            for (int64_t d = 0; d < D; ++d)
+              s += double(fromHalfBits(qr[d], bf)) * fromHalfBits(kr[d], bf);
+            mx = std::max(mx, sc[j] = s * scale);
+          }
+          for (int64_t j = 0; j < Lr; ++j)
+            den += (sc[j] = std::exp(sc[j] - mx));
+          double *o = &ref[((b * Hq + h) * Sq + i) * D];
+          for (int64_t j = 0; j < Lr; ++j)
+            for (int64_t d = 0; d < D; ++d)
+              o[d] += sc[j] / den * fromHalfBits(vh[((b * Hkv + kvh) * S + j) * D + d], bf);
+        }
+    kvc_decode_shape shape{B, Hkv, S, 0, *std::max_element(lens.begin(), lens.end())};
+    kvc_decode_plan plan;
+    CK(kvc_cuda_decode_make_plan(&V->cfg, &shape, L.sms * V->ctasPerSM, &plan));
+    kvc_cuda_ptr dq, dk, dv, dl = 0, dws, dout;
+    CK(kvc_cuda_malloc(&dq, nq * 2));
+    CK(kvc_cuda_malloc(&dk, nkv * 2));
+    CK(kvc_cuda_malloc(&dv, nkv * 2));
+    CK(kvc_cuda_malloc(&dws, plan.workspace_bytes));
+    CK(kvc_cuda_malloc(&dout, nq * 2));
+    CK(kvc_cuda_memcpy_htod(dq, qh.data(), nq * 2));
+    CK(kvc_cuda_memcpy_htod(dk, kh.data(), nkv * 2));
+    CK(kvc_cuda_memcpy_htod(dv, vh.data(), nkv * 2));
+    if (ragged) {
+      CK(kvc_cuda_malloc(&dl, lens.size() * 8));
+      CK(kvc_cuda_memcpy_htod(dl, lens.data(), lens.size() * 8));
+    }
+    CK(kvc_cuda_memset_d8_async(dout, 0xFF, nq * 2, nullptr));
+    CK(kvc_cuda_memset_d8_async(dws, 0xFF, plan.workspace_bytes, nullptr));
+    CK(kvc_cuda_decode_launch(V->split, V->merge, &V->cfg, &shape, &plan, dq, dk, dv, dl, dws,
+                              dout, nullptr));
+    CK(kvc_cuda_synchronize());
+    std::vector<uint16_t> out(nq);
+    CK(kvc_cuda_memcpy_dtoh(out.data(), dout, nq * 2));
+    for (kvc_cuda_ptr p : {dq, dk, dv, dl, dws, dout})
+      if (p)
+        CK(kvc_cuda_free(p));
+    double nE = 0, dE = 0, nR = 0, dR = 0, cpuVsRef = 0, cpuRefDen = 0;
+    bool finite = true;
+    for (int64_t i = 0; i < nq; ++i) {
+      double o = fromHalfBits(out[i], bf), e = ex.f32[i];
+      finite &= std::isfinite(o);
+      nE += (o - e) * (o - e), dE += e * e;
+      nR += (o - ref[i]) * (o - ref[i]), dR += ref[i] * ref[i];
+      cpuVsRef += (e - ref[i]) * (e - ref[i]), cpuRefDen += ref[i] * ref[i];
+    }
+    const double errCpu = finite ? std::sqrt(nE / std::max(dE, 1e-300)) : INFINITY;
+    const double errRef = finite ? std::sqrt(nR / std::max(dR, 1e-300)) : INFINITY;
+    const bool ok = errCpu <= tol && errRef <= tol;
+    failures += !ok;
+    printf("  %s %s: %s B=%lld Hq=%lld Hkv=%lld S=%lld D=%lld splits=%d%s: rel_l2 vs kvc CPU "
+           "path %.3e, vs float64 %.3e (CPU path vs float64 %.1e; input rounding to %s <= %.1e)\n",
+           ok ? "PASS" : "FAIL", dir.c_str(), V->name.c_str(), (long long)B, (long long)Hq,
+           (long long)Hkv, (long long)S, (long long)D, plan.num_splits, ragged ? " ragged" : "",
+           errCpu, errRef, std::sqrt(cpuVsRef / std::max(cpuRefDen, 1e-300)), bf ? "bf16" : "f16",
+           roundErr);
+  }
+  printf("check-npy: %d/%zu passed (tolerance rel_l2 <= %.1e)\n", int(dirs.size()) - failures,
+         dirs.size(), tol);
+  return failures ? 1 : 0;
+}
+
 // ----------------------------------------------------------------------------- timing
 struct Timer {
   kvc_cuda_ptr flush = 0;
@@ -481,15 +666,20 @@ void usage() {
           "       kvc-bench decode IN [--json F] [--batches 1,8,32] [--contexts 4096,16384,65536]"
           " [--ragged-ratio 0.3]"
           " [--hkv 8] [--reps 30] [--warmup 5] [--splits N]\n"
+          "       kvc-bench check-npy IN --case DIR [--case DIR ...] [--tol X]\n"
           "       kvc-bench copy [--mib N]\n");
   exit(2);
 }
 } // namespace
 
+int kvcBenchEncoded(int argc, char **argv); // Encoded.cpp
+
 int main(int argc, char **argv) {
   setvbuf(stdout, nullptr, _IOLBF, 0);
   if (argc < 2)
     usage();
+  if (std::string(argv[1]) == "encoded") // KVComp-encoded cache kernels (Encoded.cpp)
+    return kvcBenchEncoded(argc, argv);
   std::string cmd = argv[1], in, out, header, json;
   std::vector<int64_t> batches = {1, 8, 32}, contexts = {4096, 16384, 65536};
   int reps = 30, warmup = 5, splits = 0;
@@ -498,6 +688,7 @@ int main(int argc, char **argv) {
   unsigned seed = 1234;
   double tol = 1e-2;
   bool quick = false;
+  std::vector<std::string> caseDirs;
   for (int i = 2; i < argc; ++i) {
     std::string a = argv[i];
     auto next = [&]() -> std::string {
@@ -529,6 +720,8 @@ int main(int argc, char **argv) {
       tol = std::stod(next());
     else if (a == "--quick")
       quick = true;
+    else if (a == "--case")
+      caseDirs.push_back(next());
     else if (a == "--mib")
       mib = std::stoll(next());
     else if (a == "--ragged-ratio")
@@ -544,6 +737,8 @@ int main(int argc, char **argv) {
     return cmdInfo(in);
   if (cmd == "check" && !in.empty())
     return cmdCheck(in, seed, tol, quick);
+  if (cmd == "check-npy" && !in.empty() && !caseDirs.empty())
+    return cmdCheckNpy(in, caseDirs, tol);
   if (cmd == "decode" && !in.empty())
     return cmdDecode(in, json, batches, contexts, warmup, reps, splits, hkv, raggedRatio);
   if (cmd == "copy") {
