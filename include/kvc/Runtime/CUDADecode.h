@@ -46,7 +46,8 @@ int kvc_cuda_decode_make_plan(const kvc_decode_kernel_config *cfg, const kvc_dec
                               int resident_ctas, kvc_decode_plan *out);
 
 /* Launches split + merge on `stream`. q: [B, Hkv*g, Sq, D], k/v: [B, Hkv, skv, D], out like q,
- * lengths: [B, Hkv] int64 (ragged kernels only, else 0), workspace: plan.workspace_bytes. */
+ * lengths: [B, Hkv] int64 (ragged kernels only, else 0), workspace: plan.workspace_bytes.
+ * merge may be null to launch the split kernel alone (timing diagnostics; `out` is not written). */
 int kvc_cuda_decode_launch(kvc_cuda_function split, kvc_cuda_function merge,
                            const kvc_decode_kernel_config *cfg, const kvc_decode_shape *shape,
                            const kvc_decode_plan *plan, kvc_cuda_ptr q, kvc_cuda_ptr k,

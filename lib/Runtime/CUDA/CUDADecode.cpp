@@ -107,7 +107,7 @@ int kvc_cuda_decode_launch(kvc_cuda_function split, kvc_cuda_function merge,
   int rc = kvc_cuda_launch(split, unsigned(plan->num_splits), unsigned(sh->hkv),
                            unsigned(sh->batch), unsigned(cfg->block_size), 1, 1, 0, stream,
                            params);
-  if (rc)
+  if (rc || !merge) // merge == null: split kernel only (kvc-bench --split-only diagnostics)
     return rc;
   n = 0;
   Memref1D mo2 = mo, mm2 = mm;
