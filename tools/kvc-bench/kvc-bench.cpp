@@ -551,7 +551,7 @@ std::vector<int64_t> parseList(const std::string &s) {
 
 int cmdDecode(const std::string &path, const std::string &json, std::vector<int64_t> batches,
               std::vector<int64_t> contexts, int warmup, int reps, int forceSplits,
-              int64_t hkv, double raggedRatio) {
+              int64_t hkv, double raggedRatio, bool splitOnly) {
   Loaded L = load(path);
   Timer T(L.l2);
   double copyTBs = copyBandwidth(T, 2048);
@@ -560,7 +560,8 @@ int cmdDecode(const std::string &path, const std::string &json, std::vector<int6
   std::ostringstream js;
   js << "{\n  \"device\": \"" << L.device << "\",\n  \"copy_tbps\": " << copyTBs
      << ",\n  \"warmup\": " << warmup << ", \"reps\": " << reps
-     << ",\n  \"timing\": \"CUDA events around split+merge, median, L2 flushed before each rep\","
+     << ",\n  \"timing\": \"CUDA events around " << (splitOnly ? "the split kernel only" : "split+merge")
+     << ", median, L2 flushed before each rep\","
      << "\n  \"results\": [\n";
   bool first = true;
   printf("%-44s %5s %7s %6s %10s %10s %8s %7s\n", "variant", "batch", "context", "splits",
@@ -593,8 +594,8 @@ int cmdDecode(const std::string &path, const std::string &json, std::vector<int6
         CK(kvc_cuda_memset_d8_async(dk, 0x3B, nkv * 2, nullptr));
         CK(kvc_cuda_memset_d8_async(dv, 0x3A, nkv * 2, nullptr));
         double ms = T.medianMs(warmup, reps, [&] {
-          CK(kvc_cuda_decode_launch(V.split, V.merge, &V.cfg, &shape, &plan, dq, dk, dv, dl, dws,
-                                    dout, nullptr));
+          CK(kvc_cuda_decode_launch(V.split, splitOnly ? nullptr : V.merge, &V.cfg, &shape, &plan,
+                                    dq, dk, dv, dl, dws, dout, nullptr));
         });
         for (kvc_cuda_ptr p : {dq, dk, dv, dws, dout})
           CK(kvc_cuda_free(p));
@@ -665,7 +666,7 @@ void usage() {
           "       kvc-bench check IN [--seed N] [--tol X] [--quick]\n"
           "       kvc-bench decode IN [--json F] [--batches 1,8,32] [--contexts 4096,16384,65536]"
           " [--ragged-ratio 0.3]"
-          " [--hkv 8] [--reps 30] [--warmup 5] [--splits N]\n"
+          " [--hkv 8] [--reps 30] [--warmup 5] [--splits N] [--split-only]\n"
           "       kvc-bench check-npy IN --case DIR [--case DIR ...] [--tol X]\n"
           "       kvc-bench copy [--mib N]\n");
   exit(2);
@@ -689,6 +690,7 @@ int main(int argc, char **argv) {
   double tol = 1e-2;
   bool quick = false;
   std::vector<std::string> caseDirs;
+  bool splitOnly = false;
   for (int i = 2; i < argc; ++i) {
     std::string a = argv[i];
     auto next = [&]() -> std::string {
@@ -720,6 +722,8 @@ int main(int argc, char **argv) {
       tol = std::stod(next());
     else if (a == "--quick")
       quick = true;
+    else if (a == "--split-only")
+      splitOnly = true;
     else if (a == "--case")
       caseDirs.push_back(next());
     else if (a == "--mib")
@@ -740,7 +744,8 @@ int main(int argc, char **argv) {
   if (cmd == "check-npy" && !in.empty() && !caseDirs.empty())
     return cmdCheckNpy(in, caseDirs, tol);
   if (cmd == "decode" && !in.empty())
-    return cmdDecode(in, json, batches, contexts, warmup, reps, splits, hkv, raggedRatio);
+    return cmdDecode(in, json, batches, contexts, warmup, reps, splits, hkv, raggedRatio,
+                     splitOnly);
   if (cmd == "copy") {
     CK(kvc_cuda_init(0));
     int l2 = 0;
