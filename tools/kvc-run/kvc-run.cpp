@@ -435,6 +435,16 @@ int main(int argc, char **argv) {
 #endif
   if (!runnerUtils.empty())
     libs.push_back(runnerUtils);
+  // kvc's runtime (kvc.compress, kvc.vote, encoded caches lower to kvc_rt_* calls).
+  std::string runtimeLib;
+  if (const char *env = std::getenv("KVC_RUNTIME_LIB"))
+    runtimeLib = env;
+#ifdef KVC_RUNTIME_LIBRARY
+  if (runtimeLib.empty())
+    runtimeLib = KVC_RUNTIME_LIBRARY;
+#endif
+  if (!runtimeLib.empty() && llvm::sys::fs::exists(runtimeLib))
+    libs.push_back(runtimeLib);
   eo.sharedLibPaths = libs;
   auto engine = ExecutionEngine::create(*module, eo);
   if (!engine) {

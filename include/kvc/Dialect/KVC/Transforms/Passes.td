@@ -91,6 +91,36 @@ def KVCCompressCache : Pass<"kvc-compress-cache", "func::FuncOp"> {
   let dependentDialects = ["::mlir::kvc::KVCDialect"];
 }
 
+def KVCCompressPresent : Pass<"kvc-compress-present", "func::FuncOp"> {
+  let summary = "Compress the present K/V outputs of an imported prefill graph";
+  let description = [{
+    For models imported from ONNX, where the prefill graph returns its KV cache as `present`
+    outputs and a separate decode graph takes it back as `past` inputs. Each pair of function
+    results named (`kvc.onnx.name`) like `present.N.key` / `present.N.value`
+    (`present_key*` / `present_value*`, ...: a name containing "present" and "key", and the same
+    name with "value") is replaced by its compressed cache: `t` pairs per (batch, KV head), where
+    `t = round(ratio * S)` or `budget`, computed by one `kvc.compress` (uniform budget) with the
+    queries of the prefill `kvc.attention` that reads the cache (found through GQA
+    `repeat_kv` expansions: reshapes and head broadcasts). The result types shrink from
+    `[B, Hkv, S, D]` to `[B, Hkv, t, D]`, so the **unmodified** decode graph consumes the
+    compressed cache as a past of length `t`, with an all-ones attention mask over `t + 1`
+    positions and the true position ids of the new tokens. RoPE is already in the cached keys.
+    Selection methods keep exact pairs in their original order; `sculpt` returns synthesized
+    pairs. Decomposed (legacy) exports need `--kvc-raise-attention` first.
+  }];
+  let options = [
+    Option<"method", "method", "std::string", /*default=*/"\"snapkv\"",
+           "streaming | snapkv | h2o | select_fit | sculpt">,
+    Option<"ratio", "ratio", "double", /*default=*/"0.0",
+           "Fraction of each head's pairs to KEEP, in (0, 1] (exclusive with budget)">,
+    Option<"budget", "budget", "int64_t", /*default=*/"0",
+           "Pairs to keep per (layer, KV head) (exclusive with ratio)">,
+    Option<"sinks", "sinks", "int64_t", /*default=*/"4", "First tokens of each row kept exactly">,
+    Option<"recent", "recent", "int64_t", /*default=*/"64", "Last tokens of each row kept exactly">
+  ];
+  let dependentDialects = ["::mlir::kvc::KVCDialect", "::mlir::tensor::TensorDialect"];
+}
+
 def KVCQuantizeCache : Pass<"kvc-quantize-cache", "func::FuncOp"> {
   let summary = "Store decode caches quantized (error-bounded KVComp or fixed-width KIVI)";
   let description = [{
