@@ -3,6 +3,7 @@
 # (self-contained: libstdc++ + the runtime's CUDA objects), check.ptx, and dense/ragged decode
 # PTX for block sizes 64, 128, 256 (unroll 4) from bench/gpu/decode{,-ragged}.mlir, Gemma 3
 # 270M's decode kernels (bench/gpu/gemma.mlir) and its real-model cases (gemma/<case>/).
+# Each kernel also comes as a fused-merge variant (*_fm.ptx, kvc-gpu-pipeline fuse-merge=true).
 # usage: bench/gpu/build-decode-ptx.sh [BUILD_DIR]
 set -euo pipefail
 SRC=$(cd "$(dirname "$0")/../.." && pwd)
@@ -15,15 +16,22 @@ OPT="$BUILD/bin/kvc-opt"
 BENCHX="$BUILD/bin/kvc-bench"
 "$OPT" "$SRC/bench/gpu/check.mlir" --kvc-gpu-pipeline -o "$OUTD/check.gpu.mlir"
 "$BENCHX" extract "$OUTD/check.gpu.mlir" -o "$OUTD/check.ptx"
+"$OPT" "$SRC/bench/gpu/check.mlir" --kvc-gpu-pipeline="fuse-merge=true" -o "$OUTD/check_fm.gpu.mlir"
+"$BENCHX" extract "$OUTD/check_fm.gpu.mlir" -o "$OUTD/check_fm.ptx"
 for b in 64 128 256; do
-  "$OPT" "$SRC/bench/gpu/decode.mlir" --kvc-gpu-pipeline="block-size=$b unroll=4" -o "$OUTD/d.mlir"
-  "$BENCHX" extract "$OUTD/d.mlir" -o "$OUTD/dense_b$b.ptx"
-  "$OPT" "$SRC/bench/gpu/decode-ragged.mlir" --kvc-gpu-pipeline="block-size=$b unroll=4" -o "$OUTD/r.mlir"
-  "$BENCHX" extract "$OUTD/r.mlir" -o "$OUTD/ragged_b$b.ptx"
+  for fm in "" _fm; do
+    o="block-size=$b unroll=4"; [ -n "$fm" ] && o="$o fuse-merge=true"
+    "$OPT" "$SRC/bench/gpu/decode.mlir" --kvc-gpu-pipeline="$o" -o "$OUTD/d.mlir"
+    "$BENCHX" extract "$OUTD/d.mlir" -o "$OUTD/dense_b$b$fm.ptx"
+    "$OPT" "$SRC/bench/gpu/decode-ragged.mlir" --kvc-gpu-pipeline="$o" -o "$OUTD/r.mlir"
+    "$BENCHX" extract "$OUTD/r.mlir" -o "$OUTD/ragged_b$b$fm.ptx"
+  done
 done
 rm -f "$OUTD/d.mlir" "$OUTD/r.mlir"
 "$OPT" "$SRC/bench/gpu/gemma.mlir" --kvc-gpu-pipeline -o "$OUTD/gemma.gpu.mlir"
 "$BENCHX" extract "$OUTD/gemma.gpu.mlir" -o "$OUTD/gemma.ptx"
+"$OPT" "$SRC/bench/gpu/gemma.mlir" --kvc-gpu-pipeline="fuse-merge=true" -o "$OUTD/gemma_fm.gpu.mlir"
+"$BENCHX" extract "$OUTD/gemma_fm.gpu.mlir" -o "$OUTD/gemma_fm.ptx"
 # Real-model cases (Gemma 3 270M caches + kvc's CPU-path outputs) for kvc-bench check-npy.
 if [ ! -f "$OUTD/gemma/ragged_sculpt/expected.npy" ]; then
   PY=${PYTHON:-$SRC/.venv/bin/python}

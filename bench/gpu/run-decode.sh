@@ -13,20 +13,25 @@ W=/tmp/kvc-work
 mkdir -p "$OUT" "$W"
 exec > >(tee "$OUT/log.txt") 2>&1
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem --format=csv
-timeout 120 $T/kvc-bench check $T/check.ptx | grep -E "^variant|FAIL|check:"; echo "check rc=$?"
-timeout 180 compute-sanitizer --tool memcheck --leak-check no $T/kvc-bench check $T/check.ptx --quick \
-  > "$OUT/memcheck.txt" 2>&1; echo "memcheck rc=$?"
-grep -E "ERROR SUMMARY|FAIL|Invalid" "$OUT/memcheck.txt" | head -20
+for c in check check_fm; do
+  timeout 120 $T/kvc-bench check $T/$c.ptx | grep -E "^variant|FAIL|check:"; echo "$c rc=$?"
+  timeout 180 compute-sanitizer --tool memcheck --leak-check no $T/kvc-bench check $T/$c.ptx --quick \
+    > "$W/memcheck_$c.txt" 2>&1; echo "memcheck $c rc=$?"
+  grep -E "ERROR SUMMARY|FAIL|Invalid" "$W/memcheck_$c.txt" | head -20
+done
+cat "$W"/memcheck_*.txt > "$OUT/memcheck.txt"
 echo "== real-model caches (Gemma 3 270M) vs kvc's CPU path"
-timeout 120 $T/kvc-bench check-npy $T/gemma.ptx $(for d in $T/gemma/*/; do echo --case ${d%/}; done)
-echo "check-npy rc=$?"
+for g in gemma gemma_fm; do
+  timeout 120 $T/kvc-bench check-npy $T/$g.ptx $(for d in $T/gemma/*/; do echo --case ${d%/}; done)
+  echo "check-npy $g rc=$?"
+done
 timeout 180 compute-sanitizer --tool memcheck --leak-check no $T/kvc-bench check-npy $T/gemma.ptx \
   $(for d in $T/gemma/*/; do echo --case ${d%/}; done) 2>&1 | grep -E "ERROR SUMMARY|check-npy:"
-for v in dense_b64 dense_b128 dense_b256; do
+for v in dense_b64 dense_b128 dense_b256 dense_b64_fm dense_b128_fm dense_b256_fm; do
   timeout 120 $T/kvc-bench decode $T/$v.ptx --batches 1,8,32 --contexts 4096,16384,65536 \
     --json "$W/$v.json" | tail -n +2
 done
-for v in ragged_b64 ragged_b128 ragged_b256; do
+for v in ragged_b64 ragged_b128 ragged_b256 ragged_b64_fm ragged_b128_fm ragged_b256_fm; do
   timeout 120 $T/kvc-bench decode $T/$v.ptx --batches 1,8,32 --contexts 16384,65536 \
     --ragged-ratio 0.3 --json "$W/$v.json" | tail -n +3
 done
@@ -37,10 +42,10 @@ d = docs[0]; d["results"] = [r for x in docs for r in x["results"]]
 print(json.dumps(d, indent=1))
 PY
 }
-merge "$W"/dense_b*.json > "$OUT/kvc-dense.json"
+merge "$W"/dense_b*.json > "$OUT/kvc-dense.json"   # split+merge and fused-merge variants
 merge "$W"/ragged_b*.json > "$OUT/kvc-ragged.json"
 echo "== batch-1 split sweep (dense)"
-for v in dense_b64 dense_b128 dense_b256; do
+for v in dense_b64 dense_b128 dense_b256 dense_b256_fm; do
   for s in 16 33 66 132 264; do
     timeout 60 $T/kvc-bench decode $T/$v.ptx --batches 1 --contexts 16384,65536 --splits $s \
       | tail -n +3
@@ -48,8 +53,9 @@ for v in dense_b64 dense_b128 dense_b256; do
 done
 PYTHONPATH=python PYTHONUNBUFFERED=1 timeout 200 python3 -m kvc.bench.sdpa_decode --json "$OUT/sdpa.json"
 PYTHONPATH=python python3 -m kvc.bench.compare "$OUT/sdpa.json" "$OUT/kvc-dense.json" | tee "$OUT/table.md"
-echo "== ncu: batch 1 x 16k, dense b256 (plan's splits)"
-timeout 120 ncu --section SpeedOfLight --section Occupancy --section LaunchStats -c 2 \
-  $T/kvc-bench decode $T/dense_b256.ptx --batches 1 --contexts 16384 --reps 1 --warmup 0 \
-  > "$OUT/ncu-b1-16k.txt" 2>&1; echo "ncu rc=$?"
+echo "== ncu: batch 1 x 16k, dense b256 and b256_fm (plan's splits)"
+for v in dense_b256 dense_b256_fm; do
+  timeout 120 ncu --section SpeedOfLight --section Occupancy --section LaunchStats -c 2 \
+    $T/kvc-bench decode $T/$v.ptx --batches 1 --contexts 16384 --reps 1 --warmup 0
+done > "$OUT/ncu-b1-16k.txt" 2>&1; echo "ncu rc=$?"
 grep -E "Duration|DRAM Throughput|Achieved Occupancy|Registers Per|Grid Size|Block Size" "$OUT/ncu-b1-16k.txt" | head -20

@@ -82,7 +82,8 @@ struct KVCGPUPipelinePass : public mlir::kvc::impl::KVCGPUPipelineBase<KVCGPUPip
   std::string text() const {
     std::string t = "convert-kvc-to-gpu{block-size=" + std::to_string(blockSize) +
                     " unroll=" + std::to_string(unroll) +
-                    " num-splits=" + std::to_string(numSplits) + "},";
+                    " num-splits=" + std::to_string(numSplits) +
+                    (fuseMerge ? " fuse-merge=true" : "") + "},";
     t += "gpu-kernel-outlining,";
     t += "nvvm-attach-target{chip=" + chip + " features=" + features +
          " O=" + std::to_string(optLevel) + "},";

@@ -127,7 +127,8 @@ Loaded load(const std::string &path) {
     if (kvc_cuda_decode_parse_name(k.c_str(), &v.cfg))
       continue;
     CK(kvc_cuda_module_get_function(mod, k.c_str(), &v.split));
-    CK(kvc_cuda_module_get_function(mod, (v.name + "_merge").c_str(), &v.merge));
+    if (!v.cfg.fused_merge) // fused-merge kernels merge in the split kernel
+      CK(kvc_cuda_module_get_function(mod, (v.name + "_merge").c_str(), &v.merge));
     CK(kvc_cuda_function_info(v.split, &v.regs, &v.smem));
     CK(kvc_cuda_occupancy(v.split, v.cfg.block_size, 0, &v.ctasPerSM));
     L.variants.push_back(v);
@@ -255,6 +256,7 @@ double runCase(const Loaded &L, const Variant &V, const Case &C, std::mt19937 &r
   // Poison the output and the workspace (0xFF.. is NaN in bf16/f16/f32).
   CK(kvc_cuda_memset_d8_async(dout, 0xFF, nq * 2, nullptr));
   CK(kvc_cuda_memset_d8_async(dws, 0xFF, plan.workspace_bytes, nullptr));
+  CK(kvc_cuda_decode_init_workspace(&cfg, &plan, dws, nullptr));
   CK(kvc_cuda_decode_launch(V.split, V.merge, &cfg, &shape, &plan, dq, dk, dv,
                             cfg.ragged ? dl : 0, dws, dout, nullptr));
   CK(kvc_cuda_synchronize());
@@ -459,6 +461,7 @@ int cmdCheckNpy(const std::string &path, const std::vector<std::string> &dirs, d
     }
     CK(kvc_cuda_memset_d8_async(dout, 0xFF, nq * 2, nullptr));
     CK(kvc_cuda_memset_d8_async(dws, 0xFF, plan.workspace_bytes, nullptr));
+    CK(kvc_cuda_decode_init_workspace(&V->cfg, &plan, dws, nullptr));
     CK(kvc_cuda_decode_launch(V->split, V->merge, &V->cfg, &shape, &plan, dq, dk, dv, dl, dws,
                               dout, nullptr));
     CK(kvc_cuda_synchronize());
@@ -593,6 +596,7 @@ int cmdDecode(const std::string &path, const std::string &json, std::vector<int6
         CK(kvc_cuda_memset_d8_async(dq, 0x3C, nq * 2, nullptr));
         CK(kvc_cuda_memset_d8_async(dk, 0x3B, nkv * 2, nullptr));
         CK(kvc_cuda_memset_d8_async(dv, 0x3A, nkv * 2, nullptr));
+        CK(kvc_cuda_decode_init_workspace(&V.cfg, &plan, dws, nullptr));
         double ms = T.medianMs(warmup, reps, [&] {
           CK(kvc_cuda_decode_launch(V.split, splitOnly ? nullptr : V.merge, &V.cfg, &shape, &plan,
                                     dq, dk, dv, dl, dws, dout, nullptr));

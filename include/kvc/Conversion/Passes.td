@@ -50,6 +50,14 @@ def ConvertKVCToGPU : Pass<"convert-kvc-to-gpu", "ModuleOp"> {
     `gpu.container_module`. The buffers must be device-accessible when that host code runs;
     kvc's AOT path instead launches the kernels through libkvc_runtime (kvc-bench).
     Unsupported attention ops are reported as errors.
+
+    Attention whose K and V are the `kvc.cache.view` of a `!kvc.encoded_cache` (error-bounded
+    codec, `entropy = huffman`, block key groups, token value groups) gets the encoded-cache
+    kernels instead (EncodedKernelGen.h): Huffman decode from the bitstreams with the lookup
+    tables in shared memory, dequantisation in registers, online softmax and p.V, plus the
+    same merge; the cache's device form is taken through a
+    `builtin.unrealized_conversion_cast {kvc.encoded_device_form}` (built at run time by
+    libkvc_runtime's CUDAEncoded.h).
   }];
   let options = [
     Option<"blockSize", "block-size", "int64_t", /*default=*/"64",
@@ -59,12 +67,21 @@ def ConvertKVCToGPU : Pass<"convert-kvc-to-gpu", "ModuleOp"> {
     Option<"numSplits", "num-splits", "int64_t", /*default=*/"0",
            "Splits of the KV sequence in the host code (0: chosen from the shape)">,
     Option<"smCount", "sm-count", "int64_t", /*default=*/"132",
-           "Multiprocessors the split heuristic fills (H100 SXM: 132)">
+           "Multiprocessors the split heuristic fills (H100 SXM: 132)">,
+    Option<"fuseMerge", "fuse-merge", "bool", /*default=*/"false",
+           "Dense/ragged kernels: the last split CTA of each KV row merges the splits (one "
+           "launch instead of split + merge)">,
+    Option<"encodedUnroll", "encoded-unroll", "int64_t", /*default=*/"4",
+           "Encoded caches: symbols per decode-loop iteration (1, 2 or 4)">,
+    Option<"encodedMinCtas", "encoded-min-ctas", "int64_t", /*default=*/"8",
+           "Encoded caches: CTAs per SM the split kernel must fit (nvvm.minctasm, caps "
+           "registers: 8 gives 64 at D=128, measured fastest on H100; 0: ptxas decides)">
   ];
   let dependentDialects = ["::mlir::gpu::GPUDialect", "::mlir::arith::ArithDialect",
                            "::mlir::math::MathDialect", "::mlir::memref::MemRefDialect",
                            "::mlir::scf::SCFDialect", "::mlir::vector::VectorDialect",
-                           "::mlir::bufferization::BufferizationDialect"];
+                           "::mlir::bufferization::BufferizationDialect",
+                           "::mlir::NVVM::NVVMDialect", "::mlir::linalg::LinalgDialect"];
 }
 
 #endif // KVC_CONVERSION_PASSES_TD

@@ -54,6 +54,8 @@ def KVCGPUPipeline : Pass<"kvc-gpu-pipeline", "ModuleOp"> {
     Option<"unroll", "unroll", "int64_t", /*default=*/"4", "convert-kvc-to-gpu unroll">,
     Option<"numSplits", "num-splits", "int64_t", /*default=*/"0",
            "convert-kvc-to-gpu num-splits">,
+    Option<"fuseMerge", "fuse-merge", "bool", /*default=*/"false",
+           "convert-kvc-to-gpu fuse-merge (one launch: the last split CTA merges)">,
     Option<"printPipeline", "print-pipeline", "bool", /*default=*/"false",
            "Print the expanded pass pipeline to stderr before running it">
   ];

@@ -97,6 +97,58 @@ int log2i(int64_t v) {
     ++r;
   return r;
 }
+// One pass over the `ns` split partials of query row `row` (scalar output element `d`) with a
+// running (max, out, sum) state, kMergeBatch splits per iteration: all their loads are issued
+// before any use, so the merge costs ~ns/kMergeBatch memory latencies instead of 2*ns (a
+// serial two-pass loop took 12 us at 33 splits on H100, a fifth of a batch-1 decode). Splits
+// past ns in the last batch weigh 0. Returns the normalised f32 output (0 for a row with no
+// keys). `opart`/`ml` are the partial buffers, `ns` the split count (index).
+std::string emitSplitMerge(Emitter &e, const std::string &opart, const std::string &ml,
+                           const std::string &ns, const std::string &row, const std::string &d,
+                           int64_t D) {
+  constexpr int64_t kMergeBatch = 8;
+  std::ostringstream &os = e.os;
+  std::string z = e.ci(0), one = e.ci(1), two = e.ci(2), cDm = e.ci(D);
+  std::string cB = e.ci(kMergeBatch);
+  std::string ni = e.cf(-INFINITY), fz = e.cf(0.0f);
+  std::string base = e.mul(row, ns);
+  std::string lastS = e.line("arith.subi " + ns + ", " + one + " : index");
+  std::string st = e.fresh("st"), s = e.fresh("s"), M0 = e.fresh("M"), o0 = e.fresh("o"),
+              l0 = e.fresh("l");
+  os << e.indent << st << ":3 = scf.for " << s << " = " << z << " to " << ns << " step " << cB
+     << " iter_args(" << M0 << " = " << ni << ", " << o0 << " = " << fz << ", " << l0 << " = "
+     << fz << ") -> (f32, f32, f32) {\n";
+  std::string saved = e.indent;
+  e.indent += "  ";
+  std::vector<std::string> ms(kMergeBatch), ls(kMergeBatch), os_(kMergeBatch);
+  for (int64_t i = 0; i < kMergeBatch; ++i) {
+    std::string si = e.add(s, e.ci(i));
+    std::string valid = e.line("arith.cmpi ult, " + si + ", " + ns + " : index");
+    std::string sc = e.line("arith.minui " + si + ", " + lastS + " : index");
+    std::string p = e.add(base, sc);
+    std::string mi = e.mul(p, two);
+    std::string m = e.line("memref.load " + ml + "[" + mi + "] : memref<?xf32>");
+    ls[i] = e.line("memref.load " + ml + "[" + e.add(mi, one) + "] : memref<?xf32>");
+    os_[i] = e.line("memref.load " + opart + "[" + e.add(e.mul(p, cDm), d) + "] : memref<?xf32>");
+    ms[i] = e.line("arith.select " + valid + ", " + m + ", " + ni + " : f32");
+  }
+  std::string M = M0;
+  for (int64_t i = 0; i < kMergeBatch; ++i)
+    M = e.fmax(M, ms[i]);
+  std::string wOld = e.weight(M0, M, ni, fz);
+  std::string o = e.fmul(o0, wOld), l = e.fmul(l0, wOld);
+  for (int64_t i = 0; i < kMergeBatch; ++i) {
+    std::string w = e.weight(ms[i], M, ni, fz);
+    o = e.fadd(o, e.fmul(w, os_[i]));
+    l = e.fadd(l, e.fmul(w, ls[i]));
+  }
+  e.stmt("scf.yield " + M + ", " + o + ", " + l + " : f32, f32, f32");
+  e.indent = saved;
+  e.stmt("}");
+  std::string pos = e.line("arith.cmpf ogt, " + st + "#2, " + fz + " : f32");
+  std::string q = e.line("arith.divf " + st + "#1, " + st + "#2 : f32");
+  return e.line("arith.select " + pos + ", " + q + ", " + fz + " : f32");
+}
 } // namespace
 
 int64_t mlir::kvc::decodeKeysPerIteration(const DecodeKernelConfig &c) {
@@ -156,9 +208,11 @@ std::string mlir::kvc::generateDecodeKernels(const DecodeKernelConfig &c, std::s
   // ---------------------------------------------------------------- split kernel
   os << "  gpu.func @" << c.prefix << "_split(%q: " << MET << ", %k: " << MET << ", %v: " << MET
      << (c.ragged ? ", %lens: memref<?xi64>" : "")
-     << ", %opart: memref<?xf32>, %ml: memref<?xf32>, %skv: index, %chunk: index)\n"
+     << ", %opart: memref<?xf32>, %ml: memref<?xf32>"
+     << (c.fuseMerge ? ", %cnt: memref<?xi32>, %out: " + MET : std::string())
+     << ", %skv: index, %chunk: index)\n"
      << "      workgroup(%smAcc : " << smAccTy << ", %smM : " << smMLTy << ", %smL : " << smMLTy
-     << ")\n"
+     << (c.fuseMerge ? ", %smFlag : memref<1xi32, " + WG + ">" : std::string()) << ")\n"
      << "      kernel attributes {known_block_size = array<i32: " << c.blockSize
      << ", 1, 1>, kvc.kernel = \"split\"} {\n";
   std::string split = e.line("gpu.block_id x");
@@ -422,63 +476,71 @@ std::string mlir::kvc::generateDecodeKernels(const DecodeKernelConfig &c, std::s
     e.indent = saved;
     e.stmt("}");
   }
+  if (c.fuseMerge) {
+    // The last CTA of a row to finish merges the row's splits (threadFenceReduction): every
+    // thread fences its partial writes device-wide, thread 0 counts the CTA in, and the CTA that
+    // brings the count to #splits reads all partials. It resets the counter for the next launch,
+    // so counters need zeroing once per workspace, not per launch. Saves the merge launch.
+    e.stmt("nvvm.memory.barrier #nvvm.mem_scope<gpu>");
+    e.stmt("gpu.barrier");
+    std::string isT0 = e.line("arith.cmpi eq, " + tid + ", " + c0 + " : index");
+    e.stmt("scf.if " + isT0 + " {");
+    std::string saved = e.indent;
+    e.indent += "  ";
+    std::string one32 = e.line("arith.constant 1 : i32");
+    std::string old = e.line("memref.atomic_rmw addi " + one32 + ", %cnt[" + row +
+                             "] : (i32, memref<?xi32>) -> i32");
+    e.stmt("memref.store " + old + ", %smFlag[" + c0 + "] : memref<1xi32, " + WG + ">");
+    e.indent = saved;
+    e.stmt("}");
+    e.stmt("gpu.barrier");
+    std::string arrived = e.line("memref.load %smFlag[" + c0 + "] : memref<1xi32, " + WG + ">");
+    std::string lastIdx = e.line("arith.subi " + nsplit + ", " + c1 + " : index");
+    std::string last32 = e.line("arith.index_cast " + lastIdx + " : index to i32");
+    std::string isLast = e.line("arith.cmpi eq, " + arrived + ", " + last32 + " : i32");
+    e.stmt("scf.if " + isLast + " {");
+    e.indent += "  ";
+    e.stmt("nvvm.memory.barrier #nvvm.mem_scope<gpu>");
+    std::string oi = e.fresh("oi");
+    e.stmt("scf.for " + oi + " = " + tid + " to " + e.ci(NQ * D) + " step " + e.ci(c.blockSize) +
+           " {");
+    e.indent += "  ";
+    std::string qi = e.line("arith.divui " + oi + ", " + cD + " : index");
+    std::string d = e.line("arith.remui " + oi + ", " + cD + " : index");
+    std::string qr = e.add(rowBase, qi);
+    std::string res = emitSplitMerge(e, "%opart", "%ml", nsplit, qr, d, D);
+    std::string t = e.line("arith.truncf " + res + " : f32 to " + ET);
+    e.stmt("memref.store " + t + ", %out[" + e.add(e.mul(qr, cD), d) + "] : " + MET);
+    e.indent = saved + "  ";
+    e.stmt("}");
+    e.stmt("scf.if " + isT0 + " {");
+    e.indent += "  ";
+    e.stmt("memref.store " + e.line("arith.constant 0 : i32") + ", %cnt[" + row +
+           "] : memref<?xi32>");
+    e.indent = saved + "  ";
+    e.stmt("}");
+    e.indent = saved;
+    e.stmt("}");
+  }
   e.stmt("gpu.return");
   os << "  }\n";
 
   // ---------------------------------------------------------------- merge kernel
+  if (c.fuseMerge) {
+    os << "}\n";
+    return os.str();
+  }
   e.indent = "    ";
   os << "  gpu.func @" << c.prefix << "_merge(%mo: memref<?xf32>, %mml: memref<?xf32>, %out: "
      << MET << ", %ns: index)\n"
      << "      kernel attributes {known_block_size = array<i32: " << D
      << ", 1, 1>, kvc.kernel = \"merge\"} {\n";
-  // One pass with a running (max, sum, out) state, kMergeBatch splits per iteration: all their
-  // loads are issued before any use, so the merge costs ~ns/kMergeBatch memory latencies instead
-  // of 2*ns (a serial two-pass loop took 12 us at 33 splits on H100, a fifth of a batch-1
-  // decode). Splits past ns in the last batch weigh 0.
   {
-    constexpr int64_t kMergeBatch = 8;
     std::string r = e.line("gpu.block_id x");
     std::string d = e.line("gpu.thread_id x");
-    std::string z = e.ci(0), one = e.ci(1), two = e.ci(2), cDm = e.ci(D);
-    std::string cB = e.ci(kMergeBatch);
-    std::string ni = e.cf(-INFINITY), fz = e.cf(0.0f);
-    std::string base = e.mul(r, "%ns");
-    std::string lastS = e.line("arith.subi %ns, " + one + " : index");
-    os << e.indent << "%st:3 = scf.for %s = " << z << " to %ns step " << cB
-       << " iter_args(%M = " << ni << ", %o = " << fz << ", %l = " << fz
-       << ") -> (f32, f32, f32) {\n";
-    std::string saved = e.indent;
-    e.indent += "  ";
-    std::vector<std::string> ms(kMergeBatch), ls(kMergeBatch), os_(kMergeBatch);
-    for (int64_t i = 0; i < kMergeBatch; ++i) {
-      std::string si = e.add("%s", e.ci(i));
-      std::string valid = e.line("arith.cmpi ult, " + si + ", %ns : index");
-      std::string sc = e.line("arith.minui " + si + ", " + lastS + " : index");
-      std::string p = e.add(base, sc);
-      std::string mi = e.mul(p, two);
-      std::string m = e.line("memref.load %mml[" + mi + "] : memref<?xf32>");
-      ls[i] = e.line("memref.load %mml[" + e.add(mi, one) + "] : memref<?xf32>");
-      os_[i] = e.line("memref.load %mo[" + e.add(e.mul(p, cDm), d) + "] : memref<?xf32>");
-      ms[i] = e.line("arith.select " + valid + ", " + m + ", " + ni + " : f32");
-    }
-    std::string M = "%M";
-    for (int64_t i = 0; i < kMergeBatch; ++i)
-      M = e.fmax(M, ms[i]);
-    std::string wOld = e.weight("%M", M, ni, fz);
-    std::string o = e.fmul("%o", wOld), l = e.fmul("%l", wOld);
-    for (int64_t i = 0; i < kMergeBatch; ++i) {
-      std::string w = e.weight(ms[i], M, ni, fz);
-      o = e.fadd(o, e.fmul(w, os_[i]));
-      l = e.fadd(l, e.fmul(w, ls[i]));
-    }
-    e.stmt("scf.yield " + M + ", " + o + ", " + l + " : f32, f32, f32");
-    e.indent = saved;
-    e.stmt("}");
-    std::string pos = e.line("arith.cmpf ogt, %st#2, " + fz + " : f32");
-    std::string q = e.line("arith.divf %st#1, %st#2 : f32");
-    std::string res = e.line("arith.select " + pos + ", " + q + ", " + fz + " : f32");
+    std::string res = emitSplitMerge(e, "%mo", "%mml", "%ns", r, d, D);
     std::string t = e.line("arith.truncf " + res + " : f32 to " + ET);
-    e.stmt("memref.store " + t + ", %out[" + e.add(e.mul(r, cDm), d) + "] : " + MET);
+    e.stmt("memref.store " + t + ", %out[" + e.add(e.mul(r, e.ci(D)), d) + "] : " + MET);
     e.stmt("gpu.return");
   }
   os << "  }\n";

@@ -6,12 +6,15 @@
 //
 //===----------------------------------------------------------------------===//
 #include "kvc/Conversion/KVCToGPU/KVCToGPU.h"
+#include "kvc/Conversion/KVCToGPU/EncodedKernelGen.h"
 #include "kvc/Conversion/Passes.h"
 #include "kvc/Dialect/KVC/IR/KVC.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Bufferization/IR/Bufferization.h"
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/LLVMIR/NVVMDialect.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
@@ -103,6 +106,57 @@ Value dimOf(OpBuilder &b, Location loc, Value memref, int64_t i) {
   return memref::DimOp::create(b, loc, memref, i);
 }
 
+/// The kvc.cache.view of an encoded cache whose keys and values `op` reads, or null.
+CacheViewOp encodedView(AttentionOp op) {
+  auto view = op.getKey().getDefiningOp<CacheViewOp>();
+  if (!view || !isa<EncodedCacheType>(view.getCache().getType()))
+    view = op.getValue().getDefiningOp<CacheViewOp>();
+  if (!view || !isa<EncodedCacheType>(view.getCache().getType()))
+    return nullptr;
+  return view;
+}
+
+/// Why an attention over an encoded cache cannot take the GPU path, or "".
+std::string encodedUnsupportedReason(AttentionOp op, CacheViewOp view) {
+  if (op.getKey() != view.getKeys() || op.getValue() != view.getValues())
+    return "encoded cache: K and V must be the keys and values of one kvc.cache.view";
+  auto qt = dyn_cast<RankedTensorType>(op.getQuery().getType());
+  auto kt = dyn_cast<RankedTensorType>(op.getKey().getType());
+  auto vt = dyn_cast<RankedTensorType>(op.getValue().getType());
+  if (!qt || !kt || !vt || qt.getRank() != 4 || kt.getRank() != 4 || vt.getRank() != 4)
+    return "needs rank-4 Q/K/V";
+  Type et = qt.getElementType();
+  if (!(et.isBF16() || et.isF16() || et.isF32()))
+    return "encoded cache: needs an f16, bf16 or f32 query";
+  if (op.getMask())
+    return "masks are not supported";
+  if (op.getSoftcap())
+    return "softcap is not supported";
+  if (op.getWindow())
+    return "sliding windows are not supported";
+  for (int64_t i : {1, 2, 3})
+    if (qt.isDynamicDim(i))
+      return "needs static Hq, Sq and D";
+  if (kt.isDynamicDim(1) || kt.isDynamicDim(3) || vt.isDynamicDim(3))
+    return "needs static Hkv and D";
+  if (kt.getDimSize(3) != vt.getDimSize(3) || kt.getDimSize(3) != qt.getDimSize(3))
+    return "needs Dv == D";
+  if (op.getCausal() && qt.getDimSize(2) != 1)
+    return "causal attention needs Sq == 1";
+  CodecAttr codec = cast<EncodedCacheType>(view.getCache().getType()).getCodec();
+  if (codec.getBits() != 0)
+    return "encoded cache: fixed-width (KIVI, bits > 0) codecs have no GPU kernel; only the "
+           "error-bounded codec (bits = 0)";
+  if (codec.getEntropy() != EntropyCode::Huffman)
+    return "encoded cache: needs entropy = huffman (the GPU layout is the Huffman-coded one; "
+           "run kvc-entropy-encode)";
+  if (codec.getKeyGroup() != QuantGroup::Block)
+    return "encoded cache: needs key_group = block (per-channel key groups have no GPU kernel)";
+  if (codec.getValueGroup() != QuantGroup::Token)
+    return "encoded cache: needs value_group = token";
+  return "";
+}
+
 struct ConvertKVCToGPUPass : public mlir::kvc::impl::ConvertKVCToGPUBase<ConvertKVCToGPUPass> {
   using ConvertKVCToGPUBase::ConvertKVCToGPUBase;
 
@@ -113,7 +167,8 @@ struct ConvertKVCToGPUPass : public mlir::kvc::impl::ConvertKVCToGPUBase<Convert
     if (ops.empty())
       return;
     for (AttentionOp op : ops) {
-      std::string why = unsupportedReason(op);
+      CacheViewOp view = encodedView(op);
+      std::string why = view ? encodedUnsupportedReason(op, view) : unsupportedReason(op);
       if (!why.empty()) {
         op.emitError("convert-kvc-to-gpu: ") << why;
         return signalPassFailure();
@@ -140,6 +195,41 @@ struct ConvertKVCToGPUPass : public mlir::kvc::impl::ConvertKVCToGPUBase<Convert
     for (AttentionOp op : ops) {
       auto qt = cast<RankedTensorType>(op.getQuery().getType());
       auto kt = cast<RankedTensorType>(op.getKey().getType());
+      if (CacheViewOp view = encodedView(op)) {
+        CodecAttr codec = cast<EncodedCacheType>(view.getCache().getType()).getCodec();
+        EncodedKernelConfig ec;
+        ec.headDim = qt.getDimSize(3);
+        ec.groupSize = qt.getDimSize(1) / kt.getDimSize(1);
+        ec.querySeq = qt.getDimSize(2);
+        Type et = qt.getElementType();
+        ec.queryType = et.isBF16() ? "bf16" : et.isF16() ? "f16" : "f32";
+        ec.keyBlock = codec.getKeyBlock();
+        ec.valueBlock = codec.getValueBlock();
+        ec.unroll = encodedUnroll;
+        ec.minCtasPerSM = encodedMinCtas;
+        ec.scaleLog2 = op.getEffectiveScale() * M_LOG2E;
+        ec.moduleName = kModuleName.str();
+        std::string tag = encodedKernelTag(ec);
+        char scaleKey[32];
+        snprintf(scaleKey, sizeof scaleKey, "%a", ec.scaleLog2);
+        std::string key = tag + "@" + scaleKey;
+        auto it = prefixOf.find(key);
+        if (it == prefixOf.end()) {
+          ec.prefix = "kvc_attn" + std::to_string(counter++) + tag;
+          std::string err;
+          std::string text = generateEncodedKernels(ec, err);
+          if (text.empty()) {
+            op.emitError("convert-kvc-to-gpu: ") << err;
+            return signalPassFailure();
+          }
+          if (failed(mergeKernels(op, text, gpuModule)))
+            return signalPassFailure();
+          it = prefixOf.try_emplace(key, ec.prefix).first;
+        }
+        ec.prefix = it->second;
+        lowerEncodedHost(op, view, ec, gpuModule);
+        continue;
+      }
       DecodeKernelConfig cfg;
       cfg.headDim = qt.getDimSize(3);
       cfg.groupSize = qt.getDimSize(1) / kt.getDimSize(1);
@@ -149,11 +239,13 @@ struct ConvertKVCToGPUPass : public mlir::kvc::impl::ConvertKVCToGPUBase<Convert
       cfg.unroll = unroll;
       cfg.scaleLog2 = op.getEffectiveScale() * M_LOG2E;
       cfg.ragged = static_cast<bool>(op.getKvLengths());
+      cfg.fuseMerge = fuseMerge;
       cfg.moduleName = kModuleName.str();
       std::string tag = "_d" + std::to_string(cfg.headDim) + "_g" +
                         std::to_string(cfg.groupSize) + "_q" + std::to_string(cfg.querySeq) +
                         "_" + cfg.elemType + "_b" + std::to_string(cfg.blockSize) + "_u" +
-                        std::to_string(cfg.unroll) + (cfg.ragged ? "_ragged" : "");
+                        std::to_string(cfg.unroll) + (cfg.ragged ? "_ragged" : "") +
+                        (cfg.fuseMerge ? "_fm" : "");
       char scaleKey[32];
       snprintf(scaleKey, sizeof scaleKey, "%a", cfg.scaleLog2);
       std::string key = tag + "@" + scaleKey;
@@ -180,6 +272,95 @@ struct ConvertKVCToGPUPass : public mlir::kvc::impl::ConvertKVCToGPUBase<Convert
       cfg.prefix = it->second;
       lowerHost(op, cfg, gpuModule);
     }
+  }
+
+  /// Parses generated kernel text and moves its functions into `gm`.
+  LogicalResult mergeKernels(AttentionOp op, const std::string &text, gpu::GPUModuleOp gm) {
+    ParserConfig pc(&getContext());
+    OwningOpRef<ModuleOp> parsed = parseSourceString<ModuleOp>(text, pc, "kvc-encoded-kernels");
+    if (!parsed)
+      return op.emitError("convert-kvc-to-gpu: internal error: generated kernels do not parse");
+    auto src = cast<gpu::GPUModuleOp>(parsed->getBody()->front());
+    for (Operation &f : llvm::make_early_inc_range(src.getBody()->getOperations()))
+      f.moveBefore(gm.getBody(), gm.getBody()->end());
+    return success();
+  }
+
+  /// Replaces an attention over an encoded cache by host code launching the encoded split and
+  /// merge kernels. The encoded cache's device form (the 16 buffers of the kernel ABI in
+  /// EncodedKernelGen.h) has no IR producer yet, so it is taken from the cache value through a
+  /// `builtin.unrealized_conversion_cast` (libkvc_runtime's CUDAEncoded.h builds it at run time).
+  void lowerEncodedHost(AttentionOp op, CacheViewOp view, const EncodedKernelConfig &cfg,
+                        gpu::GPUModuleOp gm) {
+    OpBuilder b(op);
+    Location loc = op.getLoc();
+    auto qt = cast<RankedTensorType>(op.getQuery().getType());
+    auto kt = cast<RankedTensorType>(op.getKey().getType());
+    Type et = qt.getElementType();
+    Value qm = flatBuffer(b, loc, op.getQuery());
+    Value batch = dimOf(b, loc, qm, 0);
+    Value hkv = cIdx(b, loc, kt.getDimSize(1));
+    const int64_t D = cfg.headDim, nqPerRow = cfg.groupSize * cfg.querySeq;
+    Type i32 = b.getI32Type(), f32 = b.getF32Type(), f16 = b.getF16Type();
+    auto dyn = [&](Type t) { return MemRefType::get({ShapedType::kDynamic}, t); };
+    SmallVector<Type> abi = {dyn(i32), dyn(i32), dyn(i32), dyn(i32),                 // rows aux syms lut
+                             dyn(i32), dyn(i32), dyn(i32), dyn(f32), dyn(f32), dyn(f16), // keys
+                             dyn(i32), dyn(i32), dyn(i32), dyn(f32), dyn(f32), dyn(f16)};
+    auto dev = UnrealizedConversionCastOp::create(b, loc, abi, ValueRange{view.getCache()});
+    dev->setAttr("kvc.encoded_device_form", b.getUnitAttr());
+
+    Value rows = arith::MulIOp::create(b, loc, batch, hkv);
+    Value splits;
+    if (numSplits > 0) {
+      splits = cIdx(b, loc, numSplits);
+    } else {
+      // One wave of 4 CTAs per SM, at most one split per tile (value block) when S is static.
+      Value want = arith::DivUIOp::create(b, loc, cIdx(b, loc, 4 * smCount), rows);
+      if (!kt.isDynamicDim(2))
+        want = arith::MinUIOp::create(
+            b, loc, want,
+            cIdx(b, loc, std::max<int64_t>(1, (kt.getDimSize(2) + cfg.valueBlock - 1) /
+                                                  cfg.valueBlock)));
+      splits = arith::MaxUIOp::create(b, loc, want, cIdx(b, loc, 1));
+    }
+    Value nqRows = arith::MulIOp::create(b, loc, rows, cIdx(b, loc, nqPerRow));
+    Value partials = arith::MulIOp::create(b, loc, nqRows, splits);
+    auto dynF32 = dyn(f32);
+    Value opart = memref::AllocOp::create(
+        b, loc, dynF32, ValueRange{arith::MulIOp::create(b, loc, partials, cIdx(b, loc, D))});
+    Value mlpart = memref::AllocOp::create(
+        b, loc, dynF32, ValueRange{arith::MulIOp::create(b, loc, partials, cIdx(b, loc, 2))});
+    auto rt = cast<RankedTensorType>(op.getResult().getType());
+    SmallVector<Value> outDyn;
+    for (int64_t i = 0; i < rt.getRank(); ++i)
+      if (rt.isDynamicDim(i))
+        outDyn.push_back(dimOf(b, loc, qm, i));
+    Value outm = memref::AllocOp::create(b, loc, MemRefType::get(rt.getShape(), et), outDyn);
+
+    SmallVector<Value> args = {flatten(b, loc, qm)};
+    args.append(dev.getResults().begin(), dev.getResults().end());
+    args.append({opart, mlpart});
+    auto split = gm.lookupSymbol<gpu::GPUFuncOp>(cfg.prefix + "_split");
+    auto merge = gm.lookupSymbol<gpu::GPUFuncOp>(cfg.prefix + "_merge");
+    Value one = cIdx(b, loc, 1);
+    gpu::LaunchFuncOp::create(b, loc, split, gpu::KernelDim3{splits, hkv, batch},
+                              gpu::KernelDim3{cIdx(b, loc, D), one, one}, Value(), args);
+    gpu::LaunchFuncOp::create(b, loc, merge, gpu::KernelDim3{nqRows, one, one},
+                              gpu::KernelDim3{cIdx(b, loc, D), one, one}, Value(),
+                              ValueRange{opart, mlpart, flatten(b, loc, outm), splits});
+    memref::DeallocOp::create(b, loc, opart);
+    memref::DeallocOp::create(b, loc, mlpart);
+    Value res = bufferization::ToTensorOp::create(b, loc, rt, outm, /*restrict=*/true,
+                                                  /*writable=*/true);
+    op.getResult().replaceAllUsesWith(res);
+    Value lengths = op.getKvLengths();
+    op.erase();
+    if (view->use_empty())
+      view.erase();
+    if (lengths)
+      if (Operation *def = lengths.getDefiningOp())
+        if (isa<CacheLengthsOp>(def) && def->use_empty())
+          def->erase();
   }
 
   /// Replaces `op` by host code that launches the split and merge kernels.
@@ -234,17 +415,31 @@ struct ConvertKVCToGPUPass : public mlir::kvc::impl::ConvertKVCToGPUBase<Convert
     SmallVector<Value> splitArgs = {flatten(b, loc, qm), flatten(b, loc, km), flatten(b, loc, vm)};
     if (cfg.ragged)
       splitArgs.push_back(flatten(b, loc, flatBuffer(b, loc, op.getKvLengths())));
-    splitArgs.append({opart, mlpart, skv, chunk});
+    splitArgs.append({opart, mlpart});
+    Value counters;
+    if (cfg.fuseMerge) {
+      // Arrival counters of the fused merge: zero before the launch (the kernel leaves them 0).
+      counters = memref::AllocOp::create(
+          b, loc, MemRefType::get({ShapedType::kDynamic}, b.getI32Type()), ValueRange{rows});
+      linalg::FillOp::create(b, loc, ValueRange{arith::ConstantIntOp::create(b, loc, 0, 32)},
+                             ValueRange{counters});
+      splitArgs.append({counters, flatten(b, loc, outm)});
+    }
+    splitArgs.append({skv, chunk});
 
     auto split = gm.lookupSymbol<gpu::GPUFuncOp>(cfg.prefix + "_split");
-    auto merge = gm.lookupSymbol<gpu::GPUFuncOp>(cfg.prefix + "_merge");
     Value one = cIdx(b, loc, 1);
     gpu::LaunchFuncOp::create(b, loc, split, gpu::KernelDim3{splits, hkv, batch},
                               gpu::KernelDim3{cIdx(b, loc, cfg.blockSize), one, one},
                               /*dynamicSharedMemorySize=*/Value(), splitArgs);
-    gpu::LaunchFuncOp::create(b, loc, merge, gpu::KernelDim3{nqRows, one, one},
-                              gpu::KernelDim3{cIdx(b, loc, D), one, one}, Value(),
-                              ValueRange{opart, mlpart, flatten(b, loc, outm), splits});
+    if (!cfg.fuseMerge) {
+      auto merge = gm.lookupSymbol<gpu::GPUFuncOp>(cfg.prefix + "_merge");
+      gpu::LaunchFuncOp::create(b, loc, merge, gpu::KernelDim3{nqRows, one, one},
+                                gpu::KernelDim3{cIdx(b, loc, D), one, one}, Value(),
+                                ValueRange{opart, mlpart, flatten(b, loc, outm), splits});
+    } else {
+      memref::DeallocOp::create(b, loc, counters);
+    }
     memref::DeallocOp::create(b, loc, opart);
     memref::DeallocOp::create(b, loc, mlpart);
     Value res = bufferization::ToTensorOp::create(b, loc, rt, outm, /*restrict=*/true,

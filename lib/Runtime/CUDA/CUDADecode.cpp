@@ -38,12 +38,33 @@ int kvc_cuda_decode_parse_name(const char *name, kvc_decode_kernel_config *out) 
         return -1;
       c.elem_bytes = 2;
       c.ragged = s.compare(pos + consumed, 7, "_ragged") == 0;
+      c.fused_merge = s.compare(pos + consumed + (c.ragged ? 7 : 0), 3, "_fm") == 0;
       *out = c;
       return 0;
     }
     pos = s.find("_d", pos + 1);
   }
   return -1;
+}
+
+int kvc_cuda_decode_kernel_get(kvc_cuda_module m, const char *name, kvc_decode_kernel *out) {
+  kvc_decode_kernel k{};
+  const std::string base(name);
+  if (kvc_cuda_decode_parse_name((base + "_split").c_str(), &k.cfg))
+    return -1; // not a decode kernel name (the runtime's error string is not set by parsing)
+  if (int rc = kvc_cuda_module_get_function(m, (base + "_split").c_str(), &k.split))
+    return rc;
+  if (!k.cfg.fused_merge)
+    if (int rc = kvc_cuda_module_get_function(m, (base + "_merge").c_str(), &k.merge))
+      return rc;
+  int sms = 0, perSM = 0;
+  if (int rc = kvc_cuda_device_info(nullptr, 0, &sms, nullptr, nullptr, nullptr))
+    return rc;
+  if (int rc = kvc_cuda_occupancy(k.split, k.cfg.block_size, 0, &perSM))
+    return rc;
+  k.resident_ctas = sms * perSM;
+  *out = k;
+  return 0;
 }
 
 int kvc_cuda_decode_make_plan(const kvc_decode_kernel_config *cfg, const kvc_decode_shape *sh,
@@ -75,8 +96,17 @@ int kvc_cuda_decode_make_plan(const kvc_decode_kernel_config *cfg, const kvc_dec
   out->chunk = chunk;
   out->o_part_offset = 0;
   out->ml_part_offset = size_t(nq * splits * cfg->head_dim) * 4;
-  out->workspace_bytes = out->ml_part_offset + size_t(nq * splits * 2) * 4;
+  out->counters_offset = out->ml_part_offset + size_t(nq * splits * 2) * 4;
+  out->workspace_bytes = out->counters_offset + (cfg->fused_merge ? size_t(rows) * 4 : 0);
   return 0;
+}
+
+int kvc_cuda_decode_init_workspace(const kvc_decode_kernel_config *cfg, const kvc_decode_plan *plan,
+                                   kvc_cuda_ptr ws, kvc_cuda_stream stream) {
+  if (!cfg->fused_merge)
+    return 0;
+  return kvc_cuda_memset_d8_async(ws + plan->counters_offset, 0,
+                                  plan->workspace_bytes - plan->counters_offset, stream);
 }
 
 int kvc_cuda_decode_launch(kvc_cuda_function split, kvc_cuda_function merge,
@@ -93,7 +123,7 @@ int kvc_cuda_decode_launch(kvc_cuda_function split, kvc_cuda_function merge,
            mm = desc(ws + plan->ml_part_offset, nq * plan->num_splits * 2),
            mout = desc(out, nq * D);
   int64_t skv = sh->skv, chunk = plan->chunk, ns = plan->num_splits;
-  void *params[40];
+  void *params[48];
   int n = 0;
   mq.push(params, n);
   mk.push(params, n);
@@ -102,12 +132,17 @@ int kvc_cuda_decode_launch(kvc_cuda_function split, kvc_cuda_function merge,
     ml.push(params, n);
   mo.push(params, n);
   mm.push(params, n);
+  Memref1D mc = desc(ws + plan->counters_offset, sh->batch * sh->hkv), mout2 = mout;
+  if (cfg->fused_merge) {
+    mc.push(params, n);
+    mout2.push(params, n);
+  }
   params[n++] = &skv;
   params[n++] = &chunk;
   int rc = kvc_cuda_launch(split, unsigned(plan->num_splits), unsigned(sh->hkv),
                            unsigned(sh->batch), unsigned(cfg->block_size), 1, 1, 0, stream,
                            params);
-  if (rc || !merge) // merge == null: split kernel only (kvc-bench --split-only diagnostics)
+  if (rc || !merge || cfg->fused_merge) // merge == null: split only (--split-only diagnostics)
     return rc;
   n = 0;
   Memref1D mo2 = mo, mm2 = mm;

@@ -18,6 +18,10 @@
 //     query row r = (b*Hkv+kvh)*g*Sq + qi (= the flattened (b, h, i) of the output) the
 //     unnormalised partial o_part[(r*S + s)*D + d], its running max (log2 domain) and sum
 //     ml_part[(r*S + s)*2 + {0,1}].
+//   With fuseMerge the split kernel takes two more operands after ml_part,
+//     counters : memref<?xi32> (B*Hkv, zero before the first launch; left zero) and
+//     out : memref<?xT>, and the last CTA of each KV row to finish merges that row's splits
+//     into `out` (as below); no merge kernel is emitted.
 //   <prefix>_merge(o_part, ml_part, out : memref<?x..>, num_splits : index)
 //     grid (B*Hq*Sq), block (D): out[r*D + d] = sum_s w_s o_s / sum_s w_s l_s with
 //     w_s = 2^(m_s - max m); rows with no keys give 0.
@@ -41,6 +45,7 @@ struct DecodeKernelConfig {
   int64_t unroll = 4;        // keys per key-group per main-loop iteration
   double scaleLog2 = 0.0;    // scale * log2(e), folded into q
   bool ragged = false;       // per-(b, kv-head) lengths operand
+  bool fuseMerge = false;    // the split kernel's last CTA per row merges (no merge kernel)
   std::string prefix = "kvc_decode"; // kernel name prefix
   std::string moduleName = "kvc_gpu"; // gpu.module symbol
 };

@@ -1,0 +1,41 @@
+#!/bin/bash
+# Builds what the GPU machine needs for the encoded-cache (KVComp) kernels into
+# $BUILD/enc-tests (no MLIR needed there): kvc-bench (self-contained), the check variants'
+# PTX, the benchmark kernel's PTX (+ C header) and the dense bf16 kernels for comparison.
+# usage: bench/gpu/build-encoded-tests.sh [BUILD_DIR]   (default build-gpu)
+set -euo pipefail
+SRC=$(cd "$(dirname "$0")/../.." && pwd)
+BUILD=${1:-$SRC/build-gpu}
+OUTD=$BUILD/enc-tests
+mkdir -p "$OUTD"
+[ "${NO_BUILD:-0}" = 1 ] || ninja -j1 -C "$BUILD" kvc-opt kvc-bench
+cp "$BUILD/bin/kvc-bench" "$OUTD/"
+OPT="$BUILD/bin/kvc-opt"
+BENCHX="$BUILD/bin/kvc-bench"
+"$OPT" "$SRC/bench/gpu/check-encoded.mlir" --kvc-gpu-pipeline -o "$OUTD/check-encoded.gpu.mlir"
+"$BENCHX" extract "$OUTD/check-encoded.gpu.mlir" -o "$OUTD/check-encoded.ptx"
+"$OPT" "$SRC/bench/gpu/check-encoded.mlir" --convert-kvc-to-gpu="encoded-min-ctas=0" \
+  --kvc-gpu-pipeline -o "$OUTD/check-encoded_m0.gpu.mlir"
+"$BENCHX" extract "$OUTD/check-encoded_m0.gpu.mlir" -o "$OUTD/check-encoded_m0.ptx"
+"$OPT" "$SRC/bench/gpu/decode-encoded.mlir" --kvc-gpu-pipeline -o "$OUTD/decode-encoded.gpu.mlir"
+"$BENCHX" extract "$OUTD/decode-encoded.gpu.mlir" -o "$OUTD/decode-encoded.ptx" \
+  --header "$OUTD/decode-encoded.h"
+# Other register caps (nvvm.minctasm; the default is 8): 0 = ptxas decides, 6.
+for m in 0 6; do
+  "$OPT" "$SRC/bench/gpu/decode-encoded.mlir" --convert-kvc-to-gpu="encoded-min-ctas=$m" \
+    --kvc-gpu-pipeline -o "$OUTD/decode-encoded_m$m.gpu.mlir"
+  "$BENCHX" extract "$OUTD/decode-encoded_m$m.gpu.mlir" -o "$OUTD/decode-encoded_m$m.ptx"
+done
+for b in 64 256; do
+  "$OPT" "$SRC/bench/gpu/decode.mlir" --kvc-gpu-pipeline="block-size=$b unroll=4" \
+    -o "$OUTD/dense_b$b.gpu.mlir"
+  "$BENCHX" extract "$OUTD/dense_b$b.gpu.mlir" -o "$OUTD/dense_b$b.ptx"
+done
+rm -f "$OUTD"/*.gpu.mlir
+PTXAS=$(command -v ptxas || echo /usr/local/cuda/bin/ptxas)
+if [ -x "$PTXAS" ]; then
+  for p in "$OUTD"/*.ptx; do
+    echo "== $p"; "$PTXAS" -arch=sm_90a -v "$p" -o /dev/null 2>&1 | grep -E "Compiling|Used|spill"
+  done > "$OUTD/ptxas.txt"
+fi
+ls -la "$OUTD"

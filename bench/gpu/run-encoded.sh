@@ -1,0 +1,41 @@
+#!/bin/bash
+# Runs on the GPU machine from the repository root with build-gpu/enc-tests carried there:
+# encoded check, compute-sanitizer memcheck (--quick sizes), the encoded decode benchmark, the
+# dense bf16 kernels on the same shapes, and an ncu profile of the encoded kernel at batch 8 x
+# 16k. Results go to $OUT.   usage: bench/gpu/run-encoded.sh [check|bench|ncu|all]...
+set -uo pipefail
+T=build-gpu/enc-tests
+OUT=${OUT:-/tmp/out}
+mkdir -p "$OUT"
+exec > >(tee -a "$OUT/log.txt") 2>&1
+nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem --format=csv
+for what in "${@:-all}"; do
+  if [ "$what" = check ] || [ "$what" = all ]; then
+    timeout 150 $T/kvc-bench encoded check $T/check-encoded.ptx; echo "encoded check rc=$?"
+    timeout 150 $T/kvc-bench encoded check $T/check-encoded_m0.ptx > "$OUT/check-m0.txt" 2>&1
+    echo "encoded check (min-ctas 0) rc=$?"; grep "encoded check:" "$OUT/check-m0.txt"
+    timeout 150 compute-sanitizer --tool memcheck --leak-check no \
+      $T/kvc-bench encoded check $T/check-encoded.ptx --quick > "$OUT/memcheck.txt" 2>&1
+    echo "memcheck rc=$?"; grep -E "ERROR SUMMARY|encoded check:|FAIL|Invalid" "$OUT/memcheck.txt" | head -20
+  fi
+  if [ "$what" = bench ] || [ "$what" = all ]; then
+    timeout 200 $T/kvc-bench encoded decode $T/decode-encoded.ptx --json "$OUT/h100-encoded-kvc.json"
+    echo "encoded decode rc=$?"
+    for m in 0 6; do
+      timeout 200 $T/kvc-bench encoded decode $T/decode-encoded_m$m.ptx --json "$OUT/h100-encoded-kvc_m$m.json"
+      echo "encoded decode (min-ctas $m) rc=$?"
+    done
+    [ "${SKIP_DENSE:-0}" = 1 ] || for b in 64 256; do
+      timeout 100 $T/kvc-bench decode $T/dense_b$b.ptx --json "$OUT/h100-encoded-dense_b$b.json"
+    done
+  fi
+  if [ "$what" = ncu ] || [ "$what" = all ]; then
+    timeout 150 ncu --kernel-name regex:enc_split --launch-count 1 --section SpeedOfLight \
+      --section Occupancy --section LaunchStats --section ComputeWorkloadAnalysis \
+      --section MemoryWorkloadAnalysis --section WarpStateStats --section SchedulerStats \
+      --section InstructionStats \
+      $T/kvc-bench encoded decode $T/decode-encoded.ptx --batches 8 --contexts 16384 --reps 1 \
+      --warmup 0 > "$OUT/ncu-encoded-b8-16k.txt" 2>&1
+    echo "ncu rc=$?"; grep -E "Duration|DRAM Throughput|Compute \(SM\)|Achieved Occupancy|Registers|Issue Slots|Executed Ipc" "$OUT/ncu-encoded-b8-16k.txt" | head -20
+  fi
+done

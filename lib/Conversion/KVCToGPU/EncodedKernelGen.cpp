@@ -1,0 +1,762 @@
+//===- EncodedKernelGen.cpp - KVComp-encoded decode attention kernels -----===//
+//
+// See the header for the ABI. Design of the split kernel (one CTA of D threads per
+// (split, KV head, batch); a tile = one value block of VB tokens):
+//  * prologue: the row's key and value LUTs (2 x 2^11 words) and the g*Sq query rows (f32,
+//    pre-scaled by scale*log2 e) go to shared memory; Qsum[i] = sum_c q[i][c];
+//  * key phase: thread t owns tokens t, t+D, .. of the tile; an encoded key row is Huffman-
+//    decoded from its own bitstream (64-bit bit window, one word prefetched ahead, 11-bit LUT
+//    lookup in shared memory, canonical-table slow path for long codes and escapes) and dotted
+//    with the queries on the fly: score = min*Qsum + step*sum_c q_c*symbol_c; recent keys are
+//    fp16 rows (128-bit loads); tokens past T score -inf;
+//  * online softmax: the tile max is reduced over the CTA (shuffles + shared memory); each
+//    thread keeps partial sums of p and of p*min_t (value TokenQuant: x = min_t + s*step_t);
+//    A[i][t] = p*step_t (encoded values) or p (recent values) goes to shared memory;
+//  * value phase: thread c owns channel c and decodes the value column c of the block
+//    (VB symbols) accumulating acc[i] += A[i][t]*symbol (recent: A[i][t]*v16[t][c]);
+//  * epilogue: out = acc + sum_t p*min_t, written unnormalised with (max, sum) per query row,
+//    the dense kernels' workspace layout; the merge kernel does the dense merge's math.
+//
+//===----------------------------------------------------------------------===//
+#include "kvc/Conversion/KVCToGPU/EncodedKernelGen.h"
+
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <functional>
+#include <sstream>
+#include <vector>
+
+using namespace mlir::kvc;
+
+namespace {
+struct Em {
+  std::ostringstream os;
+  int n = 0;
+  std::string ind = "    ";
+
+  std::string fresh(const char *p = "v") { return "%" + std::string(p) + std::to_string(n++); }
+  std::string L(const std::string &rhs, const char *p = "v") {
+    std::string r = fresh(p);
+    os << ind << r << " = " << rhs << "\n";
+    return r;
+  }
+  void S(const std::string &s) { os << ind << s << "\n"; }
+  void push() { ind += "  "; }
+  void pop() { ind.resize(ind.size() - 2); }
+  std::string ci(int64_t v) { return L("arith.constant " + std::to_string(v) + " : index", "c"); }
+  std::string ci32(int64_t v) { return L("arith.constant " + std::to_string(v) + " : i32", "c"); }
+  std::string ci64(int64_t v) { return L("arith.constant " + std::to_string(v) + " : i64", "c"); }
+  std::string cf(float v) {
+    uint32_t bits;
+    std::memcpy(&bits, &v, 4);
+    char buf[32];
+    snprintf(buf, sizeof buf, "0x%08X", bits);
+    return L(std::string("arith.constant ") + buf + " : f32", "f");
+  }
+  std::string bin(const std::string &op, const std::string &a, const std::string &b,
+                  const std::string &ty) {
+    return L(op + " " + a + ", " + b + " : " + ty);
+  }
+  std::string add(const std::string &a, const std::string &b) { return bin("arith.addi", a, b, "index"); }
+  std::string sub(const std::string &a, const std::string &b) { return bin("arith.subi", a, b, "index"); }
+  std::string mul(const std::string &a, const std::string &b) { return bin("arith.muli", a, b, "index"); }
+  std::string minu(const std::string &a, const std::string &b) { return bin("arith.minui", a, b, "index"); }
+  std::string fadd(const std::string &a, const std::string &b) { return bin("arith.addf", a, b, "f32"); }
+  std::string fmul(const std::string &a, const std::string &b) { return bin("arith.mulf", a, b, "f32"); }
+  std::string fsub(const std::string &a, const std::string &b) { return bin("arith.subf", a, b, "f32"); }
+  std::string fmax(const std::string &a, const std::string &b) { return bin("arith.maxnumf", a, b, "f32"); }
+  std::string fma(const std::string &a, const std::string &b, const std::string &c) {
+    return L("math.fma " + a + ", " + b + ", " + c + " : f32");
+  }
+  std::string exp2(const std::string &a) { return L("math.exp2 " + a + " : f32"); }
+  std::string ld(const std::string &mem, const std::string &idx, const std::string &ty) {
+    return L("memref.load " + mem + "[" + idx + "] : " + ty);
+  }
+  std::string ldI(const std::string &mem, const std::string &idx) {
+    return ld(mem, idx, "memref<?xi32>");
+  }
+  std::string toIdx(const std::string &i32) { return L("arith.index_castui " + i32 + " : i32 to index"); }
+  std::string cmp(const std::string &pred, const std::string &a, const std::string &b,
+                  const std::string &ty) {
+    return L("arith.cmpi " + pred + ", " + a + ", " + b + " : " + ty);
+  }
+  std::string sel(const std::string &c, const std::string &a, const std::string &b,
+                  const std::string &ty) {
+    return L("arith.select " + c + ", " + a + ", " + b + " : " + ty);
+  }
+  std::string shfl(const std::string &a, const std::string &off, const std::string &w) {
+    std::string r = fresh("sh");
+    os << ind << r << ", " << fresh("ok") << " = gpu.shuffle xor " << a << ", " << off << ", " << w
+       << " : f32\n";
+    return r;
+  }
+  std::string weight(const std::string &m, const std::string &M, const std::string &ninf,
+                     const std::string &zero) {
+    std::string isEmpty = L("arith.cmpf oeq, " + m + ", " + ninf + " : f32");
+    std::string e = exp2(fsub(m, M));
+    return sel(isEmpty, zero, e, "f32");
+  }
+  // `%r:n = <head> -> (types) {` ... returns the result names r#0..r#n-1.
+  std::vector<std::string> results(const std::string &r, size_t n) {
+    std::vector<std::string> v;
+    for (size_t i = 0; i < n; ++i)
+      v.push_back(n == 1 ? r : r + "#" + std::to_string(i));
+    return v;
+  }
+};
+
+std::string join(const std::vector<std::string> &v) {
+  std::string s;
+  for (size_t i = 0; i < v.size(); ++i)
+    s += (i ? ", " : "") + v[i];
+  return s;
+}
+std::string rep(const std::string &t, size_t n) { return join(std::vector<std::string>(n, t)); }
+std::string resDecl(const std::string &r, size_t n) {
+  return n == 1 ? r : r + ":" + std::to_string(n);
+}
+} // namespace
+
+std::string mlir::kvc::encodedKernelTag(const EncodedKernelConfig &c) {
+  return "_d" + std::to_string(c.headDim) + "_g" + std::to_string(c.groupSize) + "_q" +
+         std::to_string(c.querySeq) + "_" + c.queryType + "_kb" + std::to_string(c.keyBlock) +
+         "_vb" + std::to_string(c.valueBlock) + "_u" + std::to_string(c.unroll) + "_enc";
+}
+
+std::string mlir::kvc::generateEncodedKernels(const EncodedKernelConfig &c, std::string &error) {
+  const int64_t D = c.headDim, VB = c.valueBlock, KB = c.keyBlock, U = c.unroll;
+  if (D % 32 != 0 || D < 32 || D > 1024) {
+    error = "encoded cache: head dim must be a multiple of 32 in [32, 1024] (one thread per "
+            "channel), got " + std::to_string(D);
+    return "";
+  }
+  if (c.queryType != "bf16" && c.queryType != "f16" && c.queryType != "f32") {
+    error = "encoded cache: query element type must be bf16, f16 or f32";
+    return "";
+  }
+  if (KB < 1 || VB < 1 || VB % D != 0 || VB % KB != 0) {
+    error = "encoded cache: value_block (" + std::to_string(VB) +
+            ") must be a multiple of the head dim (" + std::to_string(D) +
+            ") and of key_block (" + std::to_string(KB) + ")";
+    return "";
+  }
+  if (U != 1 && U != 2 && U != 4) {
+    error = "encoded cache: unroll must be 1, 2 or 4";
+    return "";
+  }
+  if (D % U != 0 || VB % U != 0 || D % 8 != 0) {
+    error = "encoded cache: unroll must divide D and value_block";
+    return "";
+  }
+  const int64_t NQ = c.groupSize * c.querySeq;
+  if (NQ < 1 || NQ > 16) {
+    error = "encoded cache: g * Sq query rows per KV head must be in [1, 16]";
+    return "";
+  }
+  const int64_t NW = D / 32, R = VB / D;
+  const int64_t smem = (4096 + NQ * D + NQ * VB + NW * NQ * 2) * 4;
+  if (smem > 48 * 1024) {
+    error = "encoded cache: shared memory (" + std::to_string(smem) + " B) exceeds 48 KiB";
+    return "";
+  }
+  const std::string QT = c.queryType, MQ = "memref<?x" + QT + ">";
+  const std::string MI = "memref<?xi32>", MF = "memref<?xf32>", MH = "memref<?xf16>";
+  const std::string WG = "#gpu.address_space<workgroup>";
+  auto wgTy = [&](int64_t n, const std::string &t) {
+    return "memref<" + std::to_string(n) + "x" + t + ", " + WG + ">";
+  };
+  const std::string LUTT = wgTy(4096, "i32"), QST = wgTy(NQ * D, "f32"),
+                    AST = wgTy(NQ * VB, "f32"), RST = wgTy(NW * NQ * 2, "f32");
+  const std::string VU = "vector<" + std::to_string(U) + "xf32>";
+
+  Em e;
+  std::ostringstream &os = e.os;
+  os << "// kvc encoded-cache (KVComp) decode attention: D=" << D << " g=" << c.groupSize
+     << " Sq=" << c.querySeq << " q=" << QT << " key_block=" << KB << " value_block=" << VB
+     << " unroll=" << U << "\n";
+  os << "gpu.module @" << c.moduleName << " {\n";
+  os << "  gpu.func @" << c.prefix << "_split(%q: " << MQ << ", %rows: " << MI << ", %aux: " << MI
+     << ", %syms: " << MI << ", %lut: " << MI << ", %kw: " << MI << ", %kbo: " << MI
+     << ", %kvo: " << MI << ", %kmin: " << MF << ", %kstep: " << MF << ", %krec: " << MH
+     << ", %vw: " << MI << ", %vbo: " << MI << ", %vvo: " << MI << ", %vmin: " << MF
+     << ", %vstep: " << MF << ", %vrec: " << MH << ", %opart: " << MF << ", %ml: " << MF << ")\n"
+     << "      workgroup(%sLut : " << LUTT << ", %sQ : " << QST << ", %sA : " << AST
+     << ", %sRed : " << RST << ")\n"
+     << "      kernel attributes {known_block_size = array<i32: " << D
+     << ", 1, 1>, kvc.kernel = \"encoded_split\""
+     << (c.minCtasPerSM > 0 ? ", nvvm.minctasm = " + std::to_string(c.minCtasPerSM) + " : i32"
+                            : std::string())
+     << "} {\n";
+
+  std::string split = e.L("gpu.block_id x"), kvh = e.L("gpu.block_id y"),
+              bb = e.L("gpu.block_id z"), nsplit = e.L("gpu.grid_dim x"),
+              hkv = e.L("gpu.grid_dim y"), tid = e.L("gpu.thread_id x");
+  std::string c0 = e.ci(0), c1 = e.ci(1), c32 = e.ci(32), cD = e.ci(D), cVB = e.ci(VB),
+              cKB = e.ci(KB), c4096 = e.ci(4096);
+  std::string warp = e.L("arith.divui " + tid + ", " + c32 + " : index");
+  std::string lane = e.L("arith.remui " + tid + ", " + c32 + " : index");
+  std::string row = e.add(e.mul(bb, hkv), kvh);
+  std::string rowQ = e.mul(row, e.ci(NQ));
+  std::string rb = e.mul(row, e.ci(8));
+  std::vector<std::string> info(8);
+  for (int i = 0; i < 8; ++i)
+    info[i] = e.toIdx(e.ldI("%rows", i ? e.add(rb, e.ci(i)) : rb));
+  const std::string T = info[0], nkEnc = info[1], nvEnc = info[2], kBlk0 = info[3],
+                    vBlk0 = info[4], kRec0 = info[5], vRec0 = info[6], aux0 = info[7];
+  const std::string kAux = aux0, vAux = e.add(aux0, e.ci(64));
+
+  // LUTs -> shared memory.
+  {
+    std::string lbase = e.mul(row, c4096);
+    e.S("scf.for %li = " + tid + " to " + c4096 + " step " + cD + " {");
+    e.push();
+    std::string w = e.ldI("%lut", e.add(lbase, "%li"));
+    e.S("memref.store " + w + ", %sLut[%li] : " + LUTT);
+    e.pop();
+    e.S("}");
+  }
+  // Queries (scaled into the log2 domain) -> shared memory.
+  std::string scl = e.cf(float(c.scaleLog2));
+  for (int64_t i = 0; i < NQ; ++i) {
+    std::string x = e.ld("%q", e.add(e.mul(e.add(rowQ, e.ci(i)), cD), tid), MQ);
+    if (QT != "f32")
+      x = e.L("arith.extf " + x + " : " + QT + " to f32");
+    e.S("memref.store " + e.fmul(x, scl) + ", %sQ[" + e.add(e.ci(i * D), tid) + "] : " + QST);
+  }
+  e.S("gpu.barrier");
+  std::string fz = e.cf(0.0f), ninf = e.cf(-INFINITY), f1 = e.cf(1.0f);
+  std::string vzU = e.L("arith.constant dense<0.0> : " + VU);
+  // Qsum[i] = sum_c q[i][c].
+  std::vector<std::string> qsum(NQ);
+  for (int64_t i = 0; i < NQ; ++i) {
+    std::string r = e.fresh("qs");
+    e.S(r + " = scf.for %qc" + std::to_string(i) + " = " + c0 + " to " + cD + " step " +
+        e.ci(U) + " iter_args(%qa" + std::to_string(i) + " = " + vzU + ") -> (" + VU + ") {");
+    e.push();
+    std::string v = e.L("vector.load %sQ[" + e.add(e.ci(i * D), "%qc" + std::to_string(i)) +
+                        "] {alignment = " + std::to_string(4 * U) + "} : " + QST + ", " + VU);
+    e.S("scf.yield " + e.bin("arith.addf", "%qa" + std::to_string(i), v, VU) + " : " + VU);
+    e.pop();
+    e.S("}");
+    qsum[i] = e.L("vector.reduction <add>, " + r + " : " + VU + " into f32");
+  }
+  // Constants for the decoder.
+  std::string i0 = e.ci32(0), i1c = e.ci32(1), i32c = e.ci32(32), i21 = e.ci32(21), i31 = e.ci32(31),
+              im32 = e.ci32(-32), i64_32 = e.ci64(32), i64_64 = e.ci64(64);
+  std::string c2048 = e.ci(2048), c17 = e.ci(17), c34 = e.ci(34), c51 = e.ci(51),
+              c52 = e.ci(52), c53 = e.ci(53);
+  std::string w32 = e.ci32(32);
+
+  // Tile range of this split.
+  std::string ntiles = e.L("arith.ceildivui " + T + ", " + cVB + " : index");
+  std::string chunk = e.L("arith.ceildivui " + ntiles + ", " + nsplit + " : index");
+  std::string tBeg = e.minu(e.mul(split, chunk), ntiles);
+  std::string tEnd = e.minu(e.add(tBeg, chunk), ntiles);
+
+  // ---- the Huffman decoder -------------------------------------------------------------
+  // State: win (i64, the next nb bits of the stream MSB-aligned, zeros below), nb (i32),
+  // nw (i32, the prefetched next word) and wp (i32, index of the word after nw). Symbols are
+  // decoded in pairs: before each pair nb is topped up to >= 32 (one branch-free-ish refill),
+  // so the pair's fast-path codes (<= 11 bits each) need no further check. The slow path
+  // (LUT miss: a code longer than 11 bits, or the escape) re-reads the stream at the absolute
+  // bit position (wp-1)*32 - nb, decodes with the canonical tables and rebuilds the state from
+  // memory (>= 33 valid bits). Streams are padded with 4 words by the host, so no read needs a
+  // bounds clamp (see the ABI in the header).
+  struct DState {
+    std::string win, nb, nw, wp;
+  };
+  auto initState = [&](const std::string &words, const std::string &bitpos) {
+    std::string wi = e.L("arith.divui " + bitpos + ", " + c32 + " : index");
+    std::string sh = e.L("arith.remui " + bitpos + ", " + c32 + " : index");
+    std::string w0 = e.ldI(words, wi);
+    std::string w1 = e.ldI(words, e.add(wi, c1));
+    std::string w2 = e.ldI(words, e.add(wi, e.ci(2)));
+    std::string a = e.L("arith.extui " + w0 + " : i32 to i64");
+    std::string b = e.L("arith.extui " + w1 + " : i32 to i64");
+    std::string ab = e.bin("arith.ori", e.bin("arith.shli", a, i64_32, "i64"), b, "i64");
+    std::string sh64 = e.L("arith.index_castui " + sh + " : index to i64");
+    DState s;
+    s.win = e.bin("arith.shli", ab, sh64, "i64");
+    s.nb = e.L("arith.trunci " + e.bin("arith.subi", i64_64, sh64, "i64") + " : i64 to i32");
+    s.nw = w2;
+    s.wp = e.L("arith.index_castui " + e.add(wi, e.ci(3)) + " : index to i32");
+    return s;
+  };
+  auto refill = [&](DState &s, const std::string &words) {
+    std::string need = e.cmp("slt", s.nb, i32c, "i32");
+    std::string rf = e.fresh("rf");
+    e.S(rf + ":4 = scf.if " + need + " -> (i64, i32, i32, i32) {");
+    e.push();
+    std::string sh = e.L("arith.extui " + e.bin("arith.subi", i32c, s.nb, "i32") + " : i32 to i64");
+    std::string nw64 = e.L("arith.extui " + s.nw + " : i32 to i64");
+    std::string win2 = e.bin("arith.ori", s.win, e.bin("arith.shli", nw64, sh, "i64"), "i64");
+    std::string nb2 = e.bin("arith.addi", s.nb, i32c, "i32");
+    std::string nw2 = e.ldI(words, e.toIdx(s.wp));
+    std::string wp2 = e.bin("arith.addi", s.wp, i1c, "i32");
+    e.S("scf.yield " + win2 + ", " + nb2 + ", " + nw2 + ", " + wp2 + " : i64, i32, i32, i32");
+    e.pop();
+    e.S("} else {");
+    e.push();
+    e.S("scf.yield " + s.win + ", " + s.nb + ", " + s.nw + ", " + s.wp + " : i64, i32, i32, i32");
+    e.pop();
+    e.S("}");
+    s = {rf + "#0", rf + "#1", rf + "#2", rf + "#3"};
+  };
+  // Decodes one symbol (nb >= 11 guaranteed by the caller); returns its value as f32.
+  auto decodeOne = [&](DState &s, const std::string &lutOff, const std::string &auxB,
+                       const std::string &words) {
+    std::string hi = e.L("arith.trunci " + e.bin("arith.shrui", s.win, i64_32, "i64") +
+                         " : i64 to i32");
+    std::string idx = e.toIdx(e.bin("arith.shrui", hi, i21, "i32"));
+    std::string ent = e.L("memref.load %sLut[" + e.add(idx, lutOff) + "] : " + LUTT);
+    std::string slow = e.cmp("eq", ent, i0, "i32");
+    std::string r = e.fresh("dec");
+    e.S(r + ":5 = scf.if " + slow + " -> (f32, i64, i32, i32, i32) {");
+    e.push();
+    {
+      // Absolute bit position of the window start; a fresh 32-bit window there.
+      std::string wpI = e.toIdx(s.wp);
+      std::string nbI = e.L("arith.index_castui " + s.nb + " : i32 to index");
+      std::string pos = e.sub(e.mul(e.sub(wpI, c1), c32), nbI);
+      DState w = initState(words, pos);
+      std::string h = e.L("arith.trunci " + e.bin("arith.shrui", w.win, i64_32, "i64") +
+                          " : i64 to i32");
+      // Canonical decode of the top 32 bits (codes up to 16 bits), then the escape.
+      std::string fr = e.fresh("lng");
+      std::string l = e.fresh("l"), fl = e.fresh("fl"), fs = e.fresh("fs");
+      e.S(fr + ":2 = scf.for " + l + " = " + c1 + " to " + c17 + " step " + c1 + " iter_args(" +
+          fl + " = " + i0 + ", " + fs + " = " + i0 + ") -> (i32, i32) {");
+      e.push();
+      std::string l32 = e.L("arith.index_castui " + l + " : index to i32");
+      std::string code = e.bin("arith.shrui", h, e.bin("arith.subi", i32c, l32, "i32"), "i32");
+      std::string fc = e.ldI("%aux", e.add(auxB, l));
+      std::string cnt = e.ldI("%aux", e.add(e.add(auxB, c17), l));
+      std::string fi = e.ldI("%aux", e.add(e.add(auxB, c34), l));
+      std::string d = e.bin("arith.subi", code, fc, "i32");
+      std::string inr = e.cmp("ult", d, cnt, "i32");
+      std::string none = e.cmp("eq", fl, i0, "i32");
+      std::string hit = e.bin("arith.andi", inr, none, "i1");
+      std::string sbase = e.toIdx(e.ldI("%aux", e.add(auxB, c53)));
+      std::string sidx = e.toIdx(e.bin("arith.addi", fi, d, "i32"));
+      std::string safe = e.sel(hit, sidx, c0, "index");
+      std::string csym = e.ldI("%syms", e.add(sbase, safe));
+      e.S("scf.yield " + e.sel(hit, l32, fl, "i32") + ", " + e.sel(hit, csym, fs, "i32") +
+          " : i32, i32");
+      e.pop();
+      e.S("}");
+      std::string esc = e.ldI("%aux", e.add(auxB, c51));
+      std::string rbits = e.ldI("%aux", e.add(auxB, c52));
+      std::string isEsc = e.cmp("eq", fr + "#1", esc, "i32");
+      std::string raw = e.bin("arith.shrui", e.bin("arith.shli", h, fr + "#0", "i32"),
+                              e.bin("arith.subi", i32c, rbits, "i32"), "i32");
+      std::string sym = e.sel(isEsc, raw, fr + "#1", "i32");
+      std::string len = e.sel(isEsc, e.bin("arith.addi", fr + "#0", rbits, "i32"), fr + "#0", "i32");
+      std::string f = e.L("arith.uitofp " + sym + " : i32 to f32");
+      std::string npos = e.add(pos, e.L("arith.index_castui " + len + " : i32 to index"));
+      DState n2 = initState(words, npos);
+      e.S("scf.yield " + f + ", " + n2.win + ", " + n2.nb + ", " + n2.nw + ", " + n2.wp +
+          " : f32, i64, i32, i32, i32");
+    }
+    e.pop();
+    e.S("} else {");
+    e.push();
+    {
+      std::string len = e.bin("arith.andi", ent, i31, "i32");
+      std::string fb = e.bin("arith.andi", ent, im32, "i32");
+      std::string f = e.L("arith.bitcast " + fb + " : i32 to f32");
+      std::string len64 = e.L("arith.extui " + len + " : i32 to i64");
+      std::string win1 = e.bin("arith.shli", s.win, len64, "i64");
+      std::string nb1 = e.bin("arith.subi", s.nb, len, "i32");
+      e.S("scf.yield " + f + ", " + win1 + ", " + nb1 + ", " + s.nw + ", " + s.wp +
+          " : f32, i64, i32, i32, i32");
+    }
+    e.pop();
+    e.S("}");
+    s = {r + "#1", r + "#2", r + "#3", r + "#4"};
+    return r + "#0";
+  };
+  // Decodes `count` symbols starting at bit `bitpos` and returns, for every query row i,
+  // sum_j W[i*wstride + j] * symbol_j with W in shared memory (`wmem` of type `wty`).
+  auto decodeDot = [&](const std::string &words, const std::string &bitpos,
+                       const std::string &lutOff, const std::string &auxB, int64_t count,
+                       const std::string &wmem, const std::string &wty, int64_t wstride) {
+    DState s0 = initState(words, bitpos);
+    std::string r = e.fresh("dd");
+    std::string j = e.fresh("j");
+    std::vector<std::string> a = {e.fresh("win"), e.fresh("nb"), e.fresh("nw"), e.fresh("wp")};
+    std::vector<std::string> acc(NQ);
+    for (auto &x : acc)
+      x = e.fresh("ac");
+    std::string iters = a[0] + " = " + s0.win + ", " + a[1] + " = " + s0.nb + ", " + a[2] +
+                        " = " + s0.nw + ", " + a[3] + " = " + s0.wp;
+    for (int64_t i = 0; i < NQ; ++i)
+      iters += ", " + acc[i] + " = " + fz;
+    std::string tys = "i64, i32, i32, i32" + std::string(NQ ? ", " : "") + rep("f32", NQ);
+    e.S(r + ":" + std::to_string(4 + NQ) + " = scf.for " + j + " = " + c0 + " to " +
+        e.ci(count) + " step " + e.ci(U) + " iter_args(" + iters + ") -> (" + tys + ") {");
+    e.push();
+    DState s{a[0], a[1], a[2], a[3]};
+    std::vector<std::string> f(U);
+    for (int64_t u = 0; u < U; u += 2) {
+      refill(s, words);
+      if (u + 1 >= U) {
+        f[u] = decodeOne(s, lutOff, auxB, words);
+        break;
+      }
+      // A pair: both LUT lookups first (the second at the position the first code implies),
+      // one branch to the general path when either misses.
+      std::string hi1 = e.L("arith.trunci " + e.bin("arith.shrui", s.win, i64_32, "i64") +
+                            " : i64 to i32");
+      std::string e1 = e.L("memref.load %sLut[" +
+                           e.add(e.toIdx(e.bin("arith.shrui", hi1, i21, "i32")), lutOff) +
+                           "] : " + LUTT);
+      std::string len1 = e.bin("arith.andi", e1, i31, "i32");
+      std::string w1 = e.bin("arith.shli", s.win, e.L("arith.extui " + len1 + " : i32 to i64"), "i64");
+      std::string hi2 = e.L("arith.trunci " + e.bin("arith.shrui", w1, i64_32, "i64") +
+                            " : i64 to i32");
+      std::string e2 = e.L("memref.load %sLut[" +
+                           e.add(e.toIdx(e.bin("arith.shrui", hi2, i21, "i32")), lutOff) +
+                           "] : " + LUTT);
+      std::string len2 = e.bin("arith.andi", e2, i31, "i32");
+      std::string slow = e.bin("arith.ori", e.cmp("eq", e1, i0, "i32"), e.cmp("eq", e2, i0, "i32"), "i1");
+      std::string pr = e.fresh("pair");
+      const std::string pty = "f32, f32, i64, i32, i32, i32";
+      e.S(pr + ":6 = scf.if " + slow + " -> (" + pty + ") {");
+      e.push();
+      {
+        DState g = s;
+        std::string g1 = decodeOne(g, lutOff, auxB, words);
+        std::string g2 = decodeOne(g, lutOff, auxB, words);
+        e.S("scf.yield " + g1 + ", " + g2 + ", " + g.win + ", " + g.nb + ", " + g.nw + ", " +
+            g.wp + " : " + pty);
+      }
+      e.pop();
+      e.S("} else {");
+      e.push();
+      {
+        std::string f1 = e.L("arith.bitcast " + e.bin("arith.andi", e1, im32, "i32") + " : i32 to f32");
+        std::string f2 = e.L("arith.bitcast " + e.bin("arith.andi", e2, im32, "i32") + " : i32 to f32");
+        std::string w2 = e.bin("arith.shli", w1, e.L("arith.extui " + len2 + " : i32 to i64"), "i64");
+        std::string nb2 = e.bin("arith.subi", e.bin("arith.subi", s.nb, len1, "i32"), len2, "i32");
+        e.S("scf.yield " + f1 + ", " + f2 + ", " + w2 + ", " + nb2 + ", " + s.nw + ", " + s.wp +
+            " : " + pty);
+      }
+      e.pop();
+      e.S("}");
+      f[u] = pr + "#0";
+      f[u + 1] = pr + "#1";
+      s = {pr + "#2", pr + "#3", pr + "#4", pr + "#5"};
+    }
+    std::vector<std::string> out = {s.win, s.nb, s.nw, s.wp};
+    for (int64_t i = 0; i < NQ; ++i) {
+      std::string wv = e.L("vector.load " + wmem + "[" + e.add(e.ci(i * wstride), j) +
+                           "] {alignment = " + std::to_string(4 * U) + "} : " +
+                           wty + ", " + VU);
+      std::string x = acc[i];
+      for (int64_t u = 0; u < U; ++u) {
+        std::string wu = e.L("vector.extract " + wv + "[" + std::to_string(u) + "] : f32 from " + VU);
+        x = e.fma(wu, f[u], x);
+      }
+      out.push_back(x);
+    }
+    e.S("scf.yield " + join(out) + " : " + tys);
+    e.pop();
+    e.S("}");
+    std::vector<std::string> res;
+    for (int64_t i = 0; i < NQ; ++i)
+      res.push_back(r + "#" + std::to_string(4 + i));
+    return res;
+  };
+
+  // ---- tile loop -------------------------------------------------------------------------
+  // State: m[NQ] (uniform over the CTA), l[NQ] and b[NQ] (per-thread partial sums of p and
+  // p*min_t), acc[NQ] (channel tid).
+  const std::string stTys = rep("f32", 4 * NQ);
+  std::vector<std::string> st(4 * NQ);
+  for (auto &x : st)
+    x = e.fresh("s");
+  {
+    std::string iters;
+    for (int64_t k = 0; k < 4 * NQ; ++k)
+      iters += std::string(k ? ", " : "") + st[k] + " = " + (k < NQ ? ninf : fz);
+    e.S("%tl:" + std::to_string(4 * NQ) + " = scf.for %tile = " + tBeg + " to " + tEnd +
+        " step " + c1 + " iter_args(" + iters + ") -> (" + stTys + ") {");
+  }
+  e.push();
+  std::string ts = e.mul("%tile", cVB);
+  std::string venc = e.cmp("ult", ts, nvEnc, "index");
+  // Key phase.
+  std::vector<std::vector<std::string>> sc(R);
+  for (int64_t r = 0; r < R; ++r) {
+    std::string tt = e.add(ts, e.add(e.ci(r * D), tid));
+    std::string isEnc = e.cmp("ult", tt, nkEnc, "index");
+    std::string res = e.fresh("ks");
+    e.S(resDecl(res, NQ) + " = scf.if " + isEnc + " -> (" + rep("f32", NQ) + ") {");
+    e.push();
+    {
+      std::string kb = e.L("arith.divui " + tt + ", " + cKB + " : index");
+      std::string kv = e.L("arith.remui " + tt + ", " + cKB + " : index");
+      std::string gkb = e.add(kBlk0, kb);
+      std::string wbase = e.toIdx(e.ldI("%kbo", gkb));
+      std::string boff = e.toIdx(e.ldI("%kvo", e.add(e.mul(gkb, cKB), kv)));
+      std::string bitpos = e.add(e.mul(wbase, c32), boff);
+      std::vector<std::string> dots =
+          decodeDot("%kw", bitpos, c0, kAux, D, "%sQ", QST, D);
+      std::string mn = e.ld("%kmin", gkb, MF), stp = e.ld("%kstep", gkb, MF);
+      std::vector<std::string> o;
+      for (int64_t i = 0; i < NQ; ++i)
+        o.push_back(e.fma(mn, qsum[i], e.fmul(stp, dots[i])));
+      e.S("scf.yield " + join(o) + " : " + rep("f32", NQ));
+    }
+    e.pop();
+    e.S("} else {");
+    e.push();
+    {
+      std::string valid = e.cmp("ult", tt, T, "index");
+      std::string res2 = e.fresh("kr");
+      e.S(resDecl(res2, NQ) + " = scf.if " + valid + " -> (" + rep("f32", NQ) + ") {");
+      e.push();
+      {
+        // fp16 recent key row, 8 channels per 128-bit load.
+        std::string base = e.add(kRec0, e.mul(e.sub(tt, nkEnc), cD));
+        std::string rr = e.fresh("kd");
+        std::string vz8 = e.L("arith.constant dense<0.0> : vector<8xf32>");
+        std::vector<std::string> a(NQ);
+        std::string iters;
+        for (int64_t i = 0; i < NQ; ++i) {
+          a[i] = e.fresh("ka");
+          iters += std::string(i ? ", " : "") + a[i] + " = " + vz8;
+        }
+        std::string cc = e.fresh("cc");
+        e.S(resDecl(rr, NQ) + " = scf.for " + cc + " = " + c0 + " to " + cD + " step " + e.ci(8) +
+            " iter_args(" + iters + ") -> (" + rep("vector<8xf32>", NQ) + ") {");
+        e.push();
+        std::string raw = e.L("vector.load %krec[" + e.add(base, cc) +
+                              "] {alignment = 16} : " + MH + ", vector<8xf16>");
+        std::string kf = e.L("arith.extf " + raw + " : vector<8xf16> to vector<8xf32>");
+        std::vector<std::string> o;
+        for (int64_t i = 0; i < NQ; ++i) {
+          std::string qv = e.L("vector.load %sQ[" + e.add(e.ci(i * D), cc) +
+                               "] {alignment = 32} : " + QST + ", vector<8xf32>");
+          o.push_back(e.L("vector.fma " + qv + ", " + kf + ", " + a[i] + " : vector<8xf32>"));
+        }
+        e.S("scf.yield " + join(o) + " : " + rep("vector<8xf32>", NQ));
+        e.pop();
+        e.S("}");
+        std::vector<std::string> red8;
+        for (int64_t i = 0; i < NQ; ++i)
+          red8.push_back(e.L("vector.reduction <add>, " +
+                          (NQ == 1 ? rr : rr + "#" + std::to_string(i)) +
+                          " : vector<8xf32> into f32"));
+        e.S("scf.yield " + join(red8) + " : " + rep("f32", NQ));
+      }
+      e.pop();
+      e.S("} else {");
+      e.push();
+      e.S("scf.yield " + rep(ninf, NQ) + " : " + rep("f32", NQ));
+      e.pop();
+      e.S("}");
+      e.S("scf.yield " + join(e.results(res2, NQ)) + " : " + rep("f32", NQ));
+    }
+    e.pop();
+    e.S("}");
+    sc[r] = e.results(res, NQ);
+  }
+  // Tile max over the CTA.
+  std::vector<std::string> tmax(NQ);
+  for (int64_t i = 0; i < NQ; ++i) {
+    std::string m = sc[0][i];
+    for (int64_t r = 1; r < R; ++r)
+      m = e.fmax(m, sc[r][i]);
+    for (int64_t off = 16; off >= 1; off /= 2)
+      m = e.fmax(m, e.shfl(m, e.ci32(off), w32));
+    tmax[i] = m;
+  }
+  std::string isL0 = e.cmp("eq", lane, c0, "index");
+  e.S("scf.if " + isL0 + " {");
+  e.push();
+  for (int64_t i = 0; i < NQ; ++i)
+    e.S("memref.store " + tmax[i] + ", %sRed[" + e.add(e.mul(warp, e.ci(NQ)), e.ci(i)) + "] : " + RST);
+  e.pop();
+  e.S("}");
+  e.S("gpu.barrier");
+  std::vector<std::string> newm(NQ), alpha(NQ);
+  for (int64_t i = 0; i < NQ; ++i) {
+    std::string m = st[i];
+    for (int64_t w = 0; w < NW; ++w)
+      m = e.fmax(m, e.L("memref.load %sRed[" + e.ci(w * NQ + i) + "] : " + RST));
+    newm[i] = m;
+    alpha[i] = e.exp2(e.fsub(st[i], m)); // m = -inf at the start: 2^-inf = 0
+  }
+  // Probabilities -> A (shared), partial sums.
+  std::vector<std::string> lN(NQ), bN(NQ);
+  for (int64_t i = 0; i < NQ; ++i) {
+    lN[i] = e.fmul(st[NQ + i], alpha[i]);
+    bN[i] = e.fmul(st[2 * NQ + i], alpha[i]);
+  }
+  for (int64_t r = 0; r < R; ++r) {
+    std::string tok = e.add(e.ci(r * D), tid);
+    std::string pr = e.fresh("mp");
+    e.S(pr + ":2 = scf.if " + venc + " -> (f32, f32) {");
+    e.push();
+    {
+      std::string pidx = e.add(e.mul(e.add(vBlk0, "%tile"), cVB), tok);
+      e.S("scf.yield " + e.ld("%vmin", pidx, MF) + ", " + e.ld("%vstep", pidx, MF) + " : f32, f32");
+    }
+    e.pop();
+    e.S("} else {");
+    e.push();
+    e.S("scf.yield " + fz + ", " + f1 + " : f32, f32");
+    e.pop();
+    e.S("}");
+    for (int64_t i = 0; i < NQ; ++i) {
+      std::string p = e.exp2(e.fsub(sc[r][i], newm[i]));
+      e.S("memref.store " + e.fmul(p, pr + "#1") + ", %sA[" + e.add(e.ci(i * VB), tok) + "] : " + AST);
+      lN[i] = e.fadd(lN[i], p);
+      bN[i] = e.fma(p, pr + "#0", bN[i]);
+    }
+  }
+  e.S("gpu.barrier");
+  // Value phase: thread tid owns channel tid.
+  std::vector<std::string> accS(NQ);
+  for (int64_t i = 0; i < NQ; ++i)
+    accS[i] = e.fmul(st[3 * NQ + i], alpha[i]);
+  std::string vres = e.fresh("va");
+  e.S(resDecl(vres, NQ) + " = scf.if " + venc + " -> (" + rep("f32", NQ) + ") {");
+  e.push();
+  {
+    std::string gvb = e.add(vBlk0, "%tile");
+    std::string wbase = e.toIdx(e.ldI("%vbo", gvb));
+    std::string boff = e.toIdx(e.ldI("%vvo", e.add(e.mul(gvb, cD), tid)));
+    std::string bitpos = e.add(e.mul(wbase, c32), boff);
+    std::vector<std::string> dots = decodeDot("%vw", bitpos, c2048, vAux, VB, "%sA", AST, VB);
+    std::vector<std::string> o;
+    for (int64_t i = 0; i < NQ; ++i)
+      o.push_back(e.fadd(accS[i], dots[i]));
+    e.S("scf.yield " + join(o) + " : " + rep("f32", NQ));
+  }
+  e.pop();
+  e.S("} else {");
+  e.push();
+  {
+    std::string nvalid = e.minu(cVB, e.sub(T, ts));
+    std::string base = e.add(vRec0, e.add(e.mul(e.sub(ts, nvEnc), cD), tid));
+    std::string rr = e.fresh("vr");
+    std::string t = e.fresh("t");
+    std::vector<std::string> a(NQ);
+    std::string iters;
+    for (int64_t i = 0; i < NQ; ++i) {
+      a[i] = e.fresh("va");
+      iters += std::string(i ? ", " : "") + a[i] + " = " + accS[i];
+    }
+    e.S(resDecl(rr, NQ) + " = scf.for " + t + " = " + c0 + " to " + nvalid + " step " + c1 +
+        " iter_args(" + iters + ") -> (" + rep("f32", NQ) + ") {");
+    e.push();
+    std::string v = e.L("arith.extf " + e.ld("%vrec", e.add(base, e.mul(t, cD)), MH) + " : f16 to f32");
+    std::vector<std::string> o;
+    for (int64_t i = 0; i < NQ; ++i) {
+      std::string w = e.L("memref.load %sA[" + e.add(e.ci(i * VB), t) + "] : " + AST);
+      o.push_back(e.fma(w, v, a[i]));
+    }
+    e.S("scf.yield " + join(o) + " : " + rep("f32", NQ));
+    e.pop();
+    e.S("}");
+    e.S("scf.yield " + join(e.results(rr, NQ)) + " : " + rep("f32", NQ));
+  }
+  e.pop();
+  e.S("}");
+  e.S("gpu.barrier");
+  {
+    std::vector<std::string> y = newm;
+    y.insert(y.end(), lN.begin(), lN.end());
+    y.insert(y.end(), bN.begin(), bN.end());
+    for (auto &x : e.results(vres, NQ))
+      y.push_back(x);
+    e.S("scf.yield " + join(y) + " : " + stTys);
+  }
+  e.pop();
+  e.S("}");
+
+  // ---- epilogue: reduce l, b over the CTA; write the partial ------------------------------
+  std::vector<std::string> fin;
+  for (int64_t k = 0; k < 4 * NQ; ++k)
+    fin.push_back("%tl#" + std::to_string(k));
+  std::vector<std::string> red(2 * NQ);
+  for (int64_t k = 0; k < 2 * NQ; ++k) {
+    std::string x = fin[NQ + k];
+    for (int64_t off = 16; off >= 1; off /= 2)
+      x = e.fadd(x, e.shfl(x, e.ci32(off), w32));
+    red[k] = x;
+  }
+  std::string isL0e = e.cmp("eq", lane, c0, "index");
+  e.S("scf.if " + isL0e + " {");
+  e.push();
+  for (int64_t k = 0; k < 2 * NQ; ++k)
+    e.S("memref.store " + red[k] + ", %sRed[" + e.add(e.mul(warp, e.ci(2 * NQ)), e.ci(k)) + "] : " + RST);
+  e.pop();
+  e.S("}");
+  e.S("gpu.barrier");
+  std::vector<std::string> tot(2 * NQ);
+  for (int64_t k = 0; k < 2 * NQ; ++k) {
+    std::string x = fz;
+    for (int64_t w = 0; w < NW; ++w)
+      x = e.fadd(x, e.L("memref.load %sRed[" + e.ci(w * 2 * NQ + k) + "] : " + RST));
+    tot[k] = x;
+  }
+  std::string isT0 = e.cmp("eq", tid, c0, "index");
+  for (int64_t i = 0; i < NQ; ++i) {
+    std::string pr = e.add(e.mul(e.add(rowQ, e.ci(i)), nsplit), split);
+    e.S("memref.store " + e.fadd(fin[3 * NQ + i], tot[NQ + i]) + ", %opart[" +
+        e.add(e.mul(pr, cD), tid) + "] : " + MF);
+    e.S("scf.if " + isT0 + " {");
+    e.push();
+    std::string mi = e.mul(pr, e.ci(2));
+    e.S("memref.store " + fin[i] + ", %ml[" + mi + "] : " + MF);
+    e.S("memref.store " + tot[i] + ", %ml[" + e.add(mi, c1) + "] : " + MF);
+    e.pop();
+    e.S("}");
+  }
+  e.S("gpu.return");
+  os << "  }\n";
+
+  // ---- merge kernel (same math as the dense one) ------------------------------------------
+  e.ind = "    ";
+  os << "  gpu.func @" << c.prefix << "_merge(%mo: " << MF << ", %mml: " << MF << ", %out: " << MQ
+     << ", %ns: index)\n"
+     << "      kernel attributes {known_block_size = array<i32: " << D
+     << ", 1, 1>, kvc.kernel = \"encoded_merge\"} {\n";
+  {
+    std::string r = e.L("gpu.block_id x"), d = e.L("gpu.thread_id x");
+    std::string z = e.ci(0), one = e.ci(1), two = e.ci(2), cDm = e.ci(D);
+    std::string ni = e.cf(-INFINITY), f0 = e.cf(0.0f);
+    std::string base = e.mul(r, "%ns");
+    os << e.ind << "%mx = scf.for %s = " << z << " to %ns step " << one << " iter_args(%acc = " << ni
+       << ") -> (f32) {\n";
+    e.push();
+    std::string m = e.ld("%mml", e.mul(e.add(base, "%s"), two), MF);
+    e.S("scf.yield " + e.fmax("%acc", m) + " : f32");
+    e.pop();
+    e.S("}");
+    os << e.ind << "%sums:2 = scf.for %s2 = " << z << " to %ns step " << one << " iter_args(%o = "
+       << f0 << ", %l = " << f0 << ") -> (f32, f32) {\n";
+    e.push();
+    std::string p = e.add(base, "%s2");
+    std::string mi = e.mul(p, two);
+    std::string m2 = e.ld("%mml", mi, MF), l2 = e.ld("%mml", e.add(mi, one), MF);
+    std::string o2 = e.ld("%mo", e.add(e.mul(p, cDm), d), MF);
+    std::string w = e.weight(m2, "%mx", ni, f0);
+    e.S("scf.yield " + e.fadd("%o", e.fmul(w, o2)) + ", " + e.fadd("%l", e.fmul(w, l2)) + " : f32, f32");
+    e.pop();
+    e.S("}");
+    std::string pos = e.L("arith.cmpf ogt, %sums#1, " + f0 + " : f32");
+    std::string q = e.L("arith.divf %sums#0, %sums#1 : f32");
+    std::string res = e.sel(pos, q, f0, "f32");
+    if (QT != "f32")
+      res = e.L("arith.truncf " + res + " : f32 to " + QT);
+    e.S("memref.store " + res + ", %out[" + e.add(e.mul(r, cDm), d) + "] : " + MQ);
+    e.S("gpu.return");
+  }
+  os << "  }\n}\n";
+  return os.str();
+}

@@ -1,0 +1,34 @@
+// RUN: kvc-opt %s --convert-kvc-to-gpu="fuse-merge=true" | FileCheck %s
+// RUN: kvc-opt %s --kvc-gpu-pipeline="fuse-merge=true" | FileCheck %s --check-prefix=PTX
+
+// fuse-merge: one launch. The split kernel takes the arrival counters and the output; the last
+// CTA of each KV row (atomic arrival count == splits - 1, after a device-scope fence) merges
+// the row's partials and resets its counter. No merge kernel.
+// CHECK-LABEL: func.func @decode
+// CHECK: %[[CNT:.*]] = memref.alloc(%{{.*}}) : memref<?xi32>
+// CHECK: linalg.fill ins(%{{.*}} : i32) outs(%[[CNT]] : memref<?xi32>)
+// CHECK: gpu.launch_func @kvc_gpu::@kvc_attn0_d128_g4_q1_bf16_b64_u4_fm_split
+// CHECK-SAME: %[[CNT]] : memref<?xi32>
+// CHECK-NOT: gpu.launch_func
+// CHECK: memref.dealloc %[[CNT]]
+// CHECK: gpu.func @kvc_attn0_d128_g4_q1_bf16_b64_u4_fm_split(%{{.*}}: memref<?xbf16>, %{{.*}}: memref<?xbf16>, %{{.*}}: memref<?xbf16>, %{{.*}}: memref<?xf32>, %{{.*}}: memref<?xf32>, %{{.*}}: memref<?xi32>, %{{.*}}: memref<?xbf16>, %{{.*}}: index, %{{.*}}: index)
+// CHECK-SAME: workgroup({{.*}}, %{{.*}} : memref<1xi32, #gpu.address_space<workgroup>>)
+// CHECK: nvvm.memory.barrier <gpu>
+// CHECK: gpu.barrier
+// CHECK: memref.atomic_rmw addi %{{.*}}, %{{.*}}[%{{.*}}] : (i32, memref<?xi32>) -> i32
+// CHECK: gpu.barrier
+// CHECK: %[[LAST:.*]] = arith.cmpi eq, %{{.*}}, %{{.*}} : i32
+// CHECK: scf.if %[[LAST]] {
+// CHECK: nvvm.memory.barrier <gpu>
+// CHECK: arith.truncf %{{.*}} : f32 to bf16
+// CHECK: memref.store %{{.*}}, %{{.*}}[%{{.*}}] : memref<?xi32>
+// CHECK-NOT: gpu.func
+// PTX: .entry kvc_attn0_d128_g4_q1_bf16_b64_u4_fm_split(
+// PTX: membar.gl;
+// PTX: atom.global.add.u32
+// PTX-NOT: .entry
+func.func @decode(%q: tensor<8x32x1x128xbf16>, %k: tensor<8x8x?x128xbf16>,
+                  %v: tensor<8x8x?x128xbf16>) -> tensor<8x32x1x128xbf16> {
+  %o = kvc.attention %q, %k, %v : (tensor<8x32x1x128xbf16>, tensor<8x8x?x128xbf16>, tensor<8x8x?x128xbf16>) -> tensor<8x32x1x128xbf16>
+  return %o : tensor<8x32x1x128xbf16>
+}

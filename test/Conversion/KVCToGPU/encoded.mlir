@@ -1,0 +1,122 @@
+// convert-kvc-to-gpu on kvc.attention over a KVComp-encoded cache (the kvc.cache.view of a
+// !kvc.encoded_cache): host launches against the cache's device form, and the structure of the
+// generated encoded split kernel (Huffman LUT in workgroup memory, canonical slow path, fp16
+// recent tail, online softmax, p.V) and merge kernel.
+// RUN: kvc-opt %s -split-input-file --convert-kvc-to-gpu | FileCheck %s
+// RUN: kvc-opt %s -split-input-file --convert-kvc-to-gpu="encoded-min-ctas=0 encoded-unroll=2" | FileCheck %s --check-prefix=OPT
+
+#codec = #kvc.codec<bits = 0, key_group = block, key_block = 64, key_error = 5.000000e-02 : f64, value_group = token, value_block = 128, value_error = 1.000000e-01 : f64, entropy = huffman, recent_keys = 128, recent_values = 256>
+!enc = !kvc.encoded_cache<tensor<?x8x?x128xbf16>, tensor<?x8x?x128xbf16>, #codec>
+
+// CHECK-LABEL: func.func @decode
+// CHECK-NOT: kvc.cache.view
+// CHECK: %[[DEV:.*]]:16 = builtin.unrealized_conversion_cast %arg1 : !kvc.encoded_cache<{{.*}}> to memref<?xi32>, memref<?xi32>, memref<?xi32>, memref<?xi32>, memref<?xi32>, memref<?xi32>, memref<?xi32>, memref<?xf32>, memref<?xf32>, memref<?xf16>, memref<?xi32>, memref<?xi32>, memref<?xi32>, memref<?xf32>, memref<?xf32>, memref<?xf16> {kvc.encoded_device_form}
+// CHECK: %[[OP:.*]] = memref.alloc(%{{.*}}) : memref<?xf32>
+// CHECK: %[[ML:.*]] = memref.alloc(%{{.*}}) : memref<?xf32>
+// CHECK: gpu.launch_func @kvc_gpu::@kvc_attn0_d128_g4_q1_bf16_kb64_vb128_u4_enc_split blocks in (%{{.*}}, %c8, %dim) threads in (%c128{{.*}}, %c1{{.*}}, %c1{{.*}}) args(%collapse_shape : memref<?xbf16>, %[[DEV]]#0 : memref<?xi32>,
+// CHECK-SAME: %[[DEV]]#15 : memref<?xf16>, %[[OP]] : memref<?xf32>, %[[ML]] : memref<?xf32>)
+// CHECK: gpu.launch_func @kvc_gpu::@kvc_attn0_d128_g4_q1_bf16_kb64_vb128_u4_enc_merge
+// CHECK-SAME: args(%[[OP]] : memref<?xf32>, %[[ML]] : memref<?xf32>, %{{.*}} : memref<?xbf16>, %{{.*}} : index)
+// CHECK-NOT: kvc.attention
+// The identical second op shares the kernels.
+// CHECK: gpu.launch_func @kvc_gpu::@kvc_attn0_d128_g4_q1_bf16_kb64_vb128_u4_enc_split
+// CHECK: gpu.launch_func @kvc_gpu::@kvc_attn0_d128_g4_q1_bf16_kb64_vb128_u4_enc_merge
+
+// CHECK: gpu.module @kvc_gpu
+// CHECK: gpu.func @kvc_attn0_d128_g4_q1_bf16_kb64_vb128_u4_enc_split(%arg0: memref<?xbf16>, %arg1: memref<?xi32>,
+// CHECK-SAME: workgroup(%[[LUT:.*]] : memref<4096xi32, #gpu.address_space<workgroup>>, %[[SQ:.*]] : memref<512xf32, #gpu.address_space<workgroup>>, %[[SA:.*]] : memref<512xf32, #gpu.address_space<workgroup>>, %{{.*}} : memref<32xf32, #gpu.address_space<workgroup>>)
+// CHECK-SAME: kernel attributes {known_block_size = array<i32: 128, 1, 1>, kvc.kernel = "encoded_split", nvvm.minctasm = 8 : i32}
+// Row info, then the row's key+value LUTs copied to workgroup memory.
+// CHECK: memref.load %arg1[
+// CHECK: scf.for %{{.*}} = %thread_id_x to %c4096 step %c128
+// CHECK:   memref.load %arg4[
+// CHECK:   memref.store %{{.*}}, %[[LUT]][
+// Queries scaled into the log2 domain (scale = 1/sqrt(128) * log2 e = 0x3E3893AF).
+// CHECK: arith.extf %{{.*}} : bf16 to f32
+// CHECK: arith.mulf %{{.*}}, %cst
+// CHECK: memref.store %{{.*}}, %[[SQ]][
+// CHECK: gpu.barrier
+// The tile loop over value blocks of this split.
+// CHECK: scf.for %[[TILE:.*]] = %{{.*}} to %{{.*}} step %c1{{.*}} iter_args(
+// Key phase, encoded row: decode loop with a 64-bit window, a pair of LUT lookups, the
+// canonical slow path (code lengths 1..16 and the escape) and the fp16 fallback for recent keys.
+// CHECK: memref.load %arg5[
+// CHECK: scf.for %{{.*}} = %c0{{.*}} to %c128{{.*}} step %c4{{.*}} iter_args({{.*}}) -> (i64, i32, i32, i32, f32, f32, f32, f32)
+// CHECK:   arith.cmpi slt, %{{.*}}, %c32_i32
+// CHECK:   arith.shrui %{{.*}}, %c32_i64 : i64
+// CHECK:   arith.shrui %{{.*}}, %c21_i32 : i32
+// CHECK:   memref.load %[[LUT]][
+// CHECK:   memref.load %[[LUT]][
+// CHECK:   arith.ori %{{.*}} : i1
+// CHECK:   scf.if %{{.*}} -> (f32, f32, i64, i32, i32, i32)
+// CHECK:     scf.for %{{.*}} = %c1 to %c17 step %c1 iter_args(
+// CHECK:       memref.load %arg3[
+// CHECK:     arith.uitofp %{{.*}} : i32 to f32
+// CHECK:   } else {
+// CHECK:     arith.andi %{{.*}}, %c-32_i32 : i32
+// CHECK:     arith.bitcast %{{.*}} : i32 to f32
+// CHECK:   vector.load %[[SQ]][{{.*}}] {alignment = 16 : i64} : memref<512xf32, #gpu.address_space<workgroup>>, vector<4xf32>
+// CHECK:   math.fma
+// CHECK: memref.load %arg8[
+// CHECK: memref.load %arg9[
+// CHECK: vector.load %arg10[{{.*}}] {alignment = 16 : i64} : memref<?xf16>, vector<8xf16>
+// CHECK: vector.fma
+// Tile max over the CTA, probabilities into A, value phase.
+// CHECK: gpu.shuffle xor
+// CHECK: gpu.barrier
+// CHECK: math.exp2
+// CHECK: memref.load %arg14[
+// CHECK: memref.load %arg15[
+// CHECK: memref.store %{{.*}}, %[[SA]][
+// CHECK: gpu.barrier
+// CHECK: memref.load %arg12[
+// CHECK: memref.load %arg13[
+// CHECK: arith.addi %{{.*}}, %c2048 : index
+// CHECK: vector.load %[[SA]][
+// CHECK: memref.load %arg16[
+// CHECK: arith.extf %{{.*}} : f16 to f32
+// CHECK: gpu.barrier
+// CHECK: scf.yield
+// Epilogue: partial output, max and sum per (query row, split).
+// CHECK: gpu.shuffle xor
+// CHECK: memref.store %{{.*}}, %arg17[
+// CHECK: memref.store %{{.*}}, %arg18[
+// CHECK: gpu.return
+// CHECK: gpu.func @kvc_attn0_d128_g4_q1_bf16_kb64_vb128_u4_enc_merge(%arg0: memref<?xf32>, %arg1: memref<?xf32>, %arg2: memref<?xbf16>, %arg3: index) kernel attributes {known_block_size = array<i32: 128, 1, 1>, kvc.kernel = "encoded_merge"}
+// CHECK: arith.divf
+// CHECK: arith.truncf %{{.*}} : f32 to bf16
+
+// OPT: gpu.func @kvc_attn0_d128_g4_q1_bf16_kb64_vb128_u2_enc_split
+// OPT-SAME: kernel attributes {known_block_size = array<i32: 128, 1, 1>, kvc.kernel = "encoded_split"} {
+// OPT: scf.for %{{.*}} = %c0{{.*}} to %c128{{.*}} step %c2{{.*}} iter_args({{.*}}) -> (i64, i32, i32, i32, f32, f32, f32, f32)
+func.func @decode(%q: tensor<?x32x1x128xbf16>, %c: !enc) -> (tensor<?x32x1x128xbf16>, tensor<?x32x1x128xbf16>) {
+  %k, %v = kvc.cache.view %c : !enc -> tensor<?x8x?x128xbf16>, tensor<?x8x?x128xbf16>
+  %o = kvc.attention %q, %k, %v {causal} : (tensor<?x32x1x128xbf16>, tensor<?x8x?x128xbf16>, tensor<?x8x?x128xbf16>) -> tensor<?x32x1x128xbf16>
+  %o2 = kvc.attention %q, %k, %v : (tensor<?x32x1x128xbf16>, tensor<?x8x?x128xbf16>, tensor<?x8x?x128xbf16>) -> tensor<?x32x1x128xbf16>
+  return %o, %o2 : tensor<?x32x1x128xbf16>, tensor<?x32x1x128xbf16>
+}
+
+// -----
+
+// A ragged encoded cache with f32 queries, D = 64 (two key rows per thread), g = 8 and a static
+// batch: lengths come from the device form (row info), so kvc.cache.lengths goes away.
+#codec = #kvc.codec<bits = 0, key_group = block, key_block = 64, key_error = 5.000000e-02 : f64, value_group = token, value_block = 128, value_error = 1.000000e-01 : f64, entropy = huffman, recent_keys = 128, recent_values = 256>
+!renc = !kvc.encoded_cache<tensor<2x2x4096x64xf32>, tensor<2x2x4096x64xf32>, #codec, ragged = true>
+
+// CHECK-LABEL: func.func @ragged_f32
+// CHECK-NOT: kvc.cache.lengths
+// CHECK: builtin.unrealized_conversion_cast %arg1 : !kvc.encoded_cache<{{.*}}ragged = true>
+// CHECK: gpu.launch_func @kvc_gpu::@kvc_attn0_d64_g8_q1_f32_kb64_vb128_u4_enc_split blocks in (%{{.*}}, %c2{{.*}}, %c2{{.*}}) threads in (%c64
+// CHECK: gpu.launch_func @kvc_gpu::@kvc_attn0_d64_g8_q1_f32_kb64_vb128_u4_enc_merge
+// CHECK: gpu.func @kvc_attn0_d64_g8_q1_f32_kb64_vb128_u4_enc_split(%arg0: memref<?xf32>
+// CHECK-SAME: memref<1024xf32, #gpu.address_space<workgroup>>
+// CHECK-NOT: arith.extf %{{.*}} : bf16
+// CHECK: gpu.func @kvc_attn0_d64_g8_q1_f32_kb64_vb128_u4_enc_merge
+// CHECK-NOT: arith.truncf
+// CHECK: gpu.return
+func.func @ragged_f32(%q: tensor<2x16x1x64xf32>, %c: !renc) -> tensor<2x16x1x64xf32> {
+  %k, %v = kvc.cache.view %c : !renc -> tensor<2x2x4096x64xf32>, tensor<2x2x4096x64xf32>
+  %l = kvc.cache.lengths %c : !renc -> tensor<2x2xi64>
+  %o = kvc.attention %q, %k, %v lengths(%l) : (tensor<2x16x1x64xf32>, tensor<2x2x4096x64xf32>, tensor<2x2x4096x64xf32>, tensor<2x2xi64>) -> tensor<2x16x1x64xf32>
+  return %o : tensor<2x16x1x64xf32>
+}

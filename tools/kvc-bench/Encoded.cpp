@@ -1,0 +1,839 @@
+//===- Encoded.cpp - kvc-bench encoded: KVComp-encoded cache decode kernels ===//
+//
+//   kvc-bench encoded selftest           (no GPU: packing + an emulation of the decoder)
+//   kvc-bench encoded info IN
+//   kvc-bench encoded check IN [--quick] [--seed N] [--tol X] [--tol32 X]
+//   kvc-bench encoded decode IN [--json F] [--batches 1,8,32] [--contexts 4096,16384,65536]
+//                               [--hkv 8] [--reps 30] [--warmup 5] [--splits N]
+//
+// IN is the PTX (or the kvc-gpu-pipeline .mlir) of kernels convert-kvc-to-gpu emitted for
+// kvc.attention over a !kvc.encoded_cache (names ..._enc_split/_merge). The caches are built
+// on the host with the codec library (K eps 0.05 BlockQuant, V eps 0.1 TokenQuant, Huffman,
+// recent windows 128/256: kvc_codec_default_params) and uploaded with CUDAEncoded.h.
+// check compares against a float64 reference of attention over the *dequantized* cache
+// (kvc_codec_head_decode). decode times split+merge like `kvc-bench decode` (CUDA events,
+// warm-up, median of reps, L2 flushed by a >= 4x L2 memset before each rep).
+//
+//===----------------------------------------------------------------------===//
+#include "kvc/Runtime/CUDA.h"
+#include "kvc/Runtime/CUDAEncoded.h"
+#include "kvc/Runtime/Codec.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <memory>
+#include <random>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+int kvcBenchEncoded(int argc, char **argv);
+
+namespace {
+
+[[noreturn]] void die(const std::string &msg) {
+  fprintf(stderr, "kvc-bench encoded: %s\n", msg.c_str());
+  exit(1);
+}
+#define CK(call)                                                                                \
+  do {                                                                                          \
+    if (int rc_ = (call))                                                                       \
+      die(std::string(#call) + " failed (" + std::to_string(rc_) + "): " + kvc_cuda_last_error()); \
+  } while (0)
+#define CC(call)                                                                                \
+  do {                                                                                          \
+    if (int rc_ = (call))                                                                       \
+      die(std::string(#call) + " failed (" + std::to_string(rc_) + "): " + kvc_codec_last_error()); \
+  } while (0)
+
+std::string readFile(const std::string &path) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f)
+    die("cannot read " + path);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+// The `assembly = "..."` string of a gpu.binary (copy of kvc-bench.cpp's reader).
+std::string extractPTX(const std::string &text) {
+  if (text.find(".entry") != std::string::npos && text.find("gpu.binary") == std::string::npos)
+    return text;
+  size_t p = text.find("assembly = \"");
+  if (p == std::string::npos)
+    die("no gpu.binary with `assembly = \"...\"` (run kvc-gpu-pipeline with format=isa)");
+  p += 12;
+  std::string out;
+  for (; p < text.size() && text[p] != '"'; ++p) {
+    if (text[p] == '\\' && p + 1 < text.size()) {
+      char c = text[p + 1];
+      if (c == '\\' || c == '"') {
+        out += c;
+        ++p;
+      } else if (c == 'n') {
+        out += '\n';
+        ++p;
+      } else if (c == 't') {
+        out += '\t';
+        ++p;
+      } else {
+        out += char(std::stoi(text.substr(p + 1, 2), nullptr, 16));
+        p += 2;
+      }
+    } else {
+      out += text[p];
+    }
+  }
+  return out;
+}
+
+uint16_t toHalfBits(float f, bool bf16) {
+  uint32_t x;
+  std::memcpy(&x, &f, 4);
+  if (bf16) {
+    uint32_t r = x + 0x7FFF + ((x >> 16) & 1);
+    return uint16_t(r >> 16);
+  }
+  uint32_t sign = (x >> 16) & 0x8000;
+  int32_t exp = int32_t((x >> 23) & 0xFF) - 127 + 15;
+  uint32_t mant = x & 0x7FFFFF;
+  if (exp <= 0)
+    return uint16_t(sign);
+  if (exp >= 31)
+    return uint16_t(sign | 0x7C00);
+  uint32_t h = sign | (uint32_t(exp) << 10) | (mant >> 13);
+  uint32_t rest = mant & 0x1FFF;
+  if (rest > 0x1000 || (rest == 0x1000 && (h & 1)))
+    ++h;
+  return uint16_t(h);
+}
+float fromHalfBits(uint16_t h, bool bf16) {
+  if (bf16) {
+    uint32_t x = uint32_t(h) << 16;
+    float f;
+    std::memcpy(&f, &x, 4);
+    return f;
+  }
+  uint32_t sign = uint32_t(h & 0x8000) << 16, exp = (h >> 10) & 0x1F, mant = h & 0x3FF;
+  uint32_t x;
+  if (exp == 0) {
+    float f = std::ldexp(float(mant), -24);
+    return sign ? -f : f;
+  }
+  if (exp == 31)
+    x = sign | 0x7F800000 | (mant << 13);
+  else
+    x = sign | ((exp - 15 + 127) << 23) | (mant << 13);
+  float f;
+  std::memcpy(&f, &x, 4);
+  return f;
+}
+
+struct Variant {
+  std::string name;
+  kvc_encoded_kernel_config cfg;
+  kvc_cuda_function split = nullptr, merge = nullptr;
+  int regs = 0, smem = 0, ctasPerSM = 0;
+};
+struct Loaded {
+  std::vector<Variant> variants;
+  int sms = 0, l2 = 0;
+  std::string device;
+};
+
+Loaded load(const std::string &path) {
+  Loaded L;
+  std::string ptx = extractPTX(readFile(path));
+  CK(kvc_cuda_init(0));
+  char name[256];
+  int ccM = 0, ccm = 0;
+  CK(kvc_cuda_device_info(name, sizeof name, &L.sms, &L.l2, &ccM, &ccm));
+  L.device = std::string(name) + " (sm_" + std::to_string(ccM) + std::to_string(ccm) + ")";
+  kvc_cuda_module mod;
+  CK(kvc_cuda_module_load(ptx.c_str(), &mod));
+  size_t p = 0;
+  while ((p = ptx.find(".entry ", p)) != std::string::npos) {
+    p += 7;
+    std::string k = ptx.substr(p, ptx.find_first_of("( \n", p) - p);
+    const std::string suf = "_enc_split";
+    if (k.size() < suf.size() || k.compare(k.size() - suf.size(), suf.size(), suf) != 0)
+      continue;
+    Variant v;
+    v.name = k.substr(0, k.size() - 6);
+    if (kvc_cuda_encoded_parse_name(k.c_str(), &v.cfg))
+      continue;
+    CK(kvc_cuda_module_get_function(mod, k.c_str(), &v.split));
+    CK(kvc_cuda_module_get_function(mod, (v.name + "_merge").c_str(), &v.merge));
+    CK(kvc_cuda_function_info(v.split, &v.regs, &v.smem));
+    CK(kvc_cuda_occupancy(v.split, v.cfg.head_dim, 0, &v.ctasPerSM));
+    L.variants.push_back(v);
+  }
+  if (L.variants.empty())
+    die("no encoded-cache kernels (<tag>_..._enc_split) in " + path);
+  return L;
+}
+
+// Synthetic head (like kvc-codec-bench): keys with per-channel offsets/scales and x6 outlier
+// channels (post-RoPE-like), Gaussian values. mode 1: the first 400 tokens are constant, so
+// the codebook (built from the first blocks) has only symbol 0 and later blocks are mostly
+// escapes (exercises the kernel's slow path).
+struct Head {
+  kvc_codec_head *h = nullptr;
+  ~Head() {
+    if (h)
+      kvc_codec_head_free(h);
+  }
+};
+std::unique_ptr<Head> makeHead(int64_t T, int64_t D, uint64_t seed, int mode) {
+  auto H = std::make_unique<Head>();
+  kvc_codec_params p;
+  kvc_codec_default_params(&p, uint32_t(D));
+  CC(kvc_codec_head_create(&p, &H->h));
+  if (T == 0)
+    return H;
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<float> N(0.f, 1.f);
+  std::vector<float> off(D), sc(D);
+  for (int64_t c = 0; c < D; ++c) {
+    off[c] = 0.5f * N(rng);
+    sc[c] = (c % 37 == 5) ? 6.0f : 1.0f + 0.3f * std::fabs(N(rng));
+  }
+  std::vector<float> K(static_cast<size_t>(T * D)), V(size_t(T * D));
+  for (int64_t t = 0; t < T; ++t)
+    for (int64_t c = 0; c < D; ++c) {
+      bool cst = mode == 1 && t < 400;
+      K[size_t(t * D + c)] = cst ? 0.25f : off[c] + sc[c] * N(rng);
+      V[size_t(t * D + c)] = cst ? -0.5f : 0.7f * N(rng);
+    }
+  if (mode == 1 && T > 400) {
+    CC(kvc_codec_head_append(H->h, K.data(), V.data(), 400));
+    CC(kvc_codec_head_append(H->h, K.data() + 400 * D, V.data() + 400 * D, uint64_t(T - 400)));
+  } else {
+    CC(kvc_codec_head_append(H->h, K.data(), V.data(), uint64_t(T)));
+  }
+  return H;
+}
+
+// Builds heads in parallel (independent handles).
+std::vector<std::unique_ptr<Head>> makeHeads(const std::vector<int64_t> &lens, int64_t D,
+                                             uint64_t seed, int mode) {
+  std::vector<std::unique_ptr<Head>> hs(lens.size());
+  unsigned nt = std::max(1u, std::min<unsigned>(16, std::thread::hardware_concurrency()));
+  std::vector<std::thread> th;
+  for (unsigned w = 0; w < nt; ++w)
+    th.emplace_back([&, w] {
+      for (size_t i = w; i < lens.size(); i += nt)
+        hs[i] = makeHead(lens[i], D, seed * 1000003 + i, mode);
+    });
+  for (auto &t : th)
+    t.join();
+  return hs;
+}
+
+struct Case {
+  int64_t batch, hkv, T;
+  int splits, mode; // mode 0 normal, 1 escape-heavy, 2 ragged rows (lengths incl. 0, 1, T)
+};
+
+double runCase(const Loaded &L, const Variant &V, const Case &C, std::mt19937 &rng,
+               double *maxAbs, int *usedSplits, std::string *note) {
+  const auto &cfg = V.cfg;
+  const int64_t D = cfg.head_dim, g = cfg.group, Sq = cfg.query_seq;
+  const int64_t B = C.batch, Hkv = C.hkv, Hq = Hkv * g, rows = B * Hkv;
+  std::vector<int64_t> lens(size_t(rows), C.T);
+  if (C.mode == 2) {
+    std::uniform_int_distribution<int64_t> UL(0, C.T);
+    for (size_t i = 0; i < lens.size(); ++i)
+      lens[i] = i == 0 ? 0 : i == 1 ? 1 : i == 2 ? C.T : UL(rng);
+  }
+  auto heads = makeHeads(lens, D, rng(), C.mode == 1 ? 1 : 0);
+  uint64_t esc = 0, longCodes = 0;
+  std::vector<const kvc_codec_head *> hp;
+  for (auto &h : heads) {
+    hp.push_back(h->h);
+    kvc_codec_stats st;
+    CC(kvc_codec_head_stats(h->h, &st));
+    esc += st.key_escape_count + st.value_escape_count;
+    for (int s = 0; s < 2; ++s) {
+      kvc_codec_stream_view sv;
+      kvc_codec_huffman_tables tb;
+      CC(kvc_codec_head_view(h->h, s, &sv, &tb));
+      if (sv.has_codebook && tb.max_code_length > 11)
+        ++longCodes;
+    }
+  }
+  char buf[128];
+  snprintf(buf, sizeof buf, "escapes=%llu streams_with_codes>11b=%llu", (unsigned long long)esc,
+           (unsigned long long)longCodes);
+  *note = buf;
+  const int qt = cfg.query_type;
+  const bool bf = qt == 0;
+  const int64_t nq = B * Hq * Sq * D;
+  std::uniform_real_distribution<float> U(-2.f, 2.f);
+  std::vector<float> qf(static_cast<size_t>(nq));
+  std::vector<uint8_t> qraw(size_t(nq) * cfg.query_bytes);
+  for (int64_t i = 0; i < nq; ++i) {
+    float x = U(rng);
+    if (qt == 2) {
+      std::memcpy(&qraw[size_t(i) * 4], &x, 4);
+      qf[size_t(i)] = x;
+    } else {
+      uint16_t h = toHalfBits(x, bf);
+      std::memcpy(&qraw[size_t(i) * 2], &h, 2);
+      qf[size_t(i)] = fromHalfBits(h, bf);
+    }
+  }
+  // float64 reference over the dequantized cache.
+  const double scale = 1.0 / std::sqrt(double(D));
+  std::vector<double> ref(size_t(nq), 0.0);
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t kh = 0; kh < Hkv; ++kh) {
+      const int64_t r = b * Hkv + kh, T = lens[size_t(r)];
+      std::vector<float> Kd(static_cast<size_t>(T * D)), Vd(size_t(T * D));
+      if (T)
+        CC(kvc_codec_head_decode(hp[size_t(r)], Kd.data(), Vd.data()));
+      std::vector<double> sc(static_cast<size_t>(T));
+      for (int64_t hq = 0; hq < g; ++hq)
+        for (int64_t i = 0; i < Sq; ++i) {
+          const int64_t qrow = (b * Hq + kh * g + hq) * Sq + i;
+          const float *qr = &qf[size_t(qrow * D)];
+          double mx = -INFINITY;
+          for (int64_t t = 0; t < T; ++t) {
+            double s = 0;
+            for (int64_t d = 0; d < D; ++d)
+              s += double(qr[d]) * Kd[size_t(t * D + d)];
+            sc[size_t(t)] = s * scale;
+            mx = std::max(mx, sc[size_t(t)]);
+          }
+          double den = 0;
+          for (int64_t t = 0; t < T; ++t)
+            den += (sc[size_t(t)] = std::exp(sc[size_t(t)] - mx));
+          double *o = &ref[size_t(qrow * D)];
+          for (int64_t t = 0; t < T; ++t)
+            for (int64_t d = 0; d < D; ++d)
+              o[d] += sc[size_t(t)] / den * Vd[size_t(t * D + d)];
+        }
+    }
+  kvc_cuda_encoded_cache cache;
+  const char *err = nullptr;
+  if (int rc = kvc_cuda_encoded_upload(hp.data(), B, Hkv, &cache, &err))
+    die(std::string("upload failed: ") + (err ? err : kvc_cuda_last_error()) + " (" +
+        std::to_string(rc) + ")");
+  kvc_encoded_plan plan;
+  CK(kvc_cuda_encoded_make_plan(&cfg, &cache, C.splits, L.sms * V.ctasPerSM, &plan));
+  *usedSplits = plan.num_splits;
+  kvc_cuda_ptr dq, dws, dout;
+  const size_t qbytes = size_t(nq) * cfg.query_bytes;
+  CK(kvc_cuda_malloc(&dq, qbytes));
+  CK(kvc_cuda_malloc(&dws, plan.workspace_bytes));
+  CK(kvc_cuda_malloc(&dout, qbytes));
+  CK(kvc_cuda_memcpy_htod(dq, qraw.data(), qbytes));
+  CK(kvc_cuda_memset_d8_async(dout, 0xFF, qbytes, nullptr)); // NaN poison
+  CK(kvc_cuda_memset_d8_async(dws, 0xFF, plan.workspace_bytes, nullptr));
+  CK(kvc_cuda_encoded_launch(V.split, V.merge, &cfg, &cache, &plan, dq, dws, dout, nullptr));
+  CK(kvc_cuda_synchronize());
+  std::vector<uint8_t> out(qbytes);
+  CK(kvc_cuda_memcpy_dtoh(out.data(), dout, qbytes));
+  for (kvc_cuda_ptr p : {dq, dws, dout})
+    CK(kvc_cuda_free(p));
+  kvc_cuda_encoded_free(&cache);
+  double num = 0, den = 0;
+  *maxAbs = 0;
+  for (int64_t i = 0; i < nq; ++i) {
+    double o;
+    if (qt == 2) {
+      float f;
+      std::memcpy(&f, &out[size_t(i) * 4], 4);
+      o = f;
+    } else {
+      uint16_t h;
+      std::memcpy(&h, &out[size_t(i) * 2], 2);
+      o = fromHalfBits(h, bf);
+    }
+    if (!std::isfinite(o))
+      return INFINITY;
+    num += (o - ref[size_t(i)]) * (o - ref[size_t(i)]);
+    den += ref[size_t(i)] * ref[size_t(i)];
+    *maxAbs = std::max(*maxAbs, std::fabs(o - ref[size_t(i)]));
+  }
+  return den > 0 ? std::sqrt(num / den) : std::sqrt(num);
+}
+
+
+// ----------------------------------------------------------------------------- selftest
+// CPU-only check of the device form (kvc_encoded_pack) with an emulation of the kernels'
+// decoder: the same 64-bit window, pairwise LUT lookups with one refill per pair, slow path
+// from the absolute bit position. Every symbol must equal the codec's, every dequantised value
+// min + s*step its decode, every recent-window element its fp16 value, and no read may go past
+// the padding words (the kernel reads without bounds checks).
+struct EmuStream {
+  const uint32_t *w;
+  int64_t n;
+  const int32_t *lut, *aux, *syms;
+  int64_t symsLen;
+  std::string *err;
+  uint32_t rd(uint64_t i) {
+    if (int64_t(i) >= n) {
+      if (err->empty())
+        *err = "word read " + std::to_string(i) + " past the padded stream (" +
+               std::to_string(n) + " words)";
+      return 0;
+    }
+    return w[i];
+  }
+};
+struct EmuDec {
+  uint64_t win;
+  int32_t nb;
+  uint32_t nw, wp;
+};
+EmuDec emuInit(EmuStream &S, uint64_t pos) {
+  uint64_t wi = pos >> 5, sh = pos & 31;
+  uint64_t ab = (uint64_t(S.rd(wi)) << 32) | S.rd(wi + 1);
+  return {ab << sh, int32_t(64 - sh), S.rd(wi + 2), uint32_t(wi + 3)};
+}
+void emuRefill(EmuStream &S, EmuDec &d) {
+  if (d.nb < 32) {
+    d.win |= uint64_t(d.nw) << (32 - d.nb);
+    d.nb += 32;
+    d.nw = S.rd(d.wp);
+    d.wp += 1;
+  }
+}
+float emuOne(EmuStream &S, EmuDec &d) {
+  uint32_t hi = uint32_t(d.win >> 32);
+  uint32_t e = uint32_t(S.lut[hi >> 21]);
+  if (e != 0) {
+    uint32_t len = e & 31;
+    if (int32_t(len) > d.nb && S.err->empty())
+      *S.err = "fast-path code beyond the valid window bits";
+    d.win <<= len;
+    d.nb -= int32_t(len);
+    uint32_t fb = e & ~31u;
+    float f;
+    std::memcpy(&f, &fb, 4);
+    return f;
+  }
+  uint64_t pos = uint64_t(d.wp - 1) * 32 - uint64_t(d.nb);
+  EmuDec w = emuInit(S, pos);
+  uint32_t h = uint32_t(w.win >> 32);
+  uint32_t fl = 0, fs = 0;
+  for (uint32_t l = 1; l <= 16; ++l) {
+    uint32_t code = h >> (32 - l);
+    uint32_t dd = code - uint32_t(S.aux[l]);
+    if (fl == 0 && dd < uint32_t(S.aux[17 + l])) {
+      int64_t si = int64_t(S.aux[53]) + S.aux[34 + l] + int64_t(dd);
+      if (si >= S.symsLen && S.err->empty())
+        *S.err = "sorted-symbol index out of range";
+      fl = l;
+      fs = si < S.symsLen ? uint32_t(S.syms[si]) : 0;
+    }
+  }
+  if (fl == 0 && S.err->empty())
+    *S.err = "no canonical code matches (corrupt stream or tables)";
+  uint32_t len = fl, sym = fs;
+  if (fs == uint32_t(S.aux[51])) {
+    uint32_t rb = uint32_t(S.aux[52]);
+    sym = (h << fl) >> (32 - rb);
+    len = fl + rb;
+  }
+  d = emuInit(S, pos + len);
+  return float(sym);
+}
+// Decodes `count` symbols like the kernel (the kernel's pair fast path, both lookups before one
+// branch, decodes exactly what two sequential emuOne calls decode).
+void emuVector(EmuStream &S, uint64_t bitpos, int64_t count, std::vector<float> &out) {
+  EmuDec d = emuInit(S, bitpos);
+  out.clear();
+  for (int64_t j = 0; j < count; j += 2) { // one refill per pair, as in the kernel
+    emuRefill(S, d);
+    out.push_back(emuOne(S, d));
+    if (j + 1 < count)
+      out.push_back(emuOne(S, d));
+  }
+}
+
+int cmdSelftest() {
+  struct T {
+    int64_t B, Hkv, T;
+    int mode;
+  };
+  const int64_t D = 128;
+  std::vector<T> cases = {{1, 2, 1, 0},   {1, 2, 300, 0},  {1, 2, 1000, 0}, {2, 2, 4099, 0},
+                          {1, 2, 1000, 1}, {1, 2, 5000, 1}, {2, 2, 3000, 2}};
+  std::mt19937 rng(99);
+  int failures = 0;
+  uint64_t symbols = 0;
+  for (const T &C : cases) {
+    const int64_t rows = C.B * C.Hkv;
+    std::vector<int64_t> lens(size_t(rows), C.T);
+    if (C.mode == 2)
+      for (size_t i = 0; i < lens.size(); ++i)
+        lens[i] = i == 0 ? 0 : i == 1 ? 1 : int64_t(rng() % uint32_t(C.T + 1));
+    auto heads = makeHeads(lens, D, 4242 + uint64_t(C.T), C.mode == 1 ? 1 : 0);
+    std::vector<const kvc_codec_head *> hp;
+    for (auto &h : heads)
+      hp.push_back(h->h);
+    kvc_encoded_host_form F;
+    const char *perr = nullptr;
+    if (kvc_encoded_pack(hp.data(), C.B, C.Hkv, &F, &perr))
+      die(std::string("pack failed: ") + (perr ? perr : "?"));
+    auto I = [&](int b) { return static_cast<const int32_t *>(F.data[b]); };
+    auto Fl = [&](int b) { return static_cast<const float *>(F.data[b]); };
+    auto H = [&](int b) { return static_cast<const uint16_t *>(F.data[b]); };
+    std::string err;
+    for (int64_t r = 0; r < rows && err.empty(); ++r) {
+      const int32_t *ri = I(KVC_ENC_ROWS) + r * 8;
+      const int64_t Tn = ri[0], nk = ri[1], nv = ri[2];
+      std::vector<float> K(size_t(Tn * D)), V(size_t(Tn * D));
+      if (Tn)
+        CC(kvc_codec_head_decode(hp[size_t(r)], K.data(), V.data()));
+      std::vector<uint16_t> ks(size_t(nk * D)), vs(size_t(nv * D));
+      if (nk)
+        CC(kvc_codec_head_decode_symbols(hp[size_t(r)], KVC_CODEC_KEYS, ks.data(), ks.size()));
+      if (nv)
+        CC(kvc_codec_head_decode_symbols(hp[size_t(r)], KVC_CODEC_VALUES, vs.data(), vs.size()));
+      for (int s = 0; s < 2 && err.empty(); ++s) {
+        const int64_t blk = s ? F.value_block : F.key_block, nEnc = s ? nv : nk;
+        const int64_t vecs = s ? D : blk, per = s ? blk : D;
+        EmuStream S{reinterpret_cast<const uint32_t *>(F.data[s ? KVC_ENC_VW : KVC_ENC_KW]),
+                    F.len[s ? KVC_ENC_VW : KVC_ENC_KW],
+                    I(KVC_ENC_LUT) + r * 4096 + s * 2048,
+                    I(KVC_ENC_AUX) + ri[7] + s * 64,
+                    I(KVC_ENC_SYMS),
+                    F.len[KVC_ENC_SYMS],
+                    &err};
+        const int64_t blk0 = ri[3 + s];
+        const int32_t *bo = I(s ? KVC_ENC_VBO : KVC_ENC_KBO), *vo = I(s ? KVC_ENC_VVO : KVC_ENC_KVO);
+        const float *mn = Fl(s ? KVC_ENC_VMIN : KVC_ENC_KMIN), *st = Fl(s ? KVC_ENC_VSTEP : KVC_ENC_KSTEP);
+        std::vector<float> out;
+        for (int64_t b = 0; b < nEnc / blk && err.empty(); ++b)
+          for (int64_t v = 0; v < vecs && err.empty(); ++v) {
+            const int64_t g = blk0 + b;
+            emuVector(S, uint64_t(uint32_t(bo[g])) * 32 + uint32_t(vo[g * vecs + v]), per, out);
+            for (int64_t j = 0; j < per && err.empty(); ++j) {
+              // token and channel of symbol j of vector v of block b
+              const int64_t t = s ? b * blk + j : b * blk + v, c = s ? v : j;
+              const uint16_t want = (s ? vs : ks)[size_t(t * D + c)];
+              if (out[size_t(j)] != float(want)) {
+                err = std::string(s ? "value" : "key") + " symbol mismatch: row " +
+                      std::to_string(r) + " token " + std::to_string(t) + " channel " +
+                      std::to_string(c) + ": " + std::to_string(out[size_t(j)]) + " vs " +
+                      std::to_string(want);
+                break;
+              }
+              const float m = s ? mn[g * blk + (t - b * blk)] : mn[g];
+              const float stp = s ? st[g * blk + (t - b * blk)] : st[g];
+              const float xh = m + out[size_t(j)] * stp, ref = (s ? V : K)[size_t(t * D + c)];
+              const float tolv = 4e-7f * std::max(1.0f, std::fabs(m) + std::fabs(stp) * 65536.f);
+              if (std::fabs(xh - ref) > tolv) {
+                err = "dequantised value differs from the codec's decode at row " +
+                      std::to_string(r) + " token " + std::to_string(t);
+                break;
+              }
+              ++symbols;
+            }
+          }
+        // Recent window: fp16 rows from token nEnc on.
+        const uint16_t *rec = H(s ? KVC_ENC_VREC : KVC_ENC_KREC) + ri[5 + s];
+        for (int64_t t = nEnc; t < Tn && err.empty(); ++t)
+          for (int64_t c = 0; c < D; ++c)
+            if (fromHalfBits(rec[(t - nEnc) * D + c], false) != (s ? V : K)[size_t(t * D + c)]) {
+              err = "recent window differs at row " + std::to_string(r) + " token " +
+                    std::to_string(t);
+              break;
+            }
+      }
+    }
+    // The kernel's unclamped prefetch relies on >= 4 padding words after the last block.
+    for (int s = 0; s < 2; ++s) {
+      const uint32_t *w = reinterpret_cast<const uint32_t *>(F.data[s ? KVC_ENC_VW : KVC_ENC_KW]);
+      const int64_t n = F.len[s ? KVC_ENC_VW : KVC_ENC_KW];
+      for (int64_t i = n - 4; i < n; ++i)
+        if (i < 0 || w[i] != 0)
+          err = err.empty() ? "missing zero padding words" : err;
+    }
+    printf("  %s B=%lld Hkv=%lld T=%lld%s%s%s\n", err.empty() ? "PASS" : "FAIL", (long long)C.B,
+           (long long)C.Hkv, (long long)C.T,
+           C.mode == 1 ? " escape-heavy" : C.mode == 2 ? " ragged rows" : "",
+           err.empty() ? "" : ": ", err.c_str());
+    failures += !err.empty();
+    kvc_encoded_host_free(&F);
+  }
+  printf("encoded selftest: %zu/%zu cases passed, %llu symbols decoded by the emulated kernel "
+         "decoder\n",
+         cases.size() - size_t(failures), cases.size(), (unsigned long long)symbols);
+  return failures ? 1 : 0;
+}
+
+const char *qtName(int qt) { return qt == 0 ? "bf16" : qt == 1 ? "f16" : "f32"; }
+
+int cmdCheck(const std::string &path, unsigned seed, double tol16, double tol32, bool quick) {
+  Loaded L = load(path);
+  printf("device: %s, %d SMs\n", L.device.c_str(), L.sms);
+  std::mt19937 rng(seed);
+  int failures = 0, total = 0;
+  for (const Variant &V : L.variants) {
+    printf("variant %s (regs %d, smem %d B, %d CTAs/SM)\n", V.name.c_str(), V.regs, V.smem,
+           V.ctasPerSM);
+    std::vector<Case> cases = {{1, 8, 1, 0, 0},     {1, 8, 7, 0, 0},      {1, 2, 200, 0, 0},
+                               {2, 8, 1000, 0, 0},  {1, 8, 4099, 1, 0},   {1, 2, 517, 64, 0},
+                               {3, 2, 4099, 3, 0},  {2, 8, 33333, 0, 0},  {1, 4, 1000, 0, 1},
+                               {1, 4, 5000, 7, 1},  {2, 4, 3000, 0, 2}};
+    if (quick)
+      cases = {{1, 8, 7, 0, 0}, {1, 2, 517, 64, 0}, {1, 2, 1000, 3, 1}, {2, 2, 700, 0, 2}};
+    const double tol = V.cfg.query_type == 2 ? tol32 : tol16;
+    for (const Case &C : cases) {
+      double maxAbs;
+      int splits;
+      std::string note;
+      double err = runCase(L, V, C, rng, &maxAbs, &splits, &note);
+      bool ok = err <= tol;
+      failures += !ok;
+      ++total;
+      printf("  %s B=%lld Hkv=%lld T=%lld splits=%d %s%s: rel_l2=%.3e max_abs=%.3e (%s)\n",
+             ok ? "PASS" : "FAIL", (long long)C.batch, (long long)C.hkv, (long long)C.T, splits,
+             C.mode == 1 ? "escape-heavy" : C.mode == 2 ? "ragged rows (0, 1, T, random)" : "",
+             "", err, maxAbs, note.c_str());
+    }
+  }
+  printf("encoded check: %d/%d passed (tolerance rel_l2 <= %.1e for bf16/f16 outputs, %.1e for "
+         "f32, vs float64 attention over the dequantized cache)\n",
+         total - failures, total, tol16, tol32);
+  return failures ? 1 : 0;
+}
+
+struct Timer {
+  kvc_cuda_ptr flush = 0;
+  size_t flushBytes = 0;
+  explicit Timer(int l2) {
+    flushBytes = std::max<size_t>(size_t(l2) * 4, 256u << 20);
+    CK(kvc_cuda_malloc(&flush, flushBytes));
+  }
+  ~Timer() { kvc_cuda_free(flush); }
+  template <class F> double medianMs(int warmup, int reps, F fn) {
+    for (int i = 0; i < warmup; ++i)
+      fn();
+    std::vector<kvc_cuda_event> ev(2 * size_t(reps));
+    for (auto &e : ev)
+      CK(kvc_cuda_event_create(&e));
+    for (int i = 0; i < reps; ++i) {
+      CK(kvc_cuda_memset_d8_async(flush, uint8_t(i), flushBytes, nullptr));
+      CK(kvc_cuda_event_record(ev[2 * size_t(i)], nullptr));
+      fn();
+      CK(kvc_cuda_event_record(ev[2 * size_t(i) + 1], nullptr));
+    }
+    CK(kvc_cuda_synchronize());
+    std::vector<double> t(static_cast<size_t>(reps));
+    for (int i = 0; i < reps; ++i) {
+      float ms;
+      CK(kvc_cuda_event_elapsed_ms(&ms, ev[2 * size_t(i)], ev[2 * size_t(i) + 1]));
+      t[size_t(i)] = ms;
+    }
+    for (auto &e : ev)
+      kvc_cuda_event_destroy(e);
+    std::sort(t.begin(), t.end());
+    return t[size_t(reps) / 2];
+  }
+};
+
+double copyBandwidth(Timer &T, size_t mib) {
+  size_t bytes = mib << 20;
+  kvc_cuda_ptr a, b;
+  CK(kvc_cuda_malloc(&a, bytes));
+  CK(kvc_cuda_malloc(&b, bytes));
+  CK(kvc_cuda_memset_d8_async(a, 1, bytes, nullptr));
+  double ms = T.medianMs(3, 20, [&] { CK(kvc_cuda_memcpy_dtod_async(b, a, bytes, nullptr)); });
+  kvc_cuda_free(a);
+  kvc_cuda_free(b);
+  return 2.0 * bytes / (ms * 1e-3) / 1e12;
+}
+
+std::vector<int64_t> parseList(const std::string &s) {
+  std::vector<int64_t> v;
+  std::stringstream ss(s);
+  std::string x;
+  while (std::getline(ss, x, ','))
+    v.push_back(std::stoll(x));
+  return v;
+}
+
+int cmdDecode(const std::string &path, const std::string &json, const std::vector<int64_t> &batches,
+              const std::vector<int64_t> &contexts, int warmup, int reps, int forceSplits,
+              int64_t hkv) {
+  Loaded L = load(path);
+  Timer T(L.l2);
+  double copyTBs = copyBandwidth(T, 2048);
+  printf("device: %s, %d SMs, L2 %d MiB; copy bandwidth %.3f TB/s (read+write)\n",
+         L.device.c_str(), L.sms, L.l2 >> 20, copyTBs);
+  std::ostringstream js;
+  js << "{\n  \"device\": \"" << L.device << "\",\n  \"copy_tbps\": " << copyTBs
+     << ",\n  \"warmup\": " << warmup << ", \"reps\": " << reps
+     << ",\n  \"codec\": \"kvc_codec_default_params: K eps 0.05 block 64 (BlockQuant), V eps 0.1 "
+        "block 128 (TokenQuant), Huffman, recent 128/256\""
+     << ",\n  \"data\": \"synthetic: keys per-channel offset/scale with x6 outlier channels, "
+        "values 0.7*N(0,1); Hkv distinct heads per context, replicated (own copies) over the "
+        "batch\""
+     << ",\n  \"timing\": \"CUDA events around split+merge, median, L2 flushed before each rep\","
+     << "\n  \"results\": [\n";
+  bool first = true;
+  printf("%-52s %5s %7s %6s %9s %9s %9s %7s %8s %7s\n", "variant", "batch", "context", "splits",
+         "time_us", "enc_MB", "bf16_MB", "bits/el", "TB/s", "%copy");
+  for (const Variant &V : L.variants) {
+    const int64_t D = V.cfg.head_dim, g = V.cfg.group, Sq = V.cfg.query_seq;
+    for (int64_t S : contexts) {
+      auto base = makeHeads(std::vector<int64_t>(size_t(hkv), S), D, uint64_t(S), 0);
+      double codecBits = 0;
+      for (auto &h : base) {
+        kvc_codec_stats st;
+        CC(kvc_codec_head_stats(h->h, &st));
+        codecBits += st.bits_per_element / double(hkv);
+      }
+      for (int64_t B : batches) {
+        std::vector<const kvc_codec_head *> hp;
+        for (int64_t r = 0; r < B * hkv; ++r)
+          hp.push_back(base[size_t(r % hkv)]->h);
+        kvc_cuda_encoded_cache cache;
+        const char *err = nullptr;
+        if (kvc_cuda_encoded_upload(hp.data(), B, hkv, &cache, &err))
+          die(std::string("upload failed: ") + (err ? err : kvc_cuda_last_error()));
+        kvc_encoded_plan plan;
+        CK(kvc_cuda_encoded_make_plan(&V.cfg, &cache, forceSplits, L.sms * V.ctasPerSM, &plan));
+        const int64_t nq = B * hkv * g * Sq * D;
+        const size_t qb = size_t(nq) * V.cfg.query_bytes;
+        kvc_cuda_ptr dq, dws, dout;
+        CK(kvc_cuda_malloc(&dq, qb));
+        CK(kvc_cuda_malloc(&dws, plan.workspace_bytes));
+        CK(kvc_cuda_malloc(&dout, qb));
+        std::vector<uint16_t> q(size_t(nq) * V.cfg.query_bytes / 2);
+        std::mt19937 rng(7);
+        std::uniform_real_distribution<float> U(-2.f, 2.f);
+        if (V.cfg.query_type == 2) {
+          std::vector<float> qf(static_cast<size_t>(nq));
+          for (auto &x : qf)
+            x = U(rng);
+          std::memcpy(q.data(), qf.data(), qb);
+        } else {
+          for (auto &x : q)
+            x = toHalfBits(U(rng), V.cfg.query_type == 0);
+        }
+        CK(kvc_cuda_memcpy_htod(dq, q.data(), qb));
+        double ms = T.medianMs(warmup, reps, [&] {
+          CK(kvc_cuda_encoded_launch(V.split, V.merge, &V.cfg, &cache, &plan, dq, dws, dout,
+                                     nullptr));
+        });
+        const double encBytes = double(cache.device_bytes);
+        const double bf16Bytes = 2.0 * B * hkv * S * D * 2;
+        const double bits = 8.0 * encBytes / (2.0 * B * hkv * S * D);
+        const double tbs = encBytes / (ms * 1e-3) / 1e12;
+        printf("%-52s %5lld %7lld %6d %9.1f %9.1f %9.1f %7.3f %8.3f %6.1f%%\n", V.name.c_str(),
+               (long long)B, (long long)S, plan.num_splits, ms * 1e3, encBytes / 1e6,
+               bf16Bytes / 1e6, bits, tbs, 100.0 * tbs / copyTBs);
+        js << (first ? "" : ",\n") << "    {\"backend\": \"kvc-encoded\", \"variant\": \"" << V.name
+           << "\", \"batch\": " << B << ", \"hq\": " << hkv * g << ", \"hkv\": " << hkv
+           << ", \"d\": " << D << ", \"context\": " << S << ", \"splits\": " << plan.num_splits
+           << ", \"regs\": " << V.regs << ", \"ctas_per_sm\": " << V.ctasPerSM
+           << ", \"time_us\": " << ms * 1e3 << ", \"bytes\": " << encBytes
+           << ", \"table_bytes\": " << double(cache.table_bytes)
+           << ", \"bf16_bytes\": " << bf16Bytes << ", \"bits_per_element\": " << bits
+           << ", \"codec_bits_per_element\": " << codecBits << ", \"tbps\": " << tbs
+           << ", \"equiv_bf16_tbps\": " << bf16Bytes / (ms * 1e-3) / 1e12
+           << ", \"frac_copy\": " << tbs / copyTBs << "}";
+        first = false;
+        for (kvc_cuda_ptr p : {dq, dws, dout})
+          CK(kvc_cuda_free(p));
+        kvc_cuda_encoded_free(&cache);
+      }
+    }
+  }
+  js << "\n  ]\n}\n";
+  if (!json.empty()) {
+    std::ofstream f(json);
+    f << js.str();
+    printf("wrote %s\n", json.c_str());
+  }
+  return 0;
+}
+
+int cmdInfo(const std::string &path) {
+  Loaded L = load(path);
+  printf("device: %s, %d SMs\n", L.device.c_str(), L.sms);
+  for (const Variant &V : L.variants)
+    printf("%s: D=%d g=%d Sq=%d q=%s key_block=%d value_block=%d unroll=%d regs=%d smem=%d "
+           "ctas/SM=%d\n",
+           V.name.c_str(), V.cfg.head_dim, V.cfg.group, V.cfg.query_seq,
+           qtName(V.cfg.query_type), V.cfg.key_block, V.cfg.value_block, V.cfg.unroll, V.regs,
+           V.smem, V.ctasPerSM);
+  return 0;
+}
+
+[[noreturn]] void usage() {
+  fprintf(stderr,
+          "usage: kvc-bench encoded selftest     (CPU only: device form + emulated decoder)\n"
+          "       kvc-bench encoded info IN\n"
+          "       kvc-bench encoded check IN [--quick] [--seed N] [--tol X] [--tol32 X]\n"
+          "       kvc-bench encoded decode IN [--json F] [--batches 1,8,32] "
+          "[--contexts 4096,16384,65536] [--hkv 8] [--reps 30] [--warmup 5] [--splits N]\n");
+  exit(2);
+}
+} // namespace
+
+int kvcBenchEncoded(int argc, char **argv) {
+  if (argc == 3 && std::string(argv[2]) == "selftest")
+    return cmdSelftest();
+  if (argc < 4)
+    usage();
+  std::string cmd = argv[2], in = argv[3], json;
+  std::vector<int64_t> batches = {1, 8, 32}, contexts = {4096, 16384, 65536};
+  int reps = 30, warmup = 5, splits = 0;
+  int64_t hkv = 8;
+  unsigned seed = 1234;
+  double tol16 = 1e-2, tol32 = 1e-4;
+  bool quick = false;
+  for (int i = 4; i < argc; ++i) {
+    std::string a = argv[i];
+    auto next = [&]() -> std::string {
+      if (i + 1 >= argc)
+        usage();
+      return argv[++i];
+    };
+    if (a == "--json")
+      json = next();
+    else if (a == "--batches")
+      batches = parseList(next());
+    else if (a == "--contexts")
+      contexts = parseList(next());
+    else if (a == "--reps")
+      reps = std::stoi(next());
+    else if (a == "--warmup")
+      warmup = std::stoi(next());
+    else if (a == "--splits")
+      splits = std::stoi(next());
+    else if (a == "--hkv")
+      hkv = std::stoll(next());
+    else if (a == "--seed")
+      seed = unsigned(std::stoul(next()));
+    else if (a == "--tol")
+      tol16 = std::stod(next());
+    else if (a == "--tol32")
+      tol32 = std::stod(next());
+    else if (a == "--quick")
+      quick = true;
+    else
+      usage();
+  }
+  setvbuf(stdout, nullptr, _IOLBF, 0);
+  if (cmd == "info")
+    return cmdInfo(in);
+  if (cmd == "check")
+    return cmdCheck(in, seed, tol16, tol32, quick);
+  if (cmd == "decode")
+    return cmdDecode(in, json, batches, contexts, warmup, reps, splits, hkv);
+  usage();
+}
