@@ -60,3 +60,13 @@ for fuzzer in ["kvc-codec-fuzz", "kvc-onnx-import-fuzz"]:
         config.available_features.add(fuzzer)
 if shutil.which("ptxas") or os.path.exists("/usr/local/cuda/bin/ptxas"):
     config.available_features.add("ptxas")
+# An NVIDIA driver (libcuda.so.1) on this machine: GPU execution tests run, and the
+# "no driver" error-path tests do not.
+try:
+    import ctypes
+    ctypes.CDLL("libcuda.so.1")
+    config.available_features.add("cuda-driver")
+except OSError:
+    pass
+if os.path.exists(os.path.join(config.kvc_tools_dir, "kvc-decode-example")):
+    config.available_features.add("kvc-decode-example")
