@@ -16,6 +16,7 @@
 //
 //===----------------------------------------------------------------------===//
 #include "kvc/Conversion/KVCToGPU/DecodeKernelGen.h"
+#include "GPUTextEmitter.h"
 
 #include <cmath>
 #include <cstdio>
@@ -26,58 +27,10 @@
 using namespace mlir::kvc;
 
 namespace {
-struct Emitter {
-  std::ostringstream os;
-  int n = 0;
-  std::string indent = "    ";
-
-  std::string fresh(const char *p = "v") { return "%" + std::string(p) + std::to_string(n++); }
-  std::string line(const std::string &rhs, const char *p = "v") {
-    std::string r = fresh(p);
-    os << indent << r << " = " << rhs << "\n";
-    return r;
-  }
-  void stmt(const std::string &s) { os << indent << s << "\n"; }
-  std::string ci(int64_t v) { return line("arith.constant " + std::to_string(v) + " : index", "c"); }
-  std::string ci32(int64_t v) { return line("arith.constant " + std::to_string(v) + " : i32", "c"); }
-  std::string cf(float v) {
-    uint32_t bits;
-    std::memcpy(&bits, &v, 4);
-    char buf[32];
-    snprintf(buf, sizeof buf, "0x%08X", bits);
-    return line(std::string("arith.constant ") + buf + " : f32", "f");
-  }
-  std::string bin(const char *op, const std::string &a, const std::string &b,
-                  const std::string &ty) {
-    return line(std::string(op) + " " + a + ", " + b + " : " + ty);
-  }
-  std::string add(const std::string &a, const std::string &b) { return bin("arith.addi", a, b, "index"); }
-  std::string mul(const std::string &a, const std::string &b) { return bin("arith.muli", a, b, "index"); }
-  std::string fadd(const std::string &a, const std::string &b, const std::string &ty = "f32") {
-    return bin("arith.addf", a, b, ty);
-  }
-  std::string fmul(const std::string &a, const std::string &b, const std::string &ty = "f32") {
-    return bin("arith.mulf", a, b, ty);
-  }
-  std::string fsub(const std::string &a, const std::string &b) { return bin("arith.subf", a, b, "f32"); }
-  std::string fmax(const std::string &a, const std::string &b) { return bin("arith.maxnumf", a, b, "f32"); }
-  std::string exp2(const std::string &a) { return line("math.exp2 " + a + " : f32"); }
-  std::string splat(const std::string &a) { return line("vector.broadcast " + a + " : f32 to vector<8xf32>"); }
-  std::string fma(const std::string &a, const std::string &b, const std::string &c) {
-    return line("vector.fma " + a + ", " + b + ", " + c + " : vector<8xf32>");
-  }
-  std::string shfl(const std::string &a, const std::string &off, const std::string &w) {
-    std::string r = fresh("sh");
-    os << indent << r << ", " << fresh("ok") << " = gpu.shuffle xor " << a << ", " << off << ", "
-       << w << " : f32\n";
-    return r;
-  }
-  // Weight 2^(m - M), or 0 when m is -inf (an empty partial; also avoids -inf - -inf).
-  std::string weight(const std::string &m, const std::string &M, const std::string &ninf,
-                     const std::string &zero) {
-    std::string isEmpty = line("arith.cmpf oeq, " + m + ", " + ninf + " : f32");
-    std::string e = exp2(fsub(m, M));
-    return line("arith.select " + isEmpty + ", " + zero + ", " + e + " : f32");
+struct Emitter : GPUTextEmitter {
+  std::string splat(const std::string &a) { return L("vector.broadcast " + a + " : f32 to vector<8xf32>"); }
+  std::string vfma(const std::string &a, const std::string &b, const std::string &c) {
+    return L("vector.fma " + a + ", " + b + ", " + c + " : vector<8xf32>");
   }
 };
 
@@ -112,25 +65,25 @@ std::string emitSplitMerge(Emitter &e, const std::string &opart, const std::stri
   std::string cB = e.ci(kMergeBatch);
   std::string ni = e.cf(-INFINITY), fz = e.cf(0.0f);
   std::string base = e.mul(row, ns);
-  std::string lastS = e.line("arith.subi " + ns + ", " + one + " : index");
+  std::string lastS = e.L("arith.subi " + ns + ", " + one + " : index");
   std::string st = e.fresh("st"), s = e.fresh("s"), M0 = e.fresh("M"), o0 = e.fresh("o"),
               l0 = e.fresh("l");
-  os << e.indent << st << ":3 = scf.for " << s << " = " << z << " to " << ns << " step " << cB
+  os << e.ind << st << ":3 = scf.for " << s << " = " << z << " to " << ns << " step " << cB
      << " iter_args(" << M0 << " = " << ni << ", " << o0 << " = " << fz << ", " << l0 << " = "
      << fz << ") -> (f32, f32, f32) {\n";
-  std::string saved = e.indent;
-  e.indent += "  ";
+  std::string saved = e.ind;
+  e.ind += "  ";
   std::vector<std::string> ms(kMergeBatch), ls(kMergeBatch), os_(kMergeBatch);
   for (int64_t i = 0; i < kMergeBatch; ++i) {
     std::string si = e.add(s, e.ci(i));
-    std::string valid = e.line("arith.cmpi ult, " + si + ", " + ns + " : index");
-    std::string sc = e.line("arith.minui " + si + ", " + lastS + " : index");
+    std::string valid = e.L("arith.cmpi ult, " + si + ", " + ns + " : index");
+    std::string sc = e.L("arith.minui " + si + ", " + lastS + " : index");
     std::string p = e.add(base, sc);
     std::string mi = e.mul(p, two);
-    std::string m = e.line("memref.load " + ml + "[" + mi + "] : memref<?xf32>");
-    ls[i] = e.line("memref.load " + ml + "[" + e.add(mi, one) + "] : memref<?xf32>");
-    os_[i] = e.line("memref.load " + opart + "[" + e.add(e.mul(p, cDm), d) + "] : memref<?xf32>");
-    ms[i] = e.line("arith.select " + valid + ", " + m + ", " + ni + " : f32");
+    std::string m = e.L("memref.load " + ml + "[" + mi + "] : memref<?xf32>");
+    ls[i] = e.L("memref.load " + ml + "[" + e.add(mi, one) + "] : memref<?xf32>");
+    os_[i] = e.L("memref.load " + opart + "[" + e.add(e.mul(p, cDm), d) + "] : memref<?xf32>");
+    ms[i] = e.L("arith.select " + valid + ", " + m + ", " + ni + " : f32");
   }
   std::string M = M0;
   for (int64_t i = 0; i < kMergeBatch; ++i)
@@ -142,12 +95,12 @@ std::string emitSplitMerge(Emitter &e, const std::string &opart, const std::stri
     o = e.fadd(o, e.fmul(w, os_[i]));
     l = e.fadd(l, e.fmul(w, ls[i]));
   }
-  e.stmt("scf.yield " + M + ", " + o + ", " + l + " : f32, f32, f32");
-  e.indent = saved;
-  e.stmt("}");
-  std::string pos = e.line("arith.cmpf ogt, " + st + "#2, " + fz + " : f32");
-  std::string q = e.line("arith.divf " + st + "#1, " + st + "#2 : f32");
-  return e.line("arith.select " + pos + ", " + q + ", " + fz + " : f32");
+  e.S("scf.yield " + M + ", " + o + ", " + l + " : f32, f32, f32");
+  e.ind = saved;
+  e.S("}");
+  std::string pos = e.L("arith.cmpf ogt, " + st + "#2, " + fz + " : f32");
+  std::string q = e.L("arith.divf " + st + "#1, " + st + "#2 : f32");
+  return e.L("arith.select " + pos + ", " + q + ", " + fz + " : f32");
 }
 } // namespace
 
@@ -215,29 +168,29 @@ std::string mlir::kvc::generateDecodeKernels(const DecodeKernelConfig &c, std::s
      << (c.fuseMerge ? ", %smFlag : memref<1xi32, " + WG + ">" : std::string()) << ")\n"
      << "      kernel attributes {known_block_size = array<i32: " << c.blockSize
      << ", 1, 1>, kvc.kernel = \"split\"} {\n";
-  std::string split = e.line("gpu.block_id x");
-  std::string kvh = e.line("gpu.block_id y");
-  std::string b = e.line("gpu.block_id z");
-  std::string nsplit = e.line("gpu.grid_dim x");
-  std::string hkv = e.line("gpu.grid_dim y");
-  std::string tid = e.line("gpu.thread_id x");
+  std::string split = e.L("gpu.block_id x");
+  std::string kvh = e.L("gpu.block_id y");
+  std::string b = e.L("gpu.block_id z");
+  std::string nsplit = e.L("gpu.grid_dim x");
+  std::string hkv = e.L("gpu.grid_dim y");
+  std::string tid = e.L("gpu.thread_id x");
   std::string c0 = e.ci(0), c1 = e.ci(1), c32 = e.ci(32), cLPK = e.ci(LPK), cD = e.ci(D);
   std::string c8 = e.ci(8);
-  std::string warp = e.line("arith.divui " + tid + ", " + c32 + " : index");
-  std::string lane = e.line("arith.remui " + tid + ", " + c32 + " : index");
-  std::string kig = e.line("arith.divui " + lane + ", " + cLPK + " : index");
-  std::string sl = e.line("arith.remui " + lane + ", " + cLPK + " : index");
+  std::string warp = e.L("arith.divui " + tid + ", " + c32 + " : index");
+  std::string lane = e.L("arith.remui " + tid + ", " + c32 + " : index");
+  std::string kig = e.L("arith.divui " + lane + ", " + cLPK + " : index");
+  std::string sl = e.L("arith.remui " + lane + ", " + cLPK + " : index");
   std::string kg = e.add(e.mul(warp, e.ci(KPW)), kig);
   std::string d0 = e.mul(sl, c8);
   std::string row = e.add(e.mul(b, hkv), kvh);
   std::string rowBase = e.mul(row, e.ci(NQ));
   std::string L = "%skv";
   if (c.ragged) {
-    std::string li = e.line("memref.load %lens[" + row + "] : memref<?xi64>");
-    std::string z64 = e.line("arith.constant 0 : i64");
-    std::string lc = e.line("arith.maxsi " + li + ", " + z64 + " : i64");
-    std::string lidx = e.line("arith.index_cast " + lc + " : i64 to index");
-    L = e.line("arith.minui " + lidx + ", %skv : index");
+    std::string li = e.L("memref.load %lens[" + row + "] : memref<?xi64>");
+    std::string z64 = e.L("arith.constant 0 : i64");
+    std::string lc = e.L("arith.maxsi " + li + ", " + z64 + " : i64");
+    std::string lidx = e.L("arith.index_cast " + lc + " : i64 to index");
+    L = e.L("arith.minui " + lidx + ", %skv : index");
   }
   // Dense rows all have Skv keys, so the host's %chunk splits them evenly. A ragged row splits
   // its own length: ceil(L / splits) rounded up to whole main-loop tiles, so every split of a
@@ -247,19 +200,19 @@ std::string mlir::kvc::generateDecodeKernels(const DecodeKernelConfig &c, std::s
     std::string tile = e.ci(NKG * U);
     // ceil(L / splits) then up to a tile multiple; plain divui (no arith.ceildivui, which
     // convert-gpu-to-nvvm does not expand).
-    std::string per = e.line("arith.divui " + e.add(L, e.line("arith.subi " + nsplit + ", " +
+    std::string per = e.L("arith.divui " + e.add(L, e.L("arith.subi " + nsplit + ", " +
                              c1 + " : index")) + ", " + nsplit + " : index");
     std::string tm1 = e.ci(NKG * U - 1);
-    std::string tiles = e.line("arith.divui " + e.add(per, tm1) + ", " + tile + " : index");
+    std::string tiles = e.L("arith.divui " + e.add(per, tm1) + ", " + tile + " : index");
     chunk = e.mul(tiles, tile);
   }
   std::string start = e.mul(split, chunk);
-  std::string end = e.line("arith.minui " + e.add(start, chunk) + ", " + L + " : index");
-  std::string nonEmpty = e.line("arith.cmpi ugt, " + end + ", " + start + " : index");
-  std::string diff = e.line("arith.subi " + end + ", " + start + " : index");
-  std::string n = e.line("arith.select " + nonEmpty + ", " + diff + ", " + c0 + " : index");
+  std::string end = e.L("arith.minui " + e.add(start, chunk) + ", " + L + " : index");
+  std::string nonEmpty = e.L("arith.cmpi ugt, " + end + ", " + start + " : index");
+  std::string diff = e.L("arith.subi " + end + ", " + start + " : index");
+  std::string n = e.L("arith.select " + nonEmpty + ", " + diff + ", " + c0 + " : index");
   std::string cTile = e.ci(NKG * U);
-  std::string ntiles = e.line("arith.divui " + n + ", " + cTile + " : index");
+  std::string ntiles = e.L("arith.divui " + n + ", " + cTile + " : index");
   std::string mainEnd = e.add(start, e.mul(ntiles, cTile));
   std::string kvBase = e.add(e.mul(e.mul(row, "%skv"), cD), d0);
 
@@ -268,13 +221,13 @@ std::string mlir::kvc::generateDecodeKernels(const DecodeKernelConfig &c, std::s
   std::vector<std::string> qv(NQ);
   for (int64_t qi = 0; qi < NQ; ++qi) {
     std::string idx = e.add(e.mul(e.add(rowBase, e.ci(qi)), cD), d0);
-    std::string raw = e.line("vector.load %q[" + idx + "] {alignment = 16} : " + MET + ", " + VET);
-    std::string f = e.line("arith.extf " + raw + " : " + VET + " to " + VF);
+    std::string raw = e.L("vector.load %q[" + idx + "] {alignment = 16} : " + MET + ", " + VET);
+    std::string f = e.L("arith.extf " + raw + " : " + VET + " to " + VF);
     qv[qi] = e.fmul(f, scl, VF);
   }
   std::string ninf = e.cf(-INFINITY);
   std::string fzero = e.cf(0.0f);
-  std::string vzero = e.line("arith.constant dense<0.0> : " + VF);
+  std::string vzero = e.L("arith.constant dense<0.0> : " + VF);
   std::string w32 = e.ci32(32);
   std::vector<std::string> redOffs;
   for (int64_t off = LPK / 2; off >= 1; off /= 2)
@@ -295,24 +248,24 @@ std::string mlir::kvc::generateDecodeKernels(const DecodeKernelConfig &c, std::s
     std::vector<std::string> kf(nk), vf(nk);
     std::vector<std::string> kraw(nk), vraw(nk);
     for (size_t u = 0; u < nk; ++u)
-      kraw[u] = e.line("vector.load %k[" + idxs[u] + "] {alignment = 16} : " + MET + ", " + VET);
+      kraw[u] = e.L("vector.load %k[" + idxs[u] + "] {alignment = 16} : " + MET + ", " + VET);
     for (size_t u = 0; u < nk; ++u)
-      vraw[u] = e.line("vector.load %v[" + idxs[u] + "] {alignment = 16} : " + MET + ", " + VET);
+      vraw[u] = e.L("vector.load %v[" + idxs[u] + "] {alignment = 16} : " + MET + ", " + VET);
     for (size_t u = 0; u < nk; ++u)
-      kf[u] = e.line("arith.extf " + kraw[u] + " : " + VET + " to " + VF);
+      kf[u] = e.L("arith.extf " + kraw[u] + " : " + VET + " to " + VF);
     std::vector<std::string> out(3 * NQ);
     std::vector<std::vector<std::string>> s(NQ, std::vector<std::string>(nk));
     for (int64_t qi = 0; qi < NQ; ++qi)
       for (size_t u = 0; u < nk; ++u) {
         std::string prod = e.fmul(qv[qi], kf[u], VF);
         std::string part =
-            e.line("vector.reduction <add>, " + prod + " fastmath<reassoc> : " + VF + " into f32");
+            e.L("vector.reduction <add>, " + prod + " fastmath<reassoc> : " + VF + " into f32");
         for (auto &off : redOffs)
           part = e.fadd(part, e.shfl(part, off, w32));
         s[qi][u] = part;
       }
     for (size_t u = 0; u < nk; ++u)
-      vf[u] = e.line("arith.extf " + vraw[u] + " : " + VET + " to " + VF);
+      vf[u] = e.L("arith.extf " + vraw[u] + " : " + VET + " to " + VF);
     for (int64_t qi = 0; qi < NQ; ++qi) {
       const std::string &m = state[qi], &l = state[NQ + qi], &acc = state[2 * NQ + qi];
       std::string mx = m;
@@ -324,7 +277,7 @@ std::string mlir::kvc::generateDecodeKernels(const DecodeKernelConfig &c, std::s
       for (size_t u = 0; u < nk; ++u) {
         std::string p = e.exp2(e.fsub(s[qi][u], mx));
         lsum = e.fadd(lsum, p);
-        a = e.fma(e.splat(p), vf[u], a);
+        a = e.vfma(e.splat(p), vf[u], a);
       }
       out[qi] = mx;
       out[NQ + qi] = lsum;
@@ -352,20 +305,20 @@ std::string mlir::kvc::generateDecodeKernels(const DecodeKernelConfig &c, std::s
     std::vector<std::string> args;
     for (int64_t i = 0; i < 3 * NQ; ++i)
       args.push_back("%ma" + std::to_string(i));
-    os << e.indent << "%main:" << 3 * NQ << " = scf.for %base = " << start << " to " << mainEnd
+    os << e.ind << "%main:" << 3 * NQ << " = scf.for %base = " << start << " to " << mainEnd
        << " step " << cTile << " iter_args(" << iterArgs(args, init) << ") -> (" << stateTys
        << ") {\n";
-    std::string saved = e.indent;
-    e.indent += "  ";
+    std::string saved = e.ind;
+    e.ind += "  ";
     std::vector<std::string> idxs;
     for (int64_t u = 0; u < U; ++u) {
       std::string j = e.add(e.add("%base", e.ci(u * NKG)), kg);
       idxs.push_back(e.add(kvBase, e.mul(j, cD)));
     }
     std::vector<std::string> out = step(args, idxs);
-    e.stmt("scf.yield " + join(out) + " : " + stateTys);
-    e.indent = saved;
-    e.stmt("}");
+    e.S("scf.yield " + join(out) + " : " + stateTys);
+    e.ind = saved;
+    e.S("}");
   }
   // Tail: one key per key group per iteration. The loop is warp-uniform (gpu.shuffle lowers
   // to shfl.sync over the full warp, so every lane must take part in every shuffle): key group
@@ -377,22 +330,22 @@ std::string mlir::kvc::generateDecodeKernels(const DecodeKernelConfig &c, std::s
       args.push_back("%ta" + std::to_string(i));
     std::string tstart = e.add(mainEnd, e.mul(warp, e.ci(KPW)));
     std::string cNKG = e.ci(NKG);
-    os << e.indent << "%tail:" << 3 * NQ << " = scf.for %jb = " << tstart << " to " << end
+    os << e.ind << "%tail:" << 3 * NQ << " = scf.for %jb = " << tstart << " to " << end
        << " step " << cNKG << " iter_args(" << iterArgs(args, stateNames("%main")) << ") -> ("
        << stateTys << ") {\n";
-    std::string saved = e.indent;
-    e.indent += "  ";
+    std::string saved = e.ind;
+    e.ind += "  ";
     std::string j = e.add("%jb", kig);
-    std::string valid = e.line("arith.cmpi ult, " + j + ", " + end + " : index");
-    std::string last = e.line("arith.subi " + end + ", " + c1 + " : index");
-    std::string jc = e.line("arith.minui " + j + ", " + last + " : index");
+    std::string valid = e.L("arith.cmpi ult, " + j + ", " + end + " : index");
+    std::string last = e.L("arith.subi " + end + ", " + c1 + " : index");
+    std::string jc = e.L("arith.minui " + j + ", " + last + " : index");
     std::vector<std::string> out = step(args, {e.add(kvBase, e.mul(jc, cD))});
     for (int64_t i = 0; i < 3 * NQ; ++i)
-      out[i] = e.line("arith.select " + valid + ", " + out[i] + ", " + args[i] + " : " +
+      out[i] = e.L("arith.select " + valid + ", " + out[i] + ", " + args[i] + " : " +
                       (i < 2 * NQ ? std::string("f32") : VF));
-    e.stmt("scf.yield " + join(out) + " : " + stateTys);
-    e.indent = saved;
-    e.stmt("}");
+    e.S("scf.yield " + join(out) + " : " + stateTys);
+    e.ind = saved;
+    e.S("}");
   }
   std::vector<std::string> st = stateNames("%tail");
 
@@ -405,124 +358,124 @@ std::string mlir::kvc::generateDecodeKernels(const DecodeKernelConfig &c, std::s
       std::string lo = e.shfl(l, coff, w32);
       std::vector<std::string> elems;
       for (int i = 0; i < 8; ++i) {
-        std::string x = e.line("vector.extract " + acc + "[" + std::to_string(i) + "] : f32 from " + VF);
+        std::string x = e.L("vector.extract " + acc + "[" + std::to_string(i) + "] : f32 from " + VF);
         elems.push_back(e.shfl(x, coff, w32));
       }
-      std::string acco = e.line("vector.from_elements " + join(elems) + " : " + VF);
+      std::string acco = e.L("vector.from_elements " + join(elems) + " : " + VF);
       std::string M = e.fmax(m, mo);
       std::string wa = e.weight(m, M, ninf, fzero), wb = e.weight(mo, M, ninf, fzero);
       st[qi] = M;
       st[NQ + qi] = e.fadd(e.fmul(l, wa), e.fmul(lo, wb));
-      st[2 * NQ + qi] = e.fma(e.splat(wb), acco, e.fmul(acc, e.splat(wa), VF));
+      st[2 * NQ + qi] = e.vfma(e.splat(wb), acco, e.fmul(acc, e.splat(wa), VF));
     }
   }
   // Key group 0 of each warp publishes the warp's state.
   {
-    std::string isG0 = e.line("arith.cmpi ult, " + lane + ", " + cLPK + " : index");
-    e.stmt("scf.if " + isG0 + " {");
-    std::string saved = e.indent;
-    e.indent += "  ";
+    std::string isG0 = e.L("arith.cmpi ult, " + lane + ", " + cLPK + " : index");
+    e.S("scf.if " + isG0 + " {");
+    std::string saved = e.ind;
+    e.ind += "  ";
     for (int64_t qi = 0; qi < NQ; ++qi)
-      e.stmt("vector.store " + st[2 * NQ + qi] + ", %smAcc[" + warp + ", " + e.ci(qi) + ", " + d0 +
+      e.S("vector.store " + st[2 * NQ + qi] + ", %smAcc[" + warp + ", " + e.ci(qi) + ", " + d0 +
              "] {alignment = 16} : " + smAccTy + ", " + VF);
-    std::string isL0 = e.line("arith.cmpi eq, " + lane + ", " + c0 + " : index");
-    e.stmt("scf.if " + isL0 + " {");
-    e.indent += "  ";
+    std::string isL0 = e.L("arith.cmpi eq, " + lane + ", " + c0 + " : index");
+    e.S("scf.if " + isL0 + " {");
+    e.ind += "  ";
     for (int64_t qi = 0; qi < NQ; ++qi) {
       std::string cq = e.ci(qi);
-      e.stmt("memref.store " + st[qi] + ", %smM[" + warp + ", " + cq + "] : " + smMLTy);
-      e.stmt("memref.store " + st[NQ + qi] + ", %smL[" + warp + ", " + cq + "] : " + smMLTy);
+      e.S("memref.store " + st[qi] + ", %smM[" + warp + ", " + cq + "] : " + smMLTy);
+      e.S("memref.store " + st[NQ + qi] + ", %smL[" + warp + ", " + cq + "] : " + smMLTy);
     }
-    e.indent = saved + "  ";
-    e.stmt("}");
-    e.indent = saved;
-    e.stmt("}");
+    e.ind = saved + "  ";
+    e.S("}");
+    e.ind = saved;
+    e.S("}");
   }
-  e.stmt("gpu.barrier");
+  e.S("gpu.barrier");
   // Cross-warp merge; thread t handles outputs t, t + block, ... of the NQ x D partial.
   {
     std::string cBS = e.ci(c.blockSize);
     std::string total = e.ci(NQ * D);
-    e.stmt("scf.for %oi = " + tid + " to " + total + " step " + cBS + " {");
-    std::string saved = e.indent;
-    e.indent += "  ";
-    std::string qi = e.line("arith.divui %oi, " + cD + " : index");
-    std::string d = e.line("arith.remui %oi, " + cD + " : index");
+    e.S("scf.for %oi = " + tid + " to " + total + " step " + cBS + " {");
+    std::string saved = e.ind;
+    e.ind += "  ";
+    std::string qi = e.L("arith.divui %oi, " + cD + " : index");
+    std::string d = e.L("arith.remui %oi, " + cD + " : index");
     std::vector<std::string> ms(NW);
     std::string M = ninf;
     for (int64_t w = 0; w < NW; ++w) {
-      ms[w] = e.line("memref.load %smM[" + e.ci(w) + ", " + qi + "] : " + smMLTy);
+      ms[w] = e.L("memref.load %smM[" + e.ci(w) + ", " + qi + "] : " + smMLTy);
       M = e.fmax(M, ms[w]);
     }
     std::string Ls = fzero, O = fzero;
     for (int64_t w = 0; w < NW; ++w) {
       std::string cw = e.ci(w);
       std::string wt = e.weight(ms[w], M, ninf, fzero);
-      std::string lw = e.line("memref.load %smL[" + cw + ", " + qi + "] : " + smMLTy);
-      std::string aw = e.line("memref.load %smAcc[" + cw + ", " + qi + ", " + d + "] : " + smAccTy);
+      std::string lw = e.L("memref.load %smL[" + cw + ", " + qi + "] : " + smMLTy);
+      std::string aw = e.L("memref.load %smAcc[" + cw + ", " + qi + ", " + d + "] : " + smAccTy);
       Ls = e.fadd(Ls, e.fmul(wt, lw));
       O = e.fadd(O, e.fmul(wt, aw));
     }
     std::string pr = e.add(e.mul(e.add(rowBase, qi), nsplit), split);
-    e.stmt("memref.store " + O + ", %opart[" + e.add(e.mul(pr, cD), d) + "] : memref<?xf32>");
-    std::string isD0 = e.line("arith.cmpi eq, " + d + ", " + c0 + " : index");
-    e.stmt("scf.if " + isD0 + " {");
-    e.indent += "  ";
+    e.S("memref.store " + O + ", %opart[" + e.add(e.mul(pr, cD), d) + "] : memref<?xf32>");
+    std::string isD0 = e.L("arith.cmpi eq, " + d + ", " + c0 + " : index");
+    e.S("scf.if " + isD0 + " {");
+    e.ind += "  ";
     std::string mi = e.mul(pr, e.ci(2));
-    e.stmt("memref.store " + M + ", %ml[" + mi + "] : memref<?xf32>");
-    e.stmt("memref.store " + Ls + ", %ml[" + e.add(mi, c1) + "] : memref<?xf32>");
-    e.indent = saved + "  ";
-    e.stmt("}");
-    e.indent = saved;
-    e.stmt("}");
+    e.S("memref.store " + M + ", %ml[" + mi + "] : memref<?xf32>");
+    e.S("memref.store " + Ls + ", %ml[" + e.add(mi, c1) + "] : memref<?xf32>");
+    e.ind = saved + "  ";
+    e.S("}");
+    e.ind = saved;
+    e.S("}");
   }
   if (c.fuseMerge) {
     // The last CTA of a row to finish merges the row's splits (threadFenceReduction): every
     // thread fences its partial writes device-wide, thread 0 counts the CTA in, and the CTA that
     // brings the count to #splits reads all partials. It resets the counter for the next launch,
     // so counters need zeroing once per workspace, not per launch. Saves the merge launch.
-    e.stmt("nvvm.memory.barrier #nvvm.mem_scope<gpu>");
-    e.stmt("gpu.barrier");
-    std::string isT0 = e.line("arith.cmpi eq, " + tid + ", " + c0 + " : index");
-    e.stmt("scf.if " + isT0 + " {");
-    std::string saved = e.indent;
-    e.indent += "  ";
-    std::string one32 = e.line("arith.constant 1 : i32");
-    std::string old = e.line("memref.atomic_rmw addi " + one32 + ", %cnt[" + row +
+    e.S("nvvm.memory.barrier #nvvm.mem_scope<gpu>");
+    e.S("gpu.barrier");
+    std::string isT0 = e.L("arith.cmpi eq, " + tid + ", " + c0 + " : index");
+    e.S("scf.if " + isT0 + " {");
+    std::string saved = e.ind;
+    e.ind += "  ";
+    std::string one32 = e.L("arith.constant 1 : i32");
+    std::string old = e.L("memref.atomic_rmw addi " + one32 + ", %cnt[" + row +
                              "] : (i32, memref<?xi32>) -> i32");
-    e.stmt("memref.store " + old + ", %smFlag[" + c0 + "] : memref<1xi32, " + WG + ">");
-    e.indent = saved;
-    e.stmt("}");
-    e.stmt("gpu.barrier");
-    std::string arrived = e.line("memref.load %smFlag[" + c0 + "] : memref<1xi32, " + WG + ">");
-    std::string lastIdx = e.line("arith.subi " + nsplit + ", " + c1 + " : index");
-    std::string last32 = e.line("arith.index_cast " + lastIdx + " : index to i32");
-    std::string isLast = e.line("arith.cmpi eq, " + arrived + ", " + last32 + " : i32");
-    e.stmt("scf.if " + isLast + " {");
-    e.indent += "  ";
-    e.stmt("nvvm.memory.barrier #nvvm.mem_scope<gpu>");
+    e.S("memref.store " + old + ", %smFlag[" + c0 + "] : memref<1xi32, " + WG + ">");
+    e.ind = saved;
+    e.S("}");
+    e.S("gpu.barrier");
+    std::string arrived = e.L("memref.load %smFlag[" + c0 + "] : memref<1xi32, " + WG + ">");
+    std::string lastIdx = e.L("arith.subi " + nsplit + ", " + c1 + " : index");
+    std::string last32 = e.L("arith.index_cast " + lastIdx + " : index to i32");
+    std::string isLast = e.L("arith.cmpi eq, " + arrived + ", " + last32 + " : i32");
+    e.S("scf.if " + isLast + " {");
+    e.ind += "  ";
+    e.S("nvvm.memory.barrier #nvvm.mem_scope<gpu>");
     std::string oi = e.fresh("oi");
-    e.stmt("scf.for " + oi + " = " + tid + " to " + e.ci(NQ * D) + " step " + e.ci(c.blockSize) +
+    e.S("scf.for " + oi + " = " + tid + " to " + e.ci(NQ * D) + " step " + e.ci(c.blockSize) +
            " {");
-    e.indent += "  ";
-    std::string qi = e.line("arith.divui " + oi + ", " + cD + " : index");
-    std::string d = e.line("arith.remui " + oi + ", " + cD + " : index");
+    e.ind += "  ";
+    std::string qi = e.L("arith.divui " + oi + ", " + cD + " : index");
+    std::string d = e.L("arith.remui " + oi + ", " + cD + " : index");
     std::string qr = e.add(rowBase, qi);
     std::string res = emitSplitMerge(e, "%opart", "%ml", nsplit, qr, d, D);
-    std::string t = e.line("arith.truncf " + res + " : f32 to " + ET);
-    e.stmt("memref.store " + t + ", %out[" + e.add(e.mul(qr, cD), d) + "] : " + MET);
-    e.indent = saved + "  ";
-    e.stmt("}");
-    e.stmt("scf.if " + isT0 + " {");
-    e.indent += "  ";
-    e.stmt("memref.store " + e.line("arith.constant 0 : i32") + ", %cnt[" + row +
+    std::string t = e.L("arith.truncf " + res + " : f32 to " + ET);
+    e.S("memref.store " + t + ", %out[" + e.add(e.mul(qr, cD), d) + "] : " + MET);
+    e.ind = saved + "  ";
+    e.S("}");
+    e.S("scf.if " + isT0 + " {");
+    e.ind += "  ";
+    e.S("memref.store " + e.L("arith.constant 0 : i32") + ", %cnt[" + row +
            "] : memref<?xi32>");
-    e.indent = saved + "  ";
-    e.stmt("}");
-    e.indent = saved;
-    e.stmt("}");
+    e.ind = saved + "  ";
+    e.S("}");
+    e.ind = saved;
+    e.S("}");
   }
-  e.stmt("gpu.return");
+  e.S("gpu.return");
   os << "  }\n";
 
   // ---------------------------------------------------------------- merge kernel
@@ -530,18 +483,18 @@ std::string mlir::kvc::generateDecodeKernels(const DecodeKernelConfig &c, std::s
     os << "}\n";
     return os.str();
   }
-  e.indent = "    ";
+  e.ind = "    ";
   os << "  gpu.func @" << c.prefix << "_merge(%mo: memref<?xf32>, %mml: memref<?xf32>, %out: "
      << MET << ", %ns: index)\n"
      << "      kernel attributes {known_block_size = array<i32: " << D
      << ", 1, 1>, kvc.kernel = \"merge\"} {\n";
   {
-    std::string r = e.line("gpu.block_id x");
-    std::string d = e.line("gpu.thread_id x");
+    std::string r = e.L("gpu.block_id x");
+    std::string d = e.L("gpu.thread_id x");
     std::string res = emitSplitMerge(e, "%mo", "%mml", "%ns", r, d, D);
-    std::string t = e.line("arith.truncf " + res + " : f32 to " + ET);
-    e.stmt("memref.store " + t + ", %out[" + e.add(e.mul(r, e.ci(D)), d) + "] : " + MET);
-    e.stmt("gpu.return");
+    std::string t = e.L("arith.truncf " + res + " : f32 to " + ET);
+    e.S("memref.store " + t + ", %out[" + e.add(e.mul(r, e.ci(D)), d) + "] : " + MET);
+    e.S("gpu.return");
   }
   os << "  }\n";
   os << "}\n";

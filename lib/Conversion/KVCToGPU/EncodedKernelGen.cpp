@@ -19,6 +19,7 @@
 //
 //===----------------------------------------------------------------------===//
 #include "kvc/Conversion/KVCToGPU/EncodedKernelGen.h"
+#include "GPUTextEmitter.h"
 
 #include <cmath>
 #include <cstdio>
@@ -30,79 +31,12 @@
 using namespace mlir::kvc;
 
 namespace {
-struct Em {
-  std::ostringstream os;
-  int n = 0;
-  std::string ind = "    ";
-
-  std::string fresh(const char *p = "v") { return "%" + std::string(p) + std::to_string(n++); }
-  std::string L(const std::string &rhs, const char *p = "v") {
-    std::string r = fresh(p);
-    os << ind << r << " = " << rhs << "\n";
-    return r;
-  }
-  void S(const std::string &s) { os << ind << s << "\n"; }
-  void push() { ind += "  "; }
-  void pop() { ind.resize(ind.size() - 2); }
-  std::string ci(int64_t v) { return L("arith.constant " + std::to_string(v) + " : index", "c"); }
-  std::string ci32(int64_t v) { return L("arith.constant " + std::to_string(v) + " : i32", "c"); }
-  std::string ci64(int64_t v) { return L("arith.constant " + std::to_string(v) + " : i64", "c"); }
-  std::string cf(float v) {
-    uint32_t bits;
-    std::memcpy(&bits, &v, 4);
-    char buf[32];
-    snprintf(buf, sizeof buf, "0x%08X", bits);
-    return L(std::string("arith.constant ") + buf + " : f32", "f");
-  }
-  std::string bin(const std::string &op, const std::string &a, const std::string &b,
-                  const std::string &ty) {
-    return L(op + " " + a + ", " + b + " : " + ty);
-  }
-  std::string add(const std::string &a, const std::string &b) { return bin("arith.addi", a, b, "index"); }
-  std::string sub(const std::string &a, const std::string &b) { return bin("arith.subi", a, b, "index"); }
-  std::string mul(const std::string &a, const std::string &b) { return bin("arith.muli", a, b, "index"); }
-  std::string minu(const std::string &a, const std::string &b) { return bin("arith.minui", a, b, "index"); }
-  std::string fadd(const std::string &a, const std::string &b) { return bin("arith.addf", a, b, "f32"); }
-  std::string fmul(const std::string &a, const std::string &b) { return bin("arith.mulf", a, b, "f32"); }
-  std::string fsub(const std::string &a, const std::string &b) { return bin("arith.subf", a, b, "f32"); }
-  std::string fmax(const std::string &a, const std::string &b) { return bin("arith.maxnumf", a, b, "f32"); }
+struct Em : GPUTextEmitter {
   std::string fma(const std::string &a, const std::string &b, const std::string &c) {
     return L("math.fma " + a + ", " + b + ", " + c + " : f32");
   }
-  std::string exp2(const std::string &a) { return L("math.exp2 " + a + " : f32"); }
-  std::string ld(const std::string &mem, const std::string &idx, const std::string &ty) {
-    return L("memref.load " + mem + "[" + idx + "] : " + ty);
-  }
   std::string ldI(const std::string &mem, const std::string &idx) {
     return ld(mem, idx, "memref<?xi32>");
-  }
-  std::string toIdx(const std::string &i32) { return L("arith.index_castui " + i32 + " : i32 to index"); }
-  std::string cmp(const std::string &pred, const std::string &a, const std::string &b,
-                  const std::string &ty) {
-    return L("arith.cmpi " + pred + ", " + a + ", " + b + " : " + ty);
-  }
-  std::string sel(const std::string &c, const std::string &a, const std::string &b,
-                  const std::string &ty) {
-    return L("arith.select " + c + ", " + a + ", " + b + " : " + ty);
-  }
-  std::string shfl(const std::string &a, const std::string &off, const std::string &w) {
-    std::string r = fresh("sh");
-    os << ind << r << ", " << fresh("ok") << " = gpu.shuffle xor " << a << ", " << off << ", " << w
-       << " : f32\n";
-    return r;
-  }
-  std::string weight(const std::string &m, const std::string &M, const std::string &ninf,
-                     const std::string &zero) {
-    std::string isEmpty = L("arith.cmpf oeq, " + m + ", " + ninf + " : f32");
-    std::string e = exp2(fsub(m, M));
-    return sel(isEmpty, zero, e, "f32");
-  }
-  // `%r:n = <head> -> (types) {` ... returns the result names r#0..r#n-1.
-  std::vector<std::string> results(const std::string &r, size_t n) {
-    std::vector<std::string> v;
-    for (size_t i = 0; i < n; ++i)
-      v.push_back(n == 1 ? r : r + "#" + std::to_string(i));
-    return v;
   }
 };
 

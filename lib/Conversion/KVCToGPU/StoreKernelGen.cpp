@@ -17,6 +17,7 @@
 //
 //===----------------------------------------------------------------------===//
 #include "kvc/Conversion/KVCToGPU/StoreKernelGen.h"
+#include "GPUTextEmitter.h"
 
 #include <cmath>
 #include <cstdio>
@@ -27,57 +28,7 @@
 using namespace mlir::kvc;
 
 namespace {
-struct Em {
-  std::ostringstream os;
-  int n = 0;
-  std::string ind = "    ";
-
-  std::string fresh(const char *p = "v") { return "%" + std::string(p) + std::to_string(n++); }
-  std::string L(const std::string &rhs, const char *p = "v") {
-    std::string r = fresh(p);
-    os << ind << r << " = " << rhs << "\n";
-    return r;
-  }
-  void S(const std::string &s) { os << ind << s << "\n"; }
-  void push() { ind += "  "; }
-  void pop() { ind.resize(ind.size() - 2); }
-  std::string ci(int64_t v) { return L("arith.constant " + std::to_string(v) + " : index", "c"); }
-  std::string ci32(int64_t v) { return L("arith.constant " + std::to_string(v) + " : i32", "c"); }
-  std::string ci64(int64_t v) { return L("arith.constant " + std::to_string(v) + " : i64", "c"); }
-  std::string cfBits(uint32_t bits) {
-    char buf[32];
-    snprintf(buf, sizeof buf, "0x%08X", bits);
-    return L(std::string("arith.constant ") + buf + " : f32", "f");
-  }
-  std::string bin(const std::string &op, const std::string &a, const std::string &b,
-                  const std::string &ty) {
-    return L(op + " " + a + ", " + b + " : " + ty);
-  }
-  std::string add(const std::string &a, const std::string &b) { return bin("arith.addi", a, b, "index"); }
-  std::string sub(const std::string &a, const std::string &b) { return bin("arith.subi", a, b, "index"); }
-  std::string mul(const std::string &a, const std::string &b) { return bin("arith.muli", a, b, "index"); }
-  std::string cmp(const std::string &pred, const std::string &a, const std::string &b,
-                  const std::string &ty) {
-    return L("arith.cmpi " + pred + ", " + a + ", " + b + " : " + ty);
-  }
-  std::string cmpf(const std::string &pred, const std::string &a, const std::string &b,
-                   const std::string &ty = "f32") {
-    return L("arith.cmpf " + pred + ", " + a + ", " + b + " : " + ty);
-  }
-  std::string sel(const std::string &c, const std::string &a, const std::string &b,
-                  const std::string &ty) {
-    return L("arith.select " + c + ", " + a + ", " + b + " : " + ty);
-  }
-  std::string ld(const std::string &mem, const std::string &idx, const std::string &ty) {
-    return L("memref.load " + mem + "[" + idx + "] : " + ty);
-  }
-  void st(const std::string &v, const std::string &mem, const std::string &idx,
-          const std::string &ty) {
-    S("memref.store " + v + ", " + mem + "[" + idx + "] : " + ty);
-  }
-  std::string toIdx(const std::string &i32) { return L("arith.index_castui " + i32 + " : i32 to index"); }
-  std::string toI32(const std::string &idx) { return L("arith.index_castui " + idx + " : index to i32"); }
-};
+struct Em : GPUTextEmitter {};
 
 // Chunks of at most this many symbols are unrolled and kept in registers.
 constexpr int64_t kMaxUnrolledChunk = 16;
