@@ -5,6 +5,8 @@
 //   kvc-bench encoded check IN [--quick] [--seed N] [--tol X] [--tol32 X]
 //   kvc-bench encoded decode IN [--json F] [--batches 1,8,32] [--contexts 4096,16384,65536]
 //                               [--hkv 8] [--reps 30] [--warmup 5] [--splits N]
+//   kvc-bench encoded append-check|append-bench ENC STORE ...   (Append.cpp: appends through
+//                               the store kernels vs the CPU codec)
 //
 // IN is the PTX (or the kvc-gpu-pipeline .mlir) of kernels convert-kvc-to-gpu emitted for
 // kvc.attention over a !kvc.encoded_cache (names ..._enc_split/_merge). The caches are built
@@ -34,6 +36,7 @@
 #include <vector>
 
 int kvcBenchEncoded(int argc, char **argv);
+int kvcBenchAppend(int argc, char **argv); // Append.cpp: append-check, append-bench
 
 namespace {
 
@@ -779,12 +782,15 @@ int cmdInfo(const std::string &path) {
           "       kvc-bench encoded info IN\n"
           "       kvc-bench encoded check IN [--quick] [--seed N] [--tol X] [--tol32 X]\n"
           "       kvc-bench encoded decode IN [--json F] [--batches 1,8,32] "
-          "[--contexts 4096,16384,65536] [--hkv 8] [--reps 30] [--warmup 5] [--splits N]\n");
+          "[--contexts 4096,16384,65536] [--hkv 8] [--reps 30] [--warmup 5] [--splits N]\n"
+          "       kvc-bench encoded append-check|append-bench ENC STORE ...  (Append.cpp)\n");
   exit(2);
 }
 } // namespace
 
 int kvcBenchEncoded(int argc, char **argv) {
+  if (argc >= 3 && std::string(argv[2]).rfind("append-", 0) == 0)
+    return kvcBenchAppend(argc, argv);
   if (argc == 3 && std::string(argv[2]) == "selftest")
     return cmdSelftest();
   if (argc < 4)

@@ -55,6 +55,10 @@ int kvc_cuda_memcpy_htod(kvc_cuda_ptr dst, const void *src, size_t bytes);
 int kvc_cuda_memcpy_dtoh(void *dst, kvc_cuda_ptr src, size_t bytes);
 int kvc_cuda_memcpy_dtod_async(kvc_cuda_ptr dst, kvc_cuda_ptr src, size_t bytes,
                                kvc_cuda_stream s);
+/* `height` rows of `width` bytes, row pitches in bytes (cuMemcpy2DAsync, device to device). */
+int kvc_cuda_memcpy2d_dtod_async(kvc_cuda_ptr dst, size_t dst_pitch, kvc_cuda_ptr src,
+                                 size_t src_pitch, size_t width, size_t height,
+                                 kvc_cuda_stream s);
 int kvc_cuda_memset_d8_async(kvc_cuda_ptr dst, unsigned char value, size_t bytes,
                              kvc_cuda_stream s);
 

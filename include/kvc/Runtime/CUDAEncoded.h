@@ -88,6 +88,129 @@ int kvc_cuda_encoded_launch(kvc_cuda_function split, kvc_cuda_function merge,
                             kvc_cuda_ptr q, kvc_cuda_ptr workspace, kvc_cuda_ptr out,
                             kvc_cuda_stream stream);
 
+
+/* ==== Appending tokens on the GPU (KVComp store kernels) ===================================
+ *
+ * Decoding appends one token (or a few) per step to every row. kvc_cuda_encoded_append keeps
+ * the device form equal to what kvc_encoded_pack gives for the CPU codec heads after the same
+ * appends (kvc_codec_head_append), with the codec's semantics: a stream (keys: KB, key_recent;
+ * values: VB, value_recent) holds its unencoded tokens in the fp16 recent window; as soon as a
+ * row has KB + key_recent unencoded keys, its oldest whole key blocks are encoded (so the
+ * window holds fewer than key_recent + KB tokens after every append); values likewise.
+ * Blocks are encoded by the store kernels (include/kvc/Conversion/KVCToGPU/StoreKernelGen.h)
+ * with each stream's existing codebook (the codec builds a codebook once, from the first
+ * blocks it encodes), bit-identically to the CPU codec.
+ *
+ * Device layout of an appendable cache (same buffers and kernel ABI as
+ * kvc_cuda_encoded_upload; only where things sit differs, which the decode kernels read from
+ * `rows`):
+ *  - key block slots: row r's blocks at kblk0 = r * key_block_slots (capacity for its encoded
+ *    blocks plus every block max_new_tokens can cut); values likewise;
+ *  - kw / vw: the uploaded words first (same order as kvc_encoded_pack), then a zeroed reserve
+ *    for the new blocks, allocated by the store kernels' atomic `top` (blocks of one launch
+ *    land in no fixed order; the decoder reads only kbo/vbo);
+ *  - krec / vrec: row r owns tokens [r*S, (r+1)*S) of the window buffer (S = P + max_new_tokens,
+ *    P = the largest unencoded count of any row at upload); its initial window ends at r*S + P,
+ *    so after a appended tokens every row writes its next token at r*S + P + a (one stride for
+ *    all rows). Encoding a block advances krec0 by KB*D instead of moving the window;
+ *  - rows: because every row receives the same number of tokens per call, the row table after
+ *    `a` appended tokens is a function of `a` alone (T = T0 + a; NKt, krec0 by the codec's
+ *    cut rule). All max_new_tokens + 1 tables (R*8 int32 each) are built at upload and kept
+ *    on the device; an append of n tokens copies table `a + n` into `rows` (one stream-ordered
+ *    device copy).
+ *  - the store jobs (every block that can be cut, with its source = the window's oldest
+ *    token, its global block index and its row's encode table) are built and uploaded once,
+ *    sorted by the token count at which they fall due, so an append launches a contiguous range
+ *    of them: at most one key launch and one value launch per call, for all rows together.
+ *
+ * Limits: the store kernels must be the fp16-source, key-block-grouped pair for the cache's
+ * D/KB/VB (`<prefix>_d<D>_kb<KB>_vb<VB>_f16_kblk_{kstore,vstore}`); all rows must share the
+ * key error bound and the value error bound (the kernels take them per launch); a stream that
+ * has no codebook yet (its prefill encoded no block) cannot get a block on the GPU: the
+ * append that would need one fails (building a codebook needs the CPU codec). New tokens are
+ * fp16 (the cache's own form; rounding other types to fp16 is the caller's). Non-finite
+ * values are detected when their block is encoded (store status 1), not while they sit in the
+ * fp16 window (the CPU codec rejects them at append time). */
+
+/* A store kernel pair: grid (jobs), block (threads). */
+typedef struct {
+  kvc_cuda_function kstore, vstore;
+  int kthreads, vthreads; /* threads per CTA (the PTX's .maxntid) */
+  int64_t head_dim, key_block, value_block;
+} kvc_encoded_store_kernels;
+
+/* Finds `*_d<D>_kb<KB>_vb<VB>_f16_kblk_kstore` / `_vstore` among the `.entry`s of `ptx` (the
+ * text module `m` was loaded from) and reads their threads per CTA from `.maxntid`. Returns 0,
+ * or -1 with a message in *err. */
+int kvc_cuda_encoded_store_kernels_find(kvc_cuda_module m, const char *ptx, int64_t head_dim,
+                                        int64_t key_block, int64_t value_block,
+                                        kvc_encoded_store_kernels *out, const char **err);
+
+typedef struct kvc_cuda_encoded_appender kvc_cuda_encoded_appender;
+
+typedef struct {
+  /* Words reserved per block to encode, 0 = the worst case of each stream's code (every symbol
+   * at the longest code or escape length: store status 2 cannot occur, unless blocks of a call
+   * that failed in checked mode are encoded again by a later call). A smaller value saves
+   * memory; when a launch runs out, append grows the word buffer (checked mode only). */
+  int64_t words_per_key_block, words_per_value_block;
+} kvc_encoded_reserve_options;
+
+/* Like kvc_cuda_encoded_upload, laid out for max_new_tokens more tokens per row (see above),
+ * plus the appender that kvc_cuda_encoded_append needs (*app; free it with
+ * kvc_cuda_encoded_appender_free, the cache with kvc_cuda_encoded_free as usual). opts may be
+ * NULL. Errors: -1 with text in *err (layout, limits, rows with different error bounds), or a
+ * CUDA error. */
+int kvc_cuda_encoded_upload_appendable(const kvc_codec_head *const *heads, int64_t batch,
+                                       int64_t hkv, int64_t max_new_tokens,
+                                       const kvc_encoded_reserve_options *opts,
+                                       kvc_cuda_encoded_cache *out,
+                                       kvc_cuda_encoded_appender **app, const char **err);
+
+enum {
+  /* Synchronize the stream after the store launches of this call and check their statuses:
+   * the call then returns the store kernels' errors itself (and grows the word buffers on
+   * status 2). Without it nothing synchronizes; statuses are read by
+   * kvc_cuda_encoded_append_status. */
+  KVC_ENC_APPEND_CHECK = 1
+};
+
+/* Appends n tokens to every row: k_new, v_new [B, Hkv, n, D] fp16 on the device (row
+ * r = b*Hkv + kvh holds its n tokens contiguously at element r*n*D). Stream-ordered: copies
+ * the tokens into the windows (one strided cuMemcpy2DAsync per stream, resolved from the
+ * loaded libcuda.so.1; one copy per row and stream where that is unavailable or the
+ * environment sets KVC_APPEND_ROW_COPIES), launches the store
+ * kernels for the blocks that fall due (one launch per stream at most, all rows), then
+ * copies the row table for the new token count into `rows`. Updates cache->max_tokens,
+ * cache->tokens (and cache->buf/len[KW or VW] if a word buffer grows). Errors (-1 and *err):
+ * n beyond the reserved tokens, a block due for a stream without a codebook, store kernels
+ * that do not fit the cache; with KVC_ENC_APPEND_CHECK also non-finite input in an encoded
+ * block (store status 1). On those errors the row table is not advanced: the decoder sees
+ * the cache as before the call. CUDA errors leave the cache undefined. */
+int kvc_cuda_encoded_append(kvc_cuda_encoded_appender *app, kvc_cuda_encoded_cache *cache,
+                            const kvc_encoded_store_kernels *sk, kvc_cuda_ptr k_new,
+                            kvc_cuda_ptr v_new, int64_t n, kvc_cuda_stream stream, int flags,
+                            const char **err);
+
+/* Synchronizes `stream` and checks the statuses of every store job launched so far. Returns 0,
+ * or -1 with the first failing job in *err (after an unchecked failure the cache is
+ * undefined: rebuild it). */
+int kvc_cuda_encoded_append_status(kvc_cuda_encoded_appender *app, kvc_cuda_stream stream,
+                                   const char **err);
+
+/* Tokens appended so far and still available; key/value blocks encoded on the GPU so far. */
+typedef struct {
+  int64_t appended, remaining, key_blocks_stored, value_blocks_stored;
+  int64_t key_launches, value_launches, word_buffer_grows;
+  int64_t window_copies;  /* device copies issued for the windows (2 per call with
+                             cuMemcpy2DAsync, 2*B*Hkv per call row by row) */
+  uint64_t reserve_bytes; /* device bytes of the appender (row tables, jobs, statuses, tables) */
+} kvc_encoded_append_info;
+void kvc_cuda_encoded_append_info(const kvc_cuda_encoded_appender *app,
+                                  kvc_encoded_append_info *out);
+
+void kvc_cuda_encoded_appender_free(kvc_cuda_encoded_appender *app);
+
 #ifdef __cplusplus
 }
 #endif

@@ -9,8 +9,10 @@
 #include <cstdlib>
 #include <cstdio>
 #include <cstring>
+#include <memory>
 #include <string>
 #include <vector>
+
 
 namespace {
 struct Memref1D {
@@ -309,5 +311,664 @@ int kvc_cuda_encoded_launch(kvc_cuda_function split, kvc_cuda_function merge,
   params[n++] = &ns;
   return kvc_cuda_launch(merge, unsigned(nq), 1, 1, unsigned(D), 1, 1, 0, stream, params);
 }
+
+} // extern "C"
+
+// ============================================================================================
+// Appending on the GPU: layout with reserved capacity, precomputed row tables and store jobs.
+
+namespace {
+// The encode table of one stream (StoreKernelGen.h): (code, length) per symbol 0..max_symbol,
+// escaped symbols as (escape_code << raw_bits | s, escape_length + raw_bits).
+std::vector<int32_t> encodeTable(const kvc_codec_huffman_tables &t, uint32_t *maxBits) {
+  std::vector<int32_t> tab(2 * (size_t(t.max_symbol) + 1));
+  const uint32_t esc = t.escape_symbol;
+  uint32_t mb = 0;
+  for (uint32_t s = 0; s <= t.max_symbol; ++s) {
+    if (s < t.num_coded_symbols && t.code_lengths[s] != 0) {
+      tab[2 * s] = int32_t(t.codes[s]);
+      tab[2 * s + 1] = t.code_lengths[s];
+    } else {
+      tab[2 * s] = int32_t((t.codes[esc] << t.raw_bits) | s);
+      tab[2 * s + 1] = int32_t(t.code_lengths[esc] + t.raw_bits);
+    }
+    mb = std::max(mb, uint32_t(tab[2 * s + 1]));
+  }
+  *maxBits = mb;
+  return tab;
+}
+
+// One strided device-to-device copy of `height` rows of `width` bytes. Returns 1 when
+// KVC_APPEND_ROW_COPIES is set (the caller then copies row by row: the comparison path of
+// bench/gpu/run-append.sh), else 0 or the runtime's error code + 1000.
+int copy2D(kvc_cuda_ptr dst, size_t dpitch, kvc_cuda_ptr src, size_t spitch, size_t width,
+           size_t height, kvc_cuda_stream s) {
+  static const bool rowCopies = std::getenv("KVC_APPEND_ROW_COPIES") != nullptr;
+  if (rowCopies)
+    return 1;
+  const int rc = kvc_cuda_memcpy2d_dtod_async(dst, dpitch, src, spitch, width, height, s);
+  return rc ? 1000 + rc : 0;
+}
+
+thread_local std::string appError;
+int afail(const char **err, const std::string &msg) {
+  appError = "kvc_cuda_encoded_append: " + msg;
+  if (err)
+    *err = appError.c_str();
+  return -1;
+}
+int cudaFail(const char **err, int rc, const char *what) {
+  appError = std::string("kvc_cuda_encoded_append: ") + what + ": " + kvc_cuda_last_error();
+  if (err)
+    *err = appError.c_str();
+  return rc;
+}
+} // namespace
+
+struct kvc_cuda_encoded_appender {
+  int64_t R = 0, Hkv = 1, D = 0, KB = 0, VB = 0, M = 0, a = 0;
+  std::vector<int64_t> T0;
+  kvc_cuda_ptr rowsAll = 0; // (M + 1) row tables of R*8 int32
+  struct Stream {
+    int64_t block = 0, recent = 0, slots = 0, stride = 0, pmax = 0; // stride/pmax in tokens
+    std::vector<int32_t> jobs;       // host copy, 4 per job, sorted by due count
+    std::vector<int64_t> due;        // due[a] = jobs with due count <= a, a in 0..M
+    std::vector<int64_t> jobRow;     // row of each job
+    kvc_cuda_ptr jobsD = 0, resD = 0, encD = 0, top = 0;
+    int64_t njobs = 0, encLen = 0, cap = 0, launched = 0, stored = 0, launches = 0;
+    int64_t wordsPerBlock = 0, worstWords = 0;
+    float eps = 0;
+    int32_t maxsym = 0;
+  } s[2];
+  int64_t grows = 0, windowCopies = 0;
+  uint64_t reserveBytes = 0;
+  ~kvc_cuda_encoded_appender() {
+    for (kvc_cuda_ptr p : {rowsAll, s[0].jobsD, s[0].resD, s[0].encD, s[0].top, s[1].jobsD,
+                           s[1].resD, s[1].encD, s[1].top})
+      if (p)
+        kvc_cuda_free(p);
+  }
+};
+
+extern "C" {
+
+int kvc_cuda_encoded_store_kernels_find(kvc_cuda_module m, const char *ptx, int64_t D,
+                                        int64_t KB, int64_t VB, kvc_encoded_store_kernels *out,
+                                        const char **err) {
+  std::memset(out, 0, sizeof *out);
+  const std::string text(ptx ? ptx : "");
+  const std::string tag = "_d" + std::to_string(D) + "_kb" + std::to_string(KB) + "_vb" +
+                          std::to_string(VB) + "_f16_kblk";
+  for (size_t p = text.find(".entry "); p != std::string::npos; p = text.find(".entry ", p + 1)) {
+    size_t b = p + 7, e = text.find_first_of("( \n", b);
+    std::string name = text.substr(b, e - b);
+    for (int v = 0; v < 2; ++v) {
+      const std::string suf = tag + (v ? "_vstore" : "_kstore");
+      if (name.size() < suf.size() || name.compare(name.size() - suf.size(), suf.size(), suf))
+        continue;
+      size_t nt = text.find(".maxntid ", e);
+      size_t next = text.find(".entry ", e);
+      if (nt == std::string::npos || (next != std::string::npos && nt > next))
+        return afail(err, "store kernel " + name + " has no .maxntid");
+      int threads = atoi(text.c_str() + nt + 9);
+      kvc_cuda_function f;
+      if (int rc = kvc_cuda_module_get_function(m, name.c_str(), &f))
+        return cudaFail(err, rc, "store kernel lookup");
+      (v ? out->vstore : out->kstore) = f;
+      (v ? out->vthreads : out->kthreads) = threads;
+    }
+  }
+  if (!out->kstore || !out->vstore || out->kthreads <= 0 || out->vthreads <= 0)
+    return afail(err, "no store kernel pair *" + tag + "_{kstore,vstore} in the PTX");
+  out->head_dim = D;
+  out->key_block = KB;
+  out->value_block = VB;
+  return 0;
+}
+
+int kvc_cuda_encoded_upload_appendable(const kvc_codec_head *const *heads, int64_t batch,
+                                       int64_t hkv, int64_t maxNew,
+                                       const kvc_encoded_reserve_options *opts,
+                                       kvc_cuda_encoded_cache *out,
+                                       kvc_cuda_encoded_appender **appOut, const char **err) {
+  std::memset(out, 0, sizeof *out);
+  *appOut = nullptr;
+  if (maxNew < 0)
+    return afail(err, "max_new_tokens must be >= 0");
+  kvc_encoded_host_form H;
+  if (int rc = kvc_encoded_pack(heads, batch, hkv, &H, err))
+    return rc;
+  auto *A = new kvc_cuda_encoded_appender();
+  std::unique_ptr<kvc_cuda_encoded_appender> guard(A);
+  struct HostFree {
+    kvc_encoded_host_form *h;
+    ~HostFree() { kvc_encoded_host_free(h); }
+  } hf{&H};
+  const int64_t R = batch * hkv, D = H.head_dim;
+  A->R = R;
+  A->Hkv = hkv;
+  A->D = D;
+  A->KB = H.key_block;
+  A->VB = H.value_block;
+  A->M = maxNew;
+  const int32_t *info = static_cast<const int32_t *>(H.data[KVC_ENC_ROWS]);
+  // Per row and stream: blocks, pending (unencoded) tokens, the encode table.
+  std::vector<int64_t> nb[2], pend[2], encOff[2];
+  std::vector<int32_t> enc[2];
+  for (int st = 0; st < 2; ++st) {
+    nb[st].resize(size_t(R));
+    pend[st].resize(size_t(R));
+    encOff[st].assign(size_t(R), -1);
+  }
+  A->T0.resize(size_t(R));
+  uint32_t maxBits[2] = {0, 0};
+  bool haveParams[2] = {false, false};
+  for (int64_t r = 0; r < R; ++r) {
+    kvc_codec_params p;
+    if (kvc_codec_head_params(heads[r], &p))
+      return afail(err, kvc_codec_last_error());
+    const int64_t T = info[r * 8 + 0];
+    A->T0[size_t(r)] = T;
+    for (int st = 0; st < 2; ++st) {
+      auto &S = A->s[st];
+      const int64_t blk = st ? A->VB : A->KB;
+      const int64_t rec = st ? p.value_recent_tokens : p.key_recent_tokens;
+      const float eps = st ? p.value_error : p.key_error;
+      const int64_t ntok = info[r * 8 + 1 + st];
+      nb[st][size_t(r)] = ntok / blk;
+      pend[st][size_t(r)] = T - ntok;
+      if (!haveParams[st]) {
+        S.block = blk;
+        S.recent = rec;
+        S.eps = eps;
+        haveParams[st] = true;
+      } else if (S.recent != rec || S.eps != eps) {
+        return afail(err, std::string("row ") + std::to_string(r) + ": " +
+                              (st ? "value" : "key") +
+                              " error bound or recent window differs from row 0 (the store "
+                              "kernels take one error bound per launch)");
+      }
+      if (pend[st][size_t(r)] >= rec + blk)
+        return afail(err, "row " + std::to_string(r) + " holds a whole block past its window");
+      kvc_codec_stream_view v;
+      kvc_codec_huffman_tables t;
+      if (kvc_codec_head_view(heads[r], st, &v, &t))
+        return afail(err, kvc_codec_last_error());
+      if (v.has_codebook) {
+        uint32_t mb = 0;
+        std::vector<int32_t> tab = encodeTable(t, &mb);
+        if (S.maxsym == 0)
+          S.maxsym = int32_t(t.max_symbol);
+        else if (S.maxsym != int32_t(t.max_symbol))
+          return afail(err, "rows have different max symbols");
+        maxBits[st] = std::max(maxBits[st], mb);
+        encOff[st][size_t(r)] = int64_t(enc[st].size());
+        enc[st].insert(enc[st].end(), tab.begin(), tab.end());
+      }
+    }
+  }
+  // New blocks each row gets by token count a (the codec's cut rule, see CodecHead.cpp).
+  auto newBlocks = [&](int st, int64_t r, int64_t a) -> int64_t {
+    const auto &S = A->s[st];
+    const int64_t pnd = pend[st][size_t(r)] + a;
+    return pnd >= S.recent + S.block ? (pnd - S.recent) / S.block : 0;
+  };
+  for (int st = 0; st < 2; ++st) {
+    auto &S = A->s[st];
+    S.slots = 1;
+    S.pmax = 0;
+    for (int64_t r = 0; r < R; ++r) {
+      S.slots = std::max(S.slots, nb[st][size_t(r)] + newBlocks(st, r, maxNew));
+      S.pmax = std::max(S.pmax, pend[st][size_t(r)]);
+    }
+    S.stride = S.pmax + maxNew;
+    if (R * S.stride * D >= (int64_t(1) << 31) || R * S.slots * std::max(S.block, D) >= (int64_t(1) << 31))
+      return afail(err, "reserved windows or block tables exceed 2^31 elements (32-bit offsets)");
+    const int64_t blockSymbols = S.block * D;
+    const int64_t userWords = opts ? (st ? opts->words_per_value_block : opts->words_per_key_block) : 0;
+    S.worstWords = (blockSymbols * int64_t(std::max(maxBits[st], 1u)) + 31) / 32 + 1;
+    S.wordsPerBlock = userWords > 0 ? userWords : S.worstWords;
+  }
+  // Store jobs of every block max_new_tokens can cut, sorted by the count at which it falls due.
+  for (int st = 0; st < 2; ++st) {
+    auto &S = A->s[st];
+    struct J {
+      int64_t due, r, j;
+    };
+    std::vector<J> js;
+    for (int64_t r = 0; r < R; ++r)
+      for (int64_t j = 0; j < newBlocks(st, r, maxNew); ++j) {
+        const int64_t due = S.recent + (j + 1) * S.block - pend[st][size_t(r)];
+        if (due < 1)
+          return afail(err, "internal: a block is due before any append");
+        js.push_back({due, r, j});
+      }
+    std::sort(js.begin(), js.end(), [](const J &x, const J &y) {
+      return x.due != y.due ? x.due < y.due : x.r != y.r ? x.r < y.r : x.j < y.j;
+    });
+    S.njobs = int64_t(js.size());
+    S.due.assign(size_t(maxNew + 1), 0);
+    size_t k = 0;
+    for (int64_t a = 0; a <= maxNew; ++a) {
+      while (k < js.size() && js[k].due <= a)
+        ++k;
+      S.due[size_t(a)] = int64_t(k);
+    }
+    for (const J &x : js) {
+      const int64_t rec0 = (x.r * S.stride + S.pmax - pend[st][size_t(x.r)]) * D;
+      S.jobs.push_back(int32_t(rec0 + x.j * S.block * D));
+      S.jobs.push_back(int32_t(x.r * S.slots + nb[st][size_t(x.r)] + x.j));
+      S.jobs.push_back(int32_t(encOff[st][size_t(x.r)])); // -1: no codebook
+      S.jobs.push_back(0);
+      S.jobRow.push_back(x.r);
+    }
+  }
+  // The re-laid-out device form.
+  std::vector<std::vector<uint8_t>> buf(KVC_ENC_NUM_BUFFERS);
+  auto put = [&](int i, const void *p, size_t bytes) {
+    buf[size_t(i)].assign(static_cast<const uint8_t *>(p), static_cast<const uint8_t *>(p) + bytes);
+  };
+  put(KVC_ENC_AUX, H.data[KVC_ENC_AUX], size_t(H.len[KVC_ENC_AUX]) * 4);
+  put(KVC_ENC_SYMS, H.data[KVC_ENC_SYMS], size_t(H.len[KVC_ENC_SYMS]) * 4);
+  put(KVC_ENC_LUT, H.data[KVC_ENC_LUT], size_t(H.len[KVC_ENC_LUT]) * 4);
+  int64_t top0[2];
+  for (int st = 0; st < 2; ++st) {
+    auto &S = A->s[st];
+    const int iw = st ? KVC_ENC_VW : KVC_ENC_KW, ibo = st ? KVC_ENC_VBO : KVC_ENC_KBO,
+              ivo = st ? KVC_ENC_VVO : KVC_ENC_KVO, imn = st ? KVC_ENC_VMIN : KVC_ENC_KMIN,
+              isp = st ? KVC_ENC_VSTEP : KVC_ENC_KSTEP, irc = st ? KVC_ENC_VREC : KVC_ENC_KREC;
+    const int64_t vecs = st ? D : S.block, params = st ? S.block : 1;
+    const int64_t words = H.len[iw] - 4; // pack appends 4 padding words
+    top0[st] = words;
+    S.cap = words + S.njobs * S.wordsPerBlock + 4;
+    if (S.cap >= (int64_t(1) << 31))
+      return afail(err, std::string(st ? "value" : "key") +
+                            " word reserve exceeds 2^31 words; lower max_new_tokens or "
+                            "words_per_block");
+    std::vector<uint32_t> w(size_t(S.cap), 0u);
+    std::memcpy(w.data(), H.data[iw], size_t(words) * 4);
+    put(iw, w.data(), w.size() * 4);
+    std::vector<int32_t> bo(size_t(R * S.slots), -1), vo(size_t(R * S.slots * vecs), -1);
+    std::vector<float> mn(size_t(R * S.slots * params), 0.f), sp(mn.size(), 0.f);
+    std::vector<uint16_t> rc(size_t(R * S.stride * D), 0);
+    const int32_t *hbo = static_cast<const int32_t *>(H.data[ibo]),
+                  *hvo = static_cast<const int32_t *>(H.data[ivo]);
+    const float *hmn = static_cast<const float *>(H.data[imn]),
+                *hsp = static_cast<const float *>(H.data[isp]);
+    const uint16_t *hrc = static_cast<const uint16_t *>(H.data[irc]);
+    for (int64_t r = 0; r < R; ++r) {
+      const int64_t blk0 = info[r * 8 + 3 + st], rec0 = info[r * 8 + 5 + st];
+      const int64_t g0 = r * S.slots;
+      for (int64_t b = 0; b < nb[st][size_t(r)]; ++b) {
+        bo[size_t(g0 + b)] = hbo[blk0 + b];
+        for (int64_t i = 0; i < vecs; ++i)
+          vo[size_t((g0 + b) * vecs + i)] = hvo[(blk0 + b) * vecs + i];
+        for (int64_t i = 0; i < params; ++i) {
+          mn[size_t((g0 + b) * params + i)] = hmn[(blk0 + b) * params + i];
+          sp[size_t((g0 + b) * params + i)] = hsp[(blk0 + b) * params + i];
+        }
+      }
+      const int64_t p = pend[st][size_t(r)];
+      std::memcpy(&rc[size_t((r * S.stride + S.pmax - p) * D)], hrc + rec0, size_t(p * D) * 2);
+    }
+    put(ibo, bo.data(), bo.size() * 4);
+    put(ivo, vo.data(), vo.size() * 4);
+    put(imn, mn.data(), mn.size() * 4);
+    put(isp, sp.data(), sp.size() * 4);
+    put(irc, rc.data(), rc.size() * 2);
+  }
+  // Row tables for every appended count a = 0..M.
+  std::vector<int32_t> rowsAll(size_t((maxNew + 1) * R * 8));
+  for (int64_t a = 0; a <= maxNew; ++a)
+    for (int64_t r = 0; r < R; ++r) {
+      int32_t *o = &rowsAll[size_t((a * R + r) * 8)];
+      o[0] = int32_t(A->T0[size_t(r)] + a);
+      for (int st = 0; st < 2; ++st) {
+        const auto &S = A->s[st];
+        const int64_t nbl = newBlocks(st, r, a);
+        o[1 + st] = int32_t((nb[st][size_t(r)] + nbl) * S.block);
+        o[3 + st] = int32_t(r * S.slots);
+        o[5 + st] = int32_t((r * S.stride + S.pmax - pend[st][size_t(r)] + nbl * S.block) * D);
+      }
+      o[7] = info[r * 8 + 7];
+    }
+  put(KVC_ENC_ROWS, rowsAll.data(), size_t(R) * 8 * 4);
+
+  // Upload.
+  out->batch = batch;
+  out->hkv = hkv;
+  out->head_dim = D;
+  out->key_block = A->KB;
+  out->value_block = A->VB;
+  out->max_tokens = H.max_tokens;
+  out->tokens = H.tokens;
+  for (int i = 0; i < KVC_ENC_NUM_BUFFERS; ++i) {
+    const int64_t eb = (i == KVC_ENC_KREC || i == KVC_ENC_VREC) ? 2 : 4;
+    if (buf[size_t(i)].empty())
+      buf[size_t(i)].resize(size_t(8 * eb), 0);
+    out->len[i] = int64_t(buf[size_t(i)].size()) / eb;
+    out->elem_bytes[i] = eb;
+    const size_t bytes = buf[size_t(i)].size();
+    out->device_bytes += bytes;
+    if (i == KVC_ENC_AUX || i == KVC_ENC_SYMS || i == KVC_ENC_LUT)
+      out->table_bytes += bytes;
+    int rc = kvc_cuda_malloc(&out->buf[i], bytes);
+    if (!rc)
+      rc = kvc_cuda_memcpy_htod(out->buf[i], buf[size_t(i)].data(), bytes);
+    if (rc) {
+      kvc_cuda_encoded_free(out);
+      return cudaFail(err, rc, "upload");
+    }
+  }
+  auto upload = [&](kvc_cuda_ptr *p, const void *src, size_t bytes) -> int {
+    const size_t b = std::max<size_t>(bytes, 16);
+    if (int rc = kvc_cuda_malloc(p, b))
+      return rc;
+    A->reserveBytes += b;
+    if (src && bytes)
+      return kvc_cuda_memcpy_htod(*p, src, bytes);
+    return 0;
+  };
+  int rc = upload(&A->rowsAll, rowsAll.data(), rowsAll.size() * 4);
+  for (int st = 0; st < 2 && !rc; ++st) {
+    auto &S = A->s[st];
+    S.encLen = int64_t(enc[st].size());
+    rc = upload(&S.jobsD, S.jobs.data(), S.jobs.size() * 4);
+    if (!rc)
+      rc = upload(&S.encD, enc[st].data(), enc[st].size() * 4);
+    if (!rc)
+      rc = upload(&S.resD, nullptr, size_t(S.njobs) * 16);
+    if (!rc && S.njobs)
+      rc = kvc_cuda_memset_d8_async(S.resD, 0xFF, size_t(S.njobs) * 16, nullptr); // status -1
+    int32_t t0 = int32_t(top0[st]);
+    if (!rc)
+      rc = upload(&S.top, &t0, 4);
+  }
+  if (!rc)
+    rc = kvc_cuda_synchronize();
+  if (rc) {
+    kvc_cuda_encoded_free(out);
+    return cudaFail(err, rc, "upload");
+  }
+  *appOut = guard.release();
+  return 0;
+}
+
+} // extern "C"
+
+namespace {
+struct StoreLaunch {
+  Memref1D m[10];
+  float eps;
+  int32_t maxsym, cap;
+};
+
+int launchStore(kvc_cuda_encoded_appender *A, kvc_cuda_encoded_cache *c, int st,
+                kvc_cuda_function f, int threads, kvc_cuda_ptr jobs, kvc_cuda_ptr res,
+                int64_t njobs, kvc_cuda_stream stream) {
+  auto &S = A->s[st];
+  const int irc = st ? KVC_ENC_VREC : KVC_ENC_KREC, iw = st ? KVC_ENC_VW : KVC_ENC_KW,
+            ibo = st ? KVC_ENC_VBO : KVC_ENC_KBO, ivo = st ? KVC_ENC_VVO : KVC_ENC_KVO,
+            imn = st ? KVC_ENC_VMIN : KVC_ENC_KMIN, isp = st ? KVC_ENC_VSTEP : KVC_ENC_KSTEP;
+  StoreLaunch L;
+  L.m[0] = desc(c->buf[irc], c->len[irc]);
+  L.m[1] = desc(jobs, 4 * njobs);
+  L.m[2] = desc(S.encD, std::max<int64_t>(S.encLen, 1));
+  L.m[3] = desc(c->buf[iw], S.cap);
+  L.m[4] = desc(S.top, 1);
+  L.m[5] = desc(c->buf[ibo], c->len[ibo]);
+  L.m[6] = desc(c->buf[ivo], c->len[ivo]);
+  L.m[7] = desc(c->buf[imn], c->len[imn]);
+  L.m[8] = desc(c->buf[isp], c->len[isp]);
+  L.m[9] = desc(res, 4 * njobs);
+  L.eps = S.eps;
+  L.maxsym = S.maxsym;
+  L.cap = int32_t(S.cap);
+  void *params[53];
+  int n = 0;
+  for (Memref1D &x : L.m)
+    x.push(params, n);
+  params[n++] = &L.eps;
+  params[n++] = &L.maxsym;
+  params[n++] = &L.cap;
+  return kvc_cuda_launch(f, unsigned(njobs), 1, 1, unsigned(threads), 1, 1, 0, stream, params);
+}
+
+// Grows stream st's word buffer to at least `need` words (+ half again), keeping its contents.
+int growWords(kvc_cuda_encoded_appender *A, kvc_cuda_encoded_cache *c, int st, int64_t need,
+              kvc_cuda_stream stream) {
+  auto &S = A->s[st];
+  const int iw = st ? KVC_ENC_VW : KVC_ENC_KW;
+  int64_t cap = std::max(need + need / 2, 2 * S.cap);
+  cap = std::min<int64_t>(cap, 0x7FFFFFF0);
+  if (cap <= S.cap || need > cap)
+    return -2;
+  kvc_cuda_ptr nw;
+  if (int rc = kvc_cuda_malloc(&nw, size_t(cap) * 4))
+    return rc;
+  int rc = kvc_cuda_memset_d8_async(nw, 0, size_t(cap) * 4, stream);
+  if (!rc)
+    rc = kvc_cuda_memcpy_dtod_async(nw, c->buf[iw], size_t(S.cap) * 4, stream);
+  if (!rc)
+    rc = kvc_cuda_stream_synchronize(stream);
+  if (rc) {
+    kvc_cuda_free(nw);
+    return rc;
+  }
+  kvc_cuda_free(c->buf[iw]);
+  c->device_bytes += uint64_t(cap - S.cap) * 4;
+  c->buf[iw] = nw;
+  c->len[iw] = cap;
+  S.cap = cap;
+  ++A->grows;
+  return 0;
+}
+
+std::string jobText(const kvc_cuda_encoded_appender *A, int st, int64_t j, const int32_t *res) {
+  const auto &S = A->s[st];
+  const int64_t r = S.jobRow[size_t(j)];
+  return std::string(st ? "value" : "key") + " block " +
+         std::to_string(S.jobs[size_t(4 * j + 1)] - r * S.slots) + " of row " + std::to_string(r) +
+         " (batch " + std::to_string(r / A->Hkv) + ", KV head " + std::to_string(r % A->Hkv) +
+         "): store status " +
+         std::to_string(res[3]);
+}
+} // namespace
+
+extern "C" {
+
+int kvc_cuda_encoded_append(kvc_cuda_encoded_appender *A, kvc_cuda_encoded_cache *c,
+                            const kvc_encoded_store_kernels *sk, kvc_cuda_ptr kNew,
+                            kvc_cuda_ptr vNew, int64_t n, kvc_cuda_stream stream, int flags,
+                            const char **err) {
+  if (!A || !c || !sk)
+    return afail(err, "null appender, cache or store kernels");
+  if (n < 0)
+    return afail(err, "negative token count");
+  if (n == 0)
+    return 0;
+  if (A->a + n > A->M)
+    return afail(err, "appending " + std::to_string(n) + " tokens exceeds the reserve (" +
+                          std::to_string(A->M - A->a) + " of " + std::to_string(A->M) +
+                          " max_new_tokens left)");
+  if (sk->head_dim != A->D || sk->key_block != A->KB || sk->value_block != A->VB)
+    return afail(err, "store kernels are for D/KB/VB " + std::to_string(sk->head_dim) + "/" +
+                          std::to_string(sk->key_block) + "/" + std::to_string(sk->value_block) +
+                          ", the cache has " + std::to_string(A->D) + "/" + std::to_string(A->KB) +
+                          "/" + std::to_string(A->VB));
+  const int64_t a0 = A->a, a1 = A->a + n, D = A->D;
+  int64_t j0[2], j1[2];
+  for (int st = 0; st < 2; ++st) {
+    auto &S = A->s[st];
+    j0[st] = S.due[size_t(a0)];
+    j1[st] = S.due[size_t(a1)];
+    for (int64_t j = j0[st]; j < j1[st]; ++j)
+      if (S.jobs[size_t(4 * j + 2)] < 0)
+        return afail(err, "row " + std::to_string(S.jobRow[size_t(j)]) + ": a " +
+                              (st ? "value" : "key") +
+                              " block falls due but the stream has no codebook yet (its prefill "
+                              "encoded no block; the codebook is built by the CPU codec)");
+  }
+  // 1. The new tokens go after every row's window (same position r*S + P + a for all rows):
+  // one 2-D copy per stream (row pitch S*D), or one copy per row with KVC_APPEND_ROW_COPIES.
+  for (int st = 0; st < 2; ++st) {
+    auto &S = A->s[st];
+    const kvc_cuda_ptr dst = c->buf[st ? KVC_ENC_VREC : KVC_ENC_KREC] +
+                             uint64_t((S.pmax + a0) * D) * 2,
+                       src = st ? vNew : kNew;
+    int rc = copy2D(dst, size_t(S.stride * D) * 2, src, size_t(n * D) * 2, size_t(n * D) * 2,
+                    size_t(A->R), stream);
+    if (rc >= 1000)
+      return afail(err, std::string("window copy: ") + kvc_cuda_last_error());
+    if (rc == 0) {
+      ++A->windowCopies;
+      continue;
+    }
+    for (int64_t r = 0; r < A->R; ++r) {
+      if ((rc = kvc_cuda_memcpy_dtod_async(dst + uint64_t(r * S.stride * D) * 2,
+                                           src + uint64_t(r * n * D) * 2, size_t(n * D) * 2,
+                                           stream)))
+        return cudaFail(err, rc, "window copy");
+      ++A->windowCopies;
+    }
+  }
+  // 2. Store launches: the blocks due in (a0, a1], all rows at once.
+  for (int st = 0; st < 2; ++st) {
+    auto &S = A->s[st];
+    const int64_t nj = j1[st] - j0[st];
+    if (!nj)
+      continue;
+    if (int rc = launchStore(A, c, st, st ? sk->vstore : sk->kstore,
+                             st ? sk->vthreads : sk->kthreads, S.jobsD + uint64_t(j0[st]) * 16,
+                             S.resD + uint64_t(j0[st]) * 16, nj, stream))
+      return cudaFail(err, rc, "store launch");
+    ++S.launches;
+  }
+  // 3. Statuses (checked mode): status 1 fails the call, status 2 grows and re-runs.
+  if ((flags & KVC_ENC_APPEND_CHECK) && (j1[0] > j0[0] || j1[1] > j0[1])) {
+    if (int rc = kvc_cuda_stream_synchronize(stream))
+      return cudaFail(err, rc, "store kernels");
+    for (int st = 0; st < 2; ++st) {
+      auto &S = A->s[st];
+      const int64_t nj = j1[st] - j0[st];
+      if (!nj)
+        continue;
+      std::vector<int32_t> res(size_t(4 * nj));
+      if (int rc = kvc_cuda_memcpy_dtoh(res.data(), S.resD + uint64_t(j0[st]) * 16,
+                                        size_t(nj) * 16))
+        return cudaFail(err, rc, "status read");
+      for (int attempt = 0;; ++attempt) {
+        std::vector<int64_t> retry;
+        for (int64_t j = 0; j < nj; ++j) {
+          const int32_t *q = &res[size_t(4 * j)];
+          if (q[3] == 2)
+            retry.push_back(j);
+          else if (q[3] != 0)
+            return afail(err, jobText(A, st, j0[st] + j, q) +
+                                  (q[3] == 1 ? " (a non-finite value or |x| >= 65520 in the block)"
+                                             : " (unexpected)"));
+        }
+        if (retry.empty())
+          break;
+        if (attempt == 3)
+          return afail(err, "still out of word capacity after growing the buffer 3 times");
+        int32_t top = 0;
+        if (int rc = kvc_cuda_memcpy_dtoh(&top, S.top, 4))
+          return cudaFail(err, rc, "status read");
+        const int64_t need = int64_t(top) + int64_t(retry.size()) * S.worstWords + 4;
+        int rc = growWords(A, c, st, need, stream);
+        if (rc == -2)
+          return afail(err, "out of word capacity and the buffer cannot grow past 2^31 words");
+        if (rc)
+          return cudaFail(err, rc, "growing the word buffer");
+        // Re-run the failed jobs from a scratch job list.
+        std::vector<int32_t> jl;
+        for (int64_t j : retry)
+          jl.insert(jl.end(), &S.jobs[size_t(4 * (j0[st] + j))],
+                    &S.jobs[size_t(4 * (j0[st] + j))] + 4);
+        kvc_cuda_ptr jd = 0, rd = 0;
+        rc = kvc_cuda_malloc(&jd, jl.size() * 4);
+        if (!rc)
+          rc = kvc_cuda_malloc(&rd, jl.size() * 4);
+        if (!rc)
+          rc = kvc_cuda_memcpy_htod(jd, jl.data(), jl.size() * 4);
+        if (!rc)
+          rc = launchStore(A, c, st, st ? sk->vstore : sk->kstore,
+                           st ? sk->vthreads : sk->kthreads, jd, rd, int64_t(retry.size()), stream);
+        if (!rc)
+          rc = kvc_cuda_stream_synchronize(stream);
+        std::vector<int32_t> rr(jl.size());
+        if (!rc)
+          rc = kvc_cuda_memcpy_dtoh(rr.data(), rd, rr.size() * 4);
+        for (size_t i = 0; !rc && i < retry.size(); ++i) {
+          std::memcpy(&res[size_t(4 * retry[i])], &rr[4 * i], 16);
+          rc = kvc_cuda_memcpy_htod(S.resD + uint64_t(j0[st] + retry[i]) * 16, &rr[4 * i], 16);
+        }
+        if (jd)
+          kvc_cuda_free(jd);
+        if (rd)
+          kvc_cuda_free(rd);
+        if (rc)
+          return cudaFail(err, rc, "re-running out-of-capacity blocks");
+      }
+    }
+  }
+  // 4. The row table for a1 tokens.
+  if (int rc = kvc_cuda_memcpy_dtod_async(c->buf[KVC_ENC_ROWS],
+                                          A->rowsAll + uint64_t(a1 * A->R * 8) * 4,
+                                          size_t(A->R * 8) * 4, stream))
+    return cudaFail(err, rc, "row table copy");
+  for (int st = 0; st < 2; ++st) {
+    A->s[st].launched = j1[st];
+    A->s[st].stored += j1[st] - j0[st];
+  }
+  A->a = a1;
+  int64_t mx = 0;
+  for (int64_t t : A->T0)
+    mx = std::max(mx, t + a1);
+  c->max_tokens = mx;
+  c->tokens += uint64_t(n * A->R);
+  return 0;
+}
+
+int kvc_cuda_encoded_append_status(kvc_cuda_encoded_appender *A, kvc_cuda_stream stream,
+                                   const char **err) {
+  if (int rc = kvc_cuda_stream_synchronize(stream))
+    return cudaFail(err, rc, "synchronize");
+  for (int st = 0; st < 2; ++st) {
+    auto &S = A->s[st];
+    if (!S.launched)
+      continue;
+    std::vector<int32_t> res(size_t(4 * S.launched));
+    if (int rc = kvc_cuda_memcpy_dtoh(res.data(), S.resD, res.size() * 4))
+      return cudaFail(err, rc, "status read");
+    for (int64_t j = 0; j < S.launched; ++j)
+      if (res[size_t(4 * j + 3)] != 0)
+        return afail(err, jobText(A, st, j, &res[size_t(4 * j)]) +
+                              (res[size_t(4 * j + 3)] == 1
+                                   ? " (a non-finite value or |x| >= 65520 in the block)"
+                                   : res[size_t(4 * j + 3)] == 2 ? " (out of word capacity)"
+                                                                 : " (not run)"));
+  }
+  return 0;
+}
+
+void kvc_cuda_encoded_append_info(const kvc_cuda_encoded_appender *A,
+                                  kvc_encoded_append_info *out) {
+  std::memset(out, 0, sizeof *out);
+  if (!A)
+    return;
+  out->appended = A->a;
+  out->remaining = A->M - A->a;
+  out->key_blocks_stored = A->s[0].stored;
+  out->value_blocks_stored = A->s[1].stored;
+  out->key_launches = A->s[0].launches;
+  out->value_launches = A->s[1].launches;
+  out->word_buffer_grows = A->grows;
+  out->window_copies = A->windowCopies;
+  out->reserve_bytes = A->reserveBytes;
+}
+
+void kvc_cuda_encoded_appender_free(kvc_cuda_encoded_appender *A) { delete A; }
 
 } // extern "C"

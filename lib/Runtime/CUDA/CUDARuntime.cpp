@@ -37,6 +37,7 @@ thread_local std::string lastError;
   X(cuMemcpyHtoD)                                                                                \
   X(cuMemcpyDtoH)                                                                                \
   X(cuMemcpyDtoDAsync)                                                                           \
+  X(cuMemcpy2DAsync)                                                                             \
   X(cuMemsetD8Async)                                                                             \
   X(cuLaunchKernel)                                                                              \
   X(cuStreamCreate)                                                                              \
@@ -239,6 +240,22 @@ int kvc_cuda_memcpy_dtod_async(kvc_cuda_ptr dst, kvc_cuda_ptr src, size_t bytes,
                                kvc_cuda_stream s) {
   CHECK(cuMemcpyDtoDAsync, CUdeviceptr(dst), CUdeviceptr(src), bytes,
         reinterpret_cast<CUstream>(s));
+  return 0;
+}
+int kvc_cuda_memcpy2d_dtod_async(kvc_cuda_ptr dst, size_t dst_pitch, kvc_cuda_ptr src,
+                                 size_t src_pitch, size_t width, size_t height,
+                                 kvc_cuda_stream s) {
+  CUDA_MEMCPY2D m;
+  std::memset(&m, 0, sizeof m);
+  m.srcMemoryType = CU_MEMORYTYPE_DEVICE;
+  m.srcDevice = CUdeviceptr(src);
+  m.srcPitch = src_pitch;
+  m.dstMemoryType = CU_MEMORYTYPE_DEVICE;
+  m.dstDevice = CUdeviceptr(dst);
+  m.dstPitch = dst_pitch;
+  m.WidthInBytes = width;
+  m.Height = height;
+  CHECK(cuMemcpy2DAsync, &m, reinterpret_cast<CUstream>(s));
   return 0;
 }
 int kvc_cuda_memset_d8_async(kvc_cuda_ptr dst, unsigned char v, size_t bytes, kvc_cuda_stream s) {

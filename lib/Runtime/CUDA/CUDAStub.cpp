@@ -19,6 +19,10 @@ int kvc_cuda_free(kvc_cuda_ptr) { return -1; }
 int kvc_cuda_memcpy_htod(kvc_cuda_ptr, const void *, size_t) { return -1; }
 int kvc_cuda_memcpy_dtoh(void *, kvc_cuda_ptr, size_t) { return -1; }
 int kvc_cuda_memcpy_dtod_async(kvc_cuda_ptr, kvc_cuda_ptr, size_t, kvc_cuda_stream) { return -1; }
+int kvc_cuda_memcpy2d_dtod_async(kvc_cuda_ptr, size_t, kvc_cuda_ptr, size_t, size_t, size_t,
+                                 kvc_cuda_stream) {
+  return -1;
+}
 int kvc_cuda_memset_d8_async(kvc_cuda_ptr, unsigned char, size_t, kvc_cuda_stream) { return -1; }
 int kvc_cuda_launch(kvc_cuda_function, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned,
                     unsigned, kvc_cuda_stream, void **) {
