@@ -37,6 +37,7 @@
 // decode (split+merge) of the final cache for scale.
 //
 //===----------------------------------------------------------------------===//
+#include "BenchCommon.h"
 #include "kvc/Runtime/CUDA.h"
 #include "kvc/Runtime/CUDAEncoded.h"
 #include "kvc/Runtime/Codec.h"
@@ -61,61 +62,10 @@
 int kvcBenchAppend(int argc, char **argv);
 
 namespace {
+using namespace kvcbench;
 
-[[noreturn]] void die(const std::string &msg) {
-  fprintf(stderr, "kvc-bench encoded append: %s\n", msg.c_str());
-  exit(1);
-}
-#define CK(call)                                                                                \
-  do {                                                                                          \
-    if (int rc_ = (call))                                                                       \
-      die(std::string(#call) + " failed (" + std::to_string(rc_) + "): " + kvc_cuda_last_error()); \
-  } while (0)
-#define CC(call)                                                                                \
-  do {                                                                                          \
-    if (int rc_ = (call))                                                                       \
-      die(std::string(#call) + " failed (" + std::to_string(rc_) + "): " + kvc_codec_last_error()); \
-  } while (0)
 
-std::string readFile(const std::string &path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f)
-    die("cannot read " + path);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
 
-std::string extractPTX(const std::string &text) {
-  if (text.find(".entry") != std::string::npos && text.find("gpu.binary") == std::string::npos)
-    return text;
-  size_t p = text.find("assembly = \"");
-  if (p == std::string::npos)
-    die("no gpu.binary with `assembly = \"...\"` (run kvc-gpu-pipeline with format=isa)");
-  p += 12;
-  std::string out;
-  for (; p < text.size() && text[p] != '"'; ++p) {
-    if (text[p] == '\\' && p + 1 < text.size()) {
-      char c = text[p + 1];
-      if (c == '\\' || c == '"') {
-        out += c;
-        ++p;
-      } else if (c == 'n') {
-        out += '\n';
-        ++p;
-      } else if (c == 't') {
-        out += '\t';
-        ++p;
-      } else {
-        out += char(std::stoi(text.substr(p + 1, 2), nullptr, 16));
-        p += 2;
-      }
-    } else {
-      out += text[p];
-    }
-  }
-  return out;
-}
 
 uint16_t toBf16(float f) {
   uint32_t x;
@@ -401,37 +351,9 @@ DecResult decodeCompare(const Kernels &K, const DecVariant &V, const kvc_cuda_en
     }
     qf[size_t(i)] = x;
   }
-  const double scale = 1.0 / std::sqrt(double(D));
-  std::vector<double> ref(static_cast<size_t>(nq), 0.0);
-  for (int64_t b = 0; b < B; ++b)
-    for (int64_t kh = 0; kh < Hkv; ++kh) {
-      const kvc_codec_head *h = heads.h[size_t(b * Hkv + kh)];
-      const int64_t T = int64_t(kvc_codec_head_num_tokens(h));
-      std::vector<float> Kd(size_t(T * D)), Vd(size_t(T * D));
-      if (T)
-        CC(kvc_codec_head_decode(h, Kd.data(), Vd.data()));
-      std::vector<double> sc(static_cast<size_t>(T));
-      for (int64_t hq = 0; hq < g; ++hq)
-        for (int64_t i = 0; i < Sq; ++i) {
-          const int64_t qrow = (b * Hq + kh * g + hq) * Sq + i;
-          const float *qr = &qf[size_t(qrow * D)];
-          double mx = -INFINITY;
-          for (int64_t t = 0; t < T; ++t) {
-            double s = 0;
-            for (int64_t d = 0; d < D; ++d)
-              s += double(qr[d]) * Kd[size_t(t * D + d)];
-            sc[size_t(t)] = s * scale;
-            mx = std::max(mx, sc[size_t(t)]);
-          }
-          double den = 0;
-          for (int64_t t = 0; t < T; ++t)
-            den += (sc[size_t(t)] = std::exp(sc[size_t(t)] - mx));
-          double *o = &ref[size_t(qrow * D)];
-          for (int64_t t = 0; t < T; ++t)
-            for (int64_t d = 0; d < D; ++d)
-              o[d] += sc[size_t(t)] / den * Vd[size_t(t * D + d)];
-        }
-    }
+  // float64 reference over the CPU codec's dequantized cache.
+  const std::vector<const kvc_codec_head *> refHeads = heads.ptrs();
+  const std::vector<double> ref = referenceAttention(qf, B, Hkv, g, Sq, D, codecRows(refHeads.data()));
   // The same heads uploaded fresh (kvc_cuda_encoded_upload) for the bit-identity check.
   kvc_cuda_encoded_cache fresh;
   const char *err = nullptr;
@@ -964,6 +886,7 @@ int cmdAppendBench(const std::string &enc, const std::string &store, int64_t B, 
 } // namespace
 
 int kvcBenchAppend(int argc, char **argv) {
+  kvcbench::benchCommand() = "kvc-bench encoded append";
   if (argc < 5)
     usage();
   const std::string cmd = argv[2], enc = argv[3], store = argv[4];

@@ -17,6 +17,7 @@
 // warm-up, median of reps, L2 flushed by a >= 4x L2 memset before each rep).
 //
 //===----------------------------------------------------------------------===//
+#include "BenchCommon.h"
 #include "kvc/Runtime/CUDA.h"
 #include "kvc/Runtime/CUDAEncoded.h"
 #include "kvc/Runtime/Codec.h"
@@ -39,104 +40,12 @@ int kvcBenchEncoded(int argc, char **argv);
 int kvcBenchAppend(int argc, char **argv); // Append.cpp: append-check, append-bench
 
 namespace {
+using namespace kvcbench;
 
-[[noreturn]] void die(const std::string &msg) {
-  fprintf(stderr, "kvc-bench encoded: %s\n", msg.c_str());
-  exit(1);
-}
-#define CK(call)                                                                                \
-  do {                                                                                          \
-    if (int rc_ = (call))                                                                       \
-      die(std::string(#call) + " failed (" + std::to_string(rc_) + "): " + kvc_cuda_last_error()); \
-  } while (0)
-#define CC(call)                                                                                \
-  do {                                                                                          \
-    if (int rc_ = (call))                                                                       \
-      die(std::string(#call) + " failed (" + std::to_string(rc_) + "): " + kvc_codec_last_error()); \
-  } while (0)
 
-std::string readFile(const std::string &path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f)
-    die("cannot read " + path);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
 
 // The `assembly = "..."` string of a gpu.binary (copy of kvc-bench.cpp's reader).
-std::string extractPTX(const std::string &text) {
-  if (text.find(".entry") != std::string::npos && text.find("gpu.binary") == std::string::npos)
-    return text;
-  size_t p = text.find("assembly = \"");
-  if (p == std::string::npos)
-    die("no gpu.binary with `assembly = \"...\"` (run kvc-gpu-pipeline with format=isa)");
-  p += 12;
-  std::string out;
-  for (; p < text.size() && text[p] != '"'; ++p) {
-    if (text[p] == '\\' && p + 1 < text.size()) {
-      char c = text[p + 1];
-      if (c == '\\' || c == '"') {
-        out += c;
-        ++p;
-      } else if (c == 'n') {
-        out += '\n';
-        ++p;
-      } else if (c == 't') {
-        out += '\t';
-        ++p;
-      } else {
-        out += char(std::stoi(text.substr(p + 1, 2), nullptr, 16));
-        p += 2;
-      }
-    } else {
-      out += text[p];
-    }
-  }
-  return out;
-}
 
-uint16_t toHalfBits(float f, bool bf16) {
-  uint32_t x;
-  std::memcpy(&x, &f, 4);
-  if (bf16) {
-    uint32_t r = x + 0x7FFF + ((x >> 16) & 1);
-    return uint16_t(r >> 16);
-  }
-  uint32_t sign = (x >> 16) & 0x8000;
-  int32_t exp = int32_t((x >> 23) & 0xFF) - 127 + 15;
-  uint32_t mant = x & 0x7FFFFF;
-  if (exp <= 0)
-    return uint16_t(sign);
-  if (exp >= 31)
-    return uint16_t(sign | 0x7C00);
-  uint32_t h = sign | (uint32_t(exp) << 10) | (mant >> 13);
-  uint32_t rest = mant & 0x1FFF;
-  if (rest > 0x1000 || (rest == 0x1000 && (h & 1)))
-    ++h;
-  return uint16_t(h);
-}
-float fromHalfBits(uint16_t h, bool bf16) {
-  if (bf16) {
-    uint32_t x = uint32_t(h) << 16;
-    float f;
-    std::memcpy(&f, &x, 4);
-    return f;
-  }
-  uint32_t sign = uint32_t(h & 0x8000) << 16, exp = (h >> 10) & 0x1F, mant = h & 0x3FF;
-  uint32_t x;
-  if (exp == 0) {
-    float f = std::ldexp(float(mant), -24);
-    return sign ? -f : f;
-  }
-  if (exp == 31)
-    x = sign | 0x7F800000 | (mant << 13);
-  else
-    x = sign | ((exp - 15 + 127) << 23) | (mant << 13);
-  float f;
-  std::memcpy(&f, &x, 4);
-  return f;
-}
 
 struct Variant {
   std::string name;
@@ -293,36 +202,7 @@ double runCase(const Loaded &L, const Variant &V, const Case &C, std::mt19937 &r
     }
   }
   // float64 reference over the dequantized cache.
-  const double scale = 1.0 / std::sqrt(double(D));
-  std::vector<double> ref(size_t(nq), 0.0);
-  for (int64_t b = 0; b < B; ++b)
-    for (int64_t kh = 0; kh < Hkv; ++kh) {
-      const int64_t r = b * Hkv + kh, T = lens[size_t(r)];
-      std::vector<float> Kd(static_cast<size_t>(T * D)), Vd(size_t(T * D));
-      if (T)
-        CC(kvc_codec_head_decode(hp[size_t(r)], Kd.data(), Vd.data()));
-      std::vector<double> sc(static_cast<size_t>(T));
-      for (int64_t hq = 0; hq < g; ++hq)
-        for (int64_t i = 0; i < Sq; ++i) {
-          const int64_t qrow = (b * Hq + kh * g + hq) * Sq + i;
-          const float *qr = &qf[size_t(qrow * D)];
-          double mx = -INFINITY;
-          for (int64_t t = 0; t < T; ++t) {
-            double s = 0;
-            for (int64_t d = 0; d < D; ++d)
-              s += double(qr[d]) * Kd[size_t(t * D + d)];
-            sc[size_t(t)] = s * scale;
-            mx = std::max(mx, sc[size_t(t)]);
-          }
-          double den = 0;
-          for (int64_t t = 0; t < T; ++t)
-            den += (sc[size_t(t)] = std::exp(sc[size_t(t)] - mx));
-          double *o = &ref[size_t(qrow * D)];
-          for (int64_t t = 0; t < T; ++t)
-            for (int64_t d = 0; d < D; ++d)
-              o[d] += sc[size_t(t)] / den * Vd[size_t(t * D + d)];
-        }
-    }
+  const std::vector<double> ref = referenceAttention(qf, B, Hkv, g, Sq, D, codecRows(hp.data()));
   kvc_cuda_encoded_cache cache;
   const char *err = nullptr;
   if (int rc = kvc_cuda_encoded_upload(hp.data(), B, Hkv, &cache, &err))
@@ -612,60 +492,8 @@ int cmdCheck(const std::string &path, unsigned seed, double tol16, double tol32,
   return failures ? 1 : 0;
 }
 
-struct Timer {
-  kvc_cuda_ptr flush = 0;
-  size_t flushBytes = 0;
-  explicit Timer(int l2) {
-    flushBytes = std::max<size_t>(size_t(l2) * 4, 256u << 20);
-    CK(kvc_cuda_malloc(&flush, flushBytes));
-  }
-  ~Timer() { kvc_cuda_free(flush); }
-  template <class F> double medianMs(int warmup, int reps, F fn) {
-    for (int i = 0; i < warmup; ++i)
-      fn();
-    std::vector<kvc_cuda_event> ev(2 * size_t(reps));
-    for (auto &e : ev)
-      CK(kvc_cuda_event_create(&e));
-    for (int i = 0; i < reps; ++i) {
-      CK(kvc_cuda_memset_d8_async(flush, uint8_t(i), flushBytes, nullptr));
-      CK(kvc_cuda_event_record(ev[2 * size_t(i)], nullptr));
-      fn();
-      CK(kvc_cuda_event_record(ev[2 * size_t(i) + 1], nullptr));
-    }
-    CK(kvc_cuda_synchronize());
-    std::vector<double> t(static_cast<size_t>(reps));
-    for (int i = 0; i < reps; ++i) {
-      float ms;
-      CK(kvc_cuda_event_elapsed_ms(&ms, ev[2 * size_t(i)], ev[2 * size_t(i) + 1]));
-      t[size_t(i)] = ms;
-    }
-    for (auto &e : ev)
-      kvc_cuda_event_destroy(e);
-    std::sort(t.begin(), t.end());
-    return t[size_t(reps) / 2];
-  }
-};
 
-double copyBandwidth(Timer &T, size_t mib) {
-  size_t bytes = mib << 20;
-  kvc_cuda_ptr a, b;
-  CK(kvc_cuda_malloc(&a, bytes));
-  CK(kvc_cuda_malloc(&b, bytes));
-  CK(kvc_cuda_memset_d8_async(a, 1, bytes, nullptr));
-  double ms = T.medianMs(3, 20, [&] { CK(kvc_cuda_memcpy_dtod_async(b, a, bytes, nullptr)); });
-  kvc_cuda_free(a);
-  kvc_cuda_free(b);
-  return 2.0 * bytes / (ms * 1e-3) / 1e12;
-}
 
-std::vector<int64_t> parseList(const std::string &s) {
-  std::vector<int64_t> v;
-  std::stringstream ss(s);
-  std::string x;
-  while (std::getline(ss, x, ','))
-    v.push_back(std::stoll(x));
-  return v;
-}
 
 int cmdDecode(const std::string &path, const std::string &json, const std::vector<int64_t> &batches,
               const std::vector<int64_t> &contexts, int warmup, int reps, int forceSplits,
@@ -789,6 +617,7 @@ int cmdInfo(const std::string &path) {
 } // namespace
 
 int kvcBenchEncoded(int argc, char **argv) {
+  kvcbench::benchCommand() = "kvc-bench encoded";
   if (argc >= 3 && std::string(argv[2]).rfind("append-", 0) == 0)
     return kvcBenchAppend(argc, argv);
   if (argc == 3 && std::string(argv[2]) == "selftest")

@@ -16,6 +16,7 @@
 // events, median) for a number of blocks per launch.
 //
 //===----------------------------------------------------------------------===//
+#include "BenchCommon.h"
 #include "kvc/Conversion/KVCToGPU/StoreKernelGen.h"
 #include "kvc/Runtime/CUDA.h"
 #include "kvc/Runtime/Codec.h"
@@ -38,62 +39,11 @@
 int kvcBenchStore(int argc, char **argv);
 
 namespace {
+using namespace kvcbench;
 
-[[noreturn]] void die(const std::string &msg) {
-  fprintf(stderr, "kvc-bench store: %s\n", msg.c_str());
-  exit(1);
-}
-#define CK(call)                                                                                \
-  do {                                                                                          \
-    if (int rc_ = (call))                                                                       \
-      die(std::string(#call) + " failed (" + std::to_string(rc_) + "): " + kvc_cuda_last_error()); \
-  } while (0)
-#define CC(call)                                                                                \
-  do {                                                                                          \
-    if (int rc_ = (call))                                                                       \
-      die(std::string(#call) + " failed (" + std::to_string(rc_) + "): " + kvc_codec_last_error()); \
-  } while (0)
 
-std::string readFile(const std::string &path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f)
-    die("cannot read " + path);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
 
 // The `assembly = "..."` string of a gpu.binary (same reader as kvc-bench.cpp's).
-std::string extractPTX(const std::string &text) {
-  if (text.find(".entry") != std::string::npos && text.find("gpu.binary") == std::string::npos)
-    return text;
-  size_t p = text.find("assembly = \"");
-  if (p == std::string::npos)
-    die("no gpu.binary with `assembly = \"...\"` (run kvc-gpu-pipeline with format=isa)");
-  p += 12;
-  std::string out;
-  for (; p < text.size() && text[p] != '"'; ++p) {
-    if (text[p] == '\\' && p + 1 < text.size()) {
-      char c = text[p + 1];
-      if (c == '\\' || c == '"') {
-        out += c;
-        ++p;
-      } else if (c == 'n') {
-        out += '\n';
-        ++p;
-      } else if (c == 't') {
-        out += '\t';
-        ++p;
-      } else {
-        out += char(std::stoi(text.substr(p + 1, 2), nullptr, 16));
-        p += 2;
-      }
-    } else {
-      out += text[p];
-    }
-  }
-  return out;
-}
 
 uint32_t fbits(float f) {
   uint32_t u;
@@ -645,14 +595,6 @@ int cmdCheck(const std::string &path, unsigned seed, bool quick) {
   return st.failed || statusFailed ? 1 : 0;
 }
 
-std::vector<int64_t> parseList(const std::string &s) {
-  std::vector<int64_t> v;
-  std::stringstream ss(s);
-  std::string x;
-  while (std::getline(ss, x, ','))
-    v.push_back(std::stoll(x));
-  return v;
-}
 
 int cmdBench(const std::string &path, std::vector<int64_t> jobCounts, int reps, int warmup,
              const std::string &json) {
@@ -825,6 +767,7 @@ int cmdGen(const std::vector<std::string> &configs, int64_t threads, const std::
 } // namespace
 
 int kvcBenchStore(int argc, char **argv) {
+  kvcbench::benchCommand() = "kvc-bench store";
   if (argc < 3)
     usage();
   std::string cmd = argv[2], in, out, json, prefix;

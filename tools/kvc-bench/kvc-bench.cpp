@@ -14,6 +14,7 @@
 //   kvc-bench copy [--mib N]                                device-to-device copy bandwidth
 //
 //===----------------------------------------------------------------------===//
+#include "BenchCommon.h"
 #include "kvc/Runtime/CUDA.h"
 #include "kvc/Runtime/CUDADecode.h"
 
@@ -32,68 +33,12 @@
 #include <vector>
 
 namespace {
+using namespace kvcbench;
 
-[[noreturn]] void die(const std::string &msg) {
-  fprintf(stderr, "kvc-bench: %s\n", msg.c_str());
-  exit(1);
-}
-#define CK(call)                                                                                \
-  do {                                                                                          \
-    if (int rc_ = (call))                                                                       \
-      die(std::string(#call) + " failed (" + std::to_string(rc_) + "): " + kvc_cuda_last_error()); \
-  } while (0)
 
-std::string readFile(const std::string &path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f)
-    die("cannot read " + path);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
 
 // The `assembly = "..."` string of a gpu.binary (MLIR string escapes: \XX hex, \\, \").
-std::string extractPTX(const std::string &text) {
-  if (text.find(".entry") != std::string::npos && text.find("gpu.binary") == std::string::npos)
-    return text; // already PTX
-  size_t p = text.find("assembly = \"");
-  if (p == std::string::npos)
-    die("no gpu.binary with `assembly = \"...\"` (run kvc-gpu-pipeline with format=isa)");
-  p += 12;
-  std::string out;
-  for (; p < text.size() && text[p] != '"'; ++p) {
-    if (text[p] == '\\' && p + 1 < text.size()) {
-      char c = text[p + 1];
-      if (c == '\\' || c == '"') {
-        out += c;
-        ++p;
-      } else if (c == 'n') {
-        out += '\n';
-        ++p;
-      } else if (c == 't') {
-        out += '\t';
-        ++p;
-      } else {
-        out += char(std::stoi(text.substr(p + 1, 2), nullptr, 16));
-        p += 2;
-      }
-    } else {
-      out += text[p];
-    }
-  }
-  return out;
-}
 
-std::vector<std::string> kernelNames(const std::string &ptx) {
-  std::vector<std::string> names;
-  size_t p = 0;
-  while ((p = ptx.find(".entry ", p)) != std::string::npos) {
-    p += 7;
-    size_t e = ptx.find_first_of("( \n", p);
-    names.push_back(ptx.substr(p, e - p));
-  }
-  return names;
-}
 
 struct Variant {
   std::string name; // without _split/_merge
@@ -140,48 +85,6 @@ Loaded load(const std::string &path) {
 }
 
 // ----------------------------------------------------------------------------- numerics
-uint16_t toHalfBits(float f, bool bf16) {
-  uint32_t x;
-  std::memcpy(&x, &f, 4);
-  if (bf16) {
-    uint32_t r = x + 0x7FFF + ((x >> 16) & 1);
-    return uint16_t(r >> 16);
-  }
-  // f16, round to nearest even (inputs are in the normal range here)
-  uint32_t sign = (x >> 16) & 0x8000;
-  int32_t exp = int32_t((x >> 23) & 0xFF) - 127 + 15;
-  uint32_t mant = x & 0x7FFFFF;
-  if (exp <= 0)
-    return uint16_t(sign);
-  if (exp >= 31)
-    return uint16_t(sign | 0x7C00);
-  uint32_t h = sign | (uint32_t(exp) << 10) | (mant >> 13);
-  uint32_t rest = mant & 0x1FFF;
-  if (rest > 0x1000 || (rest == 0x1000 && (h & 1)))
-    ++h;
-  return uint16_t(h);
-}
-float fromHalfBits(uint16_t h, bool bf16) {
-  if (bf16) {
-    uint32_t x = uint32_t(h) << 16;
-    float f;
-    std::memcpy(&f, &x, 4);
-    return f;
-  }
-  uint32_t sign = uint32_t(h & 0x8000) << 16, exp = (h >> 10) & 0x1F, mant = h & 0x3FF;
-  uint32_t x;
-  if (exp == 0) {
-    float f = std::ldexp(float(mant), -24);
-    return sign ? -f : f;
-  }
-  if (exp == 31)
-    x = sign | 0x7F800000 | (mant << 13);
-  else
-    x = sign | ((exp - 15 + 127) << 23) | (mant << 13);
-  float f;
-  std::memcpy(&f, &x, 4);
-  return f;
-}
 
 struct Case {
   int64_t batch, hkv, skv;
@@ -212,33 +115,8 @@ double runCase(const Loaded &L, const Variant &V, const Case &C, std::mt19937 &r
       lens[i] = i == 0 ? 0 : i == 1 ? std::min<int64_t>(1, S) : i == 2 ? S : UL(rng);
   }
   // float64 reference from the rounded inputs
-  const double scale = 1.0 / std::sqrt(double(D));
-  std::vector<double> ref(nq, 0.0);
-  std::vector<double> sc(S);
-  for (int64_t b = 0; b < B; ++b)
-    for (int64_t h = 0; h < Hq; ++h)
-      for (int64_t i = 0; i < Sq; ++i) {
-        int64_t kh = h / g, Lr = lens[b * Hkv + kh];
-        const uint16_t *qr = &q[((b * Hq + h) * Sq + i) * D];
-        double mx = -INFINITY;
-        for (int64_t j = 0; j < Lr; ++j) {
-          const uint16_t *kr = &k[((b * Hkv + kh) * S + j) * D];
-          double s = 0;
-          for (int64_t d = 0; d < D; ++d)
-            s += double(fromHalfBits(qr[d], bf)) * fromHalfBits(kr[d], bf);
-          sc[j] = s * scale;
-          mx = std::max(mx, sc[j]);
-        }
-        double den = 0;
-        for (int64_t j = 0; j < Lr; ++j)
-          den += (sc[j] = std::exp(sc[j] - mx));
-        double *o = &ref[((b * Hq + h) * Sq + i) * D];
-        for (int64_t j = 0; j < Lr; ++j) {
-          const uint16_t *vr = &v[((b * Hkv + kh) * S + j) * D];
-          for (int64_t d = 0; d < D; ++d)
-            o[d] += sc[j] / den * fromHalfBits(vr[d], bf);
-        }
-      }
+  const std::vector<double> ref = referenceAttention(halfToFloat(q.data(), q.size(), bf), B, Hkv,
+                                                     g, Sq, D, halfRows(k.data(), v.data(), lens, S, D, bf));
   kvc_decode_shape shape{B, Hkv, S, C.splits, *std::max_element(lens.begin(), lens.end())};
   kvc_decode_plan plan;
   CK(kvc_cuda_decode_make_plan(&cfg, &shape, L.sms * V.ctasPerSM, &plan));
@@ -421,29 +299,9 @@ int cmdCheckNpy(const std::string &path, const std::vector<std::string> &dirs, d
     conv(v.f32, vh);
     std::vector<int64_t> lens = ragged ? ln.i64 : std::vector<int64_t>(B * Hkv, S);
     // float64 reference
-    const int64_t g = Hq / Hkv;
-    const double scale = 1.0 / std::sqrt(double(D));
-    std::vector<double> ref(nq, 0.0), sc(S);
-    for (int64_t b = 0; b < B; ++b)
-      for (int64_t h = 0; h < Hq; ++h)
-        for (int64_t i = 0; i < Sq; ++i) {
-          int64_t kvh = h / g, Lr = std::clamp<int64_t>(lens[b * Hkv + kvh], 0, S);
-          const uint16_t *qr = &qh[((b * Hq + h) * Sq + i) * D];
-          double mx = -INFINITY, den = 0;
-          for (int64_t j = 0; j < Lr; ++j) {
-            const uint16_t *kr = &kh[((b * Hkv + kvh) * S + j) * D];
-            double s = 0;
-            for (int64_t d = 0; d < D; ++d)
-              s += double(fromHalfBits(qr[d], bf)) * fromHalfBits(kr[d], bf);
-            mx = std::max(mx, sc[j] = s * scale);
-          }
-          for (int64_t j = 0; j < Lr; ++j)
-            den += (sc[j] = std::exp(sc[j] - mx));
-          double *o = &ref[((b * Hq + h) * Sq + i) * D];
-          for (int64_t j = 0; j < Lr; ++j)
-            for (int64_t d = 0; d < D; ++d)
-              o[d] += sc[j] / den * fromHalfBits(vh[((b * Hkv + kvh) * S + j) * D + d], bf);
-        }
+    const std::vector<double> ref =
+        referenceAttention(halfToFloat(qh.data(), qh.size(), bf), B, Hkv, Hq / Hkv, Sq, D,
+                           halfRows(kh.data(), vh.data(), lens, S, D, bf));
     kvc_decode_shape shape{B, Hkv, S, 0, *std::max_element(lens.begin(), lens.end())};
     kvc_decode_plan plan;
     CK(kvc_cuda_decode_make_plan(&V->cfg, &shape, L.sms * V->ctasPerSM, &plan));
@@ -497,61 +355,8 @@ int cmdCheckNpy(const std::string &path, const std::vector<std::string> &dirs, d
 }
 
 // ----------------------------------------------------------------------------- timing
-struct Timer {
-  kvc_cuda_ptr flush = 0;
-  size_t flushBytes = 0;
-  explicit Timer(int l2) {
-    flushBytes = std::max<size_t>(size_t(l2) * 4, 256u << 20);
-    CK(kvc_cuda_malloc(&flush, flushBytes));
-  }
-  ~Timer() { kvc_cuda_free(flush); }
-  // Median of `reps` timed runs of fn (after `warmup`), L2 flushed before each.
-  template <class F> double medianMs(int warmup, int reps, F fn) {
-    for (int i = 0; i < warmup; ++i)
-      fn();
-    std::vector<kvc_cuda_event> ev(2 * reps);
-    for (auto &e : ev)
-      CK(kvc_cuda_event_create(&e));
-    for (int i = 0; i < reps; ++i) {
-      CK(kvc_cuda_memset_d8_async(flush, uint8_t(i), flushBytes, nullptr));
-      CK(kvc_cuda_event_record(ev[2 * i], nullptr));
-      fn();
-      CK(kvc_cuda_event_record(ev[2 * i + 1], nullptr));
-    }
-    CK(kvc_cuda_synchronize());
-    std::vector<double> t(reps);
-    for (int i = 0; i < reps; ++i) {
-      float ms;
-      CK(kvc_cuda_event_elapsed_ms(&ms, ev[2 * i], ev[2 * i + 1]));
-      t[i] = ms;
-    }
-    for (auto &e : ev)
-      kvc_cuda_event_destroy(e);
-    std::sort(t.begin(), t.end());
-    return t[reps / 2];
-  }
-};
 
-double copyBandwidth(Timer &T, size_t mib) {
-  size_t bytes = mib << 20;
-  kvc_cuda_ptr a, b;
-  CK(kvc_cuda_malloc(&a, bytes));
-  CK(kvc_cuda_malloc(&b, bytes));
-  CK(kvc_cuda_memset_d8_async(a, 1, bytes, nullptr));
-  double ms = T.medianMs(3, 20, [&] { CK(kvc_cuda_memcpy_dtod_async(b, a, bytes, nullptr)); });
-  kvc_cuda_free(a);
-  kvc_cuda_free(b);
-  return 2.0 * bytes / (ms * 1e-3) / 1e12; // TB/s, read + write
-}
 
-std::vector<int64_t> parseList(const std::string &s) {
-  std::vector<int64_t> v;
-  std::stringstream ss(s);
-  std::string x;
-  while (std::getline(ss, x, ','))
-    v.push_back(std::stoll(x));
-  return v;
-}
 
 int cmdDecode(const std::string &path, const std::string &json, std::vector<int64_t> batches,
               std::vector<int64_t> contexts, int warmup, int reps, int forceSplits,

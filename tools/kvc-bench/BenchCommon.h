@@ -1,0 +1,284 @@
+//===- BenchCommon.h - what kvc-bench's subcommands share -------------*- C++ -*-===//
+//
+// kvc-bench (kvc-bench.cpp, Encoded.cpp, Store.cpp, Append.cpp) and kvc-append-emu: error exits
+// naming the subcommand, CUDA/codec call checks, reading PTX (a .ptx file or the gpu.binary of
+// a kvc-gpu-pipeline .mlir), fp16/bf16 bit conversions, list options and CUDA-event timing with
+// an L2 flush. Header-only, so kvc-append-emu (no CUDA) links only what it uses.
+//
+//===----------------------------------------------------------------------===//
+#ifndef KVC_TOOLS_KVC_BENCH_BENCHCOMMON_H
+#define KVC_TOOLS_KVC_BENCH_BENCHCOMMON_H
+
+#include "kvc/Runtime/CUDA.h"
+#include "kvc/Runtime/Codec.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+namespace kvcbench {
+
+/// The subcommand named in error messages ("kvc-bench", "kvc-bench encoded", ...).
+inline std::string &benchCommand() {
+  static std::string name = "kvc-bench";
+  return name;
+}
+
+[[noreturn]] inline void die(const std::string &msg) {
+  fprintf(stderr, "%s: %s\n", benchCommand().c_str(), msg.c_str());
+  exit(1);
+}
+
+} // namespace kvcbench
+
+#define CK(call)                                                                                \
+  do {                                                                                          \
+    if (int rc_ = (call))                                                                       \
+      ::kvcbench::die(std::string(#call) + " failed (" + std::to_string(rc_) +                  \
+                      "): " + kvc_cuda_last_error());                                           \
+  } while (0)
+#define CC(call)                                                                                \
+  do {                                                                                          \
+    if (int rc_ = (call))                                                                       \
+      ::kvcbench::die(std::string(#call) + " failed (" + std::to_string(rc_) +                  \
+                      "): " + kvc_codec_last_error());                                          \
+  } while (0)
+
+namespace kvcbench {
+
+inline std::string readFile(const std::string &path) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f)
+    die("cannot read " + path);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+inline std::string extractPTX(const std::string &text) {
+  if (text.find(".entry") != std::string::npos && text.find("gpu.binary") == std::string::npos)
+    return text; // already PTX
+  size_t p = text.find("assembly = \"");
+  if (p == std::string::npos)
+    die("no gpu.binary with `assembly = \"...\"` (run kvc-gpu-pipeline with format=isa)");
+  p += 12;
+  std::string out;
+  for (; p < text.size() && text[p] != '"'; ++p) {
+    if (text[p] == '\\' && p + 1 < text.size()) {
+      char c = text[p + 1];
+      if (c == '\\' || c == '"') {
+        out += c;
+        ++p;
+      } else if (c == 'n') {
+        out += '\n';
+        ++p;
+      } else if (c == 't') {
+        out += '\t';
+        ++p;
+      } else {
+        out += char(std::stoi(text.substr(p + 1, 2), nullptr, 16));
+        p += 2;
+      }
+    } else {
+      out += text[p];
+    }
+  }
+  return out;
+}
+
+inline std::vector<std::string> kernelNames(const std::string &ptx) {
+  std::vector<std::string> names;
+  size_t p = 0;
+  while ((p = ptx.find(".entry ", p)) != std::string::npos) {
+    p += 7;
+    size_t e = ptx.find_first_of("( \n", p);
+    names.push_back(ptx.substr(p, e - p));
+  }
+  return names;
+}
+
+inline uint16_t toHalfBits(float f, bool bf16) {
+  uint32_t x;
+  std::memcpy(&x, &f, 4);
+  if (bf16) {
+    uint32_t r = x + 0x7FFF + ((x >> 16) & 1);
+    return uint16_t(r >> 16);
+  }
+  // f16, round to nearest even (inputs are in the normal range here)
+  uint32_t sign = (x >> 16) & 0x8000;
+  int32_t exp = int32_t((x >> 23) & 0xFF) - 127 + 15;
+  uint32_t mant = x & 0x7FFFFF;
+  if (exp <= 0)
+    return uint16_t(sign);
+  if (exp >= 31)
+    return uint16_t(sign | 0x7C00);
+  uint32_t h = sign | (uint32_t(exp) << 10) | (mant >> 13);
+  uint32_t rest = mant & 0x1FFF;
+  if (rest > 0x1000 || (rest == 0x1000 && (h & 1)))
+    ++h;
+  return uint16_t(h);
+}
+
+inline float fromHalfBits(uint16_t h, bool bf16) {
+  if (bf16) {
+    uint32_t x = uint32_t(h) << 16;
+    float f;
+    std::memcpy(&f, &x, 4);
+    return f;
+  }
+  uint32_t sign = uint32_t(h & 0x8000) << 16, exp = (h >> 10) & 0x1F, mant = h & 0x3FF;
+  uint32_t x;
+  if (exp == 0) {
+    float f = std::ldexp(float(mant), -24);
+    return sign ? -f : f;
+  }
+  if (exp == 31)
+    x = sign | 0x7F800000 | (mant << 13);
+  else
+    x = sign | ((exp - 15 + 127) << 23) | (mant << 13);
+  float f;
+  std::memcpy(&f, &x, 4);
+  return f;
+}
+
+inline std::vector<int64_t> parseList(const std::string &s) {
+  std::vector<int64_t> v;
+  std::stringstream ss(s);
+  std::string x;
+  while (std::getline(ss, x, ','))
+    v.push_back(std::stoll(x));
+  return v;
+}
+
+// ----------------------------------------------------------------------------- reference
+/// float64 decode-attention reference. q: [B, Hkv*g, Sq, D] (already rounded to the kernel's
+/// input type); query row (b, kh*g + j, i) attends to KV row r = b*Hkv + kh, whose keys and
+/// values `rowKV(r, K, V)` writes as T_r x D floats (resizing K and V) before returning T_r.
+/// Returns out [B, Hq, Sq, D]: softmax(q K^T / sqrt(D)) V, and 0 for rows with no keys.
+template <class RowKV>
+std::vector<double> referenceAttention(const std::vector<float> &q, int64_t B, int64_t Hkv,
+                                       int64_t g, int64_t Sq, int64_t D, RowKV rowKV) {
+  const int64_t Hq = Hkv * g;
+  const double scale = 1.0 / std::sqrt(double(D));
+  std::vector<double> ref(size_t(B * Hq * Sq * D), 0.0);
+  std::vector<float> K, V;
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t kh = 0; kh < Hkv; ++kh) {
+      const int64_t T = rowKV(b * Hkv + kh, K, V);
+      std::vector<double> sc(static_cast<size_t>(T));
+      for (int64_t j = 0; j < g; ++j)
+        for (int64_t i = 0; i < Sq; ++i) {
+          const int64_t qrow = (b * Hq + kh * g + j) * Sq + i;
+          const float *qr = &q[size_t(qrow * D)];
+          double mx = -INFINITY, den = 0;
+          for (int64_t t = 0; t < T; ++t) {
+            double s = 0;
+            for (int64_t d = 0; d < D; ++d)
+              s += double(qr[d]) * K[size_t(t * D + d)];
+            sc[size_t(t)] = s * scale;
+            mx = std::max(mx, sc[size_t(t)]);
+          }
+          for (int64_t t = 0; t < T; ++t)
+            den += (sc[size_t(t)] = std::exp(sc[size_t(t)] - mx));
+          double *o = &ref[size_t(qrow * D)];
+          for (int64_t t = 0; t < T; ++t)
+            for (int64_t d = 0; d < D; ++d)
+              o[d] += sc[size_t(t)] / den * V[size_t(t * D + d)];
+        }
+    }
+  return ref;
+}
+
+/// The decoded rows of codec heads, for referenceAttention.
+inline auto codecRows(const kvc_codec_head *const *heads) {
+  return [heads](int64_t r, std::vector<float> &K, std::vector<float> &V) -> int64_t {
+    const kvc_codec_head *h = heads[r];
+    const int64_t T = int64_t(kvc_codec_head_num_tokens(h));
+    kvc_codec_params p;
+    CC(kvc_codec_head_params(h, &p));
+    K.resize(size_t(T) * p.head_dim);
+    V.resize(size_t(T) * p.head_dim);
+    if (T)
+      CC(kvc_codec_head_decode(h, K.data(), V.data()));
+    return T;
+  };
+}
+
+/// Half-precision arrays as floats (`n` elements).
+inline std::vector<float> halfToFloat(const uint16_t *x, size_t n, bool bf16) {
+  std::vector<float> out(n);
+  for (size_t i = 0; i < n; ++i)
+    out[i] = fromHalfBits(x[i], bf16);
+  return out;
+}
+
+/// The rows of a half-precision [rows, S, D] K/V buffer pair, `lens[r]` valid tokens each
+/// (clamped to [0, S]), for referenceAttention.
+inline auto halfRows(const uint16_t *k, const uint16_t *v, const std::vector<int64_t> &lens,
+                     int64_t S, int64_t D, bool bf16) {
+  return [=, &lens](int64_t r, std::vector<float> &K, std::vector<float> &V) -> int64_t {
+    const int64_t T = std::clamp<int64_t>(lens[size_t(r)], 0, S);
+    K = halfToFloat(k + size_t(r * S * D), size_t(T * D), bf16);
+    V = halfToFloat(v + size_t(r * S * D), size_t(T * D), bf16);
+    return T;
+  };
+}
+
+// ----------------------------------------------------------------------------- timing
+struct Timer {
+  kvc_cuda_ptr flush = 0;
+  size_t flushBytes = 0;
+  explicit Timer(int l2) {
+    flushBytes = std::max<size_t>(size_t(l2) * 4, 256u << 20);
+    CK(kvc_cuda_malloc(&flush, flushBytes));
+  }
+  ~Timer() { kvc_cuda_free(flush); }
+  // Median of `reps` timed runs of fn (after `warmup`), L2 flushed before each.
+  template <class F> double medianMs(int warmup, int reps, F fn) {
+    for (int i = 0; i < warmup; ++i)
+      fn();
+    std::vector<kvc_cuda_event> ev(2 * reps);
+    for (auto &e : ev)
+      CK(kvc_cuda_event_create(&e));
+    for (int i = 0; i < reps; ++i) {
+      CK(kvc_cuda_memset_d8_async(flush, uint8_t(i), flushBytes, nullptr));
+      CK(kvc_cuda_event_record(ev[2 * i], nullptr));
+      fn();
+      CK(kvc_cuda_event_record(ev[2 * i + 1], nullptr));
+    }
+    CK(kvc_cuda_synchronize());
+    std::vector<double> t(reps);
+    for (int i = 0; i < reps; ++i) {
+      float ms;
+      CK(kvc_cuda_event_elapsed_ms(&ms, ev[2 * i], ev[2 * i + 1]));
+      t[i] = ms;
+    }
+    for (auto &e : ev)
+      kvc_cuda_event_destroy(e);
+    std::sort(t.begin(), t.end());
+    return t[reps / 2];
+  }
+};
+
+inline double copyBandwidth(Timer &T, size_t mib) {
+  size_t bytes = mib << 20;
+  kvc_cuda_ptr a, b;
+  CK(kvc_cuda_malloc(&a, bytes));
+  CK(kvc_cuda_malloc(&b, bytes));
+  CK(kvc_cuda_memset_d8_async(a, 1, bytes, nullptr));
+  double ms = T.medianMs(3, 20, [&] { CK(kvc_cuda_memcpy_dtod_async(b, a, bytes, nullptr)); });
+  kvc_cuda_free(a);
+  kvc_cuda_free(b);
+  return 2.0 * bytes / (ms * 1e-3) / 1e12; // TB/s, read + write
+}
+
+} // namespace kvcbench
+
+#endif
