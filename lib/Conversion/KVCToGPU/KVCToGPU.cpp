@@ -40,19 +40,15 @@ namespace {
 
 constexpr llvm::StringLiteral kModuleName = "kvc_gpu";
 
-/// Why `op` cannot take the GPU path, or "" if it can.
-std::string unsupportedReason(AttentionOp op) {
+/// The checks every decode kernel (dense, ragged, encoded) needs: rank-4 Q/K/V, no mask,
+/// softcap or window, static Hq, Sq, D and Hkv, Dv == D, causal only with Sq == 1. Returns
+/// why `op` fails them, or "".
+std::string decodeFormReason(AttentionOp op) {
   auto qt = dyn_cast<RankedTensorType>(op.getQuery().getType());
   auto kt = dyn_cast<RankedTensorType>(op.getKey().getType());
   auto vt = dyn_cast<RankedTensorType>(op.getValue().getType());
-  auto rt = dyn_cast<RankedTensorType>(op.getResult().getType());
-  if (!qt || !kt || !vt || !rt || qt.getRank() != 4 || kt.getRank() != 4 || vt.getRank() != 4)
+  if (!qt || !kt || !vt || qt.getRank() != 4 || kt.getRank() != 4 || vt.getRank() != 4)
     return "needs rank-4 Q/K/V";
-  Type et = qt.getElementType();
-  if (!(et.isBF16() || et.isF16()))
-    return "needs f16 or bf16 Q/K/V";
-  if (kt.getElementType() != et || vt.getElementType() != et || rt.getElementType() != et)
-    return "needs one element type for Q, K, V and the result";
   if (op.getMask())
     return "masks are not supported";
   if (op.getSoftcap())
@@ -69,6 +65,22 @@ std::string unsupportedReason(AttentionOp op) {
   if (op.getCausal() && qt.getDimSize(2) != 1)
     return "causal attention needs Sq == 1";
   return "";
+}
+
+/// Why `op` (over a dense or ragged cache) cannot take the GPU path, or "" if it can.
+std::string unsupportedReason(AttentionOp op) {
+  auto qt = dyn_cast<RankedTensorType>(op.getQuery().getType());
+  auto kt = dyn_cast<RankedTensorType>(op.getKey().getType());
+  auto vt = dyn_cast<RankedTensorType>(op.getValue().getType());
+  auto rt = dyn_cast<RankedTensorType>(op.getResult().getType());
+  if (!qt || !kt || !vt || !rt || qt.getRank() != 4 || kt.getRank() != 4 || vt.getRank() != 4)
+    return "needs rank-4 Q/K/V";
+  Type et = qt.getElementType();
+  if (!(et.isBF16() || et.isF16()))
+    return "needs f16 or bf16 Q/K/V";
+  if (kt.getElementType() != et || vt.getElementType() != et || rt.getElementType() != et)
+    return "needs one element type for Q, K, V and the result";
+  return decodeFormReason(op);
 }
 
 Value cIdx(OpBuilder &b, Location loc, int64_t v) {
@@ -120,29 +132,11 @@ CacheViewOp encodedView(AttentionOp op) {
 std::string encodedUnsupportedReason(AttentionOp op, CacheViewOp view) {
   if (op.getKey() != view.getKeys() || op.getValue() != view.getValues())
     return "encoded cache: K and V must be the keys and values of one kvc.cache.view";
-  auto qt = dyn_cast<RankedTensorType>(op.getQuery().getType());
-  auto kt = dyn_cast<RankedTensorType>(op.getKey().getType());
-  auto vt = dyn_cast<RankedTensorType>(op.getValue().getType());
-  if (!qt || !kt || !vt || qt.getRank() != 4 || kt.getRank() != 4 || vt.getRank() != 4)
-    return "needs rank-4 Q/K/V";
-  Type et = qt.getElementType();
+  if (std::string why = decodeFormReason(op); !why.empty())
+    return why;
+  Type et = cast<RankedTensorType>(op.getQuery().getType()).getElementType();
   if (!(et.isBF16() || et.isF16() || et.isF32()))
     return "encoded cache: needs an f16, bf16 or f32 query";
-  if (op.getMask())
-    return "masks are not supported";
-  if (op.getSoftcap())
-    return "softcap is not supported";
-  if (op.getWindow())
-    return "sliding windows are not supported";
-  for (int64_t i : {1, 2, 3})
-    if (qt.isDynamicDim(i))
-      return "needs static Hq, Sq and D";
-  if (kt.isDynamicDim(1) || kt.isDynamicDim(3) || vt.isDynamicDim(3))
-    return "needs static Hkv and D";
-  if (kt.getDimSize(3) != vt.getDimSize(3) || kt.getDimSize(3) != qt.getDimSize(3))
-    return "needs Dv == D";
-  if (op.getCausal() && qt.getDimSize(2) != 1)
-    return "causal attention needs Sq == 1";
   CodecAttr codec = cast<EncodedCacheType>(view.getCache().getType()).getCodec();
   if (codec.getBits() != 0)
     return "encoded cache: fixed-width (KIVI, bits > 0) codecs have no GPU kernel; only the "
