@@ -576,11 +576,12 @@ private:
   X(Expand) X(Gather) X(Range) X(Pad) X(Trilu) X(ReduceSum) X(ReduceMean) X(ReduceMax)            \
   X(ReduceMin) X(ReduceProd) X(Softmax) X(MatMul) X(Gemm) X(LayerNormalization)                   \
   X(RMSNormalization) X(SimplifiedLayerNormalization) X(Attention) X(Gelu)            \
-  X(GroupQueryAttention)
+  X(GroupQueryAttention) X(GatherND) X(RotaryEmbedding) X(MultiHeadAttention)
 #define X(name) LogicalResult on##name();
   KVC_ONNX_HANDLERS(X)
 #undef X
   LogicalResult reduceOp(Red kind, bool mean, int64_t axesInputSince);
+  TV rotary(TV x, TV cosC, TV sinC, TV pos, int64_t D, int64_t rd, bool interleaved);
   FailureOr<TV> normalize(TV x, TV scale, TV bias, int64_t axis, double eps, bool rms);
 };
 
@@ -1447,7 +1448,8 @@ LogicalResult Importer::importNode(const onnx::NodeProto &n) {
       {"Constant", 0}, {"MatMul", 2}, {"Gemm", 2}, {"Gather", 2}, {"CastLike", 2}, {"Where", 3},
       {"Range", 3}, {"Add", 2}, {"Sub", 2}, {"Mul", 2}, {"Div", 2}, {"Pow", 2}, {"Mod", 2},
       {"Equal", 2}, {"Less", 2}, {"LessOrEqual", 2}, {"Greater", 2}, {"GreaterOrEqual", 2},
-      {"And", 2}, {"Or", 2}, {"Xor", 2}, {"Attention", 3}};
+      {"And", 2}, {"Or", 2}, {"Xor", 2}, {"Attention", 3}, {"GatherND", 2},
+      {"RotaryEmbedding", 3}};
   auto req = required.find(n.op_type());
   int need = req == required.end() ? 1 : req->second;
   for (int i = 0; i < need; ++i)
@@ -1553,13 +1555,25 @@ LogicalResult Importer::onIsInf() {
 }
 
 LogicalResult Importer::onGelu() {
-  if (attr("approximate") && attr("approximate")->s() != "none")
-    return unsupportedAttr("approximate", "only 'none' (erf form) is supported");
+  std::string approx = attr("approximate") ? attr("approximate")->s() : "none";
+  if (approx != "none" && approx != "tanh")
+    return unsupportedAttr("approximate", "must be 'none' or 'tanh'");
   TV x = in(0);
   Type e = x.elem();
+  if (!isa<FloatType>(e))
+    return err() << "input must be a float tensor";
   auto mulc = [&](TV t, double c) {
     return *elementwise(EW::Mul, {t, mkHost(Host{{}, e, {}, {c}})}, e);
   };
+  if (approx == "tanh") {
+    // 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
+    TV x3 = *elementwise(EW::Mul, {*elementwise(EW::Mul, {x, x}, e), x}, e);
+    TV inner = mulc(*elementwise(EW::Add, {x, mulc(x3, 0.044715)}, e), std::sqrt(2.0 / M_PI));
+    TV th = *elementwise(EW::Tanh, {inner}, e);
+    TV onePlus = *elementwise(EW::Add, {th, mkHost(Host{{}, e, {}, {1.0}})}, e);
+    setOut(0, mulc(*elementwise(EW::Mul, {x, onePlus}, e), 0.5));
+    return success();
+  }
   TV erf = *elementwise(EW::Erf, {mulc(x, M_SQRT1_2)}, e);
   TV onePlus = *elementwise(EW::Add, {erf, mkHost(Host{{}, e, {}, {1.0}})}, e);
   setOut(0, mulc(*elementwise(EW::Mul, {x, onePlus}, e), 0.5));
@@ -2047,6 +2061,183 @@ LogicalResult Importer::onGather() {
       });
   setOut(0, mk(op.getResult(0)));
   return success();
+}
+
+LogicalResult Importer::onGatherND() {
+  TV data = in(0), idx = in(1);
+  if (isa<FloatType>(idx.elem()))
+    return err() << "indices must be integers";
+  int64_t bd = attrI("batch_dims", 0), r = data.rank(), q = idx.rank();
+  if (q < 1 || r < 1 || bd < 0 || bd >= std::min(q, r))
+    return err() << "batch_dims " << bd << " out of range for data rank " << r
+                 << " and indices rank " << q;
+  int64_t k = idx.shape()[q - 1];
+  if (k < 1 || k > r - bd)
+    return err() << "indices' last dimension " << k << " must be in 1.." << r - bd;
+  for (int64_t d = 0; d < bd; ++d)
+    if (idx.shape()[d] != data.shape()[d])
+      return err() << "batch dimension " << d << " differs: data " << data.shape()[d]
+                   << ", indices " << idx.shape()[d];
+  SmallVector<int64_t> shape(idx.shape().drop_back());
+  llvm::append_range(shape, data.shape().drop_front(bd + k));
+  int64_t rank = shape.size();
+  if (idx.c) {
+    Host hi = toHost(idx.c);
+    int64_t n = hi.size() / k;
+    for (int64_t t = 0; t < n; ++t)
+      for (int64_t j = 0; j < k; ++j) {
+        int64_t dim = data.shape()[bd + j];
+        int64_t v = hi.i[t * k + j];
+        if (v < -dim || v >= dim)
+          return err() << "index " << v << " out of range for dimension " << bd + j
+                       << " of size " << dim;
+      }
+  }
+  // linalg.generic over the output; indices and data read with tensor.extract.
+  Value dataV = mat(data), idxV = mat(idx);
+  Value init = empty(shape, data.elem());
+  ArrayRef<int64_t> dshape = data.shape();
+  auto op = linalg::GenericOp::create(
+      b, loc, init.getType(), ValueRange{}, ValueRange{init},
+      SmallVector<AffineMap>{AffineMap::getMultiDimIdentityMap(rank, ctx)},
+      SmallVector<utils::IteratorType>(rank, utils::IteratorType::parallel),
+      [&](OpBuilder &bb, Location l, ValueRange) {
+        SmallVector<Value> outIdx;
+        for (int64_t d = 0; d < rank; ++d)
+          outIdx.push_back(linalg::IndexOp::create(bb, l, d));
+        SmallVector<Value> coords(outIdx.begin(), outIdx.begin() + bd);
+        Value zero = arith::ConstantIndexOp::create(bb, l, 0);
+        for (int64_t j = 0; j < k; ++j) {
+          SmallVector<Value> ic(outIdx.begin(), outIdx.begin() + (q - 1));
+          ic.push_back(arith::ConstantIndexOp::create(bb, l, j));
+          Value i = tensor::ExtractOp::create(bb, l, idxV, ic);
+          i = arith::IndexCastOp::create(bb, l, bb.getIndexType(), i);
+          Value dimV = arith::ConstantIndexOp::create(bb, l, dshape[bd + j]);
+          Value neg = arith::CmpIOp::create(bb, l, arith::CmpIPredicate::slt, i, zero);
+          coords.push_back(
+              arith::SelectOp::create(bb, l, neg, arith::AddIOp::create(bb, l, i, dimV), i));
+        }
+        for (int64_t d = q - 1; d < rank; ++d)
+          coords.push_back(outIdx[d]);
+        linalg::YieldOp::create(bb, l, Value(tensor::ExtractOp::create(bb, l, dataV, coords)));
+      });
+  setOut(0, mk(op.getResult(0)));
+  return success();
+}
+
+LogicalResult Importer::onRotaryEmbedding() {
+  // ai.onnx RotaryEmbedding (opset 23), as onnx/reference/ops/op_rotary_embedding.py:
+  // X (B, H, S, D) or (B, S, H*D); cos/sin (B, S, rd/2), or (max_pos, rd/2) with position_ids
+  // (B, S); rotate the first rd = rotary_embedding_dim (default D) features of every head,
+  // halves (x1 = x[:rd/2], x2 = x[rd/2:]) or interleaved pairs (x[0::2], x[1::2]):
+  // real = cos x1 - sin x2, imag = sin x1 + cos x2.
+  TV x = in(0), cosC = in(1), sinC = in(2), pos = in(3);
+  Type e = x.elem();
+  if (!isa<FloatType>(e))
+    return err() << "input must be a float tensor";
+  if (x.rank() != 3 && x.rank() != 4)
+    return err() << "input must be 3-D (B, S, H*D) or 4-D (B, H, S, D), got rank " << x.rank();
+  int64_t B = x.shape()[0];
+  int64_t S = x.rank() == 4 ? x.shape()[2] : x.shape()[1];
+  int64_t D;
+  if (x.rank() == 4) {
+    D = x.shape()[3];
+  } else {
+    int64_t nh = attrI("num_heads", 0);
+    if (nh <= 0 || x.shape()[2] % nh != 0)
+      return unsupportedAttr("num_heads", "3-D input needs num_heads dividing the hidden size");
+    D = x.shape()[2] / nh;
+  }
+  int64_t rd = attrI("rotary_embedding_dim", 0);
+  if (rd == 0)
+    rd = D;
+  if (rd < 2 || rd > D || rd % 2 != 0)
+    return unsupportedAttr("rotary_embedding_dim", "must be even and at most the head size");
+  bool interleaved = attrI("interleaved", 0);
+  int64_t half = rd / 2;
+  if (cosC.type != sinC.type || cosC.elem() != e)
+    return err() << "cos_cache and sin_cache must have the same shape and the input's type";
+  if (pos) {
+    if (isa<FloatType>(pos.elem()) || pos.rank() != 2 || pos.shape()[0] != B ||
+        pos.shape()[1] != S)
+      return err() << "position_ids must be an integer (B, S) = (" << B << ", " << S
+                   << ") tensor";
+    if (cosC.rank() != 2 || cosC.shape()[1] < half)
+      return err() << "with position_ids, cos_cache/sin_cache must be (max_position, >= " << half
+                   << ")";
+  } else if (cosC.rank() != 3 || cosC.shape()[0] != B || cosC.shape()[1] != S ||
+             cosC.shape()[2] < half) {
+    return err() << "without position_ids, cos_cache/sin_cache must be (B, S, >= " << half
+                 << ") = (" << B << ", " << S << ", " << half << ")";
+  }
+  setOut(0, rotary(x, cosC, sinC, pos, D, rd, interleaved));
+  return success();
+}
+
+/// Rotary embedding of the first `rd` features of every head of x ((B, H, S, D) or (B, S, H*D)):
+/// cos/sin (B, S, >= rd/2), or (max_pos, >= rd/2) read at pos (B, S) when `pos` is given.
+TV Importer::rotary(TV x, TV cosC, TV sinC, TV pos, int64_t D, int64_t rd, bool interleaved) {
+  Type e = x.elem();
+  int64_t half = rd / 2;
+  int64_t rank = x.rank();
+  Value xV = mat(x), cosV = mat(cosC), sinV = mat(sinC), posV = pos ? mat(pos) : Value();
+  int64_t maxPos = pos ? cosC.shape()[0] : 0;
+  Value init = empty(x.shape(), e);
+  auto op = linalg::GenericOp::create(
+      b, loc, init.getType(), ValueRange{xV}, ValueRange{init},
+      SmallVector<AffineMap>(2, AffineMap::getMultiDimIdentityMap(rank, ctx)),
+      SmallVector<utils::IteratorType>(rank, utils::IteratorType::parallel),
+      [&](OpBuilder &bb, Location l, ValueRange a) {
+        auto c = [&](int64_t v) { return Value(arith::ConstantIndexOp::create(bb, l, v)); };
+        SmallVector<Value> idx;
+        for (int64_t d = 0; d < rank; ++d)
+          idx.push_back(linalg::IndexOp::create(bb, l, d));
+        Value bI = idx[0], sI = rank == 4 ? idx[2] : idx[1], last = idx[rank - 1];
+        // Feature index within the head, and the head's first feature in the last dim.
+        Value f = rank == 4 ? last : Value(arith::RemUIOp::create(bb, l, last, c(D)));
+        Value base = arith::SubIOp::create(bb, l, last, f);
+        Value rotated = arith::CmpIOp::create(bb, l, arith::CmpIPredicate::ult, f, c(rd));
+        // Frequency index i, partner feature, and whether this is the first of the pair.
+        Value i, partner, first;
+        if (interleaved) {
+          i = arith::DivUIOp::create(bb, l, f, c(2));
+          Value odd = arith::RemUIOp::create(bb, l, f, c(2));
+          first = arith::CmpIOp::create(bb, l, arith::CmpIPredicate::eq, odd, c(0));
+          partner = arith::SelectOp::create(bb, l, first, arith::AddIOp::create(bb, l, f, c(1)),
+                                            arith::SubIOp::create(bb, l, f, c(1)));
+        } else {
+          first = arith::CmpIOp::create(bb, l, arith::CmpIPredicate::ult, f, c(half));
+          i = arith::SelectOp::create(bb, l, first, f, arith::SubIOp::create(bb, l, f, c(half)));
+          partner = arith::SelectOp::create(bb, l, first, arith::AddIOp::create(bb, l, f, c(half)),
+                                            arith::SubIOp::create(bb, l, f, c(half)));
+        }
+        // Outside the rotated features: read in range (the value is not used).
+        i = arith::SelectOp::create(bb, l, rotated, i, c(0));
+        partner = arith::SelectOp::create(bb, l, rotated, partner, f);
+        SmallVector<Value> pIdx(idx);
+        pIdx[rank - 1] = arith::AddIOp::create(bb, l, base, partner);
+        Value xp = tensor::ExtractOp::create(bb, l, xV, pIdx);
+        SmallVector<Value> cIdx;
+        if (posV) {
+          Value p = tensor::ExtractOp::create(bb, l, posV, ValueRange{bI, sI});
+          p = arith::IndexCastOp::create(bb, l, bb.getIndexType(), p);
+          // Clamp into the cache (onnxruntime rejects out-of-range ids; never read outside).
+          p = arith::MaxSIOp::create(bb, l, p, c(0));
+          p = arith::MinSIOp::create(bb, l, p, c(maxPos - 1));
+          cIdx = {p, i};
+        } else {
+          cIdx = {bI, sI, i};
+        }
+        Value cs = tensor::ExtractOp::create(bb, l, cosV, cIdx);
+        Value sn = tensor::ExtractOp::create(bb, l, sinV, cIdx);
+        // first: x cos - xp sin; second: xp sin + x cos.
+        Value xc = arith::MulFOp::create(bb, l, a[0], cs);
+        Value ps = arith::MulFOp::create(bb, l, xp, sn);
+        Value r = arith::SelectOp::create(bb, l, first, arith::SubFOp::create(bb, l, xc, ps),
+                                          arith::AddFOp::create(bb, l, ps, xc));
+        linalg::YieldOp::create(bb, l, Value(arith::SelectOp::create(bb, l, rotated, r, a[0])));
+      });
+  return mk(op.getResult(0));
 }
 
 LogicalResult Importer::onRange() {
@@ -2677,8 +2868,6 @@ LogicalResult Importer::onAttention() {
 LogicalResult Importer::onGroupQueryAttention() {
   // Inputs: query, key, value, past_key, past_value, seqlens_k, total_sequence_length,
   // cos_cache, sin_cache, position_ids, attention_bias, head_sink.
-  if (attrI("do_rotary", 0))
-    return unsupportedAttr("do_rotary", "rotary embedding inside GroupQueryAttention is not supported");
   if (attrI("smooth_softmax", 0))
     return unsupportedAttr("smooth_softmax", "only 0 is supported");
   if (attrI("qk_output", 0))
@@ -2740,6 +2929,52 @@ LogicalResult Importer::onGroupQueryAttention() {
     return transpose(reshape(x, {B, S, h, x.shape()[2] / h}), {0, 2, 1, 3});
   };
   TV q4 = heads(q, hq), k4 = heads(k, hkv), v4 = heads(v, hkv);
+
+  if (attrI("do_rotary", 0)) {
+    // Rotary on Q and K (before K enters the cache) with cos/sin tables (max_pos, rd/2) read at
+    // position_ids, or, as onnxruntime's default ids: s on the first prompt, else
+    // seqlens_k[b] + 1 - S + s.
+    TV cosC = in(7), sinC = in(8), posIds = in(9);
+    if (!cosC || !sinC)
+      return err() << "do_rotary=1 needs cos_cache and sin_cache (inputs 7 and 8)";
+    if (cosC.type != sinC.type || cosC.elem() != e || cosC.rank() != 2)
+      return err() << "cos_cache/sin_cache must be (max_sequence_length, rotary_dim / 2) of the "
+                      "query's type, got "
+                   << cosC.type << ", " << sinC.type;
+    int64_t rd = 2 * cosC.shape()[1];
+    if (rd < 2 || rd > D)
+      return err() << "rotary dimension " << rd << " (2 * cos_cache.shape[1]) exceeds the head size "
+                   << D;
+    TV pos;
+    if (posIds) {
+      if (isa<FloatType>(posIds.elem()) || posIds.rank() != 2 || posIds.shape()[0] != B ||
+          posIds.shape()[1] != S)
+        return err() << "position_ids must be an integer (B, S) tensor, got " << posIds.type;
+      pos = posIds;
+    } else {
+      Value init = empty({B, S}, b.getI64Type());
+      auto op = linalg::GenericOp::create(
+          b, loc, init.getType(), ValueRange{mat(seqlens)}, ValueRange{init},
+          SmallVector<AffineMap>{AffineMap::get(2, 0, {getAffineDimExpr(0, ctx)}, ctx),
+                                 AffineMap::getMultiDimIdentityMap(2, ctx)},
+          SmallVector<utils::IteratorType>(2, utils::IteratorType::parallel),
+          [&](OpBuilder &bb, Location l, ValueRange a) {
+            Type i64 = bb.getI64Type();
+            Value sI = arith::IndexCastOp::create(bb, l, i64, linalg::IndexOp::create(bb, l, 1));
+            Value p = sI;
+            if (!firstPrompt) {
+              Value len = arith::AddIOp::create(bb, l, castScalar(bb, l, a[0], i64),
+                                                iconst(bb, l, i64, 1 - S));
+              p = arith::AddIOp::create(bb, l, len, sI);
+            }
+            linalg::YieldOp::create(bb, l, p);
+          });
+      pos = mk(op.getResult(0));
+    }
+    bool interleaved = attrI("rotary_interleaved", 0);
+    q4 = rotary(q4, cosC, sinC, pos, D, rd, interleaved);
+    k4 = rotary(k4, cosC, sinC, pos, D, rd, interleaved);
+  }
 
   // present[b, h, j] = new[b, h, j - past_b] for past_b <= j < past_b + S (past_b =
   // seqlens_k[b] + 1 - S, or 0 for the first prompt), else past[b, h, j] for j < P, else 0.
@@ -2822,6 +3057,110 @@ LogicalResult Importer::onGroupQueryAttention() {
   return success();
 }
 
+LogicalResult Importer::onMultiHeadAttention() {
+  // com.microsoft MultiHeadAttention (onnxruntime contrib op), the CPU kernel's semantics:
+  // inputs query, key, value, bias, key_padding_mask, attention_bias, past_key, past_value,
+  // past_sequence_length, cache_indirection; outputs output, present_key, present_value, qk.
+  // Supported: 3-D Q/K/V (B, S|L, N*H) (or 4-D (B, N, L, H) K/V), bias (3*N*H, added to Q/K/V),
+  // key_padding_mask (B, T) int (0 -> mask_filter_value), attention_bias broadcastable to
+  // (B, N, S, T), past_key/past_value (B, N, P, H) concatenated in front, unidirectional (keys after
+  // the query's position + P get the lowest float, as onnxruntime), scale.
+  if (!in(1) || !in(2))
+    return err() << "packed QKV/KV (key or value absent) is not supported";
+  for (int i = 8; i < int(ins.size()); ++i)
+    if (in(i))
+      return err() << "unsupported input " << i << " (past_sequence_length/cache_indirection)";
+  if (hasOut(3))
+    return err() << "unsupported output 3 (qk)";
+  int64_t N = attrI("num_heads", 0);
+  TV q = in(0), k = in(1), v = in(2), bias = in(3), kpm = in(4), ab = in(5), pastK = in(6),
+     pastV = in(7);
+  Type e = q.elem();
+  if (!isa<FloatType>(e) || q.rank() != 3)
+    return err() << "query must be a 3-D float tensor (B, S, N*H), got " << q.type;
+  if (N <= 0 || q.shape()[2] % N != 0)
+    return unsupportedAttr("num_heads", "must be positive and divide the query hidden size");
+  int64_t B = q.shape()[0], S = q.shape()[1], H = q.shape()[2] / N;
+  if (k.elem() != e || v.elem() != e || k.rank() != v.rank() || (k.rank() != 3 && k.rank() != 4))
+    return err() << "key/value must be 3-D (B, L, N*H) or 4-D (B, N, L, H) of the query's type, got "
+                 << k.type << ", " << v.type;
+  bool bnsh = k.rank() == 4;
+  int64_t L = bnsh ? k.shape()[2] : k.shape()[1];
+  int64_t Hv = bnsh ? v.shape()[3] : v.shape()[2] / N;
+  if (k.shape()[0] != B || v.shape()[0] != B ||
+      (bnsh ? (k.shape()[1] != N || k.shape()[3] != H || v.shape()[1] != N || v.shape()[2] != L)
+            : (k.shape()[2] != N * H || v.shape()[1] != L || v.shape()[2] % N != 0)))
+    return err() << "key/value shapes " << k.type << ", " << v.type
+                 << " do not match the query and num_heads";
+  if (bias) {
+    if (bnsh)
+      return err() << "bias with 4-D key/value is not supported";
+    if (bias.rank() != 1 || bias.shape()[0] != 2 * N * H + N * Hv || bias.elem() != e)
+      return err() << "bias must be (" << 2 * N * H + N * Hv << ") of the query's type, got "
+                   << bias.type;
+    SmallVector<int64_t> one{1};
+    q = *elementwise(EW::Add, {q, slice(bias, {0}, {N * H}, one)}, e);
+    k = *elementwise(EW::Add, {k, slice(bias, {N * H}, {N * H}, one)}, e);
+    v = *elementwise(EW::Add, {v, slice(bias, {2 * N * H}, {N * Hv}, one)}, e);
+  }
+  auto heads = [&](TV x, int64_t s, int64_t h) {
+    return transpose(reshape(x, {B, s, N, h}), {0, 2, 1, 3});
+  };
+  TV q4 = heads(q, S, H);
+  TV k4 = bnsh ? k : heads(k, L, H), v4 = bnsh ? v : heads(v, L, Hv);
+  int64_t P = 0;
+  if (pastK || pastV) {
+    if (!pastK || !pastV)
+      return err() << "past_key and past_value must be given together";
+    if (pastK.rank() != 4 || pastK.shape()[0] != B || pastK.shape()[1] != N ||
+        pastK.shape()[3] != H || pastV.rank() != 4 || pastV.shape()[3] != Hv ||
+        pastV.shape()[2] != pastK.shape()[2] || pastK.elem() != e || pastV.elem() != e)
+      return err() << "past_key/past_value must be (B, N, P, H), got " << pastK.type << ", "
+                   << pastV.type;
+    P = pastK.shape()[2];
+    k4 = concat({pastK, k4}, 2);
+    v4 = concat({pastV, v4}, 2);
+  }
+  int64_t T = P + L;
+  double filter = attrF("mask_filter_value", -10000.0);
+  TV biasT;
+  auto addBias = [&](TV t) { biasT = biasT ? *elementwise(EW::Add, {biasT, t}, e) : t; };
+  if (kpm) {
+    if (isa<FloatType>(kpm.elem()) || kpm.rank() != 2 || kpm.shape()[0] != B || kpm.shape()[1] != T)
+      return err() << "key_padding_mask must be an integer (B, total length) = (" << B << ", " << T
+                   << ") tensor, got " << kpm.type;
+    TV zeroI = mkHost(Host{{}, kpm.elem(), {0}, {}});
+    TV keep = *elementwise(EW::Gt, {reshape(kpm, {B, 1, 1, T}), zeroI}, b.getI1Type());
+    addBias(*elementwise(EW::Where, {keep, mkHost(Host{{}, e, {}, {0.0}}),
+                                     mkHost(Host{{}, e, {}, {filter}})}, e));
+  }
+  if (attrI("unidirectional", 0)) {
+    Host causal{{1, 1, S, T}, e, {}, {}};
+    double lowest = -double(std::numeric_limits<float>::max());
+    for (int64_t i = 0; i < S; ++i)
+      for (int64_t j = 0; j < T; ++j)
+        causal.f.push_back(j > i + P ? lowest : 0.0);
+    addBias(mkHost(causal));
+  }
+  if (ab) {
+    if (ab.elem() != e || ab.rank() != 4 || (ab.shape()[0] != 1 && ab.shape()[0] != B) ||
+        (ab.shape()[1] != 1 && ab.shape()[1] != N) || ab.shape()[2] != S || ab.shape()[3] != T)
+      return err() << "attention_bias must be (B|1, N|1, S, T) = (" << B << "|1, " << N << "|1, "
+                   << S << ", " << T << ") of the query's type, got " << ab.type;
+    addBias(ab);
+  }
+  double scale = attrF("scale", 0.0);
+  auto outT = RankedTensorType::get({B, N, S, Hv}, e);
+  auto attn = AttentionOp::create(b, loc, outT, mat(q4), mat(k4), mat(v4),
+                                  biasT ? mat(biasT) : Value(), /*kv_lengths=*/Value(),
+                                  scale != 0.0 ? b.getF32FloatAttr(float(scale)) : FloatAttr(),
+                                  /*causal=*/false, /*softcap=*/FloatAttr(), /*window=*/IntegerAttr());
+  setOut(0, reshape(transpose(mk(attn.getResult()), {0, 2, 1, 3}), {B, S, N * Hv}));
+  setOut(1, k4);
+  setOut(2, v4);
+  return success();
+}
+
 //===----------------------------------------------------------------------===//
 // Dispatch table: (domain, op_type, since-version) -> handler
 //===----------------------------------------------------------------------===//
@@ -2842,11 +3181,12 @@ const std::vector<OpEntry> &Importer::table() {
       E(ReduceMin, 18) E(ReduceProd, 1) E(ReduceProd, 18) E(Softmax, 1) E(Softmax, 13)
       E(MatMul, 1) E(Gemm, 7) E(LayerNormalization, 17) E(RMSNormalization, 23)
       E(SimplifiedLayerNormalization, 1) E(Attention, 23) E(Attention, 24) E(Attention, 25)
-      E(Gelu, 20)
+      E(Gelu, 20) E(GatherND, 11) E(GatherND, 12) E(RotaryEmbedding, 23)
 #undef E
       {"com.microsoft", "SimplifiedLayerNormalization", 1,
        &Importer::onSimplifiedLayerNormalization},
       {"com.microsoft", "GroupQueryAttention", 1, &Importer::onGroupQueryAttention},
+      {"com.microsoft", "MultiHeadAttention", 1, &Importer::onMultiHeadAttention},
   };
   return t;
 }

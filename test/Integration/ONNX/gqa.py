@@ -22,9 +22,12 @@ rng = np.random.default_rng(0)
 failures = 0
 
 
-def gqa_model(B, S, P, Hq, Hkv, D, total, packed=False, **attrs):
+def gqa_model(B, S, P, Hq, Hkv, D, total, packed=False, rotary_dim=0, position_ids=False, **attrs):
     ins = ["query", "" if packed else "key", "" if packed else "value", "past_key", "past_value",
            "seqlens_k", "total_sequence_length"]
+    if rotary_dim:
+        ins += ["cos_cache", "sin_cache"] + (["position_ids"] if position_ids else [])
+        attrs["do_rotary"] = 1
     node = h.make_node("GroupQueryAttention", ins, ["output", "present_key", "present_value"],
                        domain="com.microsoft", num_heads=Hq, kv_num_heads=Hkv, **attrs)
     qdim = (Hq + 2 * Hkv) * D if packed else Hq * D
@@ -36,6 +39,14 @@ def gqa_model(B, S, P, Hq, Hkv, D, total, packed=False, **attrs):
                h.make_tensor_value_info("past_value", T.FLOAT, [B, Hkv, P, D]),
                h.make_tensor_value_info("seqlens_k", T.INT32, [B])]
     inits = [h.make_tensor("total_sequence_length", T.INT32, [], [total])]
+    if rotary_dim:
+        # cos/sin tables as a rotary embedding builds them (max_pos 16, base 10000).
+        inv = 1.0 / (10000.0 ** (np.arange(0, rotary_dim, 2) / rotary_dim))
+        ang = np.arange(16)[:, None] * inv[None, :]
+        inits += [h.make_tensor("cos_cache", T.FLOAT, ang.shape, np.cos(ang).astype(np.float32).ravel()),
+                  h.make_tensor("sin_cache", T.FLOAT, ang.shape, np.sin(ang).astype(np.float32).ravel())]
+        if position_ids:
+            inputs.append(h.make_tensor_value_info("position_ids", T.INT64, [B, S]))
     g = h.make_graph([node], "gqa", inputs,
                      [h.make_tensor_value_info(n, T.FLOAT, None) for n in ["output", "present_key", "present_value"]],
                      inits)
@@ -43,9 +54,9 @@ def gqa_model(B, S, P, Hq, Hkv, D, total, packed=False, **attrs):
                         ir_version=10)
 
 
-def check(name, B, S, P, Hq, Hkv, D, total, seqlens, packed=False, **attrs):
+def check(name, B, S, P, Hq, Hkv, D, total, seqlens, packed=False, positions=None, **attrs):
     global failures
-    m = gqa_model(B, S, P, Hq, Hkv, D, total, packed, **attrs)
+    m = gqa_model(B, S, P, Hq, Hkv, D, total, packed, position_ids=positions is not None, **attrs)
     d = os.path.join(WORK, name)
     os.makedirs(d, exist_ok=True)
     path = os.path.join(d, "model.onnx")
@@ -57,6 +68,8 @@ def check(name, B, S, P, Hq, Hkv, D, total, seqlens, packed=False, **attrs):
     feeds["past_key"] = rng.standard_normal((B, Hkv, P, D)).astype(np.float32)
     feeds["past_value"] = rng.standard_normal((B, Hkv, P, D)).astype(np.float32)
     feeds["seqlens_k"] = np.array(seqlens, np.int32)
+    if positions is not None:
+        feeds["position_ids"] = np.array(positions, np.int64)
     want = ort.InferenceSession(path, providers=["CPUExecutionProvider"]).run(None, feeds)
     cmd = ["kvc-run", path, "--output-dir", os.path.join(d, "out")]
     for k, v in feeds.items():
@@ -94,4 +107,12 @@ check("decode_shared_buffer", 2, 1, 8, 4, 2, 8, 8, [5, 2])
 check("packed_qkv", 1, 3, 2, 4, 2, 8, 5, [4], packed=True)
 check("local_window", 1, 5, 0, 2, 1, 8, 5, [4], local_window_size=2)
 check("softcap_scale", 1, 3, 2, 4, 2, 8, 5, [4], softcap=2.0, scale=0.3)
+# do_rotary: cos/sin tables, default positions (first prompt: s; decode: seqlens_k + 1 - S + s),
+# interleaved, partial rotary dim, packed QKV, explicit position_ids.
+# (onnxruntime's rotary needs head_size % 16 == 0.)
+check("rotary_prompt", 1, 4, 0, 4, 2, 16, 4, [3], rotary_dim=16)
+check("rotary_decode", 2, 1, 5, 4, 2, 16, 6, [5, 3], rotary_dim=16)
+check("rotary_decode_interleaved", 2, 1, 5, 4, 2, 16, 6, [5, 4], rotary_dim=16, rotary_interleaved=1)
+check("rotary_partial_packed", 1, 3, 2, 4, 2, 32, 5, [4], packed=True, rotary_dim=16)
+check("rotary_position_ids", 1, 2, 3, 4, 2, 16, 5, [4], rotary_dim=16, positions=[[9, 10]])
 print("ALL PASSED" if failures == 0 else "%d FAILURES" % failures)

@@ -122,6 +122,32 @@ nanx[1, 2, 3] = np.inf
 check("IsNaN", *single("IsNaN", [("a", nanx)]))
 check("IsInf", *single("IsInf", [("a", nanx)]))
 check("Gelu", *single("Gelu", [("a", x)]))
+check("Gelu_tanh", *single("Gelu", [("a", x)], {"approximate": "tanh"}))
+# GatherND: runtime data, constant or runtime indices (negative ones wrap), batch_dims.
+gnd_data = rand((2, 3, 4))
+check("GatherND", *single("GatherND", [("a", gnd_data)],
+                          consts=[("i", np.array([[0, 1], [1, -1], [1, 0]], np.int64))]))
+check("GatherND_runtime_idx", *single("GatherND", [("a", gnd_data),
+                                                   ("i", np.array([[[1, 2, 3]], [[0, -3, 0]]], np.int64))]))
+check("GatherND_batch_dims", *single("GatherND", [("a", gnd_data)], {"batch_dims": 1},
+                                     consts=[("i", np.array([[[2], [0]], [[1], [1]]], np.int64))]))
+check("GatherND_bool", *single("GatherND", [("a", rand((2, 5), np.bool_))],
+                               consts=[("i", np.array([[[1, 4], [0, 0]]], np.int64))]))
+# RotaryEmbedding (opset 23): 4-D / 3-D input, halves / interleaved, partial rotation,
+# per-token caches (B, S, rd/2) or a (max_pos, rd/2) table with position_ids.
+rx4, rx3 = rand((2, 3, 5, 8)), rand((2, 5, 24))
+rcos, rsin = rand((2, 5, 4)), rand((2, 5, 4))
+check("RotaryEmbedding_4d", *single("RotaryEmbedding", [("x", rx4), ("c", rcos), ("s", rsin)]))
+check("RotaryEmbedding_4d_interleaved", *single("RotaryEmbedding", [("x", rx4), ("c", rcos), ("s", rsin)],
+                                                {"interleaved": 1}))
+check("RotaryEmbedding_3d", *single("RotaryEmbedding", [("x", rx3), ("c", rcos), ("s", rsin)],
+                                    {"num_heads": 3}))
+check("RotaryEmbedding_partial", *single("RotaryEmbedding", [("x", rx4), ("c", rcos[..., :2]), ("s", rsin[..., :2])],
+                                         {"rotary_embedding_dim": 4}))
+check("RotaryEmbedding_position_ids", *single(
+    "RotaryEmbedding", [("x", rx3), ("p", np.array([[0, 1, 2, 3, 4], [7, 6, 5, 4, 3]], np.int64))],
+    {"num_heads": 3, "interleaved": 1, "_order": ["x", "c", "s", "p"]},
+    consts=[("c", rand((8, 4))), ("s", rand((8, 4)))]))
 for to, dt in [(T.INT64, np.int64), (T.FLOAT16, np.float16), (T.BOOL, np.bool_), (T.DOUBLE, np.float64)]:
     check("Cast_f32_to_%d" % to, *single("Cast", [("a", x * 3)], {"to": to}), atol=1e-3)
 check("Cast_i64_to_f32", *single("Cast", [("a", ints)], {"to": T.FLOAT}))
@@ -208,7 +234,9 @@ check("Attention_gqa_past_causal", *single("Attention", [("Q", q), ("K", k), ("V
 
 # The lit models.
 for case in ["decomposed_attention", "decomposed_gqa", "attention_past", "attention_past_24", "attention_3d",
-             "attention_qk_mode3", "shape_folding", "typed_initializers", "decoder_block"]:
+             "attention_qk_mode3", "shape_folding", "typed_initializers", "decoder_block",
+             "torch_sdpa_legacy", "torch_sdpa_legacy_guard1", "hf_ops", "where_mask_attention",
+             "where_mask_attention_masked_fill", "where_mask_attention_small_fill", "kt_perm_0231"]:
     m = make_model.CASES[case]()
     feeds = {}
     for i in m.graph.input:
@@ -217,5 +245,17 @@ for case in ["decomposed_attention", "decomposed_gqa", "attention_past", "attent
         dt = {T.FLOAT: np.float32, T.BOOL: np.bool_, T.INT64: np.int64}[tt.elem_type]
         feeds[i.name] = rand(shape, dt)
     check("model_" + case, m, feeds, rtol=1e-4, atol=1e-5)
+
+# float16 attention graphs (raised by kvc-run: kvc.attention accumulates in f32, the reference
+# rounds every intermediate to f16): a few f16 ulps.
+for case in ["decomposed_attention_f16", "torch_sdpa_legacy_f16", "torch_sdpa_legacy_f16_upcast"]:
+    m = make_model.CASES[case]()
+    feeds = {}
+    for i in m.graph.input:
+        tt = i.type.tensor_type
+        shape = [d.dim_value for d in tt.shape.dim]
+        dt = {T.FLOAT16: np.float16, T.BOOL: np.bool_}[tt.elem_type]
+        feeds[i.name] = rand(shape, dt)
+    check("model_" + case, m, feeds, rtol=1e-2, atol=1e-2)
 
 print("ALL PASSED" if failures == 0 else "%d FAILURES" % failures)

@@ -50,6 +50,11 @@ struct Expr {
   double constant = 0;  // Const
   StringRef opName;     // Op: e.g. "arith.mulf", "math.exp"
   SmallVector<ExprPtr> operands;
+  // Op inlined from an elementwise producer: the tensor it computes and the map it is read
+  // through (the innermost producer when several forward the same value), so that a
+  // sub-expression can be used as a tensor again (e.g. a mask computed by a select).
+  Value origin;
+  AffineMap originMap;
 };
 
 bool isAllParallel(linalg::LinalgOp op) {
@@ -138,7 +143,13 @@ ExprPtr buildExpr(Value tensor, AffineMap map, int depth) {
     return leaf();
   auto yield = cast<linalg::YieldOp>(producer.getBlock()->getTerminator());
   ExprPtr inlined = buildBodyExpr(yield.getOperand(0), producer, map, depth);
-  return inlined ? inlined : leaf();
+  if (!inlined)
+    return leaf();
+  if (inlined->kind == Expr::Kind::Op && !inlined->origin) {
+    inlined->origin = tensor;
+    inlined->originMap = map;
+  }
+  return inlined;
 }
 
 bool isOp(const ExprPtr &e, StringRef name, unsigned arity) {
@@ -161,6 +172,18 @@ bool sameExpr(const ExprPtr &a, const ExprPtr &b) {
         return false;
     return true;
   }
+  return false;
+}
+
+/// Whether some leaf of `e` satisfies `pred`.
+bool anyLeaf(const ExprPtr &e, llvm::function_ref<bool(const ExprPtr &)> pred) {
+  if (!e)
+    return false;
+  if (e->kind == Expr::Kind::Leaf)
+    return pred(e);
+  for (const ExprPtr &o : e->operands)
+    if (anyLeaf(o, pred))
+      return true;
   return false;
 }
 
@@ -194,11 +217,20 @@ std::optional<Contraction> matchContraction(Value result) {
   } else if (auto v = getSplatFloat(init); !v || *v != 0.0) {
     return std::nullopt;
   }
-  // Body must be a plain multiply-add on one element type (no casts).
+  // Body: a multiply-add on the result's element type, or (f16/bf16 operands accumulated in a
+  // wider float, as the ONNX importer writes MatMul) on operands extended to it.
   Type elem = getElementTypeOrSelf(result.getType());
-  for (OpOperand *in : op.getDpsInputOperands())
-    if (getElementTypeOrSelf(in->get().getType()) != elem)
+  for (OpOperand *in : op.getDpsInputOperands()) {
+    Type inElem = getElementTypeOrSelf(in->get().getType());
+    if (inElem == elem)
+      continue;
+    auto fi = dyn_cast<FloatType>(inElem), fo = dyn_cast<FloatType>(elem);
+    if (!fi || !fo || fi.getWidth() >= fo.getWidth())
       return std::nullopt;
+    Value arg = op.getMatchingBlockArgument(in);
+    if (!arg.hasOneUse() || !isa<arith::ExtFOp>(*arg.getUsers().begin()))
+      return std::nullopt;
+  }
 
   unsigned m = dims->m[0], n = dims->n[0], k = dims->k[0];
   SmallVector<unsigned> batch(dims->batch.begin(), dims->batch.end());
@@ -244,6 +276,26 @@ std::optional<Contraction> matchContraction(Value result) {
     return std::nullopt;
   return c;
 }
+
+/// `v` = CastOp(x) elementwise (identity maps, one input): returns x, else null. The importer
+/// rounds f32 accumulations back to f16/bf16 with truncf; torch's f16 SDPA upcasts V and the
+/// scores to f32 with extf.
+template <typename CastOp>
+Value peelCast(Value v) {
+  auto t = dyn_cast<RankedTensorType>(v.getType());
+  auto op = v.getDefiningOp<linalg::GenericOp>();
+  if (!t || !op || op.getNumDpsInputs() != 1 || op.getNumDpsInits() != 1 ||
+      op.getNumLoops() != t.getRank() || !isAllParallel(op) ||
+      !llvm::all_of(op.getIndexingMapsArray(), [](AffineMap m) { return m.isIdentity(); }))
+    return {};
+  auto yield = cast<linalg::YieldOp>(op.getBody()->getTerminator());
+  auto c = yield.getOperand(0).getDefiningOp<CastOp>();
+  if (!c || c->getBlock() != op.getBody() || c.getIn() != op.getBody()->getArgument(0))
+    return {};
+  return op.getDpsInputOperand(0)->get();
+}
+Value peelTruncF(Value v) { return peelCast<arith::TruncFOp>(v); }
+Value peelExtF(Value v) { return peelCast<arith::ExtFOp>(v); }
 
 enum class ReduceKind { Max, Sum };
 
@@ -319,6 +371,56 @@ bool isRowBroadcastMap(AffineMap map, int64_t rank) {
       return false;
   }
   return true;
+}
+
+/// The tensor an input block argument of `op` reads through the identity map, or null.
+Value identityInputOf(linalg::LinalgOp op, Value scalar) {
+  auto arg = dyn_cast<BlockArgument>(scalar);
+  if (!arg || arg.getOwner() != op.getBlock() || arg.getArgNumber() >= op.getNumDpsInputs())
+    return {};
+  OpOperand *operand = op.getMatchingOpOperand(arg);
+  if (!op.getMatchingIndexingMap(operand).isIdentity())
+    return {};
+  return operand->get();
+}
+
+/// `cond` (a scalar in `op`'s body) is `x != x` (cmpf uno x, x), x read from `tensor`: either
+/// computed in the body or read from an elementwise producer that computes it.
+bool isNaNTestOf(linalg::LinalgOp op, Value cond, Value tensor, int64_t rank) {
+  auto isUnoOf = [&](linalg::LinalgOp o, Value c) {
+    auto cmp = c.getDefiningOp<arith::CmpFOp>();
+    return cmp && cmp->getBlock() == o.getBlock() &&
+           cmp.getPredicate() == arith::CmpFPredicate::UNO &&
+           identityInputOf(o, cmp.getLhs()) == tensor && identityInputOf(o, cmp.getRhs()) == tensor;
+  };
+  if (isUnoOf(op, cond))
+    return true;
+  Value condTensor = identityInputOf(op, cond);
+  auto producer = condTensor ? condTensor.getDefiningOp<linalg::LinalgOp>() : nullptr;
+  if (!producer || !isInlinableElementwise(producer, rank))
+    return false;
+  auto yield = cast<linalg::YieldOp>(producer.getBlock()->getTerminator());
+  return isUnoOf(producer, yield.getOperand(0));
+}
+
+/// torch's exported scaled_dot_product_attention guards the probabilities of fully-masked rows
+/// (softmax of all -inf = NaN): `p' = where(isnan(p), 0, p)`. kvc.attention defines such rows
+/// as 0, so the guard is dropped. Returns p, or null when `v` is not such a guard.
+Value peelNaNGuard(Value v) {
+  auto t = dyn_cast<RankedTensorType>(v.getType());
+  auto op = v.getDefiningOp<linalg::LinalgOp>();
+  if (!t || !op || !isInlinableElementwise(op, t.getRank()))
+    return {};
+  auto yield = cast<linalg::YieldOp>(op.getBlock()->getTerminator());
+  auto sel = yield.getOperand(0).getDefiningOp<arith::SelectOp>();
+  if (!sel || sel->getBlock() != op.getBlock())
+    return {};
+  std::optional<double> zero = getSplatFloat(sel.getTrueValue());
+  Value p = identityInputOf(op, sel.getFalseValue());
+  if (!zero || *zero != 0.0 || !p || p.getType() != t ||
+      !isNaNTestOf(op, sel.getCondition(), p, t.getRank()))
+    return {};
+  return p;
 }
 
 //===----------------------------------------------------------------------===//
@@ -448,11 +550,19 @@ struct RaiseAttentionPattern : RewritePattern {
     int64_t rank = outType.getRank();
     MLIRContext *ctx = rewriter.getContext();
 
-    // P·V
-    auto pv = matchContraction(out);
+    // P·V (for f16/bf16: truncf(P·V accumulated in f32), with f16/bf16 P and V)
+    Value pvValue = out;
+    if (Value wide = peelTruncF(out))
+      pvValue = wide;
+    auto pv = matchContraction(pvValue);
     if (!pv || pv->lhsTransposed)
       return failure();
+    if (getElementTypeOrSelf(pv->lhs.getType()) != outType.getElementType() ||
+        getElementTypeOrSelf(pv->rhs.getType()) != outType.getElementType())
+      return rewriter.notifyMatchFailure(rootOp, "P·V operands are not of the result's type");
     Value probs = pv->lhs;
+    if (Value guarded = peelNaNGuard(probs))
+      probs = guarded;
     auto probsType = cast<RankedTensorType>(probs.getType());
     if (probsType.getRank() != rank)
       return failure();
@@ -470,9 +580,14 @@ struct RaiseAttentionPattern : RewritePattern {
       if (!isOp(p, "arith.divf", 2))
         return failure();
       ExprPtr numer = p->operands[0], denom = p->operands[1];
+      // f16/bf16: the sum is accumulated in f32 over extf(e) and rounded back.
+      if (isOp(denom, "arith.truncf", 1))
+        denom = denom->operands[0];
       if (denom->kind != Expr::Kind::Leaf || !isRowBroadcastMap(denom->map, rank))
         return failure();
       ExprPtr sumInput = matchRowReduction(denom->tensor, ReduceKind::Sum, rank);
+      if (sumInput && isOp(sumInput, "arith.extf", 1) && isOp(p->operands[1], "arith.truncf", 1))
+        sumInput = sumInput->operands[0];
       if (!sumInput || !sameExpr(sumInput, numer))
         return failure();
       if (!isOp(numer, "math.exp", 1) || !isOp(numer->operands[0], "arith.subf", 2))
@@ -486,6 +601,54 @@ struct RaiseAttentionPattern : RewritePattern {
       scoresExpr = x;
     }
 
+    auto isContractionLeaf = [&](const ExprPtr &e) {
+      return matchContraction(e->tensor).has_value();
+    };
+    // A mask is a tensor read (a leaf), or an elementwise computation that does not involve
+    // the scores (e.g. `where(bool_mask, 0, -inf)`), read through the tensor it computes.
+    auto isMaskLeaf = [&](const ExprPtr &e) {
+      if (e->kind == Expr::Kind::Leaf)
+        return !isContractionLeaf(e);
+      return e->kind == Expr::Kind::Op && e->origin && !anyLeaf(e, isContractionLeaf);
+    };
+    auto asLeaf = [](const ExprPtr &e) {
+      if (e->kind == Expr::Kind::Leaf)
+        return e;
+      auto l = std::make_shared<Expr>();
+      l->kind = Expr::Kind::Leaf;
+      l->tensor = e->origin;
+      l->map = e->originMap;
+      return l;
+    };
+
+    // X = select(cond, X', fill) or select(cond, fill, X') with a large negative fill
+    // (Where(mask, s, -1e9), masked_fill(~mask, -inf)): the additive mask
+    // select(cond, 0, fill) (resp. select(cond, fill, 0)) on X'.
+    ExprPtr selectCond;
+    double selectFill = 0.0;
+    bool keepWhenTrue = true;
+    if (isOp(scoresExpr, "arith.select", 3)) {
+      ExprPtr c = scoresExpr->operands[0], t = scoresExpr->operands[1], f = scoresExpr->operands[2];
+      auto isFill = [](const ExprPtr &e) {
+        return e->kind == Expr::Kind::Const && e->constant <= -1.0e4;
+      };
+      if (isFill(f) && !isFill(t)) {
+        selectFill = f->constant;
+        scoresExpr = t;
+      } else if (isFill(t) && !isFill(f)) {
+        selectFill = t->constant;
+        keepWhenTrue = false;
+        scoresExpr = f;
+      } else {
+        return rewriter.notifyMatchFailure(rootOp, "select on the scores without a large negative fill");
+      }
+      if (!isMaskLeaf(c))
+        return rewriter.notifyMatchFailure(rootOp, "select condition reads the scores");
+      selectCond = asLeaf(c);
+      if (!getElementTypeOrSelf(selectCond->tensor.getType()).isInteger(1))
+        return failure();
+    }
+
     // X = S*c [+ mask]   (also c*S, S/c, S)
     ExprPtr maskExpr;
     ExprPtr scaled = scoresExpr;
@@ -495,36 +658,45 @@ struct RaiseAttentionPattern : RewritePattern {
     };
     if (isOp(scoresExpr, "arith.addf", 2)) {
       ExprPtr a = scoresExpr->operands[0], b = scoresExpr->operands[1];
-      auto isMaskLeaf = [&](const ExprPtr &e) {
-        return e->kind == Expr::Kind::Leaf && !matchContraction(e->tensor).has_value();
-      };
+      if (selectCond)
+        return rewriter.notifyMatchFailure(rootOp, "both a select mask and an additive mask");
       if (isMaskLeaf(b) && !isMaskLeaf(a)) {
         scaled = a;
-        maskExpr = b;
+        maskExpr = asLeaf(b);
       } else if (isMaskLeaf(a) && !isMaskLeaf(b)) {
         scaled = b;
-        maskExpr = a;
+        maskExpr = asLeaf(a);
       } else {
         return failure();
       }
     }
     double scale = 1.0;
     ExprPtr scoresLeaf;
-    if (isScoresLeaf(scaled)) {
-      scoresLeaf = scaled;
+    // Q·Kᵀ, possibly accumulated in f32 and rounded to f16/bf16 (truncf).
+    // Or upcast again (extf(truncf(.)): f16 scores cast to f32 for the softmax).
+    auto scoresOf = [&](const ExprPtr &e) -> ExprPtr {
+      ExprPtr x = e;
+      if (isOp(x, "arith.extf", 1) && isOp(x->operands[0], "arith.truncf", 1))
+        x = x->operands[0];
+      if (isOp(x, "arith.truncf", 1))
+        x = x->operands[0];
+      return isScoresLeaf(x) ? x : nullptr;
+    };
+    if (ExprPtr sl = scoresOf(scaled)) {
+      scoresLeaf = sl;
     } else if (isOp(scaled, "arith.mulf", 2)) {
       ExprPtr a = scaled->operands[0], b = scaled->operands[1];
-      if (isScoresLeaf(a) && b->kind == Expr::Kind::Const) {
-        scoresLeaf = a;
+      if (scoresOf(a) && b->kind == Expr::Kind::Const) {
+        scoresLeaf = scoresOf(a);
         scale = b->constant;
-      } else if (isScoresLeaf(b) && a->kind == Expr::Kind::Const) {
-        scoresLeaf = b;
+      } else if (scoresOf(b) && a->kind == Expr::Kind::Const) {
+        scoresLeaf = scoresOf(b);
         scale = a->constant;
       }
-    } else if (isOp(scaled, "arith.divf", 2) && isScoresLeaf(scaled->operands[0]) &&
+    } else if (isOp(scaled, "arith.divf", 2) && scoresOf(scaled->operands[0]) &&
                scaled->operands[1]->kind == Expr::Kind::Const &&
                scaled->operands[1]->constant != 0.0) {
-      scoresLeaf = scaled->operands[0];
+      scoresLeaf = scoresOf(scaled->operands[0]);
       scale = 1.0 / scaled->operands[1]->constant;
     }
     if (!scoresLeaf)
@@ -534,6 +706,15 @@ struct RaiseAttentionPattern : RewritePattern {
     auto qk = matchContraction(scoresLeaf->tensor);
     if (!qk || qk->numBatch != pv->numBatch)
       return failure();
+    // Q/K of the result's type, or narrower floats (f16 scores upcast for an f32 softmax:
+    // extended to the result's type below).
+    auto narrowerOrSame = [&](Value x) {
+      auto fx = dyn_cast<FloatType>(getElementTypeOrSelf(x.getType()));
+      auto fo = cast<FloatType>(outType.getElementType());
+      return fx && (fx == fo || fx.getWidth() < fo.getWidth());
+    };
+    if (!narrowerOrSame(qk->lhs) || !narrowerOrSame(qk->rhs))
+      return rewriter.notifyMatchFailure(rootOp, "Q/K are not of the result's type");
     // Constant factors applied to Q or K before the product fold into the scale (elementwise, so
     // they commute with the transposes below).
     ScaledOperand qs = peelConstantScale(qk->lhs), ks = peelConstantScale(qk->rhs);
@@ -557,8 +738,22 @@ struct RaiseAttentionPattern : RewritePattern {
       auto t = cast<RankedTensorType>(x.getType());
       SmallVector<int64_t> perm = llvm::to_vector(llvm::seq<int64_t>(0, t.getRank()));
       std::swap(perm[t.getRank() - 2], perm[t.getRank() - 1]);
-      SmallVector<OpFoldResult> sizes = tensor::getMixedSizes(rewriter, loc, x);
-      std::swap(sizes[t.getRank() - 2], sizes[t.getRank() - 1]);
+      // x = transpose(z, p) with another permutation (e.g. Kᵀ written as Transpose(K, [0,2,3,1])
+      // of a (B, S, H, D) K): one transpose of z by the composed permutation p∘swap.
+      if (auto tr = x.getDefiningOp<linalg::TransposeOp>()) {
+        ArrayRef<int64_t> p = tr.getPermutation();
+        SmallVector<int64_t> composed;
+        for (int64_t i : perm)
+          composed.push_back(p[i]);
+        x = tr.getInput();
+        perm = composed;
+        if (llvm::equal(perm, llvm::seq<int64_t>(0, t.getRank())))
+          return x;
+      }
+      SmallVector<OpFoldResult> inSizes = tensor::getMixedSizes(rewriter, loc, x);
+      SmallVector<OpFoldResult> sizes;
+      for (int64_t i : perm)
+        sizes.push_back(inSizes[i]);
       Value init = tensor::EmptyOp::create(rewriter, loc, sizes, t.getElementType());
       return linalg::TransposeOp::create(rewriter, loc, x, init, perm).getResult()[0];
     };
@@ -593,6 +788,11 @@ struct RaiseAttentionPattern : RewritePattern {
     k = toRank4(k);
     v = toRank4(v);
 
+    // A V upcast from f16 (torch's f16 SDPA): look through the cast, extend again below.
+    if (Value narrow = peelExtF(v))
+      if (narrowerOrSame(narrow))
+        v = narrow;
+
     // GQA: use the unrepeated K/V when both were repeated by the same group size.
     auto [kSrc, kGroup] = peelHeadRepeat(k);
     auto [vSrc, vGroup] = peelHeadRepeat(v);
@@ -600,6 +800,30 @@ struct RaiseAttentionPattern : RewritePattern {
       k = kSrc;
       v = vSrc;
     }
+
+    // Operands narrower than the result are extended to it (the attention then runs in the
+    // result's type, as the graph's softmax and P·V did).
+    auto extendToResult = [&](Value x) -> Value {
+      auto t = cast<RankedTensorType>(x.getType());
+      Type elem = outType.getElementType();
+      if (t.getElementType() == elem)
+        return x;
+      SmallVector<OpFoldResult> sizes = tensor::getMixedSizes(rewriter, loc, x);
+      Value init = tensor::EmptyOp::create(rewriter, loc, sizes, elem);
+      AffineMap idr = AffineMap::getMultiDimIdentityMap(t.getRank(), ctx);
+      return linalg::GenericOp::create(
+                 rewriter, loc, init.getType(), ValueRange{x}, ValueRange{init},
+                 SmallVector<AffineMap>{idr, idr},
+                 SmallVector<utils::IteratorType>(t.getRank(), utils::IteratorType::parallel),
+                 [&](OpBuilder &b, Location l, ValueRange args) {
+                   linalg::YieldOp::create(b, l,
+                                           Value(arith::ExtFOp::create(b, l, elem, args[0])));
+                 })
+          .getResult(0);
+    };
+    q = extendToResult(q);
+    k = extendToResult(k);
+    v = extendToResult(v);
 
     Value mask;
     if (maskExpr) {
@@ -633,6 +857,28 @@ struct RaiseAttentionPattern : RewritePattern {
       }
     }
 
+    if (selectCond) {
+      // The select as an additive mask over the scores' iteration space.
+      SmallVector<OpFoldResult> sizes = tensor::getMixedSizes(rewriter, loc, scoresLeaf->tensor);
+      Type elem = outType.getElementType();
+      Value init = tensor::EmptyOp::create(rewriter, loc, sizes, elem);
+      double fill = selectFill;
+      bool keep = keepWhenTrue;
+      mask = linalg::GenericOp::create(
+                 rewriter, loc, init.getType(), ValueRange{selectCond->tensor}, ValueRange{init},
+                 SmallVector<AffineMap>{selectCond->map, id},
+                 SmallVector<utils::IteratorType>(rank, utils::IteratorType::parallel),
+                 [&](OpBuilder &b, Location l, ValueRange args) {
+                   auto ft = cast<FloatType>(elem);
+                   Value zero = arith::ConstantOp::create(b, l, b.getFloatAttr(ft, 0.0));
+                   Value neg = arith::ConstantOp::create(b, l, b.getFloatAttr(ft, fill));
+                   Value r = keep ? arith::SelectOp::create(b, l, args[0], zero, neg)
+                                  : arith::SelectOp::create(b, l, args[0], neg, zero);
+                   linalg::YieldOp::create(b, l, r);
+                 })
+                 .getResult(0);
+    }
+
     auto qT = cast<RankedTensorType>(q.getType());
     auto vT = cast<RankedTensorType>(v.getType());
     SmallVector<int64_t> resShape{qT.getDimSize(0), qT.getDimSize(1), qT.getDimSize(2),
@@ -663,6 +909,25 @@ struct RaiseAttentionPattern : RewritePattern {
   }
 };
 
+/// kvc.attention whose K and V were both repeated per query head (repeat_kv written out before
+/// the op, e.g. the dynamo exporter's GQA in front of ONNX Attention) reads the unrepeated
+/// Hkv-head tensors instead: the same attention in kvc.attention's GQA form.
+struct FoldAttentionHeadRepeat : OpRewritePattern<AttentionOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(AttentionOp op, PatternRewriter &rewriter) const override {
+    std::pair<Value, int64_t> kr = peelHeadRepeat(op.getKey());
+    std::pair<Value, int64_t> vr = peelHeadRepeat(op.getValue());
+    Value kSrc = kr.first, vSrc = vr.first;
+    if (!kSrc || !vSrc || kr.second != vr.second)
+      return failure();
+    rewriter.modifyOpInPlace(op, [&] {
+      op.getKeyMutable().assign(kSrc);
+      op.getValueMutable().assign(vSrc);
+    });
+    return success();
+  }
+};
+
 struct KVCRaiseAttentionPass
     : public mlir::kvc::impl::KVCRaiseAttentionBase<KVCRaiseAttentionPass> {
   void runOnOperation() override {
@@ -676,5 +941,5 @@ struct KVCRaiseAttentionPass
 } // namespace
 
 void mlir::kvc::populateRaiseAttentionPatterns(RewritePatternSet &patterns) {
-  patterns.add<RaiseAttentionPattern>(patterns.getContext());
+  patterns.add<RaiseAttentionPattern, FoldAttentionHeadRepeat>(patterns.getContext());
 }

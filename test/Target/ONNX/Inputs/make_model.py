@@ -66,6 +66,163 @@ def decomposed_gqa():
                  [vi("out", T.FLOAT, [B, Hq, S, D])], inits, opset=18)
 
 
+def to_f16(m):
+    """The same model with every float input/output/initializer in float16."""
+    for v in list(m.graph.input) + list(m.graph.output):
+        if v.type.tensor_type.elem_type == T.FLOAT:
+            v.type.tensor_type.elem_type = T.FLOAT16
+    for i, t in enumerate(m.graph.initializer):
+        a = nh.to_array(t)
+        if a.dtype == np.float32:
+            m.graph.initializer[i].CopyFrom(nh.from_array(a.astype(np.float16), t.name))
+    return m
+
+
+def torch_sdpa_legacy(guard_value=0.0):
+    """What torch.onnx.export(dynamo=False) writes for F.scaled_dot_product_attention with a bool
+    mask (Llama/Qwen2/Gemma3 through transformers): repeat_kv, Q and K^T each scaled by
+    sqrt(scale), additive Where(mask, 0, -inf), Softmax, the NaN guard Where(IsNaN(p), 0, p) for
+    fully-masked rows, MatMul V. `guard_value` != 0 is a near miss (not kvc's semantics)."""
+    B, Hq, Hkv, S, L, D = 1, 4, 2, 3, 5, 8
+    g = Hq // Hkv
+    c = np.array(1.0 / np.sqrt(np.sqrt(D)), dtype=np.float32)
+    n = h.make_node
+    nodes = [
+        n("Unsqueeze", ["k", "ax2"], ["k5"]), n("Expand", ["k5", "shape5"], ["ke"]),
+        n("Reshape", ["ke", "shape4"], ["kr"]),
+        n("Unsqueeze", ["v", "ax2"], ["v5"]), n("Expand", ["v5", "shape5"], ["ve"]),
+        n("Reshape", ["ve", "shape4"], ["vr"]),
+        n("Mul", ["q", "c"], ["qs"]), n("Transpose", ["kr"], ["kt"], perm=[0, 1, 3, 2]),
+        n("Mul", ["kt", "c"], ["kts"]), n("MatMul", ["qs", "kts"], ["s"]),
+        n("Where", ["mask", "zero", "ninf"], ["bias"]),
+        n("Add", ["s", "bias"], ["sm"]), n("Softmax", ["sm"], ["p"], axis=-1),
+        n("IsNaN", ["p"], ["isnan"]), n("Where", ["isnan", "guard", "p"], ["pg"]),
+        n("MatMul", ["pg", "vr"], ["out"]),
+    ]
+    inits = [nh.from_array(c, "c"), nh.from_array(np.array([2], np.int64), "ax2"),
+             nh.from_array(np.array([B, Hkv, g, L, D], np.int64), "shape5"),
+             nh.from_array(np.array([B, Hq, L, D], np.int64), "shape4"),
+             nh.from_array(np.array(0.0, np.float32), "zero"),
+             nh.from_array(np.array(-np.inf, np.float32), "ninf"),
+             nh.from_array(np.array(guard_value, np.float32), "guard")]
+    return model(nodes,
+                 [vi("q", T.FLOAT, [B, Hq, S, D]), vi("k", T.FLOAT, [B, Hkv, L, D]),
+                  vi("v", T.FLOAT, [B, Hkv, L, D]), vi("mask", T.BOOL, [B, 1, S, L])],
+                 [vi("out", T.FLOAT, [B, Hq, S, D])], inits, opset=17)
+
+
+def where_mask_attention(fill=-1e9, masked_fill=False):
+    """Scores masked by a select instead of an added bias: Where(mask, s/sqrt(d), fill), or the
+    masked_fill form Where(Not(mask), fill, s/sqrt(d)); K transposed by the MatMul operand."""
+    n = h.make_node
+    nodes = [n("Transpose", ["k"], ["kt"], perm=[0, 1, 3, 2]), n("MatMul", ["q", "kt"], ["s"]),
+             n("Div", ["s", "c"], ["ss"])]
+    if masked_fill:
+        nodes += [n("Not", ["mask"], ["nm"]), n("Where", ["nm", "fill", "ss"], ["sm"])]
+    else:
+        nodes += [n("Where", ["mask", "ss", "fill"], ["sm"])]
+    nodes += [n("Softmax", ["sm"], ["p"], axis=-1), n("MatMul", ["p", "v"], ["out"])]
+    inits = [nh.from_array(np.array(np.sqrt(8.0), np.float32), "c"),
+             nh.from_array(np.array(fill, np.float32), "fill")]
+    return model(nodes,
+                 [vi("q", T.FLOAT, [1, 2, 3, 8]), vi("k", T.FLOAT, [1, 2, 5, 8]),
+                  vi("v", T.FLOAT, [1, 2, 5, 8]), vi("mask", T.BOOL, [1, 1, 3, 5])],
+                 [vi("out", T.FLOAT, [1, 2, 3, 8])], inits, opset=17)
+
+
+def mha(packed=False):
+    """com.microsoft MultiHeadAttention with a past; `packed` (key/value absent) is rejected."""
+    ins = ["query", "" if packed else "key", "" if packed else "value", "bias", "", "",
+           "past_key", "past_value"]
+    node = h.make_node("MultiHeadAttention", ins, ["output", "present_key", "present_value"],
+                       domain="com.microsoft", num_heads=2, unidirectional=1, name="mha0")
+    inputs = [vi("query", T.FLOAT, [1, 2, 16])]
+    if not packed:
+        inputs += [vi("key", T.FLOAT, [1, 2, 16]), vi("value", T.FLOAT, [1, 2, 16])]
+    inputs += [vi("bias", T.FLOAT, [48]), vi("past_key", T.FLOAT, [1, 2, 3, 8]),
+               vi("past_value", T.FLOAT, [1, 2, 3, 8])]
+    return model([node], inputs, [vi("output", T.FLOAT, [1, 2, 16]), vi("present_key", T.FLOAT, [1, 2, 5, 8]),
+                                  vi("present_value", T.FLOAT, [1, 2, 5, 8])], opset=21,
+                 extra_opsets=[("com.microsoft", 1)])
+
+
+def torch_sdpa_legacy_f16_upcast():
+    """torch.onnx.export (TorchScript) of float16 SDPA: the f16 Q·Kᵀ (Q and Kᵀ scaled by sqrt(s)
+    in f16) is Cast to f32, masked and soft-maxed in f32, NaN-guarded, and multiplied with
+    Cast(V, f32); the f32 result is Cast back to f16."""
+    B, Hq, Hkv, S, L, D = 1, 4, 2, 3, 5, 8
+    g = Hq // Hkv
+    c = np.array(1.0 / np.sqrt(np.sqrt(D)), dtype=np.float16)
+    n = h.make_node
+    nodes = [
+        n("Unsqueeze", ["k", "ax2"], ["k5"]), n("Expand", ["k5", "shape5"], ["ke"]),
+        n("Reshape", ["ke", "shape4"], ["kr"]),
+        n("Unsqueeze", ["v", "ax2"], ["v5"]), n("Expand", ["v5", "shape5"], ["ve"]),
+        n("Reshape", ["ve", "shape4"], ["vr"]),
+        n("Mul", ["q", "c"], ["qs"]), n("Transpose", ["kr"], ["kt"], perm=[0, 1, 3, 2]),
+        n("Mul", ["kt", "c"], ["kts"]), n("MatMul", ["qs", "kts"], ["s16"]),
+        n("Cast", ["s16"], ["s"], to=T.FLOAT),
+        n("Where", ["mask", "zero", "ninf"], ["bias"]),
+        n("Add", ["s", "bias"], ["sm"]), n("Softmax", ["sm"], ["p"], axis=-1),
+        n("IsNaN", ["p"], ["isnan"]), n("Where", ["isnan", "zero", "p"], ["pg"]),
+        n("Cast", ["vr"], ["vr32"], to=T.FLOAT),
+        n("MatMul", ["pg", "vr32"], ["o32"]), n("Cast", ["o32"], ["out"], to=T.FLOAT16),
+    ]
+    inits = [nh.from_array(c, "c"), nh.from_array(np.array([2], np.int64), "ax2"),
+             nh.from_array(np.array([B, Hkv, g, L, D], np.int64), "shape5"),
+             nh.from_array(np.array([B, Hq, L, D], np.int64), "shape4"),
+             nh.from_array(np.array(0.0, np.float32), "zero"),
+             nh.from_array(np.array(-np.inf, np.float32), "ninf")]
+    return model(nodes,
+                 [vi("q", T.FLOAT16, [B, Hq, S, D]), vi("k", T.FLOAT16, [B, Hkv, L, D]),
+                  vi("v", T.FLOAT16, [B, Hkv, L, D]), vi("mask", T.BOOL, [B, 1, S, L])],
+                 [vi("out", T.FLOAT16, [B, Hq, S, D])], inits, opset=17)
+
+
+def kt_perm_0231():
+    """GPT-2-style head split: Q/V Transpose(perm=[0,2,1,3]) of (B, S, H, D), Kᵀ written directly
+    as Transpose(K, perm=[0,2,3,1]), Mul scale, Softmax, MatMul."""
+    n = h.make_node
+    nodes = [n("Transpose", ["q"], ["qt"], perm=[0, 2, 1, 3]),
+             n("Transpose", ["k"], ["kt"], perm=[0, 2, 3, 1]),
+             n("Transpose", ["v"], ["vt"], perm=[0, 2, 1, 3]),
+             n("MatMul", ["qt", "kt"], ["s"]), n("Mul", ["s", "c"], ["ss"]),
+             n("Softmax", ["ss"], ["p"], axis=-1), n("MatMul", ["p", "vt"], ["out"])]
+    return model(nodes, [vi("q", T.FLOAT, [1, 3, 2, 8]), vi("k", T.FLOAT, [1, 5, 2, 8]),
+                         vi("v", T.FLOAT, [1, 5, 2, 8])], [vi("out", T.FLOAT, [1, 2, 3, 8])],
+                 [nh.from_array(np.array(0.35, np.float32), "c")], opset=17)
+
+
+def hf_ops():
+    """Ops the dynamo exporter (opset 23) writes for transformers decoders: RotaryEmbedding (4-D,
+    cos/sin per token), GatherND on a runtime bool mask with constant indices, Gelu tanh."""
+    n = h.make_node
+    nodes = [
+        n("RotaryEmbedding", ["x", "cos", "sin"], ["xr"], name="rope", num_heads=2),
+        n("GatherND", ["mask", "idx"], ["m"], name="gnd"),
+        n("Gelu", ["x"], ["gl"], name="gelu", approximate="tanh"),
+    ]
+    inits = [nh.from_array(np.array([[[0, 2], [1, 0]]], np.int64), "idx")]
+    return model(nodes,
+                 [vi("x", T.FLOAT, [1, 2, 3, 8]), vi("cos", T.FLOAT, [1, 3, 4]),
+                  vi("sin", T.FLOAT, [1, 3, 4]), vi("mask", T.BOOL, [2, 3])],
+                 [vi("xr", T.FLOAT, [1, 2, 3, 8]), vi("m", T.BOOL, [1, 2]),
+                  vi("gl", T.FLOAT, [1, 2, 3, 8])], inits)
+
+
+def rotary_bad_dim():
+    nodes = [h.make_node("RotaryEmbedding", ["x", "cos", "sin"], ["y"], name="rope_bad",
+                         rotary_embedding_dim=5)]
+    return model(nodes, [vi("x", T.FLOAT, [1, 2, 3, 8]), vi("cos", T.FLOAT, [1, 3, 4]),
+                         vi("sin", T.FLOAT, [1, 3, 4])], [vi("y", T.FLOAT, None)])
+
+
+def gathernd_bad_index():
+    nodes = [h.make_node("GatherND", ["x", "idx"], ["y"], name="gnd_bad")]
+    return model(nodes, [vi("x", T.FLOAT, [2, 3])], [vi("y", T.FLOAT, None)],
+                 [nh.from_array(np.array([[1, 3]], np.int64), "idx")])
+
+
 def attention_past(opset=23):
     """ONNX Attention with a KV cache: past_key/past_value -> present_key/present_value, GQA."""
     node = h.make_node("Attention", ["Q", "K", "V", "", "past_key", "past_value"],
@@ -261,6 +418,20 @@ CASES = {
     "future_opset": future_opset,
     "unknown_domain": unknown_domain,
     "decoder_block": decoder_block,
+    "torch_sdpa_legacy": torch_sdpa_legacy,
+    "torch_sdpa_legacy_guard1": lambda: torch_sdpa_legacy(1.0),
+    "hf_ops": hf_ops,
+    "kt_perm_0231": kt_perm_0231,
+    "decomposed_attention_f16": lambda: to_f16(decomposed_attention()),
+    "torch_sdpa_legacy_f16": lambda: to_f16(torch_sdpa_legacy()),
+    "torch_sdpa_legacy_f16_upcast": torch_sdpa_legacy_f16_upcast,
+    "mha": mha,
+    "mha_packed": lambda: mha(packed=True),
+    "where_mask_attention": where_mask_attention,
+    "where_mask_attention_masked_fill": lambda: where_mask_attention(-np.inf, masked_fill=True),
+    "where_mask_attention_small_fill": lambda: where_mask_attention(-1.0),
+    "rotary_bad_dim": rotary_bad_dim,
+    "gathernd_bad_index": gathernd_bad_index,
 }
 
 
