@@ -137,3 +137,50 @@ def test_option_aliases_and_third_party_schedule():
     assert C.backend().startswith(("openblas ", "eigen"))
     d = C.default_options()
     assert d["n_sink"] == 4 and d["n_recent"] == 64 and d["lse_weight"] == 1.0
+
+
+def _out_err(Q, K, V, Kc, Vc):
+    s = 1 / np.sqrt(K.shape[1])
+
+    def att(Kx, Vx):
+        z = (Q.astype(np.float64) @ Kx.T.astype(np.float64)) * s
+        p = np.exp(z - z.max(1, keepdims=True))
+        return (p / p.sum(1, keepdims=True)) @ Vx
+    return float(np.sum((att(Kc, Vc) - att(K, V)) ** 2))
+
+
+def test_from_kept_on_own_selection_equals_compress_head():
+    K, V, Q = _head(T=220, seed=5)
+    _, _, own, _ = C.compress_head(K, V, Q, 60, method="select-fit", n_sink=4, n_recent=16)
+    ref_k, ref_v, _, ref_st = C.compress_head(K, V, Q, 60, method="sculpt", n_sink=4, n_recent=16,
+                                              sculpt_rounds=2)
+    k, v, idx, st = C.compress_head_from_kept(K, V, Q, own, method="sculpt", n_sink=4, n_recent=16,
+                                              sculpt_rounds=2)
+    assert np.array_equal(k, ref_k) and np.array_equal(v, ref_v)
+    assert np.array_equal(idx, ref_st["indices"]) and st["final_loss"] == ref_st["final_loss"]
+
+
+def test_from_kept_distils_a_scattered_set():
+    pytest.importorskip("kvc.runtime.vote")
+    from kvc.runtime import vote as Vt
+    K, V, Q = _head(T=200, seed=6)
+    kept = np.concatenate([np.arange(4), np.arange(9, 184, 4), np.arange(184, 200)])
+    fk, fv, fidx, fst = C.compress_head_from_kept(K, V, Q, kept, method="select-fit", n_sink=4,
+                                                  n_recent=16)
+    # Same ridge solve as the vote library's Select+Fit into a kept set.
+    vk, vv = Vt.fit_kept(K, V, Q, kept, n_sink=4, n_recent=16)
+    assert np.array_equal(fk, vk) and np.array_equal(fidx, kept)
+    np.testing.assert_allclose(fv, vv, rtol=1e-5, atol=1e-6)
+    sk, sv, sidx, sst = C.compress_head_from_kept(K, V, Q, kept, method="sculpt", n_sink=4,
+                                                  n_recent=16, sculpt_rounds=3)
+    retained = (kept < 4) | (kept >= 184)
+    assert np.array_equal(sidx[retained], kept[retained]) and np.all(sidx[~retained] == -1)
+    assert np.array_equal(sv[retained], V[kept[retained]])
+    e_evict = _out_err(Q, K, V, K[kept], V[kept])
+    e_fit, e_sculpt = _out_err(Q, K, V, fk, fv), _out_err(Q, K, V, sk, sv)
+    assert e_fit < 0.8 * e_evict and e_sculpt < 0.9 * e_fit
+    assert sst["final_loss"] <= sst["initial_loss"] and sst["initial_loss"] == pytest.approx(fst["final_loss"])
+    with pytest.raises(C.CompressError, match="ascending"):
+        C.compress_head_from_kept(K, V, Q, kept[::-1], method="sculpt")
+    with pytest.raises(C.CompressError, match="SELECT_FIT or SCULPT"):
+        C.compress_head_from_kept(K, V, Q, kept, method="snapkv")

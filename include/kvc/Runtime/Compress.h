@@ -138,6 +138,30 @@ KVC_COMPRESS_API int kvc_compress_head(const float* keys, const float* values, i
                                        float* out_values, int64_t* out_indices,
                                        kvc_compress_stats* stats);
 
+/* Select+Fit or KVSculpt started from a GIVEN kept set instead of the method's own selection,
+   e.g. the per-head set GVote chose (kvc/Runtime/Vote.h): GVote picks which tokens and how many,
+   this distils into them. kept[n_kept]: ascending, distinct token indices in [0, seq_len).
+   Kept rows with index < opts->n_sink or >= seq_len - opts->n_recent are retained exact; the
+   other kept rows are the slots: they start from their own keys, their values are refit by the
+   ridge solve (opts->ridge_lambda) and, with opts->method == SCULPT, opts->sculpt_rounds rounds
+   of L-BFGS key steps alternating with value solves follow, exactly as in kvc_compress_head.
+   opts->method must be SELECT_FIT (value refit only) or SCULPT. anchor_values = 0: the ridge
+   penalty is lambda ||Cv||^2, as kvc_compress_head; anchor_values != 0: lambda ||Cv - V_kept||^2
+   (anchored ridge, in every value solve), so slots that the queries hardly attend to keep their
+   own values instead of shrinking toward zero. Output: n_kept rows in the
+   order of kept; out_indices (nullable) = kept[i], or -1 for a sculpted (synthesized) slot.
+   n_kept == seq_len copies the cache (stats.exact_copy = 1); n_queries == 0 or no slot left
+   after the retained ranges gathers the rows unchanged. On the method's own selection
+   (sinks + its middle + recent) the result equals kvc_compress_head's. */
+KVC_COMPRESS_API int kvc_compress_head_from_kept(const float* keys, const float* values,
+                                                 int64_t seq_len, int64_t head_dim,
+                                                 int64_t value_dim, const float* queries,
+                                                 int64_t n_queries, const int64_t* kept,
+                                                 int64_t n_kept, int32_t anchor_values,
+                                                 const kvc_compress_options* opts,
+                                                 float* out_keys, float* out_values,
+                                                 int64_t* out_indices, kvc_compress_stats* stats);
+
 /* Compresses jobs[0..n) on num_threads worker threads (<= 0: $KVC_NUM_THREADS, else the
    hardware concurrency), largest heads first. Each job gets its own status; the return value
    is the first failing job's status (0 if all succeeded). */

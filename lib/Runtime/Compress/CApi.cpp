@@ -154,6 +154,23 @@ int kvc_compress_head(const float* keys, const float* values, int64_t seq_len, i
   });
 }
 
+int kvc_compress_head_from_kept(const float* keys, const float* values, int64_t seq_len,
+                                int64_t head_dim, int64_t value_dim, const float* queries,
+                                int64_t n_queries, const int64_t* kept, int64_t n_kept,
+                                int32_t anchor_values, const kvc_compress_options* opts,
+                                float* out_keys,
+                                float* out_values, int64_t* out_indices,
+                                kvc_compress_stats* stats) {
+  kvc_compress_stats localStats;
+  kvc_compress_options defaults;
+  return guarded("kvc_compress_head_from_kept", [&] {
+    compressHeadFromKept(
+        HeadInput{keys, values, queries, seq_len, head_dim, value_dim, n_queries, n_kept}, kept,
+        n_kept, anchor_values != 0, optionsOrDefault(opts, defaults), HeadOutput{out_keys, out_values, out_indices},
+        stats ? *stats : localStats);
+  });
+}
+
 int kvc_compress_heads(kvc_compress_job* jobs, int64_t n_jobs, const kvc_compress_options* opts,
                        int32_t num_threads) {
   if (n_jobs < 0 || (n_jobs > 0 && !jobs)) {

@@ -93,8 +93,11 @@ public:
 
   /// Ridge value solve for the keys of the last evaluate(): argmin_Cv ||A_c Cv - R||^2 +
   /// lambda ||Cv||^2, R = Y - A_r Vr, lambda = ridgeLambda * trace(A_c^T A_c) / nComp.
-  /// Returns false (Cv untouched) when the system cannot be solved.
-  bool solveValues(Index nComp, double ridgeLambda, MatF& compValues) const;
+  /// Returns false (Cv untouched) when the system cannot be solved. With `anchor`
+  /// ([nComp][dv]) the penalty is lambda ||Cv - anchor||^2 (anchored ridge): slots the
+  /// queries do not attend to keep the anchor's values instead of shrinking to zero.
+  bool solveValues(Index nComp, double ridgeLambda, MatF& compValues,
+                   const MatF* anchor = nullptr) const;
 
   Index numQueries() const { return Q_.rows(); }
 
@@ -135,6 +138,10 @@ struct HeadOutput {
 /// Validates and compresses one head (throws Error).
 void compressHead(const HeadInput& in, const kvc_compress_options& opts, const HeadOutput& out,
                   kvc_compress_stats& stats);
+/// Select+Fit / KVSculpt started from a given kept set (kvc_compress_head_from_kept).
+void compressHeadFromKept(const HeadInput& in, const int64_t* kept, Index nKept,
+                          bool anchorValues, const kvc_compress_options& opts,
+                          const HeadOutput& out, kvc_compress_stats& stats);
 
 /// Runs fn(i) for i in [0, n) on up to numThreads threads, in the given order.
 void parallelFor(Index n, int numThreads, const std::vector<Index>& order,

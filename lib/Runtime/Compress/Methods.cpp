@@ -246,3 +246,121 @@ void compressHead(const HeadInput& in, const kvc_compress_options& opts, const H
 }
 
 }  // namespace kvc::compress
+
+namespace kvc::compress {
+
+void compressHeadFromKept(const HeadInput& in, const int64_t* kept, Index nKept,
+                          bool anchorValues, const kvc_compress_options& opts,
+                          const HeadOutput& out, kvc_compress_stats& stats) {
+  const auto start = std::chrono::steady_clock::now();
+  stats = kvc_compress_stats{};
+  stats.initial_loss = stats.final_loss = kNaN;
+  stats.initial_rel_mse = stats.final_rel_mse = kNaN;
+  auto finish = [&] {
+    stats.seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  };
+
+  validateOptions(opts);
+  if (opts.method != KVC_COMPRESS_SELECT_FIT && opts.method != KVC_COMPRESS_SCULPT)
+    fail(KVC_COMPRESS_ERR_INVALID_ARGUMENT,
+         "a given kept set supports method SELECT_FIT or SCULPT only");
+  const Index T = in.seqLen, d = in.headDim, dv = in.valueDim, m = in.numQueries;
+  if (T < 0 || m < 0 || nKept < 0 || nKept > T)
+    fail(KVC_COMPRESS_ERR_INVALID_ARGUMENT,
+         "seq_len and n_queries must be >= 0 and 0 <= n_kept <= seq_len");
+  if (d < 1 || dv < 1)
+    fail(KVC_COMPRESS_ERR_INVALID_ARGUMENT, "head_dim and value_dim must be >= 1");
+  if ((T > 0 && (!in.keys || !in.values)) || (m > 0 && !in.queries) || (nKept > 0 && !kept))
+    fail(KVC_COMPRESS_ERR_INVALID_ARGUMENT, "null keys, values, queries or kept");
+  if (nKept > 0 && (!out.keys || !out.values))
+    fail(KVC_COMPRESS_ERR_INVALID_ARGUMENT, "null output buffers");
+  for (Index k = 0; k < nKept; ++k)
+    if (kept[k] < 0 || kept[k] >= T || (k > 0 && kept[k] <= kept[k - 1]))
+      fail(KVC_COMPRESS_ERR_INVALID_ARGUMENT,
+           "kept indices must be ascending, distinct and in [0, seq_len)");
+  checkFinite(in.keys, T * d, "keys");
+  checkFinite(in.values, T * dv, "values");
+  checkFinite(in.queries, m * d, "queries");
+
+  const ConstMapF K(in.keys, T, d), V(in.values, T, dv);
+  Eigen::Map<MatF> outK(out.keys, nKept, d), outV(out.values, nKept, dv);
+  for (Index k = 0; k < nKept; ++k) {
+    outK.row(k) = K.row(kept[k]);
+    outV.row(k) = V.row(kept[k]);
+    if (out.indices) out.indices[k] = kept[k];
+  }
+  stats.n_out = nKept;
+  // Everything kept (as kvc_compress_head with budget >= T) or nothing to fit against.
+  if (nKept == T) {
+    stats.exact_copy = 1;
+    if (m > 0) stats.initial_loss = stats.final_loss = stats.initial_rel_mse = stats.final_rel_mse = 0;
+    finish();
+    return;
+  }
+  const Index nSink = std::min<Index>(opts.n_sink, T);
+  const Index recentBegin = T - std::min<Index>(opts.n_recent, T);
+  // Retained rows: sinks, then recent (ascending), as kvc_compress_head orders them.
+  std::vector<Index> comp, ret;
+  for (Index k = 0; k < nKept; ++k)
+    (kept[k] < nSink || kept[k] >= recentBegin ? ret : comp).push_back(k);
+  const Index nComp = Index(comp.size());
+  if (m == 0 || nComp == 0) {
+    finish();
+    return;
+  }
+  const float scale = opts.scale > 0 ? opts.scale : float(1.0 / std::sqrt(double(d)));
+  const ConstMapF Q(in.queries, m, d);
+  MatF targets;
+  VecF lseTargets;
+  attention(Q, K, V, scale, targets, &lseTargets, nullptr);
+  MatF retKeys(Index(ret.size()), d), retValues(Index(ret.size()), dv);
+  for (size_t i = 0; i < ret.size(); ++i) {
+    retKeys.row(Index(i)) = outK.row(ret[i]);
+    retValues.row(Index(i)) = outV.row(ret[i]);
+  }
+  MatF compKeys(nComp, d), compValues(nComp, dv);
+  for (Index i = 0; i < nComp; ++i) {
+    compKeys.row(i) = outK.row(comp[size_t(i)]);
+    compValues.row(i) = outV.row(comp[size_t(i)]);
+  }
+
+  SculptObjective objective(Q, retKeys, retValues, targets, lseTargets, scale, opts.lse_weight);
+  LossParts initial = objective.evaluate(compKeys.data(), compValues.data(), nComp, nullptr);
+  // Select+Fit into the kept set; a failed solve keeps the original values.
+  const MatF anchor = anchorValues ? compValues : MatF();
+  const MatF* anchorPtr = anchorValues ? &anchor : nullptr;
+  if (objective.solveValues(nComp, opts.ridge_lambda, compValues, anchorPtr)) ++stats.value_solves;
+  initial = objective.evaluate(compKeys.data(), compValues.data(), nComp, nullptr);
+  LossParts final = initial;
+  stats.evaluations = 2;
+  if (opts.method == KVC_COMPRESS_SCULPT) {
+    SculptSettings settings;
+    settings.rounds = opts.sculpt_rounds;
+    settings.keyIterations = opts.sculpt_key_iters;
+    settings.lbfgsMemory = opts.lbfgs_memory;
+    settings.ridgeLambda = opts.ridge_lambda;
+    settings.nanAfterEvals = opts.debug_nan_after_evals;
+    settings.valueAnchor = anchorPtr;
+    SculptTrace trace;
+    optimizeSculpt(objective, compKeys, compValues, settings, trace);
+    final = trace.final;
+    stats.rounds = trace.rounds;
+    stats.iterations = trace.iterations;
+    stats.evaluations += trace.evaluations;
+    stats.value_solves += trace.valueSolves;
+    stats.fell_back = trace.sawNonFinite ? 1 : 0;
+  }
+  setLossStats(stats, initial, final, objective.targetSq());
+  if (!compKeys.allFinite() || !compValues.allFinite())
+    fail(KVC_COMPRESS_ERR_NUMERIC, "compressed cache is not finite (overflow in the inputs?)");
+  for (Index i = 0; i < nComp; ++i) {
+    const Index row = comp[size_t(i)];
+    outK.row(row) = compKeys.row(i);
+    outV.row(row) = compValues.row(i);
+    if (out.indices && opts.method == KVC_COMPRESS_SCULPT) out.indices[row] = -1;
+  }
+  finish();
+}
+
+}  // namespace kvc::compress

@@ -64,7 +64,8 @@ LossParts SculptObjective::evaluate(const float* compKeys, const float* compValu
   return parts;
 }
 
-bool SculptObjective::solveValues(Index nComp, double ridgeLambda, MatF& compValues) const {
+bool SculptObjective::solveValues(Index nComp, double ridgeLambda, MatF& compValues,
+                                  const MatF* anchor) const {
   const Index m = Q_.rows(), dv = Y_.cols(), r = retKeys_.rows(), t = nComp + r;
   if (nComp == 0) return true;
   // R = Y - A_r Vr, in double from here on: the Gram matrix squares the conditioning.
@@ -84,6 +85,7 @@ bool SculptObjective::solveValues(Index nComp, double ridgeLambda, MatF& compVal
   // A floor keeps slots that no query attends to (zero columns) solvable.
   lambda = std::max(lambda, 1e-12 * std::max(meanDiag, 1e-300));
   gram_.diagonal().array() += lambda;
+  if (anchor) rhs_ += lambda * anchor->cast<double>();
   // lambda > 0 makes the system positive definite; failure means a numerical breakdown.
   if (!choleskySolveInPlace(gram_, rhs_) || !rhs_.allFinite()) return false;
   compValues = rhs_.cast<float>();
@@ -183,7 +185,7 @@ void optimizeSculpt(SculptObjective& objective, MatF& compKeys, MatF& compValues
       ++trace.evaluations;
     }
     MatF newValues = compValues;
-    if (objective.solveValues(nComp, settings.ridgeLambda, newValues)) {
+    if (objective.solveValues(nComp, settings.ridgeLambda, newValues, settings.valueAnchor)) {
       ++trace.valueSolves;
       LossParts withNew = objective.evaluate(compKeys.data(), newValues.data(), nComp, nullptr);
       ++trace.evaluations;

@@ -12,6 +12,8 @@ struct SculptSettings {
   int lbfgsMemory = 6;
   double ridgeLambda = 1e-3;
   int nanAfterEvals = -1;
+  /// Non-null: the value solves pull toward these rows (anchored ridge) instead of zero.
+  const MatF* valueAnchor = nullptr;
 };
 
 struct SculptTrace {

@@ -27,6 +27,26 @@ Per context (methods.md §2, §6.2 items 1 and 4; docs/voting-budgets.md):
      rescale) and top-k;
    * ``snapkv-matched`` (optional): SnapKV scores, top-k with GVote's own per-head budgets
      (same memory as each GVote point, selection differs).
+   * compositions on GVote's kept set (same p, S, seed, so the same set and budget):
+     ``gvote+fit``: the kept keys stay, the values of the kept rows that are not sinks/recent
+     are refit by ridge least squares (``compress.compress_head_from_kept``, select-fit) on the
+     training queries of ``kvc-eval kl``'s select-fit (last 64 real + 128 synthetic queries
+     per query head); ``gvote+sculpt``: the same start, then the KVSculpt rounds (library
+     defaults) - KVSculpt at GVote's per-head budget started from GVote's set;
+     ``gvote+kvcomp``: the kept rows encoded by the KVComp codec at the codec's default bounds
+     (eps_K 0.05, eps_V 0.1, blocks 64/128, fp16 recent windows 128/256 of the kept
+     sequence); the DECODED rows are the cache, and ``memory_fraction`` is the codec's total
+     bytes / the fp16 bytes of the full stored cache (for selection methods memory_fraction
+     is kept/stored pairs, i.e. the same fp16-bytes fraction); ``gvote+kvcomp-channel``: the
+     same with per-channel key groups (``key_grouping='channel'``) at eps_K = eps_V = 0.05,
+     the codec's best KL-per-byte point on this model (docs/codec-results.md);
+     ``gvote+fit-anchored`` / ``gvote+sculpt-anchored``: as gvote+fit / gvote+sculpt with the
+     anchored ridge (penalty lambda ||Cv - V_kept||^2 instead of lambda ||Cv||^2, so rows the
+     training queries hardly attend keep their values);
+   * ``snapkv+kvcomp`` / ``snapkv+kvcomp-channel`` (fixed ratios): the library SnapKV's kept
+     rows through the same codec settings: the codec compositions are compared with these
+     (selection + the same codec), the selection-only GVote rows with the selection-only
+     baselines;
 4. every layer's cache is replaced by the kept rows (exact K/V: selection only), the
    continuation is teacher-forced, and KL(p_full || p_compressed) is taken as in
    ``kvc.eval.protocol``.
@@ -49,10 +69,18 @@ import numpy as np
 
 from ..models.decoder import log_softmax, rms_norm
 
-BASELINES = ("snapkv", "adakv", "pyramidkv", "expected-attention", "snapkv-matched")
-ALL_METHODS = ("gvote",) + BASELINES
+CODEC_BASELINES = ("snapkv+kvcomp", "snapkv+kvcomp-channel")   # fixed ratio, then the codec
+BASELINES = ("snapkv", "adakv", "pyramidkv", "expected-attention", "snapkv-matched") + CODEC_BASELINES
+# GVote chooses the kept set and budget; these then distil into it or encode it.
+COMPOSITIONS = ("gvote+fit", "gvote+fit-anchored", "gvote+sculpt", "gvote+sculpt-anchored",
+                "gvote+kvcomp", "gvote+kvcomp-channel")
+ALL_METHODS = ("gvote",) + BASELINES + COMPOSITIONS
 DEFAULTS = {"n_sink": 4, "n_recent": 64, "n_obs": 64, "kernel": 5, "n_future": 512, "seed": 0,
-            "adakv_alpha": 0.2, "pyramid_beta": 20.0, "step_reduce": "max"}
+            "adakv_alpha": 0.2, "pyramid_beta": 20.0, "step_reduce": "max",
+            # compositions (gvote+fit, gvote+sculpt, gvote+kvcomp)
+            "fit_n_obs": 64, "fit_n_synthetic": 128, "fit_ridge": 1e-3,
+            "codec_k_error": 0.05, "codec_v_error": 0.1,
+            "codec_channel_k_error": 0.05, "codec_channel_v_error": 0.05}
 
 
 def _err(msg: str):
@@ -310,6 +338,62 @@ def baseline_kept(model, method: str, layers, ratio: Optional[float], st: LayerS
     return kept, secs
 
 
+def compose(model, method: str, layers, kept, opts: dict, train_q=None):
+    """Cache ([layer][head] -> (K, V)), per-layer seconds, extra info and the memory fraction
+    (None = kept pairs) of a composition on GVote's kept sets ``kept[l][h]``."""
+    c = model.cfg
+    g = c.n_heads // c.n_kv_heads
+    cache, secs, extra = [], [], {}
+    if method.startswith(("gvote+fit", "gvote+sculpt")):
+        from kvc.runtime import compress as RC
+        lib_method = "select-fit" if method.startswith("gvote+fit") else "sculpt"
+        anchored = method.endswith("-anchored")
+        rel0, rel1, fell = [], [], 0
+        for il, L in enumerate(layers):
+            t = time.perf_counter()
+            row = []
+            for h in range(L.K.shape[0]):
+                Q = train_q[il][h * g:(h + 1) * g]
+                ck, cv, _idx, st = RC.compress_head_from_kept(
+                    L.K[h], L.V[h], Q, kept[il][h], method=lib_method, n_sink=opts["n_sink"],
+                    n_recent=opts["n_recent"], ridge_lambda=opts["fit_ridge"], anchor_values=anchored)
+                row.append((ck, cv))
+                rel0.append(float(st["initial_rel_mse"]))
+                rel1.append(float(st["final_rel_mse"]))
+                fell += int(st["fell_back"])
+            cache.append(row)
+            secs.append(time.perf_counter() - t)
+        extra = {"train_rel_mse_start": rel0, "train_rel_mse_final": rel1, "fell_back_heads": fell}
+        return cache, secs, extra, None
+    if method.endswith(("+kvcomp", "+kvcomp-channel")):
+        from kvc.runtime import codec as CD
+        chan = method.endswith("-channel")
+        ke = opts["codec_channel_k_error"] if chan else opts["codec_k_error"]
+        ve = opts["codec_channel_v_error"] if chan else opts["codec_v_error"]
+        tot, fp16_full, enc_s, dec_s = 0, 0, 0.0, 0.0
+        for il, L in enumerate(layers):
+            t = time.perf_counter()
+            row = []
+            for h in range(L.K.shape[0]):
+                idx = kept[il][h]
+                fp16_full += 2 * L.K.shape[1] * (L.K.shape[2] + L.V.shape[2])
+                t0 = time.perf_counter()
+                e = CD.encode_head(L.K[h][idx], L.V[h][idx], k_error=ke, v_error=ve,
+                                   key_grouping="channel" if chan else "block")
+                t1 = time.perf_counter()
+                row.append(e.decode())
+                dec_s += time.perf_counter() - t1
+                enc_s += t1 - t0
+                tot += int(e.stats()["total_bytes"])
+            cache.append(row)
+            secs.append(time.perf_counter() - t)
+        extra = {"codec_total_bytes": tot, "fp16_bytes_full_cache": fp16_full, "k_error": ke,
+                 "v_error": ve, "key_grouping": "channel" if chan else "block",
+                 "encode_seconds": enc_s, "decode_seconds": dec_s}
+        return cache, secs, extra, tot / fp16_full
+    raise ValueError(method)
+
+
 def cache_from_kept(layers, kept):
     return [[(np.ascontiguousarray(L.K[h][kept[il][h]]), np.ascontiguousarray(L.V[h][kept[il][h]]))
              for h in range(L.K.shape[0])] for il, L in enumerate(layers)]
@@ -334,15 +418,17 @@ def _kl_rows(logp_ref, logits):
 def run_budget(model, contexts, p_list, s_list, ratios, methods, opts=None, progress=True) -> dict:
     opts = {**DEFAULTS, **(opts or {})}
     need_q = "expected-attention" in methods
-    gv_cfgs = [(p, s) for p in p_list for s in s_list] if "gvote" in methods or "snapkv-matched" in methods else []
+    gv_cfgs = ([(p, s) for p in p_list for s in s_list]
+               if any(m in methods for m in ("gvote", "snapkv-matched") + COMPOSITIONS) else [])
     acc: Dict[tuple, dict] = {}
     ctx_info = []
     snap = None
-    if "snapkv" in methods:
+    if any(m.startswith("snapkv") and m != "snapkv-matched" for m in methods):
         from .methods import make_compressor
         snap = make_compressor("snapkv")
-    fixed = [m for m in methods if m in ("snapkv", "adakv", "pyramidkv", "expected-attention")]
-    n_jobs = len(gv_cfgs) * (("gvote" in methods) + ("snapkv-matched" in methods)) + len(fixed) * len(ratios)
+    fixed = [m for m in methods if m in ("snapkv", "adakv", "pyramidkv", "expected-attention") + CODEC_BASELINES]
+    n_jobs = len(gv_cfgs) * (("gvote" in methods) + ("snapkv-matched" in methods)
+                             + sum(m in methods for m in COMPOSITIONS)) + len(fixed) * len(ratios)
     done = 0
     t_all = time.perf_counter()
     for ci, ctx in enumerate(contexts):
@@ -366,15 +452,22 @@ def run_budget(model, contexts, p_list, s_list, ratios, methods, opts=None, prog
                          "library_vs_model_query_max_rel_err": qcheck})
         _err(f"context {ci + 1}/{len(contexts)} {ctx.name}: prefill {t_pre:.1f}s, reference "
              f"{t_ref:.1f}s, library-vs-model query check {qcheck:.1e}")
+        train_q = None
+        if any(m in methods for m in ("gvote+fit", "gvote+sculpt")):
+            from .queries import training_queries
+            train_q = [training_queries(L, opts["fit_n_obs"], opts["fit_n_synthetic"]) for L in layers]
         sscores = None
         if any(m in methods for m in ("adakv", "pyramidkv", "snapkv-matched")):
             sscores = [snapkv_scores(L, opts["n_obs"], opts["kernel"]) for L in layers]
 
-        def evaluate(key, params, kept, layer_secs, extra=None):
+        def evaluate(key, params, kept, layer_secs, extra=None, cache=None, mem=None):
             nonlocal done
-            out = model.continue_(cache_from_kept(layers, kept), ctx.continuation, start_pos=T)
+            out = model.continue_(cache if cache is not None else cache_from_kept(layers, kept),
+                                  ctx.continuation, start_pos=T)
             kl = _kl_rows(logp_ref, out.logits)
             kf, mf = kept_fractions(layers, kept)
+            if mem is not None:
+                mf = mem
             a = acc.setdefault(key, {"params": params, "kl": [], "kl_pos": [], "top1": [], "kf": [],
                                      "mf": [], "secs": [], "budgets": [], "extra": []})
             a["kl"].append(float(kl.mean()))
@@ -397,14 +490,24 @@ def run_budget(model, contexts, p_list, s_list, ratios, methods, opts=None, prog
             if "snapkv-matched" in methods:
                 km, sec = baseline_kept(model, "snapkv-matched", layers, None, st, opts, sscores, bud)
                 evaluate(("snapkv-matched", p, s), {"p": p, "n_samples": s}, km, sec)
+            for cm in COMPOSITIONS:
+                if cm in methods:
+                    cache, sec, ex, mem = compose(model, cm, layers, kept, opts, train_q)
+                    ex["vote_seconds"] = info["vote_seconds"]
+                    evaluate((cm, p, s), {"p": p, "n_samples": s}, kept,
+                             [a + b for a, b in zip(sec, info["vote_seconds"])], ex, cache, mem)
         for m in fixed:
             for r in ratios:
-                if m == "snapkv":
+                if m.startswith("snapkv"):
                     cc = snap.compress(layers, r)
                     kept, sec = cc.kept_idx, cc.seconds
                 else:
                     kept, sec = baseline_kept(model, m, layers, r, st, opts, sscores)
-                evaluate((m, r), {"ratio": r}, kept, sec)
+                if m in CODEC_BASELINES:
+                    cache, sec2, ex, mem = compose(model, m, layers, kept, opts)
+                    evaluate((m, r), {"ratio": r}, kept, [a + b for a, b in zip(sec, sec2)], ex, cache, mem)
+                else:
+                    evaluate((m, r), {"ratio": r}, kept, sec)
     records = []
     for key, a in acc.items():
         allpos = np.concatenate(a["kl_pos"])
@@ -428,6 +531,23 @@ def run_budget(model, contexts, p_list, s_list, ratios, methods, opts=None, prog
             rec["step_budget"] = [e["step_budget"] for e in ex]
             rec["nucleus_size"] = [e["nucleus_size"] for e in ex]
             rec["current_mass"] = [e["current_mass"] for e in ex]
+        if key[0] in COMPOSITIONS or key[0] in CODEC_BASELINES:
+            ex = a["extra"]
+            if key[0] in COMPOSITIONS:
+                rec["vote_seconds_per_layer"] = np.mean([e["vote_seconds"] for e in ex], 0).tolist()
+            if "+kvcomp" in key[0]:
+                rec["codec"] = {"k_error": ex[0]["k_error"], "v_error": ex[0]["v_error"],
+                                "key_grouping": ex[0]["key_grouping"],
+                                "blocks_and_recent": "library defaults (K block 64, V block 128, "
+                                                     "fp16 recent 128 K / 256 V)"}
+                rec["codec_total_bytes_per_context"] = [e["codec_total_bytes"] for e in ex]
+                rec["fp16_bytes_full_cache_per_context"] = [e["fp16_bytes_full_cache"] for e in ex]
+                rec["memory_fraction_meaning"] = ("codec total bytes of the kept rows / fp16 bytes of "
+                                                  "the full stored cache, mean over contexts")
+            else:
+                rec["train_rel_mse_start"] = float(np.mean([np.mean(e["train_rel_mse_start"]) for e in ex]))
+                rec["train_rel_mse_final"] = float(np.mean([np.mean(e["train_rel_mse_final"]) for e in ex]))
+                rec["fell_back_heads"] = int(sum(e["fell_back_heads"] for e in ex))
         records.append(rec)
     res = {"model": {"name": model.cfg.name, "layers": model.cfg.n_layers, "kv_heads": model.cfg.n_kv_heads,
                      "q_heads": model.cfg.n_heads, "head_dim": model.cfg.head_dim,
@@ -477,12 +597,17 @@ def compare(records, target=2.0, key="memory_fraction"):
             base.setdefault(r["method"], []).append((r[key], r["kl"]))
     out = []
     for r in records:
-        if r["method"] != "gvote":
+        if r["method"] != "gvote" and r["method"] not in COMPOSITIONS:
             continue
-        row = {"p": r["p"], "n_samples": r["n_samples"], "gvote_fraction": r[key], "gvote_kl": r["kl"],
-               "baselines": {}}
+        row = {"method": r["method"], "p": r["p"], "n_samples": r["n_samples"],
+               "gvote_fraction": r[key], "gvote_kl": r["kl"], "baselines": {}}
         best = None
+        codec = r["method"].split("+", 1)[1] if "+kvcomp" in r["method"] else None
         for m, pts in base.items():
+            # selection-only rows vs selection-only baselines; codec rows vs the same codec
+            # on a fixed-ratio selection
+            if (m.split("+", 1)[1] if "+" in m else None) != codec:
+                continue
             f, kind = interp_fraction(pts, r["kl"])
             if f is None:
                 continue
@@ -517,11 +642,125 @@ def format_table(res) -> str:
         for row in cmp_["rows"]:
             bl = ", ".join(f"{m} {b['fraction_at_equal_kl']:.3f} ({b['kind']}, {b['memory_ratio']:.2f}x)"
                            for m, b in row["baselines"].items())
-            lines.append(f"  gvote p={row['p']:g} S={row['n_samples']}: frac {row['gvote_fraction']:.3f} "
+            lines.append(f"  {row.get('method', 'gvote')} p={row['p']:g} S={row['n_samples']}: frac {row['gvote_fraction']:.3f} "
                          f"KL {row['gvote_kl']:.5f} -> best {row.get('best_baseline')} "
                          f"{row.get('memory_ratio', float('nan')):.2f}x "
                          f"[{'met' if row.get('target_met') else 'missed'}]; {bl}")
     return "\n".join(lines)
+
+
+def _params(r) -> str:
+    return f"p={r['p']:g} S={r['n_samples']}" if "p" in r else f"r={r['ratio']:g}"
+
+
+def _kl(x) -> str:
+    """KL for tables: 5 decimals, or 3 significant digits below 1e-3."""
+    return f"{x:.5f}" if x >= 1e-3 or x == 0 else f"{x:.2e}"
+
+
+def _global_layers(res) -> List[bool]:
+    sw = res["model"].get("sliding_window") or []
+    return [not w for w in sw]
+
+
+def format_markdown(res) -> str:
+    """The tables of docs/budget-results.md, from a (merged) result JSON."""
+    out = []
+    ctx = res["contexts"]
+    out.append(f"Contexts ({len(ctx)}): " + ", ".join(f"`{c['name']}`" for c in ctx)
+               + f"; T = {ctx[0]['context_tokens']}, N = {ctx[0]['continuation_tokens']}.")
+    out.append("")
+    out.append("| method | params | kept | mem | KL mean | KL p90 | top1 | KL per context | sel ms/layer |")
+    out.append("|---|---|---|---|---|---|---|---|---|")
+    order = {m: i for i, m in enumerate(ALL_METHODS)}
+    recs = sorted(res["records"], key=lambda r: (order.get(r["method"], 99), r.get("n_samples", 0),
+                                                 r.get("p", 0), r.get("ratio", 0)))
+    for r in recs:
+        kpc = ", ".join(f"{x:.3g}" for x in r["kl_per_context"])
+        out.append(f"| {r['method']} | {_params(r)} | {r['kept_fraction']:.3f} | {r['memory_fraction']:.3f} | "
+                   f"{_kl(r['kl'])} | {_kl(r['kl_p90_positions'])} | {r['top1_agreement']:.3f} | {kpc} | "
+                   f"{1e3 * np.mean(r['layer_seconds']):.1f} |")
+    cmp_ = res.get("comparison", {})
+    bases = sorted({m for row in cmp_.get("rows", []) for m in row["baselines"]},
+                   key=lambda m: order.get(m, 99))
+    if cmp_.get("rows") and bases:
+        out.append("")
+        out.append(f"Equal-KL comparison on `{cmp_['fraction']}` (target: the best baseline needs "
+                   f">= {cmp_['target_memory_ratio']:g}x the memory). Entries: baseline fraction at "
+                   "equal KL (ratio to the GVote row); * = toward-full estimate, <= = upper bound.")
+        out.append("")
+        out.append("| method | params | mem | KL | " + " | ".join(bases) + " | best ratio | target |")
+        out.append("|---|---|---|---|" + "---|" * len(bases) + "---|---|")
+        rows = sorted(cmp_["rows"], key=lambda x: (order.get(x.get("method", "gvote"), 99),
+                                                   x["n_samples"], x["p"]))
+        for row in rows:
+            cells = []
+            for m in bases:
+                b = row["baselines"].get(m)
+                if not b:
+                    cells.append("")
+                    continue
+                mark = {"toward-full": "*", "upper-bound": "<="}.get(b["kind"], "")
+                cells.append(f"{mark}{b['fraction_at_equal_kl']:.3f} ({b['memory_ratio']:.2f}x)")
+            met = "met" if row.get("target_met") else "missed"
+            out.append(f"| {row.get('method', 'gvote')} | p={row['p']:g} S={row['n_samples']} | "
+                       f"{row['gvote_fraction']:.3f} | {_kl(row['gvote_kl'])} | " + " | ".join(cells)
+                       + f" | {row.get('memory_ratio', float('nan')):.2f}x ({row.get('best_baseline')}) | {met} |")
+    glob = _global_layers(res)
+    gv = [r for r in recs if r["method"] == "gvote"]
+    if gv:
+        out.append("")
+        out.append("Voting overhead per layer (library time of kvc_vote_gvote_head, ms, mean over "
+                   "contexts; 1 KV head per layer) and GVote's memory fraction per context:")
+        out.append("")
+        out.append("| params | median ms/layer | local layers (median) | global layers (median) | "
+                   "sum over layers, ms | mem per context |")
+        out.append("|---|---|---|---|---|---|")
+        for r in gv:
+            v = 1e3 * np.asarray(r["vote_seconds_per_layer"])
+            loc = [x for x, gl in zip(v, glob) if not gl]
+            gl_ = [x for x, gl in zip(v, glob) if gl]
+            mpc = ", ".join(f"{x:.3f}" for x in r["memory_fraction_per_context"])
+            out.append(f"| {_params(r)} | {np.median(v):.1f} | {np.median(loc) if loc else float('nan'):.1f} | "
+                       f"{np.median(gl_) if gl_ else float('nan'):.1f} | {v.sum():.0f} | {mpc} |")
+        st = [x for c in ctx for x in c.get("stats_seconds_per_layer", [])]
+        if st:
+            out.append("")
+            out.append(f"Hidden-state statistics (mu, var per layer): median {1e3 * np.median(st):.1f} ms "
+                       f"per layer over {len(ctx)} contexts; prefill {min(c['prefill_seconds'] for c in ctx):.0f}-"
+                       f"{max(c['prefill_seconds'] for c in ctx):.0f} s per context.")
+    s8 = [r for r in gv if r["n_samples"] == 8] or gv
+    if s8:
+        stored = ctx[0].get("stored_pairs_per_layer", [])
+        out.append("")
+        out.append(f"GVote kept pairs per layer (mean over contexts; G = global layer), with the "
+                   f"current query's step budget B_step (max over contexts) at S = {s8[0]['n_samples']}:")
+        out.append("")
+        out.append("| layer | stored | " + " | ".join(f"p={r['p']:g} kept (B_step)" for r in s8) + " |")
+        out.append("|---|---|" + "---|" * len(s8))
+        for il in range(len(s8[0]["layer_budgets"])):
+            cells = [f"{r['layer_budgets'][il]:.0f} ({max(max(sb[il]) for sb in r['step_budget'])})" for r in s8]
+            gl = "G" if il < len(glob) and glob[il] else ""
+            out.append(f"| {il}{gl} | {stored[il] if il < len(stored) else ''} | " + " | ".join(cells) + " |")
+    comp = [r for r in recs if r["method"] in COMPOSITIONS]
+    if comp:
+        out.append("")
+        out.append("Compositions: training-query relative MSE (start = after the value refit) and codec bytes:")
+        out.append("")
+        out.append("| method | params | rel MSE start | rel MSE final | fell back | codec bytes / fp16 of the kept rows |")
+        out.append("|---|---|---|---|---|---|")
+        for r in comp:
+            kv = ""
+            if "codec_total_bytes_per_context" in r:
+                kv = f"{r['memory_fraction'] / max(r['kept_fraction'], 1e-12):.3f} (approx.)"
+                kept_mem = [x for x in res['records'] if x['method'] == 'gvote' and x.get('p') == r['p']
+                            and x.get('n_samples') == r['n_samples']]
+                if kept_mem:
+                    kv = f"{r['memory_fraction'] / kept_mem[0]['memory_fraction']:.3f}"
+            ms = [f"{r[k]:.4g}" if k in r else "–" for k in ("train_rel_mse_start", "train_rel_mse_final")]
+            out.append(f"| {r['method']} | {_params(r)} | {ms[0]} | {ms[1]} | {r.get('fell_back_heads', '–')} | "
+                       f"{kv or '–'} |")
+    return "\n".join(out)
 
 
 def _plot(res, path):
@@ -540,17 +779,20 @@ def _plot(res, path):
     for m, pts in by.items():
         pts.sort()
         ax.plot([p[0] for p in pts], [max(p[1], 1e-8) for p in pts], marker="o", label=m)
-    for name, mk, col in (("gvote", "*", "black"), ("snapkv-matched", "x", "tab:gray")):
+    for name, mk, col in (("gvote", "*", "black"), ("snapkv-matched", "x", "tab:gray"),
+                          ("gvote+fit", "P", "tab:olive"), ("gvote+fit-anchored", "X", "tab:purple"),
+                          ("gvote+sculpt", "D", "tab:cyan"), ("gvote+sculpt-anchored", "d", "tab:blue"),
+                          ("gvote+kvcomp", "v", "tab:brown"), ("gvote+kvcomp-channel", "^", "tab:pink")):
         g = [r for r in res["records"] if r["method"] == name]
         if g:
             ax.scatter([r["memory_fraction"] for r in g], [max(r["kl"], 1e-8) for r in g], marker=mk,
                        s=120 if mk == "*" else 60, zorder=5, color=col,
-                       label=name if name == "gvote" else "snapkv @ GVote budgets")
+                       label="snapkv @ GVote budgets" if name == "snapkv-matched" else name)
     ax.set_yscale("log")
-    ax.set_xlabel("fraction of stored KV pairs kept (memory)")
+    ax.set_xlabel("memory: fraction of the full cache's fp16 bytes")
     ax.set_ylabel("mean KL(full || compressed) [nats]")
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend()
+    ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
 
@@ -579,6 +821,7 @@ def build_parser() -> argparse.ArgumentParser:
         ap.add_argument("--" + k.replace("_", "-"), type=type(v), default=v)
     ap.add_argument("--json")
     ap.add_argument("--plot")
+    ap.add_argument("--markdown", help="write the docs/budget-results.md tables of the result here")
     ap.add_argument("--no-progress", action="store_true")
     ap.add_argument("--merge", nargs="+", metavar="JSON",
                     help="no run: merge the records of earlier --json outputs (same contexts), redo the "
@@ -603,8 +846,14 @@ def merge_results(paths) -> dict:
         names = [c["name"] for c in r["contexts"]]
         if names != [c["name"] for c in res["contexts"]]:
             raise ValueError(f"{pth}: contexts {names} differ from {[c['name'] for c in res['contexts']]}")
-        if r["options"] != res["options"]:
-            raise ValueError(f"{pth}: options differ")
+        # Options both files have must agree; an option only one has (added later for a
+        # method the other file did not run) is allowed and kept from the first file.
+        common = set(r["options"]) & set(res["options"])
+        diff = sorted(k for k in common if r["options"][k] != res["options"][k])
+        if diff:
+            raise ValueError(f"{pth}: options differ: {diff}")
+        for k in set(r["options"]) - set(res["options"]):
+            res["options"][k] = r["options"][k]
         for x in r["records"]:
             k = (x["method"], x.get("p"), x.get("n_samples"), x.get("ratio"))
             if k not in seen:
@@ -629,6 +878,8 @@ def _merge_main(args, argv) -> int:
         Path(args.json).write_text(json.dumps(res, indent=1))
     if args.plot:
         _plot(res, args.plot)
+    if args.markdown:
+        Path(args.markdown).write_text(format_markdown(res) + "\n")
     return 0
 
 
@@ -687,6 +938,8 @@ def main(argv=None) -> int:
         _err(f"wrote {args.json}")
     if args.plot:
         _plot(res, args.plot)
+    if args.markdown:
+        Path(args.markdown).write_text(format_markdown(res) + "\n")
     return 0
 
 

@@ -107,7 +107,7 @@ def first_digits(text: str) -> str:
 
 
 def run_passkey(model, lengths, depths, kinds, methods, p_list=(0.95,), n_samples=8, ratios=(0.2,),
-                files=None, seed=1234, opts=None, progress=True) -> dict:
+                files=None, seed=1234, opts=None, progress=True, needles=1, partial_json=None) -> dict:
     from ..text import bundled_texts, read_text
     opts = {**DEFAULTS, **(opts or {})}
     tok = model.tokenizer
@@ -125,12 +125,14 @@ def run_passkey(model, lengths, depths, kinds, methods, p_list=(0.95,), n_sample
     for kind in kinds:
         for L in lengths:
             for d in depths:
-                key = int(rng.integers(10000, 100000))
-                fi = i % len(texts)
-                ids, npos = build_prompt(tok, L, d, key, kind, texts[fi], offset=97 * i)
-                prompts.append({"kind": kind, "length": L, "depth": d, "key": key, "ids": ids,
-                                "needle_token": npos, "file": None if kind == "easy" else Path(files[fi]).name})
-                i += 1
+                for rep_ in range(needles):   # needles > 1: more keys / haystack offsets per cell
+                    key = int(rng.integers(10000, 100000))
+                    fi = i % len(texts)
+                    ids, npos = build_prompt(tok, L, d, key, kind, texts[fi], offset=97 * i)
+                    prompts.append({"kind": kind, "length": L, "depth": d, "key": key, "ids": ids,
+                                    "needle_token": npos, "needle": rep_,
+                                    "file": None if kind == "easy" else Path(files[fi]).name})
+                    i += 1
     rows = []
     t_all = time.perf_counter()
     for pi, pr in enumerate(prompts):
@@ -175,6 +177,8 @@ def run_passkey(model, lengths, depths, kinds, methods, p_list=(0.95,), n_sample
                     kept, _s = baseline_kept(model, m, layers, r, st, opts)
                 _ans(model, tok, row, f"{m}@{r:g}", layers, kept, question, T, n_new, pr["key"])
         rows.append(row)
+        if partial_json:   # what has run so far, rewritten after every prompt
+            Path(partial_json).write_text(json.dumps({"partial": True, "prompts": rows}, indent=1))
         if progress:
             ok = " ".join(f"{m}={'Y' if c else 'n'}" for m, c in row["correct"].items())
             gv = [round(v, 3) for k, v in row["memory_fraction"].items() if k.startswith("gvote")]
@@ -191,6 +195,13 @@ def run_passkey(model, lengths, depths, kinds, methods, p_list=(0.95,), n_sample
         for L in lengths:
             rr = [r for r in rows if r["length"] == L]
             s[f"accuracy_L{L}"] = float(np.mean([r["correct"][m] for r in rr])) if rr else None
+        for d in depths:
+            rr = [r for r in rows if r["depth"] == d]
+            s[f"accuracy_d{d:g}"] = float(np.mean([r["correct"][m] for r in rr])) if rr else None
+        for kind in kinds:
+            rr = [r for r in rows if r["kind"] == kind]
+            s[f"memory_fraction_{kind}"] = float(np.mean([r["memory_fraction"][m] for r in rr])) if rr else None
+        s["n_prompts"] = len(rows)
         summary[m] = s
     return {"protocol": __doc__, "question": QUESTION, "needle": NEEDLE, "easy_filler": EASY_FILLER,
             "n_new_tokens": n_new, "gvote": {"p": list(p_list), "n_samples": n_samples}, "options": opts,
@@ -244,6 +255,41 @@ def format_table(res) -> str:
     return "\n".join(lines)
 
 
+def format_markdown(res) -> str:
+    """The passkey tables of docs/budget-results.md, from a result JSON."""
+    s, rows = res["summary"], res["prompts"]
+    kinds = sorted({r["kind"] for r in rows}, key=lambda k: (k != "easy", k))
+    lengths = sorted({r["length"] for r in rows})
+    depths = sorted({r["depth"] for r in rows})
+    counts = ", ".join("%d %s" % (sum(r["kind"] == k for r in rows), k) for k in kinds)
+    out = [f"{len(rows)} prompts ({counts}); exact-match accuracy, memory fraction = kept / stored "
+           "pairs of the context cache.", ""]
+    hdr = (["method", "mem (mean)"] + [f"mem {k}" for k in kinds] + ["all"] + kinds
+           + [f"L={L}" for L in lengths] + [f"depth {d:g}" for d in depths])
+    out.append("| " + " | ".join(hdr) + " |")
+    out.append("|" + "---|" * len(hdr))
+    for m, v in s.items():
+        cells = ([m, f"{v['memory_fraction']:.3f}"] + [f"{v.get(f'memory_fraction_{k}', float('nan')):.3f}" for k in kinds]
+                 + [f"{v['accuracy']:.2f}"] + [f"{v[f'accuracy_{k}']:.2f}" for k in kinds]
+                 + [f"{v[f'accuracy_L{L}']:.2f}" for L in lengths] + [f"{v[f'accuracy_d{d:g}']:.2f}" for d in depths])
+        out.append("| " + " | ".join(cells) + " |")
+    gv = [m for m in s if m.startswith("gvote")]
+    for m in gv:
+        out += ["", f"{m}: memory fraction chosen per prompt (Y = retrieved, n = missed; full's result in brackets)", ""]
+        out.append("| kind | L | " + " | ".join(f"depth {d:g}" for d in depths) + " |")
+        out.append("|---|---|" + "---|" * len(depths))
+        for k in kinds:
+            for L in lengths:
+                cells = []
+                for d in depths:
+                    rr = [r for r in rows if r["kind"] == k and r["length"] == L and r["depth"] == d]
+                    cells.append(" ".join(f"{r['memory_fraction'][m]:.3f} {'Y' if r['correct'][m] else 'n'}"
+                                          + (f" [{'Y' if r['correct']['full'] else 'n'}]" if "full" in r["correct"] else "")
+                                          for r in rr))
+                out.append(f"| {k} | {L} | " + " | ".join(cells) + " |")
+    return "\n".join(out)
+
+
 def build_parser():
     ap = argparse.ArgumentParser(prog="kvc-eval budget --passkey", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -257,7 +303,9 @@ def build_parser():
     ap.add_argument("--samples", type=int, default=8)
     ap.add_argument("--ratios", default="0.2", help="for fixed-ratio snapkv / expected-attention")
     ap.add_argument("--seed", type=int, default=1234, help="pass keys")
+    ap.add_argument("--needles", type=int, default=1, help="prompts (keys, haystack offsets) per cell")
     ap.add_argument("--json")
+    ap.add_argument("--markdown", help="write the docs tables here")
     ap.add_argument("--no-progress", action="store_true")
     return ap
 
@@ -280,7 +328,8 @@ def main(argv=None) -> int:
     res = run_passkey(model, [int(x) for x in args.lengths.split(",")], [float(x) for x in args.depths.split(",")],
                       [k for k in args.kinds.split(",") if k], methods, p_list=[float(x) for x in args.p.split(",") if x], n_samples=args.samples,
                       ratios=[float(x) for x in args.ratios.split(",") if x], files=args.text_file,
-                      seed=args.seed, progress=not args.no_progress)
+                      seed=args.seed, progress=not args.no_progress, needles=args.needles,
+                      partial_json=(args.json + ".partial") if args.json else None)
     res["wall_seconds"] = time.perf_counter() - t
     res["command"] = " ".join(["kvc-eval budget --passkey"] + argv)
     print(format_table(res))
@@ -289,6 +338,8 @@ def main(argv=None) -> int:
         with open(args.json, "w") as f:
             json.dump(res, f, indent=1)
         _err(f"wrote {args.json}")
+    if args.markdown:
+        Path(args.markdown).write_text(format_markdown(res) + "\n")
     return 0
 
 

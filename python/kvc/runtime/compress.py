@@ -374,3 +374,43 @@ def fit_values(Q, comp_keys, targets, ret_keys=None, ret_values=None, scale=None
                                           0.0 if scale is None else float(scale),
                                           float(ridge_lambda), _ptr(out)))
     return out[:Ck.shape[0]]
+
+
+def compress_head_from_kept(K, V, Q, kept, method="sculpt", scale=None, n_sink=4, n_recent=64,
+                            anchor_values=False, **opts):
+    """Select+Fit ('select-fit') or KVSculpt ('sculpt') started from a GIVEN kept set, e.g. the
+    set GVote chose (kvc.runtime.vote.gvote_head): kvc_compress_head_from_kept.
+
+    kept: ascending distinct token indices. Kept rows < n_sink or >= T - n_recent stay exact;
+    the others start from their own keys, get ridge values and (sculpt) the KVSculpt rounds.
+    Returns (Ck, Cv, indices, stats) with len(kept) rows in the order of kept; indices[i] =
+    kept[i], or -1 for a sculpted slot. anchor_values: the ridge penalty pulls toward the kept
+    rows' own values (lambda ||Cv - V[kept]||^2) instead of zero. Options as compress_head."""
+    lib = _lib()
+    fn = getattr(lib, "kvc_compress_head_from_kept", None)
+    if fn is None:
+        raise CompressError(1, "libkvc_runtime.so has no kvc_compress_head_from_kept (rebuild)")
+    if fn.argtypes is None:
+        i64 = ctypes.c_int64
+        configure(lib, {"kvc_compress_head_from_kept": (
+            ctypes.c_int, [_f32p, _f32p, i64, i64, i64, _f32p, i64, _i64p, i64, ctypes.c_int32,
+                           ctypes.POINTER(_Options), _f32p, _f32p, _i64p, ctypes.POINTER(_Stats)])})
+    K = _f32(K, 2, "K")
+    V = _f32(V, 2, "V")
+    T, d = K.shape
+    if V.shape[0] != T:
+        raise ValueError("K and V differ in length")
+    Q, opts = _queries(Q, d, opts)
+    o = _make_options(method, scale, n_sink, n_recent, **opts)
+    idx_in = np.ascontiguousarray(kept, dtype=np.int64).reshape(-1)
+    n = idx_in.shape[0]
+    Ck = np.empty((max(n, 1), d), np.float32)
+    Cv = np.empty((max(n, 1), V.shape[1]), np.float32)
+    idx = np.empty(max(n, 1), np.int64)
+    stats = _Stats()
+    m = 0 if Q is None else Q.shape[0]
+    _check(lib.kvc_compress_head_from_kept(_ptr(K), _ptr(V), T, d, V.shape[1], _ptr(Q), m,
+                                           _ptr(idx_in, _i64p), n, int(bool(anchor_values)),
+                                           ctypes.byref(o), _ptr(Ck),
+                                           _ptr(Cv), _ptr(idx, _i64p), ctypes.byref(stats)))
+    return Ck[:n], Cv[:n], idx[:n], stats.as_dict()

@@ -594,3 +594,174 @@ TEST(CompressBackend, DescribesTheGemmBackend) {
 }
 
 }  // namespace
+
+//===-- Select+Fit / KVSculpt from a given kept set -------------------------===//
+
+namespace {
+
+Result compressFromKept(const Head& h, const std::vector<int64_t>& kept,
+                        const kvc_compress_options& o, int32_t anchor = 0) {
+  Result r;
+  const int64_t rows = std::max<int64_t>(int64_t(kept.size()), 1);
+  r.keys.assign(rows * h.d, -777.f);
+  r.values.assign(rows * h.dv, -777.f);
+  r.indices.assign(rows, -777);
+  r.status = kvc_compress_head_from_kept(h.keys.data(), h.values.data(), h.T, h.d, h.dv,
+                                         h.m ? h.queries.data() : nullptr, h.m, kept.data(),
+                                         int64_t(kept.size()), anchor, &o, r.keys.data(), r.values.data(),
+                                         r.indices.data(), &r.stats);
+  return r;
+}
+
+/// The kept set of a selection result: sinks, the selected middle and recent rows.
+std::vector<int64_t> keptOf(const Result& selectFit) {
+  return std::vector<int64_t>(selectFit.indices.begin(),
+                              selectFit.indices.begin() + selectFit.stats.n_out);
+}
+
+}  // namespace
+
+TEST(CompressFromKept, OnTheMethodsOwnSelectionEqualsCompressHead) {
+  const Head h = makeHead(21, 240, 32, 24, 80);
+  for (int method : {KVC_COMPRESS_SELECT_FIT, KVC_COMPRESS_SCULPT}) {
+    kvc_compress_options o = options(method);
+    o.n_query_heads = 2;
+    o.sculpt_rounds = 3;
+    kvc_compress_options sf = o;
+    sf.method = KVC_COMPRESS_SELECT_FIT;
+    const Result own = compress(h, 70, sf);
+    ASSERT_EQ(0, own.status) << kvc_compress_last_error();
+    const Result ref = compress(h, 70, o);
+    ASSERT_EQ(0, ref.status) << kvc_compress_last_error();
+    const Result r = compressFromKept(h, keptOf(own), o);
+    ASSERT_EQ(0, r.status) << kvc_compress_last_error();
+    EXPECT_EQ(70, r.stats.n_out);
+    // Same start, same optimization, same rows: bitwise equal output and identical stats.
+    for (int64_t i = 0; i < 70 * h.d; ++i) ASSERT_EQ(ref.keys[i], r.keys[i]) << method << " k" << i;
+    for (int64_t i = 0; i < 70 * h.dv; ++i) ASSERT_EQ(ref.values[i], r.values[i]) << method << " v" << i;
+    for (int64_t i = 0; i < 70; ++i) EXPECT_EQ(ref.indices[i], r.indices[i]) << i;
+    EXPECT_EQ(ref.stats.final_loss, r.stats.final_loss);
+    EXPECT_EQ(ref.stats.initial_loss, r.stats.initial_loss);
+    EXPECT_EQ(ref.stats.rounds, r.stats.rounds);
+  }
+}
+
+TEST(CompressFromKept, ArbitraryKeptSetIsDistilledAndRetainedRowsStayExact) {
+  const Head h = makeHead(22, 200, 16, 16, 64);
+  // A scattered kept set that is not any method's selection (sinks 0..3, recent 184..199).
+  std::vector<int64_t> kept = {0, 1, 2, 3};
+  for (int64_t t = 7; t < 184; t += 5) kept.push_back(t);
+  for (int64_t t = 184; t < 200; ++t) kept.push_back(t);
+  const int64_t n = int64_t(kept.size());
+
+  // Plain eviction loss of the kept set, through the C ABI.
+  Floats Y(h.m * h.dv), z(h.m), kk, kv, rk, rv;
+  ASSERT_EQ(0, kvc_compress_attention(h.queries.data(), h.m, h.keys.data(), h.values.data(), h.T,
+                                      nullptr, nullptr, 0, h.d, h.dv, 0.f, Y.data(), z.data()));
+  int64_t nComp = 0;
+  for (int64_t t : kept) {
+    const bool retained = t < 4 || t >= 184;
+    Floats& K = retained ? rk : kk;
+    Floats& V = retained ? rv : kv;
+    K.insert(K.end(), h.keys.begin() + t * h.d, h.keys.begin() + (t + 1) * h.d);
+    V.insert(V.end(), h.values.begin() + t * h.dv, h.values.begin() + (t + 1) * h.dv);
+    nComp += retained ? 0 : 1;
+  }
+  double evictLoss = -1;
+  ASSERT_EQ(0, kvc_compress_sculpt_loss(h.queries.data(), h.m, kk.data(), kv.data(), nComp,
+                                        rk.data(), rv.data(), n - nComp, Y.data(), z.data(), h.d,
+                                        h.dv, 0.f, 1.0, &evictLoss, nullptr));
+
+  kvc_compress_options fit = options(KVC_COMPRESS_SELECT_FIT);
+  const Result f = compressFromKept(h, kept, fit);
+  ASSERT_EQ(0, f.status) << kvc_compress_last_error();
+  kvc_compress_options sc = options(KVC_COMPRESS_SCULPT);
+  sc.sculpt_rounds = 4;
+  const Result s = compressFromKept(h, kept, sc);
+  ASSERT_EQ(0, s.status) << kvc_compress_last_error();
+  EXPECT_EQ(n, f.stats.n_out);
+  EXPECT_EQ(n, s.stats.n_out);
+  // The value refit starts sculpt; sculpt only improves; both beat eviction.
+  EXPECT_EQ(f.stats.final_loss, s.stats.initial_loss);
+  EXPECT_LT(f.stats.final_loss, evictLoss);
+  EXPECT_LT(s.stats.final_loss, 0.9 * f.stats.final_loss);
+  for (int64_t i = 0; i < n; ++i) {
+    const bool retained = kept[i] < 4 || kept[i] >= 184;
+    EXPECT_EQ(f.indices[i], kept[i]);
+    EXPECT_EQ(s.indices[i], retained ? kept[i] : -1) << i;
+    // Select+Fit keeps every kept key; retained rows keep their values too.
+    for (int64_t c = 0; c < h.d; ++c) ASSERT_EQ(f.keys[i * h.d + c], h.keys[kept[i] * h.d + c]);
+    if (retained)
+      for (int64_t c = 0; c < h.dv; ++c) {
+        ASSERT_EQ(s.keys[i * h.d + c % h.d], h.keys[kept[i] * h.d + c % h.d]);
+        ASSERT_EQ(s.values[i * h.dv + c], h.values[kept[i] * h.dv + c]);
+      }
+  }
+  EXPECT_TRUE(allFinite(s.keys));
+  EXPECT_TRUE(allFinite(s.values));
+}
+
+TEST(CompressFromKept, EdgesAndErrors) {
+  const Head h = makeHead(23, 64, 8, 8, 16);
+  kvc_compress_options o = options(KVC_COMPRESS_SCULPT, 2, 4);
+  // Everything kept: exact copy.
+  std::vector<int64_t> all(64);
+  std::iota(all.begin(), all.end(), int64_t(0));
+  Result r = compressFromKept(h, all, o);
+  ASSERT_EQ(0, r.status);
+  EXPECT_EQ(1, r.stats.exact_copy);
+  for (int64_t i = 0; i < 64 * h.dv; ++i) ASSERT_EQ(r.values[i], h.values[i]);
+  // Only sinks and recent: gathered unchanged.
+  r = compressFromKept(h, {0, 1, 60, 61, 62, 63}, o);
+  ASSERT_EQ(0, r.status);
+  EXPECT_EQ(6, r.stats.n_out);
+  EXPECT_EQ(0, r.stats.exact_copy);
+  for (int64_t c = 0; c < h.dv; ++c) ASSERT_EQ(r.values[2 * h.dv + c], h.values[60 * h.dv + c]);
+  // Not ascending, duplicate, out of range.
+  for (const std::vector<int64_t>& bad :
+       {std::vector<int64_t>{5, 3}, std::vector<int64_t>{3, 3}, std::vector<int64_t>{1, 64},
+        std::vector<int64_t>{-1, 2}}) {
+    r = compressFromKept(h, bad, o);
+    EXPECT_EQ(KVC_COMPRESS_ERR_INVALID_ARGUMENT, r.status);
+    EXPECT_NE(std::string(kvc_compress_last_error()).find("ascending"), std::string::npos);
+  }
+  // Selection-only methods are refused; non-finite input is reported.
+  kvc_compress_options snap = options(KVC_COMPRESS_SNAPKV, 2, 4);
+  EXPECT_EQ(KVC_COMPRESS_ERR_INVALID_ARGUMENT, compressFromKept(h, {0, 10, 63}, snap).status);
+  Head bad = h;
+  bad.values[5] = std::numeric_limits<float>::quiet_NaN();
+  EXPECT_EQ(KVC_COMPRESS_ERR_NONFINITE_INPUT, compressFromKept(bad, {0, 10, 63}, o).status);
+}
+
+TEST(CompressFromKept, AnchoredRidgeKeepsUnattendedValues) {
+  // Queries attend to a narrow band of keys; a kept key far from every query direction gets
+  // ~zero attention. Plain ridge shrinks its value toward 0, the anchored ridge keeps it.
+  Head h = makeHead(24, 160, 16, 8, 48);
+  const int64_t cold = 50;
+  // Every query has a large first channel; the cold key points the other way (logit ~ -30).
+  for (int64_t i = 0; i < h.m; ++i) h.queries[i * h.d] += 6.f;
+  for (int64_t c = 0; c < h.d; ++c) h.keys[cold * h.d + c] = c == 0 ? -20.f : 0.f;
+  for (int64_t c = 0; c < h.dv; ++c) h.values[cold * h.dv + c] = 3.f;
+  std::vector<int64_t> kept = {0, 1, 2, 3, cold};
+  for (int64_t t = 60; t < 160; t += 3) kept.push_back(t);
+  kvc_compress_options o = options(KVC_COMPRESS_SELECT_FIT, 4, 16);
+  o.ridge_lambda = 1e-1;
+  const Result plain = compressFromKept(h, kept, o, 0);
+  const Result anchored = compressFromKept(h, kept, o, 1);
+  ASSERT_EQ(0, plain.status) << kvc_compress_last_error();
+  ASSERT_EQ(0, anchored.status) << kvc_compress_last_error();
+  for (int64_t c = 0; c < h.dv; ++c) {
+    EXPECT_NEAR(3.f, anchored.values[4 * h.dv + c], 1e-3);
+    EXPECT_LT(std::fabs(plain.values[4 * h.dv + c]), 1.f);
+  }
+  // Both still beat plain eviction on the training loss: the anchor changes the prior only.
+  kvc_compress_options evict = o;
+  const Result none = compressFromKept(h, {}, evict, 1);  // smoke: empty kept set
+  EXPECT_EQ(0, none.status);
+  EXPECT_LT(anchored.stats.final_loss, anchored.stats.initial_loss + 1e-12);
+  kvc_compress_options sc = options(KVC_COMPRESS_SCULPT, 4, 16);
+  sc.sculpt_rounds = 2;
+  const Result s = compressFromKept(h, kept, sc, 1);
+  ASSERT_EQ(0, s.status) << kvc_compress_last_error();
+  EXPECT_LE(s.stats.final_loss, s.stats.initial_loss);
+}
