@@ -32,6 +32,8 @@ rm -f "$OUTD/d.mlir" "$OUTD/r.mlir"
 "$BENCHX" extract "$OUTD/gemma.gpu.mlir" -o "$OUTD/gemma.ptx"
 "$OPT" "$SRC/bench/gpu/gemma.mlir" --kvc-gpu-pipeline="fuse-merge=true" -o "$OUTD/gemma_fm.gpu.mlir"
 "$BENCHX" extract "$OUTD/gemma_fm.gpu.mlir" -o "$OUTD/gemma_fm.ptx"
+"$OPT" "$SRC/bench/gpu/gemma-encoded.mlir" --kvc-gpu-pipeline -o "$OUTD/gemma_enc.gpu.mlir"
+"$BENCHX" extract "$OUTD/gemma_enc.gpu.mlir" -o "$OUTD/gemma_enc.ptx"
 # Real-model cases (Gemma 3 270M caches + kvc's CPU-path outputs) for kvc-bench check-npy.
 if [ ! -f "$OUTD/gemma/ragged_sculpt/expected.npy" ]; then
   PY=${PYTHON:-$SRC/.venv/bin/python}

@@ -25,6 +25,8 @@ for g in gemma gemma_fm; do
   timeout 120 $T/kvc-bench check-npy $T/$g.ptx $(for d in $T/gemma/*/; do echo --case ${d%/}; done)
   echo "check-npy $g rc=$?"
 done
+timeout 120 $T/kvc-bench encoded check-npy $T/gemma_enc.ptx $(for d in $T/gemma/*/; do echo --case ${d%/}; done)
+echo "encoded check-npy rc=$?"
 timeout 180 compute-sanitizer --tool memcheck --leak-check no $T/kvc-bench check-npy $T/gemma.ptx \
   $(for d in $T/gemma/*/; do echo --case ${d%/}; done) 2>&1 | grep -E "ERROR SUMMARY|check-npy:"
 for v in dense_b64 dense_b128 dense_b256 dense_b64_fm dense_b128_fm dense_b256_fm; do

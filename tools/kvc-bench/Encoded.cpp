@@ -153,6 +153,63 @@ struct Case {
   int splits, mode; // mode 0 normal, 1 escape-heavy, 2 ragged rows (lengths incl. 0, 1, T)
 };
 
+// Uploads the codec heads (row r = b*Hkv + kvh), runs V once on the raw queries (output and
+// workspace poisoned with NaN first) and returns ||out - ref|| / ||ref|| (inf if any output is
+// not finite).
+double uploadRunCompare(const Loaded &L, const Variant &V,
+                        const std::vector<const kvc_codec_head *> &hp, int64_t B, int64_t Hkv,
+                        int splits, const std::vector<uint8_t> &qraw,
+                        const std::vector<double> &ref, double *maxAbs, int *usedSplits) {
+  const auto &cfg = V.cfg;
+  const int qt = cfg.query_type;
+  const bool bf = qt == 0;
+  const int64_t nq = int64_t(ref.size());
+  kvc_cuda_encoded_cache cache;
+  const char *err = nullptr;
+  if (int rc = kvc_cuda_encoded_upload(hp.data(), B, Hkv, &cache, &err))
+    die(std::string("upload failed: ") + (err ? err : kvc_cuda_last_error()) + " (" +
+        std::to_string(rc) + ")");
+  kvc_encoded_plan plan;
+  CK(kvc_cuda_encoded_make_plan(&cfg, &cache, splits, L.sms * V.ctasPerSM, &plan));
+  *usedSplits = plan.num_splits;
+  kvc_cuda_ptr dq, dws, dout;
+  const size_t qbytes = size_t(nq) * cfg.query_bytes;
+  CK(kvc_cuda_malloc(&dq, qbytes));
+  CK(kvc_cuda_malloc(&dws, plan.workspace_bytes));
+  CK(kvc_cuda_malloc(&dout, qbytes));
+  CK(kvc_cuda_memcpy_htod(dq, qraw.data(), qbytes));
+  CK(kvc_cuda_memset_d8_async(dout, 0xFF, qbytes, nullptr)); // NaN poison
+  CK(kvc_cuda_memset_d8_async(dws, 0xFF, plan.workspace_bytes, nullptr));
+  CK(kvc_cuda_encoded_launch(V.split, V.merge, &cfg, &cache, &plan, dq, dws, dout, nullptr));
+  CK(kvc_cuda_synchronize());
+  std::vector<uint8_t> out(qbytes);
+  CK(kvc_cuda_memcpy_dtoh(out.data(), dout, qbytes));
+  for (kvc_cuda_ptr p : {dq, dws, dout})
+    CK(kvc_cuda_free(p));
+  kvc_cuda_encoded_free(&cache);
+  double num = 0, den = 0;
+  *maxAbs = 0;
+  for (int64_t i = 0; i < nq; ++i) {
+    double o;
+    if (qt == 2) {
+      float f;
+      std::memcpy(&f, &out[size_t(i) * 4], 4);
+      o = f;
+    } else {
+      uint16_t h;
+      std::memcpy(&h, &out[size_t(i) * 2], 2);
+      o = fromHalfBits(h, bf);
+    }
+    if (!std::isfinite(o))
+      return INFINITY;
+    num += (o - ref[size_t(i)]) * (o - ref[size_t(i)]);
+    den += ref[size_t(i)] * ref[size_t(i)];
+    *maxAbs = std::max(*maxAbs, std::fabs(o - ref[size_t(i)]));
+  }
+  return den > 0 ? std::sqrt(num / den) : std::sqrt(num);
+}
+
+
 double runCase(const Loaded &L, const Variant &V, const Case &C, std::mt19937 &rng,
                double *maxAbs, int *usedSplits, std::string *note) {
   const auto &cfg = V.cfg;
@@ -203,49 +260,7 @@ double runCase(const Loaded &L, const Variant &V, const Case &C, std::mt19937 &r
   }
   // float64 reference over the dequantized cache.
   const std::vector<double> ref = referenceAttention(qf, B, Hkv, g, Sq, D, codecRows(hp.data()));
-  kvc_cuda_encoded_cache cache;
-  const char *err = nullptr;
-  if (int rc = kvc_cuda_encoded_upload(hp.data(), B, Hkv, &cache, &err))
-    die(std::string("upload failed: ") + (err ? err : kvc_cuda_last_error()) + " (" +
-        std::to_string(rc) + ")");
-  kvc_encoded_plan plan;
-  CK(kvc_cuda_encoded_make_plan(&cfg, &cache, C.splits, L.sms * V.ctasPerSM, &plan));
-  *usedSplits = plan.num_splits;
-  kvc_cuda_ptr dq, dws, dout;
-  const size_t qbytes = size_t(nq) * cfg.query_bytes;
-  CK(kvc_cuda_malloc(&dq, qbytes));
-  CK(kvc_cuda_malloc(&dws, plan.workspace_bytes));
-  CK(kvc_cuda_malloc(&dout, qbytes));
-  CK(kvc_cuda_memcpy_htod(dq, qraw.data(), qbytes));
-  CK(kvc_cuda_memset_d8_async(dout, 0xFF, qbytes, nullptr)); // NaN poison
-  CK(kvc_cuda_memset_d8_async(dws, 0xFF, plan.workspace_bytes, nullptr));
-  CK(kvc_cuda_encoded_launch(V.split, V.merge, &cfg, &cache, &plan, dq, dws, dout, nullptr));
-  CK(kvc_cuda_synchronize());
-  std::vector<uint8_t> out(qbytes);
-  CK(kvc_cuda_memcpy_dtoh(out.data(), dout, qbytes));
-  for (kvc_cuda_ptr p : {dq, dws, dout})
-    CK(kvc_cuda_free(p));
-  kvc_cuda_encoded_free(&cache);
-  double num = 0, den = 0;
-  *maxAbs = 0;
-  for (int64_t i = 0; i < nq; ++i) {
-    double o;
-    if (qt == 2) {
-      float f;
-      std::memcpy(&f, &out[size_t(i) * 4], 4);
-      o = f;
-    } else {
-      uint16_t h;
-      std::memcpy(&h, &out[size_t(i) * 2], 2);
-      o = fromHalfBits(h, bf);
-    }
-    if (!std::isfinite(o))
-      return INFINITY;
-    num += (o - ref[size_t(i)]) * (o - ref[size_t(i)]);
-    den += ref[size_t(i)] * ref[size_t(i)];
-    *maxAbs = std::max(*maxAbs, std::fabs(o - ref[size_t(i)]));
-  }
-  return den > 0 ? std::sqrt(num / den) : std::sqrt(num);
+  return uploadRunCompare(L, V, hp, B, Hkv, C.splits, qraw, ref, maxAbs, usedSplits);
 }
 
 
@@ -604,11 +619,100 @@ int cmdInfo(const std::string &path) {
   return 0;
 }
 
+// Real-model cases (python -m kvc.bench.gemma_decode_cases: q/k/v[/lengths]/expected .npy):
+// every row's keys and values are encoded by the CPU codec (default bounds K eps 0.05,
+// V eps 0.1, the kernel's block sizes), uploaded, and the matching bf16 variant runs on the
+// case's real queries. Pass: rel. L2 <= tol against float64 attention over the codec's
+// dequantized cache. Also printed, not judged: the error against `expected` (kvc's CPU path on
+// the uncompressed cache), i.e. what the quantization itself costs, and the bits per element.
+int cmdCheckNpy(const std::string &path, const std::vector<std::string> &dirs, double tol) {
+  Loaded L = load(path);
+  printf("device: %s, %d SMs\n", L.device.c_str(), L.sms);
+  int failures = 0;
+  for (const std::string &dir : dirs) {
+    Npy q = readNpy(dir + "/q.npy"), k = readNpy(dir + "/k.npy"), v = readNpy(dir + "/v.npy"),
+        ex = readNpy(dir + "/expected.npy");
+    const bool ragged = bool(std::ifstream(dir + "/lengths.npy"));
+    if (q.shape.size() != 4 || k.shape.size() != 4 || k.shape != v.shape || ex.shape != q.shape)
+      die(dir + ": want float32 q/expected [B,Hq,Sq,D] and k/v [B,Hkv,S,D]");
+    const int64_t B = q.shape[0], Hq = q.shape[1], Sq = q.shape[2], D = q.shape[3];
+    const int64_t Hkv = k.shape[1], S = k.shape[2], g = Hq / Hkv;
+    std::vector<int64_t> lens(size_t(B * Hkv), S);
+    if (ragged) {
+      lens = readNpy(dir + "/lengths.npy").i64;
+      if (lens.size() != size_t(B * Hkv))
+        die(dir + ": lengths.npy must be int64 [B, Hkv]");
+    }
+    const Variant *V = nullptr;
+    for (const Variant &c : L.variants)
+      if (c.cfg.head_dim == D && c.cfg.group == g && c.cfg.query_seq == Sq && c.cfg.query_type == 0)
+        V = &c;
+    if (!V) {
+      printf("  FAIL %s: no bf16 encoded kernel with D=%lld g=%lld Sq=%lld in %s\n", dir.c_str(),
+             (long long)D, (long long)g, (long long)Sq, path.c_str());
+      ++failures;
+      continue;
+    }
+    kvc_codec_params prm;
+    kvc_codec_default_params(&prm, uint32_t(D));
+    prm.key_block_tokens = uint32_t(V->cfg.key_block);
+    prm.value_block_tokens = uint32_t(V->cfg.value_block);
+    std::vector<kvc_codec_head *> owned;
+    std::vector<const kvc_codec_head *> hp;
+    uint64_t bytes = 0, fp16 = 0;
+    for (int64_t r = 0; r < B * Hkv; ++r) {
+      kvc_codec_head *h = nullptr;
+      CC(kvc_codec_head_create(&prm, &h));
+      owned.push_back(h);
+      const int64_t T = std::clamp<int64_t>(lens[size_t(r)], 0, S);
+      if (T)
+        CC(kvc_codec_head_append(h, &k.f32[size_t(r * S * D)], &v.f32[size_t(r * S * D)],
+                                 uint64_t(T)));
+      kvc_codec_stats st;
+      CC(kvc_codec_head_stats(h, &st));
+      bytes += st.total_bytes;
+      fp16 += st.fp16_bytes;
+      hp.push_back(h);
+    }
+    std::vector<uint8_t> qraw(q.f32.size() * 2);
+    std::vector<float> qf(q.f32.size());
+    for (size_t i = 0; i < q.f32.size(); ++i) {
+      uint16_t hb = toHalfBits(q.f32[i], true);
+      std::memcpy(&qraw[i * 2], &hb, 2);
+      qf[i] = fromHalfBits(hb, true);
+    }
+    const std::vector<double> ref = referenceAttention(qf, B, Hkv, g, Sq, D, codecRows(hp.data()));
+    double maxAbs = 0;
+    int splits = 0;
+    const double err = uploadRunCompare(L, *V, hp, B, Hkv, 0, qraw, ref, &maxAbs, &splits);
+    double n = 0, d = 0;
+    for (size_t i = 0; i < ref.size(); ++i) {
+      n += (ref[i] - ex.f32[i]) * (ref[i] - ex.f32[i]);
+      d += double(ex.f32[i]) * ex.f32[i];
+    }
+    for (kvc_codec_head *h : owned)
+      kvc_codec_head_free(h);
+    const bool ok = err <= tol;
+    failures += !ok;
+    printf("  %s %s: %s B=%lld Hq=%lld Hkv=%lld S=%lld D=%lld splits=%d%s, %.2f bits/elem: rel_l2 "
+           "vs float64 over the dequantized cache %.3e; quantization vs the uncompressed CPU "
+           "path %.3e\n",
+           ok ? "PASS" : "FAIL", dir.c_str(), V->name.c_str(), (long long)B, (long long)Hq,
+           (long long)Hkv, (long long)S, (long long)D, splits, ragged ? " ragged" : "",
+           16.0 * double(bytes) / double(std::max<uint64_t>(fp16, 1)), err,
+           std::sqrt(n / std::max(d, 1e-300)));
+  }
+  printf("encoded check-npy: %d/%zu passed (tolerance rel_l2 <= %.1e)\n",
+         int(dirs.size()) - failures, dirs.size(), tol);
+  return failures ? 1 : 0;
+}
+
 [[noreturn]] void usage() {
   fprintf(stderr,
           "usage: kvc-bench encoded selftest     (CPU only: device form + emulated decoder)\n"
           "       kvc-bench encoded info IN\n"
           "       kvc-bench encoded check IN [--quick] [--seed N] [--tol X] [--tol32 X]\n"
+          "       kvc-bench encoded check-npy IN --case DIR [--case DIR ...] [--tol X]\n"
           "       kvc-bench encoded decode IN [--json F] [--batches 1,8,32] "
           "[--contexts 4096,16384,65536] [--hkv 8] [--reps 30] [--warmup 5] [--splits N]\n"
           "       kvc-bench encoded append-check|append-bench ENC STORE ...  (Append.cpp)\n");
@@ -631,6 +735,7 @@ int kvcBenchEncoded(int argc, char **argv) {
   unsigned seed = 1234;
   double tol16 = 1e-2, tol32 = 1e-4;
   bool quick = false;
+  std::vector<std::string> caseDirs;
   for (int i = 4; i < argc; ++i) {
     std::string a = argv[i];
     auto next = [&]() -> std::string {
@@ -660,6 +765,8 @@ int kvcBenchEncoded(int argc, char **argv) {
       tol32 = std::stod(next());
     else if (a == "--quick")
       quick = true;
+    else if (a == "--case")
+      caseDirs.push_back(next());
     else
       usage();
   }
@@ -668,6 +775,8 @@ int kvcBenchEncoded(int argc, char **argv) {
     return cmdInfo(in);
   if (cmd == "check")
     return cmdCheck(in, seed, tol16, tol32, quick);
+  if (cmd == "check-npy" && !caseDirs.empty())
+    return cmdCheckNpy(in, caseDirs, tol16);
   if (cmd == "decode")
     return cmdDecode(in, json, batches, contexts, warmup, reps, splits, hkv);
   usage();

@@ -190,64 +190,6 @@ int cmdCheck(const std::string &path, unsigned seed, double tol, bool quick) {
 }
 
 // ----------------------------------------------------------------------------- check-npy
-// A minimal .npy reader: little-endian float32 ('<f4') or int64 ('<i8'), C order.
-struct Npy {
-  std::vector<int64_t> shape;
-  std::vector<float> f32;
-  std::vector<int64_t> i64;
-};
-Npy readNpy(const std::string &path) {
-  std::string raw = readFile(path);
-  auto bad = [&](const std::string &why) -> Npy { die(path + ": " + why); };
-  if (raw.size() < 10 || raw.compare(0, 6, "\x93NUMPY") != 0)
-    return bad("not a .npy file");
-  const int major = uint8_t(raw[6]);
-  size_t hlen, off;
-  if (major == 1) {
-    hlen = uint8_t(raw[8]) | (size_t(uint8_t(raw[9])) << 8);
-    off = 10;
-  } else {
-    if (raw.size() < 12)
-      return bad("truncated header");
-    hlen = uint8_t(raw[8]) | (size_t(uint8_t(raw[9])) << 8) | (size_t(uint8_t(raw[10])) << 16) |
-           (size_t(uint8_t(raw[11])) << 24);
-    off = 12;
-  }
-  if (raw.size() < off + hlen)
-    return bad("truncated header");
-  std::string h = raw.substr(off, hlen);
-  Npy n;
-  const bool isF32 = h.find("'<f4'") != std::string::npos;
-  const bool isI64 = h.find("'<i8'") != std::string::npos;
-  if (!isF32 && !isI64)
-    return bad("dtype must be float32 ('<f4') or int64 ('<i8'): " + h);
-  if (h.find("'fortran_order': False") == std::string::npos)
-    return bad("Fortran-ordered arrays are not supported");
-  size_t sp = h.find("'shape': (");
-  if (sp == std::string::npos)
-    return bad("no shape in header");
-  size_t se = h.find(')', sp);
-  std::stringstream ss(h.substr(sp + 10, se - sp - 10));
-  std::string tok;
-  int64_t count = 1;
-  while (std::getline(ss, tok, ','))
-    if (tok.find_first_not_of(' ') != std::string::npos) {
-      n.shape.push_back(std::stoll(tok));
-      count *= n.shape.back();
-    }
-  const size_t bytes = size_t(count) * (isF32 ? 4 : 8);
-  if (raw.size() < off + hlen + bytes)
-    return bad("truncated data");
-  if (isF32) {
-    n.f32.resize(count);
-    std::memcpy(n.f32.data(), raw.data() + off + hlen, bytes);
-  } else {
-    n.i64.resize(count);
-    std::memcpy(n.i64.data(), raw.data() + off + hlen, bytes);
-  }
-  return n;
-}
-
 // Runs the kernel variant matching each case folder (q/k/v[/lengths]/expected .npy, as written
 // by python -m kvc.bench.gemma_decode_cases) and compares with `expected` (kvc's CPU path) and
 // with a float64 reference from the same inputs rounded to the kernel's element type.

@@ -1,0 +1,22 @@
+#!/bin/bash
+# Issue 6's benchmark in ONE run on the GPU machine (repo root; build/gpu-tests and
+# build/enc-tests carried, from bench/gpu/build-decode-ptx.sh and
+# `bench/gpu/build-encoded-tests.sh build`): copy bandwidth, torch SDPA (flash, cuDNN), kvc dense
+# bf16, kvc ragged at r = 0.3 and kvc encoded (K eps 0.05, V eps 0.1), plus every correctness
+# check (random and Gemma 3 caches, memcheck) and the ncu profiles. $OUT gets 8 files; the
+# table: python3 -m kvc.bench.issue_table --sdpa sdpa.json --dense kvc-dense.json
+#        --ragged kvc-ragged.json --encoded kvc-encoded.json
+set -uo pipefail
+E=build/enc-tests
+OUT=${OUT:-/tmp/out}
+mkdir -p "$OUT"
+bash bench/gpu/run-decode.sh
+exec > >(tee -a "$OUT/log.txt") 2>&1
+echo "== encoded: check, memcheck, decode"
+timeout 150 $E/kvc-bench encoded check $E/check-encoded.ptx | tail -1; echo "encoded check rc=$?"
+timeout 150 compute-sanitizer --tool memcheck --leak-check no \
+  $E/kvc-bench encoded check $E/check-encoded.ptx --quick 2>&1 | grep -E "ERROR SUMMARY|encoded check:"
+timeout 250 $E/kvc-bench encoded decode $E/decode-encoded.ptx --json "$OUT/kvc-encoded.json"
+echo "encoded decode rc=$?"
+PYTHONPATH=python python3 -m kvc.bench.issue_table --sdpa "$OUT/sdpa.json" \
+  --dense "$OUT/kvc-dense.json" --ragged "$OUT/kvc-ragged.json" --encoded "$OUT/kvc-encoded.json"

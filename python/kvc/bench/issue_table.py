@@ -1,0 +1,60 @@
+"""One table for one GPU run: dense, ragged (r = 0.3) and encoded decode next to torch SDPA.
+
+Inputs are the JSON files one `bench/gpu/run-all.sh` run writes: kvc-bench decode (dense and
+ragged variants), kvc-bench encoded decode, and sdpa_decode.py. For each (batch, context):
+the copy bandwidth of that run, flash and cuDNN times, and for each kvc cache form the fastest
+variant's time, the bytes it reads, the achieved TB/s, its fraction of the copy bandwidth and
+the speedup over cuDNN (cuDNN time / kvc time; > 1 means kvc is faster).
+
+usage: python3 -m kvc.bench.issue_table --sdpa sdpa.json --dense kvc-dense.json \
+           --ragged kvc-ragged.json --encoded kvc-encoded.json
+"""
+import argparse
+import json
+
+
+def best(rows, B, S, pred=lambda r: True):
+    c = [r for r in rows if r["batch"] == B and r["context"] == S and pred(r)]
+    return min(c, key=lambda r: r["time_us"]) if c else None
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--sdpa", required=True)
+    ap.add_argument("--dense", required=True)
+    ap.add_argument("--ragged", required=True)
+    ap.add_argument("--encoded", required=True)
+    a = ap.parse_args(argv)
+    sd = json.load(open(a.sdpa))
+    dense_doc = json.load(open(a.dense))
+    copy = dense_doc["copy_tbps"]
+    dense = [r for r in dense_doc["results"] if not r.get("ragged")]
+    ragged = [r for r in json.load(open(a.ragged))["results"] if r.get("ragged")]
+    enc = json.load(open(a.encoded))["results"]
+    print("copy bandwidth (read + write): %.2f TB/s (kvc-bench), %.2f TB/s (torch)"
+          % (copy, sd["copy_tbps"]))
+    print()
+    print("| batch | context | flash µs | cuDNN µs | form | kvc µs | MB read | TB/s | % copy "
+          "| vs cuDNN |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    shapes = sorted({(r["batch"], r["context"]) for r in dense})
+    for B, S in shapes:
+        t = {r["backend"]: r["time_us"] for r in sd["results"]
+             if r["batch"] == B and r["context"] == S and "time_us" in r}
+        cu = t.get("cudnn")
+        first = True
+        for form, r in (("dense", best(dense, B, S)), ("ragged r=0.3", best(ragged, B, S)),
+                        ("encoded", best(enc, B, S))):
+            if r is None:
+                continue
+            tbps = r["bytes"] / (r["time_us"] * 1e-6) / 1e12
+            print("| %s | %s | %s | %s | %s | %.1f | %.1f | %.2f | %.0f%% | %s |" % (
+                B if first else "", "%dk" % (S // 1024) if first else "",
+                ("%.1f" % t["flash"]) if first and "flash" in t else "",
+                ("%.1f" % cu) if first and cu else "", form, r["time_us"], r["bytes"] / 1e6,
+                tbps, 100 * tbps / copy, ("%.2f×" % (cu / r["time_us"])) if cu else "-"))
+            first = False
+
+
+if __name__ == "__main__":
+    main()
