@@ -8,7 +8,7 @@
 # usage: bench/gpu/run-append.sh [check|sanitize|bench|bench-main|bench-more|all]...
 # (bench = bench-main: 4k prefill, 2048 steps; + bench-more: 16k, row-by-row copies, n = 8)
 set -uo pipefail
-T=build-append/append-tests
+T=${APPEND_TESTS:-build-append/append-tests}
 OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT"
 exec > >(tee -a "$OUT/append-log.txt") 2>&1
@@ -18,6 +18,15 @@ for what in "${@:-all}"; do
   if [ "$what" = check ] || [ "$what" = all ]; then
     timeout 240 $B append-check $T/check-encoded.ptx $T/store.ptx > "$OUT/append-check.txt" 2>&1
     echo "append-check rc=$?"; grep -E "FAIL|append check:" "$OUT/append-check.txt"
+    # Real-model K/V (Gemma 3 270M layers from bench/gpu/build-decode-ptx.sh's cases), if carried.
+    for l in 0 5 17; do
+      G=build/gpu-tests/gemma/dense_l$l
+      [ -d "$G" ] || continue
+      timeout 240 $B append-check $T/check-encoded.ptx $T/store.ptx --npy-kv $G \
+        > "$OUT/append-check-gemma-l$l.txt" 2>&1
+      echo "append-check --npy-kv gemma layer $l rc=$?"
+      grep -E "real K/V|FAIL|append check:" "$OUT/append-check-gemma-l$l.txt"
+    done
     KVC_APPEND_ROW_COPIES=1 timeout 120 $B append-check $T/check-encoded.ptx $T/store.ptx \
       --quick > "$OUT/append-check-rowcopies.txt" 2>&1
     echo "append-check (row copies, quick) rc=$?"

@@ -142,7 +142,20 @@ kvc_encoded_store_kernels findStore(const Kernels &K, int64_t D, int64_t KB, int
 }
 
 // ------------------------------------------------------------------------------------ data
-enum Mode { Gauss = 0, EscapeHeavy = 1, Ragged = 2 };
+enum Mode { Gauss = 0, EscapeHeavy = 1, Ragged = 2, Real = 3 };
+
+// Real-model K/V for mode Real (--npy-kv DIR: k.npy / v.npy [1, 1, T, Dm] float32, e.g. a
+// Gemma 3 270M layer from python -m kvc.bench.gemma_decode_cases). Row r of a case with head
+// dim D reads the channel slice [(r mod Dm/D)*D, +D) of tokens starting at an r-dependent
+// offset (cycling over T), so the codec and store kernels see real value distributions.
+struct RealKV {
+  std::vector<float> k, v;
+  int64_t T = 0, Dm = 0;
+};
+RealKV &realKV() {
+  static RealKV r;
+  return r;
+}
 
 struct RowData {
   std::vector<uint16_t> k, v; // fp16 bits, [tokens x D]
@@ -162,6 +175,18 @@ RowData makeRow(int64_t tokens, int64_t prefill, int64_t D, uint64_t seed, int m
   RowData r;
   r.k.resize(size_t(tokens * D));
   r.v.resize(size_t(tokens * D));
+  if (mode == Real) {
+    const RealKV &R = realKV();
+    const int64_t slices = R.Dm / D, row = int64_t(seed % 1000003);
+    const int64_t c0 = (row % slices) * D, t0 = (row / slices) * 97;
+    for (int64_t t = 0; t < tokens; ++t)
+      for (int64_t c = 0; c < D; ++c) {
+        const size_t i = size_t(((t0 + t) % R.T) * R.Dm + c0 + c);
+        r.k[size_t(t * D + c)] = kvc::codec::floatToHalf(R.k[i]);
+        r.v[size_t(t * D + c)] = kvc::codec::floatToHalf(R.v[i]);
+      }
+    return r;
+  }
   for (int64_t t = 0; t < tokens; ++t)
     for (int64_t c = 0; c < D; ++c) {
       const bool cst = mode == EscapeHeavy && t < prefill;
@@ -520,6 +545,15 @@ int cmdAppendCheck(const std::string &enc, const std::string &store, unsigned se
       {"escape-heavy eps(0.005,0.01) D=64 mixed", 1, 2, 64, {700}, mixed, 600, 0.005f, 0.01f, 128, 256, EscapeHeavy, 0},
       {"word reserve 1/block (grows, status 2)", 1, 4, 128, {900}, s37, 400, 0.05f, 0.1f, 128, 256, Gauss, 1},
   };
+  if (realKV().T) {
+    // Real-model data: the first case at the issue-5 default bounds, then tighter bounds.
+    cases.push_back({"real K/V (--npy-kv) eps(0.05,0.1) mixed", 1, 4, 128, {700}, mixed, 600,
+                     0.05f, 0.1f, 128, 256, Real, 0});
+    cases.push_back({"real K/V (--npy-kv) eps(0.01,0.02) n=37", 1, 4, 128, {517}, s37, 480,
+                     0.01f, 0.02f, 128, 256, Real, 0});
+    cases.push_back({"real K/V (--npy-kv) eps(0.05,0.1) D=64 n=1", 1, 8, 64, {900}, ones, 300,
+                     0.05f, 0.1f, 128, 256, Real, 0});
+  }
   if (quick)
     cases = {
         {"quick gauss mixed ragged", 1, 2, 128, {700, 450}, mixed, 330, 0.05f, 0.1f, 128, 256, Ragged, 0},
@@ -878,7 +912,7 @@ int cmdAppendBench(const std::string &enc, const std::string &store, int64_t B, 
 [[noreturn]] void usage() {
   fprintf(stderr,
           "usage: kvc-bench encoded append-check ENC STORE [--quick] [--seed N] [--tol X] "
-          "[--tol32 X] [--corrupt none|word|window]\n"
+          "[--tol32 X] [--corrupt none|word|window] [--npy-kv DIR]\n"
           "       kvc-bench encoded append-bench ENC STORE [--batch 8] [--hkv 8] "
           "[--prefill 4096] [--steps 512] [--n 1] [--json F]\n");
   exit(2);
@@ -912,6 +946,19 @@ int kvcBenchAppend(int argc, char **argv) {
       tol32 = std::stod(next());
     else if (a == "--corrupt")
       corrupt = next();
+    else if (a == "--npy-kv") {
+      const std::string dir = next();
+      Npy k = readNpy(dir + "/k.npy"), v = readNpy(dir + "/v.npy");
+      if (k.shape.size() != 4 || k.shape != v.shape || k.f32.empty() || k.shape[0] * k.shape[1] != 1)
+        die(dir + ": --npy-kv wants float32 k.npy/v.npy of shape [1, 1, T, D]");
+      RealKV &R = realKV();
+      R.T = k.shape[2];
+      R.Dm = k.shape[3];
+      if (R.Dm % 128 || R.Dm % 64)
+        die(dir + ": --npy-kv head dim must be a multiple of 128");
+      R.k = std::move(k.f32);
+      R.v = std::move(v.f32);
+    }
     else if (a == "--json")
       json = next();
     else if (a == "--batch")
