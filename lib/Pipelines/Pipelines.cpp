@@ -83,7 +83,9 @@ struct KVCGPUPipelinePass : public mlir::kvc::impl::KVCGPUPipelineBase<KVCGPUPip
     std::string t = "convert-kvc-to-gpu{block-size=" + std::to_string(blockSize) +
                     " unroll=" + std::to_string(unroll) +
                     " num-splits=" + std::to_string(numSplits) +
-                    (fuseMerge ? " fuse-merge=true" : "") + "},";
+                    (fuseMerge ? " fuse-merge=true" : "") +
+                    " encoded-unroll=" + std::to_string(encodedUnroll) +
+                    " encoded-min-ctas=" + std::to_string(encodedMinCtas) + "},";
     t += "gpu-kernel-outlining,";
     t += "nvvm-attach-target{chip=" + chip + " features=" + features +
          " O=" + std::to_string(optLevel) + "},";

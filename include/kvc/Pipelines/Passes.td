@@ -56,6 +56,10 @@ def KVCGPUPipeline : Pass<"kvc-gpu-pipeline", "ModuleOp"> {
            "convert-kvc-to-gpu num-splits">,
     Option<"fuseMerge", "fuse-merge", "bool", /*default=*/"false",
            "convert-kvc-to-gpu fuse-merge (one launch: the last split CTA merges)">,
+    Option<"encodedUnroll", "encoded-unroll", "int64_t", /*default=*/"4",
+           "convert-kvc-to-gpu encoded-unroll (encoded caches: symbols per decode iteration)">,
+    Option<"encodedMinCtas", "encoded-min-ctas", "int64_t", /*default=*/"8",
+           "convert-kvc-to-gpu encoded-min-ctas (encoded caches: CTAs per SM, caps registers)">,
     Option<"printPipeline", "print-pipeline", "bool", /*default=*/"false",
            "Print the expanded pass pipeline to stderr before running it">
   ];
