@@ -55,6 +55,8 @@ if _python_has("numpy"):
     config.available_features.add("numpy")
 if _python_has("onnx"):
     config.available_features.add("onnx-python")
+if os.path.exists(os.path.join(config.kvc_tools_dir, "kvc-run")):
+    config.available_features.add("kvc-run")
 for fuzzer in ["kvc-codec-fuzz", "kvc-onnx-import-fuzz"]:
     if os.path.exists(os.path.join(config.kvc_tools_dir, fuzzer)):
         config.available_features.add(fuzzer)

@@ -443,8 +443,20 @@ int main(int argc, char **argv) {
   if (runtimeLib.empty())
     runtimeLib = KVC_RUNTIME_LIBRARY;
 #endif
+  // A program that calls the runtime but cannot find it would otherwise die in the JIT with
+  // "Symbols not found: _mlir_ciface_kvc_rt_...": say what is missing instead.
+  bool callsRuntime = false;
+  module->walk([&](Operation *op) {
+    if (auto sym = op->getAttrOfType<StringAttr>(SymbolTable::getSymbolAttrName()))
+      callsRuntime |= sym.getValue().contains("kvc_rt_");
+  });
   if (!runtimeLib.empty() && llvm::sys::fs::exists(runtimeLib))
     libs.push_back(runtimeLib);
+  else if (callsRuntime)
+    return fail("the program calls kvc's runtime (kvc.compress, kvc.vote or an encoded cache) "
+                "but libkvc_runtime.so was not found" +
+                (runtimeLib.empty() ? std::string() : " at '" + runtimeLib + "'") +
+                "; set KVC_RUNTIME_LIB to its path");
   eo.sharedLibPaths = libs;
   auto engine = ExecutionEngine::create(*module, eo);
   if (!engine) {
