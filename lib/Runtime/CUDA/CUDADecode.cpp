@@ -1,5 +1,6 @@
 //===- CUDADecode.cpp - launch kvc's decode-attention kernels -------------===//
 #include "kvc/Runtime/CUDADecode.h"
+#include "KernelArgs.h"
 
 #include <algorithm>
 #include <cstdio>
@@ -7,19 +8,8 @@
 #include <string>
 
 namespace {
-// The default MLIR memref<?xT> descriptor, expanded into five kernel parameters.
-struct Memref1D {
-  uint64_t alloc, aligned;
-  int64_t offset, size, stride;
-  void push(void **params, int &n) {
-    params[n++] = &alloc;
-    params[n++] = &aligned;
-    params[n++] = &offset;
-    params[n++] = &size;
-    params[n++] = &stride;
-  }
-};
-Memref1D desc(kvc_cuda_ptr p, int64_t n) { return {p, p, 0, n, 1}; }
+using kvc::cuda::desc;
+using kvc::cuda::Memref1D;
 } // namespace
 
 extern "C" {

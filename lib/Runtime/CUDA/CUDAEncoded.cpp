@@ -4,6 +4,7 @@
 //
 //===----------------------------------------------------------------------===//
 #include "kvc/Runtime/CUDAEncoded.h"
+#include "KernelArgs.h"
 
 #include <algorithm>
 #include <cstdlib>
@@ -15,18 +16,8 @@
 
 
 namespace {
-struct Memref1D {
-  uint64_t alloc, aligned;
-  int64_t offset, size, stride;
-  void push(void **params, int &n) {
-    params[n++] = &alloc;
-    params[n++] = &aligned;
-    params[n++] = &offset;
-    params[n++] = &size;
-    params[n++] = &stride;
-  }
-};
-Memref1D desc(kvc_cuda_ptr p, int64_t n) { return {p, p, 0, n, 1}; }
+using kvc::cuda::desc;
+using kvc::cuda::Memref1D;
 
 thread_local std::string encError;
 int fail(const char **err, const std::string &msg) {
