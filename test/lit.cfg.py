@@ -70,5 +70,6 @@ try:
     config.available_features.add("cuda-driver")
 except OSError:
     pass
-if os.path.exists(os.path.join(config.kvc_tools_dir, "kvc-decode-example")):
-    config.available_features.add("kvc-decode-example")
+for example in ["kvc-decode-example", "kvc-decode-ir-example"]:
+    if os.path.exists(os.path.join(config.kvc_tools_dir, example)):
+        config.available_features.add(example)

@@ -95,6 +95,16 @@ struct KVCGPUPipelinePass : public mlir::kvc::impl::KVCGPUPipelineBase<KVCGPUPip
     if (!toolkit.empty())
       t += " toolkit=" + toolkit;
     t += "}";
+    if (host == "llvm")
+      // The host side to the LLVM dialect: tensors become the caller's memrefs (identity
+      // layouts, no copies), every function gets a C wrapper (_mlir_ciface_*), and
+      // gpu.launch_func/gpu.alloc become mgpu* calls (libkvc_runtime implements them).
+      t += ",one-shot-bufferize{bufferize-function-boundaries "
+           "function-boundary-type-conversion=identity-layout-map},"
+           "func.func(llvm-request-c-wrappers,convert-linalg-to-loops),convert-scf-to-cf,"
+           "convert-cf-to-llvm,convert-arith-to-llvm,convert-index-to-llvm,convert-func-to-llvm,"
+           "expand-strided-metadata,lower-affine,finalize-memref-to-llvm,gpu-to-llvm,"
+           "reconcile-unrealized-casts";
     return t;
   }
 
@@ -105,6 +115,26 @@ struct KVCGPUPipelinePass : public mlir::kvc::impl::KVCGPUPipelineBase<KVCGPUPip
   }
 
   void runOnOperation() override {
+    if (host != "gpu" && host != "llvm") {
+      getOperation().emitError("kvc-gpu-pipeline: host must be 'gpu' (stop at gpu.launch_func) "
+                               "or 'llvm' (lower the host code too), got '")
+          << host << "'";
+      return signalPassFailure();
+    }
+    if (host == "llvm") {
+      // Encoded caches reach their kernels through a placeholder for the device form, which
+      // has no LLVM lowering: refuse them with the reason instead of a cast error later.
+      bool encoded = false;
+      getOperation().walk([&](kvc::CacheViewOp v) {
+        encoded |= isa<kvc::EncodedCacheType>(v.getCache().getType());
+      });
+      if (encoded) {
+        getOperation().emitError("kvc-gpu-pipeline: host=llvm supports dense and ragged caches; "
+                                 "encoded caches have no IR device form yet (use the runtime, "
+                                 "kvc_cuda_encoded_upload/launch)");
+        return signalPassFailure();
+      }
+    }
     OpPassManager pm(ModuleOp::getOperationName());
     if (failed(parsePassPipeline(text(), pm, llvm::errs()))) {
       getOperation().emitError("kvc-gpu-pipeline: pipeline text does not parse: ") << text();

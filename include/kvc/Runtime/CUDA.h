@@ -50,6 +50,8 @@ int kvc_cuda_function_info(kvc_cuda_function f, int *regs, int *static_smem);
 int kvc_cuda_occupancy(kvc_cuda_function f, int block_size, size_t dynamic_smem, int *ctas_per_sm);
 
 int kvc_cuda_malloc(kvc_cuda_ptr *out, size_t bytes);
+/* Managed (unified) memory: the same address is valid on the host and the device. */
+int kvc_cuda_malloc_managed(kvc_cuda_ptr *out, size_t bytes);
 int kvc_cuda_free(kvc_cuda_ptr p);
 int kvc_cuda_memcpy_htod(kvc_cuda_ptr dst, const void *src, size_t bytes);
 int kvc_cuda_memcpy_dtoh(void *dst, kvc_cuda_ptr src, size_t bytes);

@@ -40,6 +40,31 @@ namespace {
 
 constexpr llvm::StringLiteral kModuleName = "kvc_gpu";
 
+/// Device memory for the kernels: gpu.alloc (host_shared: managed memory the host code may
+/// read or write too, e.g. the output it returns). gpu-to-llvm lowers it to mgpuMemAlloc, which
+/// libkvc_runtime implements (kvc-gpu-pipeline{host=llvm}).
+Value gpuAlloc(OpBuilder &b, Location loc, MemRefType type, ValueRange dynSizes, bool hostShared) {
+  if (hostShared)
+    return gpu::AllocOp::create(b, loc, type, /*asyncToken=*/Type(), /*asyncDependencies=*/{},
+                                dynSizes, /*symbolOperands=*/{}, /*hostShared=*/true)
+        .getMemref();
+  // Device memory: gpu-to-llvm lowers only the async form (a stream for mgpuMemAlloc).
+  auto tokenTy = gpu::AsyncTokenType::get(b.getContext());
+  Value t = gpu::WaitOp::create(b, loc, tokenTy, ValueRange{}).getAsyncToken();
+  auto alloc = gpu::AllocOp::create(b, loc, type, tokenTy, ValueRange{t}, dynSizes,
+                                    /*symbolOperands=*/{}, /*hostShared=*/false);
+  gpu::WaitOp::create(b, loc, Type(), ValueRange{alloc.getAsyncToken()});
+  return alloc.getMemref();
+}
+
+/// gpu.dealloc after the work queued so far (the lowering needs the async form).
+void gpuDealloc(OpBuilder &b, Location loc, Value memref) {
+  auto tokenTy = gpu::AsyncTokenType::get(b.getContext());
+  Value t = gpu::WaitOp::create(b, loc, tokenTy, ValueRange{}).getAsyncToken();
+  Value d = gpu::DeallocOp::create(b, loc, tokenTy, ValueRange{t}, memref).getAsyncToken();
+  gpu::WaitOp::create(b, loc, Type(), ValueRange{d});
+}
+
 /// The checks every decode kernel (dense, ragged, encoded) needs: rank-4 Q/K/V, no mask,
 /// softcap or window, static Hq, Sq, D and Hkv, Dv == D, causal only with Sq == 1. Returns
 /// why `op` fails them, or "".
@@ -320,16 +345,18 @@ struct ConvertKVCToGPUPass : public mlir::kvc::impl::ConvertKVCToGPUBase<Convert
     Value nqRows = arith::MulIOp::create(b, loc, rows, cIdx(b, loc, nqPerRow));
     Value partials = arith::MulIOp::create(b, loc, nqRows, splits);
     auto dynF32 = dyn(f32);
-    Value opart = memref::AllocOp::create(
-        b, loc, dynF32, ValueRange{arith::MulIOp::create(b, loc, partials, cIdx(b, loc, D))});
-    Value mlpart = memref::AllocOp::create(
-        b, loc, dynF32, ValueRange{arith::MulIOp::create(b, loc, partials, cIdx(b, loc, 2))});
+    Value opart = gpuAlloc(b, loc, dynF32,
+                           ValueRange{arith::MulIOp::create(b, loc, partials, cIdx(b, loc, D))},
+                           /*hostShared=*/false);
+    Value mlpart = gpuAlloc(b, loc, dynF32,
+                            ValueRange{arith::MulIOp::create(b, loc, partials, cIdx(b, loc, 2))},
+                            /*hostShared=*/false);
     auto rt = cast<RankedTensorType>(op.getResult().getType());
     SmallVector<Value> outDyn;
     for (int64_t i = 0; i < rt.getRank(); ++i)
       if (rt.isDynamicDim(i))
         outDyn.push_back(dimOf(b, loc, qm, i));
-    Value outm = memref::AllocOp::create(b, loc, MemRefType::get(rt.getShape(), et), outDyn);
+    Value outm = gpuAlloc(b, loc, MemRefType::get(rt.getShape(), et), outDyn, /*hostShared=*/true);
 
     SmallVector<Value> args = {flatten(b, loc, qm)};
     args.append(dev.getResults().begin(), dev.getResults().end());
@@ -342,8 +369,8 @@ struct ConvertKVCToGPUPass : public mlir::kvc::impl::ConvertKVCToGPUBase<Convert
     gpu::LaunchFuncOp::create(b, loc, merge, gpu::KernelDim3{nqRows, one, one},
                               gpu::KernelDim3{cIdx(b, loc, D), one, one}, Value(),
                               ValueRange{opart, mlpart, flatten(b, loc, outm), splits});
-    memref::DeallocOp::create(b, loc, opart);
-    memref::DeallocOp::create(b, loc, mlpart);
+    gpuDealloc(b, loc, opart);
+    gpuDealloc(b, loc, mlpart);
     Value res = bufferization::ToTensorOp::create(b, loc, rt, outm, /*restrict=*/true,
                                                   /*writable=*/true);
     op.getResult().replaceAllUsesWith(res);
@@ -394,17 +421,19 @@ struct ConvertKVCToGPUPass : public mlir::kvc::impl::ConvertKVCToGPUBase<Convert
     Value nqRows = arith::MulIOp::create(b, loc, rows, cIdx(b, loc, nqPerRow));
     Value partials = arith::MulIOp::create(b, loc, nqRows, splits);
     auto dynF32 = MemRefType::get({ShapedType::kDynamic}, b.getF32Type());
-    Value opart = memref::AllocOp::create(
-        b, loc, dynF32, ValueRange{arith::MulIOp::create(b, loc, partials, cIdx(b, loc, D))});
-    Value mlpart = memref::AllocOp::create(
-        b, loc, dynF32, ValueRange{arith::MulIOp::create(b, loc, partials, cIdx(b, loc, 2))});
+    Value opart = gpuAlloc(b, loc, dynF32,
+                           ValueRange{arith::MulIOp::create(b, loc, partials, cIdx(b, loc, D))},
+                           /*hostShared=*/false);
+    Value mlpart = gpuAlloc(b, loc, dynF32,
+                            ValueRange{arith::MulIOp::create(b, loc, partials, cIdx(b, loc, 2))},
+                            /*hostShared=*/false);
 
     auto rt = cast<RankedTensorType>(op.getResult().getType());
     SmallVector<Value> outDyn;
     for (int64_t i = 0; i < rt.getRank(); ++i)
       if (rt.isDynamicDim(i))
         outDyn.push_back(dimOf(b, loc, qm, i));
-    Value outm = memref::AllocOp::create(b, loc, MemRefType::get(rt.getShape(), et), outDyn);
+    Value outm = gpuAlloc(b, loc, MemRefType::get(rt.getShape(), et), outDyn, /*hostShared=*/true);
 
     SmallVector<Value> splitArgs = {flatten(b, loc, qm), flatten(b, loc, km), flatten(b, loc, vm)};
     if (cfg.ragged)
@@ -413,8 +442,8 @@ struct ConvertKVCToGPUPass : public mlir::kvc::impl::ConvertKVCToGPUBase<Convert
     Value counters;
     if (cfg.fuseMerge) {
       // Arrival counters of the fused merge: zero before the launch (the kernel leaves them 0).
-      counters = memref::AllocOp::create(
-          b, loc, MemRefType::get({ShapedType::kDynamic}, b.getI32Type()), ValueRange{rows});
+      counters = gpuAlloc(b, loc, MemRefType::get({ShapedType::kDynamic}, b.getI32Type()),
+                          ValueRange{rows}, /*hostShared=*/true);
       linalg::FillOp::create(b, loc, ValueRange{arith::ConstantIntOp::create(b, loc, 0, 32)},
                              ValueRange{counters});
       splitArgs.append({counters, flatten(b, loc, outm)});
@@ -432,10 +461,10 @@ struct ConvertKVCToGPUPass : public mlir::kvc::impl::ConvertKVCToGPUBase<Convert
                                 gpu::KernelDim3{cIdx(b, loc, D), one, one}, Value(),
                                 ValueRange{opart, mlpart, flatten(b, loc, outm), splits});
     } else {
-      memref::DeallocOp::create(b, loc, counters);
+      gpuDealloc(b, loc, counters);
     }
-    memref::DeallocOp::create(b, loc, opart);
-    memref::DeallocOp::create(b, loc, mlpart);
+    gpuDealloc(b, loc, opart);
+    gpuDealloc(b, loc, mlpart);
     Value res = bufferization::ToTensorOp::create(b, loc, rt, outm, /*restrict=*/true,
                                                   /*writable=*/true);
     op.getResult().replaceAllUsesWith(res);

@@ -33,6 +33,7 @@ thread_local std::string lastError;
   X(cuFuncGetAttribute)                                                                          \
   X(cuOccupancyMaxActiveBlocksPerMultiprocessor)                                                 \
   X(cuMemAlloc)                                                                                  \
+  X(cuMemAllocManaged)                                                                           \
   X(cuMemFree)                                                                                   \
   X(cuMemcpyHtoD)                                                                                \
   X(cuMemcpyDtoH)                                                                                \
@@ -221,6 +222,12 @@ int kvc_cuda_occupancy(kvc_cuda_function f, int blockSize, size_t smem, int *cta
 int kvc_cuda_malloc(kvc_cuda_ptr *out, size_t bytes) {
   CUdeviceptr p = 0;
   CHECK(cuMemAlloc, &p, bytes);
+  *out = p;
+  return 0;
+}
+int kvc_cuda_malloc_managed(kvc_cuda_ptr *out, size_t bytes) {
+  CUdeviceptr p = 0;
+  CHECK(cuMemAllocManaged, &p, bytes, CU_MEM_ATTACH_GLOBAL);
   *out = p;
   return 0;
 }

@@ -15,6 +15,7 @@ int kvc_cuda_module_get_function(kvc_cuda_module, const char *, kvc_cuda_functio
 int kvc_cuda_function_info(kvc_cuda_function, int *, int *) { return -1; }
 int kvc_cuda_occupancy(kvc_cuda_function, int, size_t, int *) { return -1; }
 int kvc_cuda_malloc(kvc_cuda_ptr *, size_t) { return -1; }
+int kvc_cuda_malloc_managed(kvc_cuda_ptr *, size_t) { return -1; }
 int kvc_cuda_free(kvc_cuda_ptr) { return -1; }
 int kvc_cuda_memcpy_htod(kvc_cuda_ptr, const void *, size_t) { return -1; }
 int kvc_cuda_memcpy_dtoh(void *, kvc_cuda_ptr, size_t) { return -1; }

@@ -5,12 +5,12 @@
 // CTA of each KV row (atomic arrival count == splits - 1, after a device-scope fence) merges
 // the row's partials and resets its counter. No merge kernel.
 // CHECK-LABEL: func.func @decode
-// CHECK: %[[CNT:.*]] = memref.alloc(%{{.*}}) : memref<?xi32>
+// CHECK: %[[CNT:.*]] = gpu.alloc host_shared (%{{.*}}) : memref<?xi32>
 // CHECK: linalg.fill ins(%{{.*}} : i32) outs(%[[CNT]] : memref<?xi32>)
 // CHECK: gpu.launch_func @kvc_gpu::@kvc_attn0_d128_g4_q1_bf16_b64_u4_fm_split
 // CHECK-SAME: %[[CNT]] : memref<?xi32>
 // CHECK-NOT: gpu.launch_func
-// CHECK: memref.dealloc %[[CNT]]
+// CHECK: gpu.dealloc async [%{{.*}}] %[[CNT]]
 // CHECK: gpu.func @kvc_attn0_d128_g4_q1_bf16_b64_u4_fm_split(%{{.*}}: memref<?xbf16>, %{{.*}}: memref<?xbf16>, %{{.*}}: memref<?xbf16>, %{{.*}}: memref<?xf32>, %{{.*}}: memref<?xf32>, %{{.*}}: memref<?xi32>, %{{.*}}: memref<?xbf16>, %{{.*}}: index, %{{.*}}: index)
 // CHECK-SAME: workgroup({{.*}}, %{{.*}} : memref<1xi32, #gpu.address_space<workgroup>>)
 // CHECK: nvvm.memory.barrier <gpu>

@@ -9,13 +9,19 @@
 // CHECK-DAG: %[[K:.*]] = bufferization.to_buffer %arg1 read_only : tensor<8x8x?x128xbf16> to memref<8x8x?x128xbf16>
 // CHECK: %[[SKV:.*]] = memref.dim %[[K]], %{{.*}} : memref<8x8x?x128xbf16>
 // CHECK: arith.ceildivui
-// CHECK: %[[OP:.*]] = memref.alloc(%{{.*}}) : memref<?xf32>
-// CHECK: %[[ML:.*]] = memref.alloc(%{{.*}}) : memref<?xf32>
-// CHECK: %[[OUT:.*]] = memref.alloc() : memref<8x32x1x128xbf16>
+// Workspace in device memory (async gpu.alloc: what gpu-to-llvm lowers), the output in managed
+// memory the host code returns.
+// CHECK: %[[T0:.*]] = gpu.wait async
+// CHECK: %[[OP:.*]], %[[T1:.*]] = gpu.alloc async [%[[T0]]] (%{{.*}}) : memref<?xf32>
+// CHECK: gpu.wait [%[[T1]]]
+// CHECK: %[[ML:.*]], %{{.*}} = gpu.alloc async [%{{.*}}] (%{{.*}}) : memref<?xf32>
+// CHECK: %[[OUT:.*]] = gpu.alloc host_shared () : memref<8x32x1x128xbf16>
 // CHECK: memref.collapse_shape %[[Q]] {{\[\[}}0, 1, 2, 3]] : memref<8x32x1x128xbf16> into memref<32768xbf16>
 // CHECK: gpu.launch_func @kvc_gpu::@kvc_attn0_d128_g4_q1_bf16_b64_u4_split blocks in (%[[S:.*]], %{{.*}}, %{{.*}}) threads in (%{{.*}}, %{{.*}}, %{{.*}}) args(%{{.*}} : memref<?xbf16>, %{{.*}} : memref<?xbf16>, %{{.*}} : memref<?xbf16>, %[[OP]] : memref<?xf32>, %[[ML]] : memref<?xf32>, %[[SKV]] : index, %{{.*}} : index)
 // CHECK: gpu.launch_func @kvc_gpu::@kvc_attn0_d128_g4_q1_bf16_b64_u4_merge blocks in (%{{.*}}, %{{.*}}, %{{.*}}) threads in (%{{.*}}, %{{.*}}, %{{.*}}) args(%[[OP]] : memref<?xf32>, %[[ML]] : memref<?xf32>, %{{.*}} : memref<?xbf16>, %[[S]] : index)
-// CHECK: memref.dealloc %[[OP]]
+// CHECK: %[[W:.*]] = gpu.wait async
+// CHECK: %[[D:.*]] = gpu.dealloc async [%[[W]]] %[[OP]] : memref<?xf32>
+// CHECK: gpu.wait [%[[D]]]
 // CHECK: %[[R:.*]] = bufferization.to_tensor %[[OUT]] restrict writable
 // CHECK: return %[[R]]
 

@@ -11,8 +11,8 @@
 // CHECK-LABEL: func.func @decode
 // CHECK-NOT: kvc.cache.view
 // CHECK: %[[DEV:.*]]:16 = builtin.unrealized_conversion_cast %arg1 : !kvc.encoded_cache<{{.*}}> to memref<?xi32>, memref<?xi32>, memref<?xi32>, memref<?xi32>, memref<?xi32>, memref<?xi32>, memref<?xi32>, memref<?xf32>, memref<?xf32>, memref<?xf16>, memref<?xi32>, memref<?xi32>, memref<?xi32>, memref<?xf32>, memref<?xf32>, memref<?xf16> {kvc.encoded_device_form}
-// CHECK: %[[OP:.*]] = memref.alloc(%{{.*}}) : memref<?xf32>
-// CHECK: %[[ML:.*]] = memref.alloc(%{{.*}}) : memref<?xf32>
+// CHECK: %[[OP:.*]], %{{.*}} = gpu.alloc async [%{{.*}}] (%{{.*}}) : memref<?xf32>
+// CHECK: %[[ML:.*]], %{{.*}} = gpu.alloc async [%{{.*}}] (%{{.*}}) : memref<?xf32>
 // CHECK: gpu.launch_func @kvc_gpu::@kvc_attn0_d128_g4_q1_bf16_kb64_vb128_u4_enc_split blocks in (%{{.*}}, %c8, %dim) threads in (%c128{{.*}}, %c1{{.*}}, %c1{{.*}}) args(%collapse_shape : memref<?xbf16>, %[[DEV]]#0 : memref<?xi32>,
 // CHECK-SAME: %[[DEV]]#15 : memref<?xf16>, %[[OP]] : memref<?xf32>, %[[ML]] : memref<?xf32>)
 // CHECK: gpu.launch_func @kvc_gpu::@kvc_attn0_d128_g4_q1_bf16_kb64_vb128_u4_enc_merge

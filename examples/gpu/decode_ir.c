@@ -1,0 +1,67 @@
+/* The compiled program itself, host code included, called from C: no kvc-bench, no header.
+ *
+ *   kvc-opt examples/gpu/decode.mlir --kvc-gpu-pipeline="host=llvm" -o decode.llvm.mlir
+ *   mlir-translate --mlir-to-llvmir decode.llvm.mlir -o decode_ir.ll
+ *   clang -c decode_ir.ll && cc decode_ir.c decode_ir.o <libkvc_runtime's CUDA objects> -ldl
+ *
+ * (the build does this: target kvc-decode-ir-example). `kvc-gpu-pipeline{host=llvm}` lowers the
+ * whole module: the kernels to PTX embedded in the object, the host side of @decode with
+ * upstream gpu-to-llvm to mgpu* calls, which libkvc_runtime implements (MgpuABI.cpp), plus a C
+ * wrapper _mlir_ciface_decode taking memref descriptors. Inputs live in managed memory (the
+ * kernels read them as they are); the result is managed memory gpu.alloc'd by the program.
+ * Same shape, data and check as decode_aot.c. Exit status: 0 pass, 1 wrong result, 2 no usable
+ * GPU / CUDA error (message on stderr).
+ */
+#include "decode_check.h"
+#include "kvc/Runtime/CUDA.h"
+
+#include <stdio.h>
+
+/* MLIR's descriptor of a rank-4 memref, as the C wrapper takes and returns it. */
+typedef struct {
+  uint16_t *allocated, *aligned;
+  int64_t offset, sizes[4], strides[4];
+} MemRef4;
+
+void _mlir_ciface_decode(MemRef4 *result, MemRef4 *q, MemRef4 *k, MemRef4 *v);
+
+static MemRef4 memref(uint16_t *p, int64_t d0, int64_t d1, int64_t d2, int64_t d3) {
+  MemRef4 m = {p, p, 0, {d0, d1, d2, d3}, {d1 * d2 * d3, d2 * d3, d3, 1}};
+  return m;
+}
+
+#define CHECK(call)                                                                            \
+  do {                                                                                         \
+    if ((call) != 0) {                                                                         \
+      fprintf(stderr, "decode_ir: %s failed: %s\n", #call, kvc_cuda_last_error());            \
+      return 2;                                                                                \
+    }                                                                                          \
+  } while (0)
+
+int main(void) {
+  const size_t nq = (size_t)B * HQ * D, nkv = (size_t)B * HKV * S * D;
+  kvc_cuda_ptr dq, dk, dv;
+  CHECK(kvc_cuda_init(0));
+  CHECK(kvc_cuda_malloc_managed(&dq, nq * 2));
+  CHECK(kvc_cuda_malloc_managed(&dk, nkv * 2));
+  CHECK(kvc_cuda_malloc_managed(&dv, nkv * 2));
+  uint16_t *q = (uint16_t *)(uintptr_t)dq, *k = (uint16_t *)(uintptr_t)dk,
+           *v = (uint16_t *)(uintptr_t)dv;
+  fill_inputs(q, k, v);
+
+  MemRef4 mq = memref(q, B, HQ, 1, D), mk = memref(k, B, HKV, S, D), mv = memref(v, B, HKV, S, D);
+  MemRef4 out;
+  _mlir_ciface_decode(&out, &mq, &mk, &mv);
+
+  const double err = relative_error(q, k, v, out.aligned + out.offset);
+  const int ok = err >= 0 && err <= 1e-2;
+  printf("decode_ir: _mlir_ciface_decode, B=%d Hq=%d Hkv=%d S=%d D=%d, result [%lld, %lld, %lld, "
+         "%lld]: rel_l2 = %.3e (tolerance 1e-2) %s\n",
+         B, HQ, HKV, S, D, (long long)out.sizes[0], (long long)out.sizes[1],
+         (long long)out.sizes[2], (long long)out.sizes[3], err, ok ? "PASS" : "FAIL");
+  kvc_cuda_free((kvc_cuda_ptr)(uintptr_t)out.allocated);
+  kvc_cuda_free(dq);
+  kvc_cuda_free(dk);
+  kvc_cuda_free(dv);
+  return ok ? 0 : 1;
+}

@@ -1,0 +1,35 @@
+// kvc-gpu-pipeline{host=llvm}: the host side is lowered too (one-shot bufferization at identity
+// layouts, C wrappers, gpu-to-llvm), so mlir-translate gives an LLVM module whose host code
+// calls the mgpu* ABI (implemented by libkvc_runtime, MgpuABI.cpp) and loads the embedded PTX
+// from a global constructor. examples/gpu/decode_ir.c runs such a module (kvc-decode-ir-example).
+// RUN: kvc-opt %s --kvc-gpu-pipeline="host=llvm" | FileCheck %s
+// RUN: kvc-opt %s --kvc-gpu-pipeline="host=llvm" | mlir-translate --mlir-to-llvmir | FileCheck %s --check-prefix=LLVM
+// RUN: not kvc-opt %s --kvc-gpu-pipeline="host=cpu" 2>&1 | FileCheck %s --check-prefix=BADHOST
+// RUN: not kvc-opt %S/../../../bench/gpu/decode-encoded.mlir --kvc-gpu-pipeline="host=llvm" 2>&1 | FileCheck %s --check-prefix=ENC
+
+// CHECK: llvm.func @decode(
+// CHECK: llvm.call @mgpuMemAlloc
+// CHECK: gpu.launch_func @kvc_gpu::@kvc_attn0_d128_g4_q1_bf16_b64_u4_split
+// CHECK: gpu.launch_func @kvc_gpu::@kvc_attn0_d128_g4_q1_bf16_b64_u4_merge
+// CHECK: llvm.call @mgpuMemFree
+// CHECK: llvm.func @_mlir_ciface_decode(
+// CHECK: gpu.binary @kvc_gpu
+// CHECK-NOT: func.func
+// CHECK-NOT: memref.alloc
+
+// LLVM: @llvm.global_ctors = appending global {{.*}} @kvc_gpu_load
+// LLVM: define {{.*}} @decode(
+// LLVM: call ptr @mgpuModuleGetFunction(
+// LLVM: call void @mgpuLaunchKernel(
+// LLVM: call void @mgpuStreamSynchronize(
+// LLVM: define void @_mlir_ciface_decode(ptr
+// LLVM: call ptr @mgpuModuleLoadJIT(ptr @kvc_gpu_binary
+
+// BADHOST: error: kvc-gpu-pipeline: host must be 'gpu' (stop at gpu.launch_func) or 'llvm' (lower the host code too), got 'cpu'
+// ENC: error: kvc-gpu-pipeline: host=llvm supports dense and ragged caches; encoded caches have no IR device form yet
+
+func.func @decode(%q: tensor<?x32x1x128xbf16>, %k: tensor<?x8x?x128xbf16>,
+                  %v: tensor<?x8x?x128xbf16>) -> tensor<?x32x1x128xbf16> {
+  %o = kvc.attention %q, %k, %v : (tensor<?x32x1x128xbf16>, tensor<?x8x?x128xbf16>, tensor<?x8x?x128xbf16>) -> tensor<?x32x1x128xbf16>
+  return %o : tensor<?x32x1x128xbf16>
+}
