@@ -64,29 +64,8 @@ int kvcBenchAppend(int argc, char **argv);
 namespace {
 using namespace kvcbench;
 
-
-
-
-uint16_t toBf16(float f) {
-  uint32_t x;
-  std::memcpy(&x, &f, 4);
-  return uint16_t((x + 0x7FFFu + ((x >> 16) & 1u)) >> 16);
-}
-float fromBf16(uint16_t h) {
-  uint32_t x = uint32_t(h) << 16;
-  float f;
-  std::memcpy(&f, &x, 4);
-  return f;
-}
-
-struct DecVariant {
-  std::string name;
-  kvc_encoded_kernel_config cfg;
-  kvc_cuda_function split = nullptr, merge = nullptr;
-  int ctasPerSM = 0;
-};
 struct Kernels {
-  std::vector<DecVariant> dec;
+  std::vector<EncodedVariant> dec;
   kvc_cuda_module storeMod = nullptr;
   std::string storePtx;
   int sms = 0, l2 = 0;
@@ -95,11 +74,10 @@ struct Kernels {
 
 Kernels load(const std::string &encPath, const std::string &storePath) {
   Kernels K;
-  CK(kvc_cuda_init(0));
-  char name[256];
-  int ccM = 0, ccm = 0;
-  CK(kvc_cuda_device_info(name, sizeof name, &K.sms, &K.l2, &ccM, &ccm));
-  K.device = std::string(name) + " (sm_" + std::to_string(ccM) + std::to_string(ccm) + ")";
+  const DeviceInfo dev = initDevice();
+  K.device = dev.name;
+  K.sms = dev.sms;
+  K.l2 = dev.l2;
   if (encPath == "-emu") { // kvc-append-emu: emulated device, store kernels only
     for (int D : {128, 64})
       for (const char *k : {"kstore", "vstore"})
@@ -111,21 +89,7 @@ Kernels load(const std::string &encPath, const std::string &storePath) {
   std::string ptx = extractPTX(readFile(encPath));
   kvc_cuda_module mod;
   CK(kvc_cuda_module_load(ptx.c_str(), &mod));
-  for (size_t p = ptx.find(".entry "); p != std::string::npos; p = ptx.find(".entry ", p + 1)) {
-    size_t b = p + 7;
-    std::string k = ptx.substr(b, ptx.find_first_of("( \n", b) - b);
-    const std::string suf = "_enc_split";
-    if (k.size() < suf.size() || k.compare(k.size() - suf.size(), suf.size(), suf) != 0)
-      continue;
-    DecVariant v;
-    v.name = k.substr(0, k.size() - 6);
-    if (kvc_cuda_encoded_parse_name(k.c_str(), &v.cfg))
-      continue;
-    CK(kvc_cuda_module_get_function(mod, k.c_str(), &v.split));
-    CK(kvc_cuda_module_get_function(mod, (v.name + "_merge").c_str(), &v.merge));
-    CK(kvc_cuda_occupancy(v.split, v.cfg.head_dim, 0, &v.ctasPerSM));
-    K.dec.push_back(v);
-  }
+  K.dec = encodedVariants(mod, ptx);
   if (K.dec.empty())
     die("no encoded decode kernels in " + encPath);
   K.storePtx = extractPTX(readFile(storePath));
@@ -355,7 +319,7 @@ struct DecResult {
   int splits = 0;
 };
 
-DecResult decodeCompare(const Kernels &K, const DecVariant &V, const kvc_cuda_encoded_cache &app,
+DecResult decodeCompare(const Kernels &K, const EncodedVariant &V, const kvc_cuda_encoded_cache &app,
                         const CpuHeads &heads, int splits, std::mt19937 &rng) {
   const auto &cfg = V.cfg;
   const int64_t D = cfg.head_dim, g = cfg.group, Sq = cfg.query_seq;
@@ -370,9 +334,9 @@ DecResult decodeCompare(const Kernels &K, const DecVariant &V, const kvc_cuda_en
     if (qt == 2) {
       std::memcpy(&qraw[size_t(i) * 4], &x, 4);
     } else {
-      uint16_t h = qt == 0 ? toBf16(x) : kvc::codec::floatToHalf(x);
+      uint16_t h = qt == 0 ? toHalfBits(x, true) : kvc::codec::floatToHalf(x);
       std::memcpy(&qraw[size_t(i) * 2], &h, 2);
-      x = qt == 0 ? fromBf16(h) : kvc::codec::halfToFloat(h);
+      x = qt == 0 ? fromHalfBits(h, true) : kvc::codec::halfToFloat(h);
     }
     qf[size_t(i)] = x;
   }
@@ -411,26 +375,7 @@ DecResult decodeCompare(const Kernels &K, const DecVariant &V, const kvc_cuda_en
   DecResult R;
   R.splits = plan.num_splits;
   R.identical = out1 == out2;
-  double num = 0, den = 0;
-  for (int64_t i = 0; i < nq; ++i) {
-    double o;
-    if (qt == 2) {
-      float f;
-      std::memcpy(&f, &out1[size_t(i) * 4], 4);
-      o = f;
-    } else {
-      uint16_t h;
-      std::memcpy(&h, &out1[size_t(i) * 2], 2);
-      o = qt == 0 ? fromBf16(h) : kvc::codec::halfToFloat(h);
-    }
-    if (!std::isfinite(o)) {
-      R.relL2 = INFINITY;
-      return R;
-    }
-    num += (o - ref[size_t(i)]) * (o - ref[size_t(i)]);
-    den += ref[size_t(i)] * ref[size_t(i)];
-  }
-  R.relL2 = den > 0 ? std::sqrt(num / den) : std::sqrt(num);
+  R.relL2 = relativeL2(outputValues(out1, qt), ref);
   return R;
 }
 
@@ -564,7 +509,7 @@ int cmdAppendCheck(const std::string &enc, const std::string &store, unsigned se
   uint64_t gpuBlocks[2] = {0, 0}, cmpBlocks = 0, cmpWords = 0;
   for (const ACase &C : cases) {
     bool have = false;
-    for (const DecVariant &V : K.dec)
+    for (const EncodedVariant &V : K.dec)
       have |= V.cfg.head_dim == C.D;
     kvc_encoded_store_kernels sk = findStore(K, C.D, 64, 128);
     auto S = setup(C, rng(), C.total);
@@ -660,7 +605,7 @@ int cmdAppendCheck(const std::string &enc, const std::string &store, unsigned se
       printf("%s", why.c_str());
     if (!have)
       printf("  (no decode variant with D=%lld)\n", (long long)C.D);
-    for (const DecVariant &V : K.dec) {
+    for (const EncodedVariant &V : K.dec) {
       if (V.cfg.head_dim != C.D)
         continue;
       for (int splits : {0, 3}) {
@@ -761,8 +706,8 @@ int cmdAppendBench(const std::string &enc, const std::string &store, int64_t B, 
                    int64_t prefill, int64_t steps, int64_t n, const std::string &json) {
   Kernels K = load(enc, store);
   const int64_t D = 128;
-  const DecVariant *dv0 = nullptr;
-  for (const DecVariant &V : K.dec)
+  const EncodedVariant *dv0 = nullptr;
+  for (const EncodedVariant &V : K.dec)
     if (V.cfg.head_dim == D && V.cfg.query_type == 0 && V.cfg.group == 4 && V.cfg.query_seq == 1)
       dv0 = &V;
   kvc_encoded_store_kernels sk = findStore(K, D, 64, 128);

@@ -10,6 +10,7 @@
 #define KVC_TOOLS_KVC_BENCH_BENCHCOMMON_H
 
 #include "kvc/Runtime/CUDA.h"
+#include "kvc/Runtime/CUDAEncoded.h"
 #include "kvc/Runtime/Codec.h"
 
 #include <algorithm>
@@ -216,6 +217,52 @@ inline Npy readNpy(const std::string &path) {
   return n;
 }
 
+// ----------------------------------------------------------------------------- device
+/// The GPU the subcommands run on (kvc_cuda_init(0) first): "<name> (sm_<cc>)", SMs, L2 bytes.
+struct DeviceInfo {
+  std::string name;
+  int sms = 0, l2 = 0;
+};
+inline DeviceInfo initDevice() {
+  CK(kvc_cuda_init(0));
+  DeviceInfo d;
+  char name[256];
+  int ccM = 0, ccm = 0;
+  CK(kvc_cuda_device_info(name, sizeof name, &d.sms, &d.l2, &ccM, &ccm));
+  d.name = std::string(name) + " (sm_" + std::to_string(ccM) + std::to_string(ccm) + ")";
+  return d;
+}
+
+/// Whether `s` ends with `suffix`.
+inline bool endsWith(const std::string &s, const std::string &suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+/// The encoded-cache decode kernels (<tag>..._enc_split/_merge) of a loaded module.
+struct EncodedVariant {
+  std::string name; // without _split/_merge
+  kvc_encoded_kernel_config cfg;
+  kvc_cuda_function split = nullptr, merge = nullptr;
+  int regs = 0, smem = 0, ctasPerSM = 0;
+};
+inline std::vector<EncodedVariant> encodedVariants(kvc_cuda_module mod, const std::string &ptx) {
+  std::vector<EncodedVariant> out;
+  for (const std::string &k : kernelNames(ptx)) {
+    if (!endsWith(k, "_enc_split"))
+      continue;
+    EncodedVariant v;
+    v.name = k.substr(0, k.size() - 6);
+    if (kvc_cuda_encoded_parse_name(k.c_str(), &v.cfg))
+      continue;
+    CK(kvc_cuda_module_get_function(mod, k.c_str(), &v.split));
+    CK(kvc_cuda_module_get_function(mod, (v.name + "_merge").c_str(), &v.merge));
+    CK(kvc_cuda_function_info(v.split, &v.regs, &v.smem));
+    CK(kvc_cuda_occupancy(v.split, v.cfg.head_dim, 0, &v.ctasPerSM));
+    out.push_back(v);
+  }
+  return out;
+}
+
 // ----------------------------------------------------------------------------- reference
 /// float64 decode-attention reference. q: [B, Hkv*g, Sq, D] (already rounded to the kernel's
 /// input type); query row (b, kh*g + j, i) attends to KV row r = b*Hkv + kh, whose keys and
@@ -288,6 +335,41 @@ inline auto halfRows(const uint16_t *k, const uint16_t *v, const std::vector<int
     V = halfToFloat(v + size_t(r * S * D), size_t(T * D), bf16);
     return T;
   };
+}
+
+/// Kernel outputs as doubles: `raw` holds elements of query type qt (0 bf16, 1 f16, 2 f32).
+inline std::vector<double> outputValues(const std::vector<uint8_t> &raw, int qt) {
+  const size_t bytes = qt == 2 ? 4 : 2, n = raw.size() / bytes;
+  std::vector<double> out(n);
+  for (size_t i = 0; i < n; ++i) {
+    if (qt == 2) {
+      float f;
+      std::memcpy(&f, &raw[i * 4], 4);
+      out[i] = f;
+    } else {
+      uint16_t h;
+      std::memcpy(&h, &raw[i * 2], 2);
+      out[i] = fromHalfBits(h, qt == 0);
+    }
+  }
+  return out;
+}
+
+/// ||got - ref|| / ||ref|| (the absolute norm when ref is 0), or inf if any output is not
+/// finite (unwritten NaN poison included); the largest |got - ref| goes to *maxAbs.
+inline double relativeL2(const std::vector<double> &got, const std::vector<double> &ref,
+                         double *maxAbs = nullptr) {
+  double num = 0, den = 0, mx = 0;
+  for (size_t i = 0; i < got.size(); ++i) {
+    if (!std::isfinite(got[i]))
+      return INFINITY;
+    num += (got[i] - ref[i]) * (got[i] - ref[i]);
+    den += ref[i] * ref[i];
+    mx = std::max(mx, std::fabs(got[i] - ref[i]));
+  }
+  if (maxAbs)
+    *maxAbs = mx;
+  return den > 0 ? std::sqrt(num / den) : std::sqrt(num);
 }
 
 // ----------------------------------------------------------------------------- timing

@@ -42,17 +42,7 @@ int kvcBenchAppend(int argc, char **argv); // Append.cpp: append-check, append-b
 namespace {
 using namespace kvcbench;
 
-
-
-// The `assembly = "..."` string of a gpu.binary (copy of kvc-bench.cpp's reader).
-
-
-struct Variant {
-  std::string name;
-  kvc_encoded_kernel_config cfg;
-  kvc_cuda_function split = nullptr, merge = nullptr;
-  int regs = 0, smem = 0, ctasPerSM = 0;
-};
+using Variant = EncodedVariant;
 struct Loaded {
   std::vector<Variant> variants;
   int sms = 0, l2 = 0;
@@ -62,30 +52,13 @@ struct Loaded {
 Loaded load(const std::string &path) {
   Loaded L;
   std::string ptx = extractPTX(readFile(path));
-  CK(kvc_cuda_init(0));
-  char name[256];
-  int ccM = 0, ccm = 0;
-  CK(kvc_cuda_device_info(name, sizeof name, &L.sms, &L.l2, &ccM, &ccm));
-  L.device = std::string(name) + " (sm_" + std::to_string(ccM) + std::to_string(ccm) + ")";
+  const DeviceInfo dev = initDevice();
+  L.device = dev.name;
+  L.sms = dev.sms;
+  L.l2 = dev.l2;
   kvc_cuda_module mod;
   CK(kvc_cuda_module_load(ptx.c_str(), &mod));
-  size_t p = 0;
-  while ((p = ptx.find(".entry ", p)) != std::string::npos) {
-    p += 7;
-    std::string k = ptx.substr(p, ptx.find_first_of("( \n", p) - p);
-    const std::string suf = "_enc_split";
-    if (k.size() < suf.size() || k.compare(k.size() - suf.size(), suf.size(), suf) != 0)
-      continue;
-    Variant v;
-    v.name = k.substr(0, k.size() - 6);
-    if (kvc_cuda_encoded_parse_name(k.c_str(), &v.cfg))
-      continue;
-    CK(kvc_cuda_module_get_function(mod, k.c_str(), &v.split));
-    CK(kvc_cuda_module_get_function(mod, (v.name + "_merge").c_str(), &v.merge));
-    CK(kvc_cuda_function_info(v.split, &v.regs, &v.smem));
-    CK(kvc_cuda_occupancy(v.split, v.cfg.head_dim, 0, &v.ctasPerSM));
-    L.variants.push_back(v);
-  }
+  L.variants = encodedVariants(mod, ptx);
   if (L.variants.empty())
     die("no encoded-cache kernels (<tag>_..._enc_split) in " + path);
   return L;
@@ -161,8 +134,6 @@ double uploadRunCompare(const Loaded &L, const Variant &V,
                         int splits, const std::vector<uint8_t> &qraw,
                         const std::vector<double> &ref, double *maxAbs, int *usedSplits) {
   const auto &cfg = V.cfg;
-  const int qt = cfg.query_type;
-  const bool bf = qt == 0;
   const int64_t nq = int64_t(ref.size());
   kvc_cuda_encoded_cache cache;
   const char *err = nullptr;
@@ -187,28 +158,8 @@ double uploadRunCompare(const Loaded &L, const Variant &V,
   for (kvc_cuda_ptr p : {dq, dws, dout})
     CK(kvc_cuda_free(p));
   kvc_cuda_encoded_free(&cache);
-  double num = 0, den = 0;
-  *maxAbs = 0;
-  for (int64_t i = 0; i < nq; ++i) {
-    double o;
-    if (qt == 2) {
-      float f;
-      std::memcpy(&f, &out[size_t(i) * 4], 4);
-      o = f;
-    } else {
-      uint16_t h;
-      std::memcpy(&h, &out[size_t(i) * 2], 2);
-      o = fromHalfBits(h, bf);
-    }
-    if (!std::isfinite(o))
-      return INFINITY;
-    num += (o - ref[size_t(i)]) * (o - ref[size_t(i)]);
-    den += ref[size_t(i)] * ref[size_t(i)];
-    *maxAbs = std::max(*maxAbs, std::fabs(o - ref[size_t(i)]));
-  }
-  return den > 0 ? std::sqrt(num / den) : std::sqrt(num);
+  return relativeL2(outputValues(out, cfg.query_type), ref, maxAbs);
 }
-
 
 double runCase(const Loaded &L, const Variant &V, const Case &C, std::mt19937 &rng,
                double *maxAbs, int *usedSplits, std::string *note) {
@@ -262,7 +213,6 @@ double runCase(const Loaded &L, const Variant &V, const Case &C, std::mt19937 &r
   const std::vector<double> ref = referenceAttention(qf, B, Hkv, g, Sq, D, codecRows(hp.data()));
   return uploadRunCompare(L, V, hp, B, Hkv, C.splits, qraw, ref, maxAbs, usedSplits);
 }
-
 
 // ----------------------------------------------------------------------------- selftest
 // CPU-only check of the device form (kvc_encoded_pack) with an emulation of the kernels'
@@ -507,9 +457,6 @@ int cmdCheck(const std::string &path, unsigned seed, double tol16, double tol32,
   return failures ? 1 : 0;
 }
 
-
-
-
 int cmdDecode(const std::string &path, const std::string &json, const std::vector<int64_t> &batches,
               const std::vector<int64_t> &contexts, int warmup, int reps, int forceSplits,
               int64_t hkv) {
@@ -685,11 +632,8 @@ int cmdCheckNpy(const std::string &path, const std::vector<std::string> &dirs, d
     double maxAbs = 0;
     int splits = 0;
     const double err = uploadRunCompare(L, *V, hp, B, Hkv, 0, qraw, ref, &maxAbs, &splits);
-    double n = 0, d = 0;
-    for (size_t i = 0; i < ref.size(); ++i) {
-      n += (ref[i] - ex.f32[i]) * (ref[i] - ex.f32[i]);
-      d += double(ex.f32[i]) * ex.f32[i];
-    }
+    const double quantErr =
+        relativeL2(ref, std::vector<double>(ex.f32.begin(), ex.f32.end()));
     for (kvc_codec_head *h : owned)
       kvc_codec_head_free(h);
     const bool ok = err <= tol;
@@ -699,8 +643,7 @@ int cmdCheckNpy(const std::string &path, const std::vector<std::string> &dirs, d
            "path %.3e\n",
            ok ? "PASS" : "FAIL", dir.c_str(), V->name.c_str(), (long long)B, (long long)Hq,
            (long long)Hkv, (long long)S, (long long)D, splits, ragged ? " ragged" : "",
-           16.0 * double(bytes) / double(std::max<uint64_t>(fp16, 1)), err,
-           std::sqrt(n / std::max(d, 1e-300)));
+           16.0 * double(bytes) / double(std::max<uint64_t>(fp16, 1)), err, quantErr);
   }
   printf("encoded check-npy: %d/%zu passed (tolerance rel_l2 <= %.1e)\n",
          int(dirs.size()) - failures, dirs.size(), tol);

@@ -41,8 +41,6 @@ int kvcBenchStore(int argc, char **argv);
 namespace {
 using namespace kvcbench;
 
-
-
 // The `assembly = "..."` string of a gpu.binary (same reader as kvc-bench.cpp's).
 
 uint32_t fbits(float f) {
@@ -594,7 +592,6 @@ int cmdCheck(const std::string &path, unsigned seed, bool quick) {
          (unsigned long long)st.escapesV, statusFailed ? "FAILED" : "ok");
   return st.failed || statusFailed ? 1 : 0;
 }
-
 
 int cmdBench(const std::string &path, std::vector<int64_t> jobCounts, int reps, int warmup,
              const std::string &json) {

@@ -35,10 +35,7 @@
 namespace {
 using namespace kvcbench;
 
-
-
 // The `assembly = "..."` string of a gpu.binary (MLIR string escapes: \XX hex, \\, \").
-
 
 struct Variant {
   std::string name; // without _split/_merge
@@ -57,26 +54,25 @@ struct Loaded {
 Loaded load(const std::string &path) {
   Loaded L;
   L.ptx = extractPTX(readFile(path));
-  CK(kvc_cuda_init(0));
-  char name[256];
-  int ccM = 0, ccm = 0;
-  CK(kvc_cuda_device_info(name, sizeof name, &L.sms, &L.l2, &ccM, &ccm));
-  L.device = std::string(name) + " (sm_" + std::to_string(ccM) + std::to_string(ccm) + ")";
+  const DeviceInfo dev = initDevice();
+  L.device = dev.name;
+  L.sms = dev.sms;
+  L.l2 = dev.l2;
   kvc_cuda_module mod;
   CK(kvc_cuda_module_load(L.ptx.c_str(), &mod));
   for (const std::string &k : kernelNames(L.ptx)) {
-    const std::string suf = "_split";
-    if (k.size() < suf.size() || k.compare(k.size() - suf.size(), suf.size(), suf) != 0)
+    kvc_decode_kernel_config c;
+    if (!endsWith(k, "_split") || kvc_cuda_decode_parse_name(k.c_str(), &c))
       continue;
     Variant v;
-    v.name = k.substr(0, k.size() - suf.size());
-    if (kvc_cuda_decode_parse_name(k.c_str(), &v.cfg))
-      continue;
-    CK(kvc_cuda_module_get_function(mod, k.c_str(), &v.split));
-    if (!v.cfg.fused_merge) // fused-merge kernels merge in the split kernel
-      CK(kvc_cuda_module_get_function(mod, (v.name + "_merge").c_str(), &v.merge));
+    v.name = k.substr(0, k.size() - 6);
+    kvc_decode_kernel kern;
+    CK(kvc_cuda_decode_kernel_get(mod, v.name.c_str(), &kern));
+    v.cfg = kern.cfg;
+    v.split = kern.split;
+    v.merge = kern.merge; // null for fused-merge kernels
+    v.ctasPerSM = kern.resident_ctas / L.sms;
     CK(kvc_cuda_function_info(v.split, &v.regs, &v.smem));
-    CK(kvc_cuda_occupancy(v.split, v.cfg.block_size, 0, &v.ctasPerSM));
     L.variants.push_back(v);
   }
   if (L.variants.empty())
@@ -143,17 +139,10 @@ double runCase(const Loaded &L, const Variant &V, const Case &C, std::mt19937 &r
   CK(kvc_cuda_memcpy_dtoh(out.data(), dout, nq * 2));
   for (kvc_cuda_ptr p : {dq, dk, dv, dl, dws, dout})
     CK(kvc_cuda_free(p));
-  double num = 0, den = 0;
-  *maxAbs = 0;
-  for (int64_t i = 0; i < nq; ++i) {
-    double o = fromHalfBits(out[i], bf);
-    if (!std::isfinite(o))
-      return INFINITY;
-    num += (o - ref[i]) * (o - ref[i]);
-    den += ref[i] * ref[i];
-    *maxAbs = std::max(*maxAbs, std::fabs(o - ref[i]));
-  }
-  return den > 0 ? std::sqrt(num / den) : std::sqrt(num);
+  std::vector<double> got(out.size());
+  for (size_t i = 0; i < out.size(); ++i)
+    got[i] = fromHalfBits(out[i], bf);
+  return relativeL2(got, ref, maxAbs);
 }
 
 int cmdCheck(const std::string &path, unsigned seed, double tol, bool quick) {
@@ -271,24 +260,17 @@ int cmdCheckNpy(const std::string &path, const std::vector<std::string> &dirs, d
     for (kvc_cuda_ptr p : {dq, dk, dv, dl, dws, dout})
       if (p)
         CK(kvc_cuda_free(p));
-    double nE = 0, dE = 0, nR = 0, dR = 0, cpuVsRef = 0, cpuRefDen = 0;
-    bool finite = true;
-    for (int64_t i = 0; i < nq; ++i) {
-      double o = fromHalfBits(out[i], bf), e = ex.f32[i];
-      finite &= std::isfinite(o);
-      nE += (o - e) * (o - e), dE += e * e;
-      nR += (o - ref[i]) * (o - ref[i]), dR += ref[i] * ref[i];
-      cpuVsRef += (e - ref[i]) * (e - ref[i]), cpuRefDen += ref[i] * ref[i];
-    }
-    const double errCpu = finite ? std::sqrt(nE / std::max(dE, 1e-300)) : INFINITY;
-    const double errRef = finite ? std::sqrt(nR / std::max(dR, 1e-300)) : INFINITY;
+    std::vector<double> got(out.size()), expected(ex.f32.begin(), ex.f32.end());
+    for (size_t i = 0; i < out.size(); ++i)
+      got[i] = fromHalfBits(out[i], bf);
+    const double errCpu = relativeL2(got, expected), errRef = relativeL2(got, ref);
     const bool ok = errCpu <= tol && errRef <= tol;
     failures += !ok;
     printf("  %s %s: %s B=%lld Hq=%lld Hkv=%lld S=%lld D=%lld splits=%d%s: rel_l2 vs kvc CPU "
            "path %.3e, vs float64 %.3e (CPU path vs float64 %.1e; input rounding to %s <= %.1e)\n",
            ok ? "PASS" : "FAIL", dir.c_str(), V->name.c_str(), (long long)B, (long long)Hq,
            (long long)Hkv, (long long)S, (long long)D, plan.num_splits, ragged ? " ragged" : "",
-           errCpu, errRef, std::sqrt(cpuVsRef / std::max(cpuRefDen, 1e-300)), bf ? "bf16" : "f16",
+           errCpu, errRef, relativeL2(expected, ref), bf ? "bf16" : "f16",
            roundErr);
   }
   printf("check-npy: %d/%zu passed (tolerance rel_l2 <= %.1e)\n", int(dirs.size()) - failures,
@@ -297,8 +279,6 @@ int cmdCheckNpy(const std::string &path, const std::vector<std::string> &dirs, d
 }
 
 // ----------------------------------------------------------------------------- timing
-
-
 
 int cmdDecode(const std::string &path, const std::string &json, std::vector<int64_t> batches,
               std::vector<int64_t> contexts, int warmup, int reps, int forceSplits,
@@ -399,11 +379,9 @@ int cmdExtract(const std::string &in, const std::string &out, const std::string 
       h << "/* kernel: " << k << " */\n";
     for (const std::string &k : kernelNames(ptx)) {
       kvc_decode_kernel_config c;
-      const std::string suf = "_split";
-      if (k.size() <= suf.size() || k.compare(k.size() - suf.size(), suf.size(), suf) != 0 ||
-          kvc_cuda_decode_parse_name(k.c_str(), &c))
+      if (!endsWith(k, "_split") || kvc_cuda_decode_parse_name(k.c_str(), &c))
         continue;
-      std::string base = k.substr(0, k.size() - suf.size());
+      std::string base = k.substr(0, k.size() - 6);
       std::string op = base.substr(0, base.find("_d"));
       std::string macro = "KVC_GPU_";
       for (char ch : op)
