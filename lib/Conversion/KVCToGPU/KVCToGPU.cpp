@@ -176,6 +176,50 @@ std::string encodedUnsupportedReason(AttentionOp op, CacheViewOp view) {
   return "";
 }
 
+/// What the split kernels write and the merge reads, for every (query row, split): an
+/// unnormalised D-vector (`opart`) and its running (max, sum) (`mlpart`), in device memory;
+/// plus the attention output, in managed memory because the host code returns it.
+struct DecodeBuffers {
+  Value opart, mlpart, out;
+};
+DecodeBuffers allocDecodeBuffers(OpBuilder &b, Location loc, AttentionOp op, Value queryBuffer,
+                                 Value partials, int64_t D) {
+  auto dynF32 = MemRefType::get({ShapedType::kDynamic}, b.getF32Type());
+  DecodeBuffers r;
+  r.opart = gpuAlloc(b, loc, dynF32,
+                     ValueRange{arith::MulIOp::create(b, loc, partials, cIdx(b, loc, D))},
+                     /*hostShared=*/false);
+  r.mlpart = gpuAlloc(b, loc, dynF32,
+                      ValueRange{arith::MulIOp::create(b, loc, partials, cIdx(b, loc, 2))},
+                      /*hostShared=*/false);
+  auto rt = cast<RankedTensorType>(op.getResult().getType());
+  SmallVector<Value> outDyn;
+  for (int64_t i = 0; i < rt.getRank(); ++i)
+    if (rt.isDynamicDim(i))
+      outDyn.push_back(dimOf(b, loc, queryBuffer, i));
+  r.out = gpuAlloc(b, loc, MemRefType::get(rt.getShape(), rt.getElementType()), outDyn,
+                   /*hostShared=*/true);
+  return r;
+}
+
+/// After the split launch: the merge kernel (grid: one CTA of D threads per query row) unless
+/// the split kernel merged itself (`merge` null), the workspace freed, and op's result replaced
+/// by the output.
+void finishDecode(OpBuilder &b, Location loc, AttentionOp op, const DecodeBuffers &buf,
+                  gpu::GPUFuncOp merge, Value nqRows, Value splits, int64_t D) {
+  if (merge) {
+    Value one = cIdx(b, loc, 1);
+    gpu::LaunchFuncOp::create(b, loc, merge, gpu::KernelDim3{nqRows, one, one},
+                              gpu::KernelDim3{cIdx(b, loc, D), one, one}, Value(),
+                              ValueRange{buf.opart, buf.mlpart, flatten(b, loc, buf.out), splits});
+  }
+  gpuDealloc(b, loc, buf.opart);
+  gpuDealloc(b, loc, buf.mlpart);
+  Value res = bufferization::ToTensorOp::create(b, loc, op.getResult().getType(), buf.out,
+                                                /*restrict=*/true, /*writable=*/true);
+  op.getResult().replaceAllUsesWith(res);
+}
+
 struct ConvertKVCToGPUPass : public mlir::kvc::impl::ConvertKVCToGPUBase<ConvertKVCToGPUPass> {
   using ConvertKVCToGPUBase::ConvertKVCToGPUBase;
 
@@ -313,9 +357,7 @@ struct ConvertKVCToGPUPass : public mlir::kvc::impl::ConvertKVCToGPUBase<Convert
                         gpu::GPUModuleOp gm) {
     OpBuilder b(op);
     Location loc = op.getLoc();
-    auto qt = cast<RankedTensorType>(op.getQuery().getType());
     auto kt = cast<RankedTensorType>(op.getKey().getType());
-    Type et = qt.getElementType();
     Value qm = flatBuffer(b, loc, op.getQuery());
     Value batch = dimOf(b, loc, qm, 0);
     Value hkv = cIdx(b, loc, kt.getDimSize(1));
@@ -344,36 +386,16 @@ struct ConvertKVCToGPUPass : public mlir::kvc::impl::ConvertKVCToGPUBase<Convert
     }
     Value nqRows = arith::MulIOp::create(b, loc, rows, cIdx(b, loc, nqPerRow));
     Value partials = arith::MulIOp::create(b, loc, nqRows, splits);
-    auto dynF32 = dyn(f32);
-    Value opart = gpuAlloc(b, loc, dynF32,
-                           ValueRange{arith::MulIOp::create(b, loc, partials, cIdx(b, loc, D))},
-                           /*hostShared=*/false);
-    Value mlpart = gpuAlloc(b, loc, dynF32,
-                            ValueRange{arith::MulIOp::create(b, loc, partials, cIdx(b, loc, 2))},
-                            /*hostShared=*/false);
-    auto rt = cast<RankedTensorType>(op.getResult().getType());
-    SmallVector<Value> outDyn;
-    for (int64_t i = 0; i < rt.getRank(); ++i)
-      if (rt.isDynamicDim(i))
-        outDyn.push_back(dimOf(b, loc, qm, i));
-    Value outm = gpuAlloc(b, loc, MemRefType::get(rt.getShape(), et), outDyn, /*hostShared=*/true);
-
+    DecodeBuffers buf = allocDecodeBuffers(b, loc, op, qm, partials, D);
     SmallVector<Value> args = {flatten(b, loc, qm)};
     args.append(dev.getResults().begin(), dev.getResults().end());
-    args.append({opart, mlpart});
+    args.append({buf.opart, buf.mlpart});
     auto split = gm.lookupSymbol<gpu::GPUFuncOp>(cfg.prefix + "_split");
-    auto merge = gm.lookupSymbol<gpu::GPUFuncOp>(cfg.prefix + "_merge");
     Value one = cIdx(b, loc, 1);
     gpu::LaunchFuncOp::create(b, loc, split, gpu::KernelDim3{splits, hkv, batch},
                               gpu::KernelDim3{cIdx(b, loc, D), one, one}, Value(), args);
-    gpu::LaunchFuncOp::create(b, loc, merge, gpu::KernelDim3{nqRows, one, one},
-                              gpu::KernelDim3{cIdx(b, loc, D), one, one}, Value(),
-                              ValueRange{opart, mlpart, flatten(b, loc, outm), splits});
-    gpuDealloc(b, loc, opart);
-    gpuDealloc(b, loc, mlpart);
-    Value res = bufferization::ToTensorOp::create(b, loc, rt, outm, /*restrict=*/true,
-                                                  /*writable=*/true);
-    op.getResult().replaceAllUsesWith(res);
+    finishDecode(b, loc, op, buf, gm.lookupSymbol<gpu::GPUFuncOp>(cfg.prefix + "_merge"), nqRows,
+                 splits, D);
     Value lengths = op.getKvLengths();
     op.erase();
     if (view->use_empty())
@@ -388,8 +410,6 @@ struct ConvertKVCToGPUPass : public mlir::kvc::impl::ConvertKVCToGPUBase<Convert
   void lowerHost(AttentionOp op, const DecodeKernelConfig &cfg, gpu::GPUModuleOp gm) {
     OpBuilder b(op);
     Location loc = op.getLoc();
-    auto qt = cast<RankedTensorType>(op.getQuery().getType());
-    Type et = qt.getElementType();
     Value qm = flatBuffer(b, loc, op.getQuery());
     Value km = flatBuffer(b, loc, op.getKey());
     Value vm = flatBuffer(b, loc, op.getValue());
@@ -420,25 +440,12 @@ struct ConvertKVCToGPUPass : public mlir::kvc::impl::ConvertKVCToGPUBase<Convert
 
     Value nqRows = arith::MulIOp::create(b, loc, rows, cIdx(b, loc, nqPerRow));
     Value partials = arith::MulIOp::create(b, loc, nqRows, splits);
-    auto dynF32 = MemRefType::get({ShapedType::kDynamic}, b.getF32Type());
-    Value opart = gpuAlloc(b, loc, dynF32,
-                           ValueRange{arith::MulIOp::create(b, loc, partials, cIdx(b, loc, D))},
-                           /*hostShared=*/false);
-    Value mlpart = gpuAlloc(b, loc, dynF32,
-                            ValueRange{arith::MulIOp::create(b, loc, partials, cIdx(b, loc, 2))},
-                            /*hostShared=*/false);
-
-    auto rt = cast<RankedTensorType>(op.getResult().getType());
-    SmallVector<Value> outDyn;
-    for (int64_t i = 0; i < rt.getRank(); ++i)
-      if (rt.isDynamicDim(i))
-        outDyn.push_back(dimOf(b, loc, qm, i));
-    Value outm = gpuAlloc(b, loc, MemRefType::get(rt.getShape(), et), outDyn, /*hostShared=*/true);
+    DecodeBuffers buf = allocDecodeBuffers(b, loc, op, qm, partials, D);
 
     SmallVector<Value> splitArgs = {flatten(b, loc, qm), flatten(b, loc, km), flatten(b, loc, vm)};
     if (cfg.ragged)
       splitArgs.push_back(flatten(b, loc, flatBuffer(b, loc, op.getKvLengths())));
-    splitArgs.append({opart, mlpart});
+    splitArgs.append({buf.opart, buf.mlpart});
     Value counters;
     if (cfg.fuseMerge) {
       // Arrival counters of the fused merge: zero before the launch (the kernel leaves them 0).
@@ -446,7 +453,7 @@ struct ConvertKVCToGPUPass : public mlir::kvc::impl::ConvertKVCToGPUBase<Convert
                           ValueRange{rows}, /*hostShared=*/true);
       linalg::FillOp::create(b, loc, ValueRange{arith::ConstantIntOp::create(b, loc, 0, 32)},
                              ValueRange{counters});
-      splitArgs.append({counters, flatten(b, loc, outm)});
+      splitArgs.append({counters, flatten(b, loc, buf.out)});
     }
     splitArgs.append({skv, chunk});
 
@@ -455,19 +462,12 @@ struct ConvertKVCToGPUPass : public mlir::kvc::impl::ConvertKVCToGPUBase<Convert
     gpu::LaunchFuncOp::create(b, loc, split, gpu::KernelDim3{splits, hkv, batch},
                               gpu::KernelDim3{cIdx(b, loc, cfg.blockSize), one, one},
                               /*dynamicSharedMemorySize=*/Value(), splitArgs);
-    if (!cfg.fuseMerge) {
-      auto merge = gm.lookupSymbol<gpu::GPUFuncOp>(cfg.prefix + "_merge");
-      gpu::LaunchFuncOp::create(b, loc, merge, gpu::KernelDim3{nqRows, one, one},
-                                gpu::KernelDim3{cIdx(b, loc, D), one, one}, Value(),
-                                ValueRange{opart, mlpart, flatten(b, loc, outm), splits});
-    } else {
+    if (cfg.fuseMerge)
       gpuDealloc(b, loc, counters);
-    }
-    gpuDealloc(b, loc, opart);
-    gpuDealloc(b, loc, mlpart);
-    Value res = bufferization::ToTensorOp::create(b, loc, rt, outm, /*restrict=*/true,
-                                                  /*writable=*/true);
-    op.getResult().replaceAllUsesWith(res);
+    finishDecode(b, loc, op, buf,
+                 cfg.fuseMerge ? gpu::GPUFuncOp()
+                               : gm.lookupSymbol<gpu::GPUFuncOp>(cfg.prefix + "_merge"),
+                 nqRows, splits, D);
     op.erase();
   }
 };
