@@ -567,6 +567,7 @@ private:
   //===--- handlers --------------------------------------------------------===//
   LogicalResult ewBinary(EW k, bool cmp);
   LogicalResult ewUnary(EW k, bool floatOnly);
+  LogicalResult ewVariadic(EW k);
 #define KVC_ONNX_HANDLERS(X)                                                                        \
   X(Add) X(Sub) X(Mul) X(Div) X(Pow) X(Mod) X(Max) X(Min) X(Equal) X(Less) X(LessOrEqual)         \
   X(Greater) X(GreaterOrEqual) X(And) X(Or) X(Xor) X(Not) X(Where) X(Neg) X(Sqrt) X(Reciprocal)   \
@@ -1580,12 +1581,13 @@ LogicalResult Importer::onGelu() {
   return success();
 }
 
-LogicalResult Importer::onMax() {
+/// Max/Min: the broadcast elementwise op folded over all (at least one) inputs.
+LogicalResult Importer::ewVariadic(EW k) {
   TV acc = in(0);
   for (size_t i = 1; i < ins.size(); ++i) {
     if (!in(i) || in(i).elem() != acc.elem())
       return err() << "inputs must be present and share one element type";
-    auto r = elementwise(EW::Max, {acc, in(i)}, acc.elem());
+    auto r = elementwise(k, {acc, in(i)}, acc.elem());
     if (failed(r))
       return failure();
     acc = *r;
@@ -1593,19 +1595,8 @@ LogicalResult Importer::onMax() {
   setOut(0, acc);
   return success();
 }
-LogicalResult Importer::onMin() {
-  TV acc = in(0);
-  for (size_t i = 1; i < ins.size(); ++i) {
-    if (!in(i) || in(i).elem() != acc.elem())
-      return err() << "inputs must be present and share one element type";
-    auto r = elementwise(EW::Min, {acc, in(i)}, acc.elem());
-    if (failed(r))
-      return failure();
-    acc = *r;
-  }
-  setOut(0, acc);
-  return success();
-}
+LogicalResult Importer::onMax() { return ewVariadic(EW::Max); }
+LogicalResult Importer::onMin() { return ewVariadic(EW::Min); }
 
 LogicalResult Importer::onWhere() {
   if (!in(0) || !in(1) || !in(2))
