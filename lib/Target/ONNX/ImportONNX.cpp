@@ -568,6 +568,7 @@ private:
   LogicalResult ewBinary(EW k, bool cmp);
   LogicalResult ewUnary(EW k, bool floatOnly);
   LogicalResult ewVariadic(EW k);
+  FailureOr<SmallVector<int64_t>> squeezeAxes(bool inputRequired);
 #define KVC_ONNX_HANDLERS(X)                                                                        \
   X(Add) X(Sub) X(Mul) X(Div) X(Pow) X(Mod) X(Max) X(Min) X(Equal) X(Less) X(LessOrEqual)         \
   X(Greater) X(GreaterOrEqual) X(And) X(Or) X(Xor) X(Not) X(Where) X(Neg) X(Sqrt) X(Reciprocal)   \
@@ -1776,18 +1777,25 @@ LogicalResult Importer::onTranspose() {
   return success();
 }
 
-LogicalResult Importer::onSqueeze() {
-  TV x = in(0);
-  SmallVector<int64_t> axes;
+/// The axes of Squeeze/Unsqueeze: the `axes` attribute before opset 13, then input 1 (a
+/// constant; optional for Squeeze, where no axes means every size-1 dimension).
+FailureOr<SmallVector<int64_t>> Importer::squeezeAxes(bool inputRequired) {
   if (opset < 13) {
     if (auto a = attrInts("axes"))
-      axes = *a;
-  } else if (in(1)) {
-    auto a = requireConstInts(1, "axes");
-    if (failed(a))
-      return failure();
-    axes = *a;
+      return SmallVector<int64_t>(*a);
+    return SmallVector<int64_t>();
   }
+  if (!inputRequired && !in(1))
+    return SmallVector<int64_t>();
+  return requireConstInts(1, "axes");
+}
+
+LogicalResult Importer::onSqueeze() {
+  TV x = in(0);
+  auto axesOr = squeezeAxes(/*inputRequired=*/false);
+  if (failed(axesOr))
+    return failure();
+  SmallVector<int64_t> axes = *axesOr;
   SmallVector<int64_t> shape;
   for (int64_t &a : axes) {
     auto n = normAxis(a, x.rank());
@@ -1808,16 +1816,10 @@ LogicalResult Importer::onSqueeze() {
 
 LogicalResult Importer::onUnsqueeze() {
   TV x = in(0);
-  SmallVector<int64_t> axes;
-  if (opset < 13) {
-    if (auto a = attrInts("axes"))
-      axes = *a;
-  } else {
-    auto a = requireConstInts(1, "axes");
-    if (failed(a))
-      return failure();
-    axes = *a;
-  }
+  auto axesOr = squeezeAxes(/*inputRequired=*/true);
+  if (failed(axesOr))
+    return failure();
+  SmallVector<int64_t> axes = *axesOr;
   int64_t r = x.rank() + axes.size();
   for (int64_t &a : axes) {
     auto n = normAxis(a, r);
