@@ -184,6 +184,17 @@ void genKernel(Em &e, const StoreKernelConfig &c, const Geometry &g, const std::
     std::string zero = e.cmpf("oeq", st, fz);
     return e.sel(zero, i0, s2, "i32");
   };
+  // One step of the (min, index of the min, max, bad) scan over elements: loads element
+  // `flat`, yields the updated state (loop-carried %mn, %mi, %mx and `badAcc`).
+  auto extremesStep = [&](const std::string &flat, const std::string &badAcc) {
+    std::string x = elem(flat);
+    std::string lt = e.cmpf("olt", x, "%mn");
+    std::string mn = e.sel(lt, x, "%mn", "f32");
+    std::string mi = e.sel(lt, e.toI32(flat), "%mi", "i32");
+    std::string mx = e.sel(e.cmpf("olt", "%mx", x), x, "%mx", "f32");
+    std::string bd = e.bin("arith.ori", badAcc, badOf(x), "i32");
+    e.S("scf.yield " + mn + ", " + mi + ", " + mx + ", " + bd + " : f32, i32, f32, i32");
+  };
   auto flatOf = [&](const std::string &v, const std::string &i) {
     return g.values ? e.add(e.mul(i, cD), v) : e.add(e.mul(v, cD), i);
   };
@@ -197,14 +208,7 @@ void genKernel(Em &e, const StoreKernelConfig &c, const Geometry &g, const std::
         pinf + ", %mi = " + cNi + ", %mx = " + ninf + ", %bd = " + i0 +
         ") -> (f32, i32, f32, i32) {");
     e.push();
-    std::string x = elem("%f");
-    std::string lt = e.cmpf("olt", x, "%mn");
-    std::string mn = e.sel(lt, x, "%mn", "f32");
-    std::string mi = e.sel(lt, e.toI32("%f"), "%mi", "i32");
-    std::string gt = e.cmpf("olt", "%mx", x);
-    std::string mx = e.sel(gt, x, "%mx", "f32");
-    std::string bd = e.bin("arith.ori", "%bd", badOf(x), "i32");
-    e.S("scf.yield " + mn + ", " + mi + ", " + mx + ", " + bd + " : f32, i32, f32, i32");
+    extremesStep("%f", "%bd");
     e.pop();
     e.S("}");
     e.st("%p1#0", "%sMin", tid, TF);
@@ -269,14 +273,7 @@ void genKernel(Em &e, const StoreKernelConfig &c, const Geometry &g, const std::
     e.S("%p1i:4 = scf.for %i = " + r + " to " + nEnd + " step " + cTPG + " iter_args(%mn = " +
         pinf + ", %mi = " + cNi + ", %mx = " + ninf + ", %bi = %bd) -> (f32, i32, f32, i32) {");
     e.push();
-    std::string flat = g.values ? e.add(e.mul(grp, cD), "%i") : e.add(e.mul("%i", cD), grp);
-    std::string x = elem(flat);
-    std::string lt = e.cmpf("olt", x, "%mn");
-    std::string mn = e.sel(lt, x, "%mn", "f32");
-    std::string mi = e.sel(lt, e.toI32(flat), "%mi", "i32");
-    std::string mx = e.sel(e.cmpf("olt", "%mx", x), x, "%mx", "f32");
-    std::string bd = e.bin("arith.ori", "%bi", badOf(x), "i32");
-    e.S("scf.yield " + mn + ", " + mi + ", " + mx + ", " + bd + " : f32, i32, f32, i32");
+    extremesStep(flatOf("%i", grp), "%bi");
     e.pop();
     e.S("}");
     e.st("%p1i#0", "%sMin", tid, TF);
