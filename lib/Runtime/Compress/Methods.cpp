@@ -100,6 +100,29 @@ void setLossStats(kvc_compress_stats& stats, const LossParts& initial, const Los
   stats.final_rel_mse = rel(final);
 }
 
+/// KVSculpt's alternating key/value optimisation on the options' schedule (value solves
+/// anchored to `valueAnchor` when non-null): adds its counters to `stats`, returns the final
+/// loss.
+LossParts runSculpt(SculptObjective& objective, MatF& compKeys, MatF& compValues,
+                    const kvc_compress_options& opts, const MatF* valueAnchor,
+                    kvc_compress_stats& stats) {
+  SculptSettings settings;
+  settings.rounds = opts.sculpt_rounds;
+  settings.keyIterations = opts.sculpt_key_iters;
+  settings.lbfgsMemory = opts.lbfgs_memory;
+  settings.ridgeLambda = opts.ridge_lambda;
+  settings.nanAfterEvals = opts.debug_nan_after_evals;
+  settings.valueAnchor = valueAnchor;
+  SculptTrace trace;
+  optimizeSculpt(objective, compKeys, compValues, settings, trace);
+  stats.rounds = trace.rounds;
+  stats.iterations = trace.iterations;
+  stats.evaluations += trace.evaluations;
+  stats.value_solves += trace.valueSolves;
+  stats.fell_back = trace.sawNonFinite ? 1 : 0;
+  return trace.final;
+}
+
 }  // namespace
 
 void compressHead(const HeadInput& in, const kvc_compress_options& opts, const HeadOutput& out,
@@ -205,22 +228,8 @@ void compressHead(const HeadInput& in, const kvc_compress_options& opts, const H
       final = initial = objective.evaluate(compKeys.data(), compValues.data(), nMiddle, nullptr);
       stats.evaluations = 2;
     }
-    if (opts.method == KVC_COMPRESS_SCULPT) {
-      SculptSettings settings;
-      settings.rounds = opts.sculpt_rounds;
-      settings.keyIterations = opts.sculpt_key_iters;
-      settings.lbfgsMemory = opts.lbfgs_memory;
-      settings.ridgeLambda = opts.ridge_lambda;
-      settings.nanAfterEvals = opts.debug_nan_after_evals;
-      SculptTrace trace;
-      optimizeSculpt(objective, compKeys, compValues, settings, trace);
-      final = trace.final;
-      stats.rounds = trace.rounds;
-      stats.iterations = trace.iterations;
-      stats.evaluations += trace.evaluations;
-      stats.value_solves += trace.valueSolves;
-      stats.fell_back = trace.sawNonFinite ? 1 : 0;
-    }
+    if (opts.method == KVC_COMPRESS_SCULPT)
+      final = runSculpt(objective, compKeys, compValues, opts, nullptr, stats);
     setLossStats(stats, initial, final, objective.targetSq());
   }
 
@@ -334,23 +343,8 @@ void compressHeadFromKept(const HeadInput& in, const int64_t* kept, Index nKept,
   initial = objective.evaluate(compKeys.data(), compValues.data(), nComp, nullptr);
   LossParts final = initial;
   stats.evaluations = 2;
-  if (opts.method == KVC_COMPRESS_SCULPT) {
-    SculptSettings settings;
-    settings.rounds = opts.sculpt_rounds;
-    settings.keyIterations = opts.sculpt_key_iters;
-    settings.lbfgsMemory = opts.lbfgs_memory;
-    settings.ridgeLambda = opts.ridge_lambda;
-    settings.nanAfterEvals = opts.debug_nan_after_evals;
-    settings.valueAnchor = anchorPtr;
-    SculptTrace trace;
-    optimizeSculpt(objective, compKeys, compValues, settings, trace);
-    final = trace.final;
-    stats.rounds = trace.rounds;
-    stats.iterations = trace.iterations;
-    stats.evaluations += trace.evaluations;
-    stats.value_solves += trace.valueSolves;
-    stats.fell_back = trace.sawNonFinite ? 1 : 0;
-  }
+  if (opts.method == KVC_COMPRESS_SCULPT)
+    final = runSculpt(objective, compKeys, compValues, opts, anchorPtr, stats);
   setLossStats(stats, initial, final, objective.targetSq());
   if (!compKeys.allFinite() || !compValues.allFinite())
     fail(KVC_COMPRESS_ERR_NUMERIC, "compressed cache is not finite (overflow in the inputs?)");
