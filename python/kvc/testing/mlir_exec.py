@@ -151,3 +151,24 @@ def rel_err(got, ref):
 def max_abs_err(got, ref):
     return float(np.max(np.abs(np.asarray(got, dtype=np.float64) - np.asarray(ref)))) \
         if np.asarray(ref).size else 0.0
+
+
+def prefill_decode_case(func_text, seed, B, HQ, HKV, S, D):
+    """Inputs and module of the CPU prefill+decode execution tests.
+
+    Draws, from default_rng(seed) in this order, float32 standard-normal prefill q [B, HQ, S, D],
+    k and v [B, HKV, S, D], then one decode token's q, k, v; wraps `func_text`'s
+    @prefill_decode (those six inputs, result [B, HQ, 1, D] f32) into a runnable module; and
+    computes the uncompressed decode attention over all S + 1 tokens.
+    Returns ((qp, kp, vp, qd, kd, vd), module, full)."""
+    from kvc.reference import attention
+    rng = np.random.default_rng(seed)
+    shapes = [(B, HQ, S, D), (B, HKV, S, D), (B, HKV, S, D),
+              (B, HQ, 1, D), (B, HKV, 1, D), (B, HKV, 1, D)]
+    arrays = tuple(rng.standard_normal(sh).astype(np.float32) for sh in shapes)
+    qp, kp, vp, qd, kd, vd = arrays
+    module = build_main(func_text, "prefill_decode", list(arrays), ["f32"] * 6,
+                        [(B, HQ, 1, D)], "f32")
+    full = attention(qd, np.concatenate([kp, kd], 2), np.concatenate([vp, vd], 2))
+    return arrays, module, full
+

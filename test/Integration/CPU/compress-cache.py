@@ -19,7 +19,8 @@ import numpy as np
 
 from kvc.reference import attention as ref_attention
 from kvc.runtime import compress as rt
-from kvc.testing.mlir_exec import build_main, parse_printed, rel_err, run_module, runtime_library
+from kvc.testing.mlir_exec import (parse_printed, prefill_decode_case, rel_err, run_module,
+                                   runtime_library)
 
 B, HQ, HKV, S, D = 1, 4, 2, 24, 8
 SINKS, RECENT = 2, 4
@@ -52,16 +53,7 @@ def python_path(qp, kp, vp, qd, kd, vd, method, budgets):
 
 
 def main():
-    rng = np.random.default_rng(7)
-    qp = rng.standard_normal((B, HQ, S, D)).astype(np.float32)
-    kp = rng.standard_normal((B, HKV, S, D)).astype(np.float32)
-    vp = rng.standard_normal((B, HKV, S, D)).astype(np.float32)
-    qd = rng.standard_normal((B, HQ, 1, D)).astype(np.float32)
-    kd = rng.standard_normal((B, HKV, 1, D)).astype(np.float32)
-    vd = rng.standard_normal((B, HKV, 1, D)).astype(np.float32)
-    module = build_main(FUNC, "prefill_decode", [qp, kp, vp, qd, kd, vd], ["f32"] * 6,
-                        [(B, HQ, 1, D)], "f32")
-    full = ref_attention(qd, np.concatenate([kp, kd], 2), np.concatenate([vp, vd], 2))
+    (qp, kp, vp, qd, kd, vd), module, full = prefill_decode_case(FUNC, 7, B, HQ, HKV, S, D)
     configs = [("streaming", "ratio=0.5", "uniform"), ("snapkv", "ratio=0.5", "uniform"),
                ("select_fit", "ratio=0.5", "uniform"), ("sculpt", "ratio=0.5", "uniform"),
                ("sculpt", "budget=8", "pilot")]

@@ -17,7 +17,8 @@ import numpy as np
 
 from kvc.reference import attention as ref_attention
 from kvc.runtime import codec, compress as rt
-from kvc.testing.mlir_exec import build_main, parse_printed, rel_err, run_module, runtime_library
+from kvc.testing.mlir_exec import (parse_printed, prefill_decode_case, rel_err, run_module,
+                                   runtime_library)
 
 B, HQ, HKV, S, D = 1, 4, 2, 96, 16
 RECENT_K, RECENT_V, KBLOCK, VBLOCK = 16, 32, 16, 32
@@ -44,16 +45,7 @@ def python_path(qp, kp, vp, qd, kd, vd, k_error, v_error, key_grouping, distil):
 
 
 def main():
-    rng = np.random.default_rng(11)
-    qp = rng.standard_normal((B, HQ, S, D)).astype(np.float32)
-    kp = rng.standard_normal((B, HKV, S, D)).astype(np.float32)
-    vp = rng.standard_normal((B, HKV, S, D)).astype(np.float32)
-    qd = rng.standard_normal((B, HQ, 1, D)).astype(np.float32)
-    kd = rng.standard_normal((B, HKV, 1, D)).astype(np.float32)
-    vd = rng.standard_normal((B, HKV, 1, D)).astype(np.float32)
-    module = build_main(FUNC, "prefill_decode", [qp, kp, vp, qd, kd, vd], ["f32"] * 6,
-                        [(B, HQ, 1, D)], "f32")
-    full = ref_attention(qd, np.concatenate([kp, kd], 2), np.concatenate([vp, vd], 2))
+    (qp, kp, vp, qd, kd, vd), module, full = prefill_decode_case(FUNC, 11, B, HQ, HKV, S, D)
     common = "key-block=%d value-block=%d recent-keys=%d recent-values=%d" % (
         KBLOCK, VBLOCK, RECENT_K, RECENT_V)
     configs = [
