@@ -85,7 +85,8 @@ struct KVCGPUPipelinePass : public mlir::kvc::impl::KVCGPUPipelineBase<KVCGPUPip
                     " num-splits=" + std::to_string(numSplits) +
                     (fuseMerge ? " fuse-merge=true" : "") +
                     " encoded-unroll=" + std::to_string(encodedUnroll) +
-                    " encoded-min-ctas=" + std::to_string(encodedMinCtas) + "},";
+                    " encoded-min-ctas=" + std::to_string(encodedMinCtas) +
+                    " encoded-reserve=" + std::to_string(encodedReserve) + "},";
     t += "gpu-kernel-outlining,";
     t += "nvvm-attach-target{chip=" + chip + " features=" + features +
          " O=" + std::to_string(optLevel) + "},";
@@ -120,20 +121,6 @@ struct KVCGPUPipelinePass : public mlir::kvc::impl::KVCGPUPipelineBase<KVCGPUPip
                                "or 'llvm' (lower the host code too), got '")
           << host << "'";
       return signalPassFailure();
-    }
-    if (host == "llvm") {
-      // Encoded caches reach their kernels through a placeholder for the device form, which
-      // has no LLVM lowering: refuse them with the reason instead of a cast error later.
-      bool encoded = false;
-      getOperation().walk([&](kvc::CacheViewOp v) {
-        encoded |= isa<kvc::EncodedCacheType>(v.getCache().getType());
-      });
-      if (encoded) {
-        getOperation().emitError("kvc-gpu-pipeline: host=llvm supports dense and ragged caches; "
-                                 "encoded caches have no IR device form yet (use the runtime, "
-                                 "kvc_cuda_encoded_upload/launch)");
-        return signalPassFailure();
-      }
     }
     OpPassManager pm(ModuleOp::getOperationName());
     if (failed(parsePassPipeline(text(), pm, llvm::errs()))) {

@@ -1,7 +1,7 @@
 //===- Append.cpp - kvc-bench encoded append-check|append-bench ------------===//
 //
-//   kvc-bench encoded append-check ENC STORE [--quick] [--seed N] [--tol X] [--tol32 X]
-//                                  [--corrupt none|word|window]
+//   kvc-bench encoded append-check ENC STORE [--quick] [--split] [--seed N] [--tol X]
+//                                  [--tol32 X] [--corrupt none|word|window]
 //   kvc-bench encoded append-bench ENC STORE [--batch 8] [--hkv 8] [--prefill 4096]
 //                                  [--steps 512] [--n 1] [--json F]
 //
@@ -26,6 +26,9 @@
 // kvc_cuda_encoded_upload of the CPU heads with the same split count: outputs must be
 // bit-identical, and within the encoded check's tolerance of a float64 attention reference
 // over the CPU codec's dequantized cache (kvc_codec_head_decode).
+// --split appends through kvc_cuda_encoded_append_prepare/_commit with the window copies and
+// store launches done by the caller, as code compiled by convert-kvc-to-gpu does (the
+// 1-word-reserve cases are skipped: that path has no re-run of out-of-capacity blocks).
 // --corrupt flips one bit of a GPU-stored block word (word) or of a window element (window)
 // after the appends: the check must then FAIL.
 // Error paths checked as well: a reserve overrun, a non-finite token in a block that falls
@@ -42,6 +45,7 @@
 #include "kvc/Runtime/CUDAEncoded.h"
 #include "kvc/Runtime/Codec.h"
 
+#include "../../lib/Runtime/CUDA/KernelArgs.h"
 #include "../../lib/Runtime/Codec/Half.h" // the codec's own fp16 rounding (header only)
 
 #include <algorithm>
@@ -470,6 +474,55 @@ void cpuAppend(Setup &S, int64_t a, int64_t n) {
   }
 }
 
+// --split: append through kvc_cuda_encoded_append_prepare / _commit with the window copies and
+// store launches done here, the way code compiled by convert-kvc-to-gpu does them from IR
+// (row-by-row window copies, one store launch per stream on the due jobs).
+bool gSplitApi = false;
+
+int appendSplit(kvc_cuda_encoded_appender *app, kvc_cuda_encoded_cache *c,
+                const kvc_encoded_store_kernels &sk, kvc_cuda_ptr kNew, kvc_cuda_ptr vNew,
+                int64_t n, const char **err) {
+  kvc_encoded_append_stream p[2];
+  if (int rc = kvc_cuda_encoded_append_prepare(app, c, n, p, err))
+    return rc;
+  const int64_t D = c->head_dim;
+  for (int st = 0; st < 2; ++st) {
+    const int irc = st ? KVC_ENC_VREC : KVC_ENC_KREC;
+    for (int64_t r = 0; r < c->batch * c->hkv && n > 0; ++r)
+      if (int rc = kvc_cuda_memcpy_dtod_async(
+              c->buf[irc] + uint64_t(p[st].window_offset + r * p[st].window_stride) * 2,
+              (st ? vNew : kNew) + uint64_t(r * n * D) * 2, size_t(n * D) * 2, nullptr))
+        return rc;
+    if (!p[st].num_jobs)
+      continue;
+    const int off = st ? 6 : 0; // KVC_ENC_VW - KVC_ENC_KW
+    kvc::cuda::Memref1D m[10] = {
+        kvc::cuda::desc(c->buf[irc], c->len[irc]),
+        kvc::cuda::desc(p[st].jobs, 4 * p[st].num_jobs),
+        kvc::cuda::desc(p[st].enc, p[st].enc_len),
+        kvc::cuda::desc(c->buf[KVC_ENC_KW + off], p[st].word_capacity),
+        kvc::cuda::desc(p[st].top, 1),
+        kvc::cuda::desc(c->buf[KVC_ENC_KBO + off], c->len[KVC_ENC_KBO + off]),
+        kvc::cuda::desc(c->buf[KVC_ENC_KVO + off], c->len[KVC_ENC_KVO + off]),
+        kvc::cuda::desc(c->buf[KVC_ENC_KMIN + off], c->len[KVC_ENC_KMIN + off]),
+        kvc::cuda::desc(c->buf[KVC_ENC_KSTEP + off], c->len[KVC_ENC_KSTEP + off]),
+        kvc::cuda::desc(p[st].res, 4 * p[st].num_jobs)};
+    float eps = p[st].eps;
+    int32_t maxsym = p[st].max_symbol, cap = int32_t(p[st].word_capacity);
+    void *params[53];
+    int k = 0;
+    for (auto &x : m)
+      x.push(params, k);
+    params[k++] = &eps;
+    params[k++] = &maxsym;
+    params[k++] = &cap;
+    if (int rc = kvc_cuda_launch(st ? sk.vstore : sk.kstore, unsigned(p[st].num_jobs), 1, 1,
+                                 unsigned(st ? sk.vthreads : sk.kthreads), 1, 1, 0, nullptr, params))
+      return rc;
+  }
+  return kvc_cuda_encoded_append_commit(app, c, n, nullptr, err);
+}
+
 int cmdAppendCheck(const std::string &enc, const std::string &store, unsigned seed, double tol16,
                    double tol32, bool quick, const std::string &corrupt) {
   Kernels K = load(enc, store);
@@ -508,6 +561,11 @@ int cmdAppendCheck(const std::string &enc, const std::string &store, unsigned se
   int total = 0, failed = 0;
   uint64_t gpuBlocks[2] = {0, 0}, cmpBlocks = 0, cmpWords = 0;
   for (const ACase &C : cases) {
+    if (gSplitApi && C.wordsPerBlock == 1) {
+      printf("SKIP %s (--split: the compiled path has no re-run of out-of-capacity blocks)\n",
+             C.name);
+      continue;
+    }
     bool have = false;
     for (const EncodedVariant &V : K.dec)
       have |= V.cfg.head_dim == C.D;
@@ -537,8 +595,9 @@ int cmdAppendCheck(const std::string &enc, const std::string &store, unsigned se
       stage(*S, a, n, false, dk);
       stage(*S, a, n, true, dv);
       const char *err = nullptr;
-      if (kvc_cuda_encoded_append(S->app, &S->cache, &sk, dk, dv, n, nullptr, KVC_ENC_APPEND_CHECK,
-                                  &err))
+      if (gSplitApi ? appendSplit(S->app, &S->cache, sk, dk, dv, n, &err)
+                    : kvc_cuda_encoded_append(S->app, &S->cache, &sk, dk, dv, n, nullptr,
+                                              KVC_ENC_APPEND_CHECK, &err))
         die(std::string(C.name) + ": " + (err ? err : "append failed"));
       cpuAppend(*S, a, n);
       a += n;
@@ -684,7 +743,9 @@ int cmdAppendCheck(const std::string &enc, const std::string &store, unsigned se
          total - failed, total, (unsigned long long)gpuBlocks[0],
          (unsigned long long)gpuBlocks[1], (unsigned long long)cmpBlocks,
          (unsigned long long)cmpWords, tol16, tol32,
-         corrupt == "none" ? "" : (" [corrupt=" + corrupt + "]").c_str());
+         (std::string(gSplitApi ? " [split API]" : "") +
+          (corrupt == "none" ? "" : " [corrupt=" + corrupt + "]"))
+             .c_str());
   return failed ? 1 : 0;
 }
 
@@ -856,7 +917,7 @@ int cmdAppendBench(const std::string &enc, const std::string &store, int64_t B, 
 
 [[noreturn]] void usage() {
   fprintf(stderr,
-          "usage: kvc-bench encoded append-check ENC STORE [--quick] [--seed N] [--tol X] "
+          "usage: kvc-bench encoded append-check ENC STORE [--quick] [--split] [--seed N] [--tol X] "
           "[--tol32 X] [--corrupt none|word|window] [--npy-kv DIR]\n"
           "       kvc-bench encoded append-bench ENC STORE [--batch 8] [--hkv 8] "
           "[--prefill 4096] [--steps 512] [--n 1] [--json F]\n");
@@ -883,6 +944,8 @@ int kvcBenchAppend(int argc, char **argv) {
     };
     if (a == "--quick")
       quick = true;
+    else if (a == "--split")
+      gSplitApi = true;
     else if (a == "--seed")
       seed = unsigned(std::stoul(next()));
     else if (a == "--tol")

@@ -55,9 +55,19 @@ def ConvertKVCToGPU : Pass<"convert-kvc-to-gpu", "ModuleOp"> {
     codec, `entropy = huffman`, block key groups, token value groups) gets the encoded-cache
     kernels instead (EncodedKernelGen.h): Huffman decode from the bitstreams with the lookup
     tables in shared memory, dequantisation in registers, online softmax and p.V, plus the
-    same merge; the cache's device form is taken through a
-    `builtin.unrealized_conversion_cast {kvc.encoded_device_form}` (built at run time by
-    libkvc_runtime's CUDAEncoded.h).
+    same merge.
+
+    Encoded caches are runtime handles in the host code (i64, as on the CPU path; the C ABI is
+    "Encoded caches on the GPU" in include/kvc/Runtime/CompilerABI.h): a `!kvc.encoded_cache`
+    function argument or result becomes an i64, `kvc.encode` of a `kvc.cache.from_tensors`
+    becomes `kvc_rt_gpu_encode_<t>` (the CPU codec builds each row's codebooks, the device
+    form is uploaded with room for `encoded-reserve` appended tokens per row), and attention
+    takes the 16 device buffers of its kernels from the handle (`kvc_rt_gpu_encoded_buffer_*`).
+    `kvc.cache.append` on an encoded cache becomes `append_begin`, a generated window-append
+    kernel per stream (new tokens rounded to fp16 into each row's unencoded window), the
+    generated KVComp store kernels (StoreKernelGen.h) on the blocks that fall due, and
+    `append_end` (status check, row table). The handle is updated in place, so nothing may
+    read an encoded cache value after it was appended to.
   }];
   let options = [
     Option<"blockSize", "block-size", "int64_t", /*default=*/"64",
@@ -75,13 +85,17 @@ def ConvertKVCToGPU : Pass<"convert-kvc-to-gpu", "ModuleOp"> {
            "Encoded caches: symbols per decode-loop iteration (1, 2 or 4)">,
     Option<"encodedMinCtas", "encoded-min-ctas", "int64_t", /*default=*/"8",
            "Encoded caches: CTAs per SM the split kernel must fit (nvvm.minctasm, caps "
-           "registers: 8 gives 64 at D=128, measured fastest on H100; 0: ptxas decides)">
+           "registers: 8 gives 64 at D=128, measured fastest on H100; 0: ptxas decides)">,
+    Option<"encodedReserve", "encoded-reserve", "int64_t", /*default=*/"4096",
+           "Encoded caches made by kvc.encode: tokens each row can take by kvc.cache.append "
+           "(the device form is laid out for them up front)">
   ];
   let dependentDialects = ["::mlir::gpu::GPUDialect", "::mlir::arith::ArithDialect",
                            "::mlir::math::MathDialect", "::mlir::memref::MemRefDialect",
                            "::mlir::scf::SCFDialect", "::mlir::vector::VectorDialect",
                            "::mlir::bufferization::BufferizationDialect",
-                           "::mlir::NVVM::NVVMDialect", "::mlir::linalg::LinalgDialect"];
+                           "::mlir::NVVM::NVVMDialect", "::mlir::linalg::LinalgDialect",
+                           "::mlir::func::FuncDialect"];
 }
 
 #endif // KVC_CONVERSION_PASSES_TD

@@ -60,6 +60,9 @@ def KVCGPUPipeline : Pass<"kvc-gpu-pipeline", "ModuleOp"> {
            "convert-kvc-to-gpu encoded-unroll (encoded caches: symbols per decode iteration)">,
     Option<"encodedMinCtas", "encoded-min-ctas", "int64_t", /*default=*/"8",
            "convert-kvc-to-gpu encoded-min-ctas (encoded caches: CTAs per SM, caps registers)">,
+    Option<"encodedReserve", "encoded-reserve", "int64_t", /*default=*/"4096",
+           "convert-kvc-to-gpu encoded-reserve (tokens per row kvc.encode's caches can take by "
+           "appends)">,
     Option<"host", "host", "std::string", /*default=*/"\"gpu\"",
            "gpu: stop at memref + gpu.launch_func host code; llvm: also lower the host code to "
            "the LLVM dialect (C wrappers, mgpu* calls implemented by libkvc_runtime)">,

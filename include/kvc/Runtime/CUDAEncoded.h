@@ -192,6 +192,35 @@ int kvc_cuda_encoded_append(kvc_cuda_encoded_appender *app, kvc_cuda_encoded_cac
                             kvc_cuda_ptr v_new, int64_t n, kvc_cuda_stream stream, int flags,
                             const char **err);
 
+/* The two halves of kvc_cuda_encoded_append around its copies and launches, for callers that
+ * queue those themselves (code compiled by convert-kvc-to-gpu copies the new tokens into the
+ * windows and launches the store kernels from IR):
+ *  - prepare checks an append of n tokens (the same errors as kvc_cuda_encoded_append) and
+ *    says, per stream (0 keys, 1 values), where the tokens go and which store jobs are due;
+ *  - the caller copies row r's n tokens (fp16) to element window_offset + r*window_stride of
+ *    krec/vrec and launches the stream's store kernel on the due jobs, grid (num_jobs), with
+ *    the launch arguments below;
+ *  - commit (same n) synchronizes `stream`, checks the due jobs' statuses (a failing block is
+ *    an error; there is no re-run, so status 2 needs the default worst-case word reserve) and
+ *    advances the row table. */
+typedef struct {
+  int64_t window_offset;  /* elements: row 0's first new token in krec / vrec */
+  int64_t window_stride;  /* elements between consecutive rows' windows */
+  kvc_cuda_ptr jobs, res; /* the due jobs (4 int32 each) and their result slots (4 int32) */
+  int64_t num_jobs;
+  kvc_cuda_ptr enc, top;  /* encode tables; the word allocator (1 int32) */
+  int64_t enc_len;        /* int32 elements of enc */
+  int64_t word_capacity;  /* int32 elements of kw / vw (the store kernels' %cap) */
+  float eps;              /* the stream's relative error bound */
+  int32_t max_symbol;
+} kvc_encoded_append_stream;
+
+int kvc_cuda_encoded_append_prepare(kvc_cuda_encoded_appender *app,
+                                    const kvc_cuda_encoded_cache *cache, int64_t n,
+                                    kvc_encoded_append_stream out[2], const char **err);
+int kvc_cuda_encoded_append_commit(kvc_cuda_encoded_appender *app, kvc_cuda_encoded_cache *cache,
+                                   int64_t n, kvc_cuda_stream stream, const char **err);
+
 /* Synchronizes `stream` and checks the statuses of every store job launched so far. Returns 0,
  * or -1 with the first failing job in *err (after an unchecked failure the cache is
  * undefined: rebuild it). */

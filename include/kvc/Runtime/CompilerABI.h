@@ -88,6 +88,73 @@ void _mlir_ciface_kvc_rt_vote(double p, int64_t samples, int64_t seed, int64_t s
                               kvc_memref_f32_3d *w_q, kvc_memref_i64_3d *kept,
                               kvc_memref_i64_2d *counts);
 
+/* ==== Encoded caches on the GPU (convert-kvc-to-gpu) ======================================
+ * In code compiled for the GPU an encoded cache is an i64 handle to a device-resident KVComp
+ * cache laid out for appends (CUDAEncoded.h: kvc_cuda_encoded_upload_appendable) plus its
+ * appender. Like the CPU handles above, appends update it in place and return it.
+ *   - kvc_rt_gpu_encode_<t> (kvc.encode): keys/values [B, Hkv, S, D] of type t (f16, bf16,
+ *     f32) in device or managed memory; each row is encoded on the host by the CPU codec
+ *     (which builds the row's Huffman codebooks from it) and uploaded with room for
+ *     max_new_tokens appended tokens per row.
+ *   - kvc_rt_gpu_encoded_buffer_<t>(result, h, i): descriptor of device buffer i: 0..15 are the
+ *     decode kernels' buffers (CUDAEncoded.h, KVC_ENC_*), 16 + 4*s + {0 jobs due, 1 their result
+ *     slots, 2 encode tables, 3 word allocator} those of stream s's store kernel (0 keys,
+ *     1 values) for the append begun last.
+ *   - kvc_rt_gpu_encoded_append_begin(h, n, state[16]) checks an append of n tokens and
+ *     writes, per stream s: state[s] window offset, state[2+s] window stride (elements),
+ *     state[4+s] due jobs, state[6+s] word capacity, state[8+s] max symbol, state[10+s] the
+ *     error bound's f32 bits. The compiled code then copies the tokens and launches the store
+ *     kernels; kvc_rt_gpu_encoded_append_end(h, n) synchronizes, checks the store statuses and
+ *     advances the row table.
+ * Errors print a message and exit(1), as above. */
+typedef struct {
+  void *allocated, *aligned;
+  int64_t offset, sizes[1], strides[1];
+} kvc_memref_1d;
+typedef struct {
+  void *allocated, *aligned;
+  int64_t offset, sizes[4], strides[4];
+} kvc_memref_4d;
+typedef struct kvc_codec_head kvc_codec_head;
+
+/* For hosts that build the cache themselves (e.g. from CPU codec heads) and pass it to a
+ * compiled function's !kvc.encoded_cache argument. Returns 0 and sets *handle, or -1 with a
+ * message in *err. heads[b*hkv + h] is copied, not kept. */
+int kvc_rt_gpu_encoded_create(const kvc_codec_head *const *heads, int64_t batch, int64_t hkv,
+                              int64_t max_new_tokens, int64_t *handle, const char **err);
+void kvc_rt_gpu_encoded_destroy(int64_t handle);
+/* Rows' token counts (tokens[b*hkv + h]); the device form's bytes. */
+void kvc_rt_gpu_encoded_tokens(int64_t handle, int64_t *tokens);
+uint64_t kvc_rt_gpu_encoded_device_bytes(int64_t handle);
+
+int64_t _mlir_ciface_kvc_rt_gpu_encode_f16(int64_t bits, int64_t key_group, int64_t key_block,
+                                           double key_error, int64_t value_block,
+                                           double value_error, int64_t entropy,
+                                           int64_t recent_keys, int64_t recent_values,
+                                           int64_t max_new_tokens, kvc_memref_4d *keys,
+                                           kvc_memref_4d *values, kvc_memref_i64_2d *lengths);
+int64_t _mlir_ciface_kvc_rt_gpu_encode_bf16(int64_t bits, int64_t key_group, int64_t key_block,
+                                            double key_error, int64_t value_block,
+                                            double value_error, int64_t entropy,
+                                            int64_t recent_keys, int64_t recent_values,
+                                            int64_t max_new_tokens, kvc_memref_4d *keys,
+                                            kvc_memref_4d *values, kvc_memref_i64_2d *lengths);
+int64_t _mlir_ciface_kvc_rt_gpu_encode_f32(int64_t bits, int64_t key_group, int64_t key_block,
+                                           double key_error, int64_t value_block,
+                                           double value_error, int64_t entropy,
+                                           int64_t recent_keys, int64_t recent_values,
+                                           int64_t max_new_tokens, kvc_memref_4d *keys,
+                                           kvc_memref_4d *values, kvc_memref_i64_2d *lengths);
+void _mlir_ciface_kvc_rt_gpu_encoded_buffer_i32(kvc_memref_1d *result, int64_t handle,
+                                                int64_t index);
+void _mlir_ciface_kvc_rt_gpu_encoded_buffer_f32(kvc_memref_1d *result, int64_t handle,
+                                                int64_t index);
+void _mlir_ciface_kvc_rt_gpu_encoded_buffer_f16(kvc_memref_1d *result, int64_t handle,
+                                                int64_t index);
+void _mlir_ciface_kvc_rt_gpu_encoded_append_begin(int64_t handle, int64_t n, kvc_memref_1d *state);
+void _mlir_ciface_kvc_rt_gpu_encoded_append_end(int64_t handle, int64_t n);
+void _mlir_ciface_kvc_rt_gpu_encoded_lengths(int64_t handle, kvc_memref_i64_2d *lengths);
+
 /* Total stored bytes of all rows (bitstreams, offsets, quantization parameters, codebooks,
  * recent windows, headers) and the fp16 bytes of the same pairs. */
 void kvc_rt_encoded_bytes(int64_t handle, uint64_t *stored, uint64_t *fp16);

@@ -7,11 +7,13 @@
 //===----------------------------------------------------------------------===//
 #include "kvc/Conversion/KVCToGPU/KVCToGPU.h"
 #include "kvc/Conversion/KVCToGPU/EncodedKernelGen.h"
+#include "kvc/Conversion/KVCToGPU/StoreKernelGen.h"
 #include "kvc/Conversion/Passes.h"
 #include "kvc/Dialect/KVC/IR/KVC.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Bufferization/IR/Bufferization.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/Dialect/LLVMIR/NVVMDialect.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
@@ -22,6 +24,8 @@
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/Parser/Parser.h"
+#include "llvm/ADT/DenseMap.h"
+#include "llvm/ADT/SetVector.h"
 #include "llvm/ADT/StringMap.h"
 
 #include <cmath>
@@ -153,6 +157,8 @@ CacheViewOp encodedView(AttentionOp op) {
   return view;
 }
 
+std::string encodedCodecReason(CodecAttr codec);
+
 /// Why an attention over an encoded cache cannot take the GPU path, or "".
 std::string encodedUnsupportedReason(AttentionOp op, CacheViewOp view) {
   if (op.getKey() != view.getKeys() || op.getValue() != view.getValues())
@@ -162,7 +168,11 @@ std::string encodedUnsupportedReason(AttentionOp op, CacheViewOp view) {
   Type et = cast<RankedTensorType>(op.getQuery().getType()).getElementType();
   if (!(et.isBF16() || et.isF16() || et.isF32()))
     return "encoded cache: needs an f16, bf16 or f32 query";
-  CodecAttr codec = cast<EncodedCacheType>(view.getCache().getType()).getCodec();
+  return encodedCodecReason(cast<EncodedCacheType>(view.getCache().getType()).getCodec());
+}
+
+/// Why the GPU kernels cannot hold a cache of this codec, or "".
+std::string encodedCodecReason(CodecAttr codec) {
   if (codec.getBits() != 0)
     return "encoded cache: fixed-width (KIVI, bits > 0) codecs have no GPU kernel; only the "
            "error-bounded codec (bits = 0)";
@@ -220,6 +230,41 @@ void finishDecode(OpBuilder &b, Location loc, AttentionOp op, const DecodeBuffer
   op.getResult().replaceAllUsesWith(res);
 }
 
+/// A private external function of the GPU runtime ABI (CompilerABI.h), called through its C
+/// wrapper (memrefs as descriptor pointers; a memref result through the first argument).
+func::FuncOp runtimeFunc(OpBuilder &b, ModuleOp module, StringRef name, TypeRange args,
+                         TypeRange results) {
+  if (auto f = module.lookupSymbol<func::FuncOp>(name))
+    return f;
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPointToStart(module.getBody());
+  auto f = func::FuncOp::create(b, module.getLoc(), name, b.getFunctionType(args, results));
+  f.setPrivate();
+  f->setAttr("llvm.emit_c_interface", b.getUnitAttr());
+  return f;
+}
+
+/// Buffer indices of kvc_rt_gpu_encoded_buffer_* (CUDAEncoded.h KVC_ENC_*, then per stream
+/// the store buffers of the open append).
+enum EncodedBuffer : int64_t {
+  kEncRows = 0, kEncKW = 4, kEncKBO = 5, kEncKVO = 6, kEncKMin = 7, kEncKStep = 8, kEncKRec = 9,
+  kEncNumDecodeBuffers = 16, kEncStoreJobs = 16, kEncStoreRes = 17, kEncStoreEnc = 18,
+  kEncStoreTop = 19, kEncPerStoreStream = 4
+};
+/// The decode buffer of stream st (0 keys, 1 values) that corresponds to key buffer `keyIdx`.
+int64_t encStreamBuffer(int64_t keyIdx, int st) { return keyIdx + 6 * st; }
+
+/// Device buffer `index` of encoded-cache handle `h`, as memref<?x`elem`>.
+Value encodedBuffer(OpBuilder &b, Location loc, Value h, int64_t index, Type elem) {
+  auto module = b.getInsertionBlock()->getParentOp()->getParentOfType<ModuleOp>();
+  std::string name = "kvc_rt_gpu_encoded_buffer_";
+  name += elem.isF16() ? "f16" : elem.isF32() ? "f32" : "i32";
+  auto ty = MemRefType::get({ShapedType::kDynamic}, elem);
+  auto fn = runtimeFunc(b, module, name, {b.getI64Type(), b.getI64Type()}, {ty});
+  Value idx = arith::ConstantIntOp::create(b, loc, index, 64);
+  return func::CallOp::create(b, loc, fn, ValueRange{h, idx}).getResult(0);
+}
+
 struct ConvertKVCToGPUPass : public mlir::kvc::impl::ConvertKVCToGPUBase<ConvertKVCToGPUPass> {
   using ConvertKVCToGPUBase::ConvertKVCToGPUBase;
 
@@ -227,7 +272,16 @@ struct ConvertKVCToGPUPass : public mlir::kvc::impl::ConvertKVCToGPUBase<Convert
     ModuleOp module = getOperation();
     SmallVector<AttentionOp> ops;
     module.walk([&](AttentionOp op) { ops.push_back(op); });
-    if (ops.empty())
+    bool hasEncoded = false;
+    module.walk([&](Operation *op) {
+      for (Region &r : op->getRegions())
+        for (Block &b : r)
+          for (BlockArgument a : b.getArguments())
+            hasEncoded |= isa<EncodedCacheType>(a.getType());
+      for (Value v : op->getResults())
+        hasEncoded |= isa<EncodedCacheType>(v.getType());
+    });
+    if (ops.empty() && !hasEncoded)
       return;
     for (AttentionOp op : ops) {
       CacheViewOp view = encodedView(op);
@@ -237,6 +291,8 @@ struct ConvertKVCToGPUPass : public mlir::kvc::impl::ConvertKVCToGPUBase<Convert
         return signalPassFailure();
       }
     }
+    if (hasEncoded && failed(checkEncodedValues(module)))
+      return signalPassFailure();
     if (blockSize % 32 != 0 || blockSize < 32 || blockSize > 1024 || unroll < 1) {
       module.emitError("convert-kvc-to-gpu: block-size must be a multiple of 32 in [32, 1024] "
                        "and unroll >= 1");
@@ -275,6 +331,11 @@ struct ConvertKVCToGPUPass : public mlir::kvc::impl::ConvertKVCToGPUBase<Convert
       return prefix;
     };
 
+    // Encoded caches become runtime handles; encodes and appends are lowered in program order.
+    llvm::DenseMap<Value, Value> handleOf;
+    if (hasEncoded && failed(lowerEncodedProducers(module, gpuModule, handleOf)))
+      return signalPassFailure();
+
     for (AttentionOp op : ops) {
       auto qt = cast<RankedTensorType>(op.getQuery().getType());
       auto kt = cast<RankedTensorType>(op.getKey().getType());
@@ -301,7 +362,7 @@ struct ConvertKVCToGPUPass : public mlir::kvc::impl::ConvertKVCToGPUBase<Convert
         if (failed(prefix))
           return signalPassFailure();
         ec.prefix = *prefix;
-        lowerEncodedHost(op, view, ec, gpuModule);
+        lowerEncodedHost(op, view, ec, gpuModule, handleOf.lookup(view.getCache()));
         continue;
       }
       DecodeKernelConfig cfg;
@@ -330,26 +391,381 @@ struct ConvertKVCToGPUPass : public mlir::kvc::impl::ConvertKVCToGPUBase<Convert
       cfg.prefix = *prefix;
       lowerHost(op, cfg, gpuModule);
     }
+    if (hasEncoded && failed(finishEncodedHandles(module, handleOf)))
+      return signalPassFailure();
   }
 
   /// Parses generated kernel text and moves its functions into `gm`.
-  LogicalResult mergeKernels(AttentionOp op, const std::string &text, gpu::GPUModuleOp gm) {
+  LogicalResult mergeKernels(Operation *op, const std::string &text, gpu::GPUModuleOp gm) {
     ParserConfig pc(&getContext());
     OwningOpRef<ModuleOp> parsed = parseSourceString<ModuleOp>(text, pc, "kvc-generated-kernels");
     if (!parsed)
-      return op.emitError("convert-kvc-to-gpu: internal error: generated kernels do not parse");
+      return op->emitError("convert-kvc-to-gpu: internal error: generated kernels do not parse");
     auto src = cast<gpu::GPUModuleOp>(parsed->getBody()->front());
     for (Operation &f : llvm::make_early_inc_range(src.getBody()->getOperations()))
       f.moveBefore(gm.getBody(), gm.getBody()->end());
     return success();
   }
 
+  //===--------------------------------------------------------------------===//
+  // Encoded caches as runtime handles
+  //===--------------------------------------------------------------------===//
+
+  /// Checks that every !kvc.encoded_cache value is something the handle lowering covers: a
+  /// function argument, or the result of kvc.encode (of kvc.cache.from_tensors) or
+  /// kvc.cache.append; read only by kvc.cache.view (for kvc.attention), kvc.cache.append,
+  /// kvc.cache.lengths and func.return; and never read after it was appended to (the handle
+  /// is updated in place).
+  LogicalResult checkEncodedValues(ModuleOp module) {
+    auto checkValue = [&](Value v, Operation *where) -> LogicalResult {
+      auto type = dyn_cast<EncodedCacheType>(v.getType());
+      if (!type)
+        return success();
+      if (auto arg = dyn_cast<BlockArgument>(v)) {
+        auto fn = dyn_cast<func::FuncOp>(arg.getOwner()->getParentOp());
+        if (!fn || arg.getOwner() != &fn.getBody().front())
+          return where->emitError("convert-kvc-to-gpu: an encoded cache may be a block argument "
+                                  "only of a func.func entry block (loop-carried caches are not "
+                                  "supported on the GPU path)");
+      } else if (auto enc = v.getDefiningOp<EncodeOp>()) {
+        if (!enc.getCache().getDefiningOp<CacheFromTensorsOp>())
+          return enc.emitError("convert-kvc-to-gpu: kvc.encode on the GPU path needs the dense "
+                               "keys and values of a kvc.cache.from_tensors");
+      } else if (!v.getDefiningOp<CacheAppendOp>()) {
+        return v.getDefiningOp()->emitError("convert-kvc-to-gpu: encoded caches on the GPU path "
+                                            "come from function arguments, kvc.encode or "
+                                            "kvc.cache.append, not from this op");
+      }
+      if (std::string why = encodedCodecReason(type.getCodec()); !why.empty())
+        return where->emitError("convert-kvc-to-gpu: ") << why;
+      Type et = type.getKeyType().getElementType();
+      if (!(et.isF16() || et.isBF16() || et.isF32()))
+        return where->emitError("convert-kvc-to-gpu: encoded cache: needs f16, bf16 or f32 "
+                                "keys and values, got ")
+               << et;
+      for (OpOperand &use : v.getUses()) {
+        Operation *user = use.getOwner();
+        if (auto view = dyn_cast<CacheViewOp>(user)) {
+          for (Value r : view->getResults())
+            for (Operation *reader : r.getUsers()) {
+              auto attn = dyn_cast<AttentionOp>(reader);
+              if (!attn || encodedView(attn) != view)
+                return reader->emitError(
+                    "convert-kvc-to-gpu: on the GPU path only kvc.attention may read an encoded "
+                    "cache's kvc.cache.view (decoding to tensors is the CPU path's)");
+            }
+          continue;
+        }
+        if (auto app = dyn_cast<CacheAppendOp>(user)) {
+          for (Operation *other : v.getUsers())
+            if (other != app &&
+                (other->getBlock() != app->getBlock() || app->isBeforeInBlock(other)))
+              return other->emitError("convert-kvc-to-gpu: reads an encoded cache after (or "
+                                      "apart from) the kvc.cache.append that updates it in place");
+          continue;
+        }
+        if (isa<CacheLengthsOp, func::ReturnOp>(user))
+          continue;
+        return user->emitError("convert-kvc-to-gpu: encoded caches on the GPU path may only be "
+                               "read by kvc.cache.view, kvc.cache.append, kvc.cache.lengths and "
+                               "func.return");
+      }
+      return success();
+    };
+    WalkResult res = module.walk([&](Operation *op) -> WalkResult {
+      if (isa<gpu::GPUModuleOp>(op))
+        return WalkResult::skip();
+      if (auto fn = dyn_cast<func::FuncOp>(op))
+        if (!fn.isExternal())
+          for (BlockArgument a : fn.getArguments())
+            if (failed(checkValue(a, op)))
+              return WalkResult::interrupt();
+      for (Value r : op->getResults())
+        if (failed(checkValue(r, op)))
+          return WalkResult::interrupt();
+      return WalkResult::advance();
+    });
+    return failure(res.wasInterrupted());
+  }
+
+  /// Generates the kernels of specialisation `name` once (text by `generate`) into @kvc_gpu.
+  LogicalResult ensureKernels(Operation *op, gpu::GPUModuleOp gm, StringRef probe,
+                              llvm::function_ref<std::string(std::string &)> generate) {
+    if (gm.lookupSymbol(probe))
+      return success();
+    std::string err, text = generate(err);
+    if (text.empty())
+      return op->emitError("convert-kvc-to-gpu: ") << err;
+    return mergeKernels(op, "gpu.module @" + kModuleName.str() + " {\n" + text + "}\n", gm);
+  }
+
+  /// Handles for encoded-cache function arguments (a cast, resolved by finishEncodedHandles),
+  /// and the lowering of kvc.encode and of kvc.cache.append on encoded caches.
+  LogicalResult lowerEncodedProducers(ModuleOp module, gpu::GPUModuleOp gm,
+                                      llvm::DenseMap<Value, Value> &handleOf) {
+    OpBuilder b(module.getContext());
+    Type i64 = b.getI64Type();
+    for (auto fn : module.getOps<func::FuncOp>()) {
+      if (fn.isExternal())
+        continue;
+      b.setInsertionPointToStart(&fn.getBody().front());
+      for (BlockArgument a : fn.getArguments())
+        if (isa<EncodedCacheType>(a.getType()))
+          handleOf[a] = UnrealizedConversionCastOp::create(b, a.getLoc(), TypeRange{i64},
+                                                           ValueRange{a})
+                            .getResult(0);
+    }
+    SmallVector<Operation *> producers;
+    module.walk([&](Operation *op) {
+      if (isa<EncodeOp>(op) ||
+          (isa<CacheAppendOp>(op) && isa<EncodedCacheType>(op->getResult(0).getType())))
+        producers.push_back(op);
+    });
+    for (Operation *op : producers) {
+      if (auto enc = dyn_cast<EncodeOp>(op)) {
+        handleOf[enc.getResult()] = lowerEncode(enc);
+        continue;
+      }
+      auto app = cast<CacheAppendOp>(op);
+      Value h = handleOf.lookup(app.getCache());
+      if (!h)
+        return app.emitError("convert-kvc-to-gpu: internal error: no handle for the cache");
+      if (failed(lowerEncodedAppend(app, gm, h)))
+        return failure();
+      handleOf[app.getResult()] = h;
+    }
+    return success();
+  }
+
+  /// kvc.encode -> kvc_rt_gpu_encode_<t>(codec..., reserve, K, V, lengths) -> handle.
+  Value lowerEncode(EncodeOp op) {
+    OpBuilder b(op);
+    Location loc = op.getLoc();
+    auto from = op.getCache().getDefiningOp<CacheFromTensorsOp>();
+    auto type = cast<EncodedCacheType>(op.getType());
+    CodecAttr c = type.getCodec();
+    Type et = type.getKeyType().getElementType();
+    Type i64 = b.getI64Type(), f64 = b.getF64Type();
+    auto dyn4 = MemRefType::get(SmallVector<int64_t>(4, ShapedType::kDynamic), et);
+    auto dyn2 = MemRefType::get({ShapedType::kDynamic, ShapedType::kDynamic}, i64);
+    std::string name = std::string("kvc_rt_gpu_encode_") + (et.isF16() ? "f16" : et.isBF16() ? "bf16" : "f32");
+    auto fn = runtimeFunc(b, op->getParentOfType<ModuleOp>(), name,
+                          {i64, i64, i64, f64, i64, f64, i64, i64, i64, i64, dyn4, dyn4, dyn2},
+                          {i64});
+    auto buf4 = [&](Value t) {
+      return memref::CastOp::create(b, loc, dyn4, flatBuffer(b, loc, t)).getResult();
+    };
+    Value noLengths = memref::CastOp::create(
+        b, loc, dyn2, memref::AllocaOp::create(b, loc, MemRefType::get({0, 0}, i64)));
+    auto ci = [&](int64_t v) -> Value { return arith::ConstantIntOp::create(b, loc, v, 64); };
+    auto cf = [&](FloatAttr a) -> Value {
+      return arith::ConstantOp::create(b, loc, b.getF64FloatAttr(a.getValueAsDouble()));
+    };
+    return func::CallOp::create(
+               b, loc, fn,
+               ValueRange{ci(c.getBits()), ci(int64_t(c.getKeyGroup())), ci(c.getKeyBlock()),
+                          cf(c.getKeyError()), ci(c.getValueBlock()), cf(c.getValueError()),
+                          ci(int64_t(c.getEntropy())), ci(c.getRecentKeys()),
+                          ci(c.getRecentValues()), ci(encodedReserve),
+                          buf4(from.getKeys()), buf4(from.getValues()), noLengths})
+        .getResult(0);
+  }
+
+  /// kvc.cache.append on an encoded cache (handle h): append_begin, the window-append kernel
+  /// per stream, the store kernels on the due blocks, append_end.
+  LogicalResult lowerEncodedAppend(CacheAppendOp op, gpu::GPUModuleOp gm, Value h) {
+    auto type = cast<EncodedCacheType>(op.getCache().getType());
+    auto kt = type.getKeyType();
+    Type et = kt.getElementType();
+    const int64_t D = kt.getDimSize(3);
+    std::string etName = et.isF16() ? "f16" : et.isBF16() ? "bf16" : "f32";
+    if (kt.isDynamicDim(1) || ShapedType::isDynamic(D))
+      return op.emitError("convert-kvc-to-gpu: appending to an encoded cache needs static Hkv "
+                          "and D");
+    CodecAttr codec = type.getCodec();
+    StoreKernelConfig sc;
+    sc.headDim = D;
+    sc.keyBlock = codec.getKeyBlock();
+    sc.valueBlock = codec.getValueBlock();
+    sc.elemType = "f16"; // the store kernels read the fp16 windows
+    sc.prefix = "kvc_store";
+    sc.moduleName = kModuleName.str();
+    const std::string storeBase = sc.prefix + storeKernelTag(sc);
+    const std::string windowName = "kvc_window_d" + std::to_string(D) + "_" + etName;
+    if (failed(ensureKernels(op, gm, storeBase + "_kstore",
+                             [&](std::string &err) { return generateStoreKernelFuncs(sc, err); })) ||
+        failed(ensureKernels(op, gm, windowName, [&](std::string &err) {
+          return generateWindowAppendKernelFunc(D, etName, windowName, err);
+        })))
+      return failure();
+
+    OpBuilder b(op);
+    Location loc = op.getLoc();
+    auto module = op->getParentOfType<ModuleOp>();
+    Type i64 = b.getI64Type(), i32 = b.getI32Type(), f32 = b.getF32Type(), f16 = b.getF16Type();
+    auto dynI64 = MemRefType::get({ShapedType::kDynamic}, i64);
+    Value kn = flatBuffer(b, loc, op.getKeys()), vn = flatBuffer(b, loc, op.getValues());
+    Value batch = dimOf(b, loc, kn, 0), n = dimOf(b, loc, kn, 2);
+    Value rows = arith::MulIOp::create(b, loc, batch, cIdx(b, loc, kt.getDimSize(1)));
+    Value n64 = arith::IndexCastOp::create(b, loc, i64, n);
+    Value state = memref::CastOp::create(
+        b, loc, dynI64, memref::AllocaOp::create(b, loc, MemRefType::get({12}, i64)));
+    auto begin = runtimeFunc(b, module, "kvc_rt_gpu_encoded_append_begin", {i64, i64, dynI64}, {});
+    auto end = runtimeFunc(b, module, "kvc_rt_gpu_encoded_append_end", {i64, i64}, {});
+    func::CallOp::create(b, loc, begin, ValueRange{h, n64, state});
+    auto stateAt = [&](int64_t i) -> Value {
+      return memref::LoadOp::create(b, loc, state, ValueRange{cIdx(b, loc, i)});
+    };
+    auto toIndex = [&](Value v) -> Value {
+      return arith::IndexCastOp::create(b, loc, b.getIndexType(), v);
+    };
+    auto toI32 = [&](Value v) -> Value { return arith::TruncIOp::create(b, loc, i32, v); };
+    Value one = cIdx(b, loc, 1), zero = cIdx(b, loc, 0);
+    auto window = gm.lookupSymbol<gpu::GPUFuncOp>(windowName);
+    // 1. The new tokens into the windows (grid (n, rows): nothing to launch when n = 0).
+    Value hasTokens = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::sgt, n, zero);
+    auto ifTokens = scf::IfOp::create(b, loc, hasTokens, /*withElseRegion=*/false);
+    {
+      OpBuilder::InsertionGuard g(b);
+      b.setInsertionPointToStart(ifTokens.thenBlock());
+      for (int st = 0; st < 2; ++st) {
+        Value rec = encodedBuffer(b, loc, h, encStreamBuffer(kEncKRec, st), f16);
+        gpu::LaunchFuncOp::create(
+            b, loc, window, gpu::KernelDim3{n, rows, one}, gpu::KernelDim3{cIdx(b, loc, D), one, one},
+            Value(),
+            ValueRange{flatten(b, loc, st ? vn : kn), rec, n, toIndex(stateAt(st)),
+                       toIndex(stateAt(2 + st))});
+      }
+    }
+    // 2. The store kernels on the blocks that fall due (grid (jobs)).
+    for (int st = 0; st < 2; ++st) {
+      Value jobs = toIndex(stateAt(4 + st));
+      Value any = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::sgt, jobs, zero);
+      auto ifJobs = scf::IfOp::create(b, loc, any, /*withElseRegion=*/false);
+      OpBuilder::InsertionGuard g(b);
+      b.setInsertionPointToStart(ifJobs.thenBlock());
+      auto buf = [&](int64_t keyIdx, Type t) {
+        return encodedBuffer(b, loc, h, encStreamBuffer(keyIdx, st), t);
+      };
+      auto storeBuf = [&](int64_t idx) {
+        return encodedBuffer(b, loc, h, idx + kEncPerStoreStream * st, i32);
+      };
+      Value eps = arith::BitcastOp::create(b, loc, f32, toI32(stateAt(10 + st)));
+      auto store = gm.lookupSymbol<gpu::GPUFuncOp>(storeBase + (st ? "_vstore" : "_kstore"));
+      const int64_t threads = storeKernelThreads(sc, st == 1);
+      gpu::LaunchFuncOp::create(
+          b, loc, store, gpu::KernelDim3{jobs, one, one},
+          gpu::KernelDim3{cIdx(b, loc, threads), one, one}, Value(),
+          ValueRange{buf(kEncKRec, f16), storeBuf(kEncStoreJobs), storeBuf(kEncStoreEnc),
+                     buf(kEncKW, i32), storeBuf(kEncStoreTop), buf(kEncKBO, i32),
+                     buf(kEncKVO, i32), buf(kEncKMin, f32), buf(kEncKStep, f32),
+                     storeBuf(kEncStoreRes), eps, toI32(stateAt(8 + st)),
+                     toI32(stateAt(6 + st))});
+    }
+    // 3. Statuses and the row table.
+    func::CallOp::create(b, loc, end, ValueRange{h, n64});
+    return success();
+  }
+
+  /// After the lowering: encoded-cache function arguments and results become i64 handles,
+  /// remaining kvc.cache.lengths of encoded caches read the runtime's row lengths, and the
+  /// kvc ops on encoded caches are erased.
+  LogicalResult finishEncodedHandles(ModuleOp module, llvm::DenseMap<Value, Value> &handleOf) {
+    Type i64 = IntegerType::get(module.getContext(), 64);
+    SmallVector<Operation *> dead;
+    llvm::SetVector<Operation *> sources; // the kvc.cache.from_tensors that kvc.encode read
+    WalkResult res = module.walk([&](Operation *op) -> WalkResult {
+      if (isa<gpu::GPUModuleOp>(op))
+        return WalkResult::skip();
+      if (auto ret = dyn_cast<func::ReturnOp>(op)) {
+        for (OpOperand &o : ret->getOpOperands())
+          if (isa<EncodedCacheType>(o.get().getType()))
+            o.set(handleOf.lookup(o.get()));
+        return WalkResult::advance();
+      }
+      if (auto len = dyn_cast<CacheLengthsOp>(op)) {
+        if (!isa<EncodedCacheType>(len.getCache().getType()))
+          return WalkResult::advance();
+        if (!len->use_empty()) {
+          auto lt = cast<RankedTensorType>(len.getType());
+          if (!lt.hasStaticShape()) {
+            len.emitError("convert-kvc-to-gpu: kvc.cache.lengths of an encoded cache needs a "
+                          "static batch");
+            return WalkResult::interrupt();
+          }
+          OpBuilder b(len);
+          auto mt = MemRefType::get(lt.getShape(), i64);
+          Value m = memref::AllocOp::create(b, len.getLoc(), mt);
+          auto fn = runtimeFunc(b, module, "kvc_rt_gpu_encoded_lengths",
+                                {i64, MemRefType::get({ShapedType::kDynamic, ShapedType::kDynamic}, i64)},
+                                {});
+          func::CallOp::create(
+              b, len.getLoc(), fn,
+              ValueRange{handleOf.lookup(len.getCache()),
+                         memref::CastOp::create(b, len.getLoc(), fn.getArgumentTypes()[1], m)});
+          len.getResult().replaceAllUsesWith(bufferization::ToTensorOp::create(
+              b, len.getLoc(), lt, m, /*restrict=*/true, /*writable=*/true));
+        }
+        dead.push_back(op);
+        return WalkResult::advance();
+      }
+      if (auto view = dyn_cast<CacheViewOp>(op)) {
+        if (isa<EncodedCacheType>(view.getCache().getType()))
+          dead.push_back(op);
+      } else if (auto app = dyn_cast<CacheAppendOp>(op)) {
+        if (isa<EncodedCacheType>(app.getType()))
+          dead.push_back(op);
+      } else if (auto enc = dyn_cast<EncodeOp>(op)) {
+        dead.push_back(op);
+        if (Operation *from = enc.getCache().getDefiningOp())
+          sources.insert(from);
+      }
+      return WalkResult::advance();
+    });
+    if (res.wasInterrupted())
+      return failure();
+    for (Operation *op : llvm::reverse(dead)) {
+      for (Value r : op->getResults())
+        if (isa<EncodedCacheType>(r.getType()))
+          if (Value h = handleOf.lookup(r))
+            r.replaceAllUsesWith(h);
+      if (op->use_empty())
+        op->erase();
+    }
+    for (Operation *op : sources)
+      if (op->use_empty())
+        op->erase();
+    for (auto fn : module.getOps<func::FuncOp>()) {
+      if (fn.isExternal())
+        continue;
+      Block &entry = fn.getBody().front();
+      for (BlockArgument a : entry.getArguments()) {
+        if (!isa<EncodedCacheType>(a.getType()))
+          continue;
+        Value cast = handleOf.lookup(a);
+        for (OpOperand &use : llvm::make_early_inc_range(a.getUses()))
+          if (use.getOwner() != cast.getDefiningOp())
+            return use.getOwner()->emitError("convert-kvc-to-gpu: internal error: encoded "
+                                             "cache argument still in use");
+        Operation *castOp = cast.getDefiningOp();
+        a.setType(i64);
+        cast.replaceAllUsesWith(a);
+        castOp->erase();
+      }
+      SmallVector<Type> results(fn.getResultTypes());
+      fn.walk([&](func::ReturnOp ret) {
+        results.assign(ret.getOperandTypes().begin(), ret.getOperandTypes().end());
+      });
+      fn.setFunctionType(FunctionType::get(module.getContext(), entry.getArgumentTypes(), results));
+    }
+    return success();
+  }
+
   /// Replaces an attention over an encoded cache by host code launching the encoded split and
-  /// merge kernels. The encoded cache's device form (the 16 buffers of the kernel ABI in
-  /// EncodedKernelGen.h) has no IR producer yet, so it is taken from the cache value through a
-  /// `builtin.unrealized_conversion_cast` (libkvc_runtime's CUDAEncoded.h builds it at run time).
+  /// merge kernels on the 16 device buffers (the kernel ABI in EncodedKernelGen.h) that the
+  /// runtime hands out for the cache's handle `h`.
   void lowerEncodedHost(AttentionOp op, CacheViewOp view, const EncodedKernelConfig &cfg,
-                        gpu::GPUModuleOp gm) {
+                        gpu::GPUModuleOp gm, Value h) {
     OpBuilder b(op);
     Location loc = op.getLoc();
     auto kt = cast<RankedTensorType>(op.getKey().getType());
@@ -358,12 +774,12 @@ struct ConvertKVCToGPUPass : public mlir::kvc::impl::ConvertKVCToGPUBase<Convert
     Value hkv = cIdx(b, loc, kt.getDimSize(1));
     const int64_t D = cfg.headDim, nqPerRow = cfg.groupSize * cfg.querySeq;
     Type i32 = b.getI32Type(), f32 = b.getF32Type(), f16 = b.getF16Type();
-    auto dyn = [&](Type t) { return MemRefType::get({ShapedType::kDynamic}, t); };
-    SmallVector<Type> abi = {dyn(i32), dyn(i32), dyn(i32), dyn(i32),                 // rows aux syms lut
-                             dyn(i32), dyn(i32), dyn(i32), dyn(f32), dyn(f32), dyn(f16), // keys
-                             dyn(i32), dyn(i32), dyn(i32), dyn(f32), dyn(f32), dyn(f16)};
-    auto dev = UnrealizedConversionCastOp::create(b, loc, abi, ValueRange{view.getCache()});
-    dev->setAttr("kvc.encoded_device_form", b.getUnitAttr());
+    // rows aux syms lut, then per stream: words, block offsets, vector offsets, min, step, window
+    const Type abi[kEncNumDecodeBuffers] = {i32, i32, i32, i32, i32, i32, i32, f32,
+                                            f32, f16, i32, i32, i32, f32, f32, f16};
+    SmallVector<Value> dev;
+    for (int64_t i = 0; i < kEncNumDecodeBuffers; ++i)
+      dev.push_back(encodedBuffer(b, loc, h, i, abi[i]));
 
     Value rows = arith::MulIOp::create(b, loc, batch, hkv);
     Value splits;
@@ -383,7 +799,7 @@ struct ConvertKVCToGPUPass : public mlir::kvc::impl::ConvertKVCToGPUBase<Convert
     Value partials = arith::MulIOp::create(b, loc, nqRows, splits);
     DecodeBuffers buf = allocDecodeBuffers(b, loc, op, qm, partials, D);
     SmallVector<Value> args = {flatten(b, loc, qm)};
-    args.append(dev.getResults().begin(), dev.getResults().end());
+    args.append(dev.begin(), dev.end());
     args.append({buf.opart, buf.mlpart});
     auto split = gm.lookupSymbol<gpu::GPUFuncOp>(cfg.prefix + "_split");
     Value one = cIdx(b, loc, 1);

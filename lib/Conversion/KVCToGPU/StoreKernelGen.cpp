@@ -593,3 +593,40 @@ std::string mlir::kvc::generateStoreKernels(const StoreKernelConfig &c, std::str
     return "";
   return "gpu.module @" + c.moduleName + " {\n" + funcs + "}\n";
 }
+
+std::string mlir::kvc::generateWindowAppendKernelFunc(int64_t headDim, const std::string &elemType,
+                                                      const std::string &name,
+                                                      std::string &error) {
+  if (headDim < 1 || headDim > 1024) {
+    error = "window append kernel: head dim must be in [1, 1024]";
+    return "";
+  }
+  if (elemType != "f16" && elemType != "bf16" && elemType != "f32") {
+    error = "window append kernel: source type must be f16, bf16 or f32, got " + elemType;
+    return "";
+  }
+  Em e;
+  const std::string MET = "memref<?x" + elemType + ">", MH = "memref<?xf16>";
+  e.os << "  // Appends n new tokens (" << elemType << ", rounded to the cache's fp16) of every"
+       << " row to its\n  // unencoded window: grid (n, rows), block (D).\n";
+  e.os << "  gpu.func @" << name << "(%src: " << MET << ", %rec: " << MH
+       << ", %n: index, %off: index, %stride: index)\n"
+       << "      kernel attributes {known_block_size = array<i32: " << headDim
+       << ", 1, 1>, kvc.kernel = \"window_append\"} {\n";
+  e.ind = "    ";
+  std::string t = e.L("gpu.block_id x"), r = e.L("gpu.block_id y"), c = e.L("gpu.thread_id x");
+  std::string cD = e.ci(headDim);
+  // src[(r*n + t)*D + c] -> rec[off + r*stride + t*D + c]
+  std::string si = e.add(e.mul(e.add(e.mul(r, "%n"), t), cD), c);
+  std::string di = e.add(e.add("%off", e.mul(r, "%stride")), e.add(e.mul(t, cD), c));
+  std::string x = e.L("memref.load %src[" + si + "] : " + MET);
+  std::string h = x;
+  if (elemType == "bf16")
+    x = e.L("arith.extf " + x + " : bf16 to f32");
+  if (elemType != "f16")
+    h = e.L("arith.truncf " + x + " : f32 to f16"); // round to nearest even, as the CPU codec
+  e.S("memref.store " + h + ", %rec[" + di + "] : " + MH);
+  e.S("gpu.return");
+  e.os << "  }\n";
+  return e.os.str();
+}

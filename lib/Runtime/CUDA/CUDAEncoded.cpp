@@ -764,9 +764,114 @@ std::string jobText(const kvc_cuda_encoded_appender *A, int st, int64_t j, const
          "): store status " +
          std::to_string(res[3]);
 }
+
+// The checks of an append of n > 0 tokens, and the due job range [j0, j1) of each stream.
+int checkAppend(const kvc_cuda_encoded_appender *A, int64_t n, int64_t j0[2], int64_t j1[2],
+                const char **err) {
+  if (A->a + n > A->M)
+    return afail(err, "appending " + std::to_string(n) + " tokens exceeds the reserve (" +
+                          std::to_string(A->M - A->a) + " of " + std::to_string(A->M) +
+                          " max_new_tokens left)");
+  for (int st = 0; st < 2; ++st) {
+    const auto &S = A->s[st];
+    j0[st] = S.due[size_t(A->a)];
+    j1[st] = S.due[size_t(A->a + n)];
+    for (int64_t j = j0[st]; j < j1[st]; ++j)
+      if (S.jobs[size_t(4 * j + 2)] < 0)
+        return afail(err, "row " + std::to_string(S.jobRow[size_t(j)]) + ": a " +
+                              (st ? "value" : "key") +
+                              " block falls due but the stream has no codebook yet (its prefill "
+                              "encoded no block; the codebook is built by the CPU codec)");
+  }
+  return 0;
+}
+
+// Step 4 of an append: the row table for a + n tokens, and the bookkeeping.
+int advanceRows(kvc_cuda_encoded_appender *A, kvc_cuda_encoded_cache *c, int64_t n,
+                const int64_t j0[2], const int64_t j1[2], kvc_cuda_stream stream,
+                const char **err) {
+  const int64_t a1 = A->a + n;
+  if (int rc = kvc_cuda_memcpy_dtod_async(c->buf[KVC_ENC_ROWS],
+                                          A->rowsAll + uint64_t(a1 * A->R * 8) * 4,
+                                          size_t(A->R * 8) * 4, stream))
+    return cudaFail(err, rc, "row table copy");
+  for (int st = 0; st < 2; ++st) {
+    A->s[st].launched = j1[st];
+    A->s[st].stored += j1[st] - j0[st];
+    A->s[st].launches += j1[st] > j0[st]; // one launch per stream and call (re-runs not counted)
+  }
+  A->a = a1;
+  int64_t mx = 0;
+  for (int64_t t : A->T0)
+    mx = std::max(mx, t + a1);
+  c->max_tokens = mx;
+  c->tokens += uint64_t(n * A->R);
+  return 0;
+}
 } // namespace
 
 extern "C" {
+
+int kvc_cuda_encoded_append_prepare(kvc_cuda_encoded_appender *A,
+                                    const kvc_cuda_encoded_cache *c, int64_t n,
+                                    kvc_encoded_append_stream out[2], const char **err) {
+  std::memset(out, 0, 2 * sizeof *out);
+  if (!A || !c)
+    return afail(err, "null appender or cache");
+  if (n < 0)
+    return afail(err, "negative token count");
+  int64_t j0[2] = {0, 0}, j1[2] = {0, 0};
+  if (n > 0)
+    if (int rc = checkAppend(A, n, j0, j1, err))
+      return rc;
+  for (int st = 0; st < 2; ++st) {
+    const auto &S = A->s[st];
+    kvc_encoded_append_stream &o = out[st];
+    o.window_offset = (S.pmax + A->a) * A->D;
+    o.window_stride = S.stride * A->D;
+    o.jobs = S.jobsD + uint64_t(j0[st]) * 16;
+    o.res = S.resD + uint64_t(j0[st]) * 16;
+    o.num_jobs = j1[st] - j0[st];
+    o.enc = S.encD;
+    o.top = S.top;
+    o.enc_len = std::max<int64_t>(S.encLen, 1);
+    o.word_capacity = S.cap;
+    o.eps = S.eps;
+    o.max_symbol = S.maxsym;
+  }
+  return 0;
+}
+
+int kvc_cuda_encoded_append_commit(kvc_cuda_encoded_appender *A, kvc_cuda_encoded_cache *c,
+                                   int64_t n, kvc_cuda_stream stream, const char **err) {
+  if (!A || !c)
+    return afail(err, "null appender or cache");
+  if (n <= 0)
+    return n < 0 ? afail(err, "negative token count") : 0;
+  int64_t j0[2], j1[2];
+  if (int rc = checkAppend(A, n, j0, j1, err))
+    return rc;
+  if (int rc = kvc_cuda_stream_synchronize(stream))
+    return cudaFail(err, rc, "store kernels");
+  for (int st = 0; st < 2; ++st) {
+    const int64_t nj = j1[st] - j0[st];
+    if (!nj)
+      continue;
+    std::vector<int32_t> res(size_t(4 * nj));
+    if (int rc = kvc_cuda_memcpy_dtoh(res.data(), A->s[st].resD + uint64_t(j0[st]) * 16,
+                                      size_t(nj) * 16))
+      return cudaFail(err, rc, "status read");
+    for (int64_t j = 0; j < nj; ++j) {
+      const int32_t *q = &res[size_t(4 * j)];
+      if (q[3] != 0)
+        return afail(err, jobText(A, st, j0[st] + j, q) +
+                              (q[3] == 1   ? " (a non-finite value or |x| >= 65520 in the block)"
+                               : q[3] == 2 ? " (out of word capacity)"
+                                           : " (not run)"));
+    }
+  }
+  return advanceRows(A, c, n, j0, j1, stream, err);
+}
 
 int kvc_cuda_encoded_append(kvc_cuda_encoded_appender *A, kvc_cuda_encoded_cache *c,
                             const kvc_encoded_store_kernels *sk, kvc_cuda_ptr kNew,
@@ -778,28 +883,15 @@ int kvc_cuda_encoded_append(kvc_cuda_encoded_appender *A, kvc_cuda_encoded_cache
     return afail(err, "negative token count");
   if (n == 0)
     return 0;
-  if (A->a + n > A->M)
-    return afail(err, "appending " + std::to_string(n) + " tokens exceeds the reserve (" +
-                          std::to_string(A->M - A->a) + " of " + std::to_string(A->M) +
-                          " max_new_tokens left)");
   if (sk->head_dim != A->D || sk->key_block != A->KB || sk->value_block != A->VB)
     return afail(err, "store kernels are for D/KB/VB " + std::to_string(sk->head_dim) + "/" +
                           std::to_string(sk->key_block) + "/" + std::to_string(sk->value_block) +
                           ", the cache has " + std::to_string(A->D) + "/" + std::to_string(A->KB) +
                           "/" + std::to_string(A->VB));
-  const int64_t a0 = A->a, a1 = A->a + n, D = A->D;
+  const int64_t a0 = A->a, D = A->D;
   int64_t j0[2], j1[2];
-  for (int st = 0; st < 2; ++st) {
-    auto &S = A->s[st];
-    j0[st] = S.due[size_t(a0)];
-    j1[st] = S.due[size_t(a1)];
-    for (int64_t j = j0[st]; j < j1[st]; ++j)
-      if (S.jobs[size_t(4 * j + 2)] < 0)
-        return afail(err, "row " + std::to_string(S.jobRow[size_t(j)]) + ": a " +
-                              (st ? "value" : "key") +
-                              " block falls due but the stream has no codebook yet (its prefill "
-                              "encoded no block; the codebook is built by the CPU codec)");
-  }
+  if (int rc = checkAppend(A, n, j0, j1, err))
+    return rc;
   // 1. The new tokens go after every row's window (same position r*S + P + a for all rows):
   // one 2-D copy per stream (row pitch S*D), or one copy per row with KVC_APPEND_ROW_COPIES.
   for (int st = 0; st < 2; ++st) {
@@ -833,7 +925,6 @@ int kvc_cuda_encoded_append(kvc_cuda_encoded_appender *A, kvc_cuda_encoded_cache
                              st ? sk->vthreads : sk->kthreads, S.jobsD + uint64_t(j0[st]) * 16,
                              S.resD + uint64_t(j0[st]) * 16, nj, stream))
       return cudaFail(err, rc, "store launch");
-    ++S.launches;
   }
   // 3. Statuses (checked mode): status 1 fails the call, status 2 grows and re-runs.
   if ((flags & KVC_ENC_APPEND_CHECK) && (j1[0] > j0[0] || j1[1] > j0[1])) {
@@ -904,22 +995,8 @@ int kvc_cuda_encoded_append(kvc_cuda_encoded_appender *A, kvc_cuda_encoded_cache
       }
     }
   }
-  // 4. The row table for a1 tokens.
-  if (int rc = kvc_cuda_memcpy_dtod_async(c->buf[KVC_ENC_ROWS],
-                                          A->rowsAll + uint64_t(a1 * A->R * 8) * 4,
-                                          size_t(A->R * 8) * 4, stream))
-    return cudaFail(err, rc, "row table copy");
-  for (int st = 0; st < 2; ++st) {
-    A->s[st].launched = j1[st];
-    A->s[st].stored += j1[st] - j0[st];
-  }
-  A->a = a1;
-  int64_t mx = 0;
-  for (int64_t t : A->T0)
-    mx = std::max(mx, t + a1);
-  c->max_tokens = mx;
-  c->tokens += uint64_t(n * A->R);
-  return 0;
+  // 4. The row table for a0 + n tokens.
+  return advanceRows(A, c, n, j0, j1, stream, err);
 }
 
 int kvc_cuda_encoded_append_status(kvc_cuda_encoded_appender *A, kvc_cuda_stream stream,

@@ -8,13 +8,18 @@
 #codec = #kvc.codec<bits = 0, key_group = block, key_block = 64, key_error = 5.000000e-02 : f64, value_group = token, value_block = 128, value_error = 1.000000e-01 : f64, entropy = huffman, recent_keys = 128, recent_values = 256>
 !enc = !kvc.encoded_cache<tensor<?x8x?x128xbf16>, tensor<?x8x?x128xbf16>, #codec>
 
-// CHECK-LABEL: func.func @decode
+// The cache is the runtime's handle (i64); the kernels' 16 device buffers come from it.
+// CHECK-DAG: func.func private @kvc_rt_gpu_encoded_buffer_i32(i64, i64) -> memref<?xi32> attributes {llvm.emit_c_interface}
+// CHECK-DAG: func.func private @kvc_rt_gpu_encoded_buffer_f32(i64, i64) -> memref<?xf32> attributes {llvm.emit_c_interface}
+// CHECK-DAG: func.func private @kvc_rt_gpu_encoded_buffer_f16(i64, i64) -> memref<?xf16> attributes {llvm.emit_c_interface}
+// CHECK-LABEL: func.func @decode(%arg0: tensor<?x32x1x128xbf16>, %arg1: i64) ->
 // CHECK-NOT: kvc.cache.view
-// CHECK: %[[DEV:.*]]:16 = builtin.unrealized_conversion_cast %arg1 : !kvc.encoded_cache<{{.*}}> to memref<?xi32>, memref<?xi32>, memref<?xi32>, memref<?xi32>, memref<?xi32>, memref<?xi32>, memref<?xi32>, memref<?xf32>, memref<?xf32>, memref<?xf16>, memref<?xi32>, memref<?xi32>, memref<?xi32>, memref<?xf32>, memref<?xf32>, memref<?xf16> {kvc.encoded_device_form}
+// CHECK: %[[ROWS:.*]] = call @kvc_rt_gpu_encoded_buffer_i32(%arg1, %c0_i64)
+// CHECK: %[[VREC:.*]] = call @kvc_rt_gpu_encoded_buffer_f16(%arg1, %c15_i64)
 // CHECK: %[[OP:.*]], %{{.*}} = gpu.alloc async [%{{.*}}] (%{{.*}}) : memref<?xf32>
 // CHECK: %[[ML:.*]], %{{.*}} = gpu.alloc async [%{{.*}}] (%{{.*}}) : memref<?xf32>
-// CHECK: gpu.launch_func @kvc_gpu::@kvc_attn0_d128_g4_q1_bf16_kb64_vb128_u4_enc_split blocks in (%{{.*}}, %c8, %dim) threads in (%c128{{.*}}, %c1{{.*}}, %c1{{.*}}) args(%collapse_shape : memref<?xbf16>, %[[DEV]]#0 : memref<?xi32>,
-// CHECK-SAME: %[[DEV]]#15 : memref<?xf16>, %[[OP]] : memref<?xf32>, %[[ML]] : memref<?xf32>)
+// CHECK: gpu.launch_func @kvc_gpu::@kvc_attn0_d128_g4_q1_bf16_kb64_vb128_u4_enc_split blocks in (%{{.*}}, %c8, %dim) threads in (%c128{{.*}}, %c1{{.*}}, %c1{{.*}}) args(%collapse_shape : memref<?xbf16>, %[[ROWS]] : memref<?xi32>,
+// CHECK-SAME: %[[VREC]] : memref<?xf16>, %[[OP]] : memref<?xf32>, %[[ML]] : memref<?xf32>)
 // CHECK: gpu.launch_func @kvc_gpu::@kvc_attn0_d128_g4_q1_bf16_kb64_vb128_u4_enc_merge
 // CHECK-SAME: args(%[[OP]] : memref<?xf32>, %[[ML]] : memref<?xf32>, %{{.*}} : memref<?xbf16>, %{{.*}} : index)
 // CHECK-NOT: kvc.attention
@@ -103,9 +108,9 @@ func.func @decode(%q: tensor<?x32x1x128xbf16>, %c: !enc) -> (tensor<?x32x1x128xb
 #codec = #kvc.codec<bits = 0, key_group = block, key_block = 64, key_error = 5.000000e-02 : f64, value_group = token, value_block = 128, value_error = 1.000000e-01 : f64, entropy = huffman, recent_keys = 128, recent_values = 256>
 !renc = !kvc.encoded_cache<tensor<2x2x4096x64xf32>, tensor<2x2x4096x64xf32>, #codec, ragged = true>
 
-// CHECK-LABEL: func.func @ragged_f32
+// CHECK-LABEL: func.func @ragged_f32(%arg0: tensor<2x16x1x64xf32>, %arg1: i64)
 // CHECK-NOT: kvc.cache.lengths
-// CHECK: builtin.unrealized_conversion_cast %arg1 : !kvc.encoded_cache<{{.*}}ragged = true>
+// CHECK: call @kvc_rt_gpu_encoded_buffer_i32(%arg1, %c0_i64)
 // CHECK: gpu.launch_func @kvc_gpu::@kvc_attn0_d64_g8_q1_f32_kb64_vb128_u4_enc_split blocks in (%{{.*}}, %c2{{.*}}, %c2{{.*}}) threads in (%c64
 // CHECK: gpu.launch_func @kvc_gpu::@kvc_attn0_d64_g8_q1_f32_kb64_vb128_u4_enc_merge
 // CHECK: gpu.func @kvc_attn0_d64_g8_q1_f32_kb64_vb128_u4_enc_split(%arg0: memref<?xf32>

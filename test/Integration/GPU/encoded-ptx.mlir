@@ -7,8 +7,8 @@
 // RUN: %if ptxas %{ env PATH=/usr/local/cuda/bin:%PATH% kvc-opt %s --kvc-gpu-pipeline="format=bin" | FileCheck %s --check-prefix=BIN %}
 // RUN: %if ptxas %{ kvc-opt %s --kvc-gpu-pipeline -o %t.mlir && kvc-bench extract %t.mlir -o %t.ptx && env PATH=/usr/local/cuda/bin:%PATH% ptxas -arch=sm_90a -v %t.ptx -o %t.cubin 2>&1 | FileCheck %s --check-prefix=PTXAS %}
 
-// CHECK-LABEL: func.func @decode_encoded
-// CHECK: builtin.unrealized_conversion_cast %arg1 : !kvc.encoded_cache
+// CHECK-LABEL: func.func @decode_encoded(%arg0: tensor<?x32x1x128xbf16>, %arg1: i64)
+// CHECK: call @kvc_rt_gpu_encoded_buffer_i32(%arg1, %{{.*}}) : (i64, i64) -> memref<?xi32>
 // CHECK: gpu.launch_func @kvc_gpu::@kvc_attn0_d128_g4_q1_bf16_kb64_vb128_u4_enc_split
 // CHECK: gpu.launch_func @kvc_gpu::@kvc_attn0_d128_g4_q1_bf16_kb64_vb128_u4_enc_merge
 // CHECK: gpu.binary @kvc_gpu [#gpu.object<#nvvm.target<O = 3, chip = "sm_90a", features = "+ptx80">

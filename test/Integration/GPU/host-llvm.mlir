@@ -5,7 +5,10 @@
 // RUN: kvc-opt %s --kvc-gpu-pipeline="host=llvm" | FileCheck %s
 // RUN: kvc-opt %s --kvc-gpu-pipeline="host=llvm" | mlir-translate --mlir-to-llvmir | FileCheck %s --check-prefix=LLVM
 // RUN: not kvc-opt %s --kvc-gpu-pipeline="host=cpu" 2>&1 | FileCheck %s --check-prefix=BADHOST
-// RUN: not kvc-opt %S/../../../bench/gpu/decode-encoded.mlir --kvc-gpu-pipeline="host=llvm" 2>&1 | FileCheck %s --check-prefix=ENC
+// Encoded caches too (examples/gpu/encoded.mlir, run by kvc-encoded-ir-example): the cache is
+// an i64 handle, kvc.encode and the append's bookkeeping call libkvc_runtime, the window-append,
+// store, split and merge kernels are launched through mgpu*.
+// RUN: kvc-opt %S/../../../examples/gpu/encoded.mlir --kvc-gpu-pipeline="host=llvm" | mlir-translate --mlir-to-llvmir | FileCheck %s --check-prefix=ENC
 
 // CHECK: llvm.func @decode(
 // CHECK: llvm.call @mgpuMemAlloc
@@ -26,7 +29,17 @@
 // LLVM: call ptr @mgpuModuleLoadJIT(ptr @kvc_gpu_binary
 
 // BADHOST: error: kvc-gpu-pipeline: host must be 'gpu' (stop at gpu.launch_func) or 'llvm' (lower the host code too), got 'cpu'
-// ENC: error: kvc-gpu-pipeline: host=llvm supports dense and ragged caches; encoded caches have no IR device form yet
+// ENC-DAG: declare i64 @_mlir_ciface_kvc_rt_gpu_encode_bf16(i64, i64, i64, double, i64, double, i64, i64, i64, i64, ptr, ptr, ptr)
+// ENC-DAG: declare void @_mlir_ciface_kvc_rt_gpu_encoded_buffer_i32(ptr, i64, i64)
+// ENC-DAG: declare void @_mlir_ciface_kvc_rt_gpu_encoded_append_begin(i64, i64, ptr)
+// ENC-DAG: declare void @_mlir_ciface_kvc_rt_gpu_encoded_append_end(i64, i64)
+// ENC-DAG: define i64 @_mlir_ciface_prefill(ptr
+// ENC-DAG: define void @_mlir_ciface_step(ptr
+// ENC-DAG: c"kvc_window_d128_bf16\00"
+// ENC-DAG: c"kvc_store_d128_kb64_vb128_f16_kblk_kstore\00"
+// ENC-DAG: c"kvc_store_d128_kb64_vb128_f16_kblk_vstore\00"
+// ENC-DAG: c"kvc_attn0_d128_g4_q1_bf16_kb64_vb128_u4_enc_split\00"
+// ENC-DAG: c"kvc_attn0_d128_g4_q1_bf16_kb64_vb128_u4_enc_merge\00"
 
 func.func @decode(%q: tensor<?x32x1x128xbf16>, %k: tensor<?x8x?x128xbf16>,
                   %v: tensor<?x8x?x128xbf16>) -> tensor<?x32x1x128xbf16> {

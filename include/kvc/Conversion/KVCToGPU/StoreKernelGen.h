@@ -92,6 +92,15 @@ std::string storeKernelTag(const StoreKernelConfig &cfg);
 /// placed inside a gpu.module. Returns "" and sets `error` for unsupported configurations.
 std::string generateStoreKernelFuncs(const StoreKernelConfig &cfg, std::string &error);
 
+/// The window-append kernel that precedes the store kernels when tokens are appended to an
+/// encoded cache: copies n new tokens per row ([rows, n, D] of `elemType`, rounded to fp16
+/// with round-to-nearest-even like the CPU codec) to each row's unencoded fp16 window:
+///   <name>(%src: memref<?xET>, %rec: memref<?xf16>, %n: index, %off: index, %stride: index)
+///   grid (n, rows), block (D); src[(r*n + t)*D + c] -> rec[off + r*stride + t*D + c].
+/// Returns "" and sets `error` for unsupported configurations.
+std::string generateWindowAppendKernelFunc(int64_t headDim, const std::string &elemType,
+                                           const std::string &name, std::string &error);
+
 /// The same kernels wrapped in `gpu.module @<moduleName>`.
 std::string generateStoreKernels(const StoreKernelConfig &cfg, std::string &error);
 

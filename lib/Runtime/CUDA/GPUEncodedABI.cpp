@@ -1,0 +1,305 @@
+//===- GPUEncodedABI.cpp - encoded KV caches for code compiled to the GPU ---------===//
+//
+// What convert-kvc-to-gpu's host code calls for !kvc.encoded_cache values (CompilerABI.h,
+// "Encoded caches on the GPU"): a handle owns an appendable device form (CUDAEncoded.h) and
+// its appender. The decode and store kernels are the compiled module's own; this file only
+// hands out their buffers and does the appender's host bookkeeping around the launches.
+//
+//===----------------------------------------------------------------------===//
+#include "kvc/Runtime/CUDA.h"
+#include "kvc/Runtime/CUDAEncoded.h"
+#include "kvc/Runtime/Codec.h"
+#include "kvc/Runtime/CompilerABI.h"
+
+#include "../Codec/Half.h"
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+namespace {
+
+struct GPUEncodedCache {
+  kvc_cuda_encoded_cache cache{};
+  kvc_cuda_encoded_appender *app = nullptr;
+  kvc_encoded_append_stream pending[2]{}; // of the append begun last
+  int64_t pendingTokens = -1;             // n of that append, -1 if none is open
+  ~GPUEncodedCache() {
+    if (app)
+      kvc_cuda_encoded_appender_free(app);
+    kvc_cuda_encoded_free(&cache);
+  }
+};
+
+std::mutex registryMutex;
+std::vector<std::unique_ptr<GPUEncodedCache>> &registry() {
+  static std::vector<std::unique_ptr<GPUEncodedCache>> r;
+  return r;
+}
+
+[[noreturn]] void die(const std::string &msg) {
+  std::fprintf(stderr, "kvc runtime: GPU encoded cache: %s\n", msg.c_str());
+  std::exit(1);
+}
+
+GPUEncodedCache *get(int64_t handle) {
+  if (!handle)
+    die("null handle");
+  return reinterpret_cast<GPUEncodedCache *>(handle);
+}
+
+int create(const kvc_codec_head *const *heads, int64_t batch, int64_t hkv, int64_t maxNew,
+           int64_t *handle, const char **err) {
+  *handle = 0;
+  static thread_local std::string msg;
+  if (int rc = kvc_cuda_init(0)) {
+    msg = std::string("CUDA initialisation failed: ") + kvc_cuda_last_error();
+    *err = msg.c_str();
+    return rc;
+  }
+  auto c = std::make_unique<GPUEncodedCache>();
+  if (int rc = kvc_cuda_encoded_upload_appendable(heads, batch, hkv, maxNew, nullptr, &c->cache,
+                                                  &c->app, err))
+    return rc;
+  std::lock_guard<std::mutex> lock(registryMutex);
+  registry().push_back(std::move(c));
+  *handle = reinterpret_cast<int64_t>(registry().back().get());
+  return 0;
+}
+
+/// Element (b, h, t, d) of a 4-D strided memref as float; the data was copied to `host`.
+template <class Load>
+std::vector<float> row(const kvc_memref_4d *m, int64_t b, int64_t h, int64_t n, Load load) {
+  std::vector<float> out(size_t(n * m->sizes[3]));
+  size_t k = 0;
+  for (int64_t t = 0; t < n; ++t)
+    for (int64_t d = 0; d < m->sizes[3]; ++d)
+      out[k++] = load(b * m->strides[0] + h * m->strides[1] + t * m->strides[2] +
+                      d * m->strides[3]);
+  return out;
+}
+
+/// The memref's elements from its first to its last (strided) element, copied to the host
+/// (device or managed memory).
+std::vector<uint8_t> toHost(const kvc_memref_4d *m, size_t elemBytes) {
+  int64_t last = 0;
+  for (int i = 0; i < 4; ++i) {
+    if (m->sizes[i] == 0)
+      return {};
+    last += (m->sizes[i] - 1) * m->strides[i];
+  }
+  std::vector<uint8_t> host(size_t(last + 1) * elemBytes);
+  const kvc_cuda_ptr src = reinterpret_cast<kvc_cuda_ptr>(m->aligned) + uint64_t(m->offset) * elemBytes;
+  if (kvc_cuda_memcpy_dtoh(host.data(), src, host.size()))
+    die(std::string("reading keys/values for kvc.encode (they must be in device or managed "
+                    "memory): ") +
+        kvc_cuda_last_error());
+  return host;
+}
+
+/// kvc.encode: the CPU codec builds each row (and its codebooks), then the upload.
+int64_t encode(int elemKind, int64_t bits, int64_t keyGroup, int64_t keyBlock, double keyError,
+               int64_t valueBlock, double valueError, int64_t entropy, int64_t recentKeys,
+               int64_t recentValues, int64_t maxNew, kvc_memref_4d *keys, kvc_memref_4d *values,
+               kvc_memref_i64_2d *lengths) {
+  if (bits != 0 || entropy != 1 || keyGroup != 0)
+    die("the GPU kernels need the error-bounded codec (bits = 0) with Huffman coding and "
+        "block key groups");
+  if (kvc_cuda_init(0))
+    die(std::string("CUDA initialisation failed: ") + kvc_cuda_last_error());
+  const int64_t B = keys->sizes[0], H = keys->sizes[1], D = keys->sizes[3];
+  if (values->sizes[3] != D)
+    die("keys and values must have the same head dim");
+  const size_t eb = elemKind == 2 ? 4 : 2;
+  std::vector<uint8_t> kh = toHost(keys, eb), vh = toHost(values, eb);
+  auto loader = [&](const std::vector<uint8_t> &bytes) {
+    return [&bytes, elemKind](int64_t i) -> float {
+      if (elemKind == 2) {
+        float f;
+        std::memcpy(&f, &bytes[size_t(i) * 4], 4);
+        return f;
+      }
+      uint16_t u;
+      std::memcpy(&u, &bytes[size_t(i) * 2], 2);
+      return elemKind == 0 ? kvc::codec::halfToFloat(u) : kvc::codec::bitsToFloat(uint32_t(u) << 16);
+    };
+  };
+  auto lk = loader(kh), lv = loader(vh);
+  const bool ragged = lengths->sizes[0] > 0;
+  std::vector<kvc_codec_head *> heads;
+  struct Free {
+    std::vector<kvc_codec_head *> &h;
+    ~Free() {
+      for (auto *x : h)
+        kvc_codec_head_free(x);
+    }
+  } freeHeads{heads};
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t h = 0; h < H; ++h) {
+      int64_t n = keys->sizes[2];
+      if (ragged)
+        n = lengths->aligned[lengths->offset + b * lengths->strides[0] + h * lengths->strides[1]];
+      kvc_codec_params p;
+      kvc_codec_default_params(&p, uint32_t(D));
+      p.key_error = float(keyError);
+      p.value_error = float(valueError);
+      p.key_block_tokens = uint32_t(keyBlock);
+      p.value_block_tokens = uint32_t(valueBlock);
+      p.key_recent_tokens = uint32_t(recentKeys);
+      p.value_recent_tokens = uint32_t(recentValues);
+      p.key_grouping = KVC_CODEC_KEY_BLOCK;
+      kvc_codec_head *head = nullptr;
+      if (kvc_codec_head_create(&p, &head) != 0)
+        die(std::string("codec: ") + kvc_codec_last_error());
+      heads.push_back(head);
+      std::vector<float> k = row(keys, b, h, n, lk), v = row(values, b, h, n, lv);
+      if (n > 0 && kvc_codec_head_append(head, k.data(), v.data(), uint64_t(n)) != 0)
+        die("encoding row (batch " + std::to_string(b) + ", KV head " + std::to_string(h) +
+            "): " + kvc_codec_last_error());
+    }
+  int64_t handle = 0;
+  const char *err = nullptr;
+  if (create(heads.data(), B, H, maxNew, &handle, &err))
+    die(err ? err : "upload failed");
+  return handle;
+}
+
+void bufferDescriptor(kvc_memref_1d *out, int64_t handle, int64_t index, int64_t elemBytes) {
+  GPUEncodedCache *c = get(handle);
+  kvc_cuda_ptr p = 0;
+  int64_t len = 0, eb = 4;
+  if (index >= 0 && index < KVC_ENC_NUM_BUFFERS) {
+    p = c->cache.buf[index];
+    len = c->cache.len[index];
+    eb = c->cache.elem_bytes[index];
+  } else if (index >= KVC_ENC_NUM_BUFFERS && index < KVC_ENC_NUM_BUFFERS + 8) {
+    if (c->pendingTokens < 0)
+      die("store buffers requested outside an append");
+    const kvc_encoded_append_stream &s = c->pending[(index - KVC_ENC_NUM_BUFFERS) / 4];
+    switch ((index - KVC_ENC_NUM_BUFFERS) % 4) {
+    case 0: p = s.jobs, len = 4 * s.num_jobs; break;
+    case 1: p = s.res, len = 4 * s.num_jobs; break;
+    case 2: p = s.enc, len = s.enc_len; break;
+    default: p = s.top, len = 1; break;
+    }
+  } else {
+    die("buffer index " + std::to_string(index) + " out of range");
+  }
+  if (eb != elemBytes)
+    die("buffer " + std::to_string(index) + " has " + std::to_string(eb) +
+        "-byte elements, the compiled code expects " + std::to_string(elemBytes));
+  out->allocated = out->aligned = reinterpret_cast<void *>(p);
+  out->offset = 0;
+  out->sizes[0] = len;
+  out->strides[0] = 1;
+}
+
+} // namespace
+
+extern "C" {
+
+int kvc_rt_gpu_encoded_create(const kvc_codec_head *const *heads, int64_t batch, int64_t hkv,
+                              int64_t maxNew, int64_t *handle, const char **err) {
+  return create(heads, batch, hkv, maxNew, handle, err);
+}
+
+void kvc_rt_gpu_encoded_destroy(int64_t handle) {
+  std::lock_guard<std::mutex> lock(registryMutex);
+  auto &r = registry();
+  for (auto it = r.begin(); it != r.end(); ++it)
+    if (reinterpret_cast<int64_t>(it->get()) == handle) {
+      r.erase(it);
+      return;
+    }
+}
+
+void kvc_rt_gpu_encoded_tokens(int64_t handle, int64_t *tokens) {
+  GPUEncodedCache *c = get(handle);
+  const int64_t R = c->cache.batch * c->cache.hkv;
+  std::vector<int32_t> rows(size_t(R * 8));
+  if (kvc_cuda_memcpy_dtoh(rows.data(), c->cache.buf[KVC_ENC_ROWS], rows.size() * 4))
+    die(std::string("reading the row table: ") + kvc_cuda_last_error());
+  for (int64_t r = 0; r < R; ++r)
+    tokens[r] = rows[size_t(r * 8)];
+}
+
+uint64_t kvc_rt_gpu_encoded_device_bytes(int64_t handle) { return get(handle)->cache.device_bytes; }
+
+#define KVC_GPU_ENCODE(NAME, KIND)                                                              \
+  int64_t NAME(int64_t bits, int64_t keyGroup, int64_t keyBlock, double keyError,              \
+               int64_t valueBlock, double valueError, int64_t entropy, int64_t recentKeys,     \
+               int64_t recentValues, int64_t maxNew, kvc_memref_4d *keys,                      \
+               kvc_memref_4d *values, kvc_memref_i64_2d *lengths) {                            \
+    return encode(KIND, bits, keyGroup, keyBlock, keyError, valueBlock, valueError, entropy,   \
+                  recentKeys, recentValues, maxNew, keys, values, lengths);                    \
+  }
+KVC_GPU_ENCODE(_mlir_ciface_kvc_rt_gpu_encode_f16, 0)
+KVC_GPU_ENCODE(_mlir_ciface_kvc_rt_gpu_encode_bf16, 1)
+KVC_GPU_ENCODE(_mlir_ciface_kvc_rt_gpu_encode_f32, 2)
+#undef KVC_GPU_ENCODE
+
+void _mlir_ciface_kvc_rt_gpu_encoded_buffer_i32(kvc_memref_1d *result, int64_t handle,
+                                                int64_t index) {
+  bufferDescriptor(result, handle, index, 4);
+}
+void _mlir_ciface_kvc_rt_gpu_encoded_buffer_f32(kvc_memref_1d *result, int64_t handle,
+                                                int64_t index) {
+  bufferDescriptor(result, handle, index, 4);
+}
+void _mlir_ciface_kvc_rt_gpu_encoded_buffer_f16(kvc_memref_1d *result, int64_t handle,
+                                                int64_t index) {
+  bufferDescriptor(result, handle, index, 2);
+}
+
+void _mlir_ciface_kvc_rt_gpu_encoded_append_begin(int64_t handle, int64_t n,
+                                                  kvc_memref_1d *state) {
+  GPUEncodedCache *c = get(handle);
+  if (state->sizes[0] < 12)
+    die("append state buffer too small");
+  const char *err = nullptr;
+  if (kvc_cuda_encoded_append_prepare(c->app, &c->cache, n, c->pending, &err))
+    die(err ? err : "append failed");
+  c->pendingTokens = n;
+  auto *s = static_cast<int64_t *>(state->aligned) + state->offset;
+  auto put = [&](int i, int64_t v) { s[i * state->strides[0]] = v; };
+  for (int st = 0; st < 2; ++st) {
+    const kvc_encoded_append_stream &p = c->pending[st];
+    uint32_t epsBits;
+    std::memcpy(&epsBits, &p.eps, 4);
+    put(0 + st, p.window_offset);
+    put(2 + st, p.window_stride);
+    put(4 + st, p.num_jobs);
+    put(6 + st, p.word_capacity);
+    put(8 + st, p.max_symbol);
+    put(10 + st, int64_t(epsBits));
+  }
+}
+
+void _mlir_ciface_kvc_rt_gpu_encoded_append_end(int64_t handle, int64_t n) {
+  GPUEncodedCache *c = get(handle);
+  if (c->pendingTokens != n)
+    die("append end without a matching begin");
+  const char *err = nullptr;
+  if (kvc_cuda_encoded_append_commit(c->app, &c->cache, n, nullptr, &err))
+    die(err ? err : "append failed");
+  if (kvc_cuda_synchronize())
+    die(std::string("append: ") + kvc_cuda_last_error());
+  c->pendingTokens = -1;
+}
+
+void _mlir_ciface_kvc_rt_gpu_encoded_lengths(int64_t handle, kvc_memref_i64_2d *lengths) {
+  GPUEncodedCache *c = get(handle);
+  const int64_t B = c->cache.batch, H = c->cache.hkv;
+  std::vector<int64_t> t(size_t(B * H));
+  kvc_rt_gpu_encoded_tokens(handle, t.data());
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t h = 0; h < H; ++h)
+      lengths->aligned[lengths->offset + b * lengths->strides[0] + h * lengths->strides[1]] =
+          t[size_t(b * H + h)];
+}
+
+} // extern "C"
