@@ -3,7 +3,10 @@
 # (self-contained: libstdc++ + the runtime's CUDA objects), check.ptx, and dense/ragged decode
 # PTX for block sizes 64, 128, 256 (unroll 4) from bench/gpu/decode{,-ragged}.mlir, Gemma 3
 # 270M's decode kernels (bench/gpu/gemma.mlir) and its real-model cases (gemma/<case>/).
-# Each kernel also comes as a fused-merge variant (*_fm.ptx, kvc-gpu-pipeline fuse-merge=true).
+# dense_b<N>/ragged_b<N> are the plain main loop (prefetch=false), also as a fused-merge variant
+# (*_fm.ptx, fuse-merge=true); *_u{2,4}pf.ptx are the software-pipelined ones (prefetch=true,
+# unroll 2 and 4; b128_u4pf is kvc-gpu-pipeline's default). check.ptx and the Gemma kernels use
+# the defaults, check_fm.ptx / check_nopf.ptx the other two main loops.
 # usage: bench/gpu/build-decode-ptx.sh [BUILD_DIR]
 set -euo pipefail
 SRC=$(cd "$(dirname "$0")/../.." && pwd)
@@ -18,13 +21,25 @@ BENCHX="$BUILD/bin/kvc-bench"
 "$BENCHX" extract "$OUTD/check.gpu.mlir" -o "$OUTD/check.ptx"
 "$OPT" "$SRC/bench/gpu/check.mlir" --kvc-gpu-pipeline="fuse-merge=true" -o "$OUTD/check_fm.gpu.mlir"
 "$BENCHX" extract "$OUTD/check_fm.gpu.mlir" -o "$OUTD/check_fm.ptx"
+"$OPT" "$SRC/bench/gpu/check.mlir" --kvc-gpu-pipeline="prefetch=false" -o "$OUTD/check_nopf.gpu.mlir"
+"$BENCHX" extract "$OUTD/check_nopf.gpu.mlir" -o "$OUTD/check_nopf.ptx"
 for b in 64 128 256; do
   for fm in "" _fm; do
-    o="block-size=$b unroll=4"; [ -n "$fm" ] && o="$o fuse-merge=true"
+    o="block-size=$b unroll=4 prefetch=false"; [ -n "$fm" ] && o="$o fuse-merge=true"
     "$OPT" "$SRC/bench/gpu/decode.mlir" --kvc-gpu-pipeline="$o" -o "$OUTD/d.mlir"
     "$BENCHX" extract "$OUTD/d.mlir" -o "$OUTD/dense_b$b$fm.ptx"
     "$OPT" "$SRC/bench/gpu/decode-ragged.mlir" --kvc-gpu-pipeline="$o" -o "$OUTD/r.mlir"
     "$BENCHX" extract "$OUTD/r.mlir" -o "$OUTD/ragged_b$b$fm.ptx"
+  done
+done
+# Software-pipelined variants (prefetch=true): unroll 2 (same registers as the default) and 4.
+for b in 64 128 256; do
+  for u in 2 4; do
+    o="block-size=$b unroll=$u prefetch=true"
+    "$OPT" "$SRC/bench/gpu/decode.mlir" --kvc-gpu-pipeline="$o" -o "$OUTD/d.mlir"
+    "$BENCHX" extract "$OUTD/d.mlir" -o "$OUTD/dense_b${b}_u${u}pf.ptx"
+    "$OPT" "$SRC/bench/gpu/decode-ragged.mlir" --kvc-gpu-pipeline="$o" -o "$OUTD/r.mlir"
+    "$BENCHX" extract "$OUTD/r.mlir" -o "$OUTD/ragged_b${b}_u${u}pf.ptx"
   done
 done
 rm -f "$OUTD/d.mlir" "$OUTD/r.mlir"

@@ -18,5 +18,13 @@ timeout 150 compute-sanitizer --tool memcheck --leak-check no \
   $E/kvc-bench encoded check $E/check-encoded.ptx --quick 2>&1 | grep -E "ERROR SUMMARY|encoded check:"
 timeout 250 $E/kvc-bench encoded decode $E/decode-encoded.ptx --json "$OUT/kvc-encoded.json"
 echo "encoded decode rc=$?"
+timeout 250 $E/kvc-bench encoded decode $E/decode-encoded.ptx --flush clean \
+  --json "$OUT/kvc-encoded-clean.json"
+echo "encoded decode (clean flush) rc=$?"
+echo "== the table, dirty L2 flush"
 PYTHONPATH=python python3 -m kvc.bench.issue_table --sdpa "$OUT/sdpa.json" \
   --dense "$OUT/kvc-dense.json" --ragged "$OUT/kvc-ragged.json" --encoded "$OUT/kvc-encoded.json"
+echo "== the table, clean L2 flush"
+PYTHONPATH=python python3 -m kvc.bench.issue_table --sdpa "$OUT/sdpa-clean.json" \
+  --dense "$OUT/kvc-dense-clean.json" --ragged "$OUT/kvc-ragged-clean.json" \
+  --encoded "$OUT/kvc-encoded-clean.json"

@@ -3,8 +3,9 @@
 # (built by bench/gpu/build-decode-ptx.sh): correctness of the dense and ragged kernels
 # (kvc-bench check + compute-sanitizer memcheck; check-npy on Gemma 3 270M caches vs kvc's CPU
 # path), dense decode for every issue shape, ragged
-# decode at r = 0.3, a split-count sweep at batch 1, torch SDPA (flash, cuDNN), the comparison
-# table, and an ncu summary of batch 1 x 16k. At most 8 files land in $OUT.
+# decode at r = 0.3 (every variant, dirty and clean L2 flush), a split-count sweep at batch 1,
+# torch SDPA (flash, cuDNN; both flushes), the comparison table, and an ncu summary of
+# batch 1 x 16k.
 # usage: bench/gpu/run-decode.sh
 set -uo pipefail
 T=build/gpu-tests
@@ -13,7 +14,7 @@ W=/tmp/kvc-work
 mkdir -p "$OUT" "$W"
 exec > >(tee "$OUT/log.txt") 2>&1
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem --format=csv
-for c in check check_fm; do
+for c in check check_fm check_nopf; do
   timeout 120 $T/kvc-bench check $T/$c.ptx | grep -E "^variant|FAIL|check:"; echo "$c rc=$?"
   timeout 180 compute-sanitizer --tool memcheck --leak-check no $T/kvc-bench check $T/$c.ptx --quick \
     > "$W/memcheck_$c.txt" 2>&1; echo "memcheck $c rc=$?"
@@ -29,13 +30,25 @@ timeout 120 $T/kvc-bench encoded check-npy $T/gemma_enc.ptx $(for d in $T/gemma/
 echo "encoded check-npy rc=$?"
 timeout 180 compute-sanitizer --tool memcheck --leak-check no $T/kvc-bench check-npy $T/gemma.ptx \
   $(for d in $T/gemma/*/; do echo --case ${d%/}; done) 2>&1 | grep -E "ERROR SUMMARY|check-npy:"
-for v in dense_b64 dense_b128 dense_b256 dense_b64_fm dense_b128_fm dense_b256_fm; do
-  timeout 120 $T/kvc-bench decode $T/$v.ptx --batches 1,8,32 --contexts 4096,16384,65536 \
-    --json "$W/$v.json" | tail -n +2
+# Dense and ragged decode, every variant: split + merge (b64/b128/b256, unroll 4), fused merge
+# (_fm), software-pipelined (_u2pf, _u4pf; b128_u4pf is kvc-gpu-pipeline's default). Twice:
+# with the dirty L2 flush (memset, as torch's numbers and Triton's do_bench) and the clean one
+# (a read pass; BenchCommon.h).
+DENSE=""; RAGGED=""
+for b in 64 128 256; do
+  for s in "" _fm _u2pf _u4pf; do DENSE="$DENSE dense_b$b$s"; RAGGED="$RAGGED ragged_b$b$s"; done
 done
-for v in ragged_b64 ragged_b128 ragged_b256 ragged_b64_fm ragged_b128_fm ragged_b256_fm; do
-  timeout 120 $T/kvc-bench decode $T/$v.ptx --batches 1,8,32 --contexts 16384,65536 \
-    --ragged-ratio 0.3 --json "$W/$v.json" | tail -n +3
+for fl in dirty clean; do
+  for v in $DENSE; do
+    [ $fl = clean ] && [[ $v == *_fm ]] && continue
+    timeout 120 $T/kvc-bench decode $T/$v.ptx --batches 1,8,32 --contexts 4096,16384,65536 \
+      --flush $fl --json "$W/$fl-$v.json" | tail -n +3
+  done
+  for v in $RAGGED; do
+    [ $fl = clean ] && [[ $v == *_fm ]] && continue
+    timeout 120 $T/kvc-bench decode $T/$v.ptx --batches 1,8,32 --contexts 16384,65536 \
+      --ragged-ratio 0.3 --flush $fl --json "$W/$fl-$v.json" | tail -n +3
+  done
 done
 merge() { python3 - "$@" <<'PY'
 import json, sys
@@ -44,19 +57,23 @@ d = docs[0]; d["results"] = [r for x in docs for r in x["results"]]
 print(json.dumps(d, indent=1))
 PY
 }
-merge "$W"/dense_b*.json > "$OUT/kvc-dense.json"   # split+merge and fused-merge variants
-merge "$W"/ragged_b*.json > "$OUT/kvc-ragged.json"
+merge "$W"/dirty-dense_b*.json > "$OUT/kvc-dense.json"
+merge "$W"/dirty-ragged_b*.json > "$OUT/kvc-ragged.json"
+merge "$W"/clean-dense_b*.json > "$OUT/kvc-dense-clean.json"
+merge "$W"/clean-ragged_b*.json > "$OUT/kvc-ragged-clean.json"
 echo "== batch-1 split sweep (dense)"
-for v in dense_b64 dense_b128 dense_b256 dense_b256_fm; do
+for v in dense_b128_u4pf dense_b256_u2pf; do
   for s in 16 33 66 132 264; do
     timeout 60 $T/kvc-bench decode $T/$v.ptx --batches 1 --contexts 16384,65536 --splits $s \
       | tail -n +3
   done
 done
 PYTHONPATH=python PYTHONUNBUFFERED=1 timeout 200 python3 -m kvc.bench.sdpa_decode --json "$OUT/sdpa.json"
+PYTHONPATH=python PYTHONUNBUFFERED=1 timeout 200 python3 -m kvc.bench.sdpa_decode --flush clean \
+  --json "$OUT/sdpa-clean.json"
 PYTHONPATH=python python3 -m kvc.bench.compare "$OUT/sdpa.json" "$OUT/kvc-dense.json" | tee "$OUT/table.md"
-echo "== ncu: batch 1 x 16k, dense b256 and b256_fm (plan's splits)"
-for v in dense_b256 dense_b256_fm; do
+echo "== ncu: batch 1 x 16k, dense b128_u4pf (the default) and b256_u2pf (plan's splits)"
+for v in dense_b128_u4pf dense_b256_u2pf; do
   timeout 120 ncu --section SpeedOfLight --section Occupancy --section LaunchStats -c 2 \
     $T/kvc-bench decode $T/$v.ptx --batches 1 --contexts 16384 --reps 1 --warmup 0
 done > "$OUT/ncu-b1-16k.txt" 2>&1; echo "ncu rc=$?"

@@ -84,6 +84,7 @@ struct KVCGPUPipelinePass : public mlir::kvc::impl::KVCGPUPipelineBase<KVCGPUPip
                     " unroll=" + std::to_string(unroll) +
                     " num-splits=" + std::to_string(numSplits) +
                     (fuseMerge ? " fuse-merge=true" : "") +
+                    (prefetch ? " prefetch=true" : " prefetch=false") +
                     " encoded-unroll=" + std::to_string(encodedUnroll) +
                     " encoded-min-ctas=" + std::to_string(encodedMinCtas) +
                     " encoded-reserve=" + std::to_string(encodedReserve) + "},";

@@ -14,7 +14,8 @@
 // recent windows 128/256: kvc_codec_default_params) and uploaded with CUDAEncoded.h.
 // check compares against a float64 reference of attention over the *dequantized* cache
 // (kvc_codec_head_decode). decode times split+merge like `kvc-bench decode` (CUDA events,
-// warm-up, median of reps, L2 flushed by a >= 4x L2 memset before each rep).
+// warm-up, median of reps, L2 flushed by a >= 4x L2 memset before each rep, or by a read-only
+// pass over the same bytes with --flush clean; BenchCommon.h).
 //
 //===----------------------------------------------------------------------===//
 #include "BenchCommon.h"
@@ -473,7 +474,7 @@ int cmdDecode(const std::string &path, const std::string &json, const std::vecto
      << ",\n  \"data\": \"synthetic: keys per-channel offset/scale with x6 outlier channels, "
         "values 0.7*N(0,1); Hkv distinct heads per context, replicated (own copies) over the "
         "batch\""
-     << ",\n  \"timing\": \"CUDA events around split+merge, median, L2 flushed before each rep\","
+     << ",\n  \"timing\": \"CUDA events around split+merge, median, L2 flushed before each rep\", \"flush\": \"" << flushName() << "\","
      << "\n  \"results\": [\n";
   bool first = true;
   printf("%-52s %5s %7s %6s %9s %9s %9s %7s %8s %7s\n", "variant", "batch", "context", "splits",
@@ -657,7 +658,8 @@ int cmdCheckNpy(const std::string &path, const std::vector<std::string> &dirs, d
           "       kvc-bench encoded check IN [--quick] [--seed N] [--tol X] [--tol32 X]\n"
           "       kvc-bench encoded check-npy IN --case DIR [--case DIR ...] [--tol X]\n"
           "       kvc-bench encoded decode IN [--json F] [--batches 1,8,32] "
-          "[--contexts 4096,16384,65536] [--hkv 8] [--reps 30] [--warmup 5] [--splits N]\n"
+          "[--contexts 4096,16384,65536] [--hkv 8] [--reps 30] [--warmup 5] [--splits N] "
+          "[--flush dirty|clean]\n"
           "       kvc-bench encoded append-check|append-bench ENC STORE ...  (Append.cpp)\n");
   exit(2);
 }
@@ -710,7 +712,10 @@ int kvcBenchEncoded(int argc, char **argv) {
       quick = true;
     else if (a == "--case")
       caseDirs.push_back(next());
-    else
+    else if (a == "--flush") {
+      if (!parseFlush(next()))
+        usage();
+    } else
       usage();
   }
   setvbuf(stdout, nullptr, _IOLBF, 0);

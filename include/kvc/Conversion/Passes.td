@@ -70,8 +70,9 @@ def ConvertKVCToGPU : Pass<"convert-kvc-to-gpu", "ModuleOp"> {
     read an encoded cache value after it was appended to.
   }];
   let options = [
-    Option<"blockSize", "block-size", "int64_t", /*default=*/"64",
-           "Threads per split CTA (a multiple of 32; 64 measured fastest on H100 for D=128)">,
+    Option<"blockSize", "block-size", "int64_t", /*default=*/"128",
+           "Threads per split CTA (a multiple of 32; 128 with prefetch measured fastest overall "
+           "on H100 for D=128, docs/gpu.md)">,
     Option<"unroll", "unroll", "int64_t", /*default=*/"4",
            "Keys each key group loads per main-loop iteration">,
     Option<"numSplits", "num-splits", "int64_t", /*default=*/"0",
@@ -81,6 +82,9 @@ def ConvertKVCToGPU : Pass<"convert-kvc-to-gpu", "ModuleOp"> {
     Option<"fuseMerge", "fuse-merge", "bool", /*default=*/"false",
            "Dense/ragged kernels: the last split CTA of each KV row merges the splits (one "
            "launch instead of split + merge)">,
+    Option<"prefetch", "prefetch", "bool", /*default=*/"true",
+           "Dense/ragged kernels: software-pipelined main loop (the next tile's K/V loads are "
+           "issued before this tile's math; 2*unroll more 128-bit registers per thread)">,
     Option<"encodedUnroll", "encoded-unroll", "int64_t", /*default=*/"4",
            "Encoded caches: symbols per decode-loop iteration (1, 2 or 4)">,
     Option<"encodedMinCtas", "encoded-min-ctas", "int64_t", /*default=*/"8",

@@ -44,12 +44,6 @@ std::string repeatTy(const std::string &t, size_t n) {
   return join(std::vector<std::string>(n, t));
 }
 
-int log2i(int64_t v) {
-  int r = 0;
-  while ((int64_t(1) << r) < v)
-    ++r;
-  return r;
-}
 // One pass over the `ns` split partials of query row `row` (scalar output element `d`) with a
 // running (max, out, sum) state, kMergeBatch splits per iteration: all their loads are issued
 // before any use, so the merge costs ~ns/kMergeBatch memory latencies instead of 2*ns (a
@@ -243,14 +237,20 @@ std::string mlir::kvc::generateDecodeKernels(const DecodeKernelConfig &c, std::s
 
   // One online-softmax step over `nk` keys whose K/V index bases (into %k/%v) are given.
   // state = m[NQ], l[NQ], acc[NQ]; returns the new state.
-  auto step = [&](const std::vector<std::string> &state, const std::vector<std::string> &idxs) {
-    size_t nk = idxs.size();
+  // The raw K then V vectors (128-bit loads) of the keys at `idxs`.
+  auto loadKV = [&](const std::vector<std::string> &idxs) {
+    std::vector<std::string> raw;
+    for (const char *buf : {"%k", "%v"})
+      for (const std::string &idx : idxs)
+        raw.push_back(e.L(std::string("vector.load ") + buf + "[" + idx + "] {alignment = 16} : " +
+                          MET + ", " + VET));
+    return raw;
+  };
+  // The step on already loaded K/V (`raw` as loadKV returns it).
+  auto compute = [&](const std::vector<std::string> &state, const std::vector<std::string> &raw) {
+    size_t nk = raw.size() / 2;
     std::vector<std::string> kf(nk), vf(nk);
-    std::vector<std::string> kraw(nk), vraw(nk);
-    for (size_t u = 0; u < nk; ++u)
-      kraw[u] = e.L("vector.load %k[" + idxs[u] + "] {alignment = 16} : " + MET + ", " + VET);
-    for (size_t u = 0; u < nk; ++u)
-      vraw[u] = e.L("vector.load %v[" + idxs[u] + "] {alignment = 16} : " + MET + ", " + VET);
+    std::vector<std::string> kraw(raw.begin(), raw.begin() + nk), vraw(raw.begin() + nk, raw.end());
     for (size_t u = 0; u < nk; ++u)
       kf[u] = e.L("arith.extf " + kraw[u] + " : " + VET + " to " + VF);
     std::vector<std::string> out(3 * NQ);
@@ -285,6 +285,9 @@ std::string mlir::kvc::generateDecodeKernels(const DecodeKernelConfig &c, std::s
     }
     return out;
   };
+  auto step = [&](const std::vector<std::string> &state, const std::vector<std::string> &idxs) {
+    return compute(state, loadKV(idxs));
+  };
 
   std::vector<std::string> init;
   for (int64_t i = 0; i < NQ; ++i)
@@ -301,7 +304,15 @@ std::string mlir::kvc::generateDecodeKernels(const DecodeKernelConfig &c, std::s
   };
 
   // Main loop: U keys per key group per iteration, no bounds checks.
-  {
+  auto tileIdxs = [&](const std::string &base) {
+    std::vector<std::string> idxs;
+    for (int64_t u = 0; u < U; ++u) {
+      std::string j = e.add(e.add(base, e.ci(u * NKG)), kg);
+      idxs.push_back(e.add(kvBase, e.mul(j, cD)));
+    }
+    return idxs;
+  };
+  if (!c.prefetch) {
     std::vector<std::string> args;
     for (int64_t i = 0; i < 3 * NQ; ++i)
       args.push_back("%ma" + std::to_string(i));
@@ -310,16 +321,52 @@ std::string mlir::kvc::generateDecodeKernels(const DecodeKernelConfig &c, std::s
        << ") {\n";
     std::string saved = e.ind;
     e.ind += "  ";
-    std::vector<std::string> idxs;
-    for (int64_t u = 0; u < U; ++u) {
-      std::string j = e.add(e.add("%base", e.ci(u * NKG)), kg);
-      idxs.push_back(e.add(kvBase, e.mul(j, cD)));
-    }
-    std::vector<std::string> out = step(args, idxs);
+    std::vector<std::string> out = step(args, tileIdxs("%base"));
     e.S("scf.yield " + join(out) + " : " + stateTys);
     e.ind = saved;
     e.S("}");
+  } else {
+    // Software-pipelined: the next tile's K/V loads are issued before this tile's math, so a
+    // warp always has a tile in flight while it computes (the loads of the last iteration
+    // re-read its own tile, which is in L2, instead of branching). The loaded tile is carried
+    // in iter_args (2U x 128-bit registers).
+    const std::string rawTys = repeatTy(VET, 2 * U);
+    std::string hasTiles = e.L("arith.cmpi ugt, " + ntiles + ", " + c0 + " : index");
+    std::string zraw = e.L("arith.constant dense<0.0> : " + VET);
+    os << e.ind << "%pre:" << 2 * U << " = scf.if " << hasTiles << " -> (" << rawTys << ") {\n";
+    std::string saved = e.ind;
+    e.ind += "  ";
+    std::vector<std::string> first = loadKV(tileIdxs(start));
+    e.S("scf.yield " + join(first) + " : " + rawTys);
+    e.ind = saved;
+    e.S("} else {");
+    e.S("  scf.yield " + join(std::vector<std::string>(2 * U, zraw)) + " : " + rawTys);
+    e.S("}");
+    std::vector<std::string> args, rawArgs, rawInit;
+    for (int64_t i = 0; i < 3 * NQ; ++i)
+      args.push_back("%ma" + std::to_string(i));
+    for (int64_t i = 0; i < 2 * U; ++i) {
+      rawArgs.push_back("%mr" + std::to_string(i));
+      rawInit.push_back("%pre#" + std::to_string(i));
+    }
+    std::vector<std::string> allArgs = args, allInit = init;
+    allArgs.insert(allArgs.end(), rawArgs.begin(), rawArgs.end());
+    allInit.insert(allInit.end(), rawInit.begin(), rawInit.end());
+    os << e.ind << "%mainp:" << 3 * NQ + 2 * U << " = scf.for %base = " << start << " to "
+       << mainEnd << " step " << cTile << " iter_args(" << iterArgs(allArgs, allInit) << ") -> ("
+       << stateTys << ", " << rawTys << ") {\n";
+    e.ind += "  ";
+    std::string nb = e.add("%base", cTile);
+    std::string more = e.L("arith.cmpi ult, " + nb + ", " + mainEnd + " : index");
+    std::string nextBase = e.L("arith.select " + more + ", " + nb + ", %base : index");
+    std::vector<std::string> next = loadKV(tileIdxs(nextBase));
+    std::vector<std::string> out = compute(args, rawArgs);
+    out.insert(out.end(), next.begin(), next.end());
+    e.S("scf.yield " + join(out) + " : " + stateTys + ", " + rawTys);
+    e.ind = saved;
+    e.S("}");
   }
+  const std::string mainRes = c.prefetch ? "%mainp" : "%main";
   // Tail: one key per key group per iteration. The loop is warp-uniform (gpu.shuffle lowers
   // to shfl.sync over the full warp, so every lane must take part in every shuffle): key group
   // kig of a warp handles key jb + kig, lanes past `end` read a clamped, valid key and keep
@@ -331,7 +378,7 @@ std::string mlir::kvc::generateDecodeKernels(const DecodeKernelConfig &c, std::s
     std::string tstart = e.add(mainEnd, e.mul(warp, e.ci(KPW)));
     std::string cNKG = e.ci(NKG);
     os << e.ind << "%tail:" << 3 * NQ << " = scf.for %jb = " << tstart << " to " << end
-       << " step " << cNKG << " iter_args(" << iterArgs(args, stateNames("%main")) << ") -> ("
+       << " step " << cNKG << " iter_args(" << iterArgs(args, stateNames(mainRes)) << ") -> ("
        << stateTys << ") {\n";
     std::string saved = e.ind;
     e.ind += "  ";

@@ -4,7 +4,10 @@ Inputs are the JSON files one `bench/gpu/run-all.sh` run writes: kvc-bench decod
 ragged variants), kvc-bench encoded decode, and sdpa_decode.py. For each (batch, context):
 the copy bandwidth of that run, flash and cuDNN times, and for each kvc cache form the fastest
 variant's time, the bytes it reads, the achieved TB/s, its fraction of the copy bandwidth and
-the speedup over cuDNN (cuDNN time / kvc time; > 1 means kvc is faster).
+the speedup over cuDNN (cuDNN time / kvc time; > 1 means kvc is faster). Then issue 6's
+targets, shape by shape: dense >= 0.9x the faster torch backend and >= 85% of the copy
+bandwidth (context >= 16k); ragged r = 0.3 >= 80% of the ideal speedup (best dense time / best
+ragged time against dense bytes / ragged bytes); encoded >= 3x cuDNN (context >= 16k).
 
 usage: python3 -m kvc.bench.issue_table --sdpa sdpa.json --dense kvc-dense.json \
            --ragged kvc-ragged.json --encoded kvc-encoded.json
@@ -54,6 +57,31 @@ def main(argv=None):
                 ("%.1f" % cu) if first and cu else "", form, r["time_us"], r["bytes"] / 1e6,
                 tbps, 100 * tbps / copy, ("%.2f×" % (cu / r["time_us"])) if cu else "-"))
             first = False
+    print()
+    print("| batch | context | target | measured | variant | met |")
+    print("|---|---|---|---|---|---|")
+    for B, S in shapes:
+        t = {r["backend"]: r["time_us"] for r in sd["results"]
+             if r["batch"] == B and r["context"] == S and "time_us" in r}
+        d, g, e = best(dense, B, S), best(ragged, B, S), best(enc, B, S)
+        ctx = "%dk" % (S // 1024)
+        if S >= 16384 and d and t:
+            fastest = min(t.values())
+            ratio = fastest / d["time_us"]
+            pc = 100 * d["bytes"] / (d["time_us"] * 1e-6) / 1e12 / copy
+            print("| %d | %s | dense >= 0.9x faster torch, >= 85%% copy | %.2fx, %.0f%% | %s | %s |"
+                  % (B, ctx, ratio, pc, d["variant"],
+                     "yes" if ratio >= 0.9 and pc >= 85 else "**no**"))
+        if d and g:
+            speed = d["time_us"] / g["time_us"]
+            ideal = d["bytes"] / g["bytes"]
+            print("| %d | %s | ragged r=0.3 >= 80%% of ideal %.2fx | %.2fx = %.0f%% | %s | %s |"
+                  % (B, ctx, ideal, speed, 100 * speed / ideal, g["variant"],
+                     "yes" if speed >= 0.8 * ideal else "**no**"))
+        if S >= 16384 and e and t.get("cudnn"):
+            sp = t["cudnn"] / e["time_us"]
+            print("| %d | %s | encoded >= 3x cuDNN | %.2fx | %s | %s |"
+                  % (B, ctx, sp, e["variant"], "yes" if sp >= 3 else "**no**"))
 
 
 if __name__ == "__main__":

@@ -2,12 +2,14 @@
 
 Sq = 1, Hq = 32, Hkv = 8 (GQA through enable_gqa), D = 128, bf16, batch x context grid.
 Times with CUDA events around one SDPA call, median of --reps after --warmup, with the L2
-flushed (a 4x-L2 memset) before every rep, exactly like kvc-bench decode. Bytes = K and V read
-once (2 * B * Hkv * S * D * 2). Also checks each backend against a float64 reference on a
-small shape. Writes JSON (--json) and prints a table.
+flushed before every rep, exactly like kvc-bench decode: --flush dirty (default) is a 4x-L2
+memset, which leaves L2 full of dirty lines that the timed call writes back; --flush clean
+reads the same buffer instead (a sum), so the timed call starts from a cold, clean L2. Bytes =
+K and V read once (2 * B * Hkv * S * D * 2). Also checks each backend against a float64
+reference on a small shape. Writes JSON (--json) and prints a table.
 
 usage: python3 -m kvc.bench.sdpa_decode --json sdpa.json [--batches 1,8,32]
-       [--contexts 4096,16384,65536] [--reps 30] [--warmup 5]
+       [--contexts 4096,16384,65536] [--reps 30] [--warmup 5] [--flush dirty|clean]
 """
 import argparse
 import json
@@ -21,13 +23,23 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 BACKENDS = {"flash": SDPBackend.FLASH_ATTENTION, "cudnn": SDPBackend.CUDNN_ATTENTION}
 
 
+FLUSH = "dirty"
+
+
+def flush_l2(flush, i):
+    if FLUSH == "dirty":
+        flush.fill_(i & 0xFF)
+    else:
+        flush.view(torch.int32).sum()  # read-only: evicts and writes back during the flush
+
+
 def median_ms(fn, warmup, reps, flush):
     for _ in range(warmup):
         fn()
     starts = [torch.cuda.Event(enable_timing=True) for _ in range(reps)]
     ends = [torch.cuda.Event(enable_timing=True) for _ in range(reps)]
     for i in range(reps):
-        flush.fill_(i & 0xFF)
+        flush_l2(flush, i)
         starts[i].record()
         fn()
         ends[i].record()
@@ -59,9 +71,13 @@ def main():
     ap.add_argument("--contexts", default="4096,16384,65536")
     ap.add_argument("--reps", type=int, default=30)
     ap.add_argument("--warmup", type=int, default=5)
+    ap.add_argument("--flush", choices=["dirty", "clean"], default="dirty",
+                    help="L2 flush before each rep: dirty = memset (default), clean = read")
     a = ap.parse_args()
+    global FLUSH
+    FLUSH = a.flush
     dev = torch.cuda.get_device_properties(0)
-    flush = torch.empty(max(4 * dev.L2_cache_size, 256 << 20), dtype=torch.uint8, device="cuda")
+    flush = torch.zeros(max(4 * dev.L2_cache_size, 256 << 20), dtype=torch.uint8, device="cuda")
     # device copy bandwidth (read + write), same method as kvc-bench copy
     src = torch.ones(2048 << 20, dtype=torch.uint8, device="cuda")
     dst = torch.empty_like(src)
@@ -70,6 +86,7 @@ def main():
     del src, dst
     res = {"device": dev.name, "torch": torch.__version__, "copy_tbps": copy_tbps,
            "timing": "CUDA events around one SDPA call, median, L2 flushed before each rep",
+           "flush": a.flush,
            "checks": {}, "results": []}
     for b in BACKENDS:
         try:

@@ -7,11 +7,11 @@
 // CHECK-LABEL: func.func @decode
 // CHECK: %[[CNT:.*]] = gpu.alloc host_shared (%{{.*}}) : memref<?xi32>
 // CHECK: linalg.fill ins(%{{.*}} : i32) outs(%[[CNT]] : memref<?xi32>)
-// CHECK: gpu.launch_func @kvc_gpu::@kvc_attn0_d128_g4_q1_bf16_b64_u4_fm_split
+// CHECK: gpu.launch_func @kvc_gpu::@kvc_attn0_d128_g4_q1_bf16_b128_u4_fm_pf_split
 // CHECK-SAME: %[[CNT]] : memref<?xi32>
 // CHECK-NOT: gpu.launch_func
 // CHECK: gpu.dealloc async [%{{.*}}] %[[CNT]]
-// CHECK: gpu.func @kvc_attn0_d128_g4_q1_bf16_b64_u4_fm_split(%{{.*}}: memref<?xbf16>, %{{.*}}: memref<?xbf16>, %{{.*}}: memref<?xbf16>, %{{.*}}: memref<?xf32>, %{{.*}}: memref<?xf32>, %{{.*}}: memref<?xi32>, %{{.*}}: memref<?xbf16>, %{{.*}}: index, %{{.*}}: index)
+// CHECK: gpu.func @kvc_attn0_d128_g4_q1_bf16_b128_u4_fm_pf_split(%{{.*}}: memref<?xbf16>, %{{.*}}: memref<?xbf16>, %{{.*}}: memref<?xbf16>, %{{.*}}: memref<?xf32>, %{{.*}}: memref<?xf32>, %{{.*}}: memref<?xi32>, %{{.*}}: memref<?xbf16>, %{{.*}}: index, %{{.*}}: index)
 // CHECK-SAME: workgroup({{.*}}, %{{.*}} : memref<1xi32, #gpu.address_space<workgroup>>)
 // CHECK: nvvm.memory.barrier <gpu>
 // CHECK: gpu.barrier
@@ -23,7 +23,7 @@
 // CHECK: arith.truncf %{{.*}} : f32 to bf16
 // CHECK: memref.store %{{.*}}, %{{.*}}[%{{.*}}] : memref<?xi32>
 // CHECK-NOT: gpu.func
-// PTX: .entry kvc_attn0_d128_g4_q1_bf16_b64_u4_fm_split(
+// PTX: .entry kvc_attn0_d128_g4_q1_bf16_b128_u4_fm_pf_split(
 // PTX: membar.gl;
 // PTX: atom.global.add.u32
 // PTX-NOT: .entry

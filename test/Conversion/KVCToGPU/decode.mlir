@@ -1,4 +1,5 @@
-// RUN: kvc-opt %s -split-input-file -convert-kvc-to-gpu | FileCheck %s
+// RUN: kvc-opt %s -split-input-file -convert-kvc-to-gpu="block-size=64 prefetch=false" | FileCheck %s
+// (The defaults, block-size=128 with the software-pipelined main loop: decode-prefetch.mlir.)
 
 // Decode GQA (Hq 32, Hkv 8, g = 4), bf16, D = 128: one split kernel per (split, KV head,
 // batch) that serves all 4 query heads of a group, plus the merge kernel.

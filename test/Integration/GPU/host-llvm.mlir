@@ -12,8 +12,8 @@
 
 // CHECK: llvm.func @decode(
 // CHECK: llvm.call @mgpuMemAlloc
-// CHECK: gpu.launch_func @kvc_gpu::@kvc_attn0_d128_g4_q1_bf16_b64_u4_split
-// CHECK: gpu.launch_func @kvc_gpu::@kvc_attn0_d128_g4_q1_bf16_b64_u4_merge
+// CHECK: gpu.launch_func @kvc_gpu::@kvc_attn0_d128_g4_q1_bf16_b128_u4_pf_split
+// CHECK: gpu.launch_func @kvc_gpu::@kvc_attn0_d128_g4_q1_bf16_b128_u4_pf_merge
 // CHECK: llvm.call @mgpuMemFree
 // CHECK: llvm.func @_mlir_ciface_decode(
 // CHECK: gpu.binary @kvc_gpu

@@ -41,11 +41,13 @@ struct DecodeKernelConfig {
   int64_t groupSize = 4;     // g = Hq / Hkv
   int64_t querySeq = 1;      // Sq (g * Sq query rows per CTA)
   std::string elemType = "bf16"; // "bf16" or "f16"
-  int64_t blockSize = 64;    // threads per split CTA (multiple of 32, <= 1024)
+  int64_t blockSize = 128;   // threads per split CTA (multiple of 32, <= 1024)
   int64_t unroll = 4;        // keys per key-group per main-loop iteration
   double scaleLog2 = 0.0;    // scale * log2(e), folded into q
   bool ragged = false;       // per-(b, kv-head) lengths operand
   bool fuseMerge = false;    // the split kernel's last CTA per row merges (no merge kernel)
+  bool prefetch = true;      // software-pipelined main loop: the next tile's K/V loads are
+                             // issued before this tile's math (2*unroll more 128-bit registers)
   std::string prefix = "kvc_decode"; // kernel name prefix
   std::string moduleName = "kvc_gpu"; // gpu.module symbol
 };
