@@ -11,6 +11,7 @@
 //   kvc-bench check-npy IN --case DIR ...                   real-model cases vs kvc's CPU path
 //   kvc-bench decode IN [--json F] [--batches 1,8,32] [--contexts 4096,16384,65536]
 //                      [--reps N] [--warmup N] [--splits N]  timing (CUDA events, L2 flush)
+//                      [--flush dirty|clean]  memset (default) or read-only L2 flush
 //   kvc-bench copy [--mib N]                                device-to-device copy bandwidth
 //
 //===----------------------------------------------------------------------===//
@@ -292,7 +293,7 @@ int cmdDecode(const std::string &path, const std::string &json, std::vector<int6
   js << "{\n  \"device\": \"" << L.device << "\",\n  \"copy_tbps\": " << copyTBs
      << ",\n  \"warmup\": " << warmup << ", \"reps\": " << reps
      << ",\n  \"timing\": \"CUDA events around " << (splitOnly ? "the split kernel only" : "split+merge")
-     << ", median, L2 flushed before each rep\","
+     << ", median, L2 flushed before each rep\", \"flush\": \"" << flushName() << "\","
      << "\n  \"results\": [\n";
   bool first = true;
   printf("%-44s %5s %7s %6s %10s %10s %8s %7s\n", "variant", "batch", "context", "splits",
@@ -425,7 +426,8 @@ void usage() {
           "       kvc-bench check IN [--seed N] [--tol X] [--quick]\n"
           "       kvc-bench decode IN [--json F] [--batches 1,8,32] [--contexts 4096,16384,65536]"
           " [--ragged-ratio 0.3]"
-          " [--hkv 8] [--reps 30] [--warmup 5] [--splits N] [--split-only]\n"
+          " [--hkv 8] [--reps 30] [--warmup 5] [--splits N] [--split-only]"
+          " [--flush dirty|clean]\n"
           "       kvc-bench check-npy IN --case DIR [--case DIR ...] [--tol X]\n"
           "       kvc-bench copy [--mib N]\n"
           "       kvc-bench store gen|check|bench ...   (kvc-bench store for its usage)\n");
@@ -477,6 +479,10 @@ int main(int argc, char **argv) {
       warmup = std::stoi(next());
     else if (a == "--splits")
       splits = std::stoi(next());
+    else if (a == "--flush") {
+      if (!parseFlush(next()))
+        usage();
+    }
     else if (a == "--hkv")
       hkv = std::stoll(next());
     else if (a == "--seed")
