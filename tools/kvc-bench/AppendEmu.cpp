@@ -172,6 +172,10 @@ int kvc_cuda_function_info(kvc_cuda_function, int *regs, int *smem) {
   *regs = 0, *smem = 0;
   return 0;
 }
+int kvc_cuda_function_max_threads(kvc_cuda_function, int *threads) {
+  *threads = 1024;
+  return 0;
+}
 int kvc_cuda_occupancy(kvc_cuda_function, int, size_t, int *ctas) {
   *ctas = 1;
   return 0;

@@ -46,6 +46,8 @@ int kvc_cuda_module_unload(kvc_cuda_module m);
 int kvc_cuda_module_get_function(kvc_cuda_module m, const char *name, kvc_cuda_function *out);
 /* Registers per thread and static shared bytes of a function (either pointer may be NULL). */
 int kvc_cuda_function_info(kvc_cuda_function f, int *regs, int *static_smem);
+/* The most threads per CTA the function can be launched with (its PTX .maxntid if any). */
+int kvc_cuda_function_max_threads(kvc_cuda_function f, int *threads);
 /* CTAs of `block_size` threads that fit on one SM (cuOccupancyMaxActiveBlocksPerMultiprocessor). */
 int kvc_cuda_occupancy(kvc_cuda_function f, int block_size, size_t dynamic_smem, int *ctas_per_sm);
 

@@ -17,6 +17,9 @@
 //===----------------------------------------------------------------------===//
 #include "kvc/Conversion/KVCToGPU/DecodeKernelGen.h"
 #include "GPUTextEmitter.h"
+#include "SplitMerge.h"
+
+#include <algorithm>
 
 #include <cmath>
 #include <cstdio>
@@ -44,59 +47,14 @@ std::string repeatTy(const std::string &t, size_t n) {
   return join(std::vector<std::string>(n, t));
 }
 
-// One pass over the `ns` split partials of query row `row` (scalar output element `d`) with a
-// running (max, out, sum) state, kMergeBatch splits per iteration: all their loads are issued
-// before any use, so the merge costs ~ns/kMergeBatch memory latencies instead of 2*ns (a
-// serial two-pass loop took 12 us at 33 splits on H100, a fifth of a batch-1 decode). Splits
-// past ns in the last batch weigh 0. Returns the normalised f32 output (0 for a row with no
-// keys). `opart`/`ml` are the partial buffers, `ns` the split count (index).
-std::string emitSplitMerge(Emitter &e, const std::string &opart, const std::string &ml,
-                           const std::string &ns, const std::string &row, const std::string &d,
-                           int64_t D) {
-  constexpr int64_t kMergeBatch = 8;
-  std::ostringstream &os = e.os;
-  std::string z = e.ci(0), one = e.ci(1), two = e.ci(2), cDm = e.ci(D);
-  std::string cB = e.ci(kMergeBatch);
-  std::string ni = e.cf(-INFINITY), fz = e.cf(0.0f);
-  std::string base = e.mul(row, ns);
-  std::string lastS = e.L("arith.subi " + ns + ", " + one + " : index");
-  std::string st = e.fresh("st"), s = e.fresh("s"), M0 = e.fresh("M"), o0 = e.fresh("o"),
-              l0 = e.fresh("l");
-  os << e.ind << st << ":3 = scf.for " << s << " = " << z << " to " << ns << " step " << cB
-     << " iter_args(" << M0 << " = " << ni << ", " << o0 << " = " << fz << ", " << l0 << " = "
-     << fz << ") -> (f32, f32, f32) {\n";
-  std::string saved = e.ind;
-  e.ind += "  ";
-  std::vector<std::string> ms(kMergeBatch), ls(kMergeBatch), os_(kMergeBatch);
-  for (int64_t i = 0; i < kMergeBatch; ++i) {
-    std::string si = e.add(s, e.ci(i));
-    std::string valid = e.L("arith.cmpi ult, " + si + ", " + ns + " : index");
-    std::string sc = e.L("arith.minui " + si + ", " + lastS + " : index");
-    std::string p = e.add(base, sc);
-    std::string mi = e.mul(p, two);
-    std::string m = e.L("memref.load " + ml + "[" + mi + "] : memref<?xf32>");
-    ls[i] = e.L("memref.load " + ml + "[" + e.add(mi, one) + "] : memref<?xf32>");
-    os_[i] = e.L("memref.load " + opart + "[" + e.add(e.mul(p, cDm), d) + "] : memref<?xf32>");
-    ms[i] = e.L("arith.select " + valid + ", " + m + ", " + ni + " : f32");
-  }
-  std::string M = M0;
-  for (int64_t i = 0; i < kMergeBatch; ++i)
-    M = e.fmax(M, ms[i]);
-  std::string wOld = e.weight(M0, M, ni, fz);
-  std::string o = e.fmul(o0, wOld), l = e.fmul(l0, wOld);
-  for (int64_t i = 0; i < kMergeBatch; ++i) {
-    std::string w = e.weight(ms[i], M, ni, fz);
-    o = e.fadd(o, e.fmul(w, os_[i]));
-    l = e.fadd(l, e.fmul(w, ls[i]));
-  }
-  e.S("scf.yield " + M + ", " + o + ", " + l + " : f32, f32, f32");
-  e.ind = saved;
-  e.S("}");
-  std::string pos = e.L("arith.cmpf ogt, " + st + "#2, " + fz + " : f32");
-  std::string q = e.L("arith.divf " + st + "#1, " + st + "#2 : f32");
-  return e.L("arith.select " + pos + ", " + q + ", " + fz + " : f32");
-}
 } // namespace
+
+int64_t mlir::kvc::decodeMergeThreads(int64_t headDim) {
+  if (headDim <= 0)
+    return 0;
+  const int64_t slices = std::max<int64_t>(1, std::min<int64_t>(8, 512 / headDim));
+  return headDim * slices;
+}
 
 int64_t mlir::kvc::decodeKeysPerIteration(const DecodeKernelConfig &c) {
   int64_t lpk = c.headDim / 8;
@@ -530,20 +488,7 @@ std::string mlir::kvc::generateDecodeKernels(const DecodeKernelConfig &c, std::s
     os << "}\n";
     return os.str();
   }
-  e.ind = "    ";
-  os << "  gpu.func @" << c.prefix << "_merge(%mo: memref<?xf32>, %mml: memref<?xf32>, %out: "
-     << MET << ", %ns: index)\n"
-     << "      kernel attributes {known_block_size = array<i32: " << D
-     << ", 1, 1>, kvc.kernel = \"merge\"} {\n";
-  {
-    std::string r = e.L("gpu.block_id x");
-    std::string d = e.L("gpu.thread_id x");
-    std::string res = emitSplitMerge(e, "%mo", "%mml", "%ns", r, d, D);
-    std::string t = e.L("arith.truncf " + res + " : f32 to " + ET);
-    e.S("memref.store " + t + ", %out[" + e.add(e.mul(r, e.ci(D)), d) + "] : " + MET);
-    e.S("gpu.return");
-  }
-  os << "  }\n";
+  emitMergeKernel(e, c.prefix + "_merge", ET, D, "merge");
   os << "}\n";
   return os.str();
 }

@@ -20,6 +20,7 @@
 //===----------------------------------------------------------------------===//
 #include "kvc/Conversion/KVCToGPU/EncodedKernelGen.h"
 #include "GPUTextEmitter.h"
+#include "SplitMerge.h"
 
 #include <cmath>
 #include <cstdio>
@@ -654,43 +655,8 @@ std::string mlir::kvc::generateEncodedKernels(const EncodedKernelConfig &c, std:
   e.S("gpu.return");
   os << "  }\n";
 
-  // ---- merge kernel (same math as the dense one) ------------------------------------------
-  e.ind = "    ";
-  os << "  gpu.func @" << c.prefix << "_merge(%mo: " << MF << ", %mml: " << MF << ", %out: " << MQ
-     << ", %ns: index)\n"
-     << "      kernel attributes {known_block_size = array<i32: " << D
-     << ", 1, 1>, kvc.kernel = \"encoded_merge\"} {\n";
-  {
-    std::string r = e.L("gpu.block_id x"), d = e.L("gpu.thread_id x");
-    std::string z = e.ci(0), one = e.ci(1), two = e.ci(2), cDm = e.ci(D);
-    std::string ni = e.cf(-INFINITY), f0 = e.cf(0.0f);
-    std::string base = e.mul(r, "%ns");
-    os << e.ind << "%mx = scf.for %s = " << z << " to %ns step " << one << " iter_args(%acc = " << ni
-       << ") -> (f32) {\n";
-    e.push();
-    std::string m = e.ld("%mml", e.mul(e.add(base, "%s"), two), MF);
-    e.S("scf.yield " + e.fmax("%acc", m) + " : f32");
-    e.pop();
-    e.S("}");
-    os << e.ind << "%sums:2 = scf.for %s2 = " << z << " to %ns step " << one << " iter_args(%o = "
-       << f0 << ", %l = " << f0 << ") -> (f32, f32) {\n";
-    e.push();
-    std::string p = e.add(base, "%s2");
-    std::string mi = e.mul(p, two);
-    std::string m2 = e.ld("%mml", mi, MF), l2 = e.ld("%mml", e.add(mi, one), MF);
-    std::string o2 = e.ld("%mo", e.add(e.mul(p, cDm), d), MF);
-    std::string w = e.weight(m2, "%mx", ni, f0);
-    e.S("scf.yield " + e.fadd("%o", e.fmul(w, o2)) + ", " + e.fadd("%l", e.fmul(w, l2)) + " : f32, f32");
-    e.pop();
-    e.S("}");
-    std::string pos = e.L("arith.cmpf ogt, %sums#1, " + f0 + " : f32");
-    std::string q = e.L("arith.divf %sums#0, %sums#1 : f32");
-    std::string res = e.sel(pos, q, f0, "f32");
-    if (QT != "f32")
-      res = e.L("arith.truncf " + res + " : f32 to " + QT);
-    e.S("memref.store " + res + ", %out[" + e.add(e.mul(r, cDm), d) + "] : " + MQ);
-    e.S("gpu.return");
-  }
-  os << "  }\n}\n";
+  // ---- merge kernel (the dense one's, SplitMerge.h) ----------------------------------------
+  emitMergeKernel(e, c.prefix + "_merge", QT, D, "encoded_merge");
+  os << "}\n";
   return os.str();
 }

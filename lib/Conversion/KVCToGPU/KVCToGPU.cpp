@@ -220,7 +220,8 @@ void finishDecode(OpBuilder &b, Location loc, AttentionOp op, const DecodeBuffer
   if (merge) {
     Value one = cIdx(b, loc, 1);
     gpu::LaunchFuncOp::create(b, loc, merge, gpu::KernelDim3{nqRows, one, one},
-                              gpu::KernelDim3{cIdx(b, loc, D), one, one}, Value(),
+                              gpu::KernelDim3{cIdx(b, loc, decodeMergeThreads(D)), one, one},
+                              Value(),
                               ValueRange{buf.opart, buf.mlpart, flatten(b, loc, buf.out), splits});
   }
   gpuDealloc(b, loc, buf.opart);

@@ -300,7 +300,11 @@ int kvc_cuda_encoded_launch(kvc_cuda_function split, kvc_cuda_function merge,
   mm.push(params, n);
   mout.push(params, n);
   params[n++] = &ns;
-  return kvc_cuda_launch(merge, unsigned(nq), 1, 1, unsigned(D), 1, 1, 0, stream, params);
+  // The merge's CTA size is its PTX .maxntid (D * slices since the parallel merge; D before).
+  int threads = 0;
+  if (int rc2 = kvc_cuda_function_max_threads(merge, &threads))
+    return rc2;
+  return kvc_cuda_launch(merge, unsigned(nq), 1, 1, unsigned(threads), 1, 1, 0, stream, params);
 }
 
 } // extern "C"

@@ -213,6 +213,12 @@ int kvc_cuda_function_info(kvc_cuda_function f, int *regs, int *smem) {
   return 0;
 }
 
+int kvc_cuda_function_max_threads(kvc_cuda_function f, int *threads) {
+  CHECK(cuFuncGetAttribute, threads, CU_FUNC_ATTRIBUTE_MAX_THREADS_PER_BLOCK,
+        reinterpret_cast<CUfunction>(f));
+  return 0;
+}
+
 int kvc_cuda_occupancy(kvc_cuda_function f, int blockSize, size_t smem, int *ctas) {
   CHECK(cuOccupancyMaxActiveBlocksPerMultiprocessor, ctas, reinterpret_cast<CUfunction>(f),
         blockSize, smem);

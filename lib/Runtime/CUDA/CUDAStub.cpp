@@ -13,6 +13,7 @@ int kvc_cuda_module_load(const void *, kvc_cuda_module *) { return -1; }
 int kvc_cuda_module_unload(kvc_cuda_module) { return -1; }
 int kvc_cuda_module_get_function(kvc_cuda_module, const char *, kvc_cuda_function *) { return -1; }
 int kvc_cuda_function_info(kvc_cuda_function, int *, int *) { return -1; }
+int kvc_cuda_function_max_threads(kvc_cuda_function, int *) { return -1; }
 int kvc_cuda_occupancy(kvc_cuda_function, int, size_t, int *) { return -1; }
 int kvc_cuda_malloc(kvc_cuda_ptr *, size_t) { return -1; }
 int kvc_cuda_malloc_managed(kvc_cuda_ptr *, size_t) { return -1; }

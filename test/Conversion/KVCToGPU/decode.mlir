@@ -57,15 +57,23 @@
 // CHECK: vector.store %{{.*}} {alignment = 16 : i64} : memref<2x4x128xf32, #gpu.address_space<workgroup>>, vector<8xf32>
 // CHECK: gpu.barrier
 // CHECK: gpu.return
-// CHECK: gpu.func @kvc_attn0_d128_g4_q1_bf16_b64_u4_merge(%{{.*}}: memref<?xf32>, %{{.*}}: memref<?xf32>, %{{.*}}: memref<?xbf16>, %{{.*}}: index) kernel attributes {known_block_size = array<i32: 128, 1, 1>
-// One pass over the splits, 8 per iteration, every load issued before the running max.
-// CHECK: %[[B8:.*]] = arith.constant 8 : index
-// CHECK: scf.for %{{.*}} = %{{.*}} to %{{.*}} step %[[B8]] iter_args(%{{.*}} = %{{.*}}, %{{.*}} = %{{.*}}, %{{.*}} = %{{.*}}) -> (f32, f32, f32)
+// The merge: 512 threads = 4 slices of the D = 128 outputs. Slice j = t / 128 merges splits
+// j*8.., 8 per iteration (every load issued before the running max), stepping over the other
+// slices' batches (32); slice 0 combines the 4 states from workgroup memory.
+// CHECK: gpu.func @kvc_attn0_d128_g4_q1_bf16_b64_u4_merge(%{{.*}}: memref<?xf32>, %{{.*}}: memref<?xf32>, %{{.*}}: memref<?xbf16>, %{{.*}}: index) workgroup(%[[WM:.*]] : memref<512xf32, #gpu.address_space<workgroup>>, %{{.*}} : memref<512xf32, #gpu.address_space<workgroup>>, %{{.*}} : memref<512xf32, #gpu.address_space<workgroup>>) kernel attributes {known_block_size = array<i32: 512, 1, 1>
+// CHECK: %[[T:.*]] = gpu.thread_id  x
+// CHECK: %[[J:.*]] = arith.divui %[[T]], %c128
+// CHECK: %[[FIRST:.*]] = arith.muli %[[J]], %c8
+// CHECK: scf.for %{{.*}} = %[[FIRST]] to %{{.*}} step %c32 iter_args(%{{.*}} = %{{.*}}, %{{.*}} = %{{.*}}, %{{.*}} = %{{.*}}) -> (f32, f32, f32)
 // CHECK-COUNT-24: memref.load
 // CHECK-NOT: memref.load
 // CHECK: arith.maxnumf
 // CHECK: math.exp2
 // CHECK: scf.yield
+// CHECK: memref.store %{{.*}}, %[[WM]][%[[T]]]
+// CHECK: gpu.barrier
+// CHECK: scf.if
+// CHECK-COUNT-12: memref.load
 // CHECK: arith.divf
 // CHECK: arith.truncf %{{.*}} : f32 to bf16
 // CHECK-NOT: gpu.func

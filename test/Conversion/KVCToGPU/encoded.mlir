@@ -87,7 +87,10 @@
 // CHECK: memref.store %{{.*}}, %arg17[
 // CHECK: memref.store %{{.*}}, %arg18[
 // CHECK: gpu.return
-// CHECK: gpu.func @kvc_attn0_d128_g4_q1_bf16_kb64_vb128_u4_enc_merge(%arg0: memref<?xf32>, %arg1: memref<?xf32>, %arg2: memref<?xbf16>, %arg3: index) kernel attributes {known_block_size = array<i32: 128, 1, 1>, kvc.kernel = "encoded_merge"}
+// The merge is the dense one (SplitMerge.h): 4 slices of 128 threads.
+// CHECK: gpu.func @kvc_attn0_d128_g4_q1_bf16_kb64_vb128_u4_enc_merge(%arg0: memref<?xf32>, %arg1: memref<?xf32>, %arg2: memref<?xbf16>, %arg3: index) workgroup({{.*}}) kernel attributes {known_block_size = array<i32: 512, 1, 1>, kvc.kernel = "encoded_merge"}
+// CHECK: scf.for %{{.*}} step %c32 iter_args(
+// CHECK: gpu.barrier
 // CHECK: arith.divf
 // CHECK: arith.truncf %{{.*}} : f32 to bf16
 

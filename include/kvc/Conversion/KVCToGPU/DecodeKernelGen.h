@@ -23,8 +23,9 @@
 //     out : memref<?xT>, and the last CTA of each KV row to finish merges that row's splits
 //     into `out` (as below); no merge kernel is emitted.
 //   <prefix>_merge(o_part, ml_part, out : memref<?x..>, num_splits : index)
-//     grid (B*Hq*Sq), block (D): out[r*D + d] = sum_s w_s o_s / sum_s w_s l_s with
-//     w_s = 2^(m_s - max m); rows with no keys give 0.
+//     grid (B*Hq*Sq), block (decodeMergeThreads(D) = D*P): out[r*D + d] = sum_s w_s o_s /
+//     sum_s w_s l_s with w_s = 2^(m_s - max m); rows with no keys give 0. Thread t merges
+//     element t % D over the splits of slice t / D; slice 0 combines the P slices.
 //
 //===----------------------------------------------------------------------===//
 #ifndef KVC_CONVERSION_KVCTOGPU_DECODEKERNELGEN_H
@@ -54,6 +55,10 @@ struct DecodeKernelConfig {
 
 /// Returns an empty string and sets `error` when the configuration is unsupported.
 std::string generateDecodeKernels(const DecodeKernelConfig &cfg, std::string &error);
+
+/// Threads of a merge kernel (dense, ragged and encoded): D * P, P = clamp(512 / D, 1, 8) slices
+/// of the splits merged in parallel and combined through workgroup memory.
+int64_t decodeMergeThreads(int64_t headDim);
 
 /// Keys one split CTA consumes per main-loop iteration (block_size/32 * 32/(D/8) * unroll);
 /// launchers round the per-split chunk up to a multiple of it.

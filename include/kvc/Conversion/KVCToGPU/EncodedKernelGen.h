@@ -38,7 +38,8 @@
 //     for each query row qr = r*g*Sq + i, o_part[(qr*S + s)*D + d] (unnormalised) and
 //     ml[(qr*S + s)*2 + {0, 1}] = (running max in the log2 domain, sum), exactly the dense
 //     kernels' workspace, so the merge is the same.
-//   <prefix>_merge(o_part, ml, out: memref<?xQT>, num_splits: index)   grid (B*Hq*Sq), block D.
+//   <prefix>_merge(o_part, ml, out: memref<?xQT>, num_splits: index)   grid (B*Hq*Sq), block
+//     decodeMergeThreads(D) (the dense merge, SplitMerge.h).
 //
 // Limits: word offsets and bit positions are 32-bit (each stream < 2^31 words); symbols <
 // 2^16 (raw_bits <= 16) so a code plus its escaped raw symbol fits the 32-bit window.

@@ -1,0 +1,158 @@
+//===- SplitMerge.h - the flash-decoding merge of split partials, as gpu text ---*- C++ -*-===//
+//
+// Shared by DecodeKernelGen (dense/ragged, and its fused-merge epilogue) and EncodedKernelGen:
+// both split kernels write the same workspace, o_part[(r*S + s)*D + d] (unnormalised) and
+// ml[(r*S + s)*2 + {0, 1}] = (running max in the log2 domain, sum), for query row r and split
+// s of S. The merge of row r is out[r*D + d] = sum_s w_s o_s / sum_s w_s l_s, w_s =
+// 2^(m_s - max m); a row with no keys gives 0.
+//
+//===----------------------------------------------------------------------===//
+#ifndef KVC_LIB_CONVERSION_KVCTOGPU_SPLITMERGE_H
+#define KVC_LIB_CONVERSION_KVCTOGPU_SPLITMERGE_H
+
+#include "GPUTextEmitter.h"
+#include "kvc/Conversion/KVCToGPU/DecodeKernelGen.h"
+
+#include <cmath>
+#include <string>
+#include <vector>
+
+namespace mlir {
+namespace kvc {
+
+/// One pass over splits first, first + step, ... (< ns) of query row `row`, output element `d`,
+/// with a running (max, out, sum) state, kMergeBatch consecutive splits per iteration: all their
+/// loads are issued before any use, so a pass costs ~ns/(kMergeBatch * slices) memory latencies
+/// instead of 2*ns (a serial two-pass loop took 12 us at 33 splits on H100, a fifth of a
+/// batch-1 decode). Splits past ns in a batch weigh 0. Returns the scf.for result `st`: st#0 the
+/// max, st#1 the weighted output, st#2 the weighted sum.
+inline std::string emitSplitMergeState(GPUTextEmitter &e, const std::string &opart,
+                                       const std::string &ml, const std::string &ns,
+                                       const std::string &row, const std::string &d, int64_t D,
+                                       const std::string &first, int64_t step) {
+  constexpr int64_t kMergeBatch = 8;
+  std::ostringstream &os = e.os;
+  std::string one = e.ci(1), two = e.ci(2), cDm = e.ci(D);
+  std::string ni = e.cf(-INFINITY), fz = e.cf(0.0f);
+  std::string base = e.mul(row, ns);
+  std::string lastS = e.L("arith.subi " + ns + ", " + one + " : index");
+  std::string cStep = e.ci(step);
+  std::string st = e.fresh("st"), s = e.fresh("s"), M0 = e.fresh("M"), o0 = e.fresh("o"),
+              l0 = e.fresh("l");
+  os << e.ind << st << ":3 = scf.for " << s << " = " << first << " to " << ns << " step "
+     << cStep << " iter_args(" << M0 << " = " << ni << ", " << o0 << " = " << fz << ", "
+     << l0 << " = " << fz << ") -> (f32, f32, f32) {\n";
+  std::string saved = e.ind;
+  e.ind += "  ";
+  std::vector<std::string> ms(kMergeBatch), ls(kMergeBatch), os_(kMergeBatch);
+  for (int64_t i = 0; i < kMergeBatch; ++i) {
+    std::string si = e.add(s, e.ci(i));
+    std::string valid = e.L("arith.cmpi ult, " + si + ", " + ns + " : index");
+    std::string sc = e.L("arith.minui " + si + ", " + lastS + " : index");
+    std::string p = e.add(base, sc);
+    std::string mi = e.mul(p, two);
+    std::string m = e.L("memref.load " + ml + "[" + mi + "] : memref<?xf32>");
+    ls[i] = e.L("memref.load " + ml + "[" + e.add(mi, one) + "] : memref<?xf32>");
+    os_[i] = e.L("memref.load " + opart + "[" + e.add(e.mul(p, cDm), d) + "] : memref<?xf32>");
+    ms[i] = e.L("arith.select " + valid + ", " + m + ", " + ni + " : f32");
+  }
+  std::string M = M0;
+  for (int64_t i = 0; i < kMergeBatch; ++i)
+    M = e.fmax(M, ms[i]);
+  std::string wOld = e.weight(M0, M, ni, fz);
+  std::string o = e.fmul(o0, wOld), l = e.fmul(l0, wOld);
+  for (int64_t i = 0; i < kMergeBatch; ++i) {
+    std::string w = e.weight(ms[i], M, ni, fz);
+    o = e.fadd(o, e.fmul(w, os_[i]));
+    l = e.fadd(l, e.fmul(w, ls[i]));
+  }
+  e.S("scf.yield " + M + ", " + o + ", " + l + " : f32, f32, f32");
+  e.ind = saved;
+  e.S("}");
+  return st;
+}
+
+/// out = o / l, or 0 for a row with no keys (l = 0).
+inline std::string emitMergeNormalize(GPUTextEmitter &e, const std::string &o,
+                                      const std::string &l) {
+  std::string fz = e.cf(0.0f);
+  std::string pos = e.L("arith.cmpf ogt, " + l + ", " + fz + " : f32");
+  std::string q = e.L("arith.divf " + o + ", " + l + " : f32");
+  return e.L("arith.select " + pos + ", " + q + ", " + fz + " : f32");
+}
+
+/// The whole pass for one thread (all splits): the normalised f32 output.
+inline std::string emitSplitMerge(GPUTextEmitter &e, const std::string &opart,
+                                  const std::string &ml, const std::string &ns,
+                                  const std::string &row, const std::string &d, int64_t D) {
+  std::string st = emitSplitMergeState(e, opart, ml, ns, row, d, D, e.ci(0), 8);
+  return emitMergeNormalize(e, st + "#1", st + "#2");
+}
+
+/// The merge kernel `name`(%mo, %mml, %out: memref<?x`outType`>, %ns: index), grid (rows),
+/// block (decodeMergeThreads(D) = D * P): thread t handles output element d = t % D over the
+/// splits of slice j = t / D (batches j*8, j*8 + 8P, ...), so one row's splits are read by P
+/// slices in parallel; the P states are combined through workgroup memory by slice 0.
+inline void emitMergeKernel(GPUTextEmitter &e, const std::string &name,
+                            const std::string &outType, int64_t D, const std::string &kernelTag) {
+  const int64_t T = decodeMergeThreads(D), P = T / D;
+  const std::string MO = "memref<?x" + outType + ">";
+  const std::string WG = "memref<" + std::to_string(T) + "xf32, #gpu.address_space<workgroup>>";
+  std::ostringstream &os = e.os;
+  e.ind = "    ";
+  os << "  gpu.func @" << name << "(%mo: memref<?xf32>, %mml: memref<?xf32>, %out: " << MO
+     << ", %ns: index)\n";
+  if (P > 1)
+    os << "      workgroup(%mgM : " << WG << ", %mgO : " << WG << ", %mgL : " << WG << ")\n";
+  os << "      kernel attributes {known_block_size = array<i32: " << T
+     << ", 1, 1>, kvc.kernel = \"" << kernelTag << "\"} {\n";
+  std::string r = e.L("gpu.block_id x"), t = e.L("gpu.thread_id x");
+  std::string cD = e.ci(D);
+  std::string d = e.L("arith.remui " + t + ", " + cD + " : index");
+  std::string j = e.L("arith.divui " + t + ", " + cD + " : index");
+  std::string st = emitSplitMergeState(e, "%mo", "%mml", "%ns", r, d, D, e.mul(j, e.ci(8)), 8 * P);
+  auto store = [&](const std::string &o, const std::string &l) {
+    std::string res = emitMergeNormalize(e, o, l);
+    if (outType != "f32")
+      res = e.L("arith.truncf " + res + " : f32 to " + outType);
+    e.S("memref.store " + res + ", %out[" + e.add(e.mul(r, cD), d) + "] : " + MO);
+  };
+  if (P == 1) {
+    store(st + "#1", st + "#2");
+  } else {
+    e.S("memref.store " + st + "#0, %mgM[" + t + "] : " + WG);
+    e.S("memref.store " + st + "#1, %mgO[" + t + "] : " + WG);
+    e.S("memref.store " + st + "#2, %mgL[" + t + "] : " + WG);
+    e.S("gpu.barrier");
+    std::string first = e.L("arith.cmpi eq, " + j + ", " + e.ci(0) + " : index");
+    e.S("scf.if " + first + " {");
+    e.push();
+    std::string ni = e.cf(-INFINITY), fz = e.cf(0.0f);
+    std::vector<std::string> m(P), o(P), l(P);
+    for (int64_t k = 0; k < P; ++k) {
+      std::string idx = e.add(d, e.ci(k * D));
+      m[k] = e.L("memref.load %mgM[" + idx + "] : " + WG);
+      o[k] = e.L("memref.load %mgO[" + idx + "] : " + WG);
+      l[k] = e.L("memref.load %mgL[" + idx + "] : " + WG);
+    }
+    std::string M = m[0];
+    for (int64_t k = 1; k < P; ++k)
+      M = e.fmax(M, m[k]);
+    std::string os2 = fz, ls2 = fz;
+    for (int64_t k = 0; k < P; ++k) {
+      std::string w = e.weight(m[k], M, ni, fz);
+      os2 = e.fadd(os2, e.fmul(w, o[k]));
+      ls2 = e.fadd(ls2, e.fmul(w, l[k]));
+    }
+    store(os2, ls2);
+    e.pop();
+    e.S("}");
+  }
+  e.S("gpu.return");
+  os << "  }\n";
+}
+
+} // namespace kvc
+} // namespace mlir
+
+#endif
