@@ -133,6 +133,7 @@ void emuStore(const EmuKernel &k, unsigned njobs, void **params) {
 // ---- the driver API on host memory (CUDA.h) ----
 extern "C" {
 const char *kvc_cuda_last_error(void) { return lastErr.c_str(); }
+void kvc_cuda_set_last_error(const char *m) { lastErr = m ? m : ""; }
 int kvc_cuda_init(int) { return 0; }
 int kvc_cuda_device_info(char *name, size_t len, int *sms, int *l2, int *ccM, int *ccm) {
   if (name && len)

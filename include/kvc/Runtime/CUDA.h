@@ -35,6 +35,8 @@ typedef uint64_t kvc_cuda_ptr;                        /* a CUdeviceptr */
 int kvc_cuda_init(int ordinal);
 /* The last error message of the calling thread ("" if none). */
 const char *kvc_cuda_last_error(void);
+/* Sets it (for the runtime's own errors, e.g. a launch configuration it refuses). */
+void kvc_cuda_set_last_error(const char *msg);
 /* Device name, SM count, L2 bytes, compute capability; any pointer may be NULL. */
 int kvc_cuda_device_info(char *name, size_t name_len, int *sm_count, int *l2_bytes,
                          int *cc_major, int *cc_minor);

@@ -69,6 +69,19 @@ int kvc_cuda_decode_init_workspace(const kvc_decode_kernel_config *cfg, const kv
 /* Launches split + merge (fused-merge kernels: split only) on `stream`. q: [B, Hkv*g, Sq, D], k/v: [B, Hkv, skv, D], out like q,
  * lengths: [B, Hkv] int64 (ragged kernels only, else 0), workspace: plan.workspace_bytes.
  * merge may be null to launch the split kernel alone (timing diagnostics; `out` is not written). */
+/* Threads of a merge kernel (dense, ragged, encoded) for head dim D: D * P with
+ * P = clamp(512 / D, 1, 8) slices of the splits merged in parallel. The kernel generator uses
+ * the same function (decodeMergeThreads); launches check the kernel's .maxntid against it
+ * (or against D, the merge of kernels built before the slices). */
+static inline int64_t kvc_decode_merge_threads(int64_t head_dim) {
+  int64_t p = head_dim > 0 ? 512 / head_dim : 0;
+  if (p < 1)
+    p = 1;
+  if (p > 8)
+    p = 8;
+  return head_dim > 0 ? head_dim * p : 0;
+}
+
 int kvc_cuda_decode_launch(kvc_cuda_function split, kvc_cuda_function merge,
                            const kvc_decode_kernel_config *cfg, const kvc_decode_shape *shape,
                            const kvc_decode_plan *plan, kvc_cuda_ptr q, kvc_cuda_ptr k,

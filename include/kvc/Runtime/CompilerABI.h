@@ -100,7 +100,7 @@ void _mlir_ciface_kvc_rt_vote(double p, int64_t samples, int64_t seed, int64_t s
  *     decode kernels' buffers (CUDAEncoded.h, KVC_ENC_*), 16 + 4*s + {0 jobs due, 1 their result
  *     slots, 2 encode tables, 3 word allocator} those of stream s's store kernel (0 keys,
  *     1 values) for the append begun last.
- *   - kvc_rt_gpu_encoded_append_begin(h, n, state[16]) checks an append of n tokens and
+ *   - kvc_rt_gpu_encoded_append_begin(h, n, state[12]) checks an append of n tokens and
  *     writes, per stream s: state[s] window offset, state[2+s] window stride (elements),
  *     state[4+s] due jobs, state[6+s] word capacity, state[8+s] max symbol, state[10+s] the
  *     error bound's f32 bits. The compiled code then copies the tokens and launches the store
@@ -154,6 +154,11 @@ void _mlir_ciface_kvc_rt_gpu_encoded_buffer_f16(kvc_memref_1d *result, int64_t h
 void _mlir_ciface_kvc_rt_gpu_encoded_append_begin(int64_t handle, int64_t n, kvc_memref_1d *state);
 void _mlir_ciface_kvc_rt_gpu_encoded_append_end(int64_t handle, int64_t n);
 void _mlir_ciface_kvc_rt_gpu_encoded_lengths(int64_t handle, kvc_memref_i64_2d *lengths);
+/* Exits with a message unless the op's batch and KV heads are the cache's (called before every
+ * launch on the cache's buffers). */
+void _mlir_ciface_kvc_rt_gpu_encoded_check_rows(int64_t handle, int64_t batch, int64_t hkv);
+/* Frees a handle kvc.encode made in a function that does not return it. */
+void _mlir_ciface_kvc_rt_gpu_encoded_release(int64_t handle);
 
 /* Total stored bytes of all rows (bitstreams, offsets, quantization parameters, codebooks,
  * recent windows, headers) and the fp16 bytes of the same pairs. */

@@ -16,6 +16,7 @@
 //
 //===----------------------------------------------------------------------===//
 #include "kvc/Conversion/KVCToGPU/DecodeKernelGen.h"
+#include "kvc/Runtime/CUDADecode.h" // kvc_decode_merge_threads (header-only, no link)
 #include "GPUTextEmitter.h"
 #include "SplitMerge.h"
 
@@ -50,10 +51,7 @@ std::string repeatTy(const std::string &t, size_t n) {
 } // namespace
 
 int64_t mlir::kvc::decodeMergeThreads(int64_t headDim) {
-  if (headDim <= 0)
-    return 0;
-  const int64_t slices = std::max<int64_t>(1, std::min<int64_t>(8, 512 / headDim));
-  return headDim * slices;
+  return kvc_decode_merge_threads(headDim); // the runtime checks launches against the same
 }
 
 int64_t mlir::kvc::decodeKeysPerIteration(const DecodeKernelConfig &c) {

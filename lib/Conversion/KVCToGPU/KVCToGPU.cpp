@@ -9,6 +9,7 @@
 #include "kvc/Conversion/KVCToGPU/EncodedKernelGen.h"
 #include "kvc/Conversion/KVCToGPU/StoreKernelGen.h"
 #include "kvc/Conversion/Passes.h"
+#include "kvc/Dialect/KVC/IR/EncodedCacheUse.h"
 #include "kvc/Dialect/KVC/IR/KVC.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
@@ -212,9 +213,9 @@ DecodeBuffers allocDecodeBuffers(OpBuilder &b, Location loc, AttentionOp op, Val
   return r;
 }
 
-/// After the split launch: the merge kernel (grid: one CTA of D threads per query row) unless
-/// the split kernel merged itself (`merge` null), the workspace freed, and op's result replaced
-/// by the output.
+/// After the split launch: the merge kernel (grid: one CTA of decodeMergeThreads(D) threads per
+/// query row) unless the split kernel merged itself (`merge` null), the workspace freed, and
+/// op's result replaced by the output.
 void finishDecode(OpBuilder &b, Location loc, AttentionOp op, const DecodeBuffers &buf,
                   gpu::GPUFuncOp merge, Value nqRows, Value splits, int64_t D) {
   if (merge) {
@@ -255,6 +256,17 @@ enum EncodedBuffer : int64_t {
 /// The decode buffer of stream st (0 keys, 1 values) that corresponds to key buffer `keyIdx`.
 int64_t encStreamBuffer(int64_t keyIdx, int st) { return keyIdx + 6 * st; }
 
+/// A run-time check that the op's batch and KV heads are the encoded cache's (the kernels index
+/// the cache's row table by them).
+void checkEncodedRows(OpBuilder &b, Location loc, Value h, Value batch, int64_t hkv) {
+  auto module = b.getInsertionBlock()->getParentOp()->getParentOfType<ModuleOp>();
+  Type i64 = b.getI64Type();
+  auto fn = runtimeFunc(b, module, "kvc_rt_gpu_encoded_check_rows", {i64, i64, i64}, {});
+  func::CallOp::create(b, loc, fn,
+                       ValueRange{h, arith::IndexCastOp::create(b, loc, i64, batch),
+                                  arith::ConstantIntOp::create(b, loc, hkv, 64)});
+}
+
 /// Device buffer `index` of encoded-cache handle `h`, as memref<?x`elem`>.
 Value encodedBuffer(OpBuilder &b, Location loc, Value h, int64_t index, Type elem) {
   auto module = b.getInsertionBlock()->getParentOp()->getParentOfType<ModuleOp>();
@@ -268,9 +280,11 @@ Value encodedBuffer(OpBuilder &b, Location loc, Value h, int64_t index, Type ele
 
 struct ConvertKVCToGPUPass : public mlir::kvc::impl::ConvertKVCToGPUBase<ConvertKVCToGPUPass> {
   using ConvertKVCToGPUBase::ConvertKVCToGPUBase;
+  SmallVector<Value> createdHandles; // results of the kvc_rt_gpu_encode calls
 
   void runOnOperation() override {
     ModuleOp module = getOperation();
+    createdHandles.clear();
     SmallVector<AttentionOp> ops;
     module.walk([&](AttentionOp op) { ops.push_back(op); });
     bool hasEncoded = false;
@@ -458,12 +472,15 @@ struct ConvertKVCToGPUPass : public mlir::kvc::impl::ConvertKVCToGPUBase<Convert
             }
           continue;
         }
-        if (auto app = dyn_cast<CacheAppendOp>(user)) {
-          for (Operation *other : v.getUsers())
-            if (other != app &&
-                (other->getBlock() != app->getBlock() || app->isBeforeInBlock(other)))
-              return other->emitError("convert-kvc-to-gpu: reads an encoded cache after (or "
-                                      "apart from) the kvc.cache.append that updates it in place");
+        if (isa<CacheAppendOp>(user)) {
+          if (Operation *other = findReadAfterInPlaceAppend(v, /*viewReadersRead=*/true))
+            return other->emitError("convert-kvc-to-gpu: reads an encoded cache after (or "
+                                    "apart from) the kvc.cache.append that updates it in place");
+          if (Operation *app = findAppendOutsideDefiningBlock(v))
+            return app->emitError("convert-kvc-to-gpu: appends to an encoded cache defined "
+                                  "outside its block (e.g. in a loop body): the runtime updates "
+                                  "the cache in place, so it must be appended to once, where it "
+                                  "is defined");
           continue;
         }
         if (isa<CacheLengthsOp, func::ReturnOp>(user))
@@ -525,7 +542,9 @@ struct ConvertKVCToGPUPass : public mlir::kvc::impl::ConvertKVCToGPUBase<Convert
     });
     for (Operation *op : producers) {
       if (auto enc = dyn_cast<EncodeOp>(op)) {
-        handleOf[enc.getResult()] = lowerEncode(enc);
+        Value h = lowerEncode(enc);
+        handleOf[enc.getResult()] = h;
+        createdHandles.push_back(h);
         continue;
       }
       auto app = cast<CacheAppendOp>(op);
@@ -610,6 +629,7 @@ struct ConvertKVCToGPUPass : public mlir::kvc::impl::ConvertKVCToGPUBase<Convert
     Value batch = dimOf(b, loc, kn, 0), n = dimOf(b, loc, kn, 2);
     Value rows = arith::MulIOp::create(b, loc, batch, cIdx(b, loc, kt.getDimSize(1)));
     Value n64 = arith::IndexCastOp::create(b, loc, i64, n);
+    checkEncodedRows(b, loc, h, batch, kt.getDimSize(1));
     Value state = memref::CastOp::create(
         b, loc, dynI64, memref::AllocaOp::create(b, loc, MemRefType::get({12}, i64)));
     auto begin = runtimeFunc(b, module, "kvc_rt_gpu_encoded_append_begin", {i64, i64, dynI64}, {});
@@ -737,6 +757,24 @@ struct ConvertKVCToGPUPass : public mlir::kvc::impl::ConvertKVCToGPUBase<Convert
     for (Operation *op : sources)
       if (op->use_empty())
         op->erase();
+    // A handle kvc.encode made and the function does not return dies with the function: free
+    // its device form before every return (the runtime would otherwise keep it to exit).
+    for (Value h : createdHandles) {
+      auto fn = h.getParentRegion()->getParentOfType<func::FuncOp>();
+      if (!fn)
+        continue;
+      bool returned = false;
+      fn.walk([&](func::ReturnOp ret) {
+        returned |= llvm::is_contained(ret.getOperands(), h);
+      });
+      if (returned)
+        continue;
+      fn.walk([&](func::ReturnOp ret) {
+        OpBuilder b(ret);
+        auto rel = runtimeFunc(b, module, "kvc_rt_gpu_encoded_release", {i64}, {});
+        func::CallOp::create(b, ret.getLoc(), rel, ValueRange{h});
+      });
+    }
     for (auto fn : module.getOps<func::FuncOp>()) {
       if (fn.isExternal())
         continue;
@@ -779,6 +817,7 @@ struct ConvertKVCToGPUPass : public mlir::kvc::impl::ConvertKVCToGPUBase<Convert
     // rows aux syms lut, then per stream: words, block offsets, vector offsets, min, step, window
     const Type abi[kEncNumDecodeBuffers] = {i32, i32, i32, i32, i32, i32, i32, f32,
                                             f32, f16, i32, i32, i32, f32, f32, f16};
+    checkEncodedRows(b, loc, h, batch, kt.getDimSize(1));
     SmallVector<Value> dev;
     for (int64_t i = 0; i < kEncNumDecodeBuffers; ++i)
       dev.push_back(encodedBuffer(b, loc, h, i, abi[i]));

@@ -8,6 +8,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "kvc/Conversion/Passes.h"
+#include "kvc/Dialect/KVC/IR/EncodedCacheUse.h"
 #include "kvc/Dialect/KVC/IR/KVC.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
@@ -839,21 +840,23 @@ struct ConvertKVCToLinalgPass
           }
           // The runtime updates an encoded cache in place on append, so nothing may read the
           // old value afterwards.
-          for (Operation *user : r.getUsers()) {
-            if (!isa<CacheAppendOp>(user))
-              continue;
-            if (t.getCodec().getBits() != 0) {
-              user->emitOpError() << "appends to a fixed-width (bits > 0) encoded cache, which "
-                                     "the CPU runtime does not support yet";
-              return WalkResult::interrupt();
-            }
-            for (Operation *other : r.getUsers())
-              if (other != user &&
-                  (other->getBlock() != user->getBlock() || user->isBeforeInBlock(other))) {
-                other->emitOpError() << "reads an encoded cache after (or apart from) the append "
-                                        "that updates it in place";
+          if (t.getCodec().getBits() != 0)
+            for (Operation *user : r.getUsers())
+              if (isa<CacheAppendOp>(user)) {
+                user->emitOpError() << "appends to a fixed-width (bits > 0) encoded cache, which "
+                                       "the CPU runtime does not support yet";
                 return WalkResult::interrupt();
               }
+          if (Operation *other = findReadAfterInPlaceAppend(r)) {
+            other->emitOpError() << "reads an encoded cache after (or apart from) the append "
+                                    "that updates it in place";
+            return WalkResult::interrupt();
+          }
+          if (Operation *app = findAppendOutsideDefiningBlock(r)) {
+            app->emitOpError() << "appends to an encoded cache defined outside its block (e.g. "
+                                  "in a loop body), which the runtime's in-place update cannot "
+                                  "repeat";
+            return WalkResult::interrupt();
           }
         }
         return WalkResult::advance();

@@ -137,6 +137,7 @@ bool ready() {
 extern "C" {
 
 const char *kvc_cuda_last_error(void) { return lastError.c_str(); }
+void kvc_cuda_set_last_error(const char *msg) { lastError = msg ? msg : ""; }
 
 int kvc_cuda_init(int ordinal) {
   std::call_once(loadOnce, loadDriver);

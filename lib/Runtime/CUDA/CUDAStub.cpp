@@ -7,6 +7,7 @@ const char *kMsg = "kvc runtime was built without the CUDA toolkit (no cuda.h at
 
 extern "C" {
 const char *kvc_cuda_last_error(void) { return kMsg; }
+void kvc_cuda_set_last_error(const char *) {}
 int kvc_cuda_init(int) { return -1; }
 int kvc_cuda_device_info(char *, size_t, int *, int *, int *, int *) { return -1; }
 int kvc_cuda_module_load(const void *, kvc_cuda_module *) { return -1; }

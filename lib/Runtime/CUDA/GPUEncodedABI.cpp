@@ -291,9 +291,23 @@ void _mlir_ciface_kvc_rt_gpu_encoded_append_end(int64_t handle, int64_t n) {
   c->pendingTokens = -1;
 }
 
+void _mlir_ciface_kvc_rt_gpu_encoded_check_rows(int64_t handle, int64_t batch, int64_t hkv) {
+  GPUEncodedCache *c = get(handle);
+  if (batch != c->cache.batch || hkv != c->cache.hkv)
+    die("the op has batch " + std::to_string(batch) + " x " + std::to_string(hkv) +
+        " KV heads, the encoded cache " + std::to_string(c->cache.batch) + " x " +
+        std::to_string(c->cache.hkv));
+}
+
+void _mlir_ciface_kvc_rt_gpu_encoded_release(int64_t handle) { kvc_rt_gpu_encoded_destroy(handle); }
+
 void _mlir_ciface_kvc_rt_gpu_encoded_lengths(int64_t handle, kvc_memref_i64_2d *lengths) {
   GPUEncodedCache *c = get(handle);
   const int64_t B = c->cache.batch, H = c->cache.hkv;
+  if (lengths->sizes[0] != B || lengths->sizes[1] != H)
+    die("lengths buffer is " + std::to_string(lengths->sizes[0]) + " x " +
+        std::to_string(lengths->sizes[1]) + ", the encoded cache " + std::to_string(B) + " x " +
+        std::to_string(H));
   std::vector<int64_t> t(size_t(B * H));
   kvc_rt_gpu_encoded_tokens(handle, t.data());
   for (int64_t b = 0; b < B; ++b)

@@ -23,6 +23,7 @@ func.func @prefill(%k: tensor<2x8x?x128xbf16>, %v: tensor<2x8x?x128xbf16>) -> !e
 }
 
 // CHECK-LABEL: func.func @step(%arg0: tensor<2x32x1x128xbf16>, %arg1: i64, %arg2: tensor<2x8x1x128xbf16>, %arg3: tensor<2x8x1x128xbf16>) -> (tensor<2x32x1x128xbf16>, i64)
+// CHECK: call @kvc_rt_gpu_encoded_check_rows(%arg1, %{{.*}}, %c8_i64)
 // CHECK: %[[STATE:.*]] = memref.cast %{{.*}} : memref<12xi64> to memref<?xi64>
 // CHECK: call @kvc_rt_gpu_encoded_append_begin(%arg1, %[[N:.*]], %[[STATE]])
 // The new tokens into the key window (buffer 9) and the value window (15): grid (n, B*Hkv).
@@ -43,7 +44,8 @@ func.func @prefill(%k: tensor<2x8x?x128xbf16>, %v: tensor<2x8x?x128xbf16>) -> !e
 // CHECK:   func.call @kvc_rt_gpu_encoded_buffer_i32(%arg1, %c20_i64)
 // CHECK:   gpu.launch_func @kvc_gpu::@kvc_store_d128_kb64_vb128_f16_kblk_vstore
 // CHECK: call @kvc_rt_gpu_encoded_append_end(%arg1, %[[N]])
-// The attention reads the same handle after the append.
+// The attention reads the same handle after the append (batch and KV heads checked first).
+// CHECK: call @kvc_rt_gpu_encoded_check_rows(%arg1, %{{.*}}, %c8_i64{{.*}})
 // CHECK: call @kvc_rt_gpu_encoded_buffer_i32(%arg1, %c0_i64)
 // CHECK: gpu.launch_func @kvc_gpu::@kvc_attn0_d128_g4_q1_bf16_kb64_vb128_u4_enc_split
 // CHECK: gpu.launch_func @kvc_gpu::@kvc_attn0_d128_g4_q1_bf16_kb64_vb128_u4_enc_merge
@@ -95,4 +97,25 @@ func.func @two_appends(%c: !renc, %k: tensor<1x2x?x64xf16>, %v: tensor<1x2x?x64x
   %c2 = kvc.cache.append %c1, %k, %v : !renc, tensor<1x2x?x64xf16>, tensor<1x2x?x64xf16> -> !renc
   %l = kvc.cache.lengths %c2 : !renc -> tensor<1x2xi64>
   return %c2, %l : !renc, tensor<1x2xi64>
+}
+
+// -----
+
+// A handle that kvc.encode makes and the function does not return is released before the
+// return (its device form would otherwise live to process exit).
+#codec = #kvc.codec<bits = 0, key_group = block, key_block = 64, key_error = 5.000000e-02 : f64, value_group = token, value_block = 128, value_error = 1.000000e-01 : f64, entropy = huffman, recent_keys = 128, recent_values = 256>
+!enc = !kvc.encoded_cache<tensor<1x2x?x128xf16>, tensor<1x2x?x128xf16>, #codec>
+!dense = !kvc.cache<tensor<1x2x?x128xf16>, tensor<1x2x?x128xf16>>
+
+// CHECK-LABEL: func.func @encode_and_decode(
+// CHECK: %[[H:.*]] = call @kvc_rt_gpu_encode_f16(
+// CHECK: gpu.launch_func @kvc_gpu::@kvc_attn0_d128_g4_q1_f16_kb64_vb128_u4_enc_split
+// CHECK: call @kvc_rt_gpu_encoded_release(%[[H]]) : (i64) -> ()
+// CHECK-NEXT: return
+func.func @encode_and_decode(%q: tensor<1x8x1x128xf16>, %k: tensor<1x2x?x128xf16>, %v: tensor<1x2x?x128xf16>) -> tensor<1x8x1x128xf16> {
+  %c = kvc.cache.from_tensors %k, %v : tensor<1x2x?x128xf16>, tensor<1x2x?x128xf16> -> !dense
+  %e = kvc.encode %c : !dense -> !enc
+  %kk, %vv = kvc.cache.view %e : !enc -> tensor<1x2x?x128xf16>, tensor<1x2x?x128xf16>
+  %o = kvc.attention %q, %kk, %vv : (tensor<1x8x1x128xf16>, tensor<1x2x?x128xf16>, tensor<1x2x?x128xf16>) -> tensor<1x8x1x128xf16>
+  return %o : tensor<1x8x1x128xf16>
 }

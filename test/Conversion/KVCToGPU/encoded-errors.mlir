@@ -137,3 +137,34 @@ func.func @call_with_cache(%c: !enc) {
   return
 }
 
+
+// -----
+
+// The GPU path reads the handle where attention runs: a view taken before an append but read
+// by an attention after it would see the appended tokens, so it is an error.
+#codec = #kvc.codec<bits = 0, key_group = block, key_block = 64, key_error = 5.000000e-02 : f64, value_group = token, value_block = 128, value_error = 1.000000e-01 : f64, entropy = huffman, recent_keys = 128, recent_values = 256>
+!enc = !kvc.encoded_cache<tensor<1x2x?x128xbf16>, tensor<1x2x?x128xbf16>, #codec>
+func.func @view_read_after_append(%q: tensor<1x8x1x128xbf16>, %c: !enc, %nk: tensor<1x2x1x128xbf16>, %nv: tensor<1x2x1x128xbf16>) -> (tensor<1x8x1x128xbf16>, !enc) {
+  %k, %v = kvc.cache.view %c : !enc -> tensor<1x2x?x128xbf16>, tensor<1x2x?x128xbf16>
+  %c2 = kvc.cache.append %c, %nk, %nv : !enc, tensor<1x2x1x128xbf16>, tensor<1x2x1x128xbf16> -> !enc
+  // expected-error @+1 {{convert-kvc-to-gpu: reads an encoded cache after (or apart from) the kvc.cache.append that updates it in place}}
+  %o = kvc.attention %q, %k, %v : (tensor<1x8x1x128xbf16>, tensor<1x2x?x128xbf16>, tensor<1x2x?x128xbf16>) -> tensor<1x8x1x128xbf16>
+  return %o, %c2 : tensor<1x8x1x128xbf16>, !enc
+}
+
+// -----
+
+// Appending in a loop body to a cache defined outside it: by value semantics each iteration
+// appends to the same cache; the in-place handle would grow every iteration.
+#codec = #kvc.codec<bits = 0, key_group = block, key_block = 64, key_error = 5.000000e-02 : f64, value_group = token, value_block = 128, value_error = 1.000000e-01 : f64, entropy = huffman, recent_keys = 128, recent_values = 256>
+!enc = !kvc.encoded_cache<tensor<1x2x?x128xbf16>, tensor<1x2x?x128xbf16>, #codec>
+func.func @append_in_loop(%c: !enc, %nk: tensor<1x2x1x128xbf16>, %nv: tensor<1x2x1x128xbf16>) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c4 = arith.constant 4 : index
+  scf.for %i = %c0 to %c4 step %c1 {
+    // expected-error @+1 {{convert-kvc-to-gpu: appends to an encoded cache defined outside its block (e.g. in a loop body)}}
+    %c2 = kvc.cache.append %c, %nk, %nv : !enc, tensor<1x2x1x128xbf16>, tensor<1x2x1x128xbf16> -> !enc
+  }
+  return
+}
