@@ -9,23 +9,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "example_util.h"
+
 enum { B = 2, HKV = 8, G = 4, HQ = HKV * G, D = 128, S = 3000 };
 
-static uint16_t to_bf16(float f) {
-  uint32_t x;
-  memcpy(&x, &f, 4);
-  return (uint16_t)((x + 0x7FFFu + ((x >> 16) & 1u)) >> 16);
-}
-static double from_bf16(uint16_t h) {
-  uint32_t x = (uint32_t)h << 16;
-  float f;
-  memcpy(&f, &x, 4);
-  return f;
-}
-static float uniform(unsigned *state) {
-  *state = *state * 1664525u + 1013904223u;
-  return (float)((*state >> 8) & 0xFFFFFF) / 16777216.0f * 2.0f - 1.0f;
-}
 
 /* q [B, HQ, 1, D], k/v [B, HKV, S, D] bf16 bits, from a fixed seed. */
 static void fill_inputs(uint16_t *q, uint16_t *k, uint16_t *v) {

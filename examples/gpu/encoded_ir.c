@@ -10,6 +10,7 @@
  * checked step; the rows' token counts must match too. Exit status: 0 pass, 1 wrong result,
  * 2 no usable GPU / CUDA error.
  */
+#include "example_util.h"
 #include "kvc/Runtime/CUDA.h"
 #include "kvc/Runtime/Codec.h"
 #include "kvc/Runtime/CompilerABI.h"
@@ -37,21 +38,6 @@ void _mlir_ciface_step(StepResult *result, MemRef4 *q, int64_t cache, MemRef4 *k
 static MemRef4 memref(uint16_t *p, int64_t d0, int64_t d1, int64_t d2, int64_t d3) {
   MemRef4 m = {p, p, 0, {d0, d1, d2, d3}, {d1 * d2 * d3, d2 * d3, d3, 1}};
   return m;
-}
-static uint16_t to_bf16(float f) {
-  uint32_t x;
-  memcpy(&x, &f, 4);
-  return (uint16_t)((x + 0x7FFFu + ((x >> 16) & 1u)) >> 16);
-}
-static float from_bf16(uint16_t h) {
-  uint32_t x = (uint32_t)h << 16;
-  float f;
-  memcpy(&f, &x, 4);
-  return f;
-}
-static float uniform(unsigned *state) {
-  *state = *state * 1664525u + 1013904223u;
-  return (float)((*state >> 8) & 0xFFFFFF) / 16777216.0f * 2.0f - 1.0f;
 }
 
 #define CHECK(call)                                                                            \

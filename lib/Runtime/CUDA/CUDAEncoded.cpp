@@ -19,6 +19,7 @@
 namespace {
 using kvc::cuda::desc;
 using kvc::cuda::Memref1D;
+using kvc::cuda::launchMerge;
 
 thread_local std::string encError;
 int fail(const char **err, const std::string &msg) {
@@ -301,17 +302,7 @@ int kvc_cuda_encoded_launch(kvc_cuda_function split, kvc_cuda_function merge,
   mm.push(params, n);
   mout.push(params, n);
   params[n++] = &ns;
-  // The merge's CTA size is its PTX .maxntid: D * slices since the parallel merge, D before.
-  // Anything else (e.g. a merge without .maxntid, which reports 1024) is not a kvc merge.
-  int threads = 0;
-  if (int rc2 = kvc_cuda_function_max_threads(merge, &threads))
-    return rc2;
-  if (threads != D && threads != kvc_decode_merge_threads(D)) {
-    kvc_cuda_set_last_error("merge kernel: its .maxntid is neither D nor kvc_decode_merge_threads(D) "
-                            "(not a kvc merge kernel for this head dim)");
-    return -1;
-  }
-  return kvc_cuda_launch(merge, unsigned(nq), 1, 1, unsigned(threads), 1, 1, 0, stream, params);
+  return launchMerge(merge, nq, D, stream, params);
 }
 
 } // extern "C"
