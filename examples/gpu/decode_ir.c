@@ -17,26 +17,11 @@
 
 #include <stdio.h>
 
-/* MLIR's descriptor of a rank-4 memref, as the C wrapper takes and returns it. */
-typedef struct {
-  uint16_t *allocated, *aligned;
-  int64_t offset, sizes[4], strides[4];
-} MemRef4;
 
 void _mlir_ciface_decode(MemRef4 *result, MemRef4 *q, MemRef4 *k, MemRef4 *v);
 
-static MemRef4 memref(uint16_t *p, int64_t d0, int64_t d1, int64_t d2, int64_t d3) {
-  MemRef4 m = {p, p, 0, {d0, d1, d2, d3}, {d1 * d2 * d3, d2 * d3, d3, 1}};
-  return m;
-}
 
-#define CHECK(call)                                                                            \
-  do {                                                                                         \
-    if ((call) != 0) {                                                                         \
-      fprintf(stderr, "decode_ir: %s failed: %s\n", #call, kvc_cuda_last_error());            \
-      return 2;                                                                                \
-    }                                                                                          \
-  } while (0)
+#define CHECK(call) KVC_EXAMPLE_CHECK("decode_ir", call)
 
 int main(void) {
   const size_t nq = (size_t)B * HQ * D, nkv = (size_t)B * HKV * S * D;

@@ -24,10 +24,6 @@
 enum { B = 2, HKV = 8, G = 4, HQ = HKV * G, D = 128, S0 = 1000, STEPS = 300 };
 
 typedef struct {
-  uint16_t *allocated, *aligned;
-  int64_t offset, sizes[4], strides[4];
-} MemRef4;
-typedef struct {
   MemRef4 out;
   int64_t cache;
 } StepResult;
@@ -35,18 +31,8 @@ typedef struct {
 int64_t _mlir_ciface_prefill(MemRef4 *k, MemRef4 *v);
 void _mlir_ciface_step(StepResult *result, MemRef4 *q, int64_t cache, MemRef4 *k, MemRef4 *v);
 
-static MemRef4 memref(uint16_t *p, int64_t d0, int64_t d1, int64_t d2, int64_t d3) {
-  MemRef4 m = {p, p, 0, {d0, d1, d2, d3}, {d1 * d2 * d3, d2 * d3, d3, 1}};
-  return m;
-}
 
-#define CHECK(call)                                                                            \
-  do {                                                                                         \
-    if ((call) != 0) {                                                                         \
-      fprintf(stderr, "encoded_ir: %s failed: %s\n", #call, kvc_cuda_last_error());           \
-      return 2;                                                                                \
-    }                                                                                          \
-  } while (0)
+#define CHECK(call) KVC_EXAMPLE_CHECK("encoded_ir", call)
 
 /* Keys with a per-channel offset and a slow drift (so blocks differ), values uniform. */
 static void fill_tokens(uint16_t *k, uint16_t *v, size_t tokensPerRow, int64_t t0, unsigned *seed) {
