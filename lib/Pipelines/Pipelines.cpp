@@ -85,6 +85,7 @@ struct KVCGPUPipelinePass : public mlir::kvc::impl::KVCGPUPipelineBase<KVCGPUPip
                     " num-splits=" + std::to_string(numSplits) +
                     (fuseMerge ? " fuse-merge=true" : "") +
                     (prefetch ? " prefetch=true" : " prefetch=false") +
+                    " min-ctas=" + std::to_string(minCtas) +
                     " encoded-unroll=" + std::to_string(encodedUnroll) +
                     " encoded-min-ctas=" + std::to_string(encodedMinCtas) +
                     " encoded-reserve=" + std::to_string(encodedReserve) + "},";

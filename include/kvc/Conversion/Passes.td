@@ -34,7 +34,8 @@ def ConvertKVCToGPU : Pass<"convert-kvc-to-gpu", "ModuleOp"> {
     dim D with D/8 dividing 32, static Hq/Hkv/Sq, no mask/softcap/window, causal only with
     Sq = 1, optional `lengths(...)` for ragged caches) gets two kernels in the module's
     `gpu.module @kvc_gpu`, specialised on D, the group size g = Hq/Hkv, Sq, the element type,
-    `block-size` and `unroll` (identical specialisations are shared):
+    ragged or not, `block-size`, `unroll`, `prefetch`, `fuse-merge` and `min-ctas` (identical
+    specialisations are shared):
 
     * `<tag>_split`: one CTA per (split, KV head, batch) handles all g*Sq query rows of its
       GQA group, so K/V are read once per group. Lanes load 8 elements (128 bits) of a key
@@ -45,7 +46,7 @@ def ConvertKVCToGPU : Pass<"convert-kvc-to-gpu", "ModuleOp"> {
     * `<tag>_merge`: one CTA per query row combines the splits (rows with no keys give 0).
 
     The op itself becomes host code on memrefs: `bufferization.to_buffer` of the operands,
-    1-D casts, a workspace `memref.alloc`, the split count (the `num-splits` option, or
+    1-D casts, a device workspace and a managed output (`gpu.alloc`), the split count (the `num-splits` option, or
     chosen from the shape to fill `sm-count` SMs) and two `gpu.launch_func`s; the module gets
     `gpu.container_module`. The buffers must be device-accessible when that host code runs;
     kvc's AOT path instead launches the kernels through libkvc_runtime (kvc-bench).
@@ -85,6 +86,9 @@ def ConvertKVCToGPU : Pass<"convert-kvc-to-gpu", "ModuleOp"> {
     Option<"prefetch", "prefetch", "bool", /*default=*/"true",
            "Dense/ragged kernels: software-pipelined main loop (the next tile's K/V loads are "
            "issued before this tile's math; 2*unroll more 128-bit registers per thread)">,
+    Option<"minCtas", "min-ctas", "int64_t", /*default=*/"0",
+           "Dense/ragged kernels: CTAs per SM the split kernel must fit (nvvm.minctasm, caps "
+           "registers; 0: ptxas decides)">,
     Option<"encodedUnroll", "encoded-unroll", "int64_t", /*default=*/"4",
            "Encoded caches: symbols per decode-loop iteration (1, 2 or 4)">,
     Option<"encodedMinCtas", "encoded-min-ctas", "int64_t", /*default=*/"8",

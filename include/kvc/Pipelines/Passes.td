@@ -38,8 +38,10 @@ def KVCGPUPipeline : Pass<"kvc-gpu-pipeline", "ModuleOp"> {
     default) the result holds PTX text (`assembly = "..."`) and needs no CUDA install; `bin`
     and `fatbin` run ptxas (found through `toolkit`, CUDA_ROOT/CUDA_HOME/CUDA_PATH or PATH).
     CUDA 13 needs sm_75 or newer and PTX >= 7.8 for sm_90a: the defaults are `sm_90a` and
-    `+ptx80`. Host code stays at the memref + gpu.launch_func level; `kvc-bench` runs the
-    kernels from the PTX through libkvc_runtime (see docs/gpu.md).
+    `+ptx80`. With `host=gpu` (the default) the host code stays at the memref +
+    gpu.launch_func level, and `kvc-bench` or a program using libkvc_runtime runs the kernels
+    from the PTX; `host=llvm` also bufferizes the host code and lowers it to the LLVM dialect
+    (C wrappers, `mgpu*` calls that libkvc_runtime implements). See docs/gpu.md.
   }];
   let options = [
     Option<"chip", "chip", "std::string", /*default=*/"\"sm_90a\"", "Target SM">,
@@ -59,6 +61,8 @@ def KVCGPUPipeline : Pass<"kvc-gpu-pipeline", "ModuleOp"> {
     Option<"prefetch", "prefetch", "bool", /*default=*/"true",
            "convert-kvc-to-gpu prefetch (software-pipelined K/V loads in the dense/ragged "
            "kernels)">,
+    Option<"minCtas", "min-ctas", "int64_t", /*default=*/"0",
+           "convert-kvc-to-gpu min-ctas (dense/ragged split kernel: CTAs per SM, caps registers)">,
     Option<"encodedUnroll", "encoded-unroll", "int64_t", /*default=*/"4",
            "convert-kvc-to-gpu encoded-unroll (encoded caches: symbols per decode iteration)">,
     Option<"encodedMinCtas", "encoded-min-ctas", "int64_t", /*default=*/"8",

@@ -117,7 +117,10 @@ std::string mlir::kvc::generateDecodeKernels(const DecodeKernelConfig &c, std::s
      << "      workgroup(%smAcc : " << smAccTy << ", %smM : " << smMLTy << ", %smL : " << smMLTy
      << (c.fuseMerge ? ", %smFlag : memref<1xi32, " + WG + ">" : std::string()) << ")\n"
      << "      kernel attributes {known_block_size = array<i32: " << c.blockSize
-     << ", 1, 1>, kvc.kernel = \"split\"} {\n";
+     << ", 1, 1>, kvc.kernel = \"split\""
+     << (c.minCtasPerSM > 0 ? ", nvvm.minctasm = " + std::to_string(c.minCtasPerSM) + " : i32"
+                            : std::string())
+     << "} {\n";
   std::string split = e.L("gpu.block_id x");
   std::string kvh = e.L("gpu.block_id y");
   std::string b = e.L("gpu.block_id z");

@@ -4,6 +4,7 @@
 // re-reads its own tile: arith.select of the base) before this tile's math and carries them.
 // RUN: kvc-opt %s -convert-kvc-to-gpu | FileCheck %s
 // RUN: kvc-opt %s -convert-kvc-to-gpu="prefetch=false" | FileCheck %s --check-prefix=NOPF
+// RUN: kvc-opt %s -convert-kvc-to-gpu="min-ctas=4" | FileCheck %s --check-prefix=MINCTAS
 // RUN: %if ptxas %{ kvc-opt %s --kvc-gpu-pipeline -o %t.mlir && kvc-bench extract %t.mlir -o %t.ptx && env PATH=/usr/local/cuda/bin:%PATH% ptxas -arch=sm_90a -v %t.ptx -o %t.cubin 2>&1 | FileCheck %s --check-prefix=PTXAS %}
 
 // CHECK: gpu.launch_func @kvc_gpu::@kvc_attn0_d128_g4_q1_bf16_b128_u4_pf_split
@@ -23,6 +24,8 @@
 // CHECK: scf.yield
 // NOPF: gpu.func @kvc_attn0_d128_g4_q1_bf16_b128_u4_split(
 // NOPF-NOT: scf.if %{{.*}} -> (vector<8xbf16>
+// MINCTAS: gpu.func @kvc_attn0_d128_g4_q1_bf16_b128_u4_pf_m4_split(
+// MINCTAS-SAME: kvc.kernel = "split", nvvm.minctasm = 4 : i32
 // PTXAS: Compiling entry function 'kvc_attn0_d128_g4_q1_bf16_b128_u4_pf_split' for 'sm_90a'
 // PTXAS: Used {{[0-9]+}} registers
 func.func @decode_bf16(%q: tensor<8x32x1x128xbf16>, %k: tensor<8x8x?x128xbf16>,

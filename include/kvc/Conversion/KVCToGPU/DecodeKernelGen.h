@@ -38,7 +38,7 @@ namespace mlir {
 namespace kvc {
 
 struct DecodeKernelConfig {
-  int64_t headDim = 128;     // D (multiple of 8, D/8 divides 32: 64, 128 or 256)
+  int64_t headDim = 128;     // D (multiple of 8 with D/8 dividing 32: 8, 16, 32, 64, 128, 256)
   int64_t groupSize = 4;     // g = Hq / Hkv
   int64_t querySeq = 1;      // Sq (g * Sq query rows per CTA)
   std::string elemType = "bf16"; // "bf16" or "f16"
@@ -47,6 +47,7 @@ struct DecodeKernelConfig {
   double scaleLog2 = 0.0;    // scale * log2(e), folded into q
   bool ragged = false;       // per-(b, kv-head) lengths operand
   bool fuseMerge = false;    // the split kernel's last CTA per row merges (no merge kernel)
+  int64_t minCtasPerSM = 0;  // > 0: nvvm.minctasm on the split kernel (caps registers)
   bool prefetch = true;      // software-pipelined main loop: the next tile's K/V loads are
                              // issued before this tile's math (2*unroll more 128-bit registers)
   std::string prefix = "kvc_decode"; // kernel name prefix
