@@ -45,7 +45,6 @@
 #include "kvc/Runtime/CUDAEncoded.h"
 #include "kvc/Runtime/Codec.h"
 
-#include "../../lib/Runtime/CUDA/KernelArgs.h"
 #include "../../lib/Runtime/Codec/Half.h" // the codec's own fp16 rounding (header only)
 
 #include <algorithm>
@@ -493,32 +492,11 @@ int appendSplit(kvc_cuda_encoded_appender *app, kvc_cuda_encoded_cache *c,
               c->buf[irc] + uint64_t(p[st].window_offset + r * p[st].window_stride) * 2,
               (st ? vNew : kNew) + uint64_t(r * n * D) * 2, size_t(n * D) * 2, nullptr))
         return rc;
-    if (!p[st].num_jobs)
-      continue;
-    const int off = st ? 6 : 0; // KVC_ENC_VW - KVC_ENC_KW
-    kvc::cuda::Memref1D m[10] = {
-        kvc::cuda::desc(c->buf[irc], c->len[irc]),
-        kvc::cuda::desc(p[st].jobs, 4 * p[st].num_jobs),
-        kvc::cuda::desc(p[st].enc, p[st].enc_len),
-        kvc::cuda::desc(c->buf[KVC_ENC_KW + off], p[st].word_capacity),
-        kvc::cuda::desc(p[st].top, 1),
-        kvc::cuda::desc(c->buf[KVC_ENC_KBO + off], c->len[KVC_ENC_KBO + off]),
-        kvc::cuda::desc(c->buf[KVC_ENC_KVO + off], c->len[KVC_ENC_KVO + off]),
-        kvc::cuda::desc(c->buf[KVC_ENC_KMIN + off], c->len[KVC_ENC_KMIN + off]),
-        kvc::cuda::desc(c->buf[KVC_ENC_KSTEP + off], c->len[KVC_ENC_KSTEP + off]),
-        kvc::cuda::desc(p[st].res, 4 * p[st].num_jobs)};
-    float eps = p[st].eps;
-    int32_t maxsym = p[st].max_symbol, cap = int32_t(p[st].word_capacity);
-    void *params[53];
-    int k = 0;
-    for (auto &x : m)
-      x.push(params, k);
-    params[k++] = &eps;
-    params[k++] = &maxsym;
-    params[k++] = &cap;
-    if (int rc = kvc_cuda_launch(st ? sk.vstore : sk.kstore, unsigned(p[st].num_jobs), 1, 1,
-                                 unsigned(st ? sk.vthreads : sk.kthreads), 1, 1, 0, nullptr, params))
-      return rc;
+    if (p[st].num_jobs)
+      if (int rc = kvc_cuda_encoded_store_launch(st ? sk.vstore : sk.kstore,
+                                                 st ? sk.vthreads : sk.kthreads, c, st, &p[st],
+                                                 nullptr))
+        return rc;
   }
   return kvc_cuda_encoded_append_commit(app, c, n, nullptr, err);
 }

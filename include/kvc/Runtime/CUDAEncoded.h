@@ -218,6 +218,12 @@ typedef struct {
 int kvc_cuda_encoded_append_prepare(kvc_cuda_encoded_appender *app,
                                     const kvc_cuda_encoded_cache *cache, int64_t n,
                                     kvc_encoded_append_stream out[2], const char **err);
+/* Launches stream st's store kernel f (0 keys, 1 values; `threads` per CTA) on s->num_jobs jobs,
+ * grid (s->num_jobs), with the cache's buffers and the arguments in `s` (the StoreKernelGen.h
+ * ABI). */
+int kvc_cuda_encoded_store_launch(kvc_cuda_function f, int threads,
+                                  const kvc_cuda_encoded_cache *cache, int st,
+                                  const kvc_encoded_append_stream *s, kvc_cuda_stream stream);
 int kvc_cuda_encoded_append_commit(kvc_cuda_encoded_appender *app, kvc_cuda_encoded_cache *cache,
                                    int64_t n, kvc_cuda_stream stream, const char **err);
 

@@ -9,6 +9,7 @@
 #include "kvc/Conversion/KVCToGPU/EncodedKernelGen.h"
 #include "kvc/Conversion/KVCToGPU/StoreKernelGen.h"
 #include "kvc/Conversion/Passes.h"
+#include "kvc/Conversion/RuntimeFunc.h"
 #include "kvc/Dialect/KVC/IR/EncodedCacheUse.h"
 #include "kvc/Dialect/KVC/IR/KVC.h"
 
@@ -232,20 +233,6 @@ void finishDecode(OpBuilder &b, Location loc, AttentionOp op, const DecodeBuffer
   op.getResult().replaceAllUsesWith(res);
 }
 
-/// A private external function of the GPU runtime ABI (CompilerABI.h), called through its C
-/// wrapper (memrefs as descriptor pointers; a memref result through the first argument).
-func::FuncOp runtimeFunc(OpBuilder &b, ModuleOp module, StringRef name, TypeRange args,
-                         TypeRange results) {
-  if (auto f = module.lookupSymbol<func::FuncOp>(name))
-    return f;
-  OpBuilder::InsertionGuard guard(b);
-  b.setInsertionPointToStart(module.getBody());
-  auto f = func::FuncOp::create(b, module.getLoc(), name, b.getFunctionType(args, results));
-  f.setPrivate();
-  f->setAttr("llvm.emit_c_interface", b.getUnitAttr());
-  return f;
-}
-
 /// Buffer indices of kvc_rt_gpu_encoded_buffer_* (CUDAEncoded.h KVC_ENC_*, then per stream
 /// the store buffers of the open append).
 enum EncodedBuffer : int64_t {
@@ -261,7 +248,7 @@ int64_t encStreamBuffer(int64_t keyIdx, int st) { return keyIdx + 6 * st; }
 void checkEncodedRows(OpBuilder &b, Location loc, Value h, Value batch, int64_t hkv) {
   auto module = b.getInsertionBlock()->getParentOp()->getParentOfType<ModuleOp>();
   Type i64 = b.getI64Type();
-  auto fn = runtimeFunc(b, module, "kvc_rt_gpu_encoded_check_rows", {i64, i64, i64}, {});
+  auto fn = declareRuntimeFunc(b, module, "kvc_rt_gpu_encoded_check_rows", {i64, i64, i64}, {});
   func::CallOp::create(b, loc, fn,
                        ValueRange{h, arith::IndexCastOp::create(b, loc, i64, batch),
                                   arith::ConstantIntOp::create(b, loc, hkv, 64)});
@@ -273,7 +260,7 @@ Value encodedBuffer(OpBuilder &b, Location loc, Value h, int64_t index, Type ele
   std::string name = "kvc_rt_gpu_encoded_buffer_";
   name += elem.isF16() ? "f16" : elem.isF32() ? "f32" : "i32";
   auto ty = MemRefType::get({ShapedType::kDynamic}, elem);
-  auto fn = runtimeFunc(b, module, name, {b.getI64Type(), b.getI64Type()}, {ty});
+  auto fn = declareRuntimeFunc(b, module, name, {b.getI64Type(), b.getI64Type()}, {ty});
   Value idx = arith::ConstantIntOp::create(b, loc, index, 64);
   return func::CallOp::create(b, loc, fn, ValueRange{h, idx}).getResult(0);
 }
@@ -572,7 +559,7 @@ struct ConvertKVCToGPUPass : public mlir::kvc::impl::ConvertKVCToGPUBase<Convert
     auto dyn4 = MemRefType::get(SmallVector<int64_t>(4, ShapedType::kDynamic), et);
     auto dyn2 = MemRefType::get({ShapedType::kDynamic, ShapedType::kDynamic}, i64);
     std::string name = std::string("kvc_rt_gpu_encode_") + (et.isF16() ? "f16" : et.isBF16() ? "bf16" : "f32");
-    auto fn = runtimeFunc(b, op->getParentOfType<ModuleOp>(), name,
+    auto fn = declareRuntimeFunc(b, op->getParentOfType<ModuleOp>(), name,
                           {i64, i64, i64, f64, i64, f64, i64, i64, i64, i64, dyn4, dyn4, dyn2},
                           {i64});
     auto buf4 = [&](Value t) {
@@ -634,8 +621,8 @@ struct ConvertKVCToGPUPass : public mlir::kvc::impl::ConvertKVCToGPUBase<Convert
     checkEncodedRows(b, loc, h, batch, kt.getDimSize(1));
     Value state = memref::CastOp::create(
         b, loc, dynI64, memref::AllocaOp::create(b, loc, MemRefType::get({12}, i64)));
-    auto begin = runtimeFunc(b, module, "kvc_rt_gpu_encoded_append_begin", {i64, i64, dynI64}, {});
-    auto end = runtimeFunc(b, module, "kvc_rt_gpu_encoded_append_end", {i64, i64}, {});
+    auto begin = declareRuntimeFunc(b, module, "kvc_rt_gpu_encoded_append_begin", {i64, i64, dynI64}, {});
+    auto end = declareRuntimeFunc(b, module, "kvc_rt_gpu_encoded_append_end", {i64, i64}, {});
     func::CallOp::create(b, loc, begin, ValueRange{h, n64, state});
     auto stateAt = [&](int64_t i) -> Value {
       return memref::LoadOp::create(b, loc, state, ValueRange{cIdx(b, loc, i)});
@@ -720,7 +707,7 @@ struct ConvertKVCToGPUPass : public mlir::kvc::impl::ConvertKVCToGPUBase<Convert
           OpBuilder b(len);
           auto mt = MemRefType::get(lt.getShape(), i64);
           Value m = memref::AllocOp::create(b, len.getLoc(), mt);
-          auto fn = runtimeFunc(b, module, "kvc_rt_gpu_encoded_lengths",
+          auto fn = declareRuntimeFunc(b, module, "kvc_rt_gpu_encoded_lengths",
                                 {i64, MemRefType::get({ShapedType::kDynamic, ShapedType::kDynamic}, i64)},
                                 {});
           func::CallOp::create(
@@ -773,7 +760,7 @@ struct ConvertKVCToGPUPass : public mlir::kvc::impl::ConvertKVCToGPUBase<Convert
         continue;
       fn.walk([&](func::ReturnOp ret) {
         OpBuilder b(ret);
-        auto rel = runtimeFunc(b, module, "kvc_rt_gpu_encoded_release", {i64}, {});
+        auto rel = declareRuntimeFunc(b, module, "kvc_rt_gpu_encoded_release", {i64}, {});
         func::CallOp::create(b, ret.getLoc(), rel, ValueRange{h});
       });
     }

@@ -8,6 +8,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "kvc/Conversion/Passes.h"
+#include "kvc/Conversion/RuntimeFunc.h"
 #include "kvc/Dialect/KVC/IR/EncodedCacheUse.h"
 #include "kvc/Dialect/KVC/IR/KVC.h"
 
@@ -424,19 +425,6 @@ struct CacheLengthsLowering : OpConversionPattern<CacheLengthsOp> {
     return success();
   }
 };
-
-/// Declares (once) a runtime function with the C interface MLIR uses for memref arguments.
-func::FuncOp declareRuntimeFunc(OpBuilder &b, ModuleOp module, StringRef name, TypeRange args,
-                                TypeRange results) {
-  if (auto f = module.lookupSymbol<func::FuncOp>(name))
-    return f;
-  OpBuilder::InsertionGuard guard(b);
-  b.setInsertionPointToStart(module.getBody());
-  auto f = func::FuncOp::create(b, module.getLoc(), name, b.getFunctionType(args, results));
-  f.setPrivate();
-  f->setAttr("llvm.emit_c_interface", b.getUnitAttr());
-  return f;
-}
 
 MemRefType dynMemRef(int64_t rank, Type elem) {
   return MemRefType::get(SmallVector<int64_t>(rank, ShapedType::kDynamic), elem);

@@ -690,41 +690,33 @@ int kvc_cuda_encoded_upload_appendable(const kvc_codec_head *const *heads, int64
 } // extern "C"
 
 namespace {
-struct StoreLaunch {
-  Memref1D m[10];
-  float eps;
-  int32_t maxsym, cap;
-};
+// Launch arguments of stream st's store kernel on the nj jobs from j0 (and its window position
+// for the next token): what prepare hands out and what the driver's own launches use.
+kvc_encoded_append_stream streamArgs(const kvc_cuda_encoded_appender *A, int st, int64_t j0,
+                                     int64_t nj) {
+  const auto &S = A->s[st];
+  kvc_encoded_append_stream o;
+  o.window_offset = (S.pmax + A->a) * A->D;
+  o.window_stride = S.stride * A->D;
+  o.jobs = S.jobsD + uint64_t(j0) * 16;
+  o.res = S.resD + uint64_t(j0) * 16;
+  o.num_jobs = nj;
+  o.enc = S.encD;
+  o.top = S.top;
+  o.enc_len = std::max<int64_t>(S.encLen, 1);
+  o.word_capacity = S.cap;
+  o.eps = S.eps;
+  o.max_symbol = S.maxsym;
+  return o;
+}
 
 int launchStore(kvc_cuda_encoded_appender *A, kvc_cuda_encoded_cache *c, int st,
                 kvc_cuda_function f, int threads, kvc_cuda_ptr jobs, kvc_cuda_ptr res,
                 int64_t njobs, kvc_cuda_stream stream) {
-  auto &S = A->s[st];
-  const int irc = st ? KVC_ENC_VREC : KVC_ENC_KREC, iw = st ? KVC_ENC_VW : KVC_ENC_KW,
-            ibo = st ? KVC_ENC_VBO : KVC_ENC_KBO, ivo = st ? KVC_ENC_VVO : KVC_ENC_KVO,
-            imn = st ? KVC_ENC_VMIN : KVC_ENC_KMIN, isp = st ? KVC_ENC_VSTEP : KVC_ENC_KSTEP;
-  StoreLaunch L;
-  L.m[0] = desc(c->buf[irc], c->len[irc]);
-  L.m[1] = desc(jobs, 4 * njobs);
-  L.m[2] = desc(S.encD, std::max<int64_t>(S.encLen, 1));
-  L.m[3] = desc(c->buf[iw], S.cap);
-  L.m[4] = desc(S.top, 1);
-  L.m[5] = desc(c->buf[ibo], c->len[ibo]);
-  L.m[6] = desc(c->buf[ivo], c->len[ivo]);
-  L.m[7] = desc(c->buf[imn], c->len[imn]);
-  L.m[8] = desc(c->buf[isp], c->len[isp]);
-  L.m[9] = desc(res, 4 * njobs);
-  L.eps = S.eps;
-  L.maxsym = S.maxsym;
-  L.cap = int32_t(S.cap);
-  void *params[53];
-  int n = 0;
-  for (Memref1D &x : L.m)
-    x.push(params, n);
-  params[n++] = &L.eps;
-  params[n++] = &L.maxsym;
-  params[n++] = &L.cap;
-  return kvc_cuda_launch(f, unsigned(njobs), 1, 1, unsigned(threads), 1, 1, 0, stream, params);
+  kvc_encoded_append_stream o = streamArgs(A, st, 0, njobs);
+  o.jobs = jobs;
+  o.res = res;
+  return kvc_cuda_encoded_store_launch(f, threads, c, st, &o, stream);
 }
 
 // Grows stream st's word buffer to at least `need` words (+ half again), keeping its contents.
@@ -826,22 +818,33 @@ int kvc_cuda_encoded_append_prepare(kvc_cuda_encoded_appender *A,
   if (n > 0)
     if (int rc = checkAppend(A, n, j0, j1, err))
       return rc;
-  for (int st = 0; st < 2; ++st) {
-    const auto &S = A->s[st];
-    kvc_encoded_append_stream &o = out[st];
-    o.window_offset = (S.pmax + A->a) * A->D;
-    o.window_stride = S.stride * A->D;
-    o.jobs = S.jobsD + uint64_t(j0[st]) * 16;
-    o.res = S.resD + uint64_t(j0[st]) * 16;
-    o.num_jobs = j1[st] - j0[st];
-    o.enc = S.encD;
-    o.top = S.top;
-    o.enc_len = std::max<int64_t>(S.encLen, 1);
-    o.word_capacity = S.cap;
-    o.eps = S.eps;
-    o.max_symbol = S.maxsym;
-  }
+  for (int st = 0; st < 2; ++st)
+    out[st] = streamArgs(A, st, j0[st], j1[st] - j0[st]);
   return 0;
+}
+
+int kvc_cuda_encoded_store_launch(kvc_cuda_function f, int threads,
+                                  const kvc_cuda_encoded_cache *c, int st,
+                                  const kvc_encoded_append_stream *s, kvc_cuda_stream stream) {
+  const int irc = st ? KVC_ENC_VREC : KVC_ENC_KREC, iw = st ? KVC_ENC_VW : KVC_ENC_KW,
+            ibo = st ? KVC_ENC_VBO : KVC_ENC_KBO, ivo = st ? KVC_ENC_VVO : KVC_ENC_KVO,
+            imn = st ? KVC_ENC_VMIN : KVC_ENC_KMIN, isp = st ? KVC_ENC_VSTEP : KVC_ENC_KSTEP;
+  Memref1D m[10] = {desc(c->buf[irc], c->len[irc]),  desc(s->jobs, 4 * s->num_jobs),
+                    desc(s->enc, s->enc_len),         desc(c->buf[iw], s->word_capacity),
+                    desc(s->top, 1),                  desc(c->buf[ibo], c->len[ibo]),
+                    desc(c->buf[ivo], c->len[ivo]),   desc(c->buf[imn], c->len[imn]),
+                    desc(c->buf[isp], c->len[isp]),   desc(s->res, 4 * s->num_jobs)};
+  float eps = s->eps;
+  int32_t maxsym = s->max_symbol, cap = int32_t(s->word_capacity);
+  void *params[53];
+  int n = 0;
+  for (Memref1D &x : m)
+    x.push(params, n);
+  params[n++] = &eps;
+  params[n++] = &maxsym;
+  params[n++] = &cap;
+  return kvc_cuda_launch(f, unsigned(s->num_jobs), 1, 1, unsigned(threads), 1, 1, 0, stream,
+                         params);
 }
 
 int kvc_cuda_encoded_append_commit(kvc_cuda_encoded_appender *A, kvc_cuda_encoded_cache *c,

@@ -12,6 +12,7 @@
 #include "kvc/Runtime/CompilerABI.h"
 
 #include "../Codec/Half.h"
+#include "../CompilerABI/CodecParams.h"
 
 #include <cstdio>
 #include <cstdlib>
@@ -143,15 +144,9 @@ int64_t encode(int elemKind, int64_t bits, int64_t keyGroup, int64_t keyBlock, d
       int64_t n = keys->sizes[2];
       if (ragged)
         n = lengths->aligned[lengths->offset + b * lengths->strides[0] + h * lengths->strides[1]];
-      kvc_codec_params p;
-      kvc_codec_default_params(&p, uint32_t(D));
-      p.key_error = float(keyError);
-      p.value_error = float(valueError);
-      p.key_block_tokens = uint32_t(keyBlock);
-      p.value_block_tokens = uint32_t(valueBlock);
-      p.key_recent_tokens = uint32_t(recentKeys);
-      p.value_recent_tokens = uint32_t(recentValues);
-      p.key_grouping = KVC_CODEC_KEY_BLOCK;
+      const kvc_codec_params p = kvc::rt::codecParams(D, keyGroup, keyBlock, keyError,
+                                                      valueBlock, valueError, recentKeys,
+                                                      recentValues);
       kvc_codec_head *head = nullptr;
       if (kvc_codec_head_create(&p, &head) != 0)
         die(std::string("codec: ") + kvc_codec_last_error());

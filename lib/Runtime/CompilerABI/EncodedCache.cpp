@@ -7,6 +7,8 @@
 #include "kvc/Runtime/Codec.h"
 #include "kvc/Runtime/CompilerABI.h"
 
+#include "CodecParams.h"
+
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
@@ -89,15 +91,9 @@ int64_t _mlir_ciface_kvc_rt_encode(int64_t bits, int64_t keyGroup, int64_t keyBl
         n = lengths->aligned[lengths->offset + b * lengths->strides[0] + h * lengths->strides[1]];
       std::vector<float> k = row(keys, b, h, n), v = row(values, b, h, n);
       if (bits == 0) {
-        kvc_codec_params p;
-        kvc_codec_default_params(&p, uint32_t(cache->headDim));
-        p.key_error = float(keyError);
-        p.value_error = float(valueError);
-        p.key_block_tokens = uint32_t(keyBlock);
-        p.value_block_tokens = uint32_t(valueBlock);
-        p.key_recent_tokens = uint32_t(recentKeys);
-        p.value_recent_tokens = uint32_t(recentValues);
-        p.key_grouping = keyGroup == 2 ? KVC_CODEC_KEY_CHANNEL : KVC_CODEC_KEY_BLOCK;
+        const kvc_codec_params p = kvc::rt::codecParams(cache->headDim, keyGroup, keyBlock,
+                                                        keyError, valueBlock, valueError,
+                                                        recentKeys, recentValues);
         kvc_codec_head *head = nullptr;
         if (kvc_codec_head_create(&p, &head) != 0)
           fail("create");
