@@ -19,6 +19,7 @@
 #include "BenchCommon.h"
 #include "kvc/Conversion/KVCToGPU/StoreKernelGen.h"
 #include "kvc/Runtime/CUDA.h"
+#include "kvc/Runtime/CUDAEncoded.h"
 #include "kvc/Runtime/Codec.h"
 
 #include "../../lib/Runtime/Codec/Half.h" // the codec's own fp16 rounding (header only)
@@ -165,19 +166,10 @@ Loaded load(const std::string &path) {
   return L;
 }
 
-// The encode table of one stream (see StoreKernelGen.h): (code, length) per symbol 0..max.
+// The encode table of one stream (the runtime's, CUDAEncoded.h).
 std::vector<int32_t> encodeTable(const kvc_codec_huffman_tables &t) {
   std::vector<int32_t> tab(2 * (size_t(t.max_symbol) + 1));
-  const uint32_t esc = t.escape_symbol;
-  for (uint32_t s = 0; s <= t.max_symbol; ++s) {
-    if (s < t.num_coded_symbols && t.code_lengths[s] != 0) {
-      tab[2 * s] = int32_t(t.codes[s]);
-      tab[2 * s + 1] = t.code_lengths[s];
-    } else {
-      tab[2 * s] = int32_t((t.codes[esc] << t.raw_bits) | s);
-      tab[2 * s + 1] = int32_t(t.code_lengths[esc] + t.raw_bits);
-    }
-  }
+  kvc_encoded_encode_table(&t, tab.data(), nullptr);
   return tab;
 }
 

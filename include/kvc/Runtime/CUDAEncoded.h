@@ -132,6 +132,12 @@ int kvc_cuda_encoded_launch(kvc_cuda_function split, kvc_cuda_function merge,
  * values are detected when their block is encoded (store status 1), not while they sit in the
  * fp16 window (the CPU codec rejects them at append time). */
 
+/* The encode table of one stream for the store kernels (StoreKernelGen.h): out[2s], out[2s+1] =
+ * (code, length) for each symbol s in 0..max_symbol; symbols without a code (and past the coded
+ * ones) get (escape_code << raw_bits | s, escape_length + raw_bits). out holds
+ * 2 * (max_symbol + 1) int32; *max_bits (if non-null) gets the longest entry. */
+void kvc_encoded_encode_table(const kvc_codec_huffman_tables *t, int32_t *out, uint32_t *max_bits);
+
 /* A store kernel pair: grid (jobs), block (threads). */
 typedef struct {
   kvc_cuda_function kstore, vstore;

@@ -311,26 +311,6 @@ int kvc_cuda_encoded_launch(kvc_cuda_function split, kvc_cuda_function merge,
 // Appending on the GPU: layout with reserved capacity, precomputed row tables and store jobs.
 
 namespace {
-// The encode table of one stream (StoreKernelGen.h): (code, length) per symbol 0..max_symbol,
-// escaped symbols as (escape_code << raw_bits | s, escape_length + raw_bits).
-std::vector<int32_t> encodeTable(const kvc_codec_huffman_tables &t, uint32_t *maxBits) {
-  std::vector<int32_t> tab(2 * (size_t(t.max_symbol) + 1));
-  const uint32_t esc = t.escape_symbol;
-  uint32_t mb = 0;
-  for (uint32_t s = 0; s <= t.max_symbol; ++s) {
-    if (s < t.num_coded_symbols && t.code_lengths[s] != 0) {
-      tab[2 * s] = int32_t(t.codes[s]);
-      tab[2 * s + 1] = t.code_lengths[s];
-    } else {
-      tab[2 * s] = int32_t((t.codes[esc] << t.raw_bits) | s);
-      tab[2 * s + 1] = int32_t(t.code_lengths[esc] + t.raw_bits);
-    }
-    mb = std::max(mb, uint32_t(tab[2 * s + 1]));
-  }
-  *maxBits = mb;
-  return tab;
-}
-
 // One strided device-to-device copy of `height` rows of `width` bytes. Returns 1 when
 // KVC_APPEND_ROW_COPIES is set (the caller then copies row by row: the comparison path of
 // bench/gpu/run-append.sh), else 0 or the runtime's error code + 1000.
@@ -384,6 +364,24 @@ struct kvc_cuda_encoded_appender {
 };
 
 extern "C" {
+
+void kvc_encoded_encode_table(const kvc_codec_huffman_tables *t, int32_t *out,
+                              uint32_t *max_bits) {
+  const uint32_t esc = t->escape_symbol;
+  uint32_t mb = 0;
+  for (uint32_t s = 0; s <= t->max_symbol; ++s) {
+    if (s < t->num_coded_symbols && t->code_lengths[s] != 0) {
+      out[2 * s] = int32_t(t->codes[s]);
+      out[2 * s + 1] = t->code_lengths[s];
+    } else {
+      out[2 * s] = int32_t((t->codes[esc] << t->raw_bits) | s);
+      out[2 * s + 1] = int32_t(t->code_lengths[esc] + t->raw_bits);
+    }
+    mb = std::max(mb, uint32_t(out[2 * s + 1]));
+  }
+  if (max_bits)
+    *max_bits = mb;
+}
 
 int kvc_cuda_encoded_store_kernels_find(kvc_cuda_module m, const char *ptx, int64_t D,
                                         int64_t KB, int64_t VB, kvc_encoded_store_kernels *out,
@@ -489,7 +487,8 @@ int kvc_cuda_encoded_upload_appendable(const kvc_codec_head *const *heads, int64
         return afail(err, kvc_codec_last_error());
       if (v.has_codebook) {
         uint32_t mb = 0;
-        std::vector<int32_t> tab = encodeTable(t, &mb);
+        std::vector<int32_t> tab(2 * (size_t(t.max_symbol) + 1));
+        kvc_encoded_encode_table(&t, tab.data(), &mb);
         if (S.maxsym == 0)
           S.maxsym = int32_t(t.max_symbol);
         else if (S.maxsym != int32_t(t.max_symbol))
