@@ -3,10 +3,10 @@
 # (self-contained: libstdc++ + the runtime's CUDA objects), check.ptx, and dense/ragged decode
 # PTX for block sizes 64, 128, 256 (unroll 4) from bench/gpu/decode{,-ragged}.mlir, Gemma 3
 # 270M's decode kernels (bench/gpu/gemma.mlir) and its real-model cases (gemma/<case>/).
-# dense_b<N>/ragged_b<N> are the plain main loop (prefetch=false), also as a fused-merge variant
-# (*_fm.ptx, fuse-merge=true); *_u{2,4}pf.ptx are the software-pipelined ones (prefetch=true,
-# unroll 2 and 4; b128_u4pf is kvc-gpu-pipeline's default). check.ptx and the Gemma kernels use
-# the defaults, check_fm.ptx / check_nopf.ptx the other two main loops.
+# dense_b<N>/ragged_b<N> are the plain main loop (prefetch=false); *_u{2,4}pf.ptx the
+# software-pipelined ones (prefetch=true, unroll 2 and 4; b128_u4pf is kvc-gpu-pipeline's
+# default), *_u{2,4}pf_fm.ptx the same with the fused merge (fuse-merge=true). check.ptx and the
+# Gemma kernels use the defaults, check_fm.ptx / check_nopf.ptx fused merge / the plain loop.
 # usage: bench/gpu/build-decode-ptx.sh [BUILD_DIR]
 set -euo pipefail
 SRC=$(cd "$(dirname "$0")/../.." && pwd)
@@ -23,23 +23,19 @@ BENCHX="$BUILD/bin/kvc-bench"
 "$BENCHX" extract "$OUTD/check_fm.gpu.mlir" -o "$OUTD/check_fm.ptx"
 "$OPT" "$SRC/bench/gpu/check.mlir" --kvc-gpu-pipeline="prefetch=false" -o "$OUTD/check_nopf.gpu.mlir"
 "$BENCHX" extract "$OUTD/check_nopf.gpu.mlir" -o "$OUTD/check_nopf.ptx"
+# The plain main loop (prefetch=false), and the software-pipelined ones (prefetch=true) with
+# unroll 2 (same registers as the default) and 4, each also with the fused merge.
 for b in 64 128 256; do
-  for fm in "" _fm; do
-    o="block-size=$b unroll=4 prefetch=false"; [ -n "$fm" ] && o="$o fuse-merge=true"
+  for s in "" _u2pf _u4pf _u2pf_fm _u4pf_fm; do
+    case $s in
+      "") o="block-size=$b unroll=4 prefetch=false" ;;
+      *) u=${s:2:1}; o="block-size=$b unroll=$u prefetch=true"
+         [[ $s == *_fm ]] && o="$o fuse-merge=true" ;;
+    esac
     "$OPT" "$SRC/bench/gpu/decode.mlir" --kvc-gpu-pipeline="$o" -o "$OUTD/d.mlir"
-    "$BENCHX" extract "$OUTD/d.mlir" -o "$OUTD/dense_b$b$fm.ptx"
+    "$BENCHX" extract "$OUTD/d.mlir" -o "$OUTD/dense_b$b$s.ptx"
     "$OPT" "$SRC/bench/gpu/decode-ragged.mlir" --kvc-gpu-pipeline="$o" -o "$OUTD/r.mlir"
-    "$BENCHX" extract "$OUTD/r.mlir" -o "$OUTD/ragged_b$b$fm.ptx"
-  done
-done
-# Software-pipelined variants (prefetch=true): unroll 2 (same registers as the default) and 4.
-for b in 64 128 256; do
-  for u in 2 4; do
-    o="block-size=$b unroll=$u prefetch=true"
-    "$OPT" "$SRC/bench/gpu/decode.mlir" --kvc-gpu-pipeline="$o" -o "$OUTD/d.mlir"
-    "$BENCHX" extract "$OUTD/d.mlir" -o "$OUTD/dense_b${b}_u${u}pf.ptx"
-    "$OPT" "$SRC/bench/gpu/decode-ragged.mlir" --kvc-gpu-pipeline="$o" -o "$OUTD/r.mlir"
-    "$BENCHX" extract "$OUTD/r.mlir" -o "$OUTD/ragged_b${b}_u${u}pf.ptx"
+    "$BENCHX" extract "$OUTD/r.mlir" -o "$OUTD/ragged_b$b$s.ptx"
   done
 done
 rm -f "$OUTD/d.mlir" "$OUTD/r.mlir"

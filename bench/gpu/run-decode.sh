@@ -30,22 +30,22 @@ timeout 120 $T/kvc-bench encoded check-npy $T/gemma_enc.ptx $(for d in $T/gemma/
 echo "encoded check-npy rc=$?"
 timeout 180 compute-sanitizer --tool memcheck --leak-check no $T/kvc-bench check-npy $T/gemma.ptx \
   $(for d in $T/gemma/*/; do echo --case ${d%/}; done) 2>&1 | grep -E "ERROR SUMMARY|check-npy:"
-# Dense and ragged decode, every variant: split + merge (b64/b128/b256, unroll 4), fused merge
-# (_fm), software-pipelined (_u2pf, _u4pf; b128_u4pf is kvc-gpu-pipeline's default). Twice:
-# with the dirty L2 flush (memset, as torch's numbers and Triton's do_bench) and the clean one
-# (a read pass; BenchCommon.h).
+# Dense and ragged decode, every variant: the plain main loop (b64/b128/b256, unroll 4), the
+# software-pipelined ones (_u2pf, _u4pf; b128_u4pf is kvc-gpu-pipeline's default) and those
+# with the fused merge (_u2pf_fm, _u4pf_fm). Twice: with the dirty L2 flush (memset, as torch's
+# numbers and Triton's do_bench) and the clean one (a read pass; BenchCommon.h).
 DENSE=""; RAGGED=""
 for b in 64 128 256; do
-  for s in "" _fm _u2pf _u4pf; do DENSE="$DENSE dense_b$b$s"; RAGGED="$RAGGED ragged_b$b$s"; done
+  for s in "" _u2pf _u4pf _u2pf_fm _u4pf_fm; do
+    DENSE="$DENSE dense_b$b$s"; RAGGED="$RAGGED ragged_b$b$s"
+  done
 done
 for fl in dirty clean; do
   for v in $DENSE; do
-    [ $fl = clean ] && [[ $v == *_fm ]] && continue
     timeout 120 $T/kvc-bench decode $T/$v.ptx --batches 1,8,32 --contexts 4096,16384,65536 \
       --flush $fl --json "$W/$fl-$v.json" | tail -n +3
   done
   for v in $RAGGED; do
-    [ $fl = clean ] && [[ $v == *_fm ]] && continue
     timeout 120 $T/kvc-bench decode $T/$v.ptx --batches 1,8,32 --contexts 16384,65536 \
       --ragged-ratio 0.3 --flush $fl --json "$W/$fl-$v.json" | tail -n +3
   done

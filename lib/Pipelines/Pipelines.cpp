@@ -7,6 +7,7 @@
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/IR/DialectRegistry.h"
 #include "mlir/Pass/PassRegistry.h"
+#include "llvm/ADT/StringExtras.h"
 #include "llvm/Support/raw_ostream.h"
 
 namespace mlir {
@@ -86,6 +87,7 @@ struct KVCGPUPipelinePass : public mlir::kvc::impl::KVCGPUPipelineBase<KVCGPUPip
                     (fuseMerge ? " fuse-merge=true" : "") +
                     (prefetch ? " prefetch=true" : " prefetch=false") +
                     " min-ctas=" + std::to_string(minCtas) +
+                    " l2-prefetch=" + std::to_string(l2Prefetch) +
                     " encoded-unroll=" + std::to_string(encodedUnroll) +
                     " encoded-min-ctas=" + std::to_string(encodedMinCtas) +
                     " encoded-reserve=" + std::to_string(encodedReserve) + "},";
@@ -122,6 +124,16 @@ struct KVCGPUPipelinePass : public mlir::kvc::impl::KVCGPUPipelineBase<KVCGPUPip
       getOperation().emitError("kvc-gpu-pipeline: host must be 'gpu' (stop at gpu.launch_func) "
                                "or 'llvm' (lower the host code too), got '")
           << host << "'";
+      return signalPassFailure();
+    }
+    // cp.async.bulk.prefetch is sm_90+; say so here rather than fail in the NVPTX backend.
+    unsigned smVersion = 0;
+    if (l2Prefetch > 0 && (!llvm::StringRef(chip).starts_with("sm_") ||
+                           llvm::StringRef(chip).drop_front(3).take_while(llvm::isDigit)
+                               .getAsInteger(10, smVersion) || smVersion < 90)) {
+      getOperation().emitError("kvc-gpu-pipeline: l2-prefetch needs chip sm_90 or newer "
+                               "(cp.async.bulk.prefetch), got '")
+          << chip << "'";
       return signalPassFailure();
     }
     OpPassManager pm(ModuleOp::getOperationName());

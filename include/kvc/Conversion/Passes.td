@@ -89,6 +89,9 @@ def ConvertKVCToGPU : Pass<"convert-kvc-to-gpu", "ModuleOp"> {
     Option<"minCtas", "min-ctas", "int64_t", /*default=*/"0",
            "Dense/ragged kernels: CTAs per SM the split kernel must fit (nvvm.minctasm, caps "
            "registers; 0: ptxas decides)">,
+    Option<"l2Prefetch", "l2-prefetch", "int64_t", /*default=*/"0",
+           "Dense/ragged kernels: main-loop tiles of K and V each split CTA keeps requested "
+           "ahead into L2 with cp.async.bulk.prefetch (sm_90+; 0: off)">,
     Option<"encodedUnroll", "encoded-unroll", "int64_t", /*default=*/"4",
            "Encoded caches: symbols per decode-loop iteration (1, 2 or 4)">,
     Option<"encodedMinCtas", "encoded-min-ctas", "int64_t", /*default=*/"8",

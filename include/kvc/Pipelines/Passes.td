@@ -63,6 +63,8 @@ def KVCGPUPipeline : Pass<"kvc-gpu-pipeline", "ModuleOp"> {
            "kernels)">,
     Option<"minCtas", "min-ctas", "int64_t", /*default=*/"0",
            "convert-kvc-to-gpu min-ctas (dense/ragged split kernel: CTAs per SM, caps registers)">,
+    Option<"l2Prefetch", "l2-prefetch", "int64_t", /*default=*/"0",
+           "convert-kvc-to-gpu l2-prefetch (dense/ragged: tiles requested ahead into L2)">,
     Option<"encodedUnroll", "encoded-unroll", "int64_t", /*default=*/"4",
            "convert-kvc-to-gpu encoded-unroll (encoded caches: symbols per decode iteration)">,
     Option<"encodedMinCtas", "encoded-min-ctas", "int64_t", /*default=*/"8",

@@ -21,6 +21,7 @@
 #include "SplitMerge.h"
 
 #include <algorithm>
+#include <functional>
 
 #include <cmath>
 #include <cstdio>
@@ -76,6 +77,10 @@ std::string mlir::kvc::generateDecodeKernels(const DecodeKernelConfig &c, std::s
   }
   if (c.unroll < 1 || c.unroll > 16) {
     error = "unroll must be in [1, 16]";
+    return "";
+  }
+  if (c.l2PrefetchTiles < 0 || c.l2PrefetchTiles > 64) {
+    error = "l2-prefetch must be in [0, 64] tiles, got " + std::to_string(c.l2PrefetchTiles);
     return "";
   }
   const int64_t NQ = c.groupSize * c.querySeq;
@@ -168,6 +173,39 @@ std::string mlir::kvc::generateDecodeKernels(const DecodeKernelConfig &c, std::s
   std::string ntiles = e.L("arith.divui " + n + ", " + cTile + " : index");
   std::string mainEnd = e.add(start, e.mul(ntiles, cTile));
   std::string kvBase = e.add(e.mul(e.mul(row, "%skv"), cD), d0);
+
+  // L2 prefetch (l2-prefetch = P > 0): thread 0 asks for the keys [from, min(from + n, end))
+  // of K and V with one cp.async.bulk.prefetch each (a row's keys are contiguous). The
+  // prologue covers the first P tiles, each main-loop iteration the tile P ahead, so the CTA
+  // keeps ~P tiles of reads in flight without holding them in registers: at batch 1 a wave of
+  // CTAs with one tile in registers each leaves HBM under-used (ncu, run 6: 67% at 16k).
+  std::function<void(const std::string &, int64_t)> l2Ahead = [](const std::string &, int64_t) {};
+  if (c.l2PrefetchTiles > 0) {
+    std::string kp = e.L("memref.extract_aligned_pointer_as_index %k : " + MET + " -> index");
+    std::string vp = e.L("memref.extract_aligned_pointer_as_index %v : " + MET + " -> index");
+    std::string cKeyBytes = e.ci(D * 2);
+    std::string rowBytes = e.mul(e.mul(row, "%skv"), cKeyBytes);
+    l2Ahead = [&, kp, vp, cKeyBytes, rowBytes](const std::string &from, int64_t keys) {
+      std::string to = e.L("arith.minui " + e.add(from, e.ci(keys)) + ", " + end + " : index");
+      std::string isT0 = e.L("arith.cmpi eq, " + tid + ", " + c0 + " : index");
+      std::string some = e.L("arith.cmpi ult, " + from + ", " + to + " : index");
+      std::string go = e.L("arith.andi " + isT0 + ", " + some + " : i1");
+      e.S("scf.if " + go + " {");
+      e.push();
+      std::string off = e.add(rowBytes, e.mul(from, cKeyBytes));
+      std::string sz = e.L("arith.index_cast " + e.mul(e.sub(to, from), cKeyBytes) +
+                           " : index to i32");
+      for (const std::string &base : {kp, vp}) {
+        std::string a = e.L("arith.index_cast " + e.add(base, off) + " : index to i64");
+        std::string ptr = e.L("llvm.inttoptr " + a + " : i64 to !llvm.ptr<1>");
+        e.S("nvvm.cp.async.bulk.prefetch " + ptr + ", " + sz + " : !llvm.ptr<1>");
+      }
+      e.pop();
+      e.S("}");
+    };
+  }
+  const int64_t l2Keys = c.l2PrefetchTiles * NKG * U;
+  l2Ahead(start, l2Keys);
 
   // Query rows of this KV group, pre-scaled into the log2 domain.
   std::string scl = e.splat(e.cf(float(c.scaleLog2)));
@@ -280,6 +318,8 @@ std::string mlir::kvc::generateDecodeKernels(const DecodeKernelConfig &c, std::s
        << ") {\n";
     std::string saved = e.ind;
     e.ind += "  ";
+    if (l2Keys > 0)
+      l2Ahead(e.add("%base", e.ci(l2Keys)), NKG * U);
     std::vector<std::string> out = step(args, tileIdxs("%base"));
     e.S("scf.yield " + join(out) + " : " + stateTys);
     e.ind = saved;
@@ -315,6 +355,8 @@ std::string mlir::kvc::generateDecodeKernels(const DecodeKernelConfig &c, std::s
        << mainEnd << " step " << cTile << " iter_args(" << iterArgs(allArgs, allInit) << ") -> ("
        << stateTys << ", " << rawTys << ") {\n";
     e.ind += "  ";
+    if (l2Keys > 0)
+      l2Ahead(e.add("%base", e.ci(l2Keys)), NKG * U);
     std::string nb = e.add("%base", cTile);
     std::string more = e.L("arith.cmpi ult, " + nb + ", " + mainEnd + " : index");
     std::string nextBase = e.L("arith.select " + more + ", " + nb + ", %base : index");
@@ -460,16 +502,28 @@ std::string mlir::kvc::generateDecodeKernels(const DecodeKernelConfig &c, std::s
     e.S("scf.if " + isLast + " {");
     e.ind += "  ";
     e.S("nvvm.memory.barrier #nvvm.mem_scope<gpu>");
+    // Thread t merges outputs 4j..4j+3 of the row's g*Sq x D block, j = t, t + block, ...
+    // (one j per thread for g*Sq*D/4 <= block): 128-bit loads, 8 splits' loads in flight, so
+    // the pass costs ~#splits/8 L2 round trips (a scalar loop over 4 outputs per thread took
+    // 4x as many, and made the fused merge slower than the merge kernel on H100, run 6).
     std::string oi = e.fresh("oi");
-    e.S("scf.for " + oi + " = " + tid + " to " + e.ci(NQ * D) + " step " + e.ci(c.blockSize) +
-           " {");
+    std::string cD4 = e.ci(D / 4);
+    e.S("scf.for " + oi + " = " + tid + " to " + e.ci(NQ * D / 4) + " step " +
+        e.ci(c.blockSize) + " {");
     e.ind += "  ";
-    std::string qi = e.L("arith.divui " + oi + ", " + cD + " : index");
-    std::string d = e.L("arith.remui " + oi + ", " + cD + " : index");
+    std::string qi = e.L("arith.divui " + oi + ", " + cD4 + " : index");
+    std::string d = e.mul(e.L("arith.remui " + oi + ", " + cD4 + " : index"), e.ci(4));
     std::string qr = e.add(rowBase, qi);
-    std::string res = emitSplitMerge(e, "%opart", "%ml", nsplit, qr, d, D);
-    std::string t = e.L("arith.truncf " + res + " : f32 to " + ET);
-    e.S("memref.store " + t + ", %out[" + e.add(e.mul(qr, cD), d) + "] : " + MET);
+    std::string st = emitSplitMergeStateV4(e, "%opart", "%ml", nsplit, qr, d, D, c0, 8);
+    std::string pos = e.cmpf("ogt", st + "#2", e.cf(0.0f));
+    std::string inv = e.sel(pos, e.L("arith.divf " + e.cf(1.0f) + ", " + st + "#2 : f32"),
+                            e.cf(0.0f), "f32");
+    std::string res = e.fmul(st + "#1",
+                             e.L("vector.broadcast " + inv + " : f32 to vector<4xf32>"),
+                             "vector<4xf32>");
+    std::string t = e.L("arith.truncf " + res + " : vector<4xf32> to vector<4x" + ET + ">");
+    e.S("vector.store " + t + ", %out[" + e.add(e.mul(qr, cD), d) + "] {alignment = 8} : " +
+        MET + ", vector<4x" + ET + ">");
     e.ind = saved + "  ";
     e.S("}");
     e.S("scf.if " + isT0 + " {");

@@ -379,13 +379,16 @@ struct ConvertKVCToGPUPass : public mlir::kvc::impl::ConvertKVCToGPUBase<Convert
       cfg.fuseMerge = fuseMerge;
       cfg.prefetch = prefetch;
       cfg.minCtasPerSM = minCtas;
+      cfg.l2PrefetchTiles = l2Prefetch;
       cfg.moduleName = kModuleName.str();
       std::string tag = "_d" + std::to_string(cfg.headDim) + "_g" +
                         std::to_string(cfg.groupSize) + "_q" + std::to_string(cfg.querySeq) +
                         "_" + cfg.elemType + "_b" + std::to_string(cfg.blockSize) + "_u" +
                         std::to_string(cfg.unroll) + (cfg.ragged ? "_ragged" : "") +
                         (cfg.fuseMerge ? "_fm" : "") + (cfg.prefetch ? "_pf" : "") +
-                        (cfg.minCtasPerSM > 0 ? "_m" + std::to_string(cfg.minCtasPerSM) : "");
+                        (cfg.minCtasPerSM > 0 ? "_m" + std::to_string(cfg.minCtasPerSM) : "") +
+                        (cfg.l2PrefetchTiles > 0 ? "_l2p" + std::to_string(cfg.l2PrefetchTiles)
+                                                 : "");
       FailureOr<std::string> prefix =
           kernelPrefix(op, tag, cfg.scaleLog2, [&](const std::string &pre, std::string &err) {
             cfg.prefix = pre;

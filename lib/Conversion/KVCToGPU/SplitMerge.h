@@ -72,6 +72,61 @@ inline std::string emitSplitMergeState(GPUTextEmitter &e, const std::string &opa
   return st;
 }
 
+/// emitSplitMergeState for four consecutive output elements d..d+3 of query row `row` (d a
+/// multiple of 4), with one 128-bit o_part load and one 64-bit (m, l) load per split: the
+/// fused merge's pass, where a single CTA reads every partial of its KV row, so the number of
+/// loads per thread (not the thread count) sets its latency. st#0 the max (f32), st#1 the
+/// weighted output (vector<4xf32>), st#2 the weighted sum (f32). Splits are read from `first`
+/// with stride `step`, kMergeBatch per iteration, all loads before any use.
+inline std::string emitSplitMergeStateV4(GPUTextEmitter &e, const std::string &opart,
+                                         const std::string &ml, const std::string &ns,
+                                         const std::string &row, const std::string &d, int64_t D,
+                                         const std::string &first, int64_t step) {
+  constexpr int64_t kMergeBatch = 8;
+  const std::string V4 = "vector<4xf32>", V2 = "vector<2xf32>";
+  std::ostringstream &os = e.os;
+  std::string one = e.ci(1), two = e.ci(2), cDm = e.ci(D);
+  std::string ni = e.cf(-INFINITY), fz = e.cf(0.0f);
+  std::string vz = e.L("arith.constant dense<0.0> : " + V4);
+  std::string base = e.mul(row, ns);
+  std::string lastS = e.L("arith.subi " + ns + ", " + one + " : index");
+  std::string cStep = e.ci(step);
+  std::string st = e.fresh("st"), s = e.fresh("s"), M0 = e.fresh("M"), o0 = e.fresh("o"),
+              l0 = e.fresh("l");
+  os << e.ind << st << ":3 = scf.for " << s << " = " << first << " to " << ns << " step "
+     << cStep << " iter_args(" << M0 << " = " << ni << ", " << o0 << " = " << vz << ", "
+     << l0 << " = " << fz << ") -> (f32, " << V4 << ", f32) {\n";
+  e.push();
+  std::vector<std::string> ms(kMergeBatch), ls(kMergeBatch), ov(kMergeBatch);
+  for (int64_t i = 0; i < kMergeBatch; ++i) {
+    std::string si = e.add(s, e.ci(i));
+    std::string valid = e.L("arith.cmpi ult, " + si + ", " + ns + " : index");
+    std::string p = e.add(base, e.L("arith.minui " + si + ", " + lastS + " : index"));
+    std::string mlv = e.L("vector.load " + ml + "[" + e.mul(p, two) +
+                          "] {alignment = 8} : memref<?xf32>, " + V2);
+    ov[i] = e.L("vector.load " + opart + "[" + e.add(e.mul(p, cDm), d) +
+                "] {alignment = 16} : memref<?xf32>, " + V4);
+    std::string m = e.L("vector.extract " + mlv + "[0] : f32 from " + V2);
+    ls[i] = e.L("vector.extract " + mlv + "[1] : f32 from " + V2);
+    ms[i] = e.sel(valid, m, ni, "f32");
+  }
+  std::string M = M0;
+  for (int64_t i = 0; i < kMergeBatch; ++i)
+    M = e.fmax(M, ms[i]);
+  auto splat = [&](const std::string &x) { return e.L("vector.broadcast " + x + " : f32 to " + V4); };
+  std::string wOld = e.weight(M0, M, ni, fz);
+  std::string o = e.fmul(o0, splat(wOld), V4), l = e.fmul(l0, wOld);
+  for (int64_t i = 0; i < kMergeBatch; ++i) {
+    std::string w = e.weight(ms[i], M, ni, fz);
+    o = e.L("vector.fma " + splat(w) + ", " + ov[i] + ", " + o + " : " + V4);
+    l = e.fadd(l, e.fmul(w, ls[i]));
+  }
+  e.S("scf.yield " + M + ", " + o + ", " + l + " : f32, " + V4 + ", f32");
+  e.pop();
+  e.S("}");
+  return st;
+}
+
 /// out = o / l, or 0 for a row with no keys (l = 0).
 inline std::string emitMergeNormalize(GPUTextEmitter &e, const std::string &o,
                                       const std::string &l) {
@@ -79,14 +134,6 @@ inline std::string emitMergeNormalize(GPUTextEmitter &e, const std::string &o,
   std::string pos = e.L("arith.cmpf ogt, " + l + ", " + fz + " : f32");
   std::string q = e.L("arith.divf " + o + ", " + l + " : f32");
   return e.L("arith.select " + pos + ", " + q + ", " + fz + " : f32");
-}
-
-/// The whole pass for one thread (all splits): the normalised f32 output.
-inline std::string emitSplitMerge(GPUTextEmitter &e, const std::string &opart,
-                                  const std::string &ml, const std::string &ns,
-                                  const std::string &row, const std::string &d, int64_t D) {
-  std::string st = emitSplitMergeState(e, opart, ml, ns, row, d, D, e.ci(0), 8);
-  return emitMergeNormalize(e, st + "#1", st + "#2");
 }
 
 /// The merge kernel `name`(%mo, %mml, %out: memref<?x`outType`>, %ns: index), grid (rows),

@@ -3,7 +3,8 @@
 
 // fuse-merge: one launch. The split kernel takes the arrival counters and the output; the last
 // CTA of each KV row (atomic arrival count == splits - 1, after a device-scope fence) merges
-// the row's partials and resets its counter. No merge kernel.
+// the row's partials and resets its counter. No merge kernel. The merge reads 4 outputs per
+// thread: one 128-bit o_part load and one 64-bit (m, l) load per split, 8 splits per iteration.
 // CHECK-LABEL: func.func @decode
 // CHECK: %[[CNT:.*]] = gpu.alloc host_shared (%{{.*}}) : memref<?xi32>
 // CHECK: linalg.fill ins(%{{.*}} : i32) outs(%[[CNT]] : memref<?xi32>)
@@ -20,12 +21,19 @@
 // CHECK: %[[LAST:.*]] = arith.cmpi eq, %{{.*}}, %{{.*}} : i32
 // CHECK: scf.if %[[LAST]] {
 // CHECK: nvvm.memory.barrier <gpu>
-// CHECK: arith.truncf %{{.*}} : f32 to bf16
+// CHECK: scf.for
+// CHECK-COUNT-8: vector.load %{{.*}} {alignment = 16 : i64} : memref<?xf32>, vector<4xf32>
+// CHECK: scf.yield %{{.*}} : f32, vector<4xf32>, f32
+// CHECK: arith.truncf %{{.*}} : vector<4xf32> to vector<4xbf16>
+// CHECK: vector.store %{{.*}} {alignment = 8 : i64} : memref<?xbf16>, vector<4xbf16>
 // CHECK: memref.store %{{.*}}, %{{.*}}[%{{.*}}] : memref<?xi32>
 // CHECK-NOT: gpu.func
 // PTX: .entry kvc_attn0_d128_g4_q1_bf16_b128_u4_fm_pf_split(
 // PTX: membar.gl;
 // PTX: atom.global.add.u32
+// PTX: membar.gl;
+// PTX-COUNT-8: ld.global.v4.b32
+// PTX: st.global.v2.b32
 // PTX-NOT: .entry
 func.func @decode(%q: tensor<8x32x1x128xbf16>, %k: tensor<8x8x?x128xbf16>,
                   %v: tensor<8x8x?x128xbf16>) -> tensor<8x32x1x128xbf16> {

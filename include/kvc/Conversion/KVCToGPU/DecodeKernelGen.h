@@ -50,6 +50,8 @@ struct DecodeKernelConfig {
   int64_t minCtasPerSM = 0;  // > 0: nvvm.minctasm on the split kernel (caps registers)
   bool prefetch = true;      // software-pipelined main loop: the next tile's K/V loads are
                              // issued before this tile's math (2*unroll more 128-bit registers)
+  int64_t l2PrefetchTiles = 0; // > 0: the CTA keeps this many main-loop tiles of K and V ahead
+                               // in flight to L2 (cp.async.bulk.prefetch; no registers)
   std::string prefix = "kvc_decode"; // kernel name prefix
   std::string moduleName = "kvc_gpu"; // gpu.module symbol
 };
