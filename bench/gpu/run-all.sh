@@ -3,9 +3,10 @@
 # build/enc-tests carried, from bench/gpu/build-decode-ptx.sh and
 # `bench/gpu/build-encoded-tests.sh build`): copy bandwidth, torch SDPA (flash, cuDNN), kvc dense
 # bf16, kvc ragged at r = 0.3 and kvc encoded (K eps 0.05, V eps 0.1), plus every correctness
-# check (random and Gemma 3 caches, memcheck) and the ncu profiles. $OUT gets 8 files; the
+# check (random and Gemma 3 caches, memcheck), the ncu profiles and the streaming-read floor of
+# each shape (kvc-bench floor). $OUT gets more than the device tool's 8 files: tar it. The
 # table: python3 -m kvc.bench.issue_table --sdpa sdpa.json --dense kvc-dense.json
-#        --ragged kvc-ragged.json --encoded kvc-encoded.json
+#        --ragged kvc-ragged.json --encoded kvc-encoded.json --floor floor.json
 set -uo pipefail
 E=build/enc-tests
 OUT=${OUT:-/tmp/out}
@@ -23,8 +24,9 @@ timeout 250 $E/kvc-bench encoded decode $E/decode-encoded.ptx --flush clean \
 echo "encoded decode (clean flush) rc=$?"
 echo "== the table, dirty L2 flush"
 PYTHONPATH=python python3 -m kvc.bench.issue_table --sdpa "$OUT/sdpa.json" \
-  --dense "$OUT/kvc-dense.json" --ragged "$OUT/kvc-ragged.json" --encoded "$OUT/kvc-encoded.json"
+  --dense "$OUT/kvc-dense.json" --ragged "$OUT/kvc-ragged.json" --encoded "$OUT/kvc-encoded.json" \
+  --floor "$OUT/floor.json"
 echo "== the table, clean L2 flush"
 PYTHONPATH=python python3 -m kvc.bench.issue_table --sdpa "$OUT/sdpa-clean.json" \
   --dense "$OUT/kvc-dense-clean.json" --ragged "$OUT/kvc-ragged-clean.json" \
-  --encoded "$OUT/kvc-encoded-clean.json"
+  --encoded "$OUT/kvc-encoded-clean.json" --floor "$OUT/floor-clean.json"

@@ -50,6 +50,13 @@ for fl in dirty clean; do
       --ragged-ratio 0.3 --flush $fl --json "$W/$fl-$v.json" | tail -n +3
   done
 done
+# The floor of each shape: a plain streaming read of the same bytes after the same flush.
+for fl in dirty clean; do
+  timeout 60 $T/kvc-bench floor --batches 1,8,32 --contexts 4096,16384,65536 --flush $fl \
+    --json "$W/floor-$fl-dense.json" | tail -n +2 | grep -v wrote
+  timeout 60 $T/kvc-bench floor --batches 1,8,32 --contexts 16384,65536 --ragged-ratio 0.3 \
+    --flush $fl --json "$W/floor-$fl-ragged.json" | tail -n +3 | grep -v wrote
+done
 merge() { python3 - "$@" <<'PY'
 import json, sys
 docs = [json.load(open(p)) for p in sys.argv[1:]]
@@ -61,6 +68,8 @@ merge "$W"/dirty-dense_b*.json > "$OUT/kvc-dense.json"
 merge "$W"/dirty-ragged_b*.json > "$OUT/kvc-ragged.json"
 merge "$W"/clean-dense_b*.json > "$OUT/kvc-dense-clean.json"
 merge "$W"/clean-ragged_b*.json > "$OUT/kvc-ragged-clean.json"
+merge "$W"/floor-dirty-*.json > "$OUT/floor.json"
+merge "$W"/floor-clean-*.json > "$OUT/floor-clean.json"
 echo "== batch-1 split sweep (dense)"
 for v in dense_b128_u4pf dense_b256_u2pf; do
   for s in 16 33 66 132 264; do

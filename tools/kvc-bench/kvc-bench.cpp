@@ -13,6 +13,10 @@
 //                      [--reps N] [--warmup N] [--splits N]  timing (CUDA events, L2 flush)
 //                      [--flush dirty|clean]  memset (default) or read-only L2 flush
 //   kvc-bench copy [--mib N]                                device-to-device copy bandwidth
+//   kvc-bench floor [--batches ..] [--contexts ..] [--hkv N] [--ragged-ratio R] [--json F]
+//                                                           a plain streaming read of each
+//                      decode shape's K/V bytes (D = 128, bf16) after the same L2 flush: a
+//                      reference for what launch, ramp-up and tail leave at that size
 //
 //===----------------------------------------------------------------------===//
 #include "BenchCommon.h"
@@ -358,6 +362,70 @@ int cmdDecode(const std::string &path, const std::string &json, std::vector<int6
   return 0;
 }
 
+// The floor of a decode shape: a plain grid-stride streaming read (BenchCommon's kvc_l2_read,
+// 4 CTAs of 512 threads per SM, one 128-bit load per thread per step) of exactly the K/V bytes
+// the decode reads, D = 128 bf16, timed like a decode (same flush, median). It pays the fixed
+// costs every kernel pays (launch, ramp-up, tail) and nothing else, so it shows how close to
+// the copy bandwidth a kernel reading that many bytes gets at all. raggedRatio > 0:
+// round(ratio * S) pairs per row.
+int cmdFloor(const std::string &json, const std::vector<int64_t> &batches,
+             const std::vector<int64_t> &contexts, int64_t hkv, double raggedRatio, int warmup,
+             int reps) {
+  CK(kvc_cuda_init(0));
+  char name[256] = {0};
+  int sms = 0, l2 = 0;
+  CK(kvc_cuda_device_info(name, sizeof name, &sms, &l2, nullptr, nullptr));
+  Timer T(l2);
+  double copyTBs = copyBandwidth(T, 2048);
+  kvc_cuda_module mod;
+  kvc_cuda_function readFn;
+  CK(kvc_cuda_module_load(kL2ReadPtx, &mod));
+  CK(kvc_cuda_module_get_function(mod, "kvc_l2_read", &readFn));
+  printf("device: %s, %d SMs; copy bandwidth %.3f TB/s (read+write)\n", name, sms, copyTBs);
+  printf("%-12s %5s %7s %10s %10s %8s %7s\n", "floor", "batch", "context", "time_us", "MB_read",
+         "TB/s", "%copy");
+  std::ostringstream js;
+  js << "{\n  \"device\": \"" << name << "\",\n  \"copy_tbps\": " << copyTBs
+     << ",\n  \"warmup\": " << warmup << ", \"reps\": " << reps
+     << ",\n  \"timing\": \"CUDA events around one streaming read of the decode's K/V bytes, "
+        "median, L2 flushed before each rep\", \"flush\": \"" << flushName() << "\","
+     << "\n  \"results\": [\n";
+  bool first = true;
+  for (int64_t B : batches)
+    for (int64_t S : contexts) {
+      const int64_t len = raggedRatio > 0 ? std::max<int64_t>(1, std::llround(raggedRatio * S)) : S;
+      const uint64_t bytes = uint64_t(2) * B * hkv * len * 128 * 2, n16 = bytes / 16;
+      kvc_cuda_ptr buf;
+      CK(kvc_cuda_malloc(&buf, bytes));
+      CK(kvc_cuda_memset_d8_async(buf, 0x3B, bytes, nullptr));
+      uint64_t p = buf, n = n16;
+      void *params[] = {&p, &n};
+      double ms = T.medianMs(warmup, reps, [&] {
+        CK(kvc_cuda_launch(readFn, unsigned(4 * sms), 1, 1, 512, 1, 1, 0, nullptr, params));
+      });
+      CK(kvc_cuda_free(buf));
+      double tbs = double(bytes) / (ms * 1e-3) / 1e12;
+      printf("%-12s %5lld %7lld %10.1f %10.1f %8.3f %6.1f%%\n",
+             raggedRatio > 0 ? "read-ragged" : "read", (long long)B, (long long)S, ms * 1e3,
+             bytes / 1e6, tbs, 100.0 * tbs / copyTBs);
+      js << (first ? "" : ",\n") << "    {\"backend\": \"floor\", \"variant\": \"streaming_read\""
+         << ", \"batch\": " << B << ", \"hkv\": " << hkv << ", \"d\": 128, \"context\": " << S
+         << ", \"ragged\": " << (raggedRatio > 0 ? "true" : "false")
+         << ", \"kept_pairs_per_row\": " << len << ", \"time_us\": " << ms * 1e3
+         << ", \"bytes\": " << double(bytes) << ", \"tbps\": " << tbs
+         << ", \"frac_copy\": " << tbs / copyTBs << "}";
+      first = false;
+    }
+  js << "\n  ]\n}\n";
+  kvc_cuda_module_unload(mod);
+  if (!json.empty()) {
+    std::ofstream f(json);
+    f << js.str();
+    printf("wrote %s\n", json.c_str());
+  }
+  return 0;
+}
+
 int cmdExtract(const std::string &in, const std::string &out, const std::string &header) {
   std::string ptx = extractPTX(readFile(in));
   if (!out.empty()) {
@@ -430,6 +498,8 @@ void usage() {
           " [--flush dirty|clean]\n"
           "       kvc-bench check-npy IN --case DIR [--case DIR ...] [--tol X]\n"
           "       kvc-bench copy [--mib N]\n"
+          "       kvc-bench floor [--batches 1,8,32] [--contexts 4096,16384,65536] [--hkv 8]"
+          " [--ragged-ratio R] [--json F] [--flush dirty|clean]\n"
           "       kvc-bench store gen|check|bench ...   (kvc-bench store for its usage)\n");
   exit(2);
 }
@@ -451,6 +521,7 @@ int main(int argc, char **argv) {
   int reps = 30, warmup = 5, splits = 0;
   int64_t hkv = 8, mib = 2048;
   double raggedRatio = 0.3;
+  bool raggedRatioSet = false;
   unsigned seed = 1234;
   double tol = 1e-2;
   bool quick = false;
@@ -498,7 +569,7 @@ int main(int argc, char **argv) {
     else if (a == "--mib")
       mib = std::stoll(next());
     else if (a == "--ragged-ratio")
-      raggedRatio = std::stod(next());
+      raggedRatio = std::stod(next()), raggedRatioSet = true;
     else if (!a.empty() && a[0] != '-' && in.empty())
       in = a;
     else
@@ -515,6 +586,9 @@ int main(int argc, char **argv) {
   if (cmd == "decode" && !in.empty())
     return cmdDecode(in, json, batches, contexts, warmup, reps, splits, hkv, raggedRatio,
                      splitOnly);
+  if (cmd == "floor")
+    return cmdFloor(json, batches, contexts, hkv, raggedRatioSet ? raggedRatio : 0.0, warmup,
+                    reps);
   if (cmd == "copy") {
     CK(kvc_cuda_init(0));
     int l2 = 0;

@@ -8,9 +8,12 @@ the speedup over cuDNN (cuDNN time / kvc time; > 1 means kvc is faster). Then is
 targets, shape by shape: dense >= 0.9x the faster torch backend and >= 85% of the copy
 bandwidth (context >= 16k); ragged r = 0.3 >= 80% of the ideal speedup (best dense time / best
 ragged time against dense bytes / ragged bytes); encoded >= 3x cuDNN (context >= 16k).
+With --floor (kvc-bench floor JSON, dense and/or ragged), each shape also gets the time of a
+plain streaming read of the same bytes after the same flush: what launch, ramp-up and tail
+leave of the copy bandwidth at that size.
 
 usage: python3 -m kvc.bench.issue_table --sdpa sdpa.json --dense kvc-dense.json \
-           --ragged kvc-ragged.json --encoded kvc-encoded.json
+           --ragged kvc-ragged.json --encoded kvc-encoded.json [--floor floor.json ...]
 """
 import argparse
 import json
@@ -27,7 +30,9 @@ def main(argv=None):
     ap.add_argument("--dense", required=True)
     ap.add_argument("--ragged", required=True)
     ap.add_argument("--encoded", required=True)
+    ap.add_argument("--floor", nargs="*", default=[])
     a = ap.parse_args(argv)
+    floor = [r for p in a.floor for r in json.load(open(p))["results"]]
     sd = json.load(open(a.sdpa))
     dense_doc = json.load(open(a.dense))
     copy = dense_doc["copy_tbps"]
@@ -46,8 +51,12 @@ def main(argv=None):
              if r["batch"] == B and r["context"] == S and "time_us" in r}
         cu = t.get("cudnn")
         first = True
-        for form, r in (("dense", best(dense, B, S)), ("ragged r=0.3", best(ragged, B, S)),
-                        ("encoded", best(enc, B, S))):
+        forms = (("dense", best(dense, B, S)),
+                 ("read floor (dense bytes)", best(floor, B, S, lambda r: not r["ragged"])),
+                 ("ragged r=0.3", best(ragged, B, S)),
+                 ("read floor (ragged bytes)", best(floor, B, S, lambda r: r["ragged"])),
+                 ("encoded", best(enc, B, S)))
+        for form, r in forms:
             if r is None:
                 continue
             tbps = r["bytes"] / (r["time_us"] * 1e-6) / 1e12
@@ -55,7 +64,8 @@ def main(argv=None):
                 B if first else "", "%dk" % (S // 1024) if first else "",
                 ("%.1f" % t["flash"]) if first and "flash" in t else "",
                 ("%.1f" % cu) if first and cu else "", form, r["time_us"], r["bytes"] / 1e6,
-                tbps, 100 * tbps / copy, ("%.2f×" % (cu / r["time_us"])) if cu else "-"))
+                tbps, 100 * tbps / copy,
+                ("%.2f×" % (cu / r["time_us"])) if cu and "floor" not in form else "-"))
             first = False
     print()
     print("| batch | context | target | measured | variant | met |")
