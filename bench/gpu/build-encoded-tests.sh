@@ -26,6 +26,19 @@ for m in 0 6; do
     --kvc-gpu-pipeline -o "$OUTD/decode-encoded_m$m.gpu.mlir"
   "$BENCHX" extract "$OUTD/decode-encoded_m$m.gpu.mlir" -o "$OUTD/decode-encoded_m$m.ptx"
 done
+# The multi-symbol decoder (encoded-multi-symbol=true): LUT index bits 10/11 x 2/3 symbols
+# per lookup; check variants without a register cap, benchmark kernels with caps 0 and 6.
+for ms in 10x3 10x2 11x3 11x2; do
+  o="encoded-multi-symbol=true encoded-ms-bits=${ms%x*} encoded-ms-slots=${ms#*x}"
+  "$OPT" "$SRC/bench/gpu/check-encoded.mlir" --kvc-gpu-pipeline="$o encoded-min-ctas=0" \
+    -o "$OUTD/c.gpu.mlir"
+  "$BENCHX" extract "$OUTD/c.gpu.mlir" -o "$OUTD/check-encoded_ms${ms}.ptx"
+  for m in 0 6; do
+    "$OPT" "$SRC/bench/gpu/decode-encoded.mlir" --kvc-gpu-pipeline="$o encoded-min-ctas=$m" \
+      -o "$OUTD/d.gpu.mlir"
+    "$BENCHX" extract "$OUTD/d.gpu.mlir" -o "$OUTD/decode-encoded_ms${ms}_m$m.ptx"
+  done
+done
 for b in 64 256; do
   "$OPT" "$SRC/bench/gpu/decode.mlir" --kvc-gpu-pipeline="block-size=$b unroll=4" \
     -o "$OUTD/dense_b$b.gpu.mlir"

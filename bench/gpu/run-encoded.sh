@@ -2,7 +2,8 @@
 # Runs on the GPU machine from the repository root with build-gpu/enc-tests carried there:
 # encoded check, compute-sanitizer memcheck (--quick sizes), the encoded decode benchmark, the
 # dense bf16 kernels on the same shapes, and an ncu profile of the encoded kernel at batch 8 x
-# 16k. Results go to $OUT.   usage: bench/gpu/run-encoded.sh [check|bench|ncu|all]...
+# 16k; `ms` the multi-symbol decoder's sweep (not part of `all`). Results go to $OUT.
+# usage: bench/gpu/run-encoded.sh [check|bench|ncu|ms|all]...
 set -uo pipefail
 T=build-gpu/enc-tests
 OUT=${OUT:-/tmp/out}
@@ -28,6 +29,36 @@ for what in "${@:-all}"; do
     [ "${SKIP_DENSE:-0}" = 1 ] || for b in 64 256; do
       timeout 100 $T/kvc-bench decode $T/dense_b$b.ptx --json "$OUT/h100-encoded-dense_b$b.json"
     done
+  fi
+  if [ "$what" = ms ]; then
+    # The multi-symbol decoder (encoded-multi-symbol; build-encoded-tests.sh builds the
+    # variants): check each LUT shape, memcheck one, time all against the default kernel.
+    for ms in 10x3 10x2 11x3 11x2; do
+      echo "== check $ms"
+      timeout 200 $T/kvc-bench encoded check $T/check-encoded_ms$ms.ptx | grep -E "FAIL|encoded check:"
+    done
+    timeout 200 compute-sanitizer --tool memcheck --leak-check no $T/kvc-bench encoded check \
+      $T/check-encoded_ms10x2.ptx --quick 2>&1 | grep -E "ERROR SUMMARY|encoded check:|Invalid"
+    W=/tmp/kvc-ms; mkdir -p $W
+    for f in $T/decode-encoded.ptx $T/decode-encoded_ms*.ptx; do
+      timeout 200 $T/kvc-bench encoded decode $f --batches 1,8 --contexts 16384,65536 \
+        --json $W/$(basename $f .ptx).json | tail -n +3 | grep -v wrote
+    done
+    python3 - $W/*.json > "$OUT/encoded-ms-sweep.json" <<'PY'
+import json, os, sys
+docs = [(p, json.load(open(p))) for p in sys.argv[1:]]
+rows = []
+for p, x in docs:
+    for r in x["results"]:
+        r["ptx"] = os.path.basename(p)[:-5] + ".ptx"
+        rows.append(r)
+d = docs[0][1]; d["results"] = rows
+print(json.dumps(d, indent=1))
+PY
+    timeout 150 ncu --kernel-name regex:enc_ms --launch-count 1 --section SpeedOfLight \
+      --section Occupancy --section InstructionStats $T/kvc-bench encoded decode \
+      $T/decode-encoded_ms10x2_m0.ptx --batches 8 --contexts 16384 --reps 1 --warmup 0 \
+      > "$OUT/ncu-encoded-ms-b8-16k.txt" 2>&1
   fi
   if [ "$what" = ncu ] || [ "$what" = all ]; then
     timeout 150 ncu --kernel-name regex:enc_split --launch-count 1 --section SpeedOfLight \

@@ -90,6 +90,9 @@ struct KVCGPUPipelinePass : public mlir::kvc::impl::KVCGPUPipelineBase<KVCGPUPip
                     " l2-prefetch=" + std::to_string(l2Prefetch) +
                     " encoded-unroll=" + std::to_string(encodedUnroll) +
                     " encoded-min-ctas=" + std::to_string(encodedMinCtas) +
+                    (encodedMultiSymbol ? " encoded-multi-symbol=true" : "") +
+                    " encoded-ms-bits=" + std::to_string(encodedMSBits) +
+                    " encoded-ms-slots=" + std::to_string(encodedMSSlots) +
                     " encoded-reserve=" + std::to_string(encodedReserve) + "},";
     t += "gpu-kernel-outlining,";
     t += "nvvm-attach-target{chip=" + chip + " features=" + features +

@@ -238,7 +238,7 @@ inline bool endsWith(const std::string &s, const std::string &suffix) {
   return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
-/// The encoded-cache decode kernels (<tag>..._enc_split/_merge) of a loaded module.
+/// The encoded-cache decode kernels (<tag>..._enc[_ms]_split/_merge) of a loaded module.
 struct EncodedVariant {
   std::string name; // without _split/_merge
   kvc_encoded_kernel_config cfg;
@@ -248,7 +248,9 @@ struct EncodedVariant {
 inline std::vector<EncodedVariant> encodedVariants(kvc_cuda_module mod, const std::string &ptx) {
   std::vector<EncodedVariant> out;
   for (const std::string &k : kernelNames(ptx)) {
-    if (!endsWith(k, "_enc_split"))
+    // _enc_ms<bits>x<slots>_split: the multi-symbol decoder (same ABI)
+    if (!endsWith(k, "_enc_split") &&
+        !(endsWith(k, "_split") && k.find("_enc_ms") != std::string::npos))
       continue;
     EncodedVariant v;
     v.name = k.substr(0, k.size() - 6);

@@ -24,6 +24,7 @@
 #include "kvc/Runtime/Codec.h"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -308,6 +309,60 @@ void emuVector(EmuStream &S, uint64_t bitpos, int64_t count, std::vector<float> 
   }
 }
 
+// The multi-symbol decoder (convert-kvc-to-gpu encoded-multi-symbol): the kernel prologue's
+// table built from the single-symbol LUT (entries of `bits` stream bits holding up to `slots`
+// codes that those bits fully determine, f16 symbols <= 2048), then the kernel's loop: one
+// refill per two lookups, a miss takes the single-symbol path, a second lookup past the
+// vector's end never does. Returns the table as (w0, w1) pairs, the kernel's layout.
+std::vector<uint32_t> emuMultiLut(const int32_t *lut, int bits, int slots) {
+  std::vector<uint32_t> t(size_t(2) << bits);
+  for (uint32_t k = 0; k < (1u << bits); ++k) {
+    uint32_t known = k << (32 - bits), pos = 0, n = 0, sym[3] = {0, 0, 0};
+    for (int s = 0; s < slots; ++s) {
+      uint32_t e = uint32_t(lut[(known << pos) >> 21]), len = e & 31, fb = e & ~31u;
+      float f;
+      std::memcpy(&f, &fb, 4);
+      if (e == 0 || pos + len > uint32_t(bits) || f > 2048.f)
+        break;
+      sym[s] = toHalfBits(f, false);
+      pos += len;
+      ++n;
+    }
+    t[2 * k] = sym[0] | (sym[1] << 16);
+    t[2 * k + 1] = sym[2] | (pos << 16) | (n << 24);
+  }
+  return t;
+}
+void emuVectorMulti(EmuStream &S, const std::vector<uint32_t> &M, int bits, uint64_t bitpos,
+                    int64_t count, std::vector<float> &out, uint64_t &lookups) {
+  EmuDec d = emuInit(S, bitpos);
+  out.clear();
+  while (int64_t(out.size()) < count) {
+    emuRefill(S, d);
+    for (int look = 0; look < 2; ++look) {
+      const bool past = int64_t(out.size()) >= count;
+      uint32_t hi = uint32_t(d.win >> 32), k = hi >> (32 - bits);
+      uint32_t w0 = M[2 * k], w1 = M[2 * k + 1], n = w1 >> 24, len = (w1 >> 16) & 255;
+      if (!past)
+        ++lookups;
+      if (n == 0) {
+        if (!past)
+          out.push_back(emuOne(S, d));
+        continue;
+      }
+      if (int32_t(len) > d.nb && S.err->empty())
+        *S.err = "multi-symbol entry beyond the valid window bits";
+      d.win <<= len;
+      d.nb -= int32_t(len);
+      const uint32_t h[3] = {w0 & 0xFFFF, w0 >> 16, w1 & 0xFFFF};
+      for (uint32_t i = 0; i < n; ++i)
+        if (!past)
+          out.push_back(fromHalfBits(uint16_t(h[i]), false));
+    }
+  }
+  out.resize(size_t(count)); // the kernel weighs symbols past the vector with zero rows
+}
+
 int cmdSelftest() {
   struct T {
     int64_t B, Hkv, T;
@@ -319,6 +374,11 @@ int cmdSelftest() {
   std::mt19937 rng(99);
   int failures = 0;
   uint64_t symbols = 0;
+  struct MultiShape {
+    int bits, slots;
+  };
+  const std::vector<MultiShape> multi = {{10, 3}, {10, 2}, {11, 3}, {11, 2}};
+  std::vector<uint64_t> multiLookups(multi.size()), multiSymbols(multi.size());
   for (const T &C : cases) {
     const int64_t rows = C.B * C.Hkv;
     std::vector<int64_t> lens(size_t(rows), C.T);
@@ -348,6 +408,11 @@ int cmdSelftest() {
         CC(kvc_codec_head_decode_symbols(hp[size_t(r)], KVC_CODEC_KEYS, ks.data(), ks.size()));
       if (nv)
         CC(kvc_codec_head_decode_symbols(hp[size_t(r)], KVC_CODEC_VALUES, vs.data(), vs.size()));
+      // The multi-symbol tables of this row (key and value streams) for every LUT shape.
+      std::vector<std::array<std::vector<uint32_t>, 2>> multiLut;
+      for (const auto &m : multi)
+        multiLut.push_back({emuMultiLut(I(KVC_ENC_LUT) + r * 4096, m.bits, m.slots),
+                            emuMultiLut(I(KVC_ENC_LUT) + r * 4096 + 2048, m.bits, m.slots)});
       for (int s = 0; s < 2 && err.empty(); ++s) {
         const int64_t blk = s ? F.value_block : F.key_block, nEnc = s ? nv : nk;
         const int64_t vecs = s ? D : blk, per = s ? blk : D;
@@ -365,7 +430,18 @@ int cmdSelftest() {
         for (int64_t b = 0; b < nEnc / blk && err.empty(); ++b)
           for (int64_t v = 0; v < vecs && err.empty(); ++v) {
             const int64_t g = blk0 + b;
-            emuVector(S, uint64_t(uint32_t(bo[g])) * 32 + uint32_t(vo[g * vecs + v]), per, out);
+            const uint64_t bitpos = uint64_t(uint32_t(bo[g])) * 32 + uint32_t(vo[g * vecs + v]);
+            emuVector(S, bitpos, per, out);
+            for (size_t m = 0; m < multi.size() && err.empty(); ++m) {
+              std::vector<float> mo;
+              emuVectorMulti(S, multiLut[m][size_t(s)], multi[m].bits, bitpos, per, mo,
+                             multiLookups[m]);
+              multiSymbols[m] += uint64_t(per);
+              if (mo != out)
+                err = std::string(s ? "value" : "key") + " vector differs between the " +
+                      "single- and multi-symbol (" + std::to_string(multi[m].bits) + "-bit, " +
+                      std::to_string(multi[m].slots) + " slots) decoders: row " + std::to_string(r);
+            }
             for (int64_t j = 0; j < per && err.empty(); ++j) {
               // token and channel of symbol j of vector v of block b
               const int64_t t = s ? b * blk + j : b * blk + v, c = s ? v : j;
@@ -415,6 +491,10 @@ int cmdSelftest() {
     failures += !err.empty();
     kvc_encoded_host_free(&F);
   }
+  for (size_t m = 0; m < multi.size(); ++m)
+    printf("multi-symbol decoder, %d-bit LUT, %d slots: same symbols, %.2f symbols per lookup\n",
+           multi[m].bits, multi[m].slots,
+           double(multiSymbols[m]) / double(std::max<uint64_t>(1, multiLookups[m])));
   printf("encoded selftest: %zu/%zu cases passed, %llu symbols decoded by the emulated kernel "
          "decoder\n",
          cases.size() - size_t(failures), cases.size(), (unsigned long long)symbols);

@@ -97,6 +97,13 @@ def ConvertKVCToGPU : Pass<"convert-kvc-to-gpu", "ModuleOp"> {
     Option<"encodedMinCtas", "encoded-min-ctas", "int64_t", /*default=*/"8",
            "Encoded caches: CTAs per SM the split kernel must fit (nvvm.minctasm, caps "
            "registers: 8 gives 64 at D=128, measured fastest on H100; 0: ptxas decides)">,
+    Option<"encodedMultiSymbol", "encoded-multi-symbol", "bool", /*default=*/"false",
+           "Encoded caches: decode up to 3 Huffman codes per table lookup (10-bit multi-symbol "
+           "LUTs built in shared memory from the row's single-symbol LUTs)">,
+    Option<"encodedMSBits", "encoded-ms-bits", "int64_t", /*default=*/"10",
+           "Encoded caches, multi-symbol decoder: LUT index bits (8..11)">,
+    Option<"encodedMSSlots", "encoded-ms-slots", "int64_t", /*default=*/"3",
+           "Encoded caches, multi-symbol decoder: symbols per lookup (2 or 3)">,
     Option<"encodedReserve", "encoded-reserve", "int64_t", /*default=*/"4096",
            "Encoded caches made by kvc.encode: tokens each row can take by kvc.cache.append "
            "(the device form is laid out for them up front)">

@@ -69,6 +69,12 @@ def KVCGPUPipeline : Pass<"kvc-gpu-pipeline", "ModuleOp"> {
            "convert-kvc-to-gpu encoded-unroll (encoded caches: symbols per decode iteration)">,
     Option<"encodedMinCtas", "encoded-min-ctas", "int64_t", /*default=*/"8",
            "convert-kvc-to-gpu encoded-min-ctas (encoded caches: CTAs per SM, caps registers)">,
+    Option<"encodedMultiSymbol", "encoded-multi-symbol", "bool", /*default=*/"false",
+           "convert-kvc-to-gpu encoded-multi-symbol (encoded caches: multi-symbol LUT decode)">,
+    Option<"encodedMSBits", "encoded-ms-bits", "int64_t", /*default=*/"10",
+           "convert-kvc-to-gpu encoded-ms-bits">,
+    Option<"encodedMSSlots", "encoded-ms-slots", "int64_t", /*default=*/"3",
+           "convert-kvc-to-gpu encoded-ms-slots">,
     Option<"encodedReserve", "encoded-reserve", "int64_t", /*default=*/"4096",
            "convert-kvc-to-gpu encoded-reserve (tokens per row kvc.encode's caches can take by "
            "appends)">,

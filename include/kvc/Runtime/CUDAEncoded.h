@@ -5,7 +5,8 @@
  * include/kvc/Conversion/KVCToGPU/EncodedKernelGen.h). kvc_cuda_encoded_upload packs B*Hkv
  * codec heads (include/kvc/Runtime/Codec.h; row r = b*Hkv + kvh) into that device form; the
  * plan/launch pair runs split + merge. Kernel names carry the specialisation:
- *   <tag>_d<D>_g<g>_q<Sq>_<bf16|f16|f32>_kb<KB>_vb<VB>_u<U>_enc_split   (and ..._merge)
+ *   <tag>_d<D>_g<g>_q<Sq>_<bf16|f16|f32>_kb<KB>_vb<VB>_u<U>_enc[_ms<bits>x<slots>]_split (and
+ *   ..._merge; _ms..: the multi-symbol decoder, same ABI)
  *===----------------------------------------------------------------------===*/
 #ifndef KVC_RUNTIME_CUDAENCODED_H
 #define KVC_RUNTIME_CUDAENCODED_H

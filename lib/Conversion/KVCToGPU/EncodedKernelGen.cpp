@@ -56,7 +56,10 @@ std::string resDecl(const std::string &r, size_t n) {
 std::string mlir::kvc::encodedKernelTag(const EncodedKernelConfig &c) {
   return "_d" + std::to_string(c.headDim) + "_g" + std::to_string(c.groupSize) + "_q" +
          std::to_string(c.querySeq) + "_" + c.queryType + "_kb" + std::to_string(c.keyBlock) +
-         "_vb" + std::to_string(c.valueBlock) + "_u" + std::to_string(c.unroll) + "_enc";
+         "_vb" + std::to_string(c.valueBlock) + "_u" + std::to_string(c.unroll) + "_enc" +
+         (c.multiSymbol ? "_ms" + std::to_string(c.multiSymbolBits) + "x" +
+                              std::to_string(c.multiSymbolSlots)
+                        : std::string());
 }
 
 std::string mlir::kvc::generateEncodedKernels(const EncodedKernelConfig &c, std::string &error) {
@@ -90,7 +93,20 @@ std::string mlir::kvc::generateEncodedKernels(const EncodedKernelConfig &c, std:
     return "";
   }
   const int64_t NW = D / 32, R = VB / D;
-  const int64_t smem = (4096 + NQ * D + NQ * VB + NW * NQ * 2) * 4;
+  // Multi-symbol decoding reads the weights of one symbol for all query rows with one vector
+  // load: queries and probabilities also go to shared memory transposed, [symbol][NQP], with
+  // two zero rows past the end (the last lookup may decode up to two codes past the vector).
+  const bool MS = c.multiSymbol;
+  const int64_t MSB = c.multiSymbolBits, MSS = c.multiSymbolSlots, MSE = int64_t(1) << MSB;
+  const int64_t MSPAD = 2 * MSS - 1; // zero weight rows past a vector (two lookups past its end)
+  if (MS && (MSB < 8 || MSB > 11 || MSS < 2 || MSS > 3)) {
+    error = "encoded cache: multi-symbol LUTs need 8..11 index bits and 2 or 3 symbols";
+    return "";
+  }
+  const int64_t NQP = NQ <= 2 ? NQ : (NQ + 3) / 4 * 4;
+  const int64_t lutWords = MS ? std::max<int64_t>(4096, 4 * MSE) : 4096;
+  const int64_t smem = (lutWords + NQ * D + NQ * VB + NW * NQ * 2 +
+                        (MS ? NQP * (D + MSPAD) + NQP * (VB + MSPAD) : 0)) * 4;
   if (smem > 48 * 1024) {
     error = "encoded cache: shared memory (" + std::to_string(smem) + " B) exceeds 48 KiB";
     return "";
@@ -101,8 +117,9 @@ std::string mlir::kvc::generateEncodedKernels(const EncodedKernelConfig &c, std:
   auto wgTy = [&](int64_t n, const std::string &t) {
     return "memref<" + std::to_string(n) + "x" + t + ", " + WG + ">";
   };
-  const std::string LUTT = wgTy(4096, "i32"), QST = wgTy(NQ * D, "f32"),
-                    AST = wgTy(NQ * VB, "f32"), RST = wgTy(NW * NQ * 2, "f32");
+  const std::string LUTT = wgTy(lutWords, "i32"), QST = wgTy(NQ * D, "f32"),
+                    AST = wgTy(NQ * VB, "f32"), RST = wgTy(NW * NQ * 2, "f32"),
+                    QTT = wgTy(NQP * (D + MSPAD), "f32"), ATT = wgTy(NQP * (VB + MSPAD), "f32");
   const std::string VU = "vector<" + std::to_string(U) + "xf32>";
 
   Em e;
@@ -117,7 +134,8 @@ std::string mlir::kvc::generateEncodedKernels(const EncodedKernelConfig &c, std:
      << ", %vw: " << MI << ", %vbo: " << MI << ", %vvo: " << MI << ", %vmin: " << MF
      << ", %vstep: " << MF << ", %vrec: " << MH << ", %opart: " << MF << ", %ml: " << MF << ")\n"
      << "      workgroup(%sLut : " << LUTT << ", %sQ : " << QST << ", %sA : " << AST
-     << ", %sRed : " << RST << ")\n"
+     << ", %sRed : " << RST
+     << (MS ? ", %sQT : " + QTT + ", %sAT : " + ATT : std::string()) << ")\n"
      << "      kernel attributes {known_block_size = array<i32: " << D
      << ", 1, 1>, kvc.kernel = \"encoded_split\""
      << (c.minCtasPerSM > 0 ? ", nvvm.minctasm = " + std::to_string(c.minCtasPerSM) + " : i32"
@@ -129,6 +147,7 @@ std::string mlir::kvc::generateEncodedKernels(const EncodedKernelConfig &c, std:
               hkv = e.L("gpu.grid_dim y"), tid = e.L("gpu.thread_id x");
   std::string c0 = e.ci(0), c1 = e.ci(1), c32 = e.ci(32), cD = e.ci(D), cVB = e.ci(VB),
               cKB = e.ci(KB), c4096 = e.ci(4096);
+  const std::string c2048i = MS ? e.ci(2048) : ""; // multi-symbol LUT build only
   std::string warp = e.L("arith.divui " + tid + ", " + c32 + " : index");
   std::string lane = e.L("arith.remui " + tid + ", " + c32 + " : index");
   std::string row = e.add(e.mul(bb, hkv), kvh);
@@ -141,13 +160,54 @@ std::string mlir::kvc::generateEncodedKernels(const EncodedKernelConfig &c, std:
                     vBlk0 = info[4], kRec0 = info[5], vRec0 = info[6], aux0 = info[7];
   const std::string kAux = aux0, vAux = e.add(aux0, e.ci(64));
 
-  // LUTs -> shared memory.
-  {
-    std::string lbase = e.mul(row, c4096);
+  // LUTs -> shared memory: the row's two 11-bit single-symbol LUTs as they are, or (MS) the
+  // two 10-bit multi-symbol LUTs built from them. A multi entry for 10 stream bits holds the
+  // first n <= 3 codes that the 10 bits fully determine, chained through the single LUT (a
+  // code whose single entry has length <= the bits left is decided by those bits alone: prefix
+  // property): word 0 = f16(s0) | f16(s1) << 16, word 1 = f16(s2) | total length << 16 |
+  // n << 24, unused symbols 0. n = 0 (first code longer than 10 bits, the escape, or a symbol
+  // above 2048, which f16 does not hold exactly) sends the decoder to the slow path.
+  std::string lbase = e.mul(row, c4096);
+  if (!MS) {
     e.S("scf.for %li = " + tid + " to " + c4096 + " step " + cD + " {");
     e.push();
     std::string w = e.ldI("%lut", e.add(lbase, "%li"));
     e.S("memref.store " + w + ", %sLut[%li] : " + LUTT);
+    e.pop();
+    e.S("}");
+  } else {
+    e.S("scf.for %li = " + tid + " to " + e.ci(2 * MSE) + " step " + cD + " {");
+    e.push();
+    std::string strm = e.L("arith.divui %li, " + e.ci(MSE) + " : index");
+    std::string k = e.L("arith.remui %li, " + e.ci(MSE) + " : index");
+    std::string sbase = e.add(lbase, e.mul(strm, c2048i));
+    std::string bits = e.bin("arith.shli", e.toI32(k), e.ci32(32 - MSB), "i32");
+    std::string pos = e.ci32(0), n = e.ci32(0), ok = e.L("arith.constant true");
+    std::string zero16 = e.ci32(0);
+    std::vector<std::string> sym(3, zero16);
+    for (int s = 0; s < MSS; ++s) {
+      std::string idx = e.bin("arith.shrui", e.bin("arith.shli", bits, pos, "i32"), e.ci32(21), "i32");
+      std::string ent = e.ldI("%lut", e.add(sbase, e.toIdx(idx)));
+      std::string len = e.bin("arith.andi", ent, e.ci32(31), "i32");
+      std::string f = e.L("arith.bitcast " + e.bin("arith.andi", ent, e.ci32(-32), "i32") +
+                          " : i32 to f32");
+      std::string hit = e.cmp("ne", ent, e.ci32(0), "i32");
+      std::string fits = e.cmp("ule", e.bin("arith.addi", pos, len, "i32"), e.ci32(MSB), "i32");
+      std::string small = e.cmpf("ole", f, e.cf(2048.0f));
+      ok = e.bin("arith.andi", ok, e.bin("arith.andi", hit, e.bin("arith.andi", fits, small, "i1"), "i1"), "i1");
+      std::string h = e.L("arith.bitcast " + e.L("arith.truncf " + f + " : f32 to f16") + " : f16 to i16");
+      sym[s] = e.sel(ok, e.L("arith.extui " + h + " : i16 to i32"), zero16, "i32");
+      pos = e.sel(ok, e.bin("arith.addi", pos, len, "i32"), pos, "i32");
+      n = e.sel(ok, e.bin("arith.addi", n, e.ci32(1), "i32"), n, "i32");
+    }
+    std::string w0 = e.bin("arith.ori", sym[0], e.bin("arith.shli", sym[1], e.ci32(16), "i32"), "i32");
+    std::string w1 = e.bin("arith.ori", e.bin("arith.ori", sym[2],
+                                              e.bin("arith.shli", pos, e.ci32(16), "i32"), "i32"),
+                           e.bin("arith.shli", n, e.ci32(24), "i32"), "i32");
+    // Stream s's table at words [s * 2 * MSE, (s + 1) * 2 * MSE).
+    std::string a = e.mul("%li", e.ci(2));
+    e.S("memref.store " + w0 + ", %sLut[" + a + "] : " + LUTT);
+    e.S("memref.store " + w1 + ", %sLut[" + e.add(a, c1) + "] : " + LUTT);
     e.pop();
     e.S("}");
   }
@@ -157,7 +217,23 @@ std::string mlir::kvc::generateEncodedKernels(const EncodedKernelConfig &c, std:
     std::string x = e.ld("%q", e.add(e.mul(e.add(rowQ, e.ci(i)), cD), tid), MQ);
     if (QT != "f32")
       x = e.L("arith.extf " + x + " : " + QT + " to f32");
-    e.S("memref.store " + e.fmul(x, scl) + ", %sQ[" + e.add(e.ci(i * D), tid) + "] : " + QST);
+    std::string xs = e.fmul(x, scl);
+    e.S("memref.store " + xs + ", %sQ[" + e.add(e.ci(i * D), tid) + "] : " + QST);
+    if (MS)
+      e.S("memref.store " + xs + ", %sQT[" + e.add(e.mul(tid, e.ci(NQP)), e.ci(i)) + "] : " + QTT);
+  }
+  if (MS) {
+    // Pad columns of the transposed queries (loaded, never summed: keep them finite) and the
+    // two zero rows past the end of both transposed arrays.
+    for (int64_t i = NQ; i < NQP; ++i)
+      e.S("memref.store " + e.cf(0.0f) + ", %sQT[" + e.add(e.mul(tid, e.ci(NQP)), e.ci(i)) + "] : " + QTT);
+    std::string lt = e.cmp("ult", tid, e.ci(MSPAD * NQP), "index");
+    e.S("scf.if " + lt + " {");
+    e.push();
+    e.S("memref.store " + e.cf(0.0f) + ", %sQT[" + e.add(e.ci(D * NQP), tid) + "] : " + QTT);
+    e.S("memref.store " + e.cf(0.0f) + ", %sAT[" + e.add(e.ci(VB * NQP), tid) + "] : " + ATT);
+    e.pop();
+    e.S("}");
   }
   e.S("gpu.barrier");
   std::string fz = e.cf(0.0f), ninf = e.cf(-INFINITY), f1 = e.cf(1.0f);
@@ -244,7 +320,10 @@ std::string mlir::kvc::generateEncodedKernels(const EncodedKernelConfig &c, std:
     std::string hi = e.L("arith.trunci " + e.bin("arith.shrui", s.win, i64_32, "i64") +
                          " : i64 to i32");
     std::string idx = e.toIdx(e.bin("arith.shrui", hi, i21, "i32"));
-    std::string ent = e.L("memref.load %sLut[" + e.add(idx, lutOff) + "] : " + LUTT);
+    // The multi-symbol decoder keeps its own tables in shared memory and calls this only on a
+    // miss, so the single-symbol LUT is read from global memory (L1/L2) there.
+    std::string ent = MS ? e.ldI("%lut", e.add(e.add(idx, lutOff), lbase))
+                         : e.L("memref.load %sLut[" + e.add(idx, lutOff) + "] : " + LUTT);
     std::string slow = e.cmp("eq", ent, i0, "i32");
     std::string r = e.fresh("dec");
     e.S(r + ":5 = scf.if " + slow + " -> (f32, i64, i32, i32, i32) {");
@@ -404,6 +483,124 @@ std::string mlir::kvc::generateEncodedKernels(const EncodedKernelConfig &c, std:
     return res;
   };
 
+  // Multi-symbol form of decodeDot: each lookup of the MSB-bit multi LUT at `mlutOff` (words)
+  // decodes up to MSS symbols with the same straight-line work (MSS symbol slots, unused ones
+  // hold 0), so a warp's lanes stay together however many codes each one found. One refill
+  // (>= 32 valid bits) serves two lookups (<= 2*MSB bits). Symbol j of the vector weighs
+  // W[j][0..NQ) (`wmem`, [count + MSPAD][NQP], rows from `count` on zero: what the lookups
+  // after the last symbol find adds nothing, and they never take the slow path). The loop
+  // runs until `count` symbols are decoded. Misses take decodeOne (one symbol).
+  auto decodeDotMulti = [&](const std::string &words, const std::string &bitpos,
+                            const std::string &mlutOff, const std::string &lutOff,
+                            const std::string &auxB, int64_t count, const std::string &wmem,
+                            const std::string &wty) {
+    DState s0 = initState(words, bitpos);
+    std::string tys = "i64, i32, i32, i32, i32" + std::string(NQ ? ", " : "") + rep("f32", NQ);
+    std::vector<std::string> init = {s0.win, s0.nb, s0.nw, s0.wp, i0};
+    for (int64_t i = 0; i < NQ; ++i)
+      init.push_back(fz);
+    std::string r = e.fresh("dm");
+    std::vector<std::string> a(5 + NQ), b(5 + NQ);
+    for (auto &x : a)
+      x = e.fresh("wa");
+    for (auto &x : b)
+      x = e.fresh("wb");
+    std::string args;
+    for (size_t k = 0; k < a.size(); ++k)
+      args += std::string(k ? ", " : "") + a[k] + " = " + init[k];
+    std::string cCount = e.ci32(count);
+    e.S(r + ":" + std::to_string(5 + NQ) + " = scf.while (" + args + ") : (" + tys + ") -> (" +
+        tys + ") {");
+    e.push();
+    std::string more = e.cmp("ult", a[4], cCount, "i32");
+    e.S("scf.condition(" + more + ") " + join(a) + " : " + tys);
+    e.pop();
+    e.S("} do {");
+    {
+      std::string bargs;
+      std::vector<std::string> btys = {"i64", "i32", "i32", "i32", "i32"};
+      for (int64_t i = 0; i < NQ; ++i)
+        btys.push_back("f32");
+      for (size_t k = 0; k < b.size(); ++k)
+        bargs += std::string(k ? ", " : "") + b[k] + ": " + btys[k];
+      e.S("^bb0(" + bargs + "):");
+    }
+    e.push();
+    DState s{b[0], b[1], b[2], b[3]};
+    refill(s, words);
+    std::string j = b[4];
+    std::vector<std::string> x(NQ);
+    for (int64_t i = 0; i < NQ; ++i)
+      x[i] = b[5 + i];
+    const int64_t VW = NQP <= 4 ? NQP : 4;
+    const std::string VWT = "vector<" + std::to_string(VW) + "xf32>";
+    for (int look = 0; look < 2; ++look) {
+      std::string hi = e.L("arith.trunci " + e.bin("arith.shrui", s.win, i64_32, "i64") + " : i64 to i32");
+      std::string idx = e.toIdx(e.bin("arith.shrui", hi, e.ci32(32 - MSB), "i32"));
+      std::string ev = e.L("vector.load %sLut[" + e.add(mlutOff, e.mul(idx, e.ci(2))) +
+                           "] {alignment = 8} : " + LUTT + ", vector<2xi32>");
+      std::string w0 = e.L("vector.extract " + ev + "[0] : i32 from vector<2xi32>");
+      std::string w1 = e.L("vector.extract " + ev + "[1] : i32 from vector<2xi32>");
+      std::string n = e.bin("arith.shrui", w1, e.ci32(24), "i32");
+      std::string miss = e.cmp("eq", n, i0, "i32");
+      if (look > 0) // past the vector's end: no slow path on whatever bits follow it
+        miss = e.bin("arith.andi", miss, e.cmp("ult", j, cCount, "i32"), "i1");
+      std::string d = e.fresh("ms");
+      const std::string dty = "f32, f32, f32, i32, i64, i32, i32, i32";
+      e.S(d + ":8 = scf.if " + miss + " -> (" + dty + ") {");
+      e.push();
+      {
+        DState g = s;
+        std::string f = decodeOne(g, lutOff, auxB, words);
+        e.S("scf.yield " + f + ", " + fz + ", " + fz + ", " + e.ci32(1) + ", " + g.win + ", " +
+            g.nb + ", " + g.nw + ", " + g.wp + " : " + dty);
+      }
+      e.pop();
+      e.S("} else {");
+      e.push();
+      {
+        auto half = [&](const std::string &w, bool high) {
+          std::string y = high ? e.bin("arith.shrui", w, e.ci32(16), "i32") : w;
+          std::string h = e.L("arith.bitcast " + e.L("arith.trunci " + y + " : i32 to i16") + " : i16 to f16");
+          return e.L("arith.extf " + h + " : f16 to f32");
+        };
+        std::string f0 = half(w0, false), f1h = half(w0, true);
+        std::string f2 = MSS > 2 ? half(w1, false) : fz;
+        std::string len = e.bin("arith.andi", e.bin("arith.shrui", w1, e.ci32(16), "i32"), e.ci32(255), "i32");
+        std::string win1 = e.bin("arith.shli", s.win, e.L("arith.extui " + len + " : i32 to i64"), "i64");
+        std::string nb1 = e.bin("arith.subi", s.nb, len, "i32");
+        e.S("scf.yield " + f0 + ", " + f1h + ", " + f2 + ", " + n + ", " + win1 + ", " + nb1 +
+            ", " + s.nw + ", " + s.wp + " : " + dty);
+      }
+      e.pop();
+      e.S("}");
+      std::vector<std::string> f = {d + "#0", d + "#1", d + "#2"};
+      for (int k = 0; k < MSS; ++k) {
+        std::string rowBase = e.mul(e.toIdx(e.bin("arith.addi", j, e.ci32(k), "i32")), e.ci(NQP));
+        for (int64_t v0 = 0; v0 < NQ; v0 += VW) {
+          std::string wv = e.L("vector.load " + wmem + "[" + e.add(rowBase, e.ci(v0)) +
+                               "] {alignment = " + std::to_string(4 * VW) + "} : " + wty + ", " + VWT);
+          for (int64_t i = v0; i < std::min(NQ, v0 + VW); ++i) {
+            std::string wi = e.L("vector.extract " + wv + "[" + std::to_string(i - v0) + "] : f32 from " + VWT);
+            x[i] = e.fma(wi, f[k], x[i]);
+          }
+        }
+      }
+      j = e.bin("arith.addi", j, d + "#3", "i32");
+      s = {d + "#4", d + "#5", d + "#6", d + "#7"};
+    }
+    std::vector<std::string> out = {s.win, s.nb, s.nw, s.wp, j};
+    for (int64_t i = 0; i < NQ; ++i)
+      out.push_back(x[i]);
+    e.S("scf.yield " + join(out) + " : " + tys);
+    e.pop();
+    e.S("}");
+    std::vector<std::string> res;
+    for (int64_t i = 0; i < NQ; ++i)
+      res.push_back(r + "#" + std::to_string(5 + i));
+    return res;
+  };
+
   // ---- tile loop -------------------------------------------------------------------------
   // State: m[NQ] (uniform over the CTA), l[NQ] and b[NQ] (per-thread partial sums of p and
   // p*min_t), acc[NQ] (channel tid).
@@ -437,7 +634,8 @@ std::string mlir::kvc::generateEncodedKernels(const EncodedKernelConfig &c, std:
       std::string boff = e.toIdx(e.ldI("%kvo", e.add(e.mul(gkb, cKB), kv)));
       std::string bitpos = e.add(e.mul(wbase, c32), boff);
       std::vector<std::string> dots =
-          decodeDot("%kw", bitpos, c0, kAux, D, "%sQ", QST, D);
+          MS ? decodeDotMulti("%kw", bitpos, c0, c0, kAux, D, "%sQT", QTT)
+             : decodeDot("%kw", bitpos, c0, kAux, D, "%sQ", QST, D);
       std::string mn = e.ld("%kmin", gkb, MF), stp = e.ld("%kstep", gkb, MF);
       std::vector<std::string> o;
       for (int64_t i = 0; i < NQ; ++i)
@@ -547,7 +745,10 @@ std::string mlir::kvc::generateEncodedKernels(const EncodedKernelConfig &c, std:
     e.S("}");
     for (int64_t i = 0; i < NQ; ++i) {
       std::string p = e.exp2(e.fsub(sc[r][i], newm[i]));
-      e.S("memref.store " + e.fmul(p, pr + "#1") + ", %sA[" + e.add(e.ci(i * VB), tok) + "] : " + AST);
+      std::string a = e.fmul(p, pr + "#1");
+      e.S("memref.store " + a + ", %sA[" + e.add(e.ci(i * VB), tok) + "] : " + AST);
+      if (MS)
+        e.S("memref.store " + a + ", %sAT[" + e.add(e.mul(tok, e.ci(NQP)), e.ci(i)) + "] : " + ATT);
       lN[i] = e.fadd(lN[i], p);
       bN[i] = e.fma(p, pr + "#0", bN[i]);
     }
@@ -565,7 +766,9 @@ std::string mlir::kvc::generateEncodedKernels(const EncodedKernelConfig &c, std:
     std::string wbase = e.toIdx(e.ldI("%vbo", gvb));
     std::string boff = e.toIdx(e.ldI("%vvo", e.add(e.mul(gvb, cD), tid)));
     std::string bitpos = e.add(e.mul(wbase, c32), boff);
-    std::vector<std::string> dots = decodeDot("%vw", bitpos, c2048, vAux, VB, "%sA", AST, VB);
+    std::vector<std::string> dots =
+        MS ? decodeDotMulti("%vw", bitpos, e.ci(2 * MSE), c2048, vAux, VB, "%sAT", ATT)
+           : decodeDot("%vw", bitpos, c2048, vAux, VB, "%sA", AST, VB);
     std::vector<std::string> o;
     for (int64_t i = 0; i < NQ; ++i)
       o.push_back(e.fadd(accS[i], dots[i]));

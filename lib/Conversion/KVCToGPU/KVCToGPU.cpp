@@ -353,6 +353,9 @@ struct ConvertKVCToGPUPass : public mlir::kvc::impl::ConvertKVCToGPUBase<Convert
         ec.valueBlock = codec.getValueBlock();
         ec.unroll = encodedUnroll;
         ec.minCtasPerSM = encodedMinCtas;
+        ec.multiSymbol = encodedMultiSymbol;
+        ec.multiSymbolBits = encodedMSBits;
+        ec.multiSymbolSlots = encodedMSSlots;
         ec.scaleLog2 = op.getEffectiveScale() * M_LOG2E;
         ec.moduleName = kModuleName.str();
         FailureOr<std::string> prefix = kernelPrefix(

@@ -1,7 +1,9 @@
 """Every kernel variant x shape from kvc-bench decode JSON, as a markdown table of µs.
 
 Rows are variants (dense first, then ragged), columns the (batch, context) shapes; the fastest
-variant of each kind and shape is in bold. For sweeps such as bench/gpu/sweep-l2-prefetch.sh.
+variant of each kind and shape is in bold. Rows that carry "ptx" (the file they were timed
+from) are told apart by it. For sweeps such as bench/gpu/sweep-l2-prefetch.sh and
+`bench/gpu/run-encoded.sh ms`.
 
 usage: python3 -m kvc.bench.variant_table kvc.json [kvc2.json ...]
 """
@@ -17,7 +19,9 @@ def main(argv):
     t = {}
     for r in rs:
         v = "d" + r["variant"].split("_d", 1)[1]
-        t[(r["ragged"], v, r["batch"], r["context"])] = r["time_us"]
+        if "ptx" in r:  # the same kernel built with other options (e.g. register caps)
+            v += " (%s)" % r["ptx"]
+        t[(r.get("ragged", False), v, r["batch"], r["context"])] = r["time_us"]
     print("| variant | " + " | ".join("b%d × %dk" % (B, S // 1024) for B, S in shapes) + " |")
     print("|---" * (len(shapes) + 1) + "|")
     for kind in (False, True):

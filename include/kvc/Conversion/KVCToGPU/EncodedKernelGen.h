@@ -63,6 +63,10 @@ struct EncodedKernelConfig {
   int64_t valueBlock = 128;       // codec value block (one tile), multiple of D and of keyBlock
   int64_t unroll = 4;             // symbols per decode-loop iteration: 1, 2 or 4
   int64_t minCtasPerSM = 0;       // > 0: nvvm.minctasm on the split kernel (caps registers)
+  bool multiSymbol = false;       // decode with multi-symbol LUTs built in shared memory
+                                  // (`unroll` is then unused):
+  int64_t multiSymbolBits = 10;   //   index bits (8..11; 11 doubles the tables to 32 KiB)
+  int64_t multiSymbolSlots = 3;   //   symbols per lookup (2 or 3)
   double scaleLog2 = 0.0;         // scale * log2(e), folded into q
   std::string prefix = "kvc_enc"; // kernel name prefix
   std::string moduleName = "kvc_gpu";
@@ -71,7 +75,8 @@ struct EncodedKernelConfig {
 /// Returns "" and sets `error` when the configuration is unsupported.
 std::string generateEncodedKernels(const EncodedKernelConfig &cfg, std::string &error);
 
-/// The name tag encoding the specialisation: _d<D>_g<g>_q<Sq>_<qt>_kb<KB>_vb<VB>_u<U>_enc
+/// The name tag encoding the specialisation: _d<D>_g<g>_q<Sq>_<qt>_kb<KB>_vb<VB>_u<U>_enc, then
+/// _ms for the multi-symbol decoder
 std::string encodedKernelTag(const EncodedKernelConfig &cfg);
 
 } // namespace kvc
