@@ -5,7 +5,7 @@
 # 16k; `ms` the multi-symbol decoder's sweep (not part of `all`). Results go to $OUT.
 # usage: bench/gpu/run-encoded.sh [check|bench|ncu|ms|all]...
 set -uo pipefail
-T=build-gpu/enc-tests
+T=${T:-build-gpu/enc-tests}
 OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT"
 exec > >(tee -a "$OUT/log.txt") 2>&1

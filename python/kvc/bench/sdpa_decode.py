@@ -5,11 +5,15 @@ Times with CUDA events around one SDPA call, median of --reps after --warmup, wi
 flushed before every rep, exactly like kvc-bench decode: --flush dirty (default) is a 4x-L2
 memset, which leaves L2 full of dirty lines that the timed call writes back; --flush clean
 reads the same buffer instead (a sum), so the timed call starts from a cold, clean L2. Bytes =
-K and V read once (2 * B * Hkv * S * D * 2). Also checks each backend against a float64
+K and V read once (2 * B * Hkv * S * D * 2). The call is replayed from a CUDA graph captured
+per shape and backend, so the timed region holds the GPU work only: eager Python dispatch
+(backend selection, GQA checks) can take longer than the flush that runs ahead of it, and then
+the events time the host (run 7 of docs/gpu.md: 140 µs for a batch-1 4k decode that takes 18
+µs); --eager times the plain call instead. Also checks each backend against a float64
 reference on a small shape. Writes JSON (--json) and prints a table.
 
 usage: python3 -m kvc.bench.sdpa_decode --json sdpa.json [--batches 1,8,32]
-       [--contexts 4096,16384,65536] [--reps 30] [--warmup 5] [--flush dirty|clean]
+       [--contexts 4096,16384,65536] [--reps 30] [--warmup 5] [--flush dirty|clean] [--eager]
 """
 import argparse
 import json
@@ -48,6 +52,20 @@ def median_ms(fn, warmup, reps, flush):
     return t[reps // 2]
 
 
+def graphed(fn):
+    """fn captured into a CUDA graph (after a warm-up on a side stream); returns its replay."""
+    s = torch.cuda.Stream()
+    s.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(s):
+        for _ in range(3):
+            fn()
+    torch.cuda.current_stream().wait_stream(s)
+    g = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(g):
+        fn()
+    return g.replay
+
+
 def sdpa(q, k, v, backend):
     with sdpa_kernel([BACKENDS[backend]]):
         return F.scaled_dot_product_attention(q, k, v, enable_gqa=True)
@@ -73,6 +91,8 @@ def main():
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--flush", choices=["dirty", "clean"], default="dirty",
                     help="L2 flush before each rep: dirty = memset (default), clean = read")
+    ap.add_argument("--eager", action="store_true",
+                    help="time the eager SDPA call instead of a CUDA graph replay of it")
     a = ap.parse_args()
     global FLUSH
     FLUSH = a.flush
@@ -85,7 +105,8 @@ def main():
     copy_tbps = 2 * src.numel() / (ms * 1e-3) / 1e12
     del src, dst
     res = {"device": dev.name, "torch": torch.__version__, "copy_tbps": copy_tbps,
-           "timing": "CUDA events around one SDPA call, median, L2 flushed before each rep",
+           "timing": "CUDA events around one SDPA call (%s), median, L2 flushed before each rep"
+                     % ("eager" if a.eager else "CUDA graph replay"),
            "flush": a.flush,
            "checks": {}, "results": []}
     for b in BACKENDS:
@@ -104,7 +125,15 @@ def main():
             nbytes = 2 * B * 8 * S * 128 * 2
             for b in BACKENDS:
                 try:
-                    ms = median_ms(lambda: sdpa(q, k, v, b), a.warmup, a.reps, flush)
+                    fn = lambda: sdpa(q, k, v, b)  # noqa: E731
+                    mode = "eager"
+                    if not a.eager:
+                        try:
+                            fn, mode = graphed(fn), "graph"
+                        except Exception as e:  # capture unsupported: say so, time eagerly
+                            print("%-6s %5d %7d  graph capture failed (%s), timing eagerly"
+                                  % (b, B, S, str(e).splitlines()[0]))
+                    ms = median_ms(fn, a.warmup, a.reps, flush)
                 except Exception as e:
                     print("%-6s %5d %7d  unavailable: %s" % (b, B, S, str(e).splitlines()[0]))
                     res["results"].append({"backend": b, "batch": B, "context": S,
@@ -115,6 +144,7 @@ def main():
                                                            100 * tbps / copy_tbps))
                 res["results"].append({"backend": b, "batch": B, "hq": 32, "hkv": 8, "d": 128,
                                        "context": S, "time_us": ms * 1e3, "bytes": nbytes,
+                                       "timing_mode": mode,
                                        "tbps": tbps, "frac_copy": tbps / copy_tbps})
             del q, k, v
     if a.json:
