@@ -381,6 +381,7 @@ int cmdSelftest() {
   std::vector<uint64_t> multiLookups(multi.size()), multiSymbols(multi.size());
   for (const T &C : cases) {
     const int64_t rows = C.B * C.Hkv;
+    const uint64_t caseSymbols0 = multiSymbols[0], caseLookups0 = multiLookups[0];
     std::vector<int64_t> lens(size_t(rows), C.T);
     if (C.mode == 2)
       for (size_t i = 0; i < lens.size(); ++i)
@@ -484,10 +485,12 @@ int cmdSelftest() {
         if (i < 0 || w[i] != 0)
           err = err.empty() ? "missing zero padding words" : err;
     }
-    printf("  %s B=%lld Hkv=%lld T=%lld%s%s%s\n", err.empty() ? "PASS" : "FAIL", (long long)C.B,
-           (long long)C.Hkv, (long long)C.T,
-           C.mode == 1 ? " escape-heavy" : C.mode == 2 ? " ragged rows" : "",
-           err.empty() ? "" : ": ", err.c_str());
+    const double perLookup = double(multiSymbols[0] - caseSymbols0) /
+                             double(std::max<uint64_t>(1, multiLookups[0] - caseLookups0));
+    printf("  %s B=%lld Hkv=%lld T=%lld%s (multi-symbol %d-bit x %d: %.2f symbols/lookup)%s%s\n",
+           err.empty() ? "PASS" : "FAIL", (long long)C.B, (long long)C.Hkv, (long long)C.T,
+           C.mode == 1 ? " escape-heavy" : C.mode == 2 ? " ragged rows" : "", multi[0].bits,
+           multi[0].slots, perLookup, err.empty() ? "" : ": ", err.c_str());
     failures += !err.empty();
     kvc_encoded_host_free(&F);
   }
