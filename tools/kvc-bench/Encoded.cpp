@@ -495,8 +495,9 @@ int cmdSelftest() {
     kvc_encoded_host_free(&F);
   }
   for (size_t m = 0; m < multi.size(); ++m)
-    printf("multi-symbol decoder, %d-bit LUT, %d slots: same symbols, %.2f symbols per lookup\n",
+    printf("multi-symbol decoder, %d-bit LUT, %d slots: %s, %.2f symbols per lookup\n",
            multi[m].bits, multi[m].slots,
+           failures ? "see the FAIL lines" : "same symbols as the single-symbol decoder",
            double(multiSymbols[m]) / double(std::max<uint64_t>(1, multiLookups[m])));
   printf("encoded selftest: %zu/%zu cases passed, %llu symbols decoded by the emulated kernel "
          "decoder\n",

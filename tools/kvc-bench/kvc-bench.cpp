@@ -527,53 +527,64 @@ int main(int argc, char **argv) {
   bool quick = false;
   std::vector<std::string> caseDirs;
   bool splitOnly = false;
-  for (int i = 2; i < argc; ++i) {
-    std::string a = argv[i];
-    auto next = [&]() -> std::string {
-      if (i + 1 >= argc)
-        usage();
-      return argv[++i];
-    };
-    if (a == "-o")
-      out = next();
-    else if (a == "--header")
-      header = next();
-    else if (a == "--json")
-      json = next();
-    else if (a == "--batches")
-      batches = parseList(next());
-    else if (a == "--contexts")
-      contexts = parseList(next());
-    else if (a == "--reps")
-      reps = std::stoi(next());
-    else if (a == "--warmup")
-      warmup = std::stoi(next());
-    else if (a == "--splits")
-      splits = std::stoi(next());
-    else if (a == "--flush") {
-      if (!parseFlush(next()))
+  int i = 2;
+  try {
+    for (; i < argc; ++i) {
+      std::string a = argv[i];
+      auto next = [&]() -> std::string {
+        if (i + 1 >= argc)
+          usage();
+        return argv[++i];
+      };
+      if (a == "-o")
+        out = next();
+      else if (a == "--header")
+        header = next();
+      else if (a == "--json")
+        json = next();
+      else if (a == "--batches")
+        batches = parseList(next());
+      else if (a == "--contexts")
+        contexts = parseList(next());
+      else if (a == "--reps")
+        reps = std::stoi(next());
+      else if (a == "--warmup")
+        warmup = std::stoi(next());
+      else if (a == "--splits")
+        splits = std::stoi(next());
+      else if (a == "--flush") {
+        if (!parseFlush(next()))
+          usage();
+      }
+      else if (a == "--hkv")
+        hkv = std::stoll(next());
+      else if (a == "--seed")
+        seed = unsigned(std::stoul(next()));
+      else if (a == "--tol")
+        tol = std::stod(next());
+      else if (a == "--quick")
+        quick = true;
+      else if (a == "--split-only")
+        splitOnly = true;
+      else if (a == "--case")
+        caseDirs.push_back(next());
+      else if (a == "--mib")
+        mib = std::stoll(next());
+      else if (a == "--ragged-ratio")
+        raggedRatio = std::stod(next()), raggedRatioSet = true;
+      else if (!a.empty() && a[0] != '-' && in.empty())
+        in = a;
+      else
         usage();
     }
-    else if (a == "--hkv")
-      hkv = std::stoll(next());
-    else if (a == "--seed")
-      seed = unsigned(std::stoul(next()));
-    else if (a == "--tol")
-      tol = std::stod(next());
-    else if (a == "--quick")
-      quick = true;
-    else if (a == "--split-only")
-      splitOnly = true;
-    else if (a == "--case")
-      caseDirs.push_back(next());
-    else if (a == "--mib")
-      mib = std::stoll(next());
-    else if (a == "--ragged-ratio")
-      raggedRatio = std::stod(next()), raggedRatioSet = true;
-    else if (!a.empty() && a[0] != '-' && in.empty())
-      in = a;
-    else
-      usage();
+  } catch (const std::exception &) { // std::stoi/stod/parseList on a malformed value
+    fprintf(stderr, "kvc-bench: bad value for %s: '%s'\n", argv[i - 1 < 2 ? 2 : i - 1],
+            i < argc ? argv[i] : "");
+    return 2;
+  }
+  if (raggedRatioSet && !(raggedRatio > 0 && raggedRatio <= 1)) {
+    fprintf(stderr, "kvc-bench: --ragged-ratio must be in (0, 1], got %g\n", raggedRatio);
+    return 2;
   }
   if (cmd == "extract" && !in.empty())
     return cmdExtract(in, out, header);

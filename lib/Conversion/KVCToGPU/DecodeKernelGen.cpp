@@ -119,7 +119,9 @@ std::string mlir::kvc::generateDecodeKernels(const DecodeKernelConfig &c, std::s
      << ", %opart: memref<?xf32>, %ml: memref<?xf32>"
      << (c.fuseMerge ? ", %cnt: memref<?xi32>, %out: " + MET : std::string())
      << ", %skv: index, %chunk: index)\n"
-     << "      workgroup(%smAcc : " << smAccTy << ", %smM : " << smMLTy << ", %smL : " << smMLTy
+     // smAcc takes 16-byte vector stores (llvm.align becomes the shared global's .align).
+     << "      workgroup(%smAcc : " << smAccTy << " {llvm.align = 16 : i64}, %smM : " << smMLTy
+     << ", %smL : " << smMLTy
      << (c.fuseMerge ? ", %smFlag : memref<1xi32, " + WG + ">" : std::string()) << ")\n"
      << "      kernel attributes {known_block_size = array<i32: " << c.blockSize
      << ", 1, 1>, kvc.kernel = \"split\""

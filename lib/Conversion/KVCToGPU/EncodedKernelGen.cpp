@@ -95,7 +95,8 @@ std::string mlir::kvc::generateEncodedKernels(const EncodedKernelConfig &c, std:
   const int64_t NW = D / 32, R = VB / D;
   // Multi-symbol decoding reads the weights of one symbol for all query rows with one vector
   // load: queries and probabilities also go to shared memory transposed, [symbol][NQP], with
-  // two zero rows past the end (the last lookup may decode up to two codes past the vector).
+  // MSPAD = 2*slots - 1 zero rows past the end (the codes the lookups of the last loop
+  // iteration decode past the vector weigh 0).
   const bool MS = c.multiSymbol;
   const int64_t MSB = c.multiSymbolBits, MSS = c.multiSymbolSlots, MSE = int64_t(1) << MSB;
   const int64_t MSPAD = 2 * MSS - 1; // zero weight rows past a vector (two lookups past its end)
@@ -108,7 +109,10 @@ std::string mlir::kvc::generateEncodedKernels(const EncodedKernelConfig &c, std:
   const int64_t smem = (lutWords + NQ * D + NQ * VB + NW * NQ * 2 +
                         (MS ? NQP * (D + MSPAD) + NQP * (VB + MSPAD) : 0)) * 4;
   if (smem > 48 * 1024) {
-    error = "encoded cache: shared memory (" + std::to_string(smem) + " B) exceeds 48 KiB";
+    error = "encoded cache: shared memory (" + std::to_string(smem) + " B) exceeds 48 KiB" +
+            (MS ? std::string(" with the multi-symbol tables and transposed weights: lower "
+                              "encoded-ms-bits or turn encoded-multi-symbol off")
+                : std::string());
     return "";
   }
   const std::string QT = c.queryType, MQ = "memref<?x" + QT + ">";
@@ -121,6 +125,7 @@ std::string mlir::kvc::generateEncodedKernels(const EncodedKernelConfig &c, std:
                     AST = wgTy(NQ * VB, "f32"), RST = wgTy(NW * NQ * 2, "f32"),
                     QTT = wgTy(NQP * (D + MSPAD), "f32"), ATT = wgTy(NQP * (VB + MSPAD), "f32");
   const std::string VU = "vector<" + std::to_string(U) + "xf32>";
+  const std::string A16 = " {llvm.align = 16 : i64}";
 
   Em e;
   std::ostringstream &os = e.os;
@@ -133,9 +138,11 @@ std::string mlir::kvc::generateEncodedKernels(const EncodedKernelConfig &c, std:
      << ", %kvo: " << MI << ", %kmin: " << MF << ", %kstep: " << MF << ", %krec: " << MH
      << ", %vw: " << MI << ", %vbo: " << MI << ", %vvo: " << MI << ", %vmin: " << MF
      << ", %vstep: " << MF << ", %vrec: " << MH << ", %opart: " << MF << ", %ml: " << MF << ")\n"
-     << "      workgroup(%sLut : " << LUTT << ", %sQ : " << QST << ", %sA : " << AST
-     << ", %sRed : " << RST
-     << (MS ? ", %sQT : " + QTT + ", %sAT : " + ATT : std::string()) << ")\n"
+     // 16-byte aligned buffers: they are read with vector loads of up to 16 bytes
+     // (llvm.align on the attribution becomes the shared global's .align).
+     << "      workgroup(%sLut : " << LUTT << A16 << ", %sQ : " << QST << A16 << ", %sA : " << AST
+     << A16 << ", %sRed : " << RST << A16
+     << (MS ? ", %sQT : " + QTT + A16 + ", %sAT : " + ATT + A16 : std::string()) << ")\n"
      << "      kernel attributes {known_block_size = array<i32: " << D
      << ", 1, 1>, kvc.kernel = \"encoded_split\""
      << (c.minCtasPerSM > 0 ? ", nvvm.minctasm = " + std::to_string(c.minCtasPerSM) + " : i32"
@@ -224,14 +231,15 @@ std::string mlir::kvc::generateEncodedKernels(const EncodedKernelConfig &c, std:
   }
   if (MS) {
     // Pad columns of the transposed queries (loaded, never summed: keep them finite) and the
-    // two zero rows past the end of both transposed arrays.
+    // MSPAD zero rows past the end of both transposed arrays.
     for (int64_t i = NQ; i < NQP; ++i)
       e.S("memref.store " + e.cf(0.0f) + ", %sQT[" + e.add(e.mul(tid, e.ci(NQP)), e.ci(i)) + "] : " + QTT);
-    std::string lt = e.cmp("ult", tid, e.ci(MSPAD * NQP), "index");
-    e.S("scf.if " + lt + " {");
+    // MSPAD * NQP entries each, D threads: strided (g*Sq = 16 at D = 64 needs 80 > 64).
+    std::string pz = e.fresh("pz");
+    e.S("scf.for " + pz + " = " + tid + " to " + e.ci(MSPAD * NQP) + " step " + cD + " {");
     e.push();
-    e.S("memref.store " + e.cf(0.0f) + ", %sQT[" + e.add(e.ci(D * NQP), tid) + "] : " + QTT);
-    e.S("memref.store " + e.cf(0.0f) + ", %sAT[" + e.add(e.ci(VB * NQP), tid) + "] : " + ATT);
+    e.S("memref.store " + e.cf(0.0f) + ", %sQT[" + e.add(e.ci(D * NQP), pz) + "] : " + QTT);
+    e.S("memref.store " + e.cf(0.0f) + ", %sAT[" + e.add(e.ci(VB * NQP), pz) + "] : " + ATT);
     e.pop();
     e.S("}");
   }

@@ -13,11 +13,27 @@
 // CHECK: gpu.func @kvc_attn0_d128_g4_q1_bf16_b128_u4_pf_l2p4_split(
 // CHECK-DAG: %[[KP:.*]] = memref.extract_aligned_pointer_as_index %{{.*}} : memref<?xbf16> -> index
 // CHECK-DAG: %[[VP:.*]] = memref.extract_aligned_pointer_as_index %{{.*}} : memref<?xbf16> -> index
-// CHECK: %[[TO:.*]] = arith.minui %{{.*}}, %[[END:.*]] : index
+// Byte offsets: 256 bytes per key, the row's first key at row * skv * 256.
+// CHECK: %[[KB:.*]] = arith.constant 256 : index
+// CHECK: %[[RS:.*]] = arith.muli %{{.*}}, %arg5 : index
+// CHECK: %[[ROW:.*]] = arith.muli %[[RS]], %[[KB]] : index
+// The first 4 tiles of 32 keys, clamped to the split's end.
+// CHECK: %[[C128:.*]] = arith.constant 128 : index
+// CHECK: %[[LIM:.*]] = arith.addi %[[START:.*]], %[[C128]] : index
+// CHECK: %[[TO:.*]] = arith.minui %[[LIM]], %[[END:.*]] : index
 // CHECK: scf.if %{{.*}} {
-// CHECK: %[[KA:.*]] = llvm.inttoptr %{{.*}} : i64 to !llvm.ptr<1>
-// CHECK: nvvm.cp.async.bulk.prefetch %[[KA]], %[[SZ:[^ ]*]] :
-// CHECK: %[[VA:.*]] = llvm.inttoptr %{{.*}} : i64 to !llvm.ptr<1>
+// CHECK: %[[FB:.*]] = arith.muli %[[START]], %[[KB]] : index
+// CHECK: %[[BOFF:.*]] = arith.addi %[[ROW]], %[[FB]] : index
+// CHECK: %[[N:.*]] = arith.subi %[[TO]], %[[START]] : index
+// CHECK: %[[NB:.*]] = arith.muli %[[N]], %[[KB]] : index
+// CHECK: %[[SZ:.*]] = arith.index_cast %[[NB]] : index to i32
+// CHECK: %[[KA0:.*]] = arith.addi %[[KP]], %[[BOFF]] : index
+// CHECK: %[[KA1:.*]] = arith.index_cast %[[KA0]] : index to i64
+// CHECK: %[[KA:.*]] = llvm.inttoptr %[[KA1]] : i64 to !llvm.ptr<1>
+// CHECK: nvvm.cp.async.bulk.prefetch %[[KA]], %[[SZ]] :
+// CHECK: %[[VA0:.*]] = arith.addi %[[VP]], %[[BOFF]] : index
+// CHECK: %[[VA1:.*]] = arith.index_cast %[[VA0]] : index to i64
+// CHECK: %[[VA:.*]] = llvm.inttoptr %[[VA1]] : i64 to !llvm.ptr<1>
 // CHECK: nvvm.cp.async.bulk.prefetch %[[VA]], %[[SZ]] :
 // CHECK: scf.for %[[BASE:.*]] = %{{.*}} to %{{.*}} step %{{.*}} iter_args(
 // CHECK: %[[AHEAD:.*]] = arith.addi %[[BASE]], %{{.*}} : index

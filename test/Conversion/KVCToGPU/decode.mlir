@@ -35,7 +35,7 @@
 // key-group merge by shuffles (offsets 16), cross-warp merge in workgroup memory.
 // CHECK-LABEL: gpu.module @kvc_gpu
 // CHECK: gpu.func @kvc_attn0_d128_g4_q1_bf16_b64_u4_split(%{{.*}}: memref<?xbf16>, %{{.*}}: memref<?xbf16>, %{{.*}}: memref<?xbf16>, %{{.*}}: memref<?xf32>, %{{.*}}: memref<?xf32>, %{{.*}}: index, %{{.*}}: index)
-// CHECK-SAME: workgroup(%{{.*}} : memref<2x4x128xf32, #gpu.address_space<workgroup>>, %{{.*}} : memref<2x4xf32, #gpu.address_space<workgroup>>, %{{.*}} : memref<2x4xf32, #gpu.address_space<workgroup>>)
+// CHECK-SAME: workgroup(%{{.*}} : memref<2x4x128xf32, #gpu.address_space<workgroup>> {llvm.align = 16 : i64}, %{{.*}} : memref<2x4xf32, #gpu.address_space<workgroup>>, %{{.*}} : memref<2x4xf32, #gpu.address_space<workgroup>>)
 // CHECK-SAME: kernel attributes {known_block_size = array<i32: 64, 1, 1>
 // CHECK-DAG: gpu.block_id  z
 // CHECK-DAG: gpu.grid_dim  x

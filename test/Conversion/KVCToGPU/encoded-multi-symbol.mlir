@@ -14,12 +14,17 @@
 !enc = !kvc.encoded_cache<tensor<?x8x?x128xbf16>, tensor<?x8x?x128xbf16>, #codec>
 
 // CHECK: gpu.func @kvc_attn0_d128_g4_q1_bf16_kb64_vb128_u4_enc_ms10x2_split(
-// CHECK-SAME: workgroup(%[[LUT:.*]] : memref<4096xi32, #gpu.address_space<workgroup>>, %{{.*}} : memref<512xf32, {{.*}}>, %{{.*}} : memref<512xf32, {{.*}}>, %{{.*}} : memref<32xf32, {{.*}}>, %[[QT:.*]] : memref<524xf32, {{.*}}>, %[[AT:.*]] : memref<524xf32, {{.*}}>)
+// CHECK-SAME: workgroup(%[[LUT:.*]] : memref<4096xi32, #gpu.address_space<workgroup>> {llvm.align = 16 : i64}, %{{.*}} : memref<512xf32, {{.*}}>{{.*}}, %{{.*}} : memref<512xf32, {{.*}}>{{.*}}, %{{.*}} : memref<32xf32, {{.*}}>{{.*}}, %[[QT:.*]] : memref<524xf32, #gpu.address_space<workgroup>> {llvm.align = 16 : i64}, %[[AT:.*]] : memref<524xf32, #gpu.address_space<workgroup>> {llvm.align = 16 : i64})
 // CHECK: scf.for %{{.*}} = %{{.*}} to %c2048{{.*}} step %c128
 // CHECK-COUNT-2: arith.truncf %{{.*}} : f32 to f16
+// CHECK-NOT: arith.truncf
 // CHECK: memref.store %{{.*}}, %[[LUT]]
 // CHECK: memref.store %{{.*}}, %[[LUT]]
 // CHECK: memref.store %{{.*}}, %[[QT]]
+// The 3 zero rows (2 slots) x 4 columns past each transposed array, strided over the CTA.
+// CHECK: scf.for %[[PZ:.*]] = %thread_id_x to %c12 step %c128 {
+// CHECK: memref.store %{{.*}}, %[[QT]][
+// CHECK: memref.store %{{.*}}, %[[AT]][
 // Key phase.
 // CHECK: scf.while ({{.*}}) : (i64, i32, i32, i32, i32, f32, f32, f32, f32) -> (i64, i32, i32, i32, i32, f32, f32, f32, f32)
 // CHECK: scf.condition
@@ -29,7 +34,12 @@
 // CHECK: } else {
 // CHECK-COUNT-2: arith.extf %{{.*}} : f16 to f32
 // CHECK: vector.load %[[QT]][%{{.*}}] {alignment = 16 : i64} : memref<524xf32, #gpu.address_space<workgroup>>, vector<4xf32>
+// The second lookup of an iteration takes the slow path only before the vector's end.
 // CHECK: vector.load %[[LUT]][%{{.*}}] {alignment = 8 : i64} : memref<4096xi32, #gpu.address_space<workgroup>>, vector<2xi32>
+// CHECK: %[[MISS:.*]] = arith.cmpi eq, %{{.*}}, %c0_i32 : i32
+// CHECK: %[[BEFORE:.*]] = arith.cmpi ult, %{{.*}}, %c128_i32 : i32
+// CHECK: %[[SLOW:.*]] = arith.andi %[[MISS]], %[[BEFORE]] : i1
+// CHECK: scf.if %[[SLOW]] -> (f32, f32, f32, i32, i64, i32, i32, i32) {
 // Probabilities, transposed.
 // CHECK: memref.store %{{.*}}, %[[AT]]
 // Value phase.
@@ -39,9 +49,12 @@
 // B11-SAME: workgroup(%{{.*}} : memref<8192xi32, #gpu.address_space<workgroup>>
 // B11: scf.for %{{.*}} = %{{.*}} to %c4096{{.*}} step %c128
 // B11-COUNT-3: arith.truncf %{{.*}} : f32 to f16
+// B11-NOT: arith.truncf %{{.*}} : f32 to f16
+// B11: memref.store %{{.*}}, %{{.*}}[%{{.*}}] : memref<8192xi32
 // BAD: error: convert-kvc-to-gpu: encoded cache: multi-symbol LUTs need 8..11 index bits and 2 or 3 symbols
 func.func @decode(%q: tensor<?x32x1x128xbf16>, %c: !enc) -> tensor<?x32x1x128xbf16> {
   %k, %v = kvc.cache.view %c : !enc -> tensor<?x8x?x128xbf16>, tensor<?x8x?x128xbf16>
   %o = kvc.attention %q, %k, %v {causal} : (tensor<?x32x1x128xbf16>, tensor<?x8x?x128xbf16>, tensor<?x8x?x128xbf16>) -> tensor<?x32x1x128xbf16>
   return %o : tensor<?x32x1x128xbf16>
 }
+

@@ -29,7 +29,7 @@
 
 // CHECK: gpu.module @kvc_gpu
 // CHECK: gpu.func @kvc_attn0_d128_g4_q1_bf16_kb64_vb128_u4_enc_split(%arg0: memref<?xbf16>, %arg1: memref<?xi32>,
-// CHECK-SAME: workgroup(%[[LUT:.*]] : memref<4096xi32, #gpu.address_space<workgroup>>, %[[SQ:.*]] : memref<512xf32, #gpu.address_space<workgroup>>, %[[SA:.*]] : memref<512xf32, #gpu.address_space<workgroup>>, %{{.*}} : memref<32xf32, #gpu.address_space<workgroup>>)
+// CHECK-SAME: workgroup(%[[LUT:.*]] : memref<4096xi32, #gpu.address_space<workgroup>> {llvm.align = 16 : i64}, %[[SQ:.*]] : memref<512xf32, #gpu.address_space<workgroup>> {llvm.align = 16 : i64}, %[[SA:.*]] : memref<512xf32, #gpu.address_space<workgroup>> {llvm.align = 16 : i64}, %{{.*}} : memref<32xf32, #gpu.address_space<workgroup>> {llvm.align = 16 : i64})
 // CHECK-SAME: kernel attributes {known_block_size = array<i32: 128, 1, 1>, kvc.kernel = "encoded_split", nvvm.minctasm = 8 : i32}
 // Row info, then the row's key+value LUTs copied to workgroup memory.
 // CHECK: memref.load %arg1[
