@@ -17,6 +17,8 @@ BENCHX="$BUILD/bin/kvc-bench"
 "$OPT" "$SRC/bench/gpu/check-encoded.mlir" --convert-kvc-to-gpu="encoded-min-ctas=0" \
   --kvc-gpu-pipeline -o "$OUTD/check-encoded_m0.gpu.mlir"
 "$BENCHX" extract "$OUTD/check-encoded_m0.gpu.mlir" -o "$OUTD/check-encoded_m0.ptx"
+"$OPT" "$SRC/bench/gpu/check-encoded-g16.mlir" --kvc-gpu-pipeline -o "$OUTD/c.gpu.mlir"
+"$BENCHX" extract "$OUTD/c.gpu.mlir" -o "$OUTD/check-encoded-g16.ptx"
 "$OPT" "$SRC/bench/gpu/decode-encoded.mlir" --kvc-gpu-pipeline -o "$OUTD/decode-encoded.gpu.mlir"
 "$BENCHX" extract "$OUTD/decode-encoded.gpu.mlir" -o "$OUTD/decode-encoded.ptx" \
   --header "$OUTD/decode-encoded.h"
@@ -33,6 +35,11 @@ for ms in 10x3 10x2 11x3 11x2; do
   "$OPT" "$SRC/bench/gpu/check-encoded.mlir" --kvc-gpu-pipeline="$o encoded-min-ctas=0" \
     -o "$OUTD/c.gpu.mlir"
   "$BENCHX" extract "$OUTD/c.gpu.mlir" -o "$OUTD/check-encoded_ms${ms}.ptx"
+  if [ "${ms%x*}" = 10 ]; then # D=64 g=16 fits 48 KiB with 10-bit tables only
+    "$OPT" "$SRC/bench/gpu/check-encoded-g16.mlir" --kvc-gpu-pipeline="$o encoded-min-ctas=0" \
+      -o "$OUTD/c.gpu.mlir"
+    "$BENCHX" extract "$OUTD/c.gpu.mlir" -o "$OUTD/check-encoded-g16_ms${ms}.ptx"
+  fi
   for m in 0 6; do
     "$OPT" "$SRC/bench/gpu/decode-encoded.mlir" --kvc-gpu-pipeline="$o encoded-min-ctas=$m" \
       -o "$OUTD/d.gpu.mlir"

@@ -37,6 +37,10 @@ for what in "${@:-all}"; do
       echo "== check $ms"
       timeout 200 $T/kvc-bench encoded check $T/check-encoded_ms$ms.ptx | grep -E "FAIL|encoded check:"
     done
+    for f in $T/check-encoded-g16.ptx $T/check-encoded-g16_ms10x3.ptx $T/check-encoded-g16_ms10x2.ptx; do
+      echo "== check $(basename $f)"
+      timeout 200 $T/kvc-bench encoded check $f | grep -E "FAIL|encoded check:"
+    done
     timeout 200 compute-sanitizer --tool memcheck --leak-check no $T/kvc-bench encoded check \
       $T/check-encoded_ms10x2.ptx --quick 2>&1 | grep -E "ERROR SUMMARY|encoded check:|Invalid"
     W=/tmp/kvc-ms; mkdir -p $W
