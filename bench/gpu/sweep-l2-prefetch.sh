@@ -5,7 +5,8 @@
 # (kvc-bench check, memcheck) of P = 4 and 16.
 #   bench/gpu/sweep-l2-prefetch.sh build [BUILD_DIR]   # here: PTX -> $BUILD/gpu-tests/l2
 #   bench/gpu/sweep-l2-prefetch.sh run                 # GPU machine, build/gpu-tests carried
-# Table: python3 -m kvc.bench.variant_table $OUT/l2-dirty.json (and l2-clean.json).
+# Table: python3 -m kvc.bench.variant_table --by l2p $OUT/l2-dirty.json (and l2-clean.json;
+# without --by, every variant).
 set -uo pipefail
 SRC=$(cd "$(dirname "$0")/../.." && pwd)
 case ${1:-} in
