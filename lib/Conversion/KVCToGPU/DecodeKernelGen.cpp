@@ -516,7 +516,7 @@ std::string mlir::kvc::generateDecodeKernels(const DecodeKernelConfig &c, std::s
     std::string qi = e.L("arith.divui " + oi + ", " + cD4 + " : index");
     std::string d = e.mul(e.L("arith.remui " + oi + ", " + cD4 + " : index"), e.ci(4));
     std::string qr = e.add(rowBase, qi);
-    std::string st = emitSplitMergeStateV4(e, "%opart", "%ml", nsplit, qr, d, D, c0, 8);
+    std::string st = emitSplitMergeState(e, "%opart", "%ml", nsplit, qr, d, D, c0, 8, 4);
     std::string pos = e.cmpf("ogt", st + "#2", e.cf(0.0f));
     std::string inv = e.sel(pos, e.L("arith.divf " + e.cf(1.0f) + ", " + st + "#2 : f32"),
                             e.cf(0.0f), "f32");

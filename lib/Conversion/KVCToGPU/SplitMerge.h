@@ -20,28 +20,36 @@
 namespace mlir {
 namespace kvc {
 
-/// One pass over splits first, first + step, ... (< ns) of query row `row`, output element `d`,
-/// with a running (max, out, sum) state, kMergeBatch consecutive splits per iteration: all their
-/// loads are issued before any use, so a pass costs ~ns/(kMergeBatch * slices) memory latencies
-/// instead of 2*ns (a serial two-pass loop took 12 us at 33 splits on H100, a fifth of a
-/// batch-1 decode). Splits past ns in a batch weigh 0. Returns the scf.for result `st`: st#0 the
-/// max, st#1 the weighted output, st#2 the weighted sum.
+/// One pass over splits first, first + step, ... (< ns) of query row `row`, output elements
+/// d .. d + width - 1 (width 1, or 4 with d a multiple of 4), with a running (max, out, sum)
+/// state, kMergeBatch consecutive splits per iteration: all their loads are issued before any
+/// use, so a pass costs ~ns/(kMergeBatch * slices) memory latencies instead of 2*ns (a serial
+/// two-pass loop took 12 us at 33 splits on H100, a fifth of a batch-1 decode). Width 4 reads
+/// each split's outputs with one 128-bit load and its (m, l) with one 64-bit load: the fused
+/// merge, where one CTA reads every partial of its KV row, so the loads per thread (not the
+/// thread count) set its latency. Splits past ns in a batch weigh 0. Returns the scf.for result
+/// `st`: st#0 the max (f32), st#1 the weighted output (f32 or vector<4xf32>), st#2 the weighted
+/// sum (f32).
 inline std::string emitSplitMergeState(GPUTextEmitter &e, const std::string &opart,
                                        const std::string &ml, const std::string &ns,
                                        const std::string &row, const std::string &d, int64_t D,
-                                       const std::string &first, int64_t step) {
+                                       const std::string &first, int64_t step,
+                                       int64_t width = 1) {
   constexpr int64_t kMergeBatch = 8;
+  const bool vec = width == 4;
+  const std::string V4 = "vector<4xf32>", V2 = "vector<2xf32>", OT = vec ? V4 : "f32";
   std::ostringstream &os = e.os;
   std::string one = e.ci(1), two = e.ci(2), cDm = e.ci(D);
   std::string ni = e.cf(-INFINITY), fz = e.cf(0.0f);
+  std::string oz = vec ? e.L("arith.constant dense<0.0> : " + V4) : fz;
   std::string base = e.mul(row, ns);
   std::string lastS = e.L("arith.subi " + ns + ", " + one + " : index");
   std::string cStep = e.ci(step);
   std::string st = e.fresh("st"), s = e.fresh("s"), M0 = e.fresh("M"), o0 = e.fresh("o"),
               l0 = e.fresh("l");
   os << e.ind << st << ":3 = scf.for " << s << " = " << first << " to " << ns << " step "
-     << cStep << " iter_args(" << M0 << " = " << ni << ", " << o0 << " = " << fz << ", "
-     << l0 << " = " << fz << ") -> (f32, f32, f32) {\n";
+     << cStep << " iter_args(" << M0 << " = " << ni << ", " << o0 << " = " << oz << ", "
+     << l0 << " = " << fz << ") -> (f32, " << OT << ", f32) {\n";
   std::string saved = e.ind;
   e.ind += "  ";
   std::vector<std::string> ms(kMergeBatch), ls(kMergeBatch), os_(kMergeBatch);
@@ -51,78 +59,34 @@ inline std::string emitSplitMergeState(GPUTextEmitter &e, const std::string &opa
     std::string sc = e.L("arith.minui " + si + ", " + lastS + " : index");
     std::string p = e.add(base, sc);
     std::string mi = e.mul(p, two);
-    std::string m = e.L("memref.load " + ml + "[" + mi + "] : memref<?xf32>");
-    ls[i] = e.L("memref.load " + ml + "[" + e.add(mi, one) + "] : memref<?xf32>");
-    os_[i] = e.L("memref.load " + opart + "[" + e.add(e.mul(p, cDm), d) + "] : memref<?xf32>");
+    std::string m;
+    if (vec) {
+      std::string mlv = e.L("vector.load " + ml + "[" + mi + "] {alignment = 8} : memref<?xf32>, " + V2);
+      os_[i] = e.L("vector.load " + opart + "[" + e.add(e.mul(p, cDm), d) +
+                   "] {alignment = 16} : memref<?xf32>, " + V4);
+      m = e.L("vector.extract " + mlv + "[0] : f32 from " + V2);
+      ls[i] = e.L("vector.extract " + mlv + "[1] : f32 from " + V2);
+    } else {
+      m = e.L("memref.load " + ml + "[" + mi + "] : memref<?xf32>");
+      ls[i] = e.L("memref.load " + ml + "[" + e.add(mi, one) + "] : memref<?xf32>");
+      os_[i] = e.L("memref.load " + opart + "[" + e.add(e.mul(p, cDm), d) + "] : memref<?xf32>");
+    }
     ms[i] = e.L("arith.select " + valid + ", " + m + ", " + ni + " : f32");
-  }
-  std::string M = M0;
-  for (int64_t i = 0; i < kMergeBatch; ++i)
-    M = e.fmax(M, ms[i]);
-  std::string wOld = e.weight(M0, M, ni, fz);
-  std::string o = e.fmul(o0, wOld), l = e.fmul(l0, wOld);
-  for (int64_t i = 0; i < kMergeBatch; ++i) {
-    std::string w = e.weight(ms[i], M, ni, fz);
-    o = e.fadd(o, e.fmul(w, os_[i]));
-    l = e.fadd(l, e.fmul(w, ls[i]));
-  }
-  e.S("scf.yield " + M + ", " + o + ", " + l + " : f32, f32, f32");
-  e.ind = saved;
-  e.S("}");
-  return st;
-}
-
-/// emitSplitMergeState for four consecutive output elements d..d+3 of query row `row` (d a
-/// multiple of 4), with one 128-bit o_part load and one 64-bit (m, l) load per split: the
-/// fused merge's pass, where a single CTA reads every partial of its KV row, so the number of
-/// loads per thread (not the thread count) sets its latency. st#0 the max (f32), st#1 the
-/// weighted output (vector<4xf32>), st#2 the weighted sum (f32). Splits are read from `first`
-/// with stride `step`, kMergeBatch per iteration, all loads before any use.
-inline std::string emitSplitMergeStateV4(GPUTextEmitter &e, const std::string &opart,
-                                         const std::string &ml, const std::string &ns,
-                                         const std::string &row, const std::string &d, int64_t D,
-                                         const std::string &first, int64_t step) {
-  constexpr int64_t kMergeBatch = 8;
-  const std::string V4 = "vector<4xf32>", V2 = "vector<2xf32>";
-  std::ostringstream &os = e.os;
-  std::string one = e.ci(1), two = e.ci(2), cDm = e.ci(D);
-  std::string ni = e.cf(-INFINITY), fz = e.cf(0.0f);
-  std::string vz = e.L("arith.constant dense<0.0> : " + V4);
-  std::string base = e.mul(row, ns);
-  std::string lastS = e.L("arith.subi " + ns + ", " + one + " : index");
-  std::string cStep = e.ci(step);
-  std::string st = e.fresh("st"), s = e.fresh("s"), M0 = e.fresh("M"), o0 = e.fresh("o"),
-              l0 = e.fresh("l");
-  os << e.ind << st << ":3 = scf.for " << s << " = " << first << " to " << ns << " step "
-     << cStep << " iter_args(" << M0 << " = " << ni << ", " << o0 << " = " << vz << ", "
-     << l0 << " = " << fz << ") -> (f32, " << V4 << ", f32) {\n";
-  e.push();
-  std::vector<std::string> ms(kMergeBatch), ls(kMergeBatch), ov(kMergeBatch);
-  for (int64_t i = 0; i < kMergeBatch; ++i) {
-    std::string si = e.add(s, e.ci(i));
-    std::string valid = e.L("arith.cmpi ult, " + si + ", " + ns + " : index");
-    std::string p = e.add(base, e.L("arith.minui " + si + ", " + lastS + " : index"));
-    std::string mlv = e.L("vector.load " + ml + "[" + e.mul(p, two) +
-                          "] {alignment = 8} : memref<?xf32>, " + V2);
-    ov[i] = e.L("vector.load " + opart + "[" + e.add(e.mul(p, cDm), d) +
-                "] {alignment = 16} : memref<?xf32>, " + V4);
-    std::string m = e.L("vector.extract " + mlv + "[0] : f32 from " + V2);
-    ls[i] = e.L("vector.extract " + mlv + "[1] : f32 from " + V2);
-    ms[i] = e.sel(valid, m, ni, "f32");
   }
   std::string M = M0;
   for (int64_t i = 0; i < kMergeBatch; ++i)
     M = e.fmax(M, ms[i]);
   auto splat = [&](const std::string &x) { return e.L("vector.broadcast " + x + " : f32 to " + V4); };
   std::string wOld = e.weight(M0, M, ni, fz);
-  std::string o = e.fmul(o0, splat(wOld), V4), l = e.fmul(l0, wOld);
+  std::string o = vec ? e.fmul(o0, splat(wOld), V4) : e.fmul(o0, wOld), l = e.fmul(l0, wOld);
   for (int64_t i = 0; i < kMergeBatch; ++i) {
     std::string w = e.weight(ms[i], M, ni, fz);
-    o = e.L("vector.fma " + splat(w) + ", " + ov[i] + ", " + o + " : " + V4);
+    o = vec ? e.L("vector.fma " + splat(w) + ", " + os_[i] + ", " + o + " : " + V4)
+            : e.fadd(o, e.fmul(w, os_[i]));
     l = e.fadd(l, e.fmul(w, ls[i]));
   }
-  e.S("scf.yield " + M + ", " + o + ", " + l + " : f32, " + V4 + ", f32");
-  e.pop();
+  e.S("scf.yield " + M + ", " + o + ", " + l + " : f32, " + OT + ", f32");
+  e.ind = saved;
   e.S("}");
   return st;
 }
