@@ -913,53 +913,26 @@ int kvcBenchAppend(int argc, char **argv) {
   bool quick = false;
   std::string corrupt = "none", json;
   int64_t B = 8, Hkv = 8, prefill = 4096, steps = 512, n = 1;
-  for (int i = 5; i < argc; ++i) {
-    std::string a = argv[i];
-    auto next = [&]() -> std::string {
-      if (i + 1 >= argc)
-        usage();
-      return argv[++i];
-    };
-    if (a == "--quick")
-      quick = true;
-    else if (a == "--split")
-      gSplitApi = true;
-    else if (a == "--seed")
-      seed = unsigned(std::stoul(next()));
-    else if (a == "--tol")
-      tol16 = std::stod(next());
-    else if (a == "--tol32")
-      tol32 = std::stod(next());
-    else if (a == "--corrupt")
-      corrupt = next();
-    else if (a == "--npy-kv") {
-      const std::string dir = next();
-      Npy k = readNpy(dir + "/k.npy"), v = readNpy(dir + "/v.npy");
-      if (k.shape.size() != 4 || k.shape != v.shape || k.f32.empty() || k.shape[0] * k.shape[1] != 1)
-        die(dir + ": --npy-kv wants float32 k.npy/v.npy of shape [1, 1, T, D]");
-      RealKV &R = realKV();
-      R.T = k.shape[2];
-      R.Dm = k.shape[3];
-      if (R.Dm % 128 || R.Dm % 64)
-        die(dir + ": --npy-kv head dim must be a multiple of 128");
-      R.k = std::move(k.f32);
-      R.v = std::move(v.f32);
-    }
-    else if (a == "--json")
-      json = next();
-    else if (a == "--batch")
-      B = std::stoll(next());
-    else if (a == "--hkv")
-      Hkv = std::stoll(next());
-    else if (a == "--prefill")
-      prefill = std::stoll(next());
-    else if (a == "--steps")
-      steps = std::stoll(next());
-    else if (a == "--n")
-      n = std::stoll(next());
-    else
-      usage();
-  }
+  Options opts(usage);
+  opts.flag("--quick", quick).on("--split", false, [](const std::string &) { gSplitApi = true; })
+      .u32("--seed", seed).f64("--tol", tol16).f64("--tol32", tol32).str("--corrupt", corrupt)
+      .on("--npy-kv", true, [](const std::string &dir) {
+        Npy k = readNpy(dir + "/k.npy"), v = readNpy(dir + "/v.npy");
+        if (k.shape.size() != 4 || k.shape != v.shape || k.f32.empty() ||
+            k.shape[0] * k.shape[1] != 1)
+          die(dir + ": --npy-kv wants float32 k.npy/v.npy of shape [1, 1, T, D]");
+        RealKV &R = realKV();
+        R.T = k.shape[2];
+        R.Dm = k.shape[3];
+        if (R.Dm % 128 || R.Dm % 64)
+          die(dir + ": --npy-kv head dim must be a multiple of 128");
+        R.k = std::move(k.f32);
+        R.v = std::move(v.f32);
+      })
+      .str("--json", json).i64("--batch", B).i64("--hkv", Hkv).i64("--prefill", prefill)
+      .i64("--steps", steps).i64("--n", n);
+  if (!opts.parse(argc, argv, 5).empty())
+    usage();
   if (corrupt != "none" && corrupt != "word" && corrupt != "window")
     usage();
   setvbuf(stdout, nullptr, _IOLBF, 0);

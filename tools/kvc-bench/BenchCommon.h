@@ -20,6 +20,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <functional>
+#include <map>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -394,6 +396,77 @@ inline bool parseFlush(const std::string &v) {
     return false;
   return true;
 }
+
+// ----------------------------------------------------------------------------- options
+/// The command line of one kvc-bench subcommand: options bound to variables, then parse().
+/// One table for all subcommands, so every option is parsed and checked the same way: a
+/// malformed value ("--reps x") says which option and value and exits 2, an unknown option or
+/// a missing value prints the subcommand's usage. Positional arguments are returned in order.
+class Options {
+public:
+  explicit Options(void (*usage)()) : usage_(usage) {}
+  Options &flag(const char *name, bool &x) { return on(name, false, [&x](const std::string &) { x = true; }); }
+  Options &str(const char *name, std::string &x) { return on(name, true, [&x](const std::string &v) { x = v; }); }
+  Options &strs(const char *name, std::vector<std::string> &x) {
+    return on(name, true, [&x](const std::string &v) { x.push_back(v); });
+  }
+  Options &i32(const char *name, int &x) { return on(name, true, [&x](const std::string &v) { x = std::stoi(v); }); }
+  Options &i64(const char *name, int64_t &x) { return on(name, true, [&x](const std::string &v) { x = std::stoll(v); }); }
+  Options &u32(const char *name, unsigned &x) {
+    return on(name, true, [&x](const std::string &v) { x = unsigned(std::stoul(v)); });
+  }
+  Options &f64(const char *name, double &x) { return on(name, true, [&x](const std::string &v) { x = std::stod(v); }); }
+  Options &list(const char *name, std::vector<int64_t> &x) {
+    return on(name, true, [&x](const std::string &v) { x = parseList(v); });
+  }
+  /// --flush dirty|clean (the timing commands).
+  Options &flush() {
+    return on("--flush", true, [this](const std::string &v) {
+      if (!parseFlush(v))
+        usage_();
+    });
+  }
+  /// Any other handler; `takesValue` says whether the option is followed by a value.
+  Options &on(const char *name, bool takesValue, std::function<void(const std::string &)> f) {
+    opts_[name] = {takesValue, std::move(f)};
+    return *this;
+  }
+  std::vector<std::string> parse(int argc, char **argv, int first) {
+    std::vector<std::string> positional;
+    for (int i = first; i < argc; ++i) {
+      const std::string a = argv[i];
+      auto it = opts_.find(a);
+      if (it == opts_.end()) {
+        if (a.empty() || a[0] == '-')
+          usage_();
+        positional.push_back(a);
+        continue;
+      }
+      std::string v;
+      if (it->second.takesValue) {
+        if (i + 1 >= argc)
+          usage_();
+        v = argv[++i];
+      }
+      try {
+        it->second.set(v);
+      } catch (const std::exception &) { // std::stoi/stod/parseList on a malformed value
+        fprintf(stderr, "%s: bad value for %s: '%s'\n", benchCommand().c_str(), a.c_str(),
+                v.c_str());
+        exit(2);
+      }
+    }
+    return positional;
+  }
+
+private:
+  struct Opt {
+    bool takesValue;
+    std::function<void(const std::string &)> set;
+  };
+  void (*usage_)();
+  std::map<std::string, Opt> opts_;
+};
 
 // The clean flush's kernel: grid-stride 128-bit loads of n16 16-byte vectors, xor-reduced (the
 // store under an impossible condition keeps the loads alive). Written as PTX so kvc-bench needs

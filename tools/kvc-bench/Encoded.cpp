@@ -765,43 +765,13 @@ int kvcBenchEncoded(int argc, char **argv) {
   double tol16 = 1e-2, tol32 = 1e-4;
   bool quick = false;
   std::vector<std::string> caseDirs;
-  for (int i = 4; i < argc; ++i) {
-    std::string a = argv[i];
-    auto next = [&]() -> std::string {
-      if (i + 1 >= argc)
-        usage();
-      return argv[++i];
-    };
-    if (a == "--json")
-      json = next();
-    else if (a == "--batches")
-      batches = parseList(next());
-    else if (a == "--contexts")
-      contexts = parseList(next());
-    else if (a == "--reps")
-      reps = std::stoi(next());
-    else if (a == "--warmup")
-      warmup = std::stoi(next());
-    else if (a == "--splits")
-      splits = std::stoi(next());
-    else if (a == "--hkv")
-      hkv = std::stoll(next());
-    else if (a == "--seed")
-      seed = unsigned(std::stoul(next()));
-    else if (a == "--tol")
-      tol16 = std::stod(next());
-    else if (a == "--tol32")
-      tol32 = std::stod(next());
-    else if (a == "--quick")
-      quick = true;
-    else if (a == "--case")
-      caseDirs.push_back(next());
-    else if (a == "--flush") {
-      if (!parseFlush(next()))
-        usage();
-    } else
-      usage();
-  }
+  Options opts(usage);
+  opts.str("--json", json).list("--batches", batches).list("--contexts", contexts)
+      .i32("--reps", reps).i32("--warmup", warmup).i32("--splits", splits).i64("--hkv", hkv)
+      .u32("--seed", seed).f64("--tol", tol16).f64("--tol32", tol32).flag("--quick", quick)
+      .strs("--case", caseDirs).flush();
+  if (!opts.parse(argc, argv, 4).empty())
+    usage();
   setvbuf(stdout, nullptr, _IOLBF, 0);
   if (cmd == "info")
     return cmdInfo(in);

@@ -766,38 +766,15 @@ int kvcBenchStore(int argc, char **argv) {
   int reps = 50, warmup = 5;
   unsigned seed = 1;
   bool quick = false;
-  for (int i = 3; i < argc; ++i) {
-    std::string a = argv[i];
-    auto next = [&]() -> std::string {
-      if (i + 1 >= argc)
-        usage();
-      return argv[++i];
-    };
-    if (a == "-o")
-      out = next();
-    else if (a == "--config")
-      configs.push_back(next());
-    else if (a == "--prefix")
-      prefix = next();
-    else if (a == "--threads")
-      threads = std::stoll(next());
-    else if (a == "--seed")
-      seed = unsigned(std::stoul(next()));
-    else if (a == "--quick")
-      quick = true;
-    else if (a == "--jobs")
-      jobs = parseList(next());
-    else if (a == "--reps")
-      reps = std::stoi(next());
-    else if (a == "--warmup")
-      warmup = std::stoi(next());
-    else if (a == "--json")
-      json = next();
-    else if (!a.empty() && a[0] != '-' && in.empty())
-      in = a;
-    else
-      usage();
-  }
+  Options opts(usage);
+  opts.str("-o", out).strs("--config", configs).str("--prefix", prefix).i64("--threads", threads)
+      .u32("--seed", seed).flag("--quick", quick).list("--jobs", jobs).i32("--reps", reps)
+      .i32("--warmup", warmup).str("--json", json);
+  std::vector<std::string> positional = opts.parse(argc, argv, 3);
+  if (positional.size() > 1)
+    usage();
+  if (!positional.empty())
+    in = positional[0];
   if (cmd == "gen")
     return cmdGen(configs, threads, prefix, out);
   if (cmd == "check" && !in.empty())

@@ -527,61 +527,20 @@ int main(int argc, char **argv) {
   bool quick = false;
   std::vector<std::string> caseDirs;
   bool splitOnly = false;
-  int i = 2;
-  try {
-    for (; i < argc; ++i) {
-      std::string a = argv[i];
-      auto next = [&]() -> std::string {
-        if (i + 1 >= argc)
-          usage();
-        return argv[++i];
-      };
-      if (a == "-o")
-        out = next();
-      else if (a == "--header")
-        header = next();
-      else if (a == "--json")
-        json = next();
-      else if (a == "--batches")
-        batches = parseList(next());
-      else if (a == "--contexts")
-        contexts = parseList(next());
-      else if (a == "--reps")
-        reps = std::stoi(next());
-      else if (a == "--warmup")
-        warmup = std::stoi(next());
-      else if (a == "--splits")
-        splits = std::stoi(next());
-      else if (a == "--flush") {
-        if (!parseFlush(next()))
-          usage();
-      }
-      else if (a == "--hkv")
-        hkv = std::stoll(next());
-      else if (a == "--seed")
-        seed = unsigned(std::stoul(next()));
-      else if (a == "--tol")
-        tol = std::stod(next());
-      else if (a == "--quick")
-        quick = true;
-      else if (a == "--split-only")
-        splitOnly = true;
-      else if (a == "--case")
-        caseDirs.push_back(next());
-      else if (a == "--mib")
-        mib = std::stoll(next());
-      else if (a == "--ragged-ratio")
-        raggedRatio = std::stod(next()), raggedRatioSet = true;
-      else if (!a.empty() && a[0] != '-' && in.empty())
-        in = a;
-      else
-        usage();
-    }
-  } catch (const std::exception &) { // std::stoi/stod/parseList on a malformed value
-    fprintf(stderr, "kvc-bench: bad value for %s: '%s'\n", argv[i - 1 < 2 ? 2 : i - 1],
-            i < argc ? argv[i] : "");
-    return 2;
-  }
+  Options opts(usage);
+  opts.str("-o", out).str("--header", header).str("--json", json).list("--batches", batches)
+      .list("--contexts", contexts).i32("--reps", reps).i32("--warmup", warmup)
+      .i32("--splits", splits).flush().i64("--hkv", hkv).u32("--seed", seed).f64("--tol", tol)
+      .flag("--quick", quick).flag("--split-only", splitOnly).strs("--case", caseDirs)
+      .i64("--mib", mib).on("--ragged-ratio", true, [&](const std::string &v) {
+        raggedRatio = std::stod(v);
+        raggedRatioSet = true;
+      });
+  std::vector<std::string> positional = opts.parse(argc, argv, 2);
+  if (positional.size() > 1)
+    usage();
+  if (!positional.empty())
+    in = positional[0];
   if (raggedRatioSet && !(raggedRatio > 0 && raggedRatio <= 1)) {
     fprintf(stderr, "kvc-bench: --ragged-ratio must be in (0, 1], got %g\n", raggedRatio);
     return 2;
