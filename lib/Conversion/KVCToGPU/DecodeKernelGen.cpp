@@ -517,12 +517,7 @@ std::string mlir::kvc::generateDecodeKernels(const DecodeKernelConfig &c, std::s
     std::string d = e.mul(e.L("arith.remui " + oi + ", " + cD4 + " : index"), e.ci(4));
     std::string qr = e.add(rowBase, qi);
     std::string st = emitSplitMergeState(e, "%opart", "%ml", nsplit, qr, d, D, c0, 8, 4);
-    std::string pos = e.cmpf("ogt", st + "#2", e.cf(0.0f));
-    std::string inv = e.sel(pos, e.L("arith.divf " + e.cf(1.0f) + ", " + st + "#2 : f32"),
-                            e.cf(0.0f), "f32");
-    std::string res = e.fmul(st + "#1",
-                             e.L("vector.broadcast " + inv + " : f32 to vector<4xf32>"),
-                             "vector<4xf32>");
+    std::string res = emitMergeNormalize(e, st + "#1", st + "#2", 4);
     std::string t = e.L("arith.truncf " + res + " : vector<4xf32> to vector<4x" + ET + ">");
     e.S("vector.store " + t + ", %out[" + e.add(e.mul(qr, cD), d) + "] {alignment = 8} : " +
         MET + ", vector<4x" + ET + ">");

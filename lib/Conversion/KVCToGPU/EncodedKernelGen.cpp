@@ -154,7 +154,6 @@ std::string mlir::kvc::generateEncodedKernels(const EncodedKernelConfig &c, std:
               hkv = e.L("gpu.grid_dim y"), tid = e.L("gpu.thread_id x");
   std::string c0 = e.ci(0), c1 = e.ci(1), c32 = e.ci(32), cD = e.ci(D), cVB = e.ci(VB),
               cKB = e.ci(KB), c4096 = e.ci(4096);
-  const std::string c2048i = MS ? e.ci(2048) : ""; // multi-symbol LUT build only
   std::string warp = e.L("arith.divui " + tid + ", " + c32 + " : index");
   std::string lane = e.L("arith.remui " + tid + ", " + c32 + " : index");
   std::string row = e.add(e.mul(bb, hkv), kvh);
@@ -168,11 +167,11 @@ std::string mlir::kvc::generateEncodedKernels(const EncodedKernelConfig &c, std:
   const std::string kAux = aux0, vAux = e.add(aux0, e.ci(64));
 
   // LUTs -> shared memory: the row's two 11-bit single-symbol LUTs as they are, or (MS) the
-  // two 10-bit multi-symbol LUTs built from them. A multi entry for 10 stream bits holds the
-  // first n <= 3 codes that the 10 bits fully determine, chained through the single LUT (a
+  // two MSB-bit multi-symbol LUTs built from them. A multi entry for MSB stream bits holds the
+  // first n <= MSS codes that those bits fully determine, chained through the single LUT (a
   // code whose single entry has length <= the bits left is decided by those bits alone: prefix
   // property): word 0 = f16(s0) | f16(s1) << 16, word 1 = f16(s2) | total length << 16 |
-  // n << 24, unused symbols 0. n = 0 (first code longer than 10 bits, the escape, or a symbol
+  // n << 24, unused symbols 0. n = 0 (first code longer than MSB bits, the escape, or a symbol
   // above 2048, which f16 does not hold exactly) sends the decoder to the slow path.
   std::string lbase = e.mul(row, c4096);
   if (!MS) {
@@ -187,7 +186,7 @@ std::string mlir::kvc::generateEncodedKernels(const EncodedKernelConfig &c, std:
     e.push();
     std::string strm = e.L("arith.divui %li, " + e.ci(MSE) + " : index");
     std::string k = e.L("arith.remui %li, " + e.ci(MSE) + " : index");
-    std::string sbase = e.add(lbase, e.mul(strm, c2048i));
+    std::string sbase = e.add(lbase, e.mul(strm, e.ci(2048))); // single LUTs: 2048 words each
     std::string bits = e.bin("arith.shli", e.toI32(k), e.ci32(32 - MSB), "i32");
     std::string pos = e.ci32(0), n = e.ci32(0), ok = e.L("arith.constant true");
     std::string zero16 = e.ci32(0);
@@ -302,6 +301,10 @@ std::string mlir::kvc::generateEncodedKernels(const EncodedKernelConfig &c, std:
     s.wp = e.L("arith.index_castui " + e.add(wi, e.ci(3)) + " : index to i32");
     return s;
   };
+  // The top 32 bits of a 64-bit bit window (LUT indices and canonical codes are read there).
+  auto windowTop = [&](const std::string &win) {
+    return e.L("arith.trunci " + e.bin("arith.shrui", win, i64_32, "i64") + " : i64 to i32");
+  };
   auto refill = [&](DState &s, const std::string &words) {
     std::string need = e.cmp("slt", s.nb, i32c, "i32");
     std::string rf = e.fresh("rf");
@@ -325,8 +328,7 @@ std::string mlir::kvc::generateEncodedKernels(const EncodedKernelConfig &c, std:
   // Decodes one symbol (nb >= 11 guaranteed by the caller); returns its value as f32.
   auto decodeOne = [&](DState &s, const std::string &lutOff, const std::string &auxB,
                        const std::string &words) {
-    std::string hi = e.L("arith.trunci " + e.bin("arith.shrui", s.win, i64_32, "i64") +
-                         " : i64 to i32");
+    std::string hi = windowTop(s.win);
     std::string idx = e.toIdx(e.bin("arith.shrui", hi, i21, "i32"));
     // The multi-symbol decoder keeps its own tables in shared memory and calls this only on a
     // miss, so the single-symbol LUT is read from global memory (L1/L2) there.
@@ -342,8 +344,7 @@ std::string mlir::kvc::generateEncodedKernels(const EncodedKernelConfig &c, std:
       std::string nbI = e.L("arith.index_castui " + s.nb + " : i32 to index");
       std::string pos = e.sub(e.mul(e.sub(wpI, c1), c32), nbI);
       DState w = initState(words, pos);
-      std::string h = e.L("arith.trunci " + e.bin("arith.shrui", w.win, i64_32, "i64") +
-                          " : i64 to i32");
+      std::string h = windowTop(w.win);
       // Canonical decode of the top 32 bits (codes up to 16 bits), then the escape.
       std::string fr = e.fresh("lng");
       std::string l = e.fresh("l"), fl = e.fresh("fl"), fs = e.fresh("fs");
@@ -428,15 +429,13 @@ std::string mlir::kvc::generateEncodedKernels(const EncodedKernelConfig &c, std:
       }
       // A pair: both LUT lookups first (the second at the position the first code implies),
       // one branch to the general path when either misses.
-      std::string hi1 = e.L("arith.trunci " + e.bin("arith.shrui", s.win, i64_32, "i64") +
-                            " : i64 to i32");
+      std::string hi1 = windowTop(s.win);
       std::string e1 = e.L("memref.load %sLut[" +
                            e.add(e.toIdx(e.bin("arith.shrui", hi1, i21, "i32")), lutOff) +
                            "] : " + LUTT);
       std::string len1 = e.bin("arith.andi", e1, i31, "i32");
       std::string w1 = e.bin("arith.shli", s.win, e.L("arith.extui " + len1 + " : i32 to i64"), "i64");
-      std::string hi2 = e.L("arith.trunci " + e.bin("arith.shrui", w1, i64_32, "i64") +
-                            " : i64 to i32");
+      std::string hi2 = windowTop(w1);
       std::string e2 = e.L("memref.load %sLut[" +
                            e.add(e.toIdx(e.bin("arith.shrui", hi2, i21, "i32")), lutOff) +
                            "] : " + LUTT);
@@ -503,10 +502,14 @@ std::string mlir::kvc::generateEncodedKernels(const EncodedKernelConfig &c, std:
                             const std::string &auxB, int64_t count, const std::string &wmem,
                             const std::string &wty) {
     DState s0 = initState(words, bitpos);
-    std::string tys = "i64, i32, i32, i32, i32" + std::string(NQ ? ", " : "") + rep("f32", NQ);
+    // Loop state: the decoder (window, bits, next word, word index), symbols decoded, sums.
+    std::vector<std::string> types = {"i64", "i32", "i32", "i32", "i32"};
     std::vector<std::string> init = {s0.win, s0.nb, s0.nw, s0.wp, i0};
-    for (int64_t i = 0; i < NQ; ++i)
+    for (int64_t i = 0; i < NQ; ++i) {
+      types.push_back("f32");
       init.push_back(fz);
+    }
+    const std::string tys = join(types);
     std::string r = e.fresh("dm");
     std::vector<std::string> a(5 + NQ), b(5 + NQ);
     for (auto &x : a)
@@ -526,11 +529,8 @@ std::string mlir::kvc::generateEncodedKernels(const EncodedKernelConfig &c, std:
     e.S("} do {");
     {
       std::string bargs;
-      std::vector<std::string> btys = {"i64", "i32", "i32", "i32", "i32"};
-      for (int64_t i = 0; i < NQ; ++i)
-        btys.push_back("f32");
       for (size_t k = 0; k < b.size(); ++k)
-        bargs += std::string(k ? ", " : "") + b[k] + ": " + btys[k];
+        bargs += std::string(k ? ", " : "") + b[k] + ": " + types[k];
       e.S("^bb0(" + bargs + "):");
     }
     e.push();
@@ -543,7 +543,7 @@ std::string mlir::kvc::generateEncodedKernels(const EncodedKernelConfig &c, std:
     const int64_t VW = NQP <= 4 ? NQP : 4;
     const std::string VWT = "vector<" + std::to_string(VW) + "xf32>";
     for (int look = 0; look < 2; ++look) {
-      std::string hi = e.L("arith.trunci " + e.bin("arith.shrui", s.win, i64_32, "i64") + " : i64 to i32");
+      std::string hi = windowTop(s.win);
       std::string idx = e.toIdx(e.bin("arith.shrui", hi, e.ci32(32 - MSB), "i32"));
       std::string ev = e.L("vector.load %sLut[" + e.add(mlutOff, e.mul(idx, e.ci(2))) +
                            "] {alignment = 8} : " + LUTT + ", vector<2xi32>");

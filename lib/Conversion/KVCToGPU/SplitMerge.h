@@ -91,9 +91,17 @@ inline std::string emitSplitMergeState(GPUTextEmitter &e, const std::string &opa
   return st;
 }
 
-/// out = o / l, or 0 for a row with no keys (l = 0).
+/// out = o / l, or 0 for a row with no keys (l = 0). Width 4 (o a vector<4xf32> from
+/// emitSplitMergeState at width 4): o * (1 / l), one division for the four outputs.
 inline std::string emitMergeNormalize(GPUTextEmitter &e, const std::string &o,
-                                      const std::string &l) {
+                                      const std::string &l, int64_t width = 1) {
+  if (width == 4) {
+    std::string pos = e.cmpf("ogt", l, e.cf(0.0f));
+    std::string inv = e.L("arith.divf " + e.cf(1.0f) + ", " + l + " : f32");
+    std::string scale = e.sel(pos, inv, e.cf(0.0f), "f32");
+    return e.fmul(o, e.L("vector.broadcast " + scale + " : f32 to vector<4xf32>"),
+                  "vector<4xf32>");
+  }
   std::string fz = e.cf(0.0f);
   std::string pos = e.L("arith.cmpf ogt, " + l + ", " + fz + " : f32");
   std::string q = e.L("arith.divf " + o + ", " + l + " : f32");
