@@ -518,11 +518,8 @@ struct Timer {
     flushBytes = std::max<size_t>(size_t(l2) * 4, 256u << 20);
     CK(kvc_cuda_malloc(&flush, flushBytes));
     CK(kvc_cuda_memset_d8_async(flush, 0, flushBytes, nullptr));
-    if (gFlushMode == FlushMode::Clean) {
-      CK(kvc_cuda_module_load(kL2ReadPtx, &readModule));
-      CK(kvc_cuda_module_get_function(readModule, "kvc_l2_read", &readFn));
-      CK(kvc_cuda_device_info(nullptr, 0, &sms, nullptr, nullptr, nullptr));
-    }
+    if (gFlushMode == FlushMode::Clean)
+      loadRead();
   }
   ~Timer() {
     kvc_cuda_free(flush);
@@ -534,8 +531,21 @@ struct Timer {
       CK(kvc_cuda_memset_d8_async(flush, uint8_t(i), flushBytes, nullptr));
       return;
     }
-    uint64_t p = flush, n16 = flushBytes / 16;
-    void *params[] = {&p, &n16};
+    readPass(flush, flushBytes);
+  }
+  // kvc_l2_read, for readPass (outside any timed region: module load).
+  void loadRead() {
+    if (readFn)
+      return;
+    CK(kvc_cuda_module_load(kL2ReadPtx, &readModule));
+    CK(kvc_cuda_module_get_function(readModule, "kvc_l2_read", &readFn));
+    CK(kvc_cuda_device_info(nullptr, 0, &sms, nullptr, nullptr, nullptr));
+  }
+  // One launch of kvc_l2_read over `bytes` (a multiple of 16) at `p`, 4 CTAs of 512 threads
+  // per SM: the clean flush, and kvc-bench floor's reference read. loadRead() first.
+  void readPass(kvc_cuda_ptr p, uint64_t bytes) {
+    uint64_t ptr = p, n16 = bytes / 16;
+    void *params[] = {&ptr, &n16};
     CK(kvc_cuda_launch(readFn, unsigned(4 * sms), 1, 1, 512, 1, 1, 0, nullptr, params));
   }
   // Median of `reps` timed runs of fn (after `warmup`), L2 flushed before each.

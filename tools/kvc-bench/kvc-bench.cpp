@@ -377,10 +377,7 @@ int cmdFloor(const std::string &json, const std::vector<int64_t> &batches,
   CK(kvc_cuda_device_info(name, sizeof name, &sms, &l2, nullptr, nullptr));
   Timer T(l2);
   double copyTBs = copyBandwidth(T, 2048);
-  kvc_cuda_module mod;
-  kvc_cuda_function readFn;
-  CK(kvc_cuda_module_load(kL2ReadPtx, &mod));
-  CK(kvc_cuda_module_get_function(mod, "kvc_l2_read", &readFn));
+  T.loadRead();
   printf("device: %s, %d SMs; copy bandwidth %.3f TB/s (read+write)\n", name, sms, copyTBs);
   printf("%-12s %5s %7s %10s %10s %8s %7s\n", "floor", "batch", "context", "time_us", "MB_read",
          "TB/s", "%copy");
@@ -394,15 +391,11 @@ int cmdFloor(const std::string &json, const std::vector<int64_t> &batches,
   for (int64_t B : batches)
     for (int64_t S : contexts) {
       const int64_t len = raggedRatio > 0 ? std::max<int64_t>(1, std::llround(raggedRatio * S)) : S;
-      const uint64_t bytes = uint64_t(2) * B * hkv * len * 128 * 2, n16 = bytes / 16;
+      const uint64_t bytes = uint64_t(2) * B * hkv * len * 128 * 2;
       kvc_cuda_ptr buf;
       CK(kvc_cuda_malloc(&buf, bytes));
       CK(kvc_cuda_memset_d8_async(buf, 0x3B, bytes, nullptr));
-      uint64_t p = buf, n = n16;
-      void *params[] = {&p, &n};
-      double ms = T.medianMs(warmup, reps, [&] {
-        CK(kvc_cuda_launch(readFn, unsigned(4 * sms), 1, 1, 512, 1, 1, 0, nullptr, params));
-      });
+      double ms = T.medianMs(warmup, reps, [&] { T.readPass(buf, bytes); });
       CK(kvc_cuda_free(buf));
       double tbs = double(bytes) / (ms * 1e-3) / 1e12;
       printf("%-12s %5lld %7lld %10.1f %10.1f %8.3f %6.1f%%\n",
@@ -417,7 +410,6 @@ int cmdFloor(const std::string &json, const std::vector<int64_t> &batches,
       first = false;
     }
   js << "\n  ]\n}\n";
-  kvc_cuda_module_unload(mod);
   if (!json.empty()) {
     std::ofstream f(json);
     f << js.str();
