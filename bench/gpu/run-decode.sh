@@ -57,13 +57,7 @@ for fl in dirty clean; do
   timeout 60 $T/kvc-bench floor --batches 1,8,32 --contexts 16384,65536 --ragged-ratio 0.3 \
     --flush $fl --json "$W/floor-$fl-ragged.json" | tail -n +3 | grep -v wrote
 done
-merge() { python3 - "$@" <<'PY'
-import json, sys
-docs = [json.load(open(p)) for p in sys.argv[1:]]
-d = docs[0]; d["results"] = [r for x in docs for r in x["results"]]
-print(json.dumps(d, indent=1))
-PY
-}
+merge() { PYTHONPATH=python python3 -m kvc.bench.merge_results "$@"; }
 merge "$W"/dirty-dense_b*.json > "$OUT/kvc-dense.json"
 merge "$W"/dirty-ragged_b*.json > "$OUT/kvc-ragged.json"
 merge "$W"/clean-dense_b*.json > "$OUT/kvc-dense-clean.json"

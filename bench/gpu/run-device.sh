@@ -23,12 +23,7 @@ if [ "$what" = bench ] || [ "$what" = all ]; then
     n=$(basename "$p" .ptx)
     timeout 90 $T/kvc-bench decode "$p" --json "$W/$n.json"
   done
-  python3 - "$W"/decode_b*.json > "$OUT/kvc.json" <<'PY'
-import json, sys
-docs = [json.load(open(p)) for p in sys.argv[1:]]
-d = docs[0]; d["results"] = [r for x in docs for r in x["results"]]
-print(json.dumps(d, indent=1))
-PY
+  PYTHONPATH=python python3 -m kvc.bench.merge_results "$W"/decode_b*.json > "$OUT/kvc.json"
   PYTHONPATH=python PYTHONUNBUFFERED=1 timeout 150 python3 -m kvc.bench.sdpa_decode --json "$OUT/sdpa.json"
   PYTHONPATH=python python3 -m kvc.bench.compare "$OUT/sdpa.json" "$OUT/kvc.json" \
     | tee "$OUT/table.md"

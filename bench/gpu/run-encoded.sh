@@ -48,17 +48,8 @@ for what in "${@:-all}"; do
       timeout 200 $T/kvc-bench encoded decode $f --batches 1,8 --contexts 16384,65536 \
         --json $W/$(basename $f .ptx).json | tail -n +3 | grep -v wrote
     done
-    python3 - $W/*.json > "$OUT/encoded-ms-sweep.json" <<'PY'
-import json, os, sys
-docs = [(p, json.load(open(p))) for p in sys.argv[1:]]
-rows = []
-for p, x in docs:
-    for r in x["results"]:
-        r["ptx"] = os.path.basename(p)[:-5] + ".ptx"
-        rows.append(r)
-d = docs[0][1]; d["results"] = rows
-print(json.dumps(d, indent=1))
-PY
+    PYTHONPATH=python python3 -m kvc.bench.merge_results --ptx $W/*.json \
+      > "$OUT/encoded-ms-sweep.json"
     timeout 150 ncu --kernel-name regex:enc_ms --launch-count 1 --section SpeedOfLight \
       --section Occupancy --section InstructionStats $T/kvc-bench encoded decode \
       $T/decode-encoded_ms10x2_m0.ptx --batches 8 --contexts 16384 --reps 1 --warmup 0 \

@@ -56,12 +56,7 @@ run)
       timeout 60 $T/kvc-bench decode $f --batches 1,8,32 --contexts 16384,65536 \
         --ragged-ratio 0.3 --flush $fl --json "$W/$fl-$(basename $f .ptx).json" | tail -n +3 | grep -v wrote
     done
-    python3 - "$W"/$fl-*.json > "$OUT/l2-$fl.json" <<'PY'
-import json, sys
-docs = [json.load(open(p)) for p in sys.argv[1:]]
-d = docs[0]; d["results"] = [r for x in docs for r in x["results"]]
-print(json.dumps(d, indent=1))
-PY
+    PYTHONPATH=python python3 -m kvc.bench.merge_results "$W"/$fl-*.json > "$OUT/l2-$fl.json"
   done
   ;;
 *) sed -n 2,9p "$0"; exit 2 ;;
