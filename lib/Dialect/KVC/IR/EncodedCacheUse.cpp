@@ -9,8 +9,7 @@ static bool readsAfter(Operation *reader, Operation *append) {
   return reader->getBlock() != append->getBlock() || append->isBeforeInBlock(reader);
 }
 
-Operation *mlir::kvc::findReadAfterInPlaceAppend(Value cache, bool viewReadersRead,
-                                                 Operation **append) {
+Operation *mlir::kvc::findReadAfterInPlaceAppend(Value cache, bool viewReadersRead) {
   for (Operation *user : cache.getUsers()) {
     if (!isa<CacheAppendOp>(user))
       continue;
@@ -23,11 +22,8 @@ Operation *mlir::kvc::findReadAfterInPlaceAppend(Value cache, bool viewReadersRe
           for (Operation *reader : r.getUsers())
             if (!late && readsAfter(reader, user))
               late = reader;
-      if (late) {
-        if (append)
-          *append = user;
+      if (late)
         return late;
-      }
     }
   }
   return nullptr;

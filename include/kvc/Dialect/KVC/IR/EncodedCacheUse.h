@@ -18,9 +18,8 @@ namespace kvc {
 /// A user of `cache` that reads it after, or in another block than, a kvc.cache.append of it;
 /// null if there is none. With `viewReadersRead`, the readers of a kvc.cache.view of the cache
 /// count as reads at their own position (the GPU path reads the handle where attention runs,
-/// not where the view is). `*append` (if non-null) gets that append.
-Operation *findReadAfterInPlaceAppend(Value cache, bool viewReadersRead = false,
-                                      Operation **append = nullptr);
+/// not where the view is).
+Operation *findReadAfterInPlaceAppend(Value cache, bool viewReadersRead = false);
 
 /// A kvc.cache.append of `cache` that is not in the block defining `cache` (e.g. in a loop body
 /// over a cache defined outside it: by value semantics every iteration appends to the same
