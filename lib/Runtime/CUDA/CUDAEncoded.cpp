@@ -758,6 +758,34 @@ std::string jobText(const kvc_cuda_encoded_appender *A, int st, int64_t j, const
          std::to_string(res[3]);
 }
 
+// The 4-int statuses of store jobs [j0, j0 + nj) of stream st into res (the stream that ran
+// them synchronised).
+int readStatuses(const kvc_cuda_encoded_appender *A, int st, int64_t j0, int64_t nj,
+                 std::vector<int32_t> &res, const char **err) {
+  res.assign(size_t(4 * nj), 0);
+  if (int rc = kvc_cuda_memcpy_dtoh(res.data(), A->s[st].resD + uint64_t(j0) * 16,
+                                    size_t(nj) * 16))
+    return cudaFail(err, rc, "status read");
+  return 0;
+}
+
+// Fails with the first of store jobs [j0, j0 + nj) of stream st whose status is not 0.
+int checkStatuses(const kvc_cuda_encoded_appender *A, int st, int64_t j0, int64_t nj,
+                  const char **err) {
+  std::vector<int32_t> res;
+  if (int rc = readStatuses(A, st, j0, nj, res, err))
+    return rc;
+  for (int64_t j = 0; j < nj; ++j) {
+    const int32_t *q = &res[size_t(4 * j)];
+    if (q[3] != 0)
+      return afail(err, jobText(A, st, j0 + j, q) +
+                            (q[3] == 1   ? " (a non-finite value or |x| >= 65520 in the block)"
+                             : q[3] == 2 ? " (out of word capacity)"
+                                         : " (not run)"));
+  }
+  return 0;
+}
+
 // The checks of an append of n > 0 tokens, and the due job range [j0, j1) of each stream.
 int checkAppend(const kvc_cuda_encoded_appender *A, int64_t n, int64_t j0[2], int64_t j1[2],
                 const char **err) {
@@ -857,23 +885,10 @@ int kvc_cuda_encoded_append_commit(kvc_cuda_encoded_appender *A, kvc_cuda_encode
     return rc;
   if (int rc = kvc_cuda_stream_synchronize(stream))
     return cudaFail(err, rc, "store kernels");
-  for (int st = 0; st < 2; ++st) {
-    const int64_t nj = j1[st] - j0[st];
-    if (!nj)
-      continue;
-    std::vector<int32_t> res(size_t(4 * nj));
-    if (int rc = kvc_cuda_memcpy_dtoh(res.data(), A->s[st].resD + uint64_t(j0[st]) * 16,
-                                      size_t(nj) * 16))
-      return cudaFail(err, rc, "status read");
-    for (int64_t j = 0; j < nj; ++j) {
-      const int32_t *q = &res[size_t(4 * j)];
-      if (q[3] != 0)
-        return afail(err, jobText(A, st, j0[st] + j, q) +
-                              (q[3] == 1   ? " (a non-finite value or |x| >= 65520 in the block)"
-                               : q[3] == 2 ? " (out of word capacity)"
-                                           : " (not run)"));
-    }
-  }
+  for (int st = 0; st < 2; ++st)
+    if (j1[st] > j0[st])
+      if (int rc = checkStatuses(A, st, j0[st], j1[st] - j0[st], err))
+        return rc;
   return advanceRows(A, c, n, j0, j1, stream, err);
 }
 
@@ -939,10 +954,9 @@ int kvc_cuda_encoded_append(kvc_cuda_encoded_appender *A, kvc_cuda_encoded_cache
       const int64_t nj = j1[st] - j0[st];
       if (!nj)
         continue;
-      std::vector<int32_t> res(size_t(4 * nj));
-      if (int rc = kvc_cuda_memcpy_dtoh(res.data(), S.resD + uint64_t(j0[st]) * 16,
-                                        size_t(nj) * 16))
-        return cudaFail(err, rc, "status read");
+      std::vector<int32_t> res;
+      if (int rc = readStatuses(A, st, j0[st], nj, res, err))
+        return rc;
       for (int attempt = 0;; ++attempt) {
         std::vector<int64_t> retry;
         for (int64_t j = 0; j < nj; ++j) {
@@ -1007,21 +1021,10 @@ int kvc_cuda_encoded_append_status(kvc_cuda_encoded_appender *A, kvc_cuda_stream
                                    const char **err) {
   if (int rc = kvc_cuda_stream_synchronize(stream))
     return cudaFail(err, rc, "synchronize");
-  for (int st = 0; st < 2; ++st) {
-    auto &S = A->s[st];
-    if (!S.launched)
-      continue;
-    std::vector<int32_t> res(size_t(4 * S.launched));
-    if (int rc = kvc_cuda_memcpy_dtoh(res.data(), S.resD, res.size() * 4))
-      return cudaFail(err, rc, "status read");
-    for (int64_t j = 0; j < S.launched; ++j)
-      if (res[size_t(4 * j + 3)] != 0)
-        return afail(err, jobText(A, st, j, &res[size_t(4 * j)]) +
-                              (res[size_t(4 * j + 3)] == 1
-                                   ? " (a non-finite value or |x| >= 65520 in the block)"
-                                   : res[size_t(4 * j + 3)] == 2 ? " (out of word capacity)"
-                                                                 : " (not run)"));
-  }
+  for (int st = 0; st < 2; ++st)
+    if (A->s[st].launched)
+      if (int rc = checkStatuses(A, st, 0, A->s[st].launched, err))
+        return rc;
   return 0;
 }
 
