@@ -12,6 +12,7 @@
 #include "kvc/Conversion/RuntimeFunc.h"
 #include "kvc/Dialect/KVC/IR/EncodedCacheUse.h"
 #include "kvc/Dialect/KVC/IR/KVC.h"
+#include "kvc/Runtime/CUDAEncoded.h" // KVC_ENC_* buffer indices (header-only use, no link)
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Bufferization/IR/Bufferization.h"
@@ -233,15 +234,16 @@ void finishDecode(OpBuilder &b, Location loc, AttentionOp op, const DecodeBuffer
   op.getResult().replaceAllUsesWith(res);
 }
 
-/// Buffer indices of kvc_rt_gpu_encoded_buffer_* (CUDAEncoded.h KVC_ENC_*, then per stream
-/// the store buffers of the open append).
-enum EncodedBuffer : int64_t {
-  kEncRows = 0, kEncKW = 4, kEncKBO = 5, kEncKVO = 6, kEncKMin = 7, kEncKStep = 8, kEncKRec = 9,
-  kEncNumDecodeBuffers = 16, kEncStoreJobs = 16, kEncStoreRes = 17, kEncStoreEnc = 18,
-  kEncStoreTop = 19, kEncPerStoreStream = 4
+/// Buffer indices of kvc_rt_gpu_encoded_buffer_*: the device form's (KVC_ENC_*, CUDAEncoded.h),
+/// then per stream the store buffers of the open append.
+enum EncodedStoreBuffer : int64_t {
+  kEncStoreJobs = KVC_ENC_NUM_BUFFERS, kEncStoreRes, kEncStoreEnc, kEncStoreTop,
+  kEncPerStoreStream = 4
 };
 /// The decode buffer of stream st (0 keys, 1 values) that corresponds to key buffer `keyIdx`.
-int64_t encStreamBuffer(int64_t keyIdx, int st) { return keyIdx + 6 * st; }
+int64_t encStreamBuffer(int64_t keyIdx, int st) {
+  return keyIdx + int64_t(KVC_ENC_VW - KVC_ENC_KW) * st;
+}
 
 /// A run-time check that the op's batch and KV heads are the encoded cache's (the kernels index
 /// the cache's row table by them).
@@ -646,7 +648,7 @@ struct ConvertKVCToGPUPass : public mlir::kvc::impl::ConvertKVCToGPUBase<Convert
       OpBuilder::InsertionGuard g(b);
       b.setInsertionPointToStart(ifTokens.thenBlock());
       for (int st = 0; st < 2; ++st) {
-        Value rec = encodedBuffer(b, loc, h, encStreamBuffer(kEncKRec, st), f16);
+        Value rec = encodedBuffer(b, loc, h, encStreamBuffer(KVC_ENC_KREC, st), f16);
         gpu::LaunchFuncOp::create(
             b, loc, window, gpu::KernelDim3{n, rows, one}, gpu::KernelDim3{cIdx(b, loc, D), one, one},
             Value(),
@@ -673,9 +675,9 @@ struct ConvertKVCToGPUPass : public mlir::kvc::impl::ConvertKVCToGPUBase<Convert
       gpu::LaunchFuncOp::create(
           b, loc, store, gpu::KernelDim3{jobs, one, one},
           gpu::KernelDim3{cIdx(b, loc, threads), one, one}, Value(),
-          ValueRange{buf(kEncKRec, f16), storeBuf(kEncStoreJobs), storeBuf(kEncStoreEnc),
-                     buf(kEncKW, i32), storeBuf(kEncStoreTop), buf(kEncKBO, i32),
-                     buf(kEncKVO, i32), buf(kEncKMin, f32), buf(kEncKStep, f32),
+          ValueRange{buf(KVC_ENC_KREC, f16), storeBuf(kEncStoreJobs), storeBuf(kEncStoreEnc),
+                     buf(KVC_ENC_KW, i32), storeBuf(kEncStoreTop), buf(KVC_ENC_KBO, i32),
+                     buf(KVC_ENC_KVO, i32), buf(KVC_ENC_KMIN, f32), buf(KVC_ENC_KSTEP, f32),
                      storeBuf(kEncStoreRes), eps, toI32(stateAt(8 + st)),
                      toI32(stateAt(6 + st))});
     }
@@ -810,11 +812,11 @@ struct ConvertKVCToGPUPass : public mlir::kvc::impl::ConvertKVCToGPUBase<Convert
     const int64_t D = cfg.headDim, nqPerRow = cfg.groupSize * cfg.querySeq;
     Type i32 = b.getI32Type(), f32 = b.getF32Type(), f16 = b.getF16Type();
     // rows aux syms lut, then per stream: words, block offsets, vector offsets, min, step, window
-    const Type abi[kEncNumDecodeBuffers] = {i32, i32, i32, i32, i32, i32, i32, f32,
+    const Type abi[KVC_ENC_NUM_BUFFERS] = {i32, i32, i32, i32, i32, i32, i32, f32,
                                             f32, f16, i32, i32, i32, f32, f32, f16};
     checkEncodedRows(b, loc, h, batch, kt.getDimSize(1));
     SmallVector<Value> dev;
-    for (int64_t i = 0; i < kEncNumDecodeBuffers; ++i)
+    for (int64_t i = 0; i < KVC_ENC_NUM_BUFFERS; ++i)
       dev.push_back(encodedBuffer(b, loc, h, i, abi[i]));
 
     Value rows = arith::MulIOp::create(b, loc, batch, hkv);
