@@ -4,9 +4,11 @@
 # PTX for block sizes 64, 128, 256 (unroll 4) from bench/gpu/decode{,-ragged}.mlir, Gemma 3
 # 270M's decode kernels (bench/gpu/gemma.mlir) and its real-model cases (gemma/<case>/).
 # dense_b<N>/ragged_b<N> are the plain main loop (prefetch=false); *_u{2,4}pf.ptx the
-# software-pipelined ones (prefetch=true, unroll 2 and 4; b128_u4pf is kvc-gpu-pipeline's
-# default), *_u{2,4}pf_fm.ptx the same with the fused merge (fuse-merge=true). check.ptx and the
-# Gemma kernels use the defaults, check_fm.ptx / check_nopf.ptx fused merge / the plain loop.
+# software-pipelined ones (prefetch=true, unroll 2 and 4; b128_u4pf is the default
+# main loop), *_u{2,4}pf_fm.ptx the same with the fused merge (fuse-merge=true; b128_u4pf_fm is
+# kvc-gpu-pipeline's default); every variant spells out fuse-merge. check.ptx and gemma.ptx use
+# the defaults, check_split.ptx / gemma_split.ptx split + merge kernels (fuse-merge=false),
+# check_nopf.ptx the plain loop.
 # usage: bench/gpu/build-decode-ptx.sh [BUILD_DIR]
 set -euo pipefail
 SRC=$(cd "$(dirname "$0")/../.." && pwd)
@@ -19,8 +21,8 @@ OPT="$BUILD/bin/kvc-opt"
 BENCHX="$BUILD/bin/kvc-bench"
 "$OPT" "$SRC/bench/gpu/check.mlir" --kvc-gpu-pipeline -o "$OUTD/check.gpu.mlir"
 "$BENCHX" extract "$OUTD/check.gpu.mlir" -o "$OUTD/check.ptx"
-"$OPT" "$SRC/bench/gpu/check.mlir" --kvc-gpu-pipeline="fuse-merge=true" -o "$OUTD/check_fm.gpu.mlir"
-"$BENCHX" extract "$OUTD/check_fm.gpu.mlir" -o "$OUTD/check_fm.ptx"
+"$OPT" "$SRC/bench/gpu/check.mlir" --kvc-gpu-pipeline="fuse-merge=false" -o "$OUTD/check_split.gpu.mlir"
+"$BENCHX" extract "$OUTD/check_split.gpu.mlir" -o "$OUTD/check_split.ptx"
 "$OPT" "$SRC/bench/gpu/check.mlir" --kvc-gpu-pipeline="prefetch=false" -o "$OUTD/check_nopf.gpu.mlir"
 "$BENCHX" extract "$OUTD/check_nopf.gpu.mlir" -o "$OUTD/check_nopf.ptx"
 # The plain main loop (prefetch=false), and the software-pipelined ones (prefetch=true) with
@@ -28,9 +30,9 @@ BENCHX="$BUILD/bin/kvc-bench"
 for b in 64 128 256; do
   for s in "" _u2pf _u4pf _u2pf_fm _u4pf_fm; do
     case $s in
-      "") o="block-size=$b unroll=4 prefetch=false" ;;
+      "") o="block-size=$b unroll=4 prefetch=false fuse-merge=false" ;;
       *) u=${s:2:1}; o="block-size=$b unroll=$u prefetch=true"
-         [[ $s == *_fm ]] && o="$o fuse-merge=true" ;;
+         if [[ $s == *_fm ]]; then o="$o fuse-merge=true"; else o="$o fuse-merge=false"; fi ;;
     esac
     "$OPT" "$SRC/bench/gpu/decode.mlir" --kvc-gpu-pipeline="$o" -o "$OUTD/d.mlir"
     "$BENCHX" extract "$OUTD/d.mlir" -o "$OUTD/dense_b$b$s.ptx"
@@ -41,8 +43,8 @@ done
 rm -f "$OUTD/d.mlir" "$OUTD/r.mlir"
 "$OPT" "$SRC/bench/gpu/gemma.mlir" --kvc-gpu-pipeline -o "$OUTD/gemma.gpu.mlir"
 "$BENCHX" extract "$OUTD/gemma.gpu.mlir" -o "$OUTD/gemma.ptx"
-"$OPT" "$SRC/bench/gpu/gemma.mlir" --kvc-gpu-pipeline="fuse-merge=true" -o "$OUTD/gemma_fm.gpu.mlir"
-"$BENCHX" extract "$OUTD/gemma_fm.gpu.mlir" -o "$OUTD/gemma_fm.ptx"
+"$OPT" "$SRC/bench/gpu/gemma.mlir" --kvc-gpu-pipeline="fuse-merge=false" -o "$OUTD/gemma_split.gpu.mlir"
+"$BENCHX" extract "$OUTD/gemma_split.gpu.mlir" -o "$OUTD/gemma_split.ptx"
 "$OPT" "$SRC/bench/gpu/gemma-encoded.mlir" --kvc-gpu-pipeline -o "$OUTD/gemma_enc.gpu.mlir"
 "$BENCHX" extract "$OUTD/gemma_enc.gpu.mlir" -o "$OUTD/gemma_enc.ptx"
 # Real-model cases (Gemma 3 270M caches + kvc's CPU-path outputs) for kvc-bench check-npy.

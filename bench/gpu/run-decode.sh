@@ -14,7 +14,7 @@ W=/tmp/kvc-work
 mkdir -p "$OUT" "$W"
 exec > >(tee "$OUT/log.txt") 2>&1
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem --format=csv
-for c in check check_fm check_nopf; do
+for c in check check_split check_nopf; do
   timeout 120 $T/kvc-bench check $T/$c.ptx | grep -E "^variant|FAIL|check:"; echo "$c rc=$?"
   timeout 180 compute-sanitizer --tool memcheck --leak-check no $T/kvc-bench check $T/$c.ptx --quick \
     > "$W/memcheck_$c.txt" 2>&1; echo "memcheck $c rc=$?"
@@ -22,7 +22,7 @@ for c in check check_fm check_nopf; do
 done
 cat "$W"/memcheck_*.txt > "$OUT/memcheck.txt"
 echo "== real-model caches (Gemma 3 270M) vs kvc's CPU path"
-for g in gemma gemma_fm; do
+for g in gemma gemma_split; do
   timeout 120 $T/kvc-bench check-npy $T/$g.ptx $(for d in $T/gemma/*/; do echo --case ${d%/}; done)
   echo "check-npy $g rc=$?"
 done
@@ -31,8 +31,8 @@ echo "encoded check-npy rc=$?"
 timeout 180 compute-sanitizer --tool memcheck --leak-check no $T/kvc-bench check-npy $T/gemma.ptx \
   $(for d in $T/gemma/*/; do echo --case ${d%/}; done) 2>&1 | grep -E "ERROR SUMMARY|check-npy:"
 # Dense and ragged decode, every variant: the plain main loop (b64/b128/b256, unroll 4), the
-# software-pipelined ones (_u2pf, _u4pf; b128_u4pf is kvc-gpu-pipeline's default) and those
-# with the fused merge (_u2pf_fm, _u4pf_fm). Twice: with the dirty L2 flush (memset, as torch's
+# software-pipelined ones (_u2pf, _u4pf) and those with the fused merge (_u2pf_fm, _u4pf_fm;
+# b128_u4pf_fm is kvc-gpu-pipeline's default). Twice: with the dirty L2 flush (memset, as torch's
 # numbers and Triton's do_bench) and the clean one (a read pass; BenchCommon.h).
 DENSE=""; RAGGED=""
 for b in 64 128 256; do

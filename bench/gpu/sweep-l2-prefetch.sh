@@ -21,7 +21,7 @@ build)
                "b64_u4pf:block-size=64 unroll=4"; do
       n=${cfg%%:*}
       for fm in "" _fm; do
-        o="${cfg#*:} prefetch=true l2-prefetch=$p"; [ -n "$fm" ] && o="$o fuse-merge=true"
+        o="${cfg#*:} prefetch=true l2-prefetch=$p fuse-merge=$([ -n "$fm" ] && echo true || echo false)"
         "$OPT" "$SRC/bench/gpu/decode.mlir" --kvc-gpu-pipeline="$o" -o "$O/t.mlir"
         "$X" extract "$O/t.mlir" -o "$O/dense_${n}${fm}_l2p$p.ptx"
         "$OPT" "$SRC/bench/gpu/decode-ragged.mlir" --kvc-gpu-pipeline="$o" -o "$O/t.mlir"
@@ -30,7 +30,7 @@ build)
     done
   done
   for p in 4 16; do
-    "$OPT" "$SRC/bench/gpu/check.mlir" --kvc-gpu-pipeline="l2-prefetch=$p" -o "$O/t.mlir"
+    "$OPT" "$SRC/bench/gpu/check.mlir" --kvc-gpu-pipeline="l2-prefetch=$p fuse-merge=false" -o "$O/t.mlir"
     "$X" extract "$O/t.mlir" -o "$O/check_l2p$p.ptx"
     "$OPT" "$SRC/bench/gpu/check.mlir" --kvc-gpu-pipeline="l2-prefetch=$p fuse-merge=true" -o "$O/t.mlir"
     "$X" extract "$O/t.mlir" -o "$O/check_fm_l2p$p.ptx"

@@ -84,7 +84,7 @@ struct KVCGPUPipelinePass : public mlir::kvc::impl::KVCGPUPipelineBase<KVCGPUPip
     std::string t = "convert-kvc-to-gpu{block-size=" + std::to_string(blockSize) +
                     " unroll=" + std::to_string(unroll) +
                     " num-splits=" + std::to_string(numSplits) +
-                    (fuseMerge ? " fuse-merge=true" : "") +
+                    (fuseMerge ? " fuse-merge=true" : " fuse-merge=false") +
                     (prefetch ? " prefetch=true" : " prefetch=false") +
                     " min-ctas=" + std::to_string(minCtas) +
                     " l2-prefetch=" + std::to_string(l2Prefetch) +

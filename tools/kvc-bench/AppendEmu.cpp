@@ -218,6 +218,10 @@ int kvc_cuda_memset_d8_async(kvc_cuda_ptr dst, unsigned char v, size_t bytes, kv
   std::memset(reinterpret_cast<void *>(dst), v, bytes);
   return 0;
 }
+int kvc_cuda_memset_d32_async(kvc_cuda_ptr dst, unsigned v, size_t count, kvc_cuda_stream) {
+  std::fill_n(reinterpret_cast<uint32_t *>(dst), count, uint32_t(v));
+  return 0;
+}
 int kvc_cuda_launch(kvc_cuda_function f, unsigned gx, unsigned, unsigned, unsigned, unsigned,
                     unsigned, unsigned, kvc_cuda_stream, void **params) {
   for (EmuKernel *k : kernels)

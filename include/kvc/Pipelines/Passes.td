@@ -56,8 +56,9 @@ def KVCGPUPipeline : Pass<"kvc-gpu-pipeline", "ModuleOp"> {
     Option<"unroll", "unroll", "int64_t", /*default=*/"4", "convert-kvc-to-gpu unroll">,
     Option<"numSplits", "num-splits", "int64_t", /*default=*/"0",
            "convert-kvc-to-gpu num-splits">,
-    Option<"fuseMerge", "fuse-merge", "bool", /*default=*/"false",
-           "convert-kvc-to-gpu fuse-merge (one launch: the last split CTA merges)">,
+    Option<"fuseMerge", "fuse-merge", "bool", /*default=*/"true",
+           "convert-kvc-to-gpu fuse-merge (one launch: the last split CTA merges; false: "
+           "split + merge kernels)">,
     Option<"prefetch", "prefetch", "bool", /*default=*/"true",
            "convert-kvc-to-gpu prefetch (software-pipelined K/V loads in the dense/ragged "
            "kernels)">,

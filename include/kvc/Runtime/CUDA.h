@@ -67,6 +67,8 @@ int kvc_cuda_memcpy2d_dtod_async(kvc_cuda_ptr dst, size_t dst_pitch, kvc_cuda_pt
                                  kvc_cuda_stream s);
 int kvc_cuda_memset_d8_async(kvc_cuda_ptr dst, unsigned char value, size_t bytes,
                              kvc_cuda_stream s);
+/* `count` 32-bit words (dst 4-byte aligned). */
+int kvc_cuda_memset_d32_async(kvc_cuda_ptr dst, unsigned value, size_t count, kvc_cuda_stream s);
 
 /* params: one pointer per kernel parameter, as cuLaunchKernel takes them. */
 int kvc_cuda_launch(kvc_cuda_function f, unsigned gx, unsigned gy, unsigned gz, unsigned bx,

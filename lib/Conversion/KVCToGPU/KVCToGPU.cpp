@@ -19,7 +19,6 @@
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/Dialect/LLVMIR/NVVMDialect.h"
-#include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
@@ -62,6 +61,15 @@ Value gpuAlloc(OpBuilder &b, Location loc, MemRefType type, ValueRange dynSizes,
                                     /*symbolOperands=*/{}, /*hostShared=*/false);
   gpu::WaitOp::create(b, loc, Type(), ValueRange{alloc.getAsyncToken()});
   return alloc.getMemref();
+}
+
+/// gpu.memset of device memory, finished before the host code goes on (gpu-to-llvm lowers
+/// only the async form: mgpuMemset32 on a stream, then a synchronise).
+void gpuMemset(OpBuilder &b, Location loc, Value memref, Value value) {
+  auto tokenTy = gpu::AsyncTokenType::get(b.getContext());
+  Value t = gpu::WaitOp::create(b, loc, tokenTy, ValueRange{}).getAsyncToken();
+  Value m = gpu::MemsetOp::create(b, loc, tokenTy, ValueRange{t}, memref, value).getAsyncToken();
+  gpu::WaitOp::create(b, loc, Type(), ValueRange{m});
 }
 
 /// gpu.dealloc after the work queued so far (the lowering needs the async form).
@@ -897,11 +905,12 @@ struct ConvertKVCToGPUPass : public mlir::kvc::impl::ConvertKVCToGPUBase<Convert
     splitArgs.append({buf.opart, buf.mlpart});
     Value counters;
     if (cfg.fuseMerge) {
-      // Arrival counters of the fused merge: zero before the launch (the kernel leaves them 0).
+      // Arrival counters of the fused merge: device memory zeroed on the device before the
+      // launch (the kernel leaves them 0 again). Managed memory written by the host would
+      // migrate its page to the GPU on the first counter atomic.
       counters = gpuAlloc(b, loc, MemRefType::get({ShapedType::kDynamic}, b.getI32Type()),
-                          ValueRange{rows}, /*hostShared=*/true);
-      linalg::FillOp::create(b, loc, ValueRange{arith::ConstantIntOp::create(b, loc, 0, 32)},
-                             ValueRange{counters});
+                          ValueRange{rows}, /*hostShared=*/false);
+      gpuMemset(b, loc, counters, arith::ConstantIntOp::create(b, loc, 0, 32));
       splitArgs.append({counters, flatten(b, loc, buf.out)});
     }
     splitArgs.append({skv, chunk});

@@ -40,6 +40,7 @@ thread_local std::string lastError;
   X(cuMemcpyDtoDAsync)                                                                           \
   X(cuMemcpy2DAsync)                                                                             \
   X(cuMemsetD8Async)                                                                             \
+  X(cuMemsetD32Async)                                                                            \
   X(cuLaunchKernel)                                                                              \
   X(cuStreamCreate)                                                                              \
   X(cuStreamDestroy)                                                                             \
@@ -274,6 +275,10 @@ int kvc_cuda_memcpy2d_dtod_async(kvc_cuda_ptr dst, size_t dst_pitch, kvc_cuda_pt
 }
 int kvc_cuda_memset_d8_async(kvc_cuda_ptr dst, unsigned char v, size_t bytes, kvc_cuda_stream s) {
   CHECK(cuMemsetD8Async, CUdeviceptr(dst), v, bytes, reinterpret_cast<CUstream>(s));
+  return 0;
+}
+int kvc_cuda_memset_d32_async(kvc_cuda_ptr dst, unsigned v, size_t count, kvc_cuda_stream s) {
+  CHECK(cuMemsetD32Async, CUdeviceptr(dst), v, count, reinterpret_cast<CUstream>(s));
   return 0;
 }
 

@@ -27,6 +27,7 @@ int kvc_cuda_memcpy2d_dtod_async(kvc_cuda_ptr, size_t, kvc_cuda_ptr, size_t, siz
   return -1;
 }
 int kvc_cuda_memset_d8_async(kvc_cuda_ptr, unsigned char, size_t, kvc_cuda_stream) { return -1; }
+int kvc_cuda_memset_d32_async(kvc_cuda_ptr, unsigned, size_t, kvc_cuda_stream) { return -1; }
 int kvc_cuda_launch(kvc_cuda_function, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned,
                     unsigned, kvc_cuda_stream, void **) {
   return -1;

@@ -85,5 +85,10 @@ void *mgpuMemAlloc(uint64_t bytes, void * /*stream*/, bool isHostShared) {
 void mgpuMemFree(void *ptr, void * /*stream*/) {
   MGPU_CHECK(kvc_cuda_free(reinterpret_cast<kvc_cuda_ptr>(ptr)));
 }
+// gpu.memset of a 32-bit element memref: `count` elements (not bytes), queued on `stream`.
+void mgpuMemset32(void *dst, unsigned value, size_t count, void *stream) {
+  MGPU_CHECK(kvc_cuda_memset_d32_async(reinterpret_cast<kvc_cuda_ptr>(dst), value, count,
+                                       static_cast<kvc_cuda_stream>(stream)));
+}
 
 } // extern "C"

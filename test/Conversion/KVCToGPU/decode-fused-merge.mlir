@@ -1,13 +1,19 @@
+// RUN: kvc-opt %s --convert-kvc-to-gpu | FileCheck %s
 // RUN: kvc-opt %s --convert-kvc-to-gpu="fuse-merge=true" | FileCheck %s
-// RUN: kvc-opt %s --kvc-gpu-pipeline="fuse-merge=true" | FileCheck %s --check-prefix=PTX
+// RUN: kvc-opt %s --kvc-gpu-pipeline | FileCheck %s --check-prefix=PTX
+// RUN: kvc-opt %s --convert-kvc-to-gpu="fuse-merge=false" | FileCheck %s --check-prefix=SPLIT
 
-// fuse-merge: one launch. The split kernel takes the arrival counters and the output; the last
+// fuse-merge (the default): one launch. The split kernel takes the arrival counters and the output; the last
 // CTA of each KV row (atomic arrival count == splits - 1, after a device-scope fence) merges
 // the row's partials and resets its counter. No merge kernel. The merge reads 4 outputs per
 // thread: one 128-bit o_part load and one 64-bit (m, l) load per split, 8 splits per iteration.
 // CHECK-LABEL: func.func @decode
-// CHECK: %[[CNT:.*]] = gpu.alloc host_shared (%{{.*}}) : memref<?xi32>
-// CHECK: linalg.fill ins(%{{.*}} : i32) outs(%[[CNT]] : memref<?xi32>)
+// The counters are device memory, zeroed on the device (no host-written managed page).
+// CHECK: %[[CNT:.*]], %{{.*}} = gpu.alloc async [%{{.*}}] (%{{.*}}) : memref<?xi32>
+// CHECK: %[[ZERO:.*]] = arith.constant 0 : i32
+// CHECK: %[[T:.*]] = gpu.wait async
+// CHECK: %[[M:.*]] = gpu.memset async [%[[T]]] %[[CNT]], %[[ZERO]] : memref<?xi32>, i32
+// CHECK: gpu.wait [%[[M]]]
 // CHECK: gpu.launch_func @kvc_gpu::@kvc_attn0_d128_g4_q1_bf16_b128_u4_fm_pf_split
 // CHECK-SAME: %[[CNT]] : memref<?xi32>
 // CHECK-NOT: gpu.launch_func
@@ -28,6 +34,11 @@
 // CHECK: vector.store %{{.*}} {alignment = 8 : i64} : memref<?xbf16>, vector<4xbf16>
 // CHECK: memref.store %{{.*}}, %{{.*}}[%{{.*}}] : memref<?xi32>
 // CHECK-NOT: gpu.func
+// fuse-merge=false: split + merge, no counters.
+// SPLIT-LABEL: func.func @decode
+// SPLIT-NOT: gpu.memset
+// SPLIT: gpu.launch_func @kvc_gpu::@kvc_attn0_d128_g4_q1_bf16_b128_u4_pf_split
+// SPLIT: gpu.launch_func @kvc_gpu::@kvc_attn0_d128_g4_q1_bf16_b128_u4_pf_merge
 // PTX: .entry kvc_attn0_d128_g4_q1_bf16_b128_u4_fm_pf_split(
 // PTX: membar.gl;
 // PTX: atom.global.add.u32

@@ -3,12 +3,12 @@
 // in the prologue, then in each main-loop iteration the tile P ahead, clamped to the split's
 // end. 32 keys per tile here (4 warps x 2 key groups x unroll 4), so 4 tiles = 128 keys, and
 // 256 bytes per key.
-// RUN: kvc-opt %s -convert-kvc-to-gpu="l2-prefetch=4" | FileCheck %s
-// RUN: kvc-opt %s -convert-kvc-to-gpu="l2-prefetch=4 prefetch=false" | FileCheck %s --check-prefix=NOPF
+// RUN: kvc-opt %s -convert-kvc-to-gpu="l2-prefetch=4 fuse-merge=false" | FileCheck %s
+// RUN: kvc-opt %s -convert-kvc-to-gpu="l2-prefetch=4 prefetch=false fuse-merge=false" | FileCheck %s --check-prefix=NOPF
 // RUN: kvc-opt %s -convert-kvc-to-gpu | FileCheck %s --check-prefix=OFF
 // RUN: not kvc-opt %s -convert-kvc-to-gpu="l2-prefetch=65" 2>&1 | FileCheck %s --check-prefix=BAD
 // RUN: not kvc-opt %s --kvc-gpu-pipeline="l2-prefetch=2 chip=sm_80" 2>&1 | FileCheck %s --check-prefix=CHIP
-// RUN: %if ptxas %{ kvc-opt %s --kvc-gpu-pipeline="l2-prefetch=4" -o %t.mlir && kvc-bench extract %t.mlir -o %t.ptx && FileCheck %s --check-prefix=PTX --input-file=%t.ptx && env PATH=/usr/local/cuda/bin:%PATH% ptxas -arch=sm_90a %t.ptx -o %t.cubin %}
+// RUN: %if ptxas %{ kvc-opt %s --kvc-gpu-pipeline="l2-prefetch=4 fuse-merge=false" -o %t.mlir && kvc-bench extract %t.mlir -o %t.ptx && FileCheck %s --check-prefix=PTX --input-file=%t.ptx && env PATH=/usr/local/cuda/bin:%PATH% ptxas -arch=sm_90a %t.ptx -o %t.cubin %}
 
 // CHECK: gpu.func @kvc_attn0_d128_g4_q1_bf16_b128_u4_pf_l2p4_split(
 // CHECK-DAG: %[[KP:.*]] = memref.extract_aligned_pointer_as_index %{{.*}} : memref<?xbf16> -> index

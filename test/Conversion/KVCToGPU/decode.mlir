@@ -1,4 +1,4 @@
-// RUN: kvc-opt %s -split-input-file -convert-kvc-to-gpu="block-size=64 prefetch=false" | FileCheck %s
+// RUN: kvc-opt %s -split-input-file -convert-kvc-to-gpu="block-size=64 prefetch=false fuse-merge=false" | FileCheck %s
 // (The defaults, block-size=128 with the software-pipelined main loop: decode-prefetch.mlir.)
 
 // Decode GQA (Hq 32, Hkv 8, g = 4), bf16, D = 128: one split kernel per (split, KV head,

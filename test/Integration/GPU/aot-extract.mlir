@@ -9,17 +9,18 @@
 
 // PTX: .version 8.0
 // PTX: .target sm_90a
-// PTX: .entry kvc_attn0_d64_g8_q1_f16_b128_u4_ragged_pf_split(
+// The default fuses the merge into the split kernel: one entry.
+// PTX: .entry kvc_attn0_d64_g8_q1_f16_b128_u4_ragged_fm_pf_split(
 // PTX: ld.global.v4.b32
 // PTX: shfl.sync.bfly.b32
-// PTX: .entry kvc_attn0_d64_g8_q1_f16_b128_u4_ragged_pf_merge(
+// PTX-NOT: .entry
 
-// HDR: /* kernel: kvc_attn0_d64_g8_q1_f16_b128_u4_ragged_pf_split */
+// HDR: /* kernel: kvc_attn0_d64_g8_q1_f16_b128_u4_ragged_fm_pf_split */
 // HDR: static const char kvc_gpu_ptx[] = {
 // HDR: 0};
 
 // No spills, no local memory in the split kernel.
-// PTXAS: Compiling entry function 'kvc_attn0_d64_g8_q1_f16_b128_u4_ragged_pf_split' for 'sm_90a'
+// PTXAS: Compiling entry function 'kvc_attn0_d64_g8_q1_f16_b128_u4_ragged_fm_pf_split' for 'sm_90a'
 // PTXAS-NEXT: Function properties
 // PTXAS-NEXT: 0 bytes stack frame, 0 bytes spill stores, 0 bytes spill loads
 

@@ -7,10 +7,10 @@
 // RUN: cc -fsyntax-only -x c -std=c99 -I %S/../../../include %t.h
 
 // CHECK: #include "kvc/Runtime/CUDADecode.h"
-// CHECK: /* kvc_attn0: q [B, 4*Hkv, 1, 128], k/v [B, Hkv, S, 128], bf16 */
-// CHECK-NEXT: #define KVC_GPU_KVC_ATTN0 "kvc_attn0_d128_g4_q1_bf16_b128_u4_pf"
-// CHECK: /* kvc_attn1: q [B, 8*Hkv, 1, 64], k/v [B, Hkv, S, 64], f16, lengths [B, Hkv] int64 */
-// CHECK-NEXT: #define KVC_GPU_KVC_ATTN1 "kvc_attn1_d64_g8_q1_f16_b128_u4_ragged_pf"
+// CHECK: /* kvc_attn0: q [B, 4*Hkv, 1, 128], k/v [B, Hkv, S, 128], bf16, fused merge */
+// CHECK-NEXT: #define KVC_GPU_KVC_ATTN0 "kvc_attn0_d128_g4_q1_bf16_b128_u4_fm_pf"
+// CHECK: /* kvc_attn1: q [B, 8*Hkv, 1, 64], k/v [B, Hkv, S, 64], f16, lengths [B, Hkv] int64, fused merge */
+// CHECK-NEXT: #define KVC_GPU_KVC_ATTN1 "kvc_attn1_d64_g8_q1_f16_b128_u4_ragged_fm_pf"
 // CHECK: static const char kvc_gpu_ptx[] = {
 // CHECK: static inline int kvc_gpu_load(kvc_cuda_module *m) {
 func.func @dense(%q: tensor<?x32x1x128xbf16>, %k: tensor<?x8x?x128xbf16>, %v: tensor<?x8x?x128xbf16>) -> tensor<?x32x1x128xbf16> {

@@ -12,8 +12,11 @@
 
 // CHECK: llvm.func @decode(
 // CHECK: llvm.call @mgpuMemAlloc
-// CHECK: gpu.launch_func @kvc_gpu::@kvc_attn0_d128_g4_q1_bf16_b128_u4_pf_split
-// CHECK: gpu.launch_func @kvc_gpu::@kvc_attn0_d128_g4_q1_bf16_b128_u4_pf_merge
+// The fused merge's arrival counters: device memory zeroed on a stream, then the one launch.
+// CHECK: llvm.call @mgpuMemset32
+// CHECK: llvm.call @mgpuStreamSynchronize
+// CHECK: gpu.launch_func @kvc_gpu::@kvc_attn0_d128_g4_q1_bf16_b128_u4_fm_pf_split
+// CHECK-NOT: gpu.launch_func
 // CHECK: llvm.call @mgpuMemFree
 // CHECK: llvm.func @_mlir_ciface_decode(
 // CHECK: gpu.binary @kvc_gpu
@@ -22,6 +25,7 @@
 
 // LLVM: @llvm.global_ctors = appending global {{.*}} @kvc_gpu_load
 // LLVM: define {{.*}} @decode(
+// LLVM: call void @mgpuMemset32(ptr {{.*}}, i32 0, i64
 // LLVM: call ptr @mgpuModuleGetFunction(
 // LLVM: call void @mgpuLaunchKernel(
 // LLVM: call void @mgpuStreamSynchronize(
