@@ -13,6 +13,7 @@
 
 #include "../Codec/Half.h"
 #include "../CompilerABI/CodecParams.h"
+#include "../CompilerABI/EncodeRows.h"
 
 #include <cstdio>
 #include <cstdlib>
@@ -72,18 +73,6 @@ int create(const kvc_codec_head *const *heads, int64_t batch, int64_t hkv, int64
   return 0;
 }
 
-/// Element (b, h, t, d) of a 4-D strided memref as float; the data was copied to `host`.
-template <class Load>
-std::vector<float> row(const kvc_memref_4d *m, int64_t b, int64_t h, int64_t n, Load load) {
-  std::vector<float> out(size_t(n * m->sizes[3]));
-  size_t k = 0;
-  for (int64_t t = 0; t < n; ++t)
-    for (int64_t d = 0; d < m->sizes[3]; ++d)
-      out[k++] = load(b * m->strides[0] + h * m->strides[1] + t * m->strides[2] +
-                      d * m->strides[3]);
-  return out;
-}
-
 /// The memref's elements from its first to its last (strided) element, copied to the host
 /// (device or managed memory).
 std::vector<uint8_t> toHost(const kvc_memref_4d *m, size_t elemBytes) {
@@ -129,8 +118,6 @@ int64_t encode(int elemKind, int64_t bits, int64_t keyGroup, int64_t keyBlock, d
       return elemKind == 0 ? kvc::codec::halfToFloat(u) : kvc::codec::bitsToFloat(uint32_t(u) << 16);
     };
   };
-  auto lk = loader(kh), lv = loader(vh);
-  const bool ragged = lengths->sizes[0] > 0;
   std::vector<kvc_codec_head *> heads;
   struct Free {
     std::vector<kvc_codec_head *> &h;
@@ -139,23 +126,12 @@ int64_t encode(int elemKind, int64_t bits, int64_t keyGroup, int64_t keyBlock, d
         kvc_codec_head_free(x);
     }
   } freeHeads{heads};
-  for (int64_t b = 0; b < B; ++b)
-    for (int64_t h = 0; h < H; ++h) {
-      int64_t n = keys->sizes[2];
-      if (ragged)
-        n = lengths->aligned[lengths->offset + b * lengths->strides[0] + h * lengths->strides[1]];
-      const kvc_codec_params p = kvc::rt::codecParams(D, keyGroup, keyBlock, keyError,
-                                                      valueBlock, valueError, recentKeys,
-                                                      recentValues);
-      kvc_codec_head *head = nullptr;
-      if (kvc_codec_head_create(&p, &head) != 0)
-        die(std::string("codec: ") + kvc_codec_last_error());
-      heads.push_back(head);
-      std::vector<float> k = row(keys, b, h, n, lk), v = row(values, b, h, n, lv);
-      if (n > 0 && kvc_codec_head_append(head, k.data(), v.data(), uint64_t(n)) != 0)
-        die("encoding row (batch " + std::to_string(b) + ", KV head " + std::to_string(h) +
-            "): " + kvc_codec_last_error());
-    }
+  const kvc_codec_params p = kvc::rt::codecParams(D, keyGroup, keyBlock, keyError, valueBlock,
+                                                  valueError, recentKeys, recentValues);
+  std::string failed = kvc::rt::encodeRows(p, keys->sizes, keys->strides, values->strides,
+                                           lengths, loader(kh), loader(vh), heads);
+  if (!failed.empty())
+    die(failed);
   int64_t handle = 0;
   const char *err = nullptr;
   if (create(heads.data(), B, H, maxNew, &handle, &err))

@@ -8,6 +8,7 @@
 #include "kvc/Runtime/CompilerABI.h"
 
 #include "CodecParams.h"
+#include "EncodeRows.h"
 
 #include <algorithm>
 #include <cstdio>
@@ -55,15 +56,10 @@ std::vector<std::unique_ptr<EncodedCache>> &registry() {
 
 EncodedCache *get(int64_t handle) { return reinterpret_cast<EncodedCache *>(handle); }
 
-/// Row r = (b, h) of a strided [B, H, S, D] memref, tokens [0, n), as dense [n][D].
+/// Row (b, h) of a strided [B, H, S, D] f32 memref, tokens [0, n), as dense [n][D].
 std::vector<float> row(const kvc_memref_f32_4d *m, int64_t b, int64_t h, int64_t n) {
-  std::vector<float> out(size_t(n * m->sizes[3]));
-  size_t k = 0;
-  for (int64_t t = 0; t < n; ++t)
-    for (int64_t d = 0; d < m->sizes[3]; ++d)
-      out[k++] = m->aligned[m->offset + b * m->strides[0] + h * m->strides[1] +
-                            t * m->strides[2] + d * m->strides[3]];
-  return out;
+  const float *base = m->aligned + m->offset;
+  return kvc::rt::gatherRow(m->sizes, m->strides, b, h, n, [base](int64_t i) { return base[i]; });
 }
 
 } // namespace
@@ -84,23 +80,21 @@ int64_t _mlir_ciface_kvc_rt_encode(int64_t bits, int64_t keyGroup, int64_t keyBl
   cache->ragged = lengths->sizes[0] > 0;
   if (values->sizes[3] != cache->headDim)
     failArg("keys and values must have the same head dim for the codec");
-  for (int64_t b = 0; b < cache->batch; ++b)
-    for (int64_t h = 0; h < cache->heads; ++h) {
-      int64_t n = keys->sizes[2];
-      if (cache->ragged)
-        n = lengths->aligned[lengths->offset + b * lengths->strides[0] + h * lengths->strides[1]];
-      std::vector<float> k = row(keys, b, h, n), v = row(values, b, h, n);
-      if (bits == 0) {
-        const kvc_codec_params p = kvc::rt::codecParams(cache->headDim, keyGroup, keyBlock,
-                                                        keyError, valueBlock, valueError,
-                                                        recentKeys, recentValues);
-        kvc_codec_head *head = nullptr;
-        if (kvc_codec_head_create(&p, &head) != 0)
-          fail("create");
-        cache->rows.push_back(head);
-        if (n > 0 && kvc_codec_head_append(head, k.data(), v.data(), uint64_t(n)) != 0)
-          fail("encode");
-      } else {
+  if (bits == 0) {
+    const kvc_codec_params p = kvc::rt::codecParams(cache->headDim, keyGroup, keyBlock, keyError,
+                                                    valueBlock, valueError, recentKeys,
+                                                    recentValues);
+    const float *kb = keys->aligned + keys->offset, *vb = values->aligned + values->offset;
+    std::string err = kvc::rt::encodeRows(
+        p, keys->sizes, keys->strides, values->strides, lengths,
+        [kb](int64_t i) { return kb[i]; }, [vb](int64_t i) { return vb[i]; }, cache->rows);
+    if (!err.empty())
+      failArg(err.c_str());
+  } else {
+    for (int64_t b = 0; b < cache->batch; ++b)
+      for (int64_t h = 0; h < cache->heads; ++h) {
+        const int64_t n = kvc::rt::rowTokens(lengths, b, h, keys->sizes[2]);
+        std::vector<float> k = row(keys, b, h, n), v = row(values, b, h, n);
         kvc_kivi_params p;
         kvc_kivi_default_params(&p, uint32_t(cache->headDim), uint32_t(bits));
         p.group_tokens = uint32_t(keyBlock);
@@ -110,7 +104,7 @@ int64_t _mlir_ciface_kvc_rt_encode(int64_t bits, int64_t keyGroup, int64_t keyBl
           fail("KIVI quantize");
         cache->kivi.push_back(head);
       }
-    }
+  }
   std::lock_guard<std::mutex> lock(registryMutex);
   registry().push_back(std::move(cache));
   return reinterpret_cast<int64_t>(registry().back().get());
