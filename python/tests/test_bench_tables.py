@@ -3,7 +3,7 @@ header and every result in order (tagging the PTX with --ptx), variant_table pic
 variant per shape and groups by a name tag."""
 import json
 
-from kvc.bench import merge_results, variant_table
+from kvc.bench import floor_fit, merge_results, variant_table
 
 
 def _doc(path, variants):
@@ -33,3 +33,37 @@ def test_variant_table_by_tag(tmp_path, capsys):
     assert "| dense l2p=0 | 40.0 |" in out
     assert "| dense l2p=2 | **39.0** |" in out
     assert "| dense l2p=4 | 50.0 |" in out
+
+
+def test_floor_fit_recovers_fixed_cost_and_rate(tmp_path, capsys):
+    # Synthetic reads: 7 us fixed + bytes at 2.8 TB/s, copy 3.0 TB/s, plus an empty launch.
+    t0, rate, copy = 7.0, 2.8, 3.0
+    rows = []
+    for mib in [0, 4, 16, 64, 256, 1024]:
+        b = float(mib << 20)
+        t = (t0 if mib else 3.0) + b / (rate * 1e6)
+        rows.append({"variant": "streaming_read", "size_mib": mib, "bytes": b, "time_us": t,
+                     "tbps": b / t / 1e6, "frac_copy": b / t / 1e6 / copy})
+    got_t0, got_rate = floor_fit.fit(rows)
+    assert abs(got_t0 - t0) < 1e-6 and abs(got_rate - rate) < 1e-9
+    # 67.1 MB (batch 1 x 16k): 24.0 us of streaming + 7 us -> 2.16 TB/s = 72.2% of copy.
+    frac = floor_fit.best_fraction(67108864, t0, rate, copy)
+    assert abs(frac - 67108864 / (t0 + 67108864 / 2.8e6) / 1e6 / copy) < 1e-12
+    assert 0.70 < frac < 0.74
+    p = tmp_path / "sizes.json"
+    p.write_text(json.dumps({"copy_tbps": copy, "flush": "dirty", "results": rows}))
+    floor_fit.main([str(p)])
+    out = capsys.readouterr().out
+    assert "fit: time = 7.00 us + bytes / 2.800 TB/s" in out
+    assert "empty launch 3.00 us" in out
+    assert "b1 x 16k dense" in out
+
+
+def test_floor_fit_refuses_shape_results(tmp_path):
+    p = tmp_path / "shapes.json"
+    p.write_text(json.dumps({"copy_tbps": 3.0, "results": [
+        {"variant": "streaming_read", "batch": 1, "context": 16384, "bytes": 1.0,
+         "time_us": 1.0}]}))
+    import pytest
+    with pytest.raises(SystemExit, match="no --sizes-mib results"):
+        floor_fit.main([str(p)])

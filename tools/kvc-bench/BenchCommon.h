@@ -506,13 +506,80 @@ DONE:
   @%p2 st.global.u32 [%rd1], %r11;
   ret;
 }
+// Four independent 128-bit loads per thread per step (i, i + stride, i + 2 stride, i + 3 stride,
+// each warp-coalesced) before any use, then a one-load tail: 4x the bytes in flight of
+// kvc_l2_read, to tell whether that read is limited by outstanding loads.
+.visible .entry kvc_l2_read_x4(.param .u64 p, .param .u64 n16) {
+  .reg .pred %p<4>;
+  .reg .b32 %r<24>;
+  .reg .b64 %rd<12>;
+  ld.param.u64 %rd1, [p];
+  ld.param.u64 %rd2, [n16];
+  mov.u32 %r1, %ctaid.x;
+  mov.u32 %r2, %ntid.x;
+  mov.u32 %r3, %tid.x;
+  mad.lo.s32 %r4, %r1, %r2, %r3;
+  cvt.u64.u32 %rd3, %r4;
+  mov.u32 %r5, %nctaid.x;
+  mul.lo.s32 %r6, %r5, %r2;
+  cvt.u64.u32 %rd4, %r6;
+  shl.b64 %rd5, %rd4, 4;
+  mov.u32 %r11, 0;
+LOOP4:
+  mad.lo.u64 %rd6, %rd4, 3, %rd3;
+  setp.ge.u64 %p1, %rd6, %rd2;
+  @%p1 bra TAIL;
+  shl.b64 %rd7, %rd3, 4;
+  add.s64 %rd8, %rd1, %rd7;
+  add.s64 %rd9, %rd8, %rd5;
+  add.s64 %rd10, %rd9, %rd5;
+  add.s64 %rd11, %rd10, %rd5;
+  ld.global.v4.u32 {%r7, %r8, %r9, %r10}, [%rd8];
+  ld.global.v4.u32 {%r12, %r13, %r14, %r15}, [%rd9];
+  ld.global.v4.u32 {%r16, %r17, %r18, %r19}, [%rd10];
+  ld.global.v4.u32 {%r20, %r21, %r22, %r23}, [%rd11];
+  xor.b32 %r7, %r7, %r8;
+  xor.b32 %r9, %r9, %r10;
+  xor.b32 %r12, %r12, %r13;
+  xor.b32 %r14, %r14, %r15;
+  xor.b32 %r16, %r16, %r17;
+  xor.b32 %r18, %r18, %r19;
+  xor.b32 %r20, %r20, %r21;
+  xor.b32 %r22, %r22, %r23;
+  xor.b32 %r7, %r7, %r9;
+  xor.b32 %r12, %r12, %r14;
+  xor.b32 %r16, %r16, %r18;
+  xor.b32 %r20, %r20, %r22;
+  xor.b32 %r7, %r7, %r12;
+  xor.b32 %r16, %r16, %r20;
+  xor.b32 %r11, %r11, %r7;
+  xor.b32 %r11, %r11, %r16;
+  mad.lo.u64 %rd3, %rd4, 4, %rd3;
+  bra LOOP4;
+TAIL:
+  setp.ge.u64 %p2, %rd3, %rd2;
+  @%p2 bra DONE4;
+  shl.b64 %rd7, %rd3, 4;
+  add.s64 %rd8, %rd1, %rd7;
+  ld.global.v4.u32 {%r7, %r8, %r9, %r10}, [%rd8];
+  xor.b32 %r11, %r11, %r7;
+  xor.b32 %r11, %r11, %r8;
+  xor.b32 %r11, %r11, %r9;
+  xor.b32 %r11, %r11, %r10;
+  add.s64 %rd3, %rd3, %rd4;
+  bra TAIL;
+DONE4:
+  setp.eq.u32 %p3, %r11, 0x6B766321;
+  @%p3 st.global.u32 [%rd1], %r11;
+  ret;
+}
 )";
 
 struct Timer {
   kvc_cuda_ptr flush = 0;
   size_t flushBytes = 0;
   kvc_cuda_module readModule = nullptr;
-  kvc_cuda_function readFn = nullptr;
+  kvc_cuda_function readFn = nullptr, readFnX4 = nullptr;
   int sms = 132;
   explicit Timer(int l2) {
     flushBytes = std::max<size_t>(size_t(l2) * 4, 256u << 20);
@@ -539,14 +606,17 @@ struct Timer {
       return;
     CK(kvc_cuda_module_load(kL2ReadPtx, &readModule));
     CK(kvc_cuda_module_get_function(readModule, "kvc_l2_read", &readFn));
+    CK(kvc_cuda_module_get_function(readModule, "kvc_l2_read_x4", &readFnX4));
     CK(kvc_cuda_device_info(nullptr, 0, &sms, nullptr, nullptr, nullptr));
   }
-  // One launch of kvc_l2_read over `bytes` (a multiple of 16) at `p`, 4 CTAs of 512 threads
-  // per SM: the clean flush, and kvc-bench floor's reference read. loadRead() first.
-  void readPass(kvc_cuda_ptr p, uint64_t bytes) {
+  // One launch of kvc_l2_read (x4: kvc_l2_read_x4) over `bytes` (a multiple of 16) at `p`, 4
+  // CTAs of 512 threads per SM: the clean flush, and kvc-bench floor's reference read.
+  // loadRead() first.
+  void readPass(kvc_cuda_ptr p, uint64_t bytes, bool x4 = false) {
     uint64_t ptr = p, n16 = bytes / 16;
     void *params[] = {&ptr, &n16};
-    CK(kvc_cuda_launch(readFn, unsigned(4 * sms), 1, 1, 512, 1, 1, 0, nullptr, params));
+    CK(kvc_cuda_launch(x4 ? readFnX4 : readFn, unsigned(4 * sms), 1, 1, 512, 1, 1, 0, nullptr,
+                       params));
   }
   // Median of `reps` timed runs of fn (after `warmup`), L2 flushed before each.
   template <class F> double medianMs(int warmup, int reps, F fn) {

@@ -14,6 +14,7 @@
 //                      [--flush dirty|clean]  memset (default) or read-only L2 flush
 //   kvc-bench copy [--mib N]                                device-to-device copy bandwidth
 //   kvc-bench floor [--batches ..] [--contexts ..] [--hkv N] [--ragged-ratio R] [--json F]
+//                   [--read x1|x4] [--sizes-mib LIST]
 //                                                           a plain streaming read of each
 //                      decode shape's K/V bytes (D = 128, bf16) after the same L2 flush: a
 //                      reference for what launch, ramp-up and tail leave at that size
@@ -363,14 +364,16 @@ int cmdDecode(const std::string &path, const std::string &json, std::vector<int6
 }
 
 // The floor of a decode shape: a plain grid-stride streaming read (BenchCommon's kvc_l2_read,
-// 4 CTAs of 512 threads per SM, one 128-bit load per thread per step) of exactly the K/V bytes
-// the decode reads, D = 128 bf16, timed like a decode (same flush, median). It pays the fixed
-// costs every kernel pays (launch, ramp-up, tail) and nothing else, so it shows how close to
-// the copy bandwidth a kernel reading that many bytes gets at all. raggedRatio > 0:
-// round(ratio * S) pairs per row.
+// 4 CTAs of 512 threads per SM, one 128-bit load per thread per step; `x4`: kvc_l2_read_x4,
+// four loads per step) of exactly the K/V bytes the decode reads, D = 128 bf16, timed like a
+// decode (same flush, median). It pays the fixed costs every kernel pays (launch, ramp-up,
+// tail) and nothing else, so it shows how close to the copy bandwidth a kernel reading that
+// many bytes gets at all. raggedRatio > 0: round(ratio * S) pairs per row. sizesMib non-empty:
+// reads of those sizes instead of the shapes (0 = an empty launch), for fitting
+// time = fixed cost + bytes / streaming rate (python -m kvc.bench.floor_fit).
 int cmdFloor(const std::string &json, const std::vector<int64_t> &batches,
              const std::vector<int64_t> &contexts, int64_t hkv, double raggedRatio, int warmup,
-             int reps) {
+             int reps, bool x4, const std::vector<int64_t> &sizesMib) {
   CK(kvc_cuda_init(0));
   char name[256] = {0};
   int sms = 0, l2 = 0;
@@ -378,7 +381,9 @@ int cmdFloor(const std::string &json, const std::vector<int64_t> &batches,
   Timer T(l2);
   double copyTBs = copyBandwidth(T, 2048);
   T.loadRead();
-  printf("device: %s, %d SMs; copy bandwidth %.3f TB/s (read+write)\n", name, sms, copyTBs);
+  const char *variant = x4 ? "streaming_read_x4" : "streaming_read";
+  printf("device: %s, %d SMs; copy bandwidth %.3f TB/s (read+write); %s, %d CTAs x 512\n", name,
+         sms, copyTBs, x4 ? "kvc_l2_read_x4" : "kvc_l2_read", 4 * sms);
   printf("%-12s %5s %7s %10s %10s %8s %7s\n", "floor", "batch", "context", "time_us", "MB_read",
          "TB/s", "%copy");
   std::ostringstream js;
@@ -388,27 +393,40 @@ int cmdFloor(const std::string &json, const std::vector<int64_t> &batches,
         "median, L2 flushed before each rep\", \"flush\": \"" << flushName() << "\","
      << "\n  \"results\": [\n";
   bool first = true;
-  for (int64_t B : batches)
-    for (int64_t S : contexts) {
-      const int64_t len = raggedRatio > 0 ? std::max<int64_t>(1, std::llround(raggedRatio * S)) : S;
-      const uint64_t bytes = uint64_t(2) * B * hkv * len * 128 * 2;
-      kvc_cuda_ptr buf;
-      CK(kvc_cuda_malloc(&buf, bytes));
-      CK(kvc_cuda_memset_d8_async(buf, 0x3B, bytes, nullptr));
-      double ms = T.medianMs(warmup, reps, [&] { T.readPass(buf, bytes); });
-      CK(kvc_cuda_free(buf));
-      double tbs = double(bytes) / (ms * 1e-3) / 1e12;
-      printf("%-12s %5lld %7lld %10.1f %10.1f %8.3f %6.1f%%\n",
-             raggedRatio > 0 ? "read-ragged" : "read", (long long)B, (long long)S, ms * 1e3,
-             bytes / 1e6, tbs, 100.0 * tbs / copyTBs);
-      js << (first ? "" : ",\n") << "    {\"backend\": \"floor\", \"variant\": \"streaming_read\""
-         << ", \"batch\": " << B << ", \"hkv\": " << hkv << ", \"d\": 128, \"context\": " << S
-         << ", \"ragged\": " << (raggedRatio > 0 ? "true" : "false")
-         << ", \"kept_pairs_per_row\": " << len << ", \"time_us\": " << ms * 1e3
-         << ", \"bytes\": " << double(bytes) << ", \"tbps\": " << tbs
-         << ", \"frac_copy\": " << tbs / copyTBs << "}";
-      first = false;
-    }
+  // Times one read of `bytes`, prints its row and returns the JSON fields they share.
+  auto timeRead = [&](uint64_t bytes, const char *label, int64_t B, int64_t S) {
+    kvc_cuda_ptr buf;
+    CK(kvc_cuda_malloc(&buf, std::max<uint64_t>(bytes, 16)));
+    CK(kvc_cuda_memset_d8_async(buf, 0x3B, std::max<uint64_t>(bytes, 16), nullptr));
+    double ms = T.medianMs(warmup, reps, [&] { T.readPass(buf, bytes, x4); });
+    CK(kvc_cuda_free(buf));
+    double tbs = double(bytes) / (ms * 1e-3) / 1e12;
+    printf("%-12s %5lld %7lld %10.2f %10.2f %8.3f %6.1f%%\n", label, (long long)B, (long long)S,
+           ms * 1e3, bytes / 1e6, tbs, 100.0 * tbs / copyTBs);
+    std::ostringstream f;
+    f << ", \"time_us\": " << ms * 1e3 << ", \"bytes\": " << double(bytes)
+      << ", \"tbps\": " << tbs << ", \"frac_copy\": " << tbs / copyTBs << "}";
+    return f.str();
+  };
+  for (int64_t mib : sizesMib) {
+    std::string tail = timeRead(uint64_t(mib) << 20, "read-MiB", 0, mib);
+    js << (first ? "" : ",\n") << "    {\"backend\": \"floor\", \"variant\": \"" << variant
+       << "\", \"size_mib\": " << mib << tail;
+    first = false;
+  }
+  if (sizesMib.empty())
+    for (int64_t B : batches)
+      for (int64_t S : contexts) {
+        const int64_t len =
+            raggedRatio > 0 ? std::max<int64_t>(1, std::llround(raggedRatio * S)) : S;
+        const uint64_t bytes = uint64_t(2) * B * hkv * len * 128 * 2;
+        std::string tail = timeRead(bytes, raggedRatio > 0 ? "read-ragged" : "read", B, S);
+        js << (first ? "" : ",\n") << "    {\"backend\": \"floor\", \"variant\": \"" << variant
+           << "\", \"batch\": " << B << ", \"hkv\": " << hkv << ", \"d\": 128, \"context\": " << S
+           << ", \"ragged\": " << (raggedRatio > 0 ? "true" : "false")
+           << ", \"kept_pairs_per_row\": " << len << tail;
+        first = false;
+      }
   js << "\n  ]\n}\n";
   if (!json.empty()) {
     std::ofstream f(json);
@@ -491,7 +509,8 @@ void usage() {
           "       kvc-bench check-npy IN --case DIR [--case DIR ...] [--tol X]\n"
           "       kvc-bench copy [--mib N]\n"
           "       kvc-bench floor [--batches 1,8,32] [--contexts 4096,16384,65536] [--hkv 8]"
-          " [--ragged-ratio R] [--json F] [--flush dirty|clean]\n"
+          " [--ragged-ratio R] [--json F] [--flush dirty|clean] [--read x1|x4]"
+          " [--sizes-mib 0,1,2,...]\n"
           "       kvc-bench store gen|check|bench ...   (kvc-bench store for its usage)\n");
   exit(2);
 }
@@ -519,12 +538,14 @@ int main(int argc, char **argv) {
   bool quick = false;
   std::vector<std::string> caseDirs;
   bool splitOnly = false;
+  std::string readKind = "x1";
+  std::vector<int64_t> sizesMib;
   Options opts(usage);
   opts.str("-o", out).str("--header", header).str("--json", json).list("--batches", batches)
       .list("--contexts", contexts).i32("--reps", reps).i32("--warmup", warmup)
       .i32("--splits", splits).flush().i64("--hkv", hkv).u32("--seed", seed).f64("--tol", tol)
       .flag("--quick", quick).flag("--split-only", splitOnly).strs("--case", caseDirs)
-      .i64("--mib", mib).on("--ragged-ratio", true, [&](const std::string &v) {
+      .i64("--mib", mib).str("--read", readKind).list("--sizes-mib", sizesMib).on("--ragged-ratio", true, [&](const std::string &v) {
         raggedRatio = std::stod(v);
         raggedRatioSet = true;
       });
@@ -548,9 +569,19 @@ int main(int argc, char **argv) {
   if (cmd == "decode" && !in.empty())
     return cmdDecode(in, json, batches, contexts, warmup, reps, splits, hkv, raggedRatio,
                      splitOnly);
-  if (cmd == "floor")
+  if (cmd == "floor") {
+    if (readKind != "x1" && readKind != "x4") {
+      fprintf(stderr, "kvc-bench: --read must be x1 or x4, got '%s'\n", readKind.c_str());
+      return 2;
+    }
+    for (int64_t m : sizesMib)
+      if (m < 0) {
+        fprintf(stderr, "kvc-bench: --sizes-mib needs sizes >= 0, got %lld\n", (long long)m);
+        return 2;
+      }
     return cmdFloor(json, batches, contexts, hkv, raggedRatioSet ? raggedRatio : 0.0, warmup,
-                    reps);
+                    reps, readKind == "x4", sizesMib);
+  }
   if (cmd == "copy") {
     CK(kvc_cuda_init(0));
     int l2 = 0;
