@@ -14,6 +14,7 @@
 #include "kvc/Runtime/Codec.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -24,6 +25,7 @@
 #include <map>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace kvcbench {
@@ -397,6 +399,20 @@ inline bool parseFlush(const std::string &v) {
   return true;
 }
 
+// Freeing device memory starts driver work that takes HBM bandwidth for milliseconds after
+// cuMemFree returns. On the H100 a 64 MiB read right after the copy test freed its 4 GiB took
+// 30.2 us instead of 25.9 us, and so did the next one, ~10 ms in all; a decode at batch 1 x 16k
+// 37.5 us instead of 33.3 (docs/gpu.md §5.0, "Settling after frees"). torch's caching
+// allocator does not free, so its timings never saw this. Timed code frees through benchFree(),
+// and the next Timer::medianMs first synchronises and waits gSettleMs (`--settle-ms`, default
+// 100; 0 = no wait, what runs 1-8 did).
+inline int gSettleMs = 100;
+inline bool gFreedSinceSettle = false;
+inline void benchFree(kvc_cuda_ptr p) {
+  kvc_cuda_free(p);
+  gFreedSinceSettle = true;
+}
+
 // ----------------------------------------------------------------------------- options
 /// The command line of one kvc-bench subcommand: options bound to variables, then parse().
 /// One table for all subcommands, so every option is parsed and checked the same way: a
@@ -424,6 +440,14 @@ public:
     return on("--flush", true, [this](const std::string &v) {
       if (!parseFlush(v))
         usage_();
+    });
+  }
+  /// --settle-ms N (the timing commands): the wait after frees, see gSettleMs.
+  Options &settle() {
+    return on("--settle-ms", true, [](const std::string &v) {
+      gSettleMs = std::stoi(v);
+      if (gSettleMs < 0)
+        throw std::invalid_argument("negative");
     });
   }
   /// Any other handler; `takesValue` says whether the option is followed by a value.
@@ -620,6 +644,11 @@ struct Timer {
   }
   // Median of `reps` timed runs of fn (after `warmup`), L2 flushed before each.
   template <class F> double medianMs(int warmup, int reps, F fn) {
+    if (gFreedSinceSettle && gSettleMs > 0) {
+      CK(kvc_cuda_synchronize());
+      std::this_thread::sleep_for(std::chrono::milliseconds(gSettleMs));
+    }
+    gFreedSinceSettle = false;
     for (int i = 0; i < warmup; ++i)
       fn();
     std::vector<kvc_cuda_event> ev(2 * reps);
@@ -652,8 +681,8 @@ inline double copyBandwidth(Timer &T, size_t mib) {
   CK(kvc_cuda_malloc(&b, bytes));
   CK(kvc_cuda_memset_d8_async(a, 1, bytes, nullptr));
   double ms = T.medianMs(3, 20, [&] { CK(kvc_cuda_memcpy_dtod_async(b, a, bytes, nullptr)); });
-  kvc_cuda_free(a);
-  kvc_cuda_free(b);
+  benchFree(a);
+  benchFree(b);
   return 2.0 * bytes / (ms * 1e-3) / 1e12; // TB/s, read + write
 }
 

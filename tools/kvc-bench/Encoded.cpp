@@ -559,6 +559,7 @@ int cmdDecode(const std::string &path, const std::string &json, const std::vecto
         "values 0.7*N(0,1); Hkv distinct heads per context, replicated (own copies) over the "
         "batch\""
      << ",\n  \"timing\": \"CUDA events around split+merge, median, L2 flushed before each rep\", \"flush\": \"" << flushName() << "\","
+     << " \"settle_ms\": " << gSettleMs << ","
      << "\n  \"results\": [\n";
   bool first = true;
   printf("%-52s %5s %7s %6s %9s %9s %9s %7s %8s %7s\n", "variant", "batch", "context", "splits",
@@ -625,8 +626,9 @@ int cmdDecode(const std::string &path, const std::string &json, const std::vecto
            << ", \"frac_copy\": " << tbs / copyTBs << "}";
         first = false;
         for (kvc_cuda_ptr p : {dq, dws, dout})
-          CK(kvc_cuda_free(p));
+          benchFree(p);
         kvc_cuda_encoded_free(&cache);
+        gFreedSinceSettle = true; // the device form's buffers
       }
     }
   }
@@ -743,7 +745,7 @@ int cmdCheckNpy(const std::string &path, const std::vector<std::string> &dirs, d
           "       kvc-bench encoded check-npy IN --case DIR [--case DIR ...] [--tol X]\n"
           "       kvc-bench encoded decode IN [--json F] [--batches 1,8,32] "
           "[--contexts 4096,16384,65536] [--hkv 8] [--reps 30] [--warmup 5] [--splits N] "
-          "[--flush dirty|clean]\n"
+          "[--flush dirty|clean] [--settle-ms 100]\n"
           "       kvc-bench encoded append-check|append-bench ENC STORE ...  (Append.cpp)\n");
   exit(2);
 }
@@ -769,7 +771,7 @@ int kvcBenchEncoded(int argc, char **argv) {
   opts.str("--json", json).list("--batches", batches).list("--contexts", contexts)
       .i32("--reps", reps).i32("--warmup", warmup).i32("--splits", splits).i64("--hkv", hkv)
       .u32("--seed", seed).f64("--tol", tol16).f64("--tol32", tol32).flag("--quick", quick)
-      .strs("--case", caseDirs).flush();
+      .strs("--case", caseDirs).flush().settle();
   if (!opts.parse(argc, argv, 4).empty())
     usage();
   setvbuf(stdout, nullptr, _IOLBF, 0);

@@ -12,6 +12,8 @@
 //   kvc-bench decode IN [--json F] [--batches 1,8,32] [--contexts 4096,16384,65536]
 //                      [--reps N] [--warmup N] [--splits N]  timing (CUDA events, L2 flush)
 //                      [--flush dirty|clean]  memset (default) or read-only L2 flush
+//                      [--settle-ms N]  wait after device frees before the next timing
+//                                       (default 100, BenchCommon.h gSettleMs)
 //   kvc-bench copy [--mib N]                                device-to-device copy bandwidth
 //   kvc-bench floor [--batches ..] [--contexts ..] [--hkv N] [--ragged-ratio R] [--json F]
 //                   [--read x1|x4] [--sizes-mib LIST]
@@ -299,6 +301,7 @@ int cmdDecode(const std::string &path, const std::string &json, std::vector<int6
      << ",\n  \"warmup\": " << warmup << ", \"reps\": " << reps
      << ",\n  \"timing\": \"CUDA events around " << (splitOnly ? "the split kernel only" : "split+merge")
      << ", median, L2 flushed before each rep\", \"flush\": \"" << flushName() << "\","
+     << " \"settle_ms\": " << gSettleMs << ","
      << "\n  \"results\": [\n";
   bool first = true;
   printf("%-44s %5s %7s %6s %10s %10s %8s %7s\n", "variant", "batch", "context", "splits",
@@ -336,9 +339,9 @@ int cmdDecode(const std::string &path, const std::string &json, std::vector<int6
                                     dq, dk, dv, dl, dws, dout, nullptr));
         });
         for (kvc_cuda_ptr p : {dq, dk, dv, dws, dout})
-          CK(kvc_cuda_free(p));
+          benchFree(p);
         if (dl)
-          CK(kvc_cuda_free(dl));
+          benchFree(dl);
         double bytes = 2.0 * (nkv / S) * len * 2; // K and V pairs read once
         double tbs = bytes / (ms * 1e-3) / 1e12;
         printf("%-44s %5lld %7lld %6d %10.1f %10.1f %8.3f %6.1f%%\n", V.name.c_str(),
@@ -391,6 +394,7 @@ int cmdFloor(const std::string &json, const std::vector<int64_t> &batches,
      << ",\n  \"warmup\": " << warmup << ", \"reps\": " << reps
      << ",\n  \"timing\": \"CUDA events around one streaming read of the decode's K/V bytes, "
         "median, L2 flushed before each rep\", \"flush\": \"" << flushName() << "\","
+     << " \"settle_ms\": " << gSettleMs << ","
      << "\n  \"results\": [\n";
   bool first = true;
   // Times one read of `bytes`, prints its row and returns the JSON fields they share.
@@ -399,7 +403,7 @@ int cmdFloor(const std::string &json, const std::vector<int64_t> &batches,
     CK(kvc_cuda_malloc(&buf, std::max<uint64_t>(bytes, 16)));
     CK(kvc_cuda_memset_d8_async(buf, 0x3B, std::max<uint64_t>(bytes, 16), nullptr));
     double ms = T.medianMs(warmup, reps, [&] { T.readPass(buf, bytes, x4); });
-    CK(kvc_cuda_free(buf));
+    benchFree(buf);
     double tbs = double(bytes) / (ms * 1e-3) / 1e12;
     printf("%-12s %5lld %7lld %10.2f %10.2f %8.3f %6.1f%%\n", label, (long long)B, (long long)S,
            ms * 1e3, bytes / 1e6, tbs, 100.0 * tbs / copyTBs);
@@ -505,11 +509,11 @@ void usage() {
           "       kvc-bench decode IN [--json F] [--batches 1,8,32] [--contexts 4096,16384,65536]"
           " [--ragged-ratio 0.3]"
           " [--hkv 8] [--reps 30] [--warmup 5] [--splits N] [--split-only]"
-          " [--flush dirty|clean]\n"
+          " [--flush dirty|clean] [--settle-ms 100]\n"
           "       kvc-bench check-npy IN --case DIR [--case DIR ...] [--tol X]\n"
-          "       kvc-bench copy [--mib N]\n"
+          "       kvc-bench copy [--mib N] [--settle-ms 100]\n"
           "       kvc-bench floor [--batches 1,8,32] [--contexts 4096,16384,65536] [--hkv 8]"
-          " [--ragged-ratio R] [--json F] [--flush dirty|clean] [--read x1|x4]"
+          " [--ragged-ratio R] [--json F] [--flush dirty|clean] [--settle-ms 100] [--read x1|x4]"
           " [--sizes-mib 0,1,2,...]\n"
           "       kvc-bench store gen|check|bench ...   (kvc-bench store for its usage)\n");
   exit(2);
@@ -543,7 +547,7 @@ int main(int argc, char **argv) {
   Options opts(usage);
   opts.str("-o", out).str("--header", header).str("--json", json).list("--batches", batches)
       .list("--contexts", contexts).i32("--reps", reps).i32("--warmup", warmup)
-      .i32("--splits", splits).flush().i64("--hkv", hkv).u32("--seed", seed).f64("--tol", tol)
+      .i32("--splits", splits).flush().settle().i64("--hkv", hkv).u32("--seed", seed).f64("--tol", tol)
       .flag("--quick", quick).flag("--split-only", splitOnly).strs("--case", caseDirs)
       .i64("--mib", mib).str("--read", readKind).list("--sizes-mib", sizesMib).on("--ragged-ratio", true, [&](const std::string &v) {
         raggedRatio = std::stod(v);
