@@ -65,7 +65,7 @@ merge "$W"/clean-ragged_b*.json > "$OUT/kvc-ragged-clean.json"
 merge "$W"/floor-dirty-*.json > "$OUT/floor.json"
 merge "$W"/floor-clean-*.json > "$OUT/floor-clean.json"
 echo "== batch-1 split sweep (dense)"
-for v in dense_b128_u4pf dense_b256_u2pf; do
+for v in dense_b128_u4pf_fm dense_b256_u2pf_fm; do
   for s in 16 33 66 132 264; do
     timeout 60 $T/kvc-bench decode $T/$v.ptx --batches 1 --contexts 16384,65536 --splits $s \
       | tail -n +3
@@ -75,9 +75,9 @@ PYTHONPATH=python PYTHONUNBUFFERED=1 timeout 200 python3 -m kvc.bench.sdpa_decod
 PYTHONPATH=python PYTHONUNBUFFERED=1 timeout 200 python3 -m kvc.bench.sdpa_decode --flush clean \
   --json "$OUT/sdpa-clean.json"
 PYTHONPATH=python python3 -m kvc.bench.compare "$OUT/sdpa.json" "$OUT/kvc-dense.json" | tee "$OUT/table.md"
-echo "== ncu: batch 1 x 16k, dense b128_u4pf (the default) and b256_u2pf (plan's splits)"
-for v in dense_b128_u4pf dense_b256_u2pf; do
-  timeout 120 ncu --section SpeedOfLight --section Occupancy --section LaunchStats -c 2 \
+echo "== ncu: batch 1 x 16k, dense b128_u4pf_fm (the default) and b256_u2pf_fm (plan's splits)"
+for v in dense_b128_u4pf_fm dense_b256_u2pf_fm; do
+  timeout 120 ncu --section SpeedOfLight --section Occupancy --section LaunchStats -c 1 \
     $T/kvc-bench decode $T/$v.ptx --batches 1 --contexts 16384 --reps 1 --warmup 0
 done > "$OUT/ncu-b1-16k.txt" 2>&1; echo "ncu rc=$?"
 grep -E "Duration|DRAM Throughput|Achieved Occupancy|Registers Per|Grid Size|Block Size" "$OUT/ncu-b1-16k.txt" | head -20
