@@ -4,7 +4,8 @@
 # `bench/gpu/build-encoded-tests.sh build`): copy bandwidth, torch SDPA (flash, cuDNN), kvc dense
 # bf16, kvc ragged at r = 0.3 and kvc encoded (K eps 0.05, V eps 0.1), plus every correctness
 # check (random and Gemma 3 caches, memcheck), the ncu profiles and the streaming-read floor of
-# each shape (kvc-bench floor). $OUT gets more than the device tool's 8 files: tar it. The
+# each shape (kvc-bench floor), and the floor's size sweep with its fit (run-floor-sizes.sh:
+# what one launch can read at all). $OUT gets more than the device tool's 8 files: tar it. The
 # table: python3 -m kvc.bench.issue_table --sdpa sdpa.json --dense kvc-dense.json
 #        --ragged kvc-ragged.json --encoded kvc-encoded.json --floor floor.json
 set -uo pipefail
@@ -30,3 +31,5 @@ echo "== the table, clean L2 flush"
 PYTHONPATH=python python3 -m kvc.bench.issue_table --sdpa "$OUT/sdpa-clean.json" \
   --dense "$OUT/kvc-dense-clean.json" --ragged "$OUT/kvc-ragged-clean.json" \
   --encoded "$OUT/kvc-encoded-clean.json" --floor "$OUT/floor-clean.json"
+echo "== what one launch can read: size sweep and fit"
+bash bench/gpu/run-floor-sizes.sh
