@@ -401,8 +401,8 @@ inline bool parseFlush(const std::string &v) {
 
 // Freeing device memory starts driver work that takes HBM bandwidth for milliseconds after
 // cuMemFree returns. On the H100 a 64 MiB read right after the copy test freed its 4 GiB took
-// 30.2 us instead of 25.9 us, and so did the next one, ~10 ms in all; a decode at batch 1 x 16k
-// 37.5 us instead of 33.3 (docs/gpu.md §5.0, "Settling after frees"). torch's caching
+// 30.0 us instead of 25.9 us, and so did the next one, ~10 ms in all; a decode at batch 1 x 16k
+// 37.2 us instead of 33.4 (docs/gpu.md §5.0, "Settling after frees"). torch's caching
 // allocator does not free, so its timings never saw this. Timed code frees through benchFree(),
 // and the next Timer::medianMs first synchronises and waits gSettleMs (`--settle-ms`, default
 // 100; 0 = no wait, what runs 1-8 did).
