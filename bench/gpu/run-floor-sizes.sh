@@ -2,7 +2,7 @@
 # What one launch can read at all: `kvc-bench floor --sizes-mib` over 0 (an empty launch) to
 # 2 GiB with both read kernels (kvc_l2_read, one 128-bit load per thread per step, and
 # kvc_l2_read_x4, four) and both L2 flushes, plus the x4 read of the issue's batch-1 shapes
-# (dense and ragged r = 0.3) for comparison with run 8's floor. GPU machine, repo root,
+# (dense and ragged r = 0.3) for comparison with the x1 floor of run-decode.sh. GPU machine, repo root,
 # build/gpu-tests/kvc-bench carried. The fit: python3 -m kvc.bench.floor_fit $OUT/sizes-*.json
 set -uo pipefail
 T=build/gpu-tests

@@ -409,7 +409,7 @@ inline bool parseFlush(const std::string &v) {
 inline int gSettleMs = 100;
 inline bool gFreedSinceSettle = false;
 inline void benchFree(kvc_cuda_ptr p) {
-  kvc_cuda_free(p);
+  CK(kvc_cuda_free(p));
   gFreedSinceSettle = true;
 }
 

@@ -387,13 +387,18 @@ int cmdFloor(const std::string &json, const std::vector<int64_t> &batches,
   const char *variant = x4 ? "streaming_read_x4" : "streaming_read";
   printf("device: %s, %d SMs; copy bandwidth %.3f TB/s (read+write); %s, %d CTAs x 512\n", name,
          sms, copyTBs, x4 ? "kvc_l2_read_x4" : "kvc_l2_read", 4 * sms);
-  printf("%-12s %5s %7s %10s %10s %8s %7s\n", "floor", "batch", "context", "time_us", "MB_read",
-         "TB/s", "%copy");
+  if (sizesMib.empty())
+    printf("%-12s %5s %7s %10s %10s %8s %7s\n", "floor", "batch", "context", "time_us",
+           "MB_read", "TB/s", "%copy");
+  else
+    printf("%-12s %5s %7s %10s %10s %8s %7s\n", "floor", "", "MiB", "time_us", "MB_read", "TB/s",
+           "%copy");
   std::ostringstream js;
   js << "{\n  \"device\": \"" << name << "\",\n  \"copy_tbps\": " << copyTBs
      << ",\n  \"warmup\": " << warmup << ", \"reps\": " << reps
-     << ",\n  \"timing\": \"CUDA events around one streaming read of the decode's K/V bytes, "
-        "median, L2 flushed before each rep\", \"flush\": \"" << flushName() << "\","
+     << ",\n  \"timing\": \"CUDA events around one streaming read of "
+     << (sizesMib.empty() ? "the decode's K/V bytes" : "size_mib MiB")
+     << ", median, L2 flushed before each rep\", \"flush\": \"" << flushName() << "\","
      << " \"settle_ms\": " << gSettleMs << ","
      << "\n  \"results\": [\n";
   bool first = true;
@@ -405,8 +410,12 @@ int cmdFloor(const std::string &json, const std::vector<int64_t> &batches,
     double ms = T.medianMs(warmup, reps, [&] { T.readPass(buf, bytes, x4); });
     benchFree(buf);
     double tbs = double(bytes) / (ms * 1e-3) / 1e12;
-    printf("%-12s %5lld %7lld %10.2f %10.2f %8.3f %6.1f%%\n", label, (long long)B, (long long)S,
-           ms * 1e3, bytes / 1e6, tbs, 100.0 * tbs / copyTBs);
+    if (B > 0)
+      printf("%-12s %5lld %7lld %10.2f %10.2f %8.3f %6.1f%%\n", label, (long long)B,
+             (long long)S, ms * 1e3, bytes / 1e6, tbs, 100.0 * tbs / copyTBs);
+    else
+      printf("%-12s %5s %7lld %10.2f %10.2f %8.3f %6.1f%%\n", label, "", (long long)S, ms * 1e3,
+             bytes / 1e6, tbs, 100.0 * tbs / copyTBs);
     std::ostringstream f;
     f << ", \"time_us\": " << ms * 1e3 << ", \"bytes\": " << double(bytes)
       << ", \"tbps\": " << tbs << ", \"frac_copy\": " << tbs / copyTBs << "}";
@@ -579,8 +588,9 @@ int main(int argc, char **argv) {
       return 2;
     }
     for (int64_t m : sizesMib)
-      if (m < 0) {
-        fprintf(stderr, "kvc-bench: --sizes-mib needs sizes >= 0, got %lld\n", (long long)m);
+      if (m < 0 || m > (int64_t(1) << 20)) {
+        fprintf(stderr, "kvc-bench: --sizes-mib needs sizes in [0, 1048576] MiB, got %lld\n",
+                (long long)m);
         return 2;
       }
     return cmdFloor(json, batches, contexts, hkv, raggedRatioSet ? raggedRatio : 0.0, warmup,

@@ -86,8 +86,8 @@ def ConvertKVCToGPU : Pass<"convert-kvc-to-gpu", "ModuleOp"> {
            "Multiprocessors the split heuristic fills (H100 SXM: 132)">,
     Option<"fuseMerge", "fuse-merge", "bool", /*default=*/"true",
            "Dense/ragged kernels: the last split CTA of each KV row merges the splits (one "
-           "launch instead of split + merge; measured 1.00-1.09x split + merge on H100, "
-           "docs/gpu.md; false: a separate merge kernel)">,
+           "launch instead of split + merge, measured on H100 in docs/gpu.md; false: a "
+           "separate merge kernel)">,
     Option<"prefetch", "prefetch", "bool", /*default=*/"true",
            "Dense/ragged kernels: software-pipelined main loop (the next tile's K/V loads are "
            "issued before this tile's math; 2*unroll more 128-bit registers per thread)">,

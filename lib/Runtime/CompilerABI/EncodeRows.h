@@ -19,11 +19,20 @@
 
 namespace kvc::rt {
 
-/// Tokens of row (b, h): lengths[b, h] for a ragged cache (`lengths` has rows), else S.
-inline int64_t rowTokens(const kvc_memref_i64_2d *lengths, int64_t b, int64_t h, int64_t S) {
+/// Tokens of row (b, h): lengths[b, h] for a ragged cache (`lengths` has rows), else S; -1
+/// with `err` set when a length is outside [0, S] (it would index past the row).
+inline int64_t rowTokens(const kvc_memref_i64_2d *lengths, int64_t b, int64_t h, int64_t S,
+                         std::string &err) {
   if (lengths->sizes[0] <= 0)
     return S;
-  return lengths->aligned[lengths->offset + b * lengths->strides[0] + h * lengths->strides[1]];
+  const int64_t n =
+      lengths->aligned[lengths->offset + b * lengths->strides[0] + h * lengths->strides[1]];
+  if (n < 0 || n > S) {
+    err = "lengths[" + std::to_string(b) + ", " + std::to_string(h) + "] = " +
+          std::to_string(n) + " is outside [0, " + std::to_string(S) + "] (the cache's capacity)";
+    return -1;
+  }
+  return n;
 }
 
 /// Row (b, h), tokens [0, n), of a strided [B, H, S, D] array as dense [n][D] floats. `at(i)`
@@ -49,7 +58,10 @@ std::string encodeRows(const kvc_codec_params &p, const int64_t keySizes[4],
                        std::vector<kvc_codec_head *> &heads) {
   for (int64_t b = 0; b < keySizes[0]; ++b)
     for (int64_t h = 0; h < keySizes[1]; ++h) {
-      const int64_t n = rowTokens(lengths, b, h, keySizes[2]);
+      std::string err;
+      const int64_t n = rowTokens(lengths, b, h, keySizes[2], err);
+      if (n < 0)
+        return err;
       kvc_codec_head *head = nullptr;
       if (kvc_codec_head_create(&p, &head) != 0)
         return std::string("codec: ") + kvc_codec_last_error();

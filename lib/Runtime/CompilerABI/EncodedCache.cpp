@@ -15,6 +15,7 @@
 #include <cstdlib>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <vector>
 
 namespace {
@@ -93,7 +94,10 @@ int64_t _mlir_ciface_kvc_rt_encode(int64_t bits, int64_t keyGroup, int64_t keyBl
   } else {
     for (int64_t b = 0; b < cache->batch; ++b)
       for (int64_t h = 0; h < cache->heads; ++h) {
-        const int64_t n = kvc::rt::rowTokens(lengths, b, h, keys->sizes[2]);
+        std::string err;
+        const int64_t n = kvc::rt::rowTokens(lengths, b, h, keys->sizes[2], err);
+        if (n < 0)
+          failArg(err.c_str());
         std::vector<float> k = row(keys, b, h, n), v = row(values, b, h, n);
         kvc_kivi_params p;
         kvc_kivi_default_params(&p, uint32_t(cache->headDim), uint32_t(bits));

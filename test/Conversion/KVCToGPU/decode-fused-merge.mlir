@@ -1,15 +1,18 @@
-// RUN: kvc-opt %s --convert-kvc-to-gpu | FileCheck %s
-// RUN: kvc-opt %s --convert-kvc-to-gpu="fuse-merge=true" | FileCheck %s
-// RUN: kvc-opt %s --kvc-gpu-pipeline | FileCheck %s --check-prefix=PTX
-// RUN: kvc-opt %s --convert-kvc-to-gpu="fuse-merge=false" | FileCheck %s --check-prefix=SPLIT
+// RUN: kvc-opt %s -split-input-file --convert-kvc-to-gpu | FileCheck %s
+// RUN: kvc-opt %s -split-input-file --convert-kvc-to-gpu="fuse-merge=true" | FileCheck %s
+// RUN: kvc-opt %s -split-input-file --kvc-gpu-pipeline | FileCheck %s --check-prefix=PTX
+// RUN: kvc-opt %s -split-input-file --convert-kvc-to-gpu="fuse-merge=false" | FileCheck %s --check-prefix=SPLIT
 
 // fuse-merge (the default): one launch. The split kernel takes the arrival counters and the output; the last
 // CTA of each KV row (atomic arrival count == splits - 1, after a device-scope fence) merges
 // the row's partials and resets its counter. No merge kernel. The merge reads 4 outputs per
 // thread: one 128-bit o_part load and one 64-bit (m, l) load per split, 8 splits per iteration.
 // CHECK-LABEL: func.func @decode
-// The counters are device memory, zeroed on the device (no host-written managed page).
-// CHECK: %[[CNT:.*]], %{{.*}} = gpu.alloc async [%{{.*}}] (%{{.*}}) : memref<?xi32>
+// One arrival counter per KV row (B * Hkv of them), device memory zeroed on the device (no
+// host-written managed page): gpu.memset of an i32 memref lowers to mgpuMemset32 with the
+// element count.
+// CHECK: %[[ROWS:.*]] = arith.muli %c8, %c8_0 : index
+// CHECK: %[[CNT:.*]], %{{.*}} = gpu.alloc async [%{{.*}}] (%[[ROWS]]) : memref<?xi32>
 // CHECK: %[[ZERO:.*]] = arith.constant 0 : i32
 // CHECK: %[[T:.*]] = gpu.wait async
 // CHECK: %[[M:.*]] = gpu.memset async [%[[T]]] %[[CNT]], %[[ZERO]] : memref<?xi32>, i32
@@ -50,4 +53,30 @@ func.func @decode(%q: tensor<8x32x1x128xbf16>, %k: tensor<8x8x?x128xbf16>,
                   %v: tensor<8x8x?x128xbf16>) -> tensor<8x32x1x128xbf16> {
   %o = kvc.attention %q, %k, %v : (tensor<8x32x1x128xbf16>, tensor<8x8x?x128xbf16>, tensor<8x8x?x128xbf16>) -> tensor<8x32x1x128xbf16>
   return %o : tensor<8x32x1x128xbf16>
+}
+
+// -----
+
+// Ragged (per-row lengths): the same counters and one launch; the lengths go to the kernel.
+// CHECK-LABEL: func.func @ragged
+// CHECK: %[[RCNT:.*]], %{{.*}} = gpu.alloc async [%{{.*}}] (%{{.*}}) : memref<?xi32>
+// CHECK: gpu.memset async [%{{.*}}] %[[RCNT]], %{{.*}} : memref<?xi32>, i32
+// CHECK: gpu.launch_func @kvc_gpu::@kvc_attn0_d64_g8_q1_f16_b128_u4_ragged_fm_pf_split
+// CHECK-SAME: memref<?xi64>
+// CHECK-SAME: %[[RCNT]] : memref<?xi32>
+// CHECK-NOT: gpu.launch_func
+// CHECK: gpu.func @kvc_attn0_d64_g8_q1_f16_b128_u4_ragged_fm_pf_split(
+// CHECK-SAME: %{{.*}}: memref<?xi64>
+// CHECK: memref.atomic_rmw addi
+// CHECK-NOT: gpu.func
+// SPLIT-LABEL: func.func @ragged
+// SPLIT: gpu.launch_func @kvc_gpu::@kvc_attn0_d64_g8_q1_f16_b128_u4_ragged_pf_split
+// SPLIT: gpu.launch_func @kvc_gpu::@kvc_attn0_d64_g8_q1_f16_b128_u4_ragged_pf_merge
+// PTX: .entry kvc_attn0_d64_g8_q1_f16_b128_u4_ragged_fm_pf_split(
+// PTX: atom.global.add.u32
+// PTX-NOT: .entry
+func.func @ragged(%q: tensor<?x8x1x64xf16>, %k: tensor<?x1x?x64xf16>, %v: tensor<?x1x?x64xf16>,
+                  %len: tensor<?x1xi64>) -> tensor<?x8x1x64xf16> {
+  %o = kvc.attention %q, %k, %v lengths(%len) : (tensor<?x8x1x64xf16>, tensor<?x1x?x64xf16>, tensor<?x1x?x64xf16>, tensor<?x1xi64>) -> tensor<?x8x1x64xf16>
+  return %o : tensor<?x8x1x64xf16>
 }
