@@ -48,24 +48,28 @@
 
 using namespace mlir;
 
+// kvc-run's own options; --help shows only these (not the hundreds LLVM's backends register).
+static llvm::cl::OptionCategory clCat("kvc-run options");
 static llvm::cl::opt<std::string> clModel(llvm::cl::Positional, llvm::cl::Required,
-                                          llvm::cl::desc("<model.onnx | model.mlir>"));
+                                          llvm::cl::desc("<model.onnx | model.mlir>"),
+                                          llvm::cl::cat(clCat));
 static llvm::cl::list<std::string>
     clInputs("input", llvm::cl::desc("name=file.npy|file.pb (a .pb may omit name=: its "
-                                     "TensorProto name is used)"));
+                                     "TensorProto name is used)"), llvm::cl::cat(clCat));
 static llvm::cl::opt<std::string> clOutDir("output-dir", llvm::cl::desc("where <output>.npy go"),
-                                           llvm::cl::init("."));
-static llvm::cl::list<std::string>
-    clShapes("shape", llvm::cl::desc("pin an ONNX input's shape: name=d0xd1..."));
+                                           llvm::cl::init("."), llvm::cl::cat(clCat));
+static llvm::cl::list<std::string> clShapes("shape",
+                                            llvm::cl::desc("pin an ONNX input's shape: name=d0xd1..."),
+                                            llvm::cl::cat(clCat));
 static llvm::cl::opt<bool> clRaise("raise-attention",
                                    llvm::cl::desc("run kvc-raise-attention first (default on)"),
-                                   llvm::cl::init(true));
+                                   llvm::cl::init(true), llvm::cl::cat(clCat));
 static llvm::cl::opt<bool> clPrintIR("print-ir-after-all",
                                      llvm::cl::desc("print the IR after every pass"),
-                                     llvm::cl::init(false));
+                                     llvm::cl::init(false), llvm::cl::cat(clCat));
 static llvm::cl::opt<bool> clPrintImported("print-imported",
                                            llvm::cl::desc("print the imported module to stderr"),
-                                           llvm::cl::init(false));
+                                           llvm::cl::init(false), llvm::cl::cat(clCat));
 
 namespace {
 
@@ -277,7 +281,16 @@ int main(int argc, char **argv) {
   llvm::InitializeNativeTargetAsmPrinter();
   registerAllPasses();
   kvc::registerAllKVCPasses();
-  llvm::cl::ParseCommandLineOptions(argc, argv, "kvc-run: compile and run a model on CPU\n");
+  llvm::cl::HideUnrelatedOptions(clCat);
+  llvm::cl::ParseCommandLineOptions(
+      argc, argv,
+      "kvc-run: compile and run a model on CPU\n\n"
+      "  Imports the model (ONNX through kvc's importer, or a .mlir file whose @main takes and\n"
+      "  returns static-shaped tensors), lowers it with kvc-cpu-pipeline, JIT-compiles it and\n"
+      "  calls @main. Inputs are matched by name (ONNX input names; argN for .mlir) and read\n"
+      "  from .npy or TensorProto .pb files; every result is written to --output-dir as\n"
+      "  <output name>.npy (bfloat16 results as float32).\n\n"
+      "  example: kvc-run model.onnx --input input_ids=ids.npy --output-dir out/\n");
 
   DialectRegistry registry;
   registerAllDialects(registry);
