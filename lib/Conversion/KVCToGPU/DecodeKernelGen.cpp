@@ -480,19 +480,26 @@ std::string mlir::kvc::generateDecodeKernels(const DecodeKernelConfig &c, std::s
     e.S("}");
   }
   if (c.fuseMerge) {
-    // The last CTA of a row to finish merges the row's splits (threadFenceReduction): every
-    // thread fences its partial writes device-wide, thread 0 counts the CTA in, and the CTA that
-    // brings the count to #splits reads all partials. It resets the counter for the next launch,
-    // so counters need zeroing once per workspace, not per launch. Saves the merge launch.
-    e.S("nvvm.memory.barrier #nvvm.mem_scope<gpu>");
+    // The last CTA of a row to finish merges the row's splits. The CTA barrier orders every
+    // thread's partial writes before thread 0's arrival, an atom.acq_rel.gpu on the row's
+    // counter: its release makes the CTA's writes visible device-wide with it, its acquire
+    // (with the next barrier) makes the other CTAs' partials visible to the last CTA's loads
+    // (CUTLASS's semaphore pattern). Replacing the per-thread device fences (membar.gl, the
+    // threadFenceReduction sample) with it measured 0.3-0.8 us faster at batch 1 on H100, never
+    // slower. Inline PTX: LLVM 22's NVPTX lowering of an acq_rel atomicrmw emitted a plain
+    // atom.add with no ordering. The last CTA resets the counter for the next launch, so
+    // counters need zeroing once per workspace, not per launch. Saves the merge launch.
     e.S("gpu.barrier");
     std::string isT0 = e.L("arith.cmpi eq, " + tid + ", " + c0 + " : index");
     e.S("scf.if " + isT0 + " {");
     std::string saved = e.ind;
     e.ind += "  ";
-    std::string one32 = e.L("arith.constant 1 : i32");
-    std::string old = e.L("memref.atomic_rmw addi " + one32 + ", %cnt[" + row +
-                             "] : (i32, memref<?xi32>) -> i32");
+    std::string base =
+        e.L("memref.extract_aligned_pointer_as_index %cnt : memref<?xi32> -> index");
+    std::string addr = e.L("arith.index_cast " + e.add(base, e.mul(row, e.ci(4))) +
+                           " : index to i64");
+    std::string old = e.L("llvm.inline_asm has_side_effects \"atom.acq_rel.gpu.add.u32 $0, [$1], "
+                          "1;\", \"=r,l,~{memory}\" " + addr + " : (i64) -> i32");
     e.S("memref.store " + old + ", %smFlag[" + c0 + "] : memref<1xi32, " + WG + ">");
     e.ind = saved;
     e.S("}");
@@ -503,7 +510,6 @@ std::string mlir::kvc::generateDecodeKernels(const DecodeKernelConfig &c, std::s
     std::string isLast = e.L("arith.cmpi eq, " + arrived + ", " + last32 + " : i32");
     e.S("scf.if " + isLast + " {");
     e.ind += "  ";
-    e.S("nvvm.memory.barrier #nvvm.mem_scope<gpu>");
     // Thread t merges outputs 4j..4j+3 of the row's g*Sq x D block, j = t, t + block, ...
     // (one j per thread for g*Sq*D/4 <= block): 128-bit loads, 8 splits' loads in flight, so
     // the pass costs ~#splits/8 L2 round trips (a scalar loop over 4 outputs per thread took

@@ -30,7 +30,7 @@
 // CHECK-SAME: shfl.sync.bfly.b32
 // CHECK-SAME: ex2.approx.f32
 // CHECK-SAME: bar.sync
-// CHECK-SAME: atom.global.add.u32
+// CHECK-SAME: atom.acq_rel.gpu.add.u32
 // CHECK-NOT: .entry
 
 // SPLIT-LABEL: func.func @decode
