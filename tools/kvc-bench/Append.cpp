@@ -884,12 +884,7 @@ int cmdAppendBench(const std::string &enc, const std::string &store, int64_t B, 
     CK(kvc_cuda_free(dk));
     CK(kvc_cuda_free(dvv));
   }
-  js << "\n  ]\n}\n";
-  if (!json.empty()) {
-    std::ofstream f(json);
-    f << js.str();
-    printf("wrote %s\n", json.c_str());
-  }
+  finishJson(js, json);
   return 0;
 }
 

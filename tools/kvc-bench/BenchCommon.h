@@ -399,6 +399,17 @@ inline bool parseFlush(const std::string &v) {
   return true;
 }
 
+/// Closes the "results" array of a kvc-bench JSON document and writes it to `path` (nothing for
+/// an empty path), saying so on stdout.
+inline void finishJson(std::ostringstream &js, const std::string &path) {
+  js << "\n  ]\n}\n";
+  if (path.empty())
+    return;
+  std::ofstream f(path);
+  f << js.str();
+  printf("wrote %s\n", path.c_str());
+}
+
 // Freeing device memory starts driver work that takes HBM bandwidth for milliseconds after
 // cuMemFree returns. On the H100 a 64 MiB read right after the copy test freed its 4 GiB took
 // 30.0 us instead of 25.9 us, and so did the next one, ~10 ms in all; a decode at batch 1 x 16k

@@ -632,12 +632,7 @@ int cmdDecode(const std::string &path, const std::string &json, const std::vecto
       }
     }
   }
-  js << "\n  ]\n}\n";
-  if (!json.empty()) {
-    std::ofstream f(json);
-    f << js.str();
-    printf("wrote %s\n", json.c_str());
-  }
+  finishJson(js, json);
   return 0;
 }
 

@@ -691,12 +691,7 @@ int cmdBench(const std::string &path, std::vector<int64_t> jobCounts, int reps, 
     }
     kvc_codec_head_free(head);
   }
-  js << "\n  ]\n}\n";
-  if (!json.empty()) {
-    std::ofstream f(json);
-    f << js.str();
-    printf("wrote %s\n", json.c_str());
-  }
+  finishJson(js, json);
   return 0;
 }
 

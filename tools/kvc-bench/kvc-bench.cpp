@@ -357,12 +357,7 @@ int cmdDecode(const std::string &path, const std::string &json, std::vector<int6
         first = false;
       }
   }
-  js << "\n  ]\n}\n";
-  if (!json.empty()) {
-    std::ofstream f(json);
-    f << js.str();
-    printf("wrote %s\n", json.c_str());
-  }
+  finishJson(js, json);
   return 0;
 }
 
@@ -440,12 +435,7 @@ int cmdFloor(const std::string &json, const std::vector<int64_t> &batches,
            << ", \"kept_pairs_per_row\": " << len << tail;
         first = false;
       }
-  js << "\n  ]\n}\n";
-  if (!json.empty()) {
-    std::ofstream f(json);
-    f << js.str();
-    printf("wrote %s\n", json.c_str());
-  }
+  finishJson(js, json);
   return 0;
 }
 
