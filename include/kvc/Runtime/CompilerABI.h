@@ -160,6 +160,20 @@ void _mlir_ciface_kvc_rt_gpu_encoded_check_rows(int64_t handle, int64_t batch, i
 /* Frees a handle kvc.encode made in a function that does not return it. */
 void _mlir_ciface_kvc_rt_gpu_encoded_release(int64_t handle);
 
+/* ==== Decode workspaces on the GPU (convert-kvc-to-gpu) ===================================
+ * kvc_rt_gpu_workspace_<t>(result, slot, elems): a device buffer of at least `elems` elements of
+ * t (f32 or i32) for slot 0..7, cached per thread and grown, never shrunk, so a decode step
+ * allocates nothing once warm. The host code asks for the split kernels' partials (f32 slots 0
+ * and 1) and the fused merge's arrival counters (i32 slot 0) before each decode op; ops share
+ * the slots because each finishes its launches before the next starts. An i32 workspace is
+ * zeroed when (re)allocated and must be left zero by its users.
+ * kvc_rt_gpu_workspace_release() frees the calling thread's workspaces (they are also freed when
+ * the thread exits). Errors print a message and exit: status 1 for a bad slot or size, 2
+ * for a CUDA failure (as the mgpu* entry points). */
+void _mlir_ciface_kvc_rt_gpu_workspace_f32(kvc_memref_1d *result, int64_t slot, int64_t elems);
+void _mlir_ciface_kvc_rt_gpu_workspace_i32(kvc_memref_1d *result, int64_t slot, int64_t elems);
+void kvc_rt_gpu_workspace_release(void);
+
 /* Total stored bytes of all rows (bitstreams, offsets, quantization parameters, codebooks,
  * recent windows, headers) and the fp16 bytes of the same pairs. */
 void kvc_rt_encoded_bytes(int64_t handle, uint64_t *stored, uint64_t *fp16);

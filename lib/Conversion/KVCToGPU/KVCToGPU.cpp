@@ -46,38 +46,30 @@ namespace {
 
 constexpr llvm::StringLiteral kModuleName = "kvc_gpu";
 
-/// Device memory for the kernels: gpu.alloc (host_shared: managed memory the host code may
-/// read or write too, e.g. the output it returns). gpu-to-llvm lowers it to mgpuMemAlloc, which
-/// libkvc_runtime implements (kvc-gpu-pipeline{host=llvm}).
-Value gpuAlloc(OpBuilder &b, Location loc, MemRefType type, ValueRange dynSizes, bool hostShared) {
-  if (hostShared)
-    return gpu::AllocOp::create(b, loc, type, /*asyncToken=*/Type(), /*asyncDependencies=*/{},
-                                dynSizes, /*symbolOperands=*/{}, /*hostShared=*/true)
-        .getMemref();
-  // Device memory: gpu-to-llvm lowers only the async form (a stream for mgpuMemAlloc).
-  auto tokenTy = gpu::AsyncTokenType::get(b.getContext());
-  Value t = gpu::WaitOp::create(b, loc, tokenTy, ValueRange{}).getAsyncToken();
-  auto alloc = gpu::AllocOp::create(b, loc, type, tokenTy, ValueRange{t}, dynSizes,
-                                    /*symbolOperands=*/{}, /*hostShared=*/false);
-  gpu::WaitOp::create(b, loc, Type(), ValueRange{alloc.getAsyncToken()});
-  return alloc.getMemref();
+/// Managed memory (gpu.alloc host_shared) that the kernels write and the host code returns,
+/// e.g. an attention output. gpu-to-llvm lowers it to mgpuMemAlloc, which libkvc_runtime
+/// implements (kvc-gpu-pipeline{host=llvm}).
+Value gpuAllocShared(OpBuilder &b, Location loc, MemRefType type, ValueRange dynSizes) {
+  return gpu::AllocOp::create(b, loc, type, /*asyncToken=*/Type(), /*asyncDependencies=*/{},
+                              dynSizes, /*symbolOperands=*/{}, /*hostShared=*/true)
+      .getMemref();
 }
 
-/// gpu.memset of device memory, finished before the host code goes on (gpu-to-llvm lowers
-/// only the async form: mgpuMemset32 on a stream, then a synchronise).
-void gpuMemset(OpBuilder &b, Location loc, Value memref, Value value) {
-  auto tokenTy = gpu::AsyncTokenType::get(b.getContext());
-  Value t = gpu::WaitOp::create(b, loc, tokenTy, ValueRange{}).getAsyncToken();
-  Value m = gpu::MemsetOp::create(b, loc, tokenTy, ValueRange{t}, memref, value).getAsyncToken();
-  gpu::WaitOp::create(b, loc, Type(), ValueRange{m});
-}
-
-/// gpu.dealloc after the work queued so far (the lowering needs the async form).
-void gpuDealloc(OpBuilder &b, Location loc, Value memref) {
-  auto tokenTy = gpu::AsyncTokenType::get(b.getContext());
-  Value t = gpu::WaitOp::create(b, loc, tokenTy, ValueRange{}).getAsyncToken();
-  Value d = gpu::DeallocOp::create(b, loc, tokenTy, ValueRange{t}, memref).getAsyncToken();
-  gpu::WaitOp::create(b, loc, Type(), ValueRange{d});
+/// Scratch device memory of a decode op from the runtime's per-thread cache
+/// (kvc_rt_gpu_workspace_<f32|i32>, CompilerABI.h): grown on demand and kept, so a warm decode
+/// step allocates and frees nothing. Ops share the slots: each finishes its (blocking) launches
+/// before the next op runs. An i32 workspace is zero when handed out and must be left zero.
+Value gpuWorkspace(OpBuilder &b, Location loc, Type elem, int64_t slot, Value elems) {
+  auto module = b.getInsertionBlock()->getParentOp()->getParentOfType<ModuleOp>();
+  Type i64 = b.getI64Type();
+  auto ty = MemRefType::get({ShapedType::kDynamic}, elem);
+  auto fn = declareRuntimeFunc(b, module,
+                               elem.isF32() ? "kvc_rt_gpu_workspace_f32" : "kvc_rt_gpu_workspace_i32",
+                               {i64, i64}, {ty});
+  return func::CallOp::create(b, loc, fn,
+                              ValueRange{arith::ConstantIntOp::create(b, loc, slot, 64),
+                                         arith::IndexCastOp::create(b, loc, i64, elems)})
+      .getResult(0);
 }
 
 /// The checks every decode kernel (dense, ragged, encoded) needs: rank-4 Q/K/V, no mask,
@@ -198,33 +190,30 @@ std::string encodedCodecReason(CodecAttr codec) {
 }
 
 /// What the split kernels write and the merge reads, for every (query row, split): an
-/// unnormalised D-vector (`opart`) and its running (max, sum) (`mlpart`), in device memory;
-/// plus the attention output, in managed memory because the host code returns it.
+/// unnormalised D-vector (`opart`) and its running (max, sum) (`mlpart`), in the runtime's
+/// cached device workspaces; plus the attention output, in managed memory because the host
+/// code returns it.
 struct DecodeBuffers {
   Value opart, mlpart, out;
 };
 DecodeBuffers allocDecodeBuffers(OpBuilder &b, Location loc, AttentionOp op, Value queryBuffer,
                                  Value partials, int64_t D) {
-  auto dynF32 = MemRefType::get({ShapedType::kDynamic}, b.getF32Type());
   DecodeBuffers r;
-  r.opart = gpuAlloc(b, loc, dynF32,
-                     ValueRange{arith::MulIOp::create(b, loc, partials, cIdx(b, loc, D))},
-                     /*hostShared=*/false);
-  r.mlpart = gpuAlloc(b, loc, dynF32,
-                      ValueRange{arith::MulIOp::create(b, loc, partials, cIdx(b, loc, 2))},
-                      /*hostShared=*/false);
+  r.opart = gpuWorkspace(b, loc, b.getF32Type(), /*slot=*/0,
+                         arith::MulIOp::create(b, loc, partials, cIdx(b, loc, D)));
+  r.mlpart = gpuWorkspace(b, loc, b.getF32Type(), /*slot=*/1,
+                          arith::MulIOp::create(b, loc, partials, cIdx(b, loc, 2)));
   auto rt = cast<RankedTensorType>(op.getResult().getType());
   SmallVector<Value> outDyn;
   for (int64_t i = 0; i < rt.getRank(); ++i)
     if (rt.isDynamicDim(i))
       outDyn.push_back(dimOf(b, loc, queryBuffer, i));
-  r.out = gpuAlloc(b, loc, MemRefType::get(rt.getShape(), rt.getElementType()), outDyn,
-                   /*hostShared=*/true);
+  r.out = gpuAllocShared(b, loc, MemRefType::get(rt.getShape(), rt.getElementType()), outDyn);
   return r;
 }
 
 /// After the split launch: the merge kernel (grid: one CTA of decodeMergeThreads(D) threads per
-/// query row) unless the split kernel merged itself (`merge` null), the workspace freed, and
+/// query row) unless the split kernel merged itself (`merge` null), and
 /// op's result replaced by the output.
 void finishDecode(OpBuilder &b, Location loc, AttentionOp op, const DecodeBuffers &buf,
                   gpu::GPUFuncOp merge, Value nqRows, Value splits, int64_t D) {
@@ -235,8 +224,6 @@ void finishDecode(OpBuilder &b, Location loc, AttentionOp op, const DecodeBuffer
                               Value(),
                               ValueRange{buf.opart, buf.mlpart, flatten(b, loc, buf.out), splits});
   }
-  gpuDealloc(b, loc, buf.opart);
-  gpuDealloc(b, loc, buf.mlpart);
   Value res = bufferization::ToTensorOp::create(b, loc, op.getResult().getType(), buf.out,
                                                 /*restrict=*/true, /*writable=*/true);
   op.getResult().replaceAllUsesWith(res);
@@ -905,12 +892,9 @@ struct ConvertKVCToGPUPass : public mlir::kvc::impl::ConvertKVCToGPUBase<Convert
     splitArgs.append({buf.opart, buf.mlpart});
     Value counters;
     if (cfg.fuseMerge) {
-      // Arrival counters of the fused merge: device memory zeroed on the device before the
-      // launch (the kernel leaves them 0 again). Managed memory written by the host would
-      // migrate its page to the GPU on the first counter atomic.
-      counters = gpuAlloc(b, loc, MemRefType::get({ShapedType::kDynamic}, b.getI32Type()),
-                          ValueRange{rows}, /*hostShared=*/false);
-      gpuMemset(b, loc, counters, arith::ConstantIntOp::create(b, loc, 0, 32));
+      // Arrival counters of the fused merge: an i32 workspace, zeroed when the runtime
+      // allocates it; the last CTA of each row resets its counter, so it stays zero.
+      counters = gpuWorkspace(b, loc, b.getI32Type(), /*slot=*/0, rows);
       splitArgs.append({counters, flatten(b, loc, buf.out)});
     }
     splitArgs.append({skv, chunk});
@@ -920,8 +904,6 @@ struct ConvertKVCToGPUPass : public mlir::kvc::impl::ConvertKVCToGPUBase<Convert
     gpu::LaunchFuncOp::create(b, loc, split, gpu::KernelDim3{splits, hkv, batch},
                               gpu::KernelDim3{cIdx(b, loc, cfg.blockSize), one, one},
                               /*dynamicSharedMemorySize=*/Value(), splitArgs);
-    if (cfg.fuseMerge)
-      gpuDealloc(b, loc, counters);
     finishDecode(b, loc, op, buf,
                  cfg.fuseMerge ? gpu::GPUFuncOp()
                                : gm.lookupSymbol<gpu::GPUFuncOp>(cfg.prefix + "_merge"),

@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <vector>
 
 namespace {
 // _Exit, not exit: the program may be mid-way through a launch from static-lifetime code.
@@ -27,6 +28,20 @@ namespace {
       die(#call);                                                                              \
   } while (0)
 void init() { MGPU_CHECK(kvc_cuda_init(0)); }
+
+// gpu-to-llvm creates a stream for every blocking launch and every async alloc/memset/dealloc,
+// synchronises it and destroys it. Creating a driver stream costs microseconds per call, so
+// destroyed streams go to a per-thread pool and are handed out again (a stream reused before
+// its work finished would only order that work before the new work).
+struct StreamPool {
+  std::vector<kvc_cuda_stream> idle;
+  ~StreamPool() {
+    for (kvc_cuda_stream s : idle)
+      kvc_cuda_stream_destroy(s); // errors ignored: runs at thread and process exit
+  }
+};
+thread_local StreamPool streamPool;
+constexpr size_t kMaxIdleStreams = 8;
 } // namespace
 
 extern "C" {
@@ -61,12 +76,21 @@ void mgpuLaunchKernel(void *function, intptr_t gx, intptr_t gy, intptr_t gz, int
                              unsigned(smem), static_cast<kvc_cuda_stream>(stream), params));
 }
 void *mgpuStreamCreate() {
+  if (!streamPool.idle.empty()) {
+    kvc_cuda_stream s = streamPool.idle.back();
+    streamPool.idle.pop_back();
+    return s;
+  }
   init();
   kvc_cuda_stream s = nullptr;
   MGPU_CHECK(kvc_cuda_stream_create(&s));
   return s;
 }
 void mgpuStreamDestroy(void *stream) {
+  if (streamPool.idle.size() < kMaxIdleStreams) {
+    streamPool.idle.push_back(static_cast<kvc_cuda_stream>(stream));
+    return;
+  }
   MGPU_CHECK(kvc_cuda_stream_destroy(static_cast<kvc_cuda_stream>(stream)));
 }
 void mgpuStreamSynchronize(void *stream) {

@@ -10,19 +10,17 @@
 // 1) merges the row's partials and resets its counter. No merge kernel. The merge reads 4 outputs per
 // thread: one 128-bit o_part load and one 64-bit (m, l) load per split, 8 splits per iteration.
 // CHECK-LABEL: func.func @decode
-// One arrival counter per KV row (B * Hkv of them), device memory zeroed on the device (no
-// host-written managed page): gpu.memset of an i32 memref lowers to mgpuMemset32 with the
-// element count.
+// One arrival counter per KV row (B * Hkv of them): i32 workspace slot 0 of the runtime, zeroed
+// when it is allocated and left zero by every launch (the last CTA resets its row's counter),
+// so nothing is zeroed or freed per call.
 // CHECK: %[[ROWS:.*]] = arith.muli %c8, %c8_0 : index
-// CHECK: %[[CNT:.*]], %{{.*}} = gpu.alloc async [%{{.*}}] (%[[ROWS]]) : memref<?xi32>
-// CHECK: %[[ZERO:.*]] = arith.constant 0 : i32
-// CHECK: %[[T:.*]] = gpu.wait async
-// CHECK: %[[M:.*]] = gpu.memset async [%[[T]]] %[[CNT]], %[[ZERO]] : memref<?xi32>, i32
-// CHECK: gpu.wait [%[[M]]]
+// CHECK: %[[N:.*]] = arith.index_cast %[[ROWS]] : index to i64
+// CHECK: %[[CNT:.*]] = call @kvc_rt_gpu_workspace_i32(%c0_i64{{.*}}, %[[N]]) : (i64, i64) -> memref<?xi32>
+// CHECK-NOT: gpu.memset
 // CHECK: gpu.launch_func @kvc_gpu::@kvc_attn0_d128_g4_q1_bf16_b128_u4_fm_pf_split
 // CHECK-SAME: %[[CNT]] : memref<?xi32>
 // CHECK-NOT: gpu.launch_func
-// CHECK: gpu.dealloc async [%{{.*}}] %[[CNT]]
+// CHECK-NOT: gpu.dealloc
 // CHECK: gpu.func @kvc_attn0_d128_g4_q1_bf16_b128_u4_fm_pf_split(%{{.*}}: memref<?xbf16>, %{{.*}}: memref<?xbf16>, %{{.*}}: memref<?xbf16>, %{{.*}}: memref<?xf32>, %{{.*}}: memref<?xf32>, %{{.*}}: memref<?xi32>, %{{.*}}: memref<?xbf16>, %{{.*}}: index, %{{.*}}: index)
 // CHECK-SAME: workgroup({{.*}}, %{{.*}} : memref<1xi32, #gpu.address_space<workgroup>>)
 // CHECK-NOT: nvvm.memory.barrier
@@ -42,7 +40,7 @@
 // CHECK-NOT: gpu.func
 // fuse-merge=false: split + merge, no counters.
 // SPLIT-LABEL: func.func @decode
-// SPLIT-NOT: gpu.memset
+// SPLIT-NOT: kvc_rt_gpu_workspace_i32
 // SPLIT: gpu.launch_func @kvc_gpu::@kvc_attn0_d128_g4_q1_bf16_b128_u4_pf_split
 // SPLIT: gpu.launch_func @kvc_gpu::@kvc_attn0_d128_g4_q1_bf16_b128_u4_pf_merge
 // PTX: .entry kvc_attn0_d128_g4_q1_bf16_b128_u4_fm_pf_split(
@@ -63,8 +61,7 @@ func.func @decode(%q: tensor<8x32x1x128xbf16>, %k: tensor<8x8x?x128xbf16>,
 
 // Ragged (per-row lengths): the same counters and one launch; the lengths go to the kernel.
 // CHECK-LABEL: func.func @ragged
-// CHECK: %[[RCNT:.*]], %{{.*}} = gpu.alloc async [%{{.*}}] (%{{.*}}) : memref<?xi32>
-// CHECK: gpu.memset async [%{{.*}}] %[[RCNT]], %{{.*}} : memref<?xi32>, i32
+// CHECK: %[[RCNT:.*]] = call @kvc_rt_gpu_workspace_i32(%{{.*}}, %{{.*}}) : (i64, i64) -> memref<?xi32>
 // CHECK: gpu.launch_func @kvc_gpu::@kvc_attn0_d64_g8_q1_f16_b128_u4_ragged_fm_pf_split
 // CHECK-SAME: memref<?xi64>
 // CHECK-SAME: %[[RCNT]] : memref<?xi32>

@@ -4,25 +4,26 @@
 // Decode GQA (Hq 32, Hkv 8, g = 4), bf16, D = 128: one split kernel per (split, KV head,
 // batch) that serves all 4 query heads of a group, plus the merge kernel.
 // CHECK-LABEL: module attributes {gpu.container_module}
+// CHECK: func.func private @kvc_rt_gpu_workspace_f32(i64, i64) -> memref<?xf32> attributes {llvm.emit_c_interface}
 // CHECK-LABEL: func.func @decode_bf16
 // CHECK-NOT: kvc.attention
 // CHECK-DAG: %[[Q:.*]] = bufferization.to_buffer %arg0 read_only : tensor<8x32x1x128xbf16> to memref<8x32x1x128xbf16>
 // CHECK-DAG: %[[K:.*]] = bufferization.to_buffer %arg1 read_only : tensor<8x8x?x128xbf16> to memref<8x8x?x128xbf16>
 // CHECK: %[[SKV:.*]] = memref.dim %[[K]], %{{.*}} : memref<8x8x?x128xbf16>
 // CHECK: arith.ceildivui
-// Workspace in device memory (async gpu.alloc: what gpu-to-llvm lowers), the output in managed
-// memory the host code returns.
-// CHECK: %[[T0:.*]] = gpu.wait async
-// CHECK: %[[OP:.*]], %[[T1:.*]] = gpu.alloc async [%[[T0]]] (%{{.*}}) : memref<?xf32>
-// CHECK: gpu.wait [%[[T1]]]
-// CHECK: %[[ML:.*]], %{{.*}} = gpu.alloc async [%{{.*}}] (%{{.*}}) : memref<?xf32>
+// Workspace from the runtime's per-thread cache (f32 slots 0 and 1, sized B*Hkv*g*splits*D and
+// *2), the output in managed memory the host code returns.
+// CHECK: %[[C0:.*]] = arith.constant 0 : i64
+// CHECK: %[[N0:.*]] = arith.index_cast %{{.*}} : index to i64
+// CHECK: %[[OP:.*]] = call @kvc_rt_gpu_workspace_f32(%[[C0]], %[[N0]]) : (i64, i64) -> memref<?xf32>
+// CHECK: %[[C1:.*]] = arith.constant 1 : i64
+// CHECK: %[[ML:.*]] = call @kvc_rt_gpu_workspace_f32(%[[C1]], %{{.*}}) : (i64, i64) -> memref<?xf32>
 // CHECK: %[[OUT:.*]] = gpu.alloc host_shared () : memref<8x32x1x128xbf16>
 // CHECK: memref.collapse_shape %[[Q]] {{\[\[}}0, 1, 2, 3]] : memref<8x32x1x128xbf16> into memref<32768xbf16>
 // CHECK: gpu.launch_func @kvc_gpu::@kvc_attn0_d128_g4_q1_bf16_b64_u4_split blocks in (%[[S:.*]], %{{.*}}, %{{.*}}) threads in (%{{.*}}, %{{.*}}, %{{.*}}) args(%{{.*}} : memref<?xbf16>, %{{.*}} : memref<?xbf16>, %{{.*}} : memref<?xbf16>, %[[OP]] : memref<?xf32>, %[[ML]] : memref<?xf32>, %[[SKV]] : index, %{{.*}} : index)
 // CHECK: gpu.launch_func @kvc_gpu::@kvc_attn0_d128_g4_q1_bf16_b64_u4_merge blocks in (%{{.*}}, %{{.*}}, %{{.*}}) threads in (%{{.*}}, %{{.*}}, %{{.*}}) args(%[[OP]] : memref<?xf32>, %[[ML]] : memref<?xf32>, %{{.*}} : memref<?xbf16>, %[[S]] : index)
-// CHECK: %[[W:.*]] = gpu.wait async
-// CHECK: %[[D:.*]] = gpu.dealloc async [%[[W]]] %[[OP]] : memref<?xf32>
-// CHECK: gpu.wait [%[[D]]]
+// Nothing is freed: the workspace stays cached for the next call.
+// CHECK-NOT: gpu.dealloc
 // CHECK: %[[R:.*]] = bufferization.to_tensor %[[OUT]] restrict writable
 // CHECK: return %[[R]]
 

@@ -17,7 +17,7 @@
 // PIPE-SAME: gpu-module-to-binary{{.*}}format=isa
 
 // CHECK-LABEL: func.func @decode
-// CHECK: gpu.memset
+// CHECK: call @kvc_rt_gpu_workspace_i32
 // CHECK: gpu.launch_func @kvc_gpu::@kvc_attn0_d128_g4_q1_bf16_b128_u4_fm_pf_split
 // CHECK-NOT: gpu.launch_func
 // CHECK: gpu.binary @kvc_gpu [#gpu.object<#nvvm.target<O = 3, chip = "sm_90a", features = "+ptx80">
