@@ -85,6 +85,7 @@ struct KVCGPUPipelinePass : public mlir::kvc::impl::KVCGPUPipelineBase<KVCGPUPip
                     " unroll=" + std::to_string(unroll) +
                     " num-splits=" + std::to_string(numSplits) +
                     (fuseMerge ? " fuse-merge=true" : " fuse-merge=false") +
+                    " output-memory=" + outputMemory +
                     (prefetch ? " prefetch=true" : " prefetch=false") +
                     " min-ctas=" + std::to_string(minCtas) +
                     " l2-prefetch=" + std::to_string(l2Prefetch) +
@@ -127,6 +128,12 @@ struct KVCGPUPipelinePass : public mlir::kvc::impl::KVCGPUPipelineBase<KVCGPUPip
       getOperation().emitError("kvc-gpu-pipeline: host must be 'gpu' (stop at gpu.launch_func) "
                                "or 'llvm' (lower the host code too), got '")
           << host << "'";
+      return signalPassFailure();
+    }
+    if (outputMemory != "managed" && outputMemory != "device") {
+      getOperation().emitError("kvc-gpu-pipeline: output-memory must be 'managed' or 'device', "
+                               "got '")
+          << outputMemory << "'";
       return signalPassFailure();
     }
     // cp.async.bulk.prefetch is sm_90+; say so here rather than fail in the NVPTX backend.

@@ -59,6 +59,9 @@ def KVCGPUPipeline : Pass<"kvc-gpu-pipeline", "ModuleOp"> {
     Option<"fuseMerge", "fuse-merge", "bool", /*default=*/"true",
            "convert-kvc-to-gpu fuse-merge (one launch: the last split CTA merges; false: "
            "split + merge kernels)">,
+    Option<"outputMemory", "output-memory", "std::string", /*default=*/"\"managed\"",
+           "convert-kvc-to-gpu output-memory (managed: host-readable result; device: "
+           "cuMemAlloc, cheaper per call)">,
     Option<"prefetch", "prefetch", "bool", /*default=*/"true",
            "convert-kvc-to-gpu prefetch (software-pipelined K/V loads in the dense/ragged "
            "kernels)">,

@@ -46,13 +46,22 @@ namespace {
 
 constexpr llvm::StringLiteral kModuleName = "kvc_gpu";
 
-/// Managed memory (gpu.alloc host_shared) that the kernels write and the host code returns,
-/// e.g. an attention output. gpu-to-llvm lowers it to mgpuMemAlloc, which libkvc_runtime
-/// implements (kvc-gpu-pipeline{host=llvm}).
-Value gpuAllocShared(OpBuilder &b, Location loc, MemRefType type, ValueRange dynSizes) {
-  return gpu::AllocOp::create(b, loc, type, /*asyncToken=*/Type(), /*asyncDependencies=*/{},
-                              dynSizes, /*symbolOperands=*/{}, /*hostShared=*/true)
-      .getMemref();
+/// The attention output the host code returns: managed memory (gpu.alloc host_shared), which
+/// the caller may read on the host, or device memory (the async gpu.alloc form, which is what
+/// gpu-to-llvm lowers; mgpuMemAlloc ignores its stream). libkvc_runtime implements
+/// mgpuMemAlloc (kvc-gpu-pipeline{host=llvm}); the caller frees the result either way.
+Value gpuAllocOutput(OpBuilder &b, Location loc, MemRefType type, ValueRange dynSizes,
+                     bool device) {
+  if (!device)
+    return gpu::AllocOp::create(b, loc, type, /*asyncToken=*/Type(), /*asyncDependencies=*/{},
+                                dynSizes, /*symbolOperands=*/{}, /*hostShared=*/true)
+        .getMemref();
+  auto tokenTy = gpu::AsyncTokenType::get(b.getContext());
+  Value t = gpu::WaitOp::create(b, loc, tokenTy, ValueRange{}).getAsyncToken();
+  auto alloc = gpu::AllocOp::create(b, loc, type, tokenTy, ValueRange{t}, dynSizes,
+                                    /*symbolOperands=*/{}, /*hostShared=*/false);
+  gpu::WaitOp::create(b, loc, Type(), ValueRange{alloc.getAsyncToken()});
+  return alloc.getMemref();
 }
 
 /// Scratch device memory of a decode op from the runtime's per-thread cache
@@ -191,13 +200,13 @@ std::string encodedCodecReason(CodecAttr codec) {
 
 /// What the split kernels write and the merge reads, for every (query row, split): an
 /// unnormalised D-vector (`opart`) and its running (max, sum) (`mlpart`), in the runtime's
-/// cached device workspaces; plus the attention output, in managed memory because the host
-/// code returns it.
+/// cached device workspaces; plus the attention output the host code returns (managed or
+/// device memory, option output-memory).
 struct DecodeBuffers {
   Value opart, mlpart, out;
 };
 DecodeBuffers allocDecodeBuffers(OpBuilder &b, Location loc, AttentionOp op, Value queryBuffer,
-                                 Value partials, int64_t D) {
+                                 Value partials, int64_t D, bool deviceOutput) {
   DecodeBuffers r;
   r.opart = gpuWorkspace(b, loc, b.getF32Type(), /*slot=*/0,
                          arith::MulIOp::create(b, loc, partials, cIdx(b, loc, D)));
@@ -208,7 +217,8 @@ DecodeBuffers allocDecodeBuffers(OpBuilder &b, Location loc, AttentionOp op, Val
   for (int64_t i = 0; i < rt.getRank(); ++i)
     if (rt.isDynamicDim(i))
       outDyn.push_back(dimOf(b, loc, queryBuffer, i));
-  r.out = gpuAllocShared(b, loc, MemRefType::get(rt.getShape(), rt.getElementType()), outDyn);
+  r.out = gpuAllocOutput(b, loc, MemRefType::get(rt.getShape(), rt.getElementType()), outDyn,
+                         deviceOutput);
   return r;
 }
 
@@ -292,6 +302,11 @@ struct ConvertKVCToGPUPass : public mlir::kvc::impl::ConvertKVCToGPUBase<Convert
     }
     if (hasEncoded && failed(checkEncodedValues(module)))
       return signalPassFailure();
+    if (outputMemory != "managed" && outputMemory != "device") {
+      module.emitError("convert-kvc-to-gpu: output-memory must be 'managed' or 'device', got '")
+          << outputMemory << "'";
+      return signalPassFailure();
+    }
     if (blockSize % 32 != 0 || blockSize < 32 || blockSize > 1024 || unroll < 1) {
       module.emitError("convert-kvc-to-gpu: block-size must be a multiple of 32 in [32, 1024] "
                        "and unroll >= 1");
@@ -830,7 +845,7 @@ struct ConvertKVCToGPUPass : public mlir::kvc::impl::ConvertKVCToGPUBase<Convert
     }
     Value nqRows = arith::MulIOp::create(b, loc, rows, cIdx(b, loc, nqPerRow));
     Value partials = arith::MulIOp::create(b, loc, nqRows, splits);
-    DecodeBuffers buf = allocDecodeBuffers(b, loc, op, qm, partials, D);
+    DecodeBuffers buf = allocDecodeBuffers(b, loc, op, qm, partials, D, outputMemory == "device");
     SmallVector<Value> args = {flatten(b, loc, qm)};
     args.append(dev.begin(), dev.end());
     args.append({buf.opart, buf.mlpart});
@@ -884,7 +899,7 @@ struct ConvertKVCToGPUPass : public mlir::kvc::impl::ConvertKVCToGPUBase<Convert
 
     Value nqRows = arith::MulIOp::create(b, loc, rows, cIdx(b, loc, nqPerRow));
     Value partials = arith::MulIOp::create(b, loc, nqRows, splits);
-    DecodeBuffers buf = allocDecodeBuffers(b, loc, op, qm, partials, D);
+    DecodeBuffers buf = allocDecodeBuffers(b, loc, op, qm, partials, D, outputMemory == "device");
 
     SmallVector<Value> splitArgs = {flatten(b, loc, qm), flatten(b, loc, km), flatten(b, loc, vm)};
     if (cfg.ragged)
