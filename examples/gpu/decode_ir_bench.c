@@ -10,12 +10,14 @@
  * example kvc-decode-ir-example checks the numbers). Each timed call is followed, untimed, by
  * freeing the returned output, as a caller must. --flush dirty writes 256 MiB before each call
  * (like kvc-bench's default flush), so K/V come from HBM; none leaves whatever L2 holds.
- * Prints the median, minimum and maximum over the reps, in microseconds. Exit status: 0, 1 bad
- * arguments, 2 no usable GPU / CUDA error.
+ * Prints the median, minimum and maximum over the reps, in microseconds. The last output is
+ * checked (every element 1.0, as V is). Exit status: 0, 1 bad arguments or a wrong output,
+ * 2 no usable GPU / CUDA error.
  */
 #include "example_util.h"
 #include "kvc/Runtime/CUDA.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -109,11 +111,27 @@ int main(int argc, char **argv) {
     const double t1 = now_us();
     if (r >= 0)
       t[r] = t1 - t0;
+    if (r == reps - 1) {
+      /* Sanity check of the last output: V is all 1.0, so every output element is 1.0 (up to
+       * bf16 rounding) whatever the softmax weights; copied, so managed and device both work. */
+      uint16_t *h = malloc(nq * 2);
+      if (!h)
+        return 2;
+      CHECK(kvc_cuda_memcpy_dtoh(h, (kvc_cuda_ptr)(uintptr_t)(out.aligned + out.offset), nq * 2));
+      size_t bad = 0;
+      for (size_t i = 0; i < nq; ++i)
+        bad += fabsf(from_bf16(h[i]) - 1.0f) > 1e-2f;
+      free(h);
+      if (bad) {
+        fprintf(stderr, "decode_ir_bench: %zu of %zu output elements differ from 1.0\n", bad, nq);
+        return 1;
+      }
+    }
     CHECK(kvc_cuda_free((kvc_cuda_ptr)(uintptr_t)out.allocated));
   }
   qsort(t, (size_t)reps, sizeof(double), cmp_double);
   printf("decode_ir_bench: _mlir_ciface_decode B=%ld Hq=%d Hkv=%d S=%ld D=%d bf16, flush %s: "
-         "median %.1f us, min %.1f, max %.1f over %ld calls (%ld warm-up)\n",
+         "median %.1f us, min %.1f, max %.1f over %ld calls (%ld warm-up), output ok\n",
          batch, HQ_, HKV_, ctx, D_, flush ? "dirty" : "none", t[reps / 2], t[0], t[reps - 1],
          reps, warmup);
   free(t);

@@ -3,7 +3,9 @@ header and every result in order (tagging the PTX with --ptx), variant_table pic
 variant per shape and groups by a name tag."""
 import json
 
-from kvc.bench import floor_fit, merge_results, variant_table
+import pytest
+
+from kvc.bench import floor_fit, ir_table, merge_results, variant_table
 
 
 def _doc(path, variants):
@@ -67,3 +69,28 @@ def test_floor_fit_refuses_shape_results(tmp_path):
     import pytest
     with pytest.raises(SystemExit, match="no --sizes-mib results"):
         floor_fit.main([str(p)])
+
+
+def test_ir_table_rounds_binaries_and_kernel(tmp_path, capsys):
+    log = tmp_path / "ir.log"
+    log.write_text(
+        "== memcheck kvc-decode-ir-bench (B=1 and 8, S=4096, 3 calls)\n"
+        "B=1 S=4096, flush none: median 383.4 us, min 364.7 (memcheck, not a timing row)\n"
+        "round 1 kvc-decode-ir-bench: B=1 S=16384, flush dirty: median 99.3 us, min 85.4\n"
+        "round 1 kvc-decode-ir-bench-before: B=1 S=16384, flush dirty: median 156.8 us\n"
+        "round 2 kvc-decode-ir-bench: B=1 S=16384, flush dirty: median 112.7 us\n"
+        "round 2 kvc-decode-ir-bench-before: B=1 S=16384, flush dirty: median 192.4 us\n")
+    kern = tmp_path / "k.json"
+    kern.write_text(json.dumps({"results": [{"batch": 1, "context": 16384, "time_us": 42.4}]}))
+    ir_table.main([str(log), "--kernel", str(kern), "--order", "before,"])
+    out = capsys.readouterr().out
+    assert "| kvc-decode-ir-bench-before | kvc-decode-ir-bench | kernel alone (dirty) |" in out
+    assert "| dirty | 1 | 16k | 156.8 / 192.4 | 99.3 / 112.7 | 42.4 |" in out
+    assert "383.4" not in out
+
+
+def test_ir_table_refuses_a_log_without_timings(tmp_path):
+    log = tmp_path / "empty.log"
+    log.write_text("== kvc-decode-ir-example\nPASS\n")
+    with pytest.raises(SystemExit, match="no 'round R"):
+        ir_table.main([str(log)])

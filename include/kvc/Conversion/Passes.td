@@ -49,9 +49,13 @@ def ConvertKVCToGPU : Pass<"convert-kvc-to-gpu", "ModuleOp"> {
       second kernel, `<tag>_merge`, does it with one CTA per query row.
 
     The op itself becomes host code on memrefs: `bufferization.to_buffer` of the operands,
-    1-D casts, a device workspace and a managed output (`gpu.alloc`), the split count (the `num-splits` option, or
-    chosen from the shape to fill `sm-count` SMs) and the `gpu.launch_func`s (one with the
-    fused merge, after a `gpu.memset` of the counters; two without); the module gets
+    1-D casts, the workspaces (partials, and the fused merge's arrival counters) from
+    libkvc_runtime's per-thread cache (`kvc_rt_gpu_workspace_*`: nothing is allocated, zeroed or
+    freed per call once warm), the output (`gpu.alloc`, managed or device memory:
+    `output-memory`), the split count (the `num-splits` option; else, for dense and ragged
+    caches, `kvc_rt_gpu_decode_splits` at run time, the runtime's plan at the split kernel's
+    measured occupancy; for encoded caches chosen from the shape to fill `sm-count` SMs) and
+    the `gpu.launch_func`s (one with the fused merge, two without); the module gets
     `gpu.container_module`. The buffers must be device-accessible when that host code runs;
     kvc's AOT path instead launches the kernels through libkvc_runtime (kvc-bench).
     Unsupported attention ops are reported as errors.
@@ -83,7 +87,8 @@ def ConvertKVCToGPU : Pass<"convert-kvc-to-gpu", "ModuleOp"> {
     Option<"numSplits", "num-splits", "int64_t", /*default=*/"0",
            "Splits of the KV sequence in the host code (0: chosen from the shape)">,
     Option<"smCount", "sm-count", "int64_t", /*default=*/"132",
-           "Multiprocessors the split heuristic fills (H100 SXM: 132)">,
+           "Multiprocessors the encoded-cache split heuristic fills (H100 SXM: 132; dense and "
+           "ragged ops take the runtime's plan at run time)">,
     Option<"fuseMerge", "fuse-merge", "bool", /*default=*/"true",
            "Dense/ragged kernels: the last split CTA of each KV row merges the splits (one "
            "launch instead of split + merge, measured on H100 in docs/gpu.md; false: a "
@@ -91,7 +96,7 @@ def ConvertKVCToGPU : Pass<"convert-kvc-to-gpu", "ModuleOp"> {
     Option<"outputMemory", "output-memory", "std::string", /*default=*/"\"managed\"",
            "Where the attention output the host code returns lives: 'managed' (cuMemAllocManaged, "
            "readable on the host; the kernel's first writes fault its pages in) or 'device' "
-           "(cuMemAlloc, for callers that keep results on the GPU; measured 40-60 us less per "
+           "(cuMemAlloc, for callers that keep results on the GPU; measured 35-100 us less per "
            "call on H100, docs/gpu.md)">,
     Option<"prefetch", "prefetch", "bool", /*default=*/"true",
            "Dense/ragged kernels: software-pipelined main loop (the next tile's K/V loads are "

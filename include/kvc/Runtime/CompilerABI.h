@@ -174,6 +174,14 @@ void _mlir_ciface_kvc_rt_gpu_workspace_f32(kvc_memref_1d *result, int64_t slot, 
 void _mlir_ciface_kvc_rt_gpu_workspace_i32(kvc_memref_1d *result, int64_t slot, int64_t elems);
 void kvc_rt_gpu_workspace_release(void);
 
+/* kvc_rt_gpu_decode_splits(name, batch, hkv, skv): the split count of a compiled dense/ragged
+ * decode op whose kernels are `name`_split (and _merge), NUL-terminated in an i8 memref: the
+ * kernel is looked up in the program's GPU modules, its occupancy measured once, and
+ * kvc_cuda_decode_make_plan (CUDADecode.h) chooses, as on the AOT runtime path. A kernel that
+ * is not there, or a CUDA failure, prints a message and exits with status 2. */
+int64_t _mlir_ciface_kvc_rt_gpu_decode_splits(kvc_memref_1d *name, int64_t batch, int64_t hkv,
+                                              int64_t skv);
+
 /* Total stored bytes of all rows (bitstreams, offsets, quantization parameters, codebooks,
  * recent windows, headers) and the fp16 bytes of the same pairs. */
 void kvc_rt_encoded_bytes(int64_t handle, uint64_t *stored, uint64_t *fp16);

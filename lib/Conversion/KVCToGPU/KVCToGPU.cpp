@@ -64,6 +64,26 @@ Value gpuAllocOutput(OpBuilder &b, Location loc, MemRefType type, ValueRange dyn
   return alloc.getMemref();
 }
 
+/// `name` as a NUL-terminated memref<?xi8> (a private constant global per name), for runtime
+/// calls that look kernels up by name.
+Value kernelNameRef(OpBuilder &b, Location loc, ModuleOp module, StringRef name) {
+  std::string sym = ("__kvc_name_" + name).str();
+  auto ty = MemRefType::get({int64_t(name.size() + 1)}, b.getI8Type());
+  if (!module.lookupSymbol(sym)) {
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(module.getBody());
+    SmallVector<int8_t> bytes(name.begin(), name.end());
+    bytes.push_back(0);
+    auto init = DenseElementsAttr::get(RankedTensorType::get(ty.getShape(), b.getI8Type()),
+                                       ArrayRef<int8_t>(bytes));
+    memref::GlobalOp::create(b, loc, sym, b.getStringAttr("private"), ty, init,
+                             /*constant=*/true, /*alignment=*/IntegerAttr());
+  }
+  Value g = memref::GetGlobalOp::create(b, loc, ty, sym);
+  return memref::CastOp::create(b, loc, MemRefType::get({ShapedType::kDynamic}, b.getI8Type()),
+                                g);
+}
+
 /// Scratch device memory of a decode op from the runtime's per-thread cache
 /// (kvc_rt_gpu_workspace_<f32|i32>, CompilerABI.h): grown on demand and kept, so a warm decode
 /// step allocates and frees nothing. Ops share the slots: each finishes its (blocking) launches
@@ -878,19 +898,24 @@ struct ConvertKVCToGPUPass : public mlir::kvc::impl::ConvertKVCToGPUBase<Convert
     const int64_t D = cfg.headDim, nqPerRow = cfg.groupSize * cfg.querySeq;
     const int64_t kpi = decodeKeysPerIteration(cfg);
 
-    // Splits: the option, or at most one wave of 4 CTAs per SM (floor, so no half-empty last
-    // wave) with >= 256 keys per split. libkvc_runtime's plan refines this with the kernel's
-    // measured occupancy.
+    // Splits: the option, or at run time the runtime's plan (kvc_rt_gpu_decode_splits: whole
+    // waves at the split kernel's measured occupancy, >= 256 keys per split), the same as the
+    // AOT runtime path's. A fixed CTAs-per-SM guess put part of the grid in a second wave.
     Value rows = arith::MulIOp::create(b, loc, batch, hkv);
     Value splits;
     if (numSplits > 0) {
       splits = cIdx(b, loc, numSplits);
     } else {
-      Value want = arith::DivUIOp::create(b, loc, cIdx(b, loc, 4 * smCount), rows);
-      Value bySize = arith::MaxUIOp::create(
-          b, loc, arith::DivUIOp::create(b, loc, skv, cIdx(b, loc, 256)), cIdx(b, loc, 1));
-      splits = arith::MaxUIOp::create(b, loc, arith::MinUIOp::create(b, loc, want, bySize),
-                                      cIdx(b, loc, 1));
+      auto module = op->getParentOfType<ModuleOp>();
+      Type i64 = b.getI64Type();
+      Value name = kernelNameRef(b, loc, module, cfg.prefix);
+      auto fn = declareRuntimeFunc(b, module, "kvc_rt_gpu_decode_splits",
+                                   {name.getType(), i64, i64, i64}, {i64});
+      auto toI64 = [&](Value v) { return arith::IndexCastOp::create(b, loc, i64, v); };
+      Value s64 = func::CallOp::create(b, loc, fn,
+                                       ValueRange{name, toI64(batch), toI64(hkv), toI64(skv)})
+                      .getResult(0);
+      splits = arith::IndexCastOp::create(b, loc, b.getIndexType(), s64);
     }
     Value cKpi = cIdx(b, loc, kpi);
     Value chunk = arith::CeilDivUIOp::create(b, loc, skv, splits);

@@ -9,10 +9,12 @@
 //
 //===----------------------------------------------------------------------===//
 #include "kvc/Runtime/CUDA.h"
+#include "MgpuModules.h"
 
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <mutex>
 #include <vector>
 
 namespace {
@@ -42,28 +44,69 @@ struct StreamPool {
 };
 thread_local StreamPool streamPool;
 constexpr size_t kMaxIdleStreams = 8;
-} // namespace
-
-extern "C" {
 
 // The gpu.binary's load/unload run as global constructor/destructor, i.e. before and after the
 // runtime's own static objects live. So loading does no CUDA work there: it records the image
 // (NUL-terminated PTX for format=isa, or a cubin/fatbin), and the module is loaded on the first
 // function lookup, which happens at the first launch. Unloading at exit is left to the driver's
-// process teardown.
+// process teardown. The registered modules are listed for MgpuModules.h.
 struct LazyModule {
   const void *image;
   kvc_cuda_module module;
 };
-void *mgpuModuleLoadJIT(void *data, int /*optLevel*/) { return new LazyModule{data, nullptr}; }
-void *mgpuModuleLoad(void *data, size_t /*size*/) { return mgpuModuleLoadJIT(data, 3); }
-void mgpuModuleUnload(void *module) { delete static_cast<LazyModule *>(module); }
-void *mgpuModuleGetFunction(void *module, const char *name) {
-  auto *lazy = static_cast<LazyModule *>(module);
+std::mutex modulesMutex; // constant-initialised, so usable from the constructors
+std::vector<LazyModule *> &modules() {
+  static std::vector<LazyModule *> *m = new std::vector<LazyModule *>; // never destroyed
+  return *m;
+}
+std::mutex loadMutex;
+void ensureLoaded(LazyModule *lazy) {
+  std::lock_guard<std::mutex> lock(loadMutex);
   if (!lazy->module) {
     init();
     MGPU_CHECK(kvc_cuda_module_load(lazy->image, &lazy->module));
   }
+}
+} // namespace
+
+bool kvc::mgpu::forEachModule(const std::function<bool(kvc_cuda_module)> &f) {
+  std::vector<LazyModule *> snapshot;
+  {
+    std::lock_guard<std::mutex> lock(modulesMutex);
+    snapshot = modules();
+  }
+  for (LazyModule *m : snapshot) {
+    ensureLoaded(m);
+    if (f(m->module))
+      return true;
+  }
+  return false;
+}
+
+extern "C" {
+
+void *mgpuModuleLoadJIT(void *data, int /*optLevel*/) {
+  auto *m = new LazyModule{data, nullptr};
+  std::lock_guard<std::mutex> lock(modulesMutex);
+  modules().push_back(m);
+  return m;
+}
+void *mgpuModuleLoad(void *data, size_t /*size*/) { return mgpuModuleLoadJIT(data, 3); }
+void mgpuModuleUnload(void *module) {
+  {
+    std::lock_guard<std::mutex> lock(modulesMutex);
+    auto &ms = modules();
+    for (size_t i = 0; i < ms.size(); ++i)
+      if (ms[i] == module) {
+        ms.erase(ms.begin() + i);
+        break;
+      }
+  }
+  delete static_cast<LazyModule *>(module);
+}
+void *mgpuModuleGetFunction(void *module, const char *name) {
+  auto *lazy = static_cast<LazyModule *>(module);
+  ensureLoaded(lazy);
   kvc_cuda_function f = nullptr;
   MGPU_CHECK(kvc_cuda_module_get_function(lazy->module, name, &f));
   return f;

@@ -4,13 +4,22 @@
 // Decode GQA (Hq 32, Hkv 8, g = 4), bf16, D = 128: one split kernel per (split, KV head,
 // batch) that serves all 4 query heads of a group, plus the merge kernel.
 // CHECK-LABEL: module attributes {gpu.container_module}
-// CHECK: func.func private @kvc_rt_gpu_workspace_f32(i64, i64) -> memref<?xf32> attributes {llvm.emit_c_interface}
+// CHECK-DAG: func.func private @kvc_rt_gpu_workspace_f32(i64, i64) -> memref<?xf32> attributes {llvm.emit_c_interface}
+// CHECK-DAG: func.func private @kvc_rt_gpu_decode_splits(memref<?xi8>, i64, i64, i64) -> i64 attributes {llvm.emit_c_interface}
+// The kernel's name, NUL-terminated ("kvc_" ... 0), for the runtime's plan to find it.
+// CHECK-DAG: memref.global "private" constant @__kvc_name_kvc_attn0_d128_g4_q1_bf16_b64_u4 : memref<33xi8> = dense<[107, 118, 99, 95, {{.*}}, 117, 52, 0]>
 // CHECK-LABEL: func.func @decode_bf16
 // CHECK-NOT: kvc.attention
 // CHECK-DAG: %[[Q:.*]] = bufferization.to_buffer %arg0 read_only : tensor<8x32x1x128xbf16> to memref<8x32x1x128xbf16>
 // CHECK-DAG: %[[K:.*]] = bufferization.to_buffer %arg1 read_only : tensor<8x8x?x128xbf16> to memref<8x8x?x128xbf16>
 // CHECK: %[[SKV:.*]] = memref.dim %[[K]], %{{.*}} : memref<8x8x?x128xbf16>
-// CHECK: arith.ceildivui
+// The split count from the runtime's plan (the kernel's measured occupancy, whole waves).
+// CHECK: %[[NAME:.*]] = memref.get_global @__kvc_name_kvc_attn0_d128_g4_q1_bf16_b64_u4 : memref<33xi8>
+// CHECK: %[[NAMEDYN:.*]] = memref.cast %[[NAME]] : memref<33xi8> to memref<?xi8>
+// CHECK: %[[SKV64:.*]] = arith.index_cast %[[SKV]] : index to i64
+// CHECK: %[[S64:.*]] = call @kvc_rt_gpu_decode_splits(%[[NAMEDYN]], %{{.*}}, %{{.*}}, %[[SKV64]]) : (memref<?xi8>, i64, i64, i64) -> i64
+// CHECK: %[[NS:.*]] = arith.index_cast %[[S64]] : i64 to index
+// CHECK: arith.ceildivui %[[SKV]], %[[NS]]
 // Workspace from the runtime's per-thread cache (f32 slots 0 and 1, sized B*Hkv*g*splits*D and
 // *2), the output in managed memory the host code returns.
 // CHECK: %[[C0:.*]] = arith.constant 0 : i64

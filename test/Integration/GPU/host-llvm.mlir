@@ -27,8 +27,10 @@
 // CHECK-NOT: func.func
 // CHECK-NOT: memref.alloc
 
+// LLVM: @__kvc_name_kvc_attn0_d128_g4_q1_bf16_b128_u4_fm_pf = private constant [40 x i8] c"kvc_attn0_d128_g4_q1_bf16_b128_u4_fm_pf\00"
 // LLVM: @llvm.global_ctors = appending global {{.*}} @kvc_gpu_load
 // LLVM: define {{.*}} @decode(
+// LLVM: call i64 @kvc_rt_gpu_decode_splits(ptr {{.*}}, ptr @__kvc_name_kvc_attn0_d128_g4_q1_bf16_b128_u4_fm_pf, i64 0, i64 40, i64 1, i64
 // LLVM: call {{.*}} @kvc_rt_gpu_workspace_i32(i64 0, i64
 // LLVM: call ptr @mgpuModuleGetFunction(
 // LLVM: call void @mgpuLaunchKernel(

@@ -3,7 +3,9 @@
 // What convert-kvc-to-gpu's host code leans on to allocate nothing per decode step:
 //  * kvc_rt_gpu_workspace_<f32|i32> (GPUWorkspaceABI.cpp): one grow-only buffer per thread and
 //    slot, i32 buffers zeroed when (re)allocated, freed on release and at thread exit;
-//  * mgpuStreamCreate/Destroy (MgpuABI.cpp): destroyed streams are pooled per thread.
+//  * mgpuStreamCreate/Destroy (MgpuABI.cpp): destroyed streams are pooled per thread;
+//  * kvc_rt_gpu_decode_splits (GPUDecodeABI.cpp): the split count of a compiled decode op from
+//    the runtime's plan, the kernel found by name in the program's registered modules.
 // The kvc_cuda_* driver API is faked here on host memory, with counters of what was called.
 //
 //===----------------------------------------------------------------------===//
@@ -16,17 +18,22 @@
 #include <cstdlib>
 #include <cstring>
 #include <set>
+#include <string>
 #include <thread>
 
 extern "C" {
 void *mgpuStreamCreate();
 void mgpuStreamDestroy(void *stream);
+void *mgpuModuleLoad(void *data, size_t size);
+void mgpuModuleUnload(void *module);
 }
 
 namespace {
 struct FakeDevice {
   int mallocs = 0, frees = 0, memsets = 0, streamCreates = 0, streamDestroys = 0;
   bool failMalloc = false;
+  int moduleLoads = 0, occupancyQueries = 0, ctasPerSM = 3;
+  std::set<std::string> functions; // what the fake module holds
   std::set<kvc_cuda_ptr> live;
   uintptr_t nextStream = 1;
 } fake;
@@ -72,8 +79,31 @@ int kvc_cuda_stream_destroy(kvc_cuda_stream) {
   return 0;
 }
 int kvc_cuda_stream_synchronize(kvc_cuda_stream) { return 0; }
-int kvc_cuda_module_load(const void *, kvc_cuda_module *) { return 1; }
-int kvc_cuda_module_get_function(kvc_cuda_module, const char *, kvc_cuda_function *) { return 1; }
+void kvc_cuda_set_last_error(const char *) {}
+int kvc_cuda_module_load(const void *, kvc_cuda_module *out) {
+  *out = reinterpret_cast<kvc_cuda_module>(uintptr_t(0x1000));
+  ++fake.moduleLoads;
+  return 0;
+}
+int kvc_cuda_module_get_function(kvc_cuda_module, const char *name, kvc_cuda_function *out) {
+  auto it = fake.functions.find(name);
+  if (it == fake.functions.end())
+    return 1;
+  *out = reinterpret_cast<kvc_cuda_function>(const_cast<std::string *>(&*it));
+  return 0;
+}
+int kvc_cuda_device_info(char *, size_t, int *sms, int *, int *, int *) {
+  if (sms)
+    *sms = 132;
+  return 0;
+}
+int kvc_cuda_occupancy(kvc_cuda_function, int, size_t, int *ctas) {
+  *ctas = fake.ctasPerSM;
+  ++fake.occupancyQueries;
+  return 0;
+}
+int kvc_cuda_memset_d8_async(kvc_cuda_ptr, unsigned char, size_t, kvc_cuda_stream) { return 1; }
+int kvc_cuda_function_max_threads(kvc_cuda_function, int *) { return 1; }
 int kvc_cuda_launch(kvc_cuda_function, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned,
                     unsigned, kvc_cuda_stream, void **) {
   return 1;
@@ -214,5 +244,43 @@ TEST(MgpuStreams, DestroyedStreamsArePooledPerThread) {
   for (void *s : many)
     mgpuStreamDestroy(s);
   EXPECT_EQ(fake.streamDestroys, d0 + 4); // many[0] was s1, taken from the pool
+}
+
+int64_t splits(const char *name, int64_t b, int64_t hkv, int64_t skv) {
+  kvc_memref_1d m{};
+  m.allocated = m.aligned = const_cast<char *>(name);
+  m.sizes[0] = int64_t(std::strlen(name)) + 1;
+  m.strides[0] = 1;
+  return _mlir_ciface_kvc_rt_gpu_decode_splits(&m, b, hkv, skv);
+}
+
+TEST(GPUDecodeSplits, FollowTheRuntimePlanAtTheKernelsOccupancy) {
+  const char *k = "kvc_attn0_d128_g4_q1_bf16_b128_u4_fm_pf";
+  fake.functions = {std::string(k) + "_split"};
+  const int loads = fake.moduleLoads, q0 = fake.occupancyQueries;
+  void *mod = mgpuModuleLoad(const_cast<char *>("image"), 0);
+  EXPECT_EQ(fake.moduleLoads, loads); // registered, loaded on first use
+  // 132 SMs x 3 CTAs: the split counts kvc-bench's plan chose on the H100 for this kernel
+  // (bench/gpu/results/h100-ir-bench-kernel.json): whole waves, >= 256 keys per split.
+  EXPECT_EQ(splits(k, 1, 8, 4096), 16);
+  EXPECT_EQ(splits(k, 1, 8, 16384), 49);
+  EXPECT_EQ(splits(k, 8, 8, 4096), 6);
+  EXPECT_EQ(splits(k, 8, 8, 16384), 6);
+  EXPECT_EQ(fake.moduleLoads, loads + 1);
+  EXPECT_EQ(fake.occupancyQueries, q0 + 1); // measured once per kernel
+  // The old fixed rule (one wave of 4 CTAs per SM) gave 8 at batch 8: 512 CTAs for 396 slots.
+  EXPECT_LE(8 * 8 * splits(k, 8, 8, 16384), 132 * 3);
+  mgpuModuleUnload(mod);
+}
+
+TEST(GPUDecodeSplitsDeath, UnknownKernelExitsWithStatus2) {
+  fake.functions = {};
+  void *mod = mgpuModuleLoad(const_cast<char *>("image"), 0);
+  EXPECT_EXIT(splits("kvc_attn0_d64_g8_q1_f16_b64_u4", 1, 1, 100), testing::ExitedWithCode(2),
+              "kvc runtime: GPU decode plan: no decode kernel 'kvc_attn0_d64_g8_q1_f16_b64_u4_split' "
+              "in the program's GPU modules");
+  EXPECT_EXIT(splits("kvc_attn0_d64_g8_q1_f16_b64_u4", 0, 1, 100), testing::ExitedWithCode(2),
+              "bad shape");
+  mgpuModuleUnload(mod);
 }
 } // namespace
