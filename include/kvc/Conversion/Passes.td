@@ -52,9 +52,9 @@ def ConvertKVCToGPU : Pass<"convert-kvc-to-gpu", "ModuleOp"> {
     1-D casts, the workspaces (partials, and the fused merge's arrival counters) from
     libkvc_runtime's per-thread cache (`kvc_rt_gpu_workspace_*`: nothing is allocated, zeroed or
     freed per call once warm), the output (`gpu.alloc`, managed or device memory:
-    `output-memory`), the split count (the `num-splits` option; else, for dense and ragged
-    caches, `kvc_rt_gpu_decode_splits` at run time, the runtime's plan at the split kernel's
-    measured occupancy; for encoded caches chosen from the shape to fill `sm-count` SMs) and
+    `output-memory`), the split count (the `num-splits` option; else at run time the
+    runtime's plan at the split kernel's measured occupancy: `kvc_rt_gpu_decode_splits` for
+    dense and ragged caches, `kvc_rt_gpu_encoded_splits` for encoded ones) and
     the `gpu.launch_func`s (one with the fused merge, two without); the module gets
     `gpu.container_module`. The buffers must be device-accessible when that host code runs;
     kvc's AOT path instead launches the kernels through libkvc_runtime (kvc-bench).
@@ -86,9 +86,6 @@ def ConvertKVCToGPU : Pass<"convert-kvc-to-gpu", "ModuleOp"> {
            "Keys each key group loads per main-loop iteration">,
     Option<"numSplits", "num-splits", "int64_t", /*default=*/"0",
            "Splits of the KV sequence in the host code (0: chosen from the shape)">,
-    Option<"smCount", "sm-count", "int64_t", /*default=*/"132",
-           "Multiprocessors the encoded-cache split heuristic fills (H100 SXM: 132; dense and "
-           "ragged ops take the runtime's plan at run time)">,
     Option<"fuseMerge", "fuse-merge", "bool", /*default=*/"true",
            "Dense/ragged kernels: the last split CTA of each KV row merges the splits (one "
            "launch instead of split + merge, measured on H100 in docs/gpu.md; false: a "

@@ -151,6 +151,10 @@ void _mlir_ciface_kvc_rt_gpu_encoded_buffer_f32(kvc_memref_1d *result, int64_t h
                                                 int64_t index);
 void _mlir_ciface_kvc_rt_gpu_encoded_buffer_f16(kvc_memref_1d *result, int64_t handle,
                                                 int64_t index);
+/* The split count of a compiled encoded-cache decode op whose kernels are `name`_split/_merge
+ * (NUL-terminated i8 memref): the runtime driver's plan (kvc_cuda_encoded_make_plan) at the
+ * split kernel's occupancy, measured once, for the cache's current longest row. */
+int64_t _mlir_ciface_kvc_rt_gpu_encoded_splits(kvc_memref_1d *name, int64_t handle);
 void _mlir_ciface_kvc_rt_gpu_encoded_append_begin(int64_t handle, int64_t n, kvc_memref_1d *state);
 void _mlir_ciface_kvc_rt_gpu_encoded_append_end(int64_t handle, int64_t n);
 void _mlir_ciface_kvc_rt_gpu_encoded_lengths(int64_t handle, kvc_memref_i64_2d *lengths);

@@ -854,14 +854,15 @@ struct ConvertKVCToGPUPass : public mlir::kvc::impl::ConvertKVCToGPUBase<Convert
     if (numSplits > 0) {
       splits = cIdx(b, loc, numSplits);
     } else {
-      // One wave of 4 CTAs per SM, at most one split per tile (value block) when S is static.
-      Value want = arith::DivUIOp::create(b, loc, cIdx(b, loc, 4 * smCount), rows);
-      if (!kt.isDynamicDim(2))
-        want = arith::MinUIOp::create(
-            b, loc, want,
-            cIdx(b, loc, std::max<int64_t>(1, (kt.getDimSize(2) + cfg.valueBlock - 1) /
-                                                  cfg.valueBlock)));
-      splits = arith::MaxUIOp::create(b, loc, want, cIdx(b, loc, 1));
+      // At run time, the runtime driver's plan for this cache (its longest row now) at the
+      // split kernel's measured occupancy: kvc_rt_gpu_encoded_splits.
+      auto module = op->getParentOfType<ModuleOp>();
+      Type i64 = b.getI64Type();
+      Value name = kernelNameRef(b, loc, module, cfg.prefix);
+      auto fn = declareRuntimeFunc(b, module, "kvc_rt_gpu_encoded_splits",
+                                   {name.getType(), i64}, {i64});
+      Value s64 = func::CallOp::create(b, loc, fn, ValueRange{name, h}).getResult(0);
+      splits = arith::IndexCastOp::create(b, loc, b.getIndexType(), s64);
     }
     Value nqRows = arith::MulIOp::create(b, loc, rows, cIdx(b, loc, nqPerRow));
     Value partials = arith::MulIOp::create(b, loc, nqRows, splits);

@@ -14,10 +14,12 @@
 #include "../Codec/Half.h"
 #include "../CompilerABI/CodecParams.h"
 #include "../CompilerABI/EncodeRows.h"
+#include "MgpuModules.h"
 
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -224,6 +226,51 @@ void _mlir_ciface_kvc_rt_gpu_encoded_buffer_f32(kvc_memref_1d *result, int64_t h
 void _mlir_ciface_kvc_rt_gpu_encoded_buffer_f16(kvc_memref_1d *result, int64_t handle,
                                                 int64_t index) {
   bufferDescriptor(result, handle, index, 2);
+}
+
+int64_t _mlir_ciface_kvc_rt_gpu_encoded_splits(kvc_memref_1d *name, int64_t handle) {
+  // The split kernel's specialisation and resident CTAs, found once per name in the program's
+  // GPU modules (MgpuModules.h); the plan is the runtime driver's (kvc_cuda_encoded_make_plan),
+  // sized by the cache's current longest row.
+  struct Kernel {
+    kvc_encoded_kernel_config cfg;
+    int residentCtas;
+  };
+  static std::mutex mutex;
+  static std::map<std::string, Kernel> kernels;
+  GPUEncodedCache *c = get(handle);
+  const char *p = static_cast<const char *>(name->aligned) + name->offset;
+  const std::string n(p, strnlen(p, size_t(name->sizes[0])));
+  Kernel k{};
+  bool known;
+  {
+    std::lock_guard<std::mutex> lock(mutex);
+    auto it = kernels.find(n);
+    known = it != kernels.end();
+    if (known)
+      k = it->second;
+  }
+  if (!known) {
+    const std::string split = n + "_split";
+    if (kvc_cuda_encoded_parse_name(split.c_str(), &k.cfg))
+      die("'" + split + "' is not an encoded decode kernel name");
+    kvc_cuda_function f = nullptr;
+    if (!kvc::mgpu::forEachModule([&](kvc_cuda_module m) {
+          return kvc_cuda_module_get_function(m, split.c_str(), &f) == 0;
+        }))
+      die("no kernel '" + split + "' in the program's GPU modules");
+    int sms = 0, perSM = 0;
+    if (kvc_cuda_device_info(nullptr, 0, &sms, nullptr, nullptr, nullptr) ||
+        kvc_cuda_occupancy(f, k.cfg.head_dim, 0, &perSM))
+      die(std::string("occupancy of '") + split + "': " + kvc_cuda_last_error());
+    k.residentCtas = sms * perSM;
+    std::lock_guard<std::mutex> lock(mutex);
+    kernels.emplace(n, k);
+  }
+  kvc_encoded_plan plan{};
+  if (kvc_cuda_encoded_make_plan(&k.cfg, &c->cache, 0, k.residentCtas, &plan))
+    die("planning '" + n + "': " + kvc_cuda_last_error());
+  return plan.num_splits;
 }
 
 void _mlir_ciface_kvc_rt_gpu_encoded_append_begin(int64_t handle, int64_t n,

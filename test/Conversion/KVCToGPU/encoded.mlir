@@ -16,10 +16,16 @@
 // CHECK-NOT: kvc.cache.view
 // CHECK: %[[ROWS:.*]] = call @kvc_rt_gpu_encoded_buffer_i32(%arg1, %c0_i64)
 // CHECK: %[[VREC:.*]] = call @kvc_rt_gpu_encoded_buffer_f16(%arg1, %c15_i64)
+// The split count: the runtime driver's plan for this cache at the split kernel's occupancy,
+// the kernel found by its NUL-terminated name.
+// CHECK: %[[NAME:.*]] = memref.get_global @__kvc_name_kvc_attn0_d128_g4_q1_bf16_kb64_vb128_u4_enc : memref<44xi8>
+// CHECK: %[[NAMEDYN:.*]] = memref.cast %[[NAME]]
+// CHECK: %[[NS64:.*]] = call @kvc_rt_gpu_encoded_splits(%[[NAMEDYN]], %arg1) : (memref<?xi8>, i64) -> i64
+// CHECK: %[[NS:.*]] = arith.index_cast %[[NS64]] : i64 to index
 // The split kernels' partials: the runtime's cached f32 workspaces (slots 0 and 1).
 // CHECK: %[[OP:.*]] = call @kvc_rt_gpu_workspace_f32(%c0_i64{{.*}}, %{{.*}}) : (i64, i64) -> memref<?xf32>
 // CHECK: %[[ML:.*]] = call @kvc_rt_gpu_workspace_f32(%c1_i64{{.*}}, %{{.*}}) : (i64, i64) -> memref<?xf32>
-// CHECK: gpu.launch_func @kvc_gpu::@kvc_attn0_d128_g4_q1_bf16_kb64_vb128_u4_enc_split blocks in (%{{.*}}, %c8, %dim) threads in (%c128{{.*}}, %c1{{.*}}, %c1{{.*}}) args(%collapse_shape : memref<?xbf16>, %[[ROWS]] : memref<?xi32>,
+// CHECK: gpu.launch_func @kvc_gpu::@kvc_attn0_d128_g4_q1_bf16_kb64_vb128_u4_enc_split blocks in (%[[NS]], %c8, %dim) threads in (%c128{{.*}}, %c1{{.*}}, %c1{{.*}}) args(%collapse_shape : memref<?xbf16>, %[[ROWS]] : memref<?xi32>,
 // CHECK-SAME: %[[VREC]] : memref<?xf16>, %[[OP]] : memref<?xf32>, %[[ML]] : memref<?xf32>)
 // CHECK: gpu.launch_func @kvc_gpu::@kvc_attn0_d128_g4_q1_bf16_kb64_vb128_u4_enc_merge
 // CHECK-SAME: args(%[[OP]] : memref<?xf32>, %[[ML]] : memref<?xf32>, %{{.*}} : memref<?xbf16>, %{{.*}} : index)

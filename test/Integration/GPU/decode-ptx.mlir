@@ -8,7 +8,7 @@
 // With ptxas installed: the PTX assembles for sm_90a (format=bin runs ptxas).
 // RUN: %if ptxas %{ env PATH=/usr/local/cuda/bin:%PATH% kvc-opt %s --kvc-gpu-pipeline="format=bin" | FileCheck %s --check-prefix=BIN %}
 
-// PIPE: convert-kvc-to-gpu{block-size=128 {{.*}}fuse-merge=true {{.*}}num-splits=0 output-memory=managed prefetch=true sm-count=132 unroll=4}
+// PIPE: convert-kvc-to-gpu{block-size=128 {{.*}}fuse-merge=true {{.*}}num-splits=0 output-memory=managed prefetch=true unroll=4}
 // PIPE-SAME: gpu-kernel-outlining
 // PIPE-SAME: nvvm-attach-target{O=3 chip=sm_90a
 // PIPE-SAME: features=+ptx80
