@@ -94,3 +94,44 @@ def test_ir_table_refuses_a_log_without_timings(tmp_path):
     log.write_text("== kvc-decode-ir-example\nPASS\n")
     with pytest.raises(SystemExit, match="no 'round R"):
         ir_table.main([str(log)])
+
+
+def _encoded_bound_docs(tmp_path, flush="dirty", sdpa_flush="dirty"):
+    # Floor: 5 us + bytes at 2 TB/s (2e6 bytes per us).
+    sizes = {"flush": flush, "copy_tbps": 3.0, "results": [
+        {"variant": "kvc_l2_read", "size_mib": m, "bytes": m * 2**20,
+         "time_us": 5.0 + m * 2**20 / 2e6} for m in (1, 16, 256)]}
+    enc = {"flush": flush, "results": [
+        {"batch": 1, "hkv": 8, "d": 128, "context": 4096, "bytes": 4e6, "time_us": 50.0},
+        {"batch": 1, "hkv": 8, "d": 128, "context": 16384, "bytes": 2e6, "time_us": 100.0},
+        {"batch": 8, "hkv": 8, "d": 128, "context": 16384, "bytes": 100e6, "time_us": 400.0}]}
+    sdpa = {"flush": sdpa_flush, "results": [
+        {"backend": "cudnn", "batch": 1, "context": 16384, "time_us": 15.0},
+        {"backend": "flash", "batch": 8, "context": 16384, "time_us": 1.0},
+        {"backend": "cudnn", "batch": 8, "context": 16384, "time_us": 300.0}]}
+    paths = []
+    for name, d in (("s", sizes), ("e", enc), ("d", sdpa)):
+        p = tmp_path / (name + ".json")
+        p.write_text(json.dumps(d))
+        paths.append(str(p))
+    return paths
+
+
+def test_encoded_bound_floor_and_rates(tmp_path, capsys):
+    from kvc.bench import encoded_bound
+    s, e, d = _encoded_bound_docs(tmp_path)
+    encoded_bound.main(["--sizes", s, "--encoded", e, "--sdpa", d])
+    out = capsys.readouterr().out
+    assert "floor fit 5.00 us + bytes / 2.00 TB/s" in out
+    assert "| 1 | 4k |" not in out  # below --min-context
+    # b1 x 16k: need 5.0 us, floor 5 + 1 = 6.0 us: no kernel can.
+    assert "| 1 | 16k | 2.0 | 15.0 | 5.0 | 6.0 | 100.0 | - | 336 | impossible (need < floor) |" in out
+    # b8 x 16k: need 100 us, floor 55 us; 268.4 M elements in 95 us vs in 400 us.
+    assert "| 8 | 16k | 100.0 | 300.0 | 100.0 | 55.0 | 400.0 | 2826 | 671 | 4.2x |" in out
+
+
+def test_encoded_bound_refuses_mixed_flushes(tmp_path):
+    from kvc.bench import encoded_bound
+    s, e, d = _encoded_bound_docs(tmp_path, sdpa_flush="clean")
+    with pytest.raises(SystemExit, match="flush"):
+        encoded_bound.main(["--sizes", s, "--encoded", e, "--sdpa", d])
