@@ -7,6 +7,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "kvc/InitAll.h"
+#include "kvc/Tools/DriverHelp.h"
 
 #include "mlir/IR/DialectRegistry.h"
 #include "mlir/InitAllDialects.h"
@@ -16,6 +17,7 @@
 #include "mlir/Tools/mlir-opt/MlirOptMain.h"
 
 int main(int argc, char **argv) {
+  mlir::kvc::hideOptionsRegisteredSoFar();
   mlir::registerAllPasses();
   mlir::kvc::registerAllKVCPasses();
 

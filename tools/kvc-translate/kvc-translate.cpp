@@ -6,6 +6,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "kvc/InitAll.h"
+#include "kvc/Tools/DriverHelp.h"
 
 #include "mlir/IR/DialectRegistry.h"
 #include "mlir/InitAllTranslations.h"
@@ -16,6 +17,7 @@
 #endif
 
 int main(int argc, char **argv) {
+  mlir::kvc::hideOptionsRegisteredSoFar({"shape"}); // --shape: the ONNX importer's
   mlir::registerAllTranslations();
 #ifdef KVC_HAVE_ONNX_IMPORT
   mlir::kvc::onnx_import::registerONNXImportTranslation();
