@@ -7,11 +7,13 @@
  *   kvc-decode-ir-bench [--batch B] [--context S] [--reps N] [--warmup W] [--flush none|dirty]
  *
  * Inputs are device memory holding bf16 1.0 (the timing does not depend on the values; the
- * example kvc-decode-ir-example checks the numbers). Each timed call is followed, untimed, by
+ * example kvc-decode-ir-example checks the numbers against a float64 reference). Each timed call is followed, untimed, by
  * freeing the returned output, as a caller must. --flush dirty writes 256 MiB before each call
  * (like kvc-bench's default flush), so K/V come from HBM; none leaves whatever L2 holds.
- * Prints the median, minimum and maximum over the reps, in microseconds. The last output is
- * checked (every element 1.0, as V is). Exit status: 0, 1 bad arguments or a wrong output,
+ * Prints the median, minimum and maximum over the reps, in microseconds. Before the last call
+ * V is refilled with a different constant per KV head, and that call's output is checked
+ * against it (each query head's output is its KV head's constant). The output's free is not
+ * timed. Exit status: 0, 1 bad arguments or a wrong output,
  * 2 no usable GPU / CUDA error.
  */
 #include "example_util.h"
@@ -33,6 +35,8 @@ static double now_us(void) {
   clock_gettime(CLOCK_MONOTONIC, &t);
   return t.tv_sec * 1e6 + t.tv_nsec * 1e-3;
 }
+/* The last call's V value of KV row bh = b * Hkv + h (earlier calls: 1.0). */
+static float head_value(long bh) { return 1.0f + (float)(bh % 32) / 8.0f; }
 static int cmp_double(const void *a, const void *b) {
   double x = *(const double *)a, y = *(const double *)b;
   return (x > y) - (x < y);
@@ -101,6 +105,17 @@ int main(int argc, char **argv) {
   if (!t)
     return 2;
   for (long r = -warmup; r < reps; ++r) {
+    if (r == reps - 1) {
+      /* Before the last call V changes to a different constant per KV head (1 + k/8, exact in
+       * bf16), so its output must change too: a stale, unwritten or mis-merged output, or
+       * one with heads mixed up, fails the check below. */
+      for (long bh = 0; bh < batch * HKV_; ++bh) {
+        const unsigned h = to_bf16(head_value(bh));
+        CHECK(kvc_cuda_memset_d32_async(dv + (kvc_cuda_ptr)bh * ctx * D_ * 2, (h << 16) | h,
+                                        (size_t)ctx * D_ / 2, NULL));
+      }
+      CHECK(kvc_cuda_synchronize());
+    }
     if (flush) {
       CHECK(kvc_cuda_memset_d8_async(dflush, (unsigned char)r, flushBytes, NULL));
       CHECK(kvc_cuda_synchronize());
@@ -112,18 +127,23 @@ int main(int argc, char **argv) {
     if (r >= 0)
       t[r] = t1 - t0;
     if (r == reps - 1) {
-      /* Sanity check of the last output: V is all 1.0, so every output element is 1.0 (up to
-       * bf16 rounding) whatever the softmax weights; copied, so managed and device both work. */
+      /* V is constant along the sequence within each KV head, so every output element of query
+       * head (b, hq) is that head's constant whatever the softmax weights. Copied to the host,
+       * so managed and device outputs both work. */
       uint16_t *h = malloc(nq * 2);
       if (!h)
         return 2;
       CHECK(kvc_cuda_memcpy_dtoh(h, (kvc_cuda_ptr)(uintptr_t)(out.aligned + out.offset), nq * 2));
       size_t bad = 0;
-      for (size_t i = 0; i < nq; ++i)
-        bad += fabsf(from_bf16(h[i]) - 1.0f) > 1e-2f;
+      for (size_t i = 0; i < nq; ++i) {
+        const long b = (long)(i / ((size_t)HQ_ * D_)), hq = (long)(i / D_ % HQ_);
+        const float want = head_value(b * HKV_ + hq / (HQ_ / HKV_));
+        bad += fabsf(from_bf16(h[i]) - want) > 1e-2f * want;
+      }
       free(h);
       if (bad) {
-        fprintf(stderr, "decode_ir_bench: %zu of %zu output elements differ from 1.0\n", bad, nq);
+        fprintf(stderr, "decode_ir_bench: %zu of %zu output elements differ from their KV head's V\n",
+                bad, nq);
         return 1;
       }
     }

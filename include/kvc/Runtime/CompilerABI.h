@@ -153,7 +153,8 @@ void _mlir_ciface_kvc_rt_gpu_encoded_buffer_f16(kvc_memref_1d *result, int64_t h
                                                 int64_t index);
 /* The split count of a compiled encoded-cache decode op whose kernels are `name`_split/_merge
  * (NUL-terminated i8 memref): the runtime driver's plan (kvc_cuda_encoded_make_plan) at the
- * split kernel's occupancy, measured once, for the cache's current longest row. */
+ * split kernel's occupancy, measured once, for the cache's current longest row. A bad name or
+ * handle exits with status 1; a kernel that is not there, or a CUDA failure, with status 2. */
 int64_t _mlir_ciface_kvc_rt_gpu_encoded_splits(kvc_memref_1d *name, int64_t handle);
 void _mlir_ciface_kvc_rt_gpu_encoded_append_begin(int64_t handle, int64_t n, kvc_memref_1d *state);
 void _mlir_ciface_kvc_rt_gpu_encoded_append_end(int64_t handle, int64_t n);
@@ -180,9 +181,11 @@ void kvc_rt_gpu_workspace_release(void);
 
 /* kvc_rt_gpu_decode_splits(name, batch, hkv, skv): the split count of a compiled dense/ragged
  * decode op whose kernels are `name`_split (and _merge), NUL-terminated in an i8 memref: the
- * kernel is looked up in the program's GPU modules, its occupancy measured once, and
- * kvc_cuda_decode_make_plan (CUDADecode.h) chooses, as on the AOT runtime path. A kernel that
- * is not there, or a CUDA failure, prints a message and exits with status 2. */
+ * kernel is looked up in the program's GPU modules (those registered through libkvc_runtime's
+ * mgpu* ABI), its occupancy measured once, and kvc_cuda_decode_make_plan (CUDADecode.h)
+ * chooses, as on the AOT runtime path; ragged kernels are planned by the capacity skv (the AOT
+ * path can pass the longest row). A bad name or shape exits with status 1; a kernel that is
+ * not there, or a CUDA failure, with status 2, after a message. */
 int64_t _mlir_ciface_kvc_rt_gpu_decode_splits(kvc_memref_1d *name, int64_t batch, int64_t hkv,
                                               int64_t skv);
 

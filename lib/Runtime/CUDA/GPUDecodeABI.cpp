@@ -22,9 +22,13 @@
 #include <string>
 
 namespace {
-[[noreturn]] void die(const std::string &msg) {
+// _Exit, as the mgpu* entry points (MgpuABI.cpp): other threads may still be in the runtime, so
+// static destructors must not run. Status 1 for a bad request, 2 for a kernel that is not there
+// or a CUDA failure.
+[[noreturn]] void die(const std::string &msg, int status) {
   std::fprintf(stderr, "kvc runtime: GPU decode plan: %s\n", msg.c_str());
-  std::exit(2);
+  std::fflush(stderr);
+  std::_Exit(status);
 }
 
 struct Kernel {
@@ -32,25 +36,41 @@ struct Kernel {
   int residentCtas;
 };
 std::mutex cacheMutex;
-std::map<std::string, Kernel> cache;
+// Never destroyed (see die). Keyed by name: two programs in one process whose modules hold
+// kernels of the same name (same specialisation) share the first one's occupancy.
+std::map<std::string, Kernel> &cache() {
+  static auto *c = new std::map<std::string, Kernel>;
+  return *c;
+}
 
 Kernel lookup(const std::string &name) {
   {
     std::lock_guard<std::mutex> lock(cacheMutex);
-    auto it = cache.find(name);
-    if (it != cache.end())
+    auto it = cache().find(name);
+    if (it != cache().end())
       return it->second;
   }
-  kvc_decode_kernel k{};
-  bool found = kvc::mgpu::forEachModule([&](kvc_cuda_module m) {
-    return kvc_cuda_decode_kernel_get(m, name.c_str(), &k) == 0;
+  const std::string split = name + "_split";
+  kvc_decode_kernel_config cfg{};
+  if (kvc_cuda_decode_parse_name(split.c_str(), &cfg))
+    die("'" + split + "' is not a dense/ragged decode kernel name", 1);
+  kvc_cuda_module found = nullptr;
+  kvc::mgpu::forEachModule([&](kvc_cuda_module m) {
+    kvc_cuda_function f = nullptr;
+    if (kvc_cuda_module_get_function(m, split.c_str(), &f) != 0)
+      return false;
+    found = m;
+    return true;
   });
   if (!found)
-    die("no decode kernel '" + name + "_split' in the program's GPU modules (" +
-        kvc_cuda_last_error() + ")");
+    die("no kernel '" + split + "' in the program's GPU modules (is the program's mgpu* ABI "
+        "libkvc_runtime's? with another GPU runtime, set convert-kvc-to-gpu num-splits)", 2);
+  kvc_decode_kernel k{};
+  if (kvc_cuda_decode_kernel_get(found, name.c_str(), &k))
+    die("occupancy of '" + split + "': " + kvc_cuda_last_error(), 2);
   Kernel r{k.cfg, k.resident_ctas};
   std::lock_guard<std::mutex> lock(cacheMutex);
-  cache.emplace(name, r);
+  cache().emplace(name, r);
   return r;
 }
 } // namespace
@@ -61,11 +81,13 @@ extern "C" int64_t _mlir_ciface_kvc_rt_gpu_decode_splits(kvc_memref_1d *name, in
   const std::string n(p, strnlen(p, size_t(name->sizes[0])));
   if (batch < 1 || hkv < 1 || skv < 0)
     die("bad shape for '" + n + "': batch " + std::to_string(batch) + ", hkv " +
-        std::to_string(hkv) + ", skv " + std::to_string(skv));
+        std::to_string(hkv) + ", skv " + std::to_string(skv), 1);
   Kernel k = lookup(n);
+  // Ragged kernels are planned by the capacity (max_len 0): the lengths are on the device, and
+  // reading them would cost a synchronous copy per call. kvc-bench passes the longest row.
   kvc_decode_shape shape{batch, hkv, skv, /*num_splits=*/0, /*max_len=*/0};
   kvc_decode_plan plan{};
   if (kvc_cuda_decode_make_plan(&k.cfg, &shape, k.residentCtas, &plan))
-    die("planning '" + n + "': " + kvc_cuda_last_error());
+    die("planning '" + n + "': " + kvc_cuda_last_error(), 2);
   return plan.num_splits;
 }

@@ -45,9 +45,12 @@ std::vector<std::unique_ptr<GPUEncodedCache>> &registry() {
   return r;
 }
 
+// _Exit, as the mgpu* entry points (MgpuABI.cpp): static destructors (the handle registry)
+// must not run while the program may be mid-way through a call on another thread.
 [[noreturn]] void die(const std::string &msg) {
   std::fprintf(stderr, "kvc runtime: GPU encoded cache: %s\n", msg.c_str());
-  std::exit(1);
+  std::fflush(stderr);
+  std::_Exit(1);
 }
 
 GPUEncodedCache *get(int64_t handle) {
@@ -237,7 +240,13 @@ int64_t _mlir_ciface_kvc_rt_gpu_encoded_splits(kvc_memref_1d *name, int64_t hand
     int residentCtas;
   };
   static std::mutex mutex;
-  static std::map<std::string, Kernel> kernels;
+  static auto &kernels = *new std::map<std::string, Kernel>; // never destroyed (exit paths)
+  // Status 2 for a kernel that is not there or a CUDA failure (as the decode plan).
+  auto fail = [](const std::string &msg) {
+    std::fprintf(stderr, "kvc runtime: GPU encoded cache: %s\n", msg.c_str());
+    std::fflush(stderr);
+    std::_Exit(2);
+  };
   GPUEncodedCache *c = get(handle);
   const char *p = static_cast<const char *>(name->aligned) + name->offset;
   const std::string n(p, strnlen(p, size_t(name->sizes[0])));
@@ -253,23 +262,24 @@ int64_t _mlir_ciface_kvc_rt_gpu_encoded_splits(kvc_memref_1d *name, int64_t hand
   if (!known) {
     const std::string split = n + "_split";
     if (kvc_cuda_encoded_parse_name(split.c_str(), &k.cfg))
-      die("'" + split + "' is not an encoded decode kernel name");
+      die("'" + split + "' is not an encoded decode kernel name"); // status 1: a bad request
     kvc_cuda_function f = nullptr;
     if (!kvc::mgpu::forEachModule([&](kvc_cuda_module m) {
           return kvc_cuda_module_get_function(m, split.c_str(), &f) == 0;
         }))
-      die("no kernel '" + split + "' in the program's GPU modules");
+      fail("no kernel '" + split + "' in the program's GPU modules (is the program's mgpu* ABI "
+           "libkvc_runtime's? with another GPU runtime, set convert-kvc-to-gpu num-splits)");
     int sms = 0, perSM = 0;
     if (kvc_cuda_device_info(nullptr, 0, &sms, nullptr, nullptr, nullptr) ||
         kvc_cuda_occupancy(f, k.cfg.head_dim, 0, &perSM))
-      die(std::string("occupancy of '") + split + "': " + kvc_cuda_last_error());
+      fail(std::string("occupancy of '") + split + "': " + kvc_cuda_last_error());
     k.residentCtas = sms * perSM;
     std::lock_guard<std::mutex> lock(mutex);
     kernels.emplace(n, k);
   }
   kvc_encoded_plan plan{};
   if (kvc_cuda_encoded_make_plan(&k.cfg, &c->cache, 0, k.residentCtas, &plan))
-    die("planning '" + n + "': " + kvc_cuda_last_error());
+    fail("planning '" + n + "': " + kvc_cuda_last_error());
   return plan.num_splits;
 }
 

@@ -24,10 +24,12 @@ namespace {
 
 constexpr int64_t kSlots = 8;
 
-// Status 1 for a bad request, 2 for a CUDA failure (as the mgpu* entry points, MgpuABI.cpp).
+// Status 1 for a bad request, 2 for a CUDA failure; _Exit, as the mgpu* entry points
+// (MgpuABI.cpp): other threads may still be in the runtime.
 [[noreturn]] void die(const std::string &msg, int status = 1) {
   std::fprintf(stderr, "kvc runtime: GPU workspace: %s\n", msg.c_str());
-  std::exit(status);
+  std::fflush(stderr);
+  std::_Exit(status);
 }
 
 struct Buffer {

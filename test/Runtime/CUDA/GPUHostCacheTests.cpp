@@ -273,14 +273,29 @@ TEST(GPUDecodeSplits, FollowTheRuntimePlanAtTheKernelsOccupancy) {
   mgpuModuleUnload(mod);
 }
 
-TEST(GPUDecodeSplitsDeath, UnknownKernelExitsWithStatus2) {
+TEST(GPUDecodeSplitsDeath, MissingKernelExits2BadRequestExits1) {
   fake.functions = {};
   void *mod = mgpuModuleLoad(const_cast<char *>("image"), 0);
   EXPECT_EXIT(splits("kvc_attn0_d64_g8_q1_f16_b64_u4", 1, 1, 100), testing::ExitedWithCode(2),
-              "kvc runtime: GPU decode plan: no decode kernel 'kvc_attn0_d64_g8_q1_f16_b64_u4_split' "
-              "in the program's GPU modules");
-  EXPECT_EXIT(splits("kvc_attn0_d64_g8_q1_f16_b64_u4", 0, 1, 100), testing::ExitedWithCode(2),
-              "bad shape");
+              "kvc runtime: GPU decode plan: no kernel 'kvc_attn0_d64_g8_q1_f16_b64_u4_split' in "
+              "the program's GPU modules");
+  EXPECT_EXIT(splits("kvc_attn0_d64_g8_q1_f16_b64_u4", 0, 1, 100), testing::ExitedWithCode(1),
+              "bad shape for 'kvc_attn0_d64_g8_q1_f16_b64_u4': batch 0");
+  EXPECT_EXIT(splits("not_a_kernel", 1, 1, 100), testing::ExitedWithCode(1),
+              "'not_a_kernel_split' is not a dense/ragged decode kernel name");
   mgpuModuleUnload(mod);
+}
+
+TEST(MgpuStreams, PoolsAreNotShared) {
+  void *mine = mgpuStreamCreate();
+  mgpuStreamDestroy(mine); // into this thread's pool
+  void *theirs = nullptr;
+  std::thread t([&] {
+    theirs = mgpuStreamCreate();
+    mgpuStreamDestroy(theirs);
+  });
+  t.join();
+  EXPECT_NE(theirs, mine);
+  EXPECT_EQ(mgpuStreamCreate(), mine);
 }
 } // namespace
