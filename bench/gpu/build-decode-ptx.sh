@@ -7,7 +7,8 @@
 # software-pipelined ones (prefetch=true, unroll 2 and 4; b128_u4pf is the default
 # main loop), *_u{2,4}pf_fm.ptx the same with the fused merge (fuse-merge=true; b128_u4pf_fm is
 # kvc-gpu-pipeline's default); every variant spells out fuse-merge. check.ptx and gemma.ptx use
-# the defaults, check_split.ptx / gemma_split.ptx split + merge kernels (fuse-merge=false),
+# the defaults (with a dynamic batch also the small-rows kernel), check_split.ptx / gemma_split.ptx
+# split + merge kernels (fuse-merge=false),
 # check_nopf.ptx the plain loop.
 # usage: bench/gpu/build-decode-ptx.sh [BUILD_DIR]
 set -euo pipefail
@@ -30,8 +31,8 @@ BENCHX="$BUILD/bin/kvc-bench"
 for b in 64 128 256; do
   for s in "" _u2pf _u4pf _u2pf_fm _u4pf_fm; do
     case $s in
-      "") o="block-size=$b unroll=4 prefetch=false fuse-merge=false" ;;
-      *) u=${s:2:1}; o="block-size=$b unroll=$u prefetch=true"
+      "") o="block-size=$b unroll=4 prefetch=false fuse-merge=false small-rows=0" ;;
+      *) u=${s:2:1}; o="block-size=$b unroll=$u prefetch=true small-rows=0"
          if [[ $s == *_fm ]]; then o="$o fuse-merge=true"; else o="$o fuse-merge=false"; fi ;;
     esac
     "$OPT" "$SRC/bench/gpu/decode.mlir" --kvc-gpu-pipeline="$o" -o "$OUTD/d.mlir"

@@ -21,7 +21,7 @@ build)
                "b64_u4pf:block-size=64 unroll=4"; do
       n=${cfg%%:*}
       for fm in "" _fm; do
-        o="${cfg#*:} prefetch=true l2-prefetch=$p fuse-merge=$([ -n "$fm" ] && echo true || echo false)"
+        o="${cfg#*:} prefetch=true l2-prefetch=$p small-rows=0 fuse-merge=$([ -n "$fm" ] && echo true || echo false)"
         "$OPT" "$SRC/bench/gpu/decode.mlir" --kvc-gpu-pipeline="$o" -o "$O/t.mlir"
         "$X" extract "$O/t.mlir" -o "$O/dense_${n}${fm}_l2p$p.ptx"
         "$OPT" "$SRC/bench/gpu/decode-ragged.mlir" --kvc-gpu-pipeline="$o" -o "$O/t.mlir"

@@ -86,6 +86,7 @@ struct KVCGPUPipelinePass : public mlir::kvc::impl::KVCGPUPipelineBase<KVCGPUPip
                     " num-splits=" + std::to_string(numSplits) +
                     (fuseMerge ? " fuse-merge=true" : " fuse-merge=false") +
                     " output-memory=" + outputMemory +
+                    " small-rows=" + std::to_string(smallRows) +
                     (prefetch ? " prefetch=true" : " prefetch=false") +
                     " min-ctas=" + std::to_string(minCtas) +
                     " l2-prefetch=" + std::to_string(l2Prefetch) +

@@ -59,6 +59,9 @@ def KVCGPUPipeline : Pass<"kvc-gpu-pipeline", "ModuleOp"> {
     Option<"fuseMerge", "fuse-merge", "bool", /*default=*/"true",
            "convert-kvc-to-gpu fuse-merge (one launch: the last split CTA merges; false: "
            "split + merge kernels)">,
+    Option<"smallRows", "small-rows", "int64_t", /*default=*/"8",
+           "convert-kvc-to-gpu small-rows (B*Hkv at or below which a block-256 unroll-2 split "
+           "kernel is launched; 0: off)">,
     Option<"outputMemory", "output-memory", "std::string", /*default=*/"\"managed\"",
            "convert-kvc-to-gpu output-memory (managed: host-readable result; device: "
            "cuMemAlloc, cheaper per call)">,

@@ -60,42 +60,37 @@ int64_t mlir::kvc::decodeKeysPerIteration(const DecodeKernelConfig &c) {
   return (c.blockSize / 32) * (32 / lpk) * c.unroll;
 }
 
-std::string mlir::kvc::generateDecodeKernels(const DecodeKernelConfig &c, std::string &error) {
+std::string mlir::kvc::validateDecodeKernelConfig(const DecodeKernelConfig &c) {
   const int64_t D = c.headDim;
-  if (D % 8 != 0 || D < 8 || 32 % (D / 8) != 0) {
-    error = "head dim must be a multiple of 8 with D/8 dividing 32 (8..256), got " +
-            std::to_string(D);
-    return "";
-  }
-  if (c.elemType != "bf16" && c.elemType != "f16") {
-    error = "element type must be bf16 or f16";
-    return "";
-  }
-  if (c.blockSize % 32 != 0 || c.blockSize < 32 || c.blockSize > 1024) {
-    error = "block size must be a multiple of 32 in [32, 1024]";
-    return "";
-  }
-  if (c.unroll < 1 || c.unroll > 16) {
-    error = "unroll must be in [1, 16]";
-    return "";
-  }
-  if (c.l2PrefetchTiles < 0 || c.l2PrefetchTiles > 64) {
-    error = "l2-prefetch must be in [0, 64] tiles, got " + std::to_string(c.l2PrefetchTiles);
-    return "";
-  }
+  if (D % 8 != 0 || D < 8 || 32 % (D / 8) != 0)
+    return "head dim must be a multiple of 8 with D/8 dividing 32 (8..256), got " +
+           std::to_string(D);
+  if (c.elemType != "bf16" && c.elemType != "f16")
+    return "element type must be bf16 or f16";
+  if (c.blockSize % 32 != 0 || c.blockSize < 32 || c.blockSize > 1024)
+    return "block size must be a multiple of 32 in [32, 1024]";
+  if (c.unroll < 1 || c.unroll > 16)
+    return "unroll must be in [1, 16]";
+  if (c.l2PrefetchTiles < 0 || c.l2PrefetchTiles > 64)
+    return "l2-prefetch must be in [0, 64] tiles, got " + std::to_string(c.l2PrefetchTiles);
   const int64_t NQ = c.groupSize * c.querySeq;
-  if (NQ < 1 || NQ > 32) {
-    error = "g * Sq query rows per KV head must be in [1, 32]";
+  if (NQ < 1 || NQ > 32)
+    return "g * Sq query rows per KV head must be in [1, 32]";
+  const int64_t smemBytes = (c.blockSize / 32) * NQ * (D + 2) * 4;
+  if (smemBytes > 48 * 1024)
+    return "shared memory for the cross-warp merge exceeds 48 KiB (" +
+           std::to_string(smemBytes) + " B): lower block-size";
+  return "";
+}
+
+std::string mlir::kvc::generateDecodeKernels(const DecodeKernelConfig &c, std::string &error) {
+  error = validateDecodeKernelConfig(c);
+  if (!error.empty())
     return "";
-  }
+  const int64_t D = c.headDim;
+  const int64_t NQ = c.groupSize * c.querySeq;
   const int64_t LPK = D / 8, KPW = 32 / LPK, NW = c.blockSize / 32, NKG = NW * KPW;
   const int64_t U = c.unroll;
-  const int64_t smemBytes = NW * NQ * (D + 2) * 4;
-  if (smemBytes > 48 * 1024) {
-    error = "shared memory for the cross-warp merge exceeds 48 KiB (" +
-            std::to_string(smemBytes) + " B): lower block-size";
-    return "";
-  }
   const std::string ET = c.elemType;
   const std::string MET = "memref<?x" + ET + ">";
   const std::string VET = "vector<8x" + ET + ">";

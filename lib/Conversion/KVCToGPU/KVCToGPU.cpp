@@ -45,6 +45,20 @@ using namespace mlir::kvc;
 namespace {
 
 constexpr llvm::StringLiteral kModuleName = "kvc_gpu";
+// The split kernel of the small-rows specialisation: the fastest variant at batch 1 on the H100
+// (run 10, docs/gpu.md §5.0), slower than the default at batch 8.
+constexpr int64_t kSmallRowsBlockSize = 256, kSmallRowsUnroll = 2;
+
+/// The name tag of a dense/ragged specialisation (kvc-bench and the runtime parse it back).
+std::string decodeKernelTag(const DecodeKernelConfig &cfg) {
+  return "_d" + std::to_string(cfg.headDim) + "_g" + std::to_string(cfg.groupSize) + "_q" +
+         std::to_string(cfg.querySeq) + "_" + cfg.elemType + "_b" +
+         std::to_string(cfg.blockSize) + "_u" + std::to_string(cfg.unroll) +
+         (cfg.ragged ? "_ragged" : "") + (cfg.fuseMerge ? "_fm" : "") +
+         (cfg.prefetch ? "_pf" : "") +
+         (cfg.minCtasPerSM > 0 ? "_m" + std::to_string(cfg.minCtasPerSM) : "") +
+         (cfg.l2PrefetchTiles > 0 ? "_l2p" + std::to_string(cfg.l2PrefetchTiles) : "");
+}
 
 /// The attention output the host code returns: managed memory (gpu.alloc host_shared), which
 /// the caller may read on the host, or device memory (the async gpu.alloc form, which is what
@@ -225,38 +239,37 @@ std::string encodedCodecReason(CodecAttr codec) {
 struct DecodeBuffers {
   Value opart, mlpart, out;
 };
-DecodeBuffers allocDecodeBuffers(OpBuilder &b, Location loc, AttentionOp op, Value queryBuffer,
-                                 Value partials, int64_t D, bool deviceOutput) {
-  DecodeBuffers r;
-  r.opart = gpuWorkspace(b, loc, b.getF32Type(), /*slot=*/0,
-                         arith::MulIOp::create(b, loc, partials, cIdx(b, loc, D)));
-  r.mlpart = gpuWorkspace(b, loc, b.getF32Type(), /*slot=*/1,
-                          arith::MulIOp::create(b, loc, partials, cIdx(b, loc, 2)));
+/// The attention output the host code returns (managed or device memory, gpuAllocOutput).
+Value allocOutput(OpBuilder &b, Location loc, AttentionOp op, Value queryBuffer,
+                  bool deviceOutput) {
   auto rt = cast<RankedTensorType>(op.getResult().getType());
   SmallVector<Value> outDyn;
   for (int64_t i = 0; i < rt.getRank(); ++i)
     if (rt.isDynamicDim(i))
       outDyn.push_back(dimOf(b, loc, queryBuffer, i));
-  r.out = gpuAllocOutput(b, loc, MemRefType::get(rt.getShape(), rt.getElementType()), outDyn,
-                         deviceOutput);
+  return gpuAllocOutput(b, loc, MemRefType::get(rt.getShape(), rt.getElementType()), outDyn,
+                        deviceOutput);
+}
+/// The split kernels' partials for `partials` (query row, split) pairs, writing into `out`.
+DecodeBuffers decodeWorkspaces(OpBuilder &b, Location loc, Value partials, int64_t D,
+                               Value out) {
+  DecodeBuffers r;
+  r.opart = gpuWorkspace(b, loc, b.getF32Type(), /*slot=*/0,
+                         arith::MulIOp::create(b, loc, partials, cIdx(b, loc, D)));
+  r.mlpart = gpuWorkspace(b, loc, b.getF32Type(), /*slot=*/1,
+                          arith::MulIOp::create(b, loc, partials, cIdx(b, loc, 2)));
+  r.out = out;
   return r;
 }
 
-/// After the split launch: the merge kernel (grid: one CTA of decodeMergeThreads(D) threads per
-/// query row) unless the split kernel merged itself (`merge` null), and
-/// op's result replaced by the output.
-void finishDecode(OpBuilder &b, Location loc, AttentionOp op, const DecodeBuffers &buf,
-                  gpu::GPUFuncOp merge, Value nqRows, Value splits, int64_t D) {
-  if (merge) {
-    Value one = cIdx(b, loc, 1);
-    gpu::LaunchFuncOp::create(b, loc, merge, gpu::KernelDim3{nqRows, one, one},
-                              gpu::KernelDim3{cIdx(b, loc, decodeMergeThreads(D)), one, one},
-                              Value(),
-                              ValueRange{buf.opart, buf.mlpart, flatten(b, loc, buf.out), splits});
-  }
-  Value res = bufferization::ToTensorOp::create(b, loc, op.getResult().getType(), buf.out,
-                                                /*restrict=*/true, /*writable=*/true);
-  op.getResult().replaceAllUsesWith(res);
+/// The merge kernel (grid: one CTA of decodeMergeThreads(D) threads per query row).
+void launchMerge(OpBuilder &b, Location loc, const DecodeBuffers &buf, gpu::GPUFuncOp merge,
+                 Value nqRows, Value splits, int64_t D) {
+  Value one = cIdx(b, loc, 1);
+  gpu::LaunchFuncOp::create(b, loc, merge, gpu::KernelDim3{nqRows, one, one},
+                            gpu::KernelDim3{cIdx(b, loc, decodeMergeThreads(D)), one, one},
+                            Value(),
+                            ValueRange{buf.opart, buf.mlpart, flatten(b, loc, buf.out), splits});
 }
 
 /// Buffer indices of kvc_rt_gpu_encoded_buffer_*: the device form's (KVC_ENC_*, CUDAEncoded.h),
@@ -322,6 +335,11 @@ struct ConvertKVCToGPUPass : public mlir::kvc::impl::ConvertKVCToGPUBase<Convert
     }
     if (hasEncoded && failed(checkEncodedValues(module)))
       return signalPassFailure();
+    if (smallRows < 0) {
+      module.emitError("convert-kvc-to-gpu: small-rows must be >= 0 (0: off), got ")
+          << static_cast<int64_t>(smallRows);
+      return signalPassFailure();
+    }
     if (outputMemory != "managed" && outputMemory != "device") {
       module.emitError("convert-kvc-to-gpu: output-memory must be 'managed' or 'device', got '")
           << outputMemory << "'";
@@ -416,23 +434,42 @@ struct ConvertKVCToGPUPass : public mlir::kvc::impl::ConvertKVCToGPUBase<Convert
       cfg.minCtasPerSM = minCtas;
       cfg.l2PrefetchTiles = l2Prefetch;
       cfg.moduleName = kModuleName.str();
-      std::string tag = "_d" + std::to_string(cfg.headDim) + "_g" +
-                        std::to_string(cfg.groupSize) + "_q" + std::to_string(cfg.querySeq) +
-                        "_" + cfg.elemType + "_b" + std::to_string(cfg.blockSize) + "_u" +
-                        std::to_string(cfg.unroll) + (cfg.ragged ? "_ragged" : "") +
-                        (cfg.fuseMerge ? "_fm" : "") + (cfg.prefetch ? "_pf" : "") +
-                        (cfg.minCtasPerSM > 0 ? "_m" + std::to_string(cfg.minCtasPerSM) : "") +
-                        (cfg.l2PrefetchTiles > 0 ? "_l2p" + std::to_string(cfg.l2PrefetchTiles)
-                                                 : "");
-      FailureOr<std::string> prefix =
-          kernelPrefix(op, tag, cfg.scaleLog2, [&](const std::string &pre, std::string &err) {
-            cfg.prefix = pre;
-            return generateDecodeKernels(cfg, err);
-          });
-      if (failed(prefix))
+      // The small-batch specialisation (small-rows): block 256, unroll 2, no register cap.
+      DecodeKernelConfig smallCfg = cfg;
+      smallCfg.blockSize = kSmallRowsBlockSize;
+      smallCfg.unroll = kSmallRowsUnroll;
+      smallCfg.minCtasPerSM = 0;
+      // Only where it differs from the requested kernel and can be built (block 256 needs
+      // 8 * g*Sq * (D+2) * 4 bytes of shared memory: g*Sq up to 8 at D = 128).
+      const bool distinct = smallRows > 0 &&
+                            (cfg.blockSize != smallCfg.blockSize ||
+                             cfg.unroll != smallCfg.unroll || cfg.minCtasPerSM) &&
+                            validateDecodeKernelConfig(smallCfg).empty();
+      // With a static batch the choice is made here; otherwise both are built and the host
+      // code picks at run time.
+      bool useMain = true, useSmall = false;
+      if (distinct) {
+        if (qt.isDynamicDim(0)) {
+          useSmall = true;
+        } else {
+          useSmall = qt.getDimSize(0) * kt.getDimSize(1) <= smallRows;
+          useMain = !useSmall;
+        }
+      }
+      auto build = [&](DecodeKernelConfig &c) -> LogicalResult {
+        FailureOr<std::string> prefix = kernelPrefix(
+            op, decodeKernelTag(c), c.scaleLog2, [&](const std::string &pre, std::string &err) {
+              c.prefix = pre;
+              return generateDecodeKernels(c, err);
+            });
+        if (failed(prefix))
+          return failure();
+        c.prefix = *prefix;
+        return success();
+      };
+      if ((useMain && failed(build(cfg))) || (useSmall && failed(build(smallCfg))))
         return signalPassFailure();
-      cfg.prefix = *prefix;
-      lowerHost(op, cfg, gpuModule);
+      lowerHost(op, useMain ? &cfg : nullptr, useSmall ? &smallCfg : nullptr, gpuModule);
     }
     if (hasEncoded && failed(finishEncodedHandles(module, handleOf)))
       return signalPassFailure();
@@ -866,7 +903,8 @@ struct ConvertKVCToGPUPass : public mlir::kvc::impl::ConvertKVCToGPUBase<Convert
     }
     Value nqRows = arith::MulIOp::create(b, loc, rows, cIdx(b, loc, nqPerRow));
     Value partials = arith::MulIOp::create(b, loc, nqRows, splits);
-    DecodeBuffers buf = allocDecodeBuffers(b, loc, op, qm, partials, D, outputMemory == "device");
+    Value out = allocOutput(b, loc, op, qm, outputMemory == "device");
+    DecodeBuffers buf = decodeWorkspaces(b, loc, partials, D, out);
     SmallVector<Value> args = {flatten(b, loc, qm)};
     args.append(dev.begin(), dev.end());
     args.append({buf.opart, buf.mlpart});
@@ -874,8 +912,11 @@ struct ConvertKVCToGPUPass : public mlir::kvc::impl::ConvertKVCToGPUBase<Convert
     Value one = cIdx(b, loc, 1);
     gpu::LaunchFuncOp::create(b, loc, split, gpu::KernelDim3{splits, hkv, batch},
                               gpu::KernelDim3{cIdx(b, loc, D), one, one}, Value(), args);
-    finishDecode(b, loc, op, buf, gm.lookupSymbol<gpu::GPUFuncOp>(cfg.prefix + "_merge"), nqRows,
-                 splits, D);
+    launchMerge(b, loc, buf, gm.lookupSymbol<gpu::GPUFuncOp>(cfg.prefix + "_merge"), nqRows,
+                splits, D);
+    Value res = bufferization::ToTensorOp::create(b, loc, op.getResult().getType(), out,
+                                                  /*restrict=*/true, /*writable=*/true);
+    op.getResult().replaceAllUsesWith(res);
     Value lengths = op.getKvLengths();
     op.erase();
     if (view->use_empty())
@@ -886,69 +927,95 @@ struct ConvertKVCToGPUPass : public mlir::kvc::impl::ConvertKVCToGPUBase<Convert
           def->erase();
   }
 
-  /// Replaces `op` by host code that launches the split and merge kernels.
-  void lowerHost(AttentionOp op, const DecodeKernelConfig &cfg, gpu::GPUModuleOp gm) {
+  /// Replaces `op` by host code that launches the split (and merge) kernels of `main`, or, with
+  /// `small` too, of `small` when B*Hkv <= small-rows at run time and of `main` otherwise.
+  void lowerHost(AttentionOp op, const DecodeKernelConfig *main, const DecodeKernelConfig *small,
+                 gpu::GPUModuleOp gm) {
     OpBuilder b(op);
     Location loc = op.getLoc();
+    const DecodeKernelConfig &any = main ? *main : *small;
     Value qm = flatBuffer(b, loc, op.getQuery());
     Value km = flatBuffer(b, loc, op.getKey());
     Value vm = flatBuffer(b, loc, op.getValue());
     Value batch = dimOf(b, loc, km, 0);
     Value hkv = dimOf(b, loc, km, 1);
     Value skv = dimOf(b, loc, km, 2);
-    const int64_t D = cfg.headDim, nqPerRow = cfg.groupSize * cfg.querySeq;
-    const int64_t kpi = decodeKeysPerIteration(cfg);
-
-    // Splits: the option, or at run time the runtime's plan (kvc_rt_gpu_decode_splits: whole
-    // waves at the split kernel's measured occupancy, >= 256 keys per split), the same as the
-    // AOT runtime path's. A fixed CTAs-per-SM guess put part of the grid in a second wave.
+    const int64_t D = any.headDim, nqPerRow = any.groupSize * any.querySeq;
     Value rows = arith::MulIOp::create(b, loc, batch, hkv);
-    Value splits;
-    if (numSplits > 0) {
-      splits = cIdx(b, loc, numSplits);
-    } else {
-      auto module = op->getParentOfType<ModuleOp>();
-      Type i64 = b.getI64Type();
-      Value name = kernelNameRef(b, loc, module, cfg.prefix);
-      auto fn = declareRuntimeFunc(b, module, "kvc_rt_gpu_decode_splits",
-                                   {name.getType(), i64, i64, i64}, {i64});
-      auto toI64 = [&](Value v) { return arith::IndexCastOp::create(b, loc, i64, v); };
-      Value s64 = func::CallOp::create(b, loc, fn,
-                                       ValueRange{name, toI64(batch), toI64(hkv), toI64(skv)})
-                      .getResult(0);
-      splits = arith::IndexCastOp::create(b, loc, b.getIndexType(), s64);
-    }
-    Value cKpi = cIdx(b, loc, kpi);
-    Value chunk = arith::CeilDivUIOp::create(b, loc, skv, splits);
-    chunk = arith::MulIOp::create(b, loc, arith::CeilDivUIOp::create(b, loc, chunk, cKpi), cKpi);
-    chunk = arith::MaxUIOp::create(b, loc, chunk, cKpi);
-
     Value nqRows = arith::MulIOp::create(b, loc, rows, cIdx(b, loc, nqPerRow));
-    Value partials = arith::MulIOp::create(b, loc, nqRows, splits);
-    DecodeBuffers buf = allocDecodeBuffers(b, loc, op, qm, partials, D, outputMemory == "device");
+    Value out = allocOutput(b, loc, op, qm, outputMemory == "device");
 
-    SmallVector<Value> splitArgs = {flatten(b, loc, qm), flatten(b, loc, km), flatten(b, loc, vm)};
-    if (cfg.ragged)
-      splitArgs.push_back(flatten(b, loc, flatBuffer(b, loc, op.getKvLengths())));
-    splitArgs.append({buf.opart, buf.mlpart});
-    Value counters;
-    if (cfg.fuseMerge) {
-      // Arrival counters of the fused merge: an i32 workspace, zeroed when the runtime
-      // allocates it; the last CTA of each row resets its counter, so it stays zero.
-      counters = gpuWorkspace(b, loc, b.getI32Type(), /*slot=*/0, rows);
-      splitArgs.append({counters, flatten(b, loc, buf.out)});
+    // One specialisation's launches.
+    auto emit = [&](const DecodeKernelConfig &cfg) {
+      const int64_t kpi = decodeKeysPerIteration(cfg);
+      // Splits: the option, or at run time the runtime's plan (kvc_rt_gpu_decode_splits: whole
+      // waves at the split kernel's measured occupancy, >= 256 keys per split), the same as the
+      // AOT runtime path's. A fixed CTAs-per-SM guess put part of the grid in a second wave.
+      Value splits;
+      if (numSplits > 0) {
+        splits = cIdx(b, loc, numSplits);
+      } else {
+        auto module = op->getParentOfType<ModuleOp>();
+        Type i64 = b.getI64Type();
+        Value name = kernelNameRef(b, loc, module, cfg.prefix);
+        auto fn = declareRuntimeFunc(b, module, "kvc_rt_gpu_decode_splits",
+                                     {name.getType(), i64, i64, i64}, {i64});
+        auto toI64 = [&](Value v) { return arith::IndexCastOp::create(b, loc, i64, v); };
+        Value s64 = func::CallOp::create(b, loc, fn,
+                                         ValueRange{name, toI64(batch), toI64(hkv), toI64(skv)})
+                        .getResult(0);
+        splits = arith::IndexCastOp::create(b, loc, b.getIndexType(), s64);
+      }
+      Value cKpi = cIdx(b, loc, kpi);
+      Value chunk = arith::CeilDivUIOp::create(b, loc, skv, splits);
+      chunk =
+          arith::MulIOp::create(b, loc, arith::CeilDivUIOp::create(b, loc, chunk, cKpi), cKpi);
+      chunk = arith::MaxUIOp::create(b, loc, chunk, cKpi);
+
+      Value partials = arith::MulIOp::create(b, loc, nqRows, splits);
+      DecodeBuffers buf = decodeWorkspaces(b, loc, partials, D, out);
+      SmallVector<Value> splitArgs = {flatten(b, loc, qm), flatten(b, loc, km),
+                                      flatten(b, loc, vm)};
+      if (cfg.ragged)
+        splitArgs.push_back(flatten(b, loc, flatBuffer(b, loc, op.getKvLengths())));
+      splitArgs.append({buf.opart, buf.mlpart});
+      if (cfg.fuseMerge) {
+        // Arrival counters of the fused merge: an i32 workspace, zeroed when the runtime
+        // allocates it; the last CTA of each row resets its counter, so it stays zero.
+        Value counters = gpuWorkspace(b, loc, b.getI32Type(), /*slot=*/0, rows);
+        splitArgs.append({counters, flatten(b, loc, buf.out)});
+      }
+      splitArgs.append({skv, chunk});
+
+      auto split = gm.lookupSymbol<gpu::GPUFuncOp>(cfg.prefix + "_split");
+      Value one = cIdx(b, loc, 1);
+      gpu::LaunchFuncOp::create(b, loc, split, gpu::KernelDim3{splits, hkv, batch},
+                                gpu::KernelDim3{cIdx(b, loc, cfg.blockSize), one, one},
+                                /*dynamicSharedMemorySize=*/Value(), splitArgs);
+      if (!cfg.fuseMerge)
+        launchMerge(b, loc, buf, gm.lookupSymbol<gpu::GPUFuncOp>(cfg.prefix + "_merge"), nqRows,
+                    splits, D);
+    };
+
+    if (main && small) {
+      // Dispatch on the run-time B*Hkv (batch is dynamic here): few rows -> the small-batch
+      // specialisation (docs/gpu.md: faster at batch 1 on the H100, slower at batch 8).
+      Value few = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ule, rows,
+                                        cIdx(b, loc, smallRows));
+      auto ifOp = scf::IfOp::create(b, loc, few, /*withElseRegion=*/true);
+      {
+        OpBuilder::InsertionGuard g(b);
+        b.setInsertionPointToStart(&ifOp.getThenRegion().front());
+        emit(*small);
+        b.setInsertionPointToStart(&ifOp.getElseRegion().front());
+        emit(*main);
+      }
+    } else {
+      emit(any);
     }
-    splitArgs.append({skv, chunk});
-
-    auto split = gm.lookupSymbol<gpu::GPUFuncOp>(cfg.prefix + "_split");
-    Value one = cIdx(b, loc, 1);
-    gpu::LaunchFuncOp::create(b, loc, split, gpu::KernelDim3{splits, hkv, batch},
-                              gpu::KernelDim3{cIdx(b, loc, cfg.blockSize), one, one},
-                              /*dynamicSharedMemorySize=*/Value(), splitArgs);
-    finishDecode(b, loc, op, buf,
-                 cfg.fuseMerge ? gpu::GPUFuncOp()
-                               : gm.lookupSymbol<gpu::GPUFuncOp>(cfg.prefix + "_merge"),
-                 nqRows, splits, D);
+    Value res = bufferization::ToTensorOp::create(b, loc, op.getResult().getType(), out,
+                                                  /*restrict=*/true, /*writable=*/true);
+    op.getResult().replaceAllUsesWith(res);
     op.erase();
   }
 };

@@ -1,7 +1,7 @@
-// RUN: kvc-opt %s -split-input-file --convert-kvc-to-gpu | FileCheck %s
-// RUN: kvc-opt %s -split-input-file --convert-kvc-to-gpu="fuse-merge=true" | FileCheck %s
-// RUN: kvc-opt %s -split-input-file --kvc-gpu-pipeline | FileCheck %s --check-prefix=PTX
-// RUN: kvc-opt %s -split-input-file --convert-kvc-to-gpu="fuse-merge=false" | FileCheck %s --check-prefix=SPLIT
+// RUN: kvc-opt %s -split-input-file --convert-kvc-to-gpu="small-rows=0" | FileCheck %s
+// RUN: kvc-opt %s -split-input-file --convert-kvc-to-gpu="fuse-merge=true small-rows=0" | FileCheck %s
+// RUN: kvc-opt %s -split-input-file --kvc-gpu-pipeline="small-rows=0" | FileCheck %s --check-prefix=PTX
+// RUN: kvc-opt %s -split-input-file --convert-kvc-to-gpu="fuse-merge=false small-rows=0" | FileCheck %s --check-prefix=SPLIT
 
 // fuse-merge (the default): one launch. The split kernel takes the arrival counters and the
 // output. After a CTA barrier, thread 0 counts the CTA in with an acq_rel atomic at GPU scope

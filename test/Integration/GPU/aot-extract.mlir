@@ -1,7 +1,7 @@
 // AOT flow without a GPU: pipeline -> kvc-bench extract (PTX file + C header embedding it) ->
 // ptxas for sm_90a. kvc-bench is built when the CUDA toolkit is found, as is ptxas.
 // REQUIRES: ptxas
-// RUN: kvc-opt %s --kvc-gpu-pipeline -o %t.mlir
+// RUN: kvc-opt %s --kvc-gpu-pipeline="small-rows=0" -o %t.mlir
 // RUN: kvc-bench extract %t.mlir -o %t.ptx --header %t.h
 // RUN: FileCheck %s --check-prefix=PTX < %t.ptx
 // RUN: FileCheck %s --check-prefix=HDR < %t.h

@@ -1,7 +1,7 @@
 // The generated AOT header: PTX, one KVC_GPU_<OP> name per decode-attention op with its shapes,
 // and kvc_gpu_load; it compiles as C against the runtime headers.
 // REQUIRES: ptxas
-// RUN: kvc-opt %s --kvc-gpu-pipeline -o %t.mlir
+// RUN: kvc-opt %s --kvc-gpu-pipeline="small-rows=0" -o %t.mlir
 // RUN: kvc-bench extract %t.mlir --header %t.h
 // RUN: FileCheck %s < %t.h
 // RUN: cc -fsyntax-only -x c -std=c99 -I %S/../../../include %t.h

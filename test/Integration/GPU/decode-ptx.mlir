@@ -8,7 +8,7 @@
 // With ptxas installed: the PTX assembles for sm_90a (format=bin runs ptxas).
 // RUN: %if ptxas %{ env PATH=/usr/local/cuda/bin:%PATH% kvc-opt %s --kvc-gpu-pipeline="format=bin" | FileCheck %s --check-prefix=BIN %}
 
-// PIPE: convert-kvc-to-gpu{block-size=128 {{.*}}fuse-merge=true {{.*}}num-splits=0 output-memory=managed prefetch=true unroll=4}
+// PIPE: convert-kvc-to-gpu{block-size=128 {{.*}}fuse-merge=true {{.*}}num-splits=0 output-memory=managed prefetch=true small-rows=8 unroll=4}
 // PIPE-SAME: gpu-kernel-outlining
 // PIPE-SAME: nvvm-attach-target{O=3 chip=sm_90a
 // PIPE-SAME: features=+ptx80
@@ -16,7 +16,14 @@
 // PIPE-SAME: convert-gpu-to-nvvm
 // PIPE-SAME: gpu-module-to-binary{{.*}}format=isa
 
+// The batch is dynamic, so the host code picks the split kernel at run time: B*Hkv <= 8
+// (small-rows) launches the block-256 unroll-2 specialisation, more rows the default one.
 // CHECK-LABEL: func.func @decode
+// CHECK: %[[FEW:.*]] = arith.cmpi ule, %{{.*}}, %c8{{.*}} : index
+// CHECK: scf.if %[[FEW]] {
+// CHECK: call @kvc_rt_gpu_workspace_i32
+// CHECK: gpu.launch_func @kvc_gpu::@kvc_attn1_d128_g4_q1_bf16_b256_u2_fm_pf_split
+// CHECK: } else {
 // CHECK: call @kvc_rt_gpu_workspace_i32
 // CHECK: gpu.launch_func @kvc_gpu::@kvc_attn0_d128_g4_q1_bf16_b128_u4_fm_pf_split
 // CHECK-NOT: gpu.launch_func
@@ -31,9 +38,12 @@
 // CHECK-SAME: ex2.approx.f32
 // CHECK-SAME: bar.sync
 // CHECK-SAME: atom.acq_rel.gpu.add.u32
+// CHECK-SAME: .entry kvc_attn1_d128_g4_q1_bf16_b256_u2_fm_pf_split(
 // CHECK-NOT: .entry
 
 // SPLIT-LABEL: func.func @decode
+// SPLIT: gpu.launch_func @kvc_gpu::@kvc_attn1_d128_g4_q1_bf16_b256_u2_pf_split
+// SPLIT: gpu.launch_func @kvc_gpu::@kvc_attn1_d128_g4_q1_bf16_b256_u2_pf_merge
 // SPLIT: gpu.launch_func @kvc_gpu::@kvc_attn0_d128_g4_q1_bf16_b128_u4_pf_split
 // SPLIT: gpu.launch_func @kvc_gpu::@kvc_attn0_d128_g4_q1_bf16_b128_u4_pf_merge
 // SPLIT: .entry kvc_attn0_d128_g4_q1_bf16_b128_u4_pf_split(

@@ -14,11 +14,20 @@
 // The workspaces (partials, the fused merge's arrival counters) come from libkvc_runtime's
 // per-thread cache through its C interface; only the returned output is allocated (managed
 // memory), and nothing is zeroed or freed per call.
-// CHECK: llvm.call @kvc_rt_gpu_workspace_f32(
-// CHECK: llvm.call @kvc_rt_gpu_workspace_f32(
+// The batch is dynamic: B*Hkv <= 8 branches to the block-256 unroll-2 kernel (small-rows).
 // CHECK: llvm.call @mgpuMemAlloc
+// CHECK: llvm.icmp "ule"
+// CHECK: llvm.cond_br
+// CHECK: llvm.call @kvc_rt_gpu_decode_splits(
+// CHECK: llvm.call @kvc_rt_gpu_workspace_f32(
+// CHECK: llvm.call @kvc_rt_gpu_workspace_f32(
 // CHECK: llvm.call @kvc_rt_gpu_workspace_i32(
 // CHECK-NOT: mgpuMemset32
+// CHECK: gpu.launch_func @kvc_gpu::@kvc_attn1_d128_g4_q1_bf16_b256_u2_fm_pf_split
+// CHECK: llvm.call @kvc_rt_gpu_decode_splits(
+// CHECK: llvm.call @kvc_rt_gpu_workspace_f32(
+// CHECK: llvm.call @kvc_rt_gpu_workspace_f32(
+// CHECK: llvm.call @kvc_rt_gpu_workspace_i32(
 // CHECK: gpu.launch_func @kvc_gpu::@kvc_attn0_d128_g4_q1_bf16_b128_u4_fm_pf_split
 // CHECK-NOT: gpu.launch_func
 // CHECK-NOT: mgpuMemFree
@@ -28,8 +37,11 @@
 // CHECK-NOT: memref.alloc
 
 // LLVM: @__kvc_name_kvc_attn0_d128_g4_q1_bf16_b128_u4_fm_pf = private constant [40 x i8] c"kvc_attn0_d128_g4_q1_bf16_b128_u4_fm_pf\00"
+// LLVM: @__kvc_name_kvc_attn1_d128_g4_q1_bf16_b256_u2_fm_pf = private constant [40 x i8] c"kvc_attn1_d128_g4_q1_bf16_b256_u2_fm_pf\00"
 // LLVM: @llvm.global_ctors = appending global {{.*}} @kvc_gpu_load
 // LLVM: define {{.*}} @decode(
+// LLVM: call i64 @kvc_rt_gpu_decode_splits(ptr {{.*}}, ptr @__kvc_name_kvc_attn1_d128_g4_q1_bf16_b256_u2_fm_pf, i64 0, i64 40, i64 1, i64
+// LLVM: call {{.*}} @kvc_rt_gpu_workspace_i32(i64 0, i64
 // LLVM: call i64 @kvc_rt_gpu_decode_splits(ptr {{.*}}, ptr @__kvc_name_kvc_attn0_d128_g4_q1_bf16_b128_u4_fm_pf, i64 0, i64 40, i64 1, i64
 // LLVM: call {{.*}} @kvc_rt_gpu_workspace_i32(i64 0, i64
 // LLVM: call ptr @mgpuModuleGetFunction(

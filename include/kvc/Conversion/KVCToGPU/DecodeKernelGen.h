@@ -56,6 +56,10 @@ struct DecodeKernelConfig {
   std::string moduleName = "kvc_gpu"; // gpu.module symbol
 };
 
+/// Why `c` cannot be generated (head dim, element type, block size, unroll, query rows, the
+/// cross-warp merge's shared memory), or "" if it can.
+std::string validateDecodeKernelConfig(const DecodeKernelConfig &c);
+
 /// Returns an empty string and sets `error` when the configuration is unsupported.
 std::string generateDecodeKernels(const DecodeKernelConfig &cfg, std::string &error);
 
