@@ -446,8 +446,9 @@ int cmdExtract(const std::string &in, const std::string &out, const std::string 
     f << ptx;
   }
   if (!header.empty()) {
-    // The AOT artefact: the PTX, one KVC_GPU_<OP> name per decode-attention op (the argument of
-    // kvc_cuda_decode_kernel_get) and kvc_gpu_load(). With libkvc_runtime (CUDA.h, CUDADecode.h)
+    // The AOT artefact: the PTX, one KVC_GPU_<OP> name per kernel specialisation (the argument
+    // of kvc_cuda_decode_kernel_get; a dynamic-batch op may have two, the default one and the
+    // small-rows one) and kvc_gpu_load(). With libkvc_runtime (CUDA.h, CUDADecode.h)
     // that is all a program needs; examples/gpu/decode_aot.c shows the calls.
     std::ofstream h(header);
     if (!h)

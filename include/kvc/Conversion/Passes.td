@@ -91,10 +91,10 @@ def ConvertKVCToGPU : Pass<"convert-kvc-to-gpu", "ModuleOp"> {
            "launch instead of split + merge, measured on H100 in docs/gpu.md; false: a "
            "separate merge kernel)">,
     Option<"smallRows", "small-rows", "int64_t", /*default=*/"8",
-           "Dense/ragged ops: when B*Hkv is at most this at run time, launch a second "
-           "specialisation of the split kernel (block 256, unroll 2; 3-7% faster at batch 1 on "
-           "H100, slower at batch 8, docs/gpu.md); with a static batch only the one needed is "
-           "built; 0: only the block-size/unroll kernel">,
+           "Dense/ragged ops with D = 128 and g*Sq <= 4: when B*Hkv is at most this at run "
+           "time, launch a second specialisation of the split kernel (block 256, unroll 2; "
+           "2-8% faster at batch 1 on H100, slower at batch 8, docs/gpu.md); with a static "
+           "batch only the one needed is built; 0: only the block-size/unroll kernel">,
     Option<"outputMemory", "output-memory", "std::string", /*default=*/"\"managed\"",
            "Where the attention output the host code returns lives: 'managed' (cuMemAllocManaged, "
            "readable on the host; the kernel's first writes fault its pages in) or 'device' "

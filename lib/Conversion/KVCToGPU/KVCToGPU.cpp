@@ -439,20 +439,25 @@ struct ConvertKVCToGPUPass : public mlir::kvc::impl::ConvertKVCToGPUBase<Convert
       smallCfg.blockSize = kSmallRowsBlockSize;
       smallCfg.unroll = kSmallRowsUnroll;
       smallCfg.minCtasPerSM = 0;
-      // Only where it differs from the requested kernel and can be built (block 256 needs
-      // 8 * g*Sq * (D+2) * 4 bytes of shared memory: g*Sq up to 8 at D = 128).
-      const bool distinct = smallRows > 0 &&
+      // Only for the shapes it was measured faster on (D = 128 with g*Sq <= 4: 256 threads
+      // keep 2 CTAs/SM there; at D = 64 g = 8 or Sq = 2 they fall to 1), only where the
+      // requested kernel is not already block 256 / unroll 2, and only if it can be built.
+      const bool distinct = smallRows > 0 && cfg.headDim == 128 &&
+                            cfg.groupSize * cfg.querySeq <= 4 &&
                             (cfg.blockSize != smallCfg.blockSize ||
-                             cfg.unroll != smallCfg.unroll || cfg.minCtasPerSM) &&
+                             cfg.unroll != smallCfg.unroll) &&
                             validateDecodeKernelConfig(smallCfg).empty();
-      // With a static batch the choice is made here; otherwise both are built and the host
-      // code picks at run time.
+      // With a static batch (of Q or K) the choice is made here; otherwise both are built and
+      // the host code picks at run time.
       bool useMain = true, useSmall = false;
       if (distinct) {
-        if (qt.isDynamicDim(0)) {
+        int64_t staticBatch = !qt.isDynamicDim(0)   ? qt.getDimSize(0)
+                              : !kt.isDynamicDim(0) ? kt.getDimSize(0)
+                                                    : ShapedType::kDynamic;
+        if (ShapedType::isDynamic(staticBatch)) {
           useSmall = true;
         } else {
-          useSmall = qt.getDimSize(0) * kt.getDimSize(1) <= smallRows;
+          useSmall = staticBatch * kt.getDimSize(1) <= smallRows;
           useMain = !useSmall;
         }
       }
