@@ -54,7 +54,7 @@ typedef struct {
 
 /* resident_ctas: split CTAs the GPU holds at once (SMs x kvc_cuda_occupancy of the split
  * kernel; <= 0: 4 x 132). With num_splits = 0 the plan picks the split count s (at least 256
- * keys per split) that minimises waves(s)/s, waves = ceil(B*Hkv*s / resident_ctas): whole
+ * keys per split, or down to 4 main-loop tiles while the splits fit one wave) that minimises waves(s)/s, waves = ceil(B*Hkv*s / resident_ctas): whole
  * waves, so no half-empty last wave (the smallest such s wins). The keys per row are skv for
  * dense kernels and max_len (if set) for ragged ones. */
 int kvc_cuda_decode_make_plan(const kvc_decode_kernel_config *cfg, const kvc_decode_shape *shape,

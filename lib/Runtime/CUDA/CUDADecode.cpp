@@ -67,7 +67,15 @@ int kvc_cuda_decode_make_plan(const kvc_decode_kernel_config *cfg, const kvc_dec
     const int64_t slots = residentCtas > 0 ? residentCtas : 4 * 132;
     // A ragged row is split by its own length, so size the split count by the longest row.
     const int64_t keys = cfg->ragged && sh->max_len > 0 ? std::min(sh->max_len, sh->skv) : sh->skv;
-    const int64_t maxBySize = std::max<int64_t>(1, keys / 256);
+    // Keys per split: at least 256, or, where that leaves part of one wave idle (short rows
+    // at batch 1), down to 4 main-loop tiles as long as the splits still fit in one wave.
+    // Fewer than 4 tiles starve a CTA (2-3 tiles of the block-256 unroll-4 kernel were 14-24%
+    // slower than 4-5 at batch 1); 4 tiles is 128 keys for the default and small-rows kernels,
+    // 3-13% faster at batch 1 on 4k dense and 16k ragged r = 0.3 rows than 256 keys
+    // (bench/gpu/results/h100-min-keys-per-split.log). Longer rows keep the 256-key rule.
+    const int64_t oneWave = std::max<int64_t>(1, slots / rows);
+    const int64_t maxBySize =
+        std::max<int64_t>({1, keys / 256, std::min<int64_t>(keys / (4 * kpi), oneWave)});
     const int64_t maxS = std::min<int64_t>(maxBySize, std::max<int64_t>(1, 4 * slots / rows));
     // time ~ waves(s) / s (each split's work shrinks as 1/s); integer compare of w/s ratios.
     int64_t bestS = 1, bestW = (rows + slots - 1) / slots;

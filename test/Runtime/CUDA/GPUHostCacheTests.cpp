@@ -261,8 +261,10 @@ TEST(GPUDecodeSplits, FollowTheRuntimePlanAtTheKernelsOccupancy) {
   void *mod = mgpuModuleLoad(const_cast<char *>("image"), 0);
   EXPECT_EQ(fake.moduleLoads, loads); // registered, loaded on first use
   // 132 SMs x 3 CTAs: the split counts kvc-bench's plan chose on the H100 for this kernel
-  // (bench/gpu/results/h100-ir-bench-kernel.json): whole waves, >= 256 keys per split.
-  EXPECT_EQ(splits(k, 1, 8, 4096), 16);
+  // (bench/gpu/results/h100-ir-bench-kernel.json): whole waves, >= 256 keys per split, except
+  // that short rows at batch 1 go down to 4 tiles (128 keys) within one wave: 4k -> 32 (16
+  // before session 6's rule; h100-min-keys-per-split.log).
+  EXPECT_EQ(splits(k, 1, 8, 4096), 32);
   EXPECT_EQ(splits(k, 1, 8, 16384), 49);
   EXPECT_EQ(splits(k, 8, 8, 4096), 6);
   EXPECT_EQ(splits(k, 8, 8, 16384), 6);
@@ -270,6 +272,15 @@ TEST(GPUDecodeSplits, FollowTheRuntimePlanAtTheKernelsOccupancy) {
   EXPECT_EQ(fake.occupancyQueries, q0 + 1); // measured once per kernel
   // The old fixed rule (one wave of 4 CTAs per SM) gave 8 at batch 8: 512 CTAs for 396 slots.
   EXPECT_LE(8 * 8 * splits(k, 8, 8, 16384), 132 * 3);
+  // The small-rows kernel (block 256, unroll 2) fits 2 CTAs/SM: 264 slots, one wave of 33
+  // splits at batch 1; 4k rows give 32 splits of 128 keys; ragged rows planned by capacity.
+  const char *s2 = "kvc_attn1_d128_g4_q1_bf16_b256_u2_ragged_fm_pf";
+  fake.functions.insert(std::string(s2) + "_split");
+  fake.ctasPerSM = 2;
+  EXPECT_EQ(splits(s2, 1, 8, 4096), 32);
+  EXPECT_EQ(splits(s2, 1, 8, 16384), 33);
+  EXPECT_EQ(splits(s2, 1, 8, 65536), 33);
+  fake.ctasPerSM = 3;
   mgpuModuleUnload(mod);
 }
 
