@@ -954,8 +954,9 @@ struct ConvertKVCToGPUPass : public mlir::kvc::impl::ConvertKVCToGPUBase<Convert
     auto emit = [&](const DecodeKernelConfig &cfg) {
       const int64_t kpi = decodeKeysPerIteration(cfg);
       // Splits: the option, or at run time the runtime's plan (kvc_rt_gpu_decode_splits: whole
-      // waves at the split kernel's measured occupancy, >= 256 keys or 4 tiles per split), as on the
-      // AOT runtime path. A fixed CTAs-per-SM guess put part of the grid in a second wave.
+      // waves at the split kernel's measured occupancy, >= 256 keys or 4 tiles per split), as
+      // on the AOT runtime path. A fixed CTAs-per-SM guess put part of the grid in a second
+      // wave.
       Value splits;
       if (numSplits > 0) {
         splits = cIdx(b, loc, numSplits);
