@@ -232,6 +232,25 @@ std::string encodedCodecReason(CodecAttr codec) {
   return "";
 }
 
+/// The split count of a decode op whose kernels are `prefix`_split/_merge: `numSplits` if > 0,
+/// else at run time libkvc_runtime's `planFn`(kernel name, args...) (kvc_rt_gpu_decode_splits,
+/// kvc_rt_gpu_encoded_splits): the runtime's plan at the split kernel's measured occupancy, as
+/// on the AOT runtime path. Index arguments are passed as i64.
+Value splitCount(OpBuilder &b, Location loc, Operation *op, int64_t numSplits, StringRef planFn,
+                 StringRef prefix, ValueRange args) {
+  if (numSplits > 0)
+    return cIdx(b, loc, numSplits);
+  auto module = op->getParentOfType<ModuleOp>();
+  Type i64 = b.getI64Type();
+  Value name = kernelNameRef(b, loc, module, prefix);
+  SmallVector<Value> callArgs = {name};
+  for (Value v : args)
+    callArgs.push_back(v.getType().isIndex() ? arith::IndexCastOp::create(b, loc, i64, v) : v);
+  auto fn = declareRuntimeFunc(b, module, planFn, ValueRange(callArgs).getTypes(), {i64});
+  Value s64 = func::CallOp::create(b, loc, fn, callArgs).getResult(0);
+  return arith::IndexCastOp::create(b, loc, b.getIndexType(), s64);
+}
+
 /// What the split kernels write and the merge reads, for every (query row, split): an
 /// unnormalised D-vector (`opart`) and its running (max, sum) (`mlpart`), in the runtime's
 /// cached device workspaces; plus the attention output the host code returns (managed or
@@ -892,20 +911,9 @@ struct ConvertKVCToGPUPass : public mlir::kvc::impl::ConvertKVCToGPUBase<Convert
       dev.push_back(encodedBuffer(b, loc, h, i, abi[i]));
 
     Value rows = arith::MulIOp::create(b, loc, batch, hkv);
-    Value splits;
-    if (numSplits > 0) {
-      splits = cIdx(b, loc, numSplits);
-    } else {
-      // At run time, the runtime driver's plan for this cache (its longest row now) at the
-      // split kernel's measured occupancy: kvc_rt_gpu_encoded_splits.
-      auto module = op->getParentOfType<ModuleOp>();
-      Type i64 = b.getI64Type();
-      Value name = kernelNameRef(b, loc, module, cfg.prefix);
-      auto fn = declareRuntimeFunc(b, module, "kvc_rt_gpu_encoded_splits",
-                                   {name.getType(), i64}, {i64});
-      Value s64 = func::CallOp::create(b, loc, fn, ValueRange{name, h}).getResult(0);
-      splits = arith::IndexCastOp::create(b, loc, b.getIndexType(), s64);
-    }
+    // The runtime driver's plan for this cache (its longest row now).
+    Value splits = splitCount(b, loc, op, numSplits, "kvc_rt_gpu_encoded_splits", cfg.prefix,
+                              ValueRange{h});
     Value nqRows = arith::MulIOp::create(b, loc, rows, cIdx(b, loc, nqPerRow));
     Value partials = arith::MulIOp::create(b, loc, nqRows, splits);
     Value out = allocOutput(b, loc, op, qm, outputMemory == "device");
@@ -953,25 +961,10 @@ struct ConvertKVCToGPUPass : public mlir::kvc::impl::ConvertKVCToGPUBase<Convert
     // One specialisation's launches.
     auto emit = [&](const DecodeKernelConfig &cfg) {
       const int64_t kpi = decodeKeysPerIteration(cfg);
-      // Splits: the option, or at run time the runtime's plan (kvc_rt_gpu_decode_splits: whole
-      // waves at the split kernel's measured occupancy, >= 256 keys or 4 tiles per split), as
-      // on the AOT runtime path. A fixed CTAs-per-SM guess put part of the grid in a second
-      // wave.
-      Value splits;
-      if (numSplits > 0) {
-        splits = cIdx(b, loc, numSplits);
-      } else {
-        auto module = op->getParentOfType<ModuleOp>();
-        Type i64 = b.getI64Type();
-        Value name = kernelNameRef(b, loc, module, cfg.prefix);
-        auto fn = declareRuntimeFunc(b, module, "kvc_rt_gpu_decode_splits",
-                                     {name.getType(), i64, i64, i64}, {i64});
-        auto toI64 = [&](Value v) { return arith::IndexCastOp::create(b, loc, i64, v); };
-        Value s64 = func::CallOp::create(b, loc, fn,
-                                         ValueRange{name, toI64(batch), toI64(hkv), toI64(skv)})
-                        .getResult(0);
-        splits = arith::IndexCastOp::create(b, loc, b.getIndexType(), s64);
-      }
+      // Whole waves at the split kernel's measured occupancy, >= 256 keys or 4 tiles per split.
+      // A fixed CTAs-per-SM guess put part of the grid in a second wave.
+      Value splits = splitCount(b, loc, op, numSplits, "kvc_rt_gpu_decode_splits", cfg.prefix,
+                                ValueRange{batch, hkv, skv});
       Value cKpi = cIdx(b, loc, kpi);
       Value chunk = arith::CeilDivUIOp::create(b, loc, skv, splits);
       chunk =
