@@ -4,7 +4,7 @@
 // fixed rule (one wave of 4 CTAs per SM). The split kernel's real occupancy differs per
 // specialisation (3 CTAs/SM for the default D=128 kernel on the H100), and a count that spills
 // into a second, mostly empty wave cost up to ~25% at batch 8. So the host code asks here: the
-// kernel is found by name in the program's own GPU modules (MgpuModules.h), its occupancy is
+// kernel is found by name in the program's own GPU modules (HostCodeSupport.h), its occupancy is
 // measured once, and kvc_cuda_decode_make_plan (the AOT runtime's plan, CUDADecode.h) picks the
 // split count, so compiled programs and the runtime path plan alike.
 //
@@ -12,23 +12,16 @@
 #include "kvc/Runtime/CUDA.h"
 #include "kvc/Runtime/CUDADecode.h"
 #include "kvc/Runtime/CompilerABI.h"
-#include "MgpuModules.h"
+#include "HostCodeSupport.h"
 
-#include <cstdio>
-#include <cstdlib>
-#include <cstring>
 #include <map>
 #include <mutex>
 #include <string>
 
 namespace {
-// _Exit, as the mgpu* entry points (MgpuABI.cpp): other threads may still be in the runtime, so
-// static destructors must not run. Status 1 for a bad request, 2 for a kernel that is not there
-// or a CUDA failure.
+// Status 1 for a bad request, 2 for a kernel that is not there or a CUDA failure.
 [[noreturn]] void die(const std::string &msg, int status) {
-  std::fprintf(stderr, "kvc runtime: GPU decode plan: %s\n", msg.c_str());
-  std::fflush(stderr);
-  std::_Exit(status);
+  kvc::hostcode::fatal("GPU decode plan", msg, status);
 }
 
 struct Kernel {
@@ -36,7 +29,7 @@ struct Kernel {
   int residentCtas;
 };
 std::mutex cacheMutex;
-// Never destroyed (see die). Keyed by name: two programs in one process whose modules hold
+// Never destroyed (exits skip static destructors). Keyed by name: two programs in one process whose modules hold
 // kernels of the same name (same specialisation) share the first one's occupancy.
 std::map<std::string, Kernel> &cache() {
   static auto *c = new std::map<std::string, Kernel>;
@@ -55,16 +48,9 @@ Kernel lookup(const std::string &name) {
   if (kvc_cuda_decode_parse_name(split.c_str(), &cfg))
     die("'" + split + "' is not a dense/ragged decode kernel name", 1);
   kvc_cuda_module found = nullptr;
-  kvc::mgpu::forEachModule([&](kvc_cuda_module m) {
-    kvc_cuda_function f = nullptr;
-    if (kvc_cuda_module_get_function(m, split.c_str(), &f) != 0)
-      return false;
-    found = m;
-    return true;
-  });
-  if (!found)
-    die("no kernel '" + split + "' in the program's GPU modules (is the program's mgpu* ABI "
-        "libkvc_runtime's? with another GPU runtime, set convert-kvc-to-gpu num-splits)", 2);
+  kvc_cuda_function splitFn = nullptr;
+  if (!kvc::hostcode::findKernel(split, &found, &splitFn))
+    die(kvc::hostcode::missingKernelMessage(split), 2);
   kvc_decode_kernel k{};
   if (kvc_cuda_decode_kernel_get(found, name.c_str(), &k))
     die("occupancy of '" + split + "': " + kvc_cuda_last_error(), 2);
@@ -77,8 +63,7 @@ Kernel lookup(const std::string &name) {
 
 extern "C" int64_t _mlir_ciface_kvc_rt_gpu_decode_splits(kvc_memref_1d *name, int64_t batch,
                                                          int64_t hkv, int64_t skv) {
-  const char *p = static_cast<const char *>(name->aligned) + name->offset;
-  const std::string n(p, strnlen(p, size_t(name->sizes[0])));
+  const std::string n = kvc::hostcode::kernelName(*name);
   if (batch < 1 || hkv < 1 || skv < 0)
     die("bad shape for '" + n + "': batch " + std::to_string(batch) + ", hkv " +
         std::to_string(hkv) + ", skv " + std::to_string(skv), 1);

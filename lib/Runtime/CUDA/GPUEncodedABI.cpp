@@ -14,7 +14,7 @@
 #include "../Codec/Half.h"
 #include "../CompilerABI/CodecParams.h"
 #include "../CompilerABI/EncodeRows.h"
-#include "MgpuModules.h"
+#include "HostCodeSupport.h"
 
 #include <cstdio>
 #include <cstdlib>
@@ -45,12 +45,13 @@ std::vector<std::unique_ptr<GPUEncodedCache>> &registry() {
   return r;
 }
 
-// _Exit, as the mgpu* entry points (MgpuABI.cpp): static destructors (the handle registry)
-// must not run while the program may be mid-way through a call on another thread.
+// Status 1 for a bad request; 2 (fail) for a kernel that is not there or a CUDA failure. Both
+// exit through _Exit (HostCodeSupport.h): the handle registry's destructors must not run.
 [[noreturn]] void die(const std::string &msg) {
-  std::fprintf(stderr, "kvc runtime: GPU encoded cache: %s\n", msg.c_str());
-  std::fflush(stderr);
-  std::_Exit(1);
+  kvc::hostcode::fatal("GPU encoded cache", msg, 1);
+}
+[[noreturn]] void fail(const std::string &msg) {
+  kvc::hostcode::fatal("GPU encoded cache", msg, 2);
 }
 
 GPUEncodedCache *get(int64_t handle) {
@@ -233,7 +234,7 @@ void _mlir_ciface_kvc_rt_gpu_encoded_buffer_f16(kvc_memref_1d *result, int64_t h
 
 int64_t _mlir_ciface_kvc_rt_gpu_encoded_splits(kvc_memref_1d *name, int64_t handle) {
   // The split kernel's specialisation and resident CTAs, found once per name in the program's
-  // GPU modules (MgpuModules.h); the plan is the runtime driver's (kvc_cuda_encoded_make_plan),
+  // GPU modules (HostCodeSupport.h); the plan is the runtime driver's (kvc_cuda_encoded_make_plan),
   // sized by the cache's current longest row.
   struct Kernel {
     kvc_encoded_kernel_config cfg;
@@ -241,15 +242,8 @@ int64_t _mlir_ciface_kvc_rt_gpu_encoded_splits(kvc_memref_1d *name, int64_t hand
   };
   static std::mutex mutex;
   static auto &kernels = *new std::map<std::string, Kernel>; // never destroyed (exit paths)
-  // Status 2 for a kernel that is not there or a CUDA failure (as the decode plan).
-  auto fail = [](const std::string &msg) {
-    std::fprintf(stderr, "kvc runtime: GPU encoded cache: %s\n", msg.c_str());
-    std::fflush(stderr);
-    std::_Exit(2);
-  };
   GPUEncodedCache *c = get(handle);
-  const char *p = static_cast<const char *>(name->aligned) + name->offset;
-  const std::string n(p, strnlen(p, size_t(name->sizes[0])));
+  const std::string n = kvc::hostcode::kernelName(*name);
   Kernel k{};
   bool known;
   {
@@ -263,12 +257,10 @@ int64_t _mlir_ciface_kvc_rt_gpu_encoded_splits(kvc_memref_1d *name, int64_t hand
     const std::string split = n + "_split";
     if (kvc_cuda_encoded_parse_name(split.c_str(), &k.cfg))
       die("'" + split + "' is not an encoded decode kernel name"); // status 1: a bad request
+    kvc_cuda_module m = nullptr;
     kvc_cuda_function f = nullptr;
-    if (!kvc::mgpu::forEachModule([&](kvc_cuda_module m) {
-          return kvc_cuda_module_get_function(m, split.c_str(), &f) == 0;
-        }))
-      fail("no kernel '" + split + "' in the program's GPU modules (is the program's mgpu* ABI "
-           "libkvc_runtime's? with another GPU runtime, set convert-kvc-to-gpu num-splits)");
+    if (!kvc::hostcode::findKernel(split, &m, &f))
+      fail(kvc::hostcode::missingKernelMessage(split));
     int sms = 0, perSM = 0;
     if (kvc_cuda_device_info(nullptr, 0, &sms, nullptr, nullptr, nullptr) ||
         kvc_cuda_occupancy(f, k.cfg.head_dim, 0, &perSM))

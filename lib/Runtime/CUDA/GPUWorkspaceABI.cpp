@@ -15,21 +15,17 @@
 //===----------------------------------------------------------------------===//
 #include "kvc/Runtime/CUDA.h"
 #include "kvc/Runtime/CompilerABI.h"
+#include "HostCodeSupport.h"
 
-#include <cstdio>
-#include <cstdlib>
 #include <string>
 
 namespace {
 
 constexpr int64_t kSlots = 8;
 
-// Status 1 for a bad request, 2 for a CUDA failure; _Exit, as the mgpu* entry points
-// (MgpuABI.cpp): other threads may still be in the runtime.
+// Status 1 for a bad request, 2 for a CUDA failure.
 [[noreturn]] void die(const std::string &msg, int status = 1) {
-  std::fprintf(stderr, "kvc runtime: GPU workspace: %s\n", msg.c_str());
-  std::fflush(stderr);
-  std::_Exit(status);
+  kvc::hostcode::fatal("GPU workspace", msg, status);
 }
 
 struct Buffer {

@@ -9,7 +9,7 @@
 //
 //===----------------------------------------------------------------------===//
 #include "kvc/Runtime/CUDA.h"
-#include "MgpuModules.h"
+#include "HostCodeSupport.h"
 
 #include <cstdint>
 #include <cstdio>
@@ -49,7 +49,7 @@ constexpr size_t kMaxIdleStreams = 8;
 // runtime's own static objects live. So loading does no CUDA work there: it records the image
 // (NUL-terminated PTX for format=isa, or a cubin/fatbin), and the module is loaded on the first
 // function lookup, which happens at the first launch. Unloading at exit is left to the driver's
-// process teardown. The registered modules are listed for MgpuModules.h.
+// process teardown. The registered modules are searched by kvc::hostcode::findKernel.
 struct LazyModule {
   const void *image;
   kvc_cuda_module module;
@@ -69,7 +69,8 @@ void ensureLoaded(LazyModule *lazy) {
 }
 } // namespace
 
-bool kvc::mgpu::forEachModule(const std::function<bool(kvc_cuda_module)> &f) {
+bool kvc::hostcode::findKernel(const std::string &name, kvc_cuda_module *module,
+                               kvc_cuda_function *function) {
   std::vector<LazyModule *> snapshot;
   {
     std::lock_guard<std::mutex> lock(modulesMutex);
@@ -77,12 +78,13 @@ bool kvc::mgpu::forEachModule(const std::function<bool(kvc_cuda_module)> &f) {
   }
   for (LazyModule *m : snapshot) {
     ensureLoaded(m);
-    if (f(m->module))
+    if (kvc_cuda_module_get_function(m->module, name.c_str(), function) == 0) {
+      *module = m->module;
       return true;
+    }
   }
   return false;
 }
-
 extern "C" {
 
 void *mgpuModuleLoadJIT(void *data, int /*optLevel*/) {
