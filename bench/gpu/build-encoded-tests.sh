@@ -8,6 +8,7 @@ SRC=$(cd "$(dirname "$0")/../.." && pwd)
 BUILD=${1:-$SRC/build-gpu}
 OUTD=$BUILD/enc-tests
 mkdir -p "$OUTD"
+rm -f "$OUTD"/*.ptx # variants that an older run built would be timed too
 [ "${NO_BUILD:-0}" = 1 ] || ninja -j1 -C "$BUILD" kvc-opt kvc-bench
 cp "$BUILD/bin/kvc-bench" "$OUTD/"
 OPT="$BUILD/bin/kvc-opt"
@@ -45,6 +46,19 @@ for ms in 10x3 10x2 11x3 11x2; do
       -o "$OUTD/d.gpu.mlir"
     "$BENCHX" extract "$OUTD/d.gpu.mlir" -o "$OUTD/decode-encoded_ms${ms}_m$m.ptx"
   done
+done
+# Refill groups (encoded-refill-group: symbols decoded per refill of the bit window; the
+# default is 4 with encoded-unroll=8, 2 = the pair decoder): u<unroll>r<group>[_m<min-ctas>];
+# check variants with the default cap.
+for v in u4r2 u4r4 u8r8 u4r4_m6; do
+  u=${v#u}; u=${u%%r*}; r=${v#*r}; r=${r%%_*}; m=8; case $v in *_m*) m=${v##*_m};; esac
+  o="encoded-unroll=$u encoded-refill-group=$r encoded-min-ctas=$m"
+  "$OPT" "$SRC/bench/gpu/decode-encoded.mlir" --kvc-gpu-pipeline="$o" -o "$OUTD/d.gpu.mlir"
+  "$BENCHX" extract "$OUTD/d.gpu.mlir" -o "$OUTD/decode-encoded_$v.ptx"
+  if [ "$m" = 8 ]; then
+    "$OPT" "$SRC/bench/gpu/check-encoded.mlir" --kvc-gpu-pipeline="$o" -o "$OUTD/c.gpu.mlir"
+    "$BENCHX" extract "$OUTD/c.gpu.mlir" -o "$OUTD/check-encoded_$v.ptx"
+  fi
 done
 for b in 64 256; do
   "$OPT" "$SRC/bench/gpu/decode.mlir" --kvc-gpu-pipeline="block-size=$b unroll=4" \

@@ -2,8 +2,9 @@
 # Runs on the GPU machine from the repository root with build-gpu/enc-tests carried there:
 # encoded check, compute-sanitizer memcheck (--quick sizes), the encoded decode benchmark, the
 # dense bf16 kernels on the same shapes, and an ncu profile of the encoded kernel at batch 8 x
-# 16k; `ms` the multi-symbol decoder's sweep (not part of `all`). Results go to $OUT.
-# usage: bench/gpu/run-encoded.sh [check|bench|ncu|ms|all]...
+# 16k; `ms` the multi-symbol decoder's sweep and `group` the refill groups' (neither is part of
+# `all`). Results go to $OUT.
+# usage: bench/gpu/run-encoded.sh [check|bench|ncu|ms|group|all]...
 set -uo pipefail
 T=${T:-build-gpu/enc-tests}
 OUT=${OUT:-/tmp/out}
@@ -54,6 +55,27 @@ for what in "${@:-all}"; do
       --section Occupancy --section InstructionStats $T/kvc-bench encoded decode \
       $T/decode-encoded_ms10x2_m0.ptx --batches 8 --contexts 16384 --reps 1 --warmup 0 \
       > "$OUT/ncu-encoded-ms-b8-16k.txt" 2>&1
+  fi
+  if [ "$what" = group ]; then
+    # Refill groups (encoded-refill-group; build-encoded-tests.sh builds the variants): check
+    # each, memcheck the 8-symbol one, time all against the default (4) on every shape.
+    for v in u4r2 u4r4 u8r8; do
+      echo "== check $v"
+      timeout 200 $T/kvc-bench encoded check $T/check-encoded_$v.ptx | grep -E "FAIL|encoded check:"
+    done
+    timeout 200 compute-sanitizer --tool memcheck --leak-check no $T/kvc-bench encoded check \
+      $T/check-encoded_u8r8.ptx --quick 2>&1 | grep -E "ERROR SUMMARY|encoded check:|Invalid"
+    W=/tmp/kvc-group; mkdir -p $W
+    for f in $T/decode-encoded.ptx $T/decode-encoded_u*.ptx; do
+      timeout 200 $T/kvc-bench encoded decode $f ${GROUP_ARGS:-} \
+        --json $W/$(basename $f .ptx).json | tail -n +3 | grep -v wrote
+    done
+    PYTHONPATH=python python3 -m kvc.bench.merge_results --ptx $W/*.json \
+      > "$OUT/encoded-group-sweep.json"
+    timeout 150 ncu --kernel-name regex:enc_split --launch-count 1 --section SpeedOfLight \
+      --section Occupancy --section InstructionStats --section WarpStateStats $T/kvc-bench \
+      encoded decode $T/decode-encoded.ptx --batches 8 --contexts 16384 --reps 1 \
+      --warmup 0 > "$OUT/ncu-encoded-group-b8-16k.txt" 2>&1
   fi
   if [ "$what" = ncu ] || [ "$what" = all ]; then
     timeout 150 ncu --kernel-name regex:enc_split --launch-count 1 --section SpeedOfLight \

@@ -91,6 +91,7 @@ struct KVCGPUPipelinePass : public mlir::kvc::impl::KVCGPUPipelineBase<KVCGPUPip
                     " min-ctas=" + std::to_string(minCtas) +
                     " l2-prefetch=" + std::to_string(l2Prefetch) +
                     " encoded-unroll=" + std::to_string(encodedUnroll) +
+                    " encoded-refill-group=" + std::to_string(encodedRefillGroup) +
                     " encoded-min-ctas=" + std::to_string(encodedMinCtas) +
                     (encodedMultiSymbol ? " encoded-multi-symbol=true" : "") +
                     " encoded-ms-bits=" + std::to_string(encodedMSBits) +

@@ -218,8 +218,8 @@ double runCase(const Loaded &L, const Variant &V, const Case &C, std::mt19937 &r
 
 // ----------------------------------------------------------------------------- selftest
 // CPU-only check of the device form (kvc_encoded_pack) with an emulation of the kernels'
-// decoder: the same 64-bit window, pairwise LUT lookups with one refill per pair, slow path
-// from the absolute bit position. Every symbol must equal the codec's, every dequantised value
+// decoder: the same 64-bit window, pairwise LUT lookups with one refill per pair (and the
+// grouped form, 4 or 8 lookups per refill), slow path from the absolute bit position. Every symbol must equal the codec's, every dequantised value
 // min + s*step its decode, every recent-window element its fp16 value, and no read may go past
 // the padding words (the kernel reads without bounds checks).
 struct EmuStream {
@@ -228,6 +228,7 @@ struct EmuStream {
   const int32_t *lut, *aux, *syms;
   int64_t symsLen;
   std::string *err;
+  uint64_t *slow = nullptr; // LUT misses (the canonical slow path), when counted
   uint32_t rd(uint64_t i) {
     if (int64_t(i) >= n) {
       if (err->empty())
@@ -270,11 +271,16 @@ float emuOne(EmuStream &S, EmuDec &d) {
     std::memcpy(&f, &fb, 4);
     return f;
   }
+  if (S.slow)
+    ++*S.slow;
   uint64_t pos = uint64_t(d.wp - 1) * 32 - uint64_t(d.nb);
   EmuDec w = emuInit(S, pos);
   uint32_t h = uint32_t(w.win >> 32);
+  // As the kernel: the escape by one compare with its code, else lengths 12..16 only.
+  const uint32_t escLen = uint32_t(S.aux[54]), escCode = uint32_t(S.aux[55]);
+  const bool shortEsc = (h >> (32 - escLen)) == escCode;
   uint32_t fl = 0, fs = 0;
-  for (uint32_t l = 1; l <= 16; ++l) {
+  for (uint32_t l = 12; l <= 16; ++l) {
     uint32_t code = h >> (32 - l);
     uint32_t dd = code - uint32_t(S.aux[l]);
     if (fl == 0 && dd < uint32_t(S.aux[17 + l])) {
@@ -285,6 +291,8 @@ float emuOne(EmuStream &S, EmuDec &d) {
       fs = si < S.symsLen ? uint32_t(S.syms[si]) : 0;
     }
   }
+  if (shortEsc)
+    fl = escLen, fs = uint32_t(S.aux[51]);
   if (fl == 0 && S.err->empty())
     *S.err = "no canonical code matches (corrupt stream or tables)";
   uint32_t len = fl, sym = fs;
@@ -306,6 +314,48 @@ void emuVector(EmuStream &S, uint64_t bitpos, int64_t count, std::vector<float> 
     out.push_back(emuOne(S, d));
     if (j + 1 < count)
       out.push_back(emuOne(S, d));
+  }
+}
+
+// The grouped fast path (convert-kvc-to-gpu encoded-refill-group = G > 2): after one refill,
+// G chained LUT lookups (each at the position the codes before it imply; bits past the nb
+// valid ones read as zeros) and one check: no miss and the G codes within nb bits. Otherwise
+// the group is decoded again on the pair path. Counts groups and fallbacks.
+void emuVectorGroup(EmuStream &S, uint64_t bitpos, int64_t count, int G, std::vector<float> &out,
+                    uint64_t &groups, uint64_t &fallbacks) {
+  EmuDec d = emuInit(S, bitpos);
+  out.clear();
+  for (int64_t j = 0; j < count; j += G) {
+    emuRefill(S, d);
+    uint64_t w = d.win;
+    int32_t cum = 0;
+    bool miss = false;
+    uint32_t ent[8];
+    for (int k = 0; k < G; ++k) {
+      ent[k] = uint32_t(S.lut[uint32_t(w >> 32) >> 21]);
+      const uint32_t len = ent[k] & 31;
+      w <<= len;
+      cum += int32_t(len);
+      miss |= ent[k] == 0;
+    }
+    ++groups;
+    if (miss || cum > d.nb) {
+      ++fallbacks;
+      for (int k = 0; k < G; ++k) {
+        if (k && k % 2 == 0)
+          emuRefill(S, d);
+        out.push_back(emuOne(S, d));
+      }
+      continue;
+    }
+    for (int k = 0; k < G; ++k) {
+      const uint32_t fb = ent[k] & ~31u;
+      float f;
+      std::memcpy(&f, &fb, 4);
+      out.push_back(f);
+    }
+    d.win = w;
+    d.nb -= cum;
   }
 }
 
@@ -379,9 +429,13 @@ int cmdSelftest() {
   };
   const std::vector<MultiShape> multi = {{10, 3}, {10, 2}, {11, 3}, {11, 2}};
   std::vector<uint64_t> multiLookups(multi.size()), multiSymbols(multi.size());
+  const int groupSizes[2] = {4, 8};
+  uint64_t groupCount[2] = {0, 0}, groupFallbacks[2] = {0, 0};
   for (const T &C : cases) {
     const int64_t rows = C.B * C.Hkv;
     const uint64_t caseSymbols0 = multiSymbols[0], caseLookups0 = multiLookups[0];
+    const uint64_t caseGroups0 = groupCount[1], caseFallbacks0 = groupFallbacks[1];
+    uint64_t caseSlow = 0, caseSymbols = symbols;
     std::vector<int64_t> lens(size_t(rows), C.T);
     if (C.mode == 2)
       for (size_t i = 0; i < lens.size(); ++i)
@@ -432,7 +486,18 @@ int cmdSelftest() {
           for (int64_t v = 0; v < vecs && err.empty(); ++v) {
             const int64_t g = blk0 + b;
             const uint64_t bitpos = uint64_t(uint32_t(bo[g])) * 32 + uint32_t(vo[g * vecs + v]);
+            S.slow = &caseSlow;
             emuVector(S, bitpos, per, out);
+            S.slow = nullptr;
+            for (int gi = 0; gi < 2 && err.empty(); ++gi) {
+              std::vector<float> go;
+              emuVectorGroup(S, bitpos, per, groupSizes[gi], go, groupCount[gi],
+                             groupFallbacks[gi]);
+              if (go != out)
+                err = std::string(s ? "value" : "key") + " vector differs between the pair " +
+                      "and the " + std::to_string(groupSizes[gi]) + "-symbol group decoders: row " +
+                      std::to_string(r);
+            }
             for (size_t m = 0; m < multi.size() && err.empty(); ++m) {
               std::vector<float> mo;
               emuVectorMulti(S, multiLut[m][size_t(s)], multi[m].bits, bitpos, per, mo,
@@ -487,10 +552,15 @@ int cmdSelftest() {
     }
     const double perLookup = double(multiSymbols[0] - caseSymbols0) /
                              double(std::max<uint64_t>(1, multiLookups[0] - caseLookups0));
-    printf("  %s B=%lld Hkv=%lld T=%lld%s (multi-symbol %d-bit x %d: %.2f symbols/lookup)%s%s\n",
+    const double fallback = 100.0 * double(groupFallbacks[1] - caseFallbacks0) /
+                            double(std::max<uint64_t>(1, groupCount[1] - caseGroups0));
+    printf("  %s B=%lld Hkv=%lld T=%lld%s (multi-symbol %d-bit x %d: %.2f symbols/lookup; "
+           "8-symbol groups on the pair path: %.2f%%; LUT misses: %.3f%% of symbols)%s%s\n",
            err.empty() ? "PASS" : "FAIL", (long long)C.B, (long long)C.Hkv, (long long)C.T,
            C.mode == 1 ? " escape-heavy" : C.mode == 2 ? " ragged rows" : "", multi[0].bits,
-           multi[0].slots, perLookup, err.empty() ? "" : ": ", err.c_str());
+           multi[0].slots, perLookup, fallback,
+           100.0 * double(caseSlow) / double(std::max<uint64_t>(1, symbols - caseSymbols)),
+           err.empty() ? "" : ": ", err.c_str());
     failures += !err.empty();
     kvc_encoded_host_free(&F);
   }
@@ -499,6 +569,10 @@ int cmdSelftest() {
            multi[m].bits, multi[m].slots,
            failures ? "see the FAIL lines" : "same symbols as the single-symbol decoder",
            double(multiSymbols[m]) / double(std::max<uint64_t>(1, multiLookups[m])));
+  for (int gi = 0; gi < 2; ++gi)
+    printf("refill group %d: %s, %.3f%% of groups take the pair path\n", groupSizes[gi],
+           failures ? "see the FAIL lines" : "same symbols as the pair decoder",
+           100.0 * double(groupFallbacks[gi]) / double(std::max<uint64_t>(1, groupCount[gi])));
   printf("encoded selftest: %zu/%zu cases passed, %llu symbols decoded by the emulated kernel "
          "decoder\n",
          cases.size() - size_t(failures), cases.size(), (unsigned long long)symbols);

@@ -109,8 +109,12 @@ def ConvertKVCToGPU : Pass<"convert-kvc-to-gpu", "ModuleOp"> {
     Option<"l2Prefetch", "l2-prefetch", "int64_t", /*default=*/"0",
            "Dense/ragged kernels: main-loop tiles of K and V each split CTA keeps requested "
            "ahead into L2 with cp.async.bulk.prefetch (sm_90+; 0: off)">,
-    Option<"encodedUnroll", "encoded-unroll", "int64_t", /*default=*/"4",
-           "Encoded caches: symbols per decode-loop iteration (1, 2 or 4)">,
+    Option<"encodedUnroll", "encoded-unroll", "int64_t", /*default=*/"8",
+           "Encoded caches: symbols per decode-loop iteration (1, 2, 4 or 8)">,
+    Option<"encodedRefillGroup", "encoded-refill-group", "int64_t", /*default=*/"4",
+           "Encoded caches: symbols decoded per refill of the 64-bit bit window: 2 (a pair, "
+           "each lookup checked) or 4/8 (chained lookups with one check, the pair path when "
+           "the group misses); capped at encoded-unroll">,
     Option<"encodedMinCtas", "encoded-min-ctas", "int64_t", /*default=*/"8",
            "Encoded caches: CTAs per SM the split kernel must fit (nvvm.minctasm, caps "
            "registers: 8 gives 64 at D=128, measured fastest on H100; 0: ptxas decides)">,

@@ -72,8 +72,11 @@ def KVCGPUPipeline : Pass<"kvc-gpu-pipeline", "ModuleOp"> {
            "convert-kvc-to-gpu min-ctas (dense/ragged split kernel: CTAs per SM, caps registers)">,
     Option<"l2Prefetch", "l2-prefetch", "int64_t", /*default=*/"0",
            "convert-kvc-to-gpu l2-prefetch (dense/ragged: tiles requested ahead into L2)">,
-    Option<"encodedUnroll", "encoded-unroll", "int64_t", /*default=*/"4",
+    Option<"encodedUnroll", "encoded-unroll", "int64_t", /*default=*/"8",
            "convert-kvc-to-gpu encoded-unroll (encoded caches: symbols per decode iteration)">,
+    Option<"encodedRefillGroup", "encoded-refill-group", "int64_t", /*default=*/"4",
+           "convert-kvc-to-gpu encoded-refill-group (encoded caches: symbols per bit-window "
+           "refill)">,
     Option<"encodedMinCtas", "encoded-min-ctas", "int64_t", /*default=*/"8",
            "convert-kvc-to-gpu encoded-min-ctas (encoded caches: CTAs per SM, caps registers)">,
     Option<"encodedMultiSymbol", "encoded-multi-symbol", "bool", /*default=*/"false",

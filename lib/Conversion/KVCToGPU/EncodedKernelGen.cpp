@@ -53,17 +53,25 @@ std::string resDecl(const std::string &r, size_t n) {
 }
 } // namespace
 
+int64_t mlir::kvc::encodedRefillGroup(const EncodedKernelConfig &c) {
+  return c.multiSymbol ? 2 : std::max<int64_t>(2, std::min(c.refillGroup, c.unroll));
+}
+
 std::string mlir::kvc::encodedKernelTag(const EncodedKernelConfig &c) {
   return "_d" + std::to_string(c.headDim) + "_g" + std::to_string(c.groupSize) + "_q" +
          std::to_string(c.querySeq) + "_" + c.queryType + "_kb" + std::to_string(c.keyBlock) +
-         "_vb" + std::to_string(c.valueBlock) + "_u" + std::to_string(c.unroll) + "_enc" +
+         "_vb" + std::to_string(c.valueBlock) + "_u" + std::to_string(c.unroll) +
+         (encodedRefillGroup(c) != 2 ? "_r" + std::to_string(encodedRefillGroup(c))
+                                     : std::string()) +
+         "_enc" +
          (c.multiSymbol ? "_ms" + std::to_string(c.multiSymbolBits) + "x" +
                               std::to_string(c.multiSymbolSlots)
                         : std::string());
 }
 
 std::string mlir::kvc::generateEncodedKernels(const EncodedKernelConfig &c, std::string &error) {
-  const int64_t D = c.headDim, VB = c.valueBlock, KB = c.keyBlock, U = c.unroll;
+  const int64_t D = c.headDim, VB = c.valueBlock, KB = c.keyBlock, U = c.unroll,
+                G = encodedRefillGroup(c);
   if (D % 32 != 0 || D < 32 || D > 1024) {
     error = "encoded cache: head dim must be a multiple of 32 in [32, 1024] (one thread per "
             "channel), got " + std::to_string(D);
@@ -79,8 +87,13 @@ std::string mlir::kvc::generateEncodedKernels(const EncodedKernelConfig &c, std:
             ") and of key_block (" + std::to_string(KB) + ")";
     return "";
   }
-  if (U != 1 && U != 2 && U != 4) {
-    error = "encoded cache: unroll must be 1, 2 or 4";
+  if (U != 1 && U != 2 && U != 4 && U != 8) {
+    error = "encoded cache: unroll must be 1, 2, 4 or 8";
+    return "";
+  }
+  if (!c.multiSymbol && c.refillGroup != 2 && c.refillGroup != 4 && c.refillGroup != 8) {
+    error = "encoded cache: refill group must be 2, 4 or 8 symbols, got " +
+            std::to_string(c.refillGroup);
     return "";
   }
   if (D % U != 0 || VB % U != 0 || D % 8 != 0) {
@@ -253,7 +266,8 @@ std::string mlir::kvc::generateEncodedKernels(const EncodedKernelConfig &c, std:
         e.ci(U) + " iter_args(%qa" + std::to_string(i) + " = " + vzU + ") -> (" + VU + ") {");
     e.push();
     std::string v = e.L("vector.load %sQ[" + e.add(e.ci(i * D), "%qc" + std::to_string(i)) +
-                        "] {alignment = " + std::to_string(4 * U) + "} : " + QST + ", " + VU);
+                        "] {alignment = " + std::to_string(4 * std::min<int64_t>(U, 4)) +
+                        "} : " + QST + ", " + VU);
     e.S("scf.yield " + e.bin("arith.addf", "%qa" + std::to_string(i), v, VU) + " : " + VU);
     e.pop();
     e.S("}");
@@ -345,10 +359,17 @@ std::string mlir::kvc::generateEncodedKernels(const EncodedKernelConfig &c, std:
       std::string pos = e.sub(e.mul(e.sub(wpI, c1), c32), nbI);
       DState w = initState(words, pos);
       std::string h = windowTop(w.win);
-      // Canonical decode of the top 32 bits (codes up to 16 bits), then the escape.
+      // A miss is the escape (any length: one compare with its code) or a code of 12..16
+      // bits (every other code of <= 11 bits has a LUT entry): canonical decode of the top
+      // 32 bits over those lengths only, then the escape's raw symbol.
+      std::string escLen = e.ldI("%aux", e.add(auxB, e.ci(54)));
+      std::string escCode = e.ldI("%aux", e.add(auxB, e.ci(55)));
+      std::string isShortEsc =
+          e.cmp("eq", e.bin("arith.shrui", h, e.bin("arith.subi", i32c, escLen, "i32"), "i32"),
+                escCode, "i32");
       std::string fr = e.fresh("lng");
       std::string l = e.fresh("l"), fl = e.fresh("fl"), fs = e.fresh("fs");
-      e.S(fr + ":2 = scf.for " + l + " = " + c1 + " to " + c17 + " step " + c1 + " iter_args(" +
+      e.S(fr + ":2 = scf.for " + l + " = " + e.ci(12) + " to " + c17 + " step " + c1 + " iter_args(" +
           fl + " = " + i0 + ", " + fs + " = " + i0 + ") -> (i32, i32) {");
       e.push();
       std::string l32 = e.L("arith.index_castui " + l + " : index to i32");
@@ -370,11 +391,13 @@ std::string mlir::kvc::generateEncodedKernels(const EncodedKernelConfig &c, std:
       e.S("}");
       std::string esc = e.ldI("%aux", e.add(auxB, c51));
       std::string rbits = e.ldI("%aux", e.add(auxB, c52));
-      std::string isEsc = e.cmp("eq", fr + "#1", esc, "i32");
-      std::string raw = e.bin("arith.shrui", e.bin("arith.shli", h, fr + "#0", "i32"),
+      std::string cl = e.sel(isShortEsc, escLen, fr + "#0", "i32");
+      std::string cs = e.sel(isShortEsc, esc, fr + "#1", "i32");
+      std::string isEsc = e.cmp("eq", cs, esc, "i32");
+      std::string raw = e.bin("arith.shrui", e.bin("arith.shli", h, cl, "i32"),
                               e.bin("arith.subi", i32c, rbits, "i32"), "i32");
-      std::string sym = e.sel(isEsc, raw, fr + "#1", "i32");
-      std::string len = e.sel(isEsc, e.bin("arith.addi", fr + "#0", rbits, "i32"), fr + "#0", "i32");
+      std::string sym = e.sel(isEsc, raw, cs, "i32");
+      std::string len = e.sel(isEsc, e.bin("arith.addi", cl, rbits, "i32"), cl, "i32");
       std::string f = e.L("arith.uitofp " + sym + " : i32 to f32");
       std::string npos = e.add(pos, e.L("arith.index_castui " + len + " : i32 to index"));
       DState n2 = initState(words, npos);
@@ -421,7 +444,61 @@ std::string mlir::kvc::generateEncodedKernels(const EncodedKernelConfig &c, std:
     e.push();
     DState s{a[0], a[1], a[2], a[3]};
     std::vector<std::string> f(U);
-    for (int64_t u = 0; u < U; u += 2) {
+    for (int64_t u = 0; U > 2 && G > 2 && u < U; u += G) {
+      // A group of G > 2 symbols after one refill: G chained LUT lookups, each at the
+      // position the codes before it imply, then one check. The bits a lookup reads past the
+      // nb valid ones are zeros, but a code that ends within them is still exact (prefix
+      // property: its LUT entry depends on its own bits only), so the group is right when no
+      // entry missed and the G codes total <= nb bits. Otherwise (rare: mean code ~3.5 bits,
+      // nb >= 32) the group is decoded again on the general path with a refill per pair.
+      refill(s, words);
+      std::vector<std::string> ents(G);
+      std::string w = s.win, cum, miss;
+      for (int64_t k = 0; k < G; ++k) {
+        std::string hi = windowTop(w);
+        ents[k] = e.L("memref.load %sLut[" +
+                      e.add(e.toIdx(e.bin("arith.shrui", hi, i21, "i32")), lutOff) + "] : " + LUTT);
+        std::string len = e.bin("arith.andi", ents[k], i31, "i32");
+        w = e.bin("arith.shli", w, e.L("arith.extui " + len + " : i32 to i64"), "i64");
+        cum = k ? e.bin("arith.addi", cum, len, "i32") : len;
+        std::string m = e.cmp("eq", ents[k], i0, "i32");
+        miss = k ? e.bin("arith.ori", miss, m, "i1") : m;
+      }
+      miss = e.bin("arith.ori", miss, e.cmp("sgt", cum, s.nb, "i32"), "i1");
+      std::string gr = e.fresh("grp");
+      const std::string gty = rep("f32", G) + ", i64, i32, i32, i32";
+      e.S(gr + ":" + std::to_string(G + 4) + " = scf.if " + miss + " -> (" + gty + ") {");
+      e.push();
+      {
+        DState g = s;
+        std::vector<std::string> y;
+        for (int64_t k = 0; k < G; ++k) {
+          if (k && k % 2 == 0)
+            refill(g, words);
+          y.push_back(decodeOne(g, lutOff, auxB, words));
+        }
+        e.S("scf.yield " + join(y) + ", " + g.win + ", " + g.nb + ", " + g.nw + ", " + g.wp +
+            " : " + gty);
+      }
+      e.pop();
+      e.S("} else {");
+      e.push();
+      {
+        std::vector<std::string> y;
+        for (int64_t k = 0; k < G; ++k)
+          y.push_back(e.L("arith.bitcast " + e.bin("arith.andi", ents[k], im32, "i32") +
+                          " : i32 to f32"));
+        e.S("scf.yield " + join(y) + ", " + w + ", " + e.bin("arith.subi", s.nb, cum, "i32") +
+            ", " + s.nw + ", " + s.wp + " : " + gty);
+      }
+      e.pop();
+      e.S("}");
+      for (int64_t k = 0; k < G; ++k)
+        f[u + k] = gr + "#" + std::to_string(k);
+      s = {gr + "#" + std::to_string(G), gr + "#" + std::to_string(G + 1),
+           gr + "#" + std::to_string(G + 2), gr + "#" + std::to_string(G + 3)};
+    }
+    for (int64_t u = 0; !(U > 2 && G > 2) && u < U; u += 2) {
       refill(s, words);
       if (u + 1 >= U) {
         f[u] = decodeOne(s, lutOff, auxB, words);
@@ -472,8 +549,8 @@ std::string mlir::kvc::generateEncodedKernels(const EncodedKernelConfig &c, std:
     std::vector<std::string> out = {s.win, s.nb, s.nw, s.wp};
     for (int64_t i = 0; i < NQ; ++i) {
       std::string wv = e.L("vector.load " + wmem + "[" + e.add(e.ci(i * wstride), j) +
-                           "] {alignment = " + std::to_string(4 * U) + "} : " +
-                           wty + ", " + VU);
+                           "] {alignment = " + std::to_string(4 * std::min<int64_t>(U, 4)) +
+                           "} : " + wty + ", " + VU);
       std::string x = acc[i];
       for (int64_t u = 0; u < U; ++u) {
         std::string wu = e.L("vector.extract " + wv + "[" + std::to_string(u) + "] : f32 from " + VU);

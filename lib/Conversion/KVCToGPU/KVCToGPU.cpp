@@ -421,6 +421,7 @@ struct ConvertKVCToGPUPass : public mlir::kvc::impl::ConvertKVCToGPUBase<Convert
         ec.keyBlock = codec.getKeyBlock();
         ec.valueBlock = codec.getValueBlock();
         ec.unroll = encodedUnroll;
+        ec.refillGroup = encodedRefillGroup;
         ec.minCtasPerSM = encodedMinCtas;
         ec.multiSymbol = encodedMultiSymbol;
         ec.multiSymbolBits = encodedMSBits;

@@ -43,10 +43,15 @@ int kvc_cuda_encoded_parse_name(const char *name, kvc_encoded_kernel_config *out
     kvc_encoded_kernel_config c{};
     char qt[8] = {0};
     int consumed = 0;
-    if (sscanf(s.c_str() + pos, "_d%d_g%d_q%d_%4[bf1632]_kb%d_vb%d_u%d_enc%n", &c.head_dim,
+    // _u<U> is followed by _enc, or by _r<G>_enc (a refill group other than 2; the decode
+    // loop only, the ABI is the same).
+    int group = 0, tail = 0;
+    if (sscanf(s.c_str() + pos, "_d%d_g%d_q%d_%4[bf1632]_kb%d_vb%d_u%d%n", &c.head_dim,
                &c.group, &c.query_seq, qt, &c.key_block, &c.value_block, &c.unroll,
                &consumed) == 7 &&
-        consumed > 0) {
+        consumed > 0 &&
+        ((sscanf(s.c_str() + pos + consumed, "_enc%n", &tail) == 0 && tail > 0) ||
+         (sscanf(s.c_str() + pos + consumed, "_r%d_enc%n", &group, &tail) == 1 && tail > 0))) {
       if (!std::strcmp(qt, "bf16"))
         c.query_type = 0, c.query_bytes = 2;
       else if (!std::strcmp(qt, "f16"))
@@ -140,6 +145,11 @@ int kvc_encoded_pack(const kvc_codec_head *const *heads, int64_t batch, int64_t 
         a[51] = int32_t(t.escape_symbol);
         a[52] = int32_t(t.raw_bits);
         a[53] = int32_t(syms.size());
+        // The escape's code, so a LUT miss tells it apart with one compare and searches only
+        // lengths 12..16 otherwise (no escape: a length and code that never match).
+        const uint32_t escLen = t.code_lengths[t.escape_symbol];
+        a[54] = escLen ? int32_t(escLen) : 16;
+        a[55] = escLen ? int32_t(t.codes[t.escape_symbol]) : -1;
         for (uint32_t i = 0; i < t.num_codes; ++i)
           syms.push_back(int32_t(t.sorted_symbols[i]));
         for (int w = 0; w < 2048; ++w) {

@@ -47,8 +47,8 @@ func.func @prefill(%k: tensor<2x8x?x128xbf16>, %v: tensor<2x8x?x128xbf16>) -> !e
 // The attention reads the same handle after the append (batch and KV heads checked first).
 // CHECK: call @kvc_rt_gpu_encoded_check_rows(%arg1, %{{.*}}, %c8_i64{{.*}})
 // CHECK: call @kvc_rt_gpu_encoded_buffer_i32(%arg1, %c0_i64)
-// CHECK: gpu.launch_func @kvc_gpu::@kvc_attn0_d128_g4_q1_bf16_kb64_vb128_u4_enc_split
-// CHECK: gpu.launch_func @kvc_gpu::@kvc_attn0_d128_g4_q1_bf16_kb64_vb128_u4_enc_merge
+// CHECK: gpu.launch_func @kvc_gpu::@kvc_attn0_d128_g4_q1_bf16_kb64_vb128_u8_r4_enc_split
+// CHECK: gpu.launch_func @kvc_gpu::@kvc_attn0_d128_g4_q1_bf16_kb64_vb128_u8_r4_enc_merge
 // CHECK: return %{{.*}}, %arg1 : tensor<2x32x1x128xbf16>, i64
 // CHECK-NOT: kvc.
 // The generated kernels: store pair, window append (bf16 -> f32 -> f16, round to nearest even).
@@ -109,7 +109,7 @@ func.func @two_appends(%c: !renc, %k: tensor<1x2x?x64xf16>, %v: tensor<1x2x?x64x
 
 // CHECK-LABEL: func.func @encode_and_decode(
 // CHECK: %[[H:.*]] = call @kvc_rt_gpu_encode_f16(
-// CHECK: gpu.launch_func @kvc_gpu::@kvc_attn0_d128_g4_q1_f16_kb64_vb128_u4_enc_split
+// CHECK: gpu.launch_func @kvc_gpu::@kvc_attn0_d128_g4_q1_f16_kb64_vb128_u8_r4_enc_split
 // CHECK: call @kvc_rt_gpu_encoded_release(%[[H]]) : (i64) -> ()
 // CHECK-NEXT: return
 func.func @encode_and_decode(%q: tensor<1x8x1x128xf16>, %k: tensor<1x2x?x128xf16>, %v: tensor<1x2x?x128xf16>) -> tensor<1x8x1x128xf16> {

@@ -8,7 +8,7 @@
 #codec = #kvc.codec<bits = 0, key_group = block, key_block = 64, key_error = 5.000000e-02 : f64, value_group = token, value_block = 128, value_error = 1.000000e-01 : f64, entropy = huffman, recent_keys = 128, recent_values = 256>
 !enc = !kvc.encoded_cache<tensor<?x1x?x64xf16>, tensor<?x1x?x64xf16>, #codec>
 
-// CHECK: gpu.func @kvc_attn0_d64_g16_q1_f16_kb64_vb128_u4_enc_ms10x3_split(
+// CHECK: gpu.func @kvc_attn0_d64_g16_q1_f16_kb64_vb128_u8_enc_ms10x3_split(
 // CHECK-SAME: %[[QT:[a-z0-9]*]] : memref<1104xf32, #gpu.address_space<workgroup>> {llvm.align = 16 : i64}, %[[AT:[a-z0-9]*]] : memref<2128xf32, #gpu.address_space<workgroup>> {llvm.align = 16 : i64})
 // CHECK: scf.for %[[PZ:.*]] = %thread_id_x to %c80 step %c64 {
 // CHECK: %[[I:.*]] = arith.addi %c1024{{.*}}, %[[PZ]] : index

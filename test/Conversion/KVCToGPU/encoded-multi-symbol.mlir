@@ -13,7 +13,7 @@
 #codec = #kvc.codec<bits = 0, key_group = block, key_block = 64, key_error = 5.000000e-02 : f64, value_group = token, value_block = 128, value_error = 1.000000e-01 : f64, entropy = huffman, recent_keys = 128, recent_values = 256>
 !enc = !kvc.encoded_cache<tensor<?x8x?x128xbf16>, tensor<?x8x?x128xbf16>, #codec>
 
-// CHECK: gpu.func @kvc_attn0_d128_g4_q1_bf16_kb64_vb128_u4_enc_ms10x2_split(
+// CHECK: gpu.func @kvc_attn0_d128_g4_q1_bf16_kb64_vb128_u8_enc_ms10x2_split(
 // CHECK-SAME: workgroup(%[[LUT:.*]] : memref<4096xi32, #gpu.address_space<workgroup>> {llvm.align = 16 : i64}, %{{.*}} : memref<512xf32, {{.*}}>{{.*}}, %{{.*}} : memref<512xf32, {{.*}}>{{.*}}, %{{.*}} : memref<32xf32, {{.*}}>{{.*}}, %[[QT:.*]] : memref<524xf32, #gpu.address_space<workgroup>> {llvm.align = 16 : i64}, %[[AT:.*]] : memref<524xf32, #gpu.address_space<workgroup>> {llvm.align = 16 : i64})
 // CHECK: scf.for %{{.*}} = %{{.*}} to %c2048{{.*}} step %c128
 // CHECK-COUNT-2: arith.truncf %{{.*}} : f32 to f16
@@ -45,7 +45,7 @@
 // Value phase.
 // CHECK: scf.while
 // CHECK: vector.load %[[AT]][%{{.*}}] {alignment = 16 : i64} : memref<524xf32, #gpu.address_space<workgroup>>, vector<4xf32>
-// B11: gpu.func @kvc_attn0_d128_g4_q1_bf16_kb64_vb128_u4_enc_ms11x3_split(
+// B11: gpu.func @kvc_attn0_d128_g4_q1_bf16_kb64_vb128_u8_enc_ms11x3_split(
 // B11-SAME: workgroup(%{{.*}} : memref<8192xi32, #gpu.address_space<workgroup>>
 // B11: scf.for %{{.*}} = %{{.*}} to %c4096{{.*}} step %c128
 // B11-COUNT-3: arith.truncf %{{.*}} : f32 to f16

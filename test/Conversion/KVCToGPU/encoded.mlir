@@ -4,6 +4,7 @@
 // recent tail, online softmax, p.V) and merge kernel.
 // RUN: kvc-opt %s -split-input-file --convert-kvc-to-gpu | FileCheck %s
 // RUN: kvc-opt %s -split-input-file --convert-kvc-to-gpu="encoded-min-ctas=0 encoded-unroll=2" | FileCheck %s --check-prefix=OPT
+// RUN: kvc-opt %s -split-input-file --convert-kvc-to-gpu="encoded-refill-group=8" | FileCheck %s --check-prefix=G8
 
 #codec = #kvc.codec<bits = 0, key_group = block, key_block = 64, key_error = 5.000000e-02 : f64, value_group = token, value_block = 128, value_error = 1.000000e-01 : f64, entropy = huffman, recent_keys = 128, recent_values = 256>
 !enc = !kvc.encoded_cache<tensor<?x8x?x128xbf16>, tensor<?x8x?x128xbf16>, #codec>
@@ -18,24 +19,24 @@
 // CHECK: %[[VREC:.*]] = call @kvc_rt_gpu_encoded_buffer_f16(%arg1, %c15_i64)
 // The split count: the runtime driver's plan for this cache at the split kernel's occupancy,
 // the kernel found by its NUL-terminated name.
-// CHECK: %[[NAME:.*]] = memref.get_global @__kvc_name_kvc_attn0_d128_g4_q1_bf16_kb64_vb128_u4_enc : memref<44xi8>
+// CHECK: %[[NAME:.*]] = memref.get_global @__kvc_name_kvc_attn0_d128_g4_q1_bf16_kb64_vb128_u8_r4_enc : memref<47xi8>
 // CHECK: %[[NAMEDYN:.*]] = memref.cast %[[NAME]]
 // CHECK: %[[NS64:.*]] = call @kvc_rt_gpu_encoded_splits(%[[NAMEDYN]], %arg1) : (memref<?xi8>, i64) -> i64
 // CHECK: %[[NS:.*]] = arith.index_cast %[[NS64]] : i64 to index
 // The split kernels' partials: the runtime's cached f32 workspaces (slots 0 and 1).
 // CHECK: %[[OP:.*]] = call @kvc_rt_gpu_workspace_f32(%c0_i64{{.*}}, %{{.*}}) : (i64, i64) -> memref<?xf32>
 // CHECK: %[[ML:.*]] = call @kvc_rt_gpu_workspace_f32(%c1_i64{{.*}}, %{{.*}}) : (i64, i64) -> memref<?xf32>
-// CHECK: gpu.launch_func @kvc_gpu::@kvc_attn0_d128_g4_q1_bf16_kb64_vb128_u4_enc_split blocks in (%[[NS]], %c8, %dim) threads in (%c128{{.*}}, %c1{{.*}}, %c1{{.*}}) args(%collapse_shape : memref<?xbf16>, %[[ROWS]] : memref<?xi32>,
+// CHECK: gpu.launch_func @kvc_gpu::@kvc_attn0_d128_g4_q1_bf16_kb64_vb128_u8_r4_enc_split blocks in (%[[NS]], %c8, %dim) threads in (%c128{{.*}}, %c1{{.*}}, %c1{{.*}}) args(%collapse_shape : memref<?xbf16>, %[[ROWS]] : memref<?xi32>,
 // CHECK-SAME: %[[VREC]] : memref<?xf16>, %[[OP]] : memref<?xf32>, %[[ML]] : memref<?xf32>)
-// CHECK: gpu.launch_func @kvc_gpu::@kvc_attn0_d128_g4_q1_bf16_kb64_vb128_u4_enc_merge
+// CHECK: gpu.launch_func @kvc_gpu::@kvc_attn0_d128_g4_q1_bf16_kb64_vb128_u8_r4_enc_merge
 // CHECK-SAME: args(%[[OP]] : memref<?xf32>, %[[ML]] : memref<?xf32>, %{{.*}} : memref<?xbf16>, %{{.*}} : index)
 // CHECK-NOT: kvc.attention
 // The identical second op shares the kernels.
-// CHECK: gpu.launch_func @kvc_gpu::@kvc_attn0_d128_g4_q1_bf16_kb64_vb128_u4_enc_split
-// CHECK: gpu.launch_func @kvc_gpu::@kvc_attn0_d128_g4_q1_bf16_kb64_vb128_u4_enc_merge
+// CHECK: gpu.launch_func @kvc_gpu::@kvc_attn0_d128_g4_q1_bf16_kb64_vb128_u8_r4_enc_split
+// CHECK: gpu.launch_func @kvc_gpu::@kvc_attn0_d128_g4_q1_bf16_kb64_vb128_u8_r4_enc_merge
 
 // CHECK: gpu.module @kvc_gpu
-// CHECK: gpu.func @kvc_attn0_d128_g4_q1_bf16_kb64_vb128_u4_enc_split(%arg0: memref<?xbf16>, %arg1: memref<?xi32>,
+// CHECK: gpu.func @kvc_attn0_d128_g4_q1_bf16_kb64_vb128_u8_r4_enc_split(%arg0: memref<?xbf16>, %arg1: memref<?xi32>,
 // CHECK-SAME: workgroup(%[[LUT:.*]] : memref<4096xi32, #gpu.address_space<workgroup>> {llvm.align = 16 : i64}, %[[SQ:.*]] : memref<512xf32, #gpu.address_space<workgroup>> {llvm.align = 16 : i64}, %[[SA:.*]] : memref<512xf32, #gpu.address_space<workgroup>> {llvm.align = 16 : i64}, %{{.*}} : memref<32xf32, #gpu.address_space<workgroup>> {llvm.align = 16 : i64})
 // CHECK-SAME: kernel attributes {known_block_size = array<i32: 128, 1, 1>, kvc.kernel = "encoded_split", nvvm.minctasm = 8 : i32}
 // Row info, then the row's key+value LUTs copied to workgroup memory.
@@ -50,24 +51,29 @@
 // CHECK: gpu.barrier
 // The tile loop over value blocks of this split.
 // CHECK: scf.for %[[TILE:.*]] = %{{.*}} to %{{.*}} step %c1{{.*}} iter_args(
-// Key phase, encoded row: decode loop with a 64-bit window, a pair of LUT lookups, the
-// canonical slow path (code lengths 1..16 and the escape) and the fp16 fallback for recent keys.
+// Key phase, encoded row: decode loop of 8 symbols with a 64-bit window, in groups of 4 (one
+// refill, 4 chained LUT lookups, one check: a miss, or codes past the window's valid bits),
+// a failed group on the pair path (whose slow path compares with the escape's code, aux[54]
+// and [55], and searches code lengths 12..16), and the fp16 fallback for recent keys.
 // CHECK: memref.load %arg5[
-// CHECK: scf.for %{{.*}} = %c0{{.*}} to %c128{{.*}} step %c4{{.*}} iter_args({{.*}}) -> (i64, i32, i32, i32, f32, f32, f32, f32)
+// CHECK: scf.for %{{.*}} = %c0{{.*}} to %c128{{.*}} step %c8{{.*}} iter_args({{.*}}) -> (i64, i32, i32, i32, f32, f32, f32, f32)
 // CHECK:   arith.cmpi slt, %{{.*}}, %c32_i32
 // CHECK:   arith.shrui %{{.*}}, %c32_i64 : i64
 // CHECK:   arith.shrui %{{.*}}, %c21_i32 : i32
-// CHECK:   memref.load %[[LUT]][
-// CHECK:   memref.load %[[LUT]][
-// CHECK:   arith.ori %{{.*}} : i1
-// CHECK:   scf.if %{{.*}} -> (f32, f32, i64, i32, i32, i32)
-// CHECK:     scf.for %{{.*}} = %c1 to %c17 step %c1 iter_args(
-// CHECK:       memref.load %arg3[
-// CHECK:     arith.uitofp %{{.*}} : i32 to f32
+// CHECK-COUNT-4: memref.load %[[LUT]][
+// CHECK:   arith.cmpi sgt, %{{.*}} : i32
+// CHECK:   scf.if %{{.*}} -> (f32, f32, f32, f32, i64, i32, i32, i32)
+// CHECK:     memref.load %[[LUT]][
+// CHECK:     scf.if %{{.*}} -> (f32, i64, i32, i32, i32)
+// CHECK:       arith.constant 54 : index
+// CHECK:       arith.constant 55 : index
+// CHECK:       scf.for %{{.*}} = %c12{{.*}} to %c17{{.*}} step %c1{{.*}} iter_args(
+// CHECK:         memref.load %arg3[
+// CHECK:       arith.uitofp %{{.*}} : i32 to f32
 // CHECK:   } else {
 // CHECK:     arith.andi %{{.*}}, %c-32_i32 : i32
 // CHECK:     arith.bitcast %{{.*}} : i32 to f32
-// CHECK:   vector.load %[[SQ]][{{.*}}] {alignment = 16 : i64} : memref<512xf32, #gpu.address_space<workgroup>>, vector<4xf32>
+// CHECK:   vector.load %[[SQ]][{{.*}}] {alignment = 16 : i64} : memref<512xf32, #gpu.address_space<workgroup>>, vector<8xf32>
 // CHECK:   math.fma
 // CHECK: memref.load %arg8[
 // CHECK: memref.load %arg9[
@@ -95,15 +101,29 @@
 // CHECK: memref.store %{{.*}}, %arg18[
 // CHECK: gpu.return
 // The merge is the dense one (SplitMerge.h): 4 slices of 128 threads.
-// CHECK: gpu.func @kvc_attn0_d128_g4_q1_bf16_kb64_vb128_u4_enc_merge(%arg0: memref<?xf32>, %arg1: memref<?xf32>, %arg2: memref<?xbf16>, %arg3: index) workgroup({{.*}}) kernel attributes {known_block_size = array<i32: 512, 1, 1>, kvc.kernel = "encoded_merge"}
+// CHECK: gpu.func @kvc_attn0_d128_g4_q1_bf16_kb64_vb128_u8_r4_enc_merge(%arg0: memref<?xf32>, %arg1: memref<?xf32>, %arg2: memref<?xbf16>, %arg3: index) workgroup({{.*}}) kernel attributes {known_block_size = array<i32: 512, 1, 1>, kvc.kernel = "encoded_merge"}
 // CHECK: scf.for %{{.*}} step %c32 iter_args(
 // CHECK: gpu.barrier
 // CHECK: arith.divf
 // CHECK: arith.truncf %{{.*}} : f32 to bf16
 
+// With encoded-unroll=2 the refill group is capped at 2: the pair decoder (both lookups, then
+// one branch when either misses).
 // OPT: gpu.func @kvc_attn0_d128_g4_q1_bf16_kb64_vb128_u2_enc_split
 // OPT-SAME: kernel attributes {known_block_size = array<i32: 128, 1, 1>, kvc.kernel = "encoded_split"} {
 // OPT: scf.for %{{.*}} = %c0{{.*}} to %c128{{.*}} step %c2{{.*}} iter_args({{.*}}) -> (i64, i32, i32, i32, f32, f32, f32, f32)
+// OPT:   arith.cmpi slt, %{{.*}}, %c32_i32
+// OPT:   memref.load %{{.*}}[
+// OPT:   memref.load %{{.*}}[
+// OPT:   arith.ori %{{.*}} : i1
+// OPT:   scf.if %{{.*}} -> (f32, f32, i64, i32, i32, i32)
+// An 8-symbol group: one refill per 8 lookups.
+// G8: gpu.func @kvc_attn0_d128_g4_q1_bf16_kb64_vb128_u8_r8_enc_split
+// G8: scf.for %{{.*}} = %c0{{.*}} to %c128{{.*}} step %c8{{.*}} iter_args(
+// G8:   arith.cmpi slt, %{{.*}}, %c32_i32
+// G8-COUNT-8: memref.load %{{.*}}[
+// G8:   arith.cmpi sgt, %{{.*}} : i32
+// G8:   scf.if %{{.*}} -> (f32, f32, f32, f32, f32, f32, f32, f32, i64, i32, i32, i32)
 func.func @decode(%q: tensor<?x32x1x128xbf16>, %c: !enc) -> (tensor<?x32x1x128xbf16>, tensor<?x32x1x128xbf16>) {
   %k, %v = kvc.cache.view %c : !enc -> tensor<?x8x?x128xbf16>, tensor<?x8x?x128xbf16>
   %o = kvc.attention %q, %k, %v {causal} : (tensor<?x32x1x128xbf16>, tensor<?x8x?x128xbf16>, tensor<?x8x?x128xbf16>) -> tensor<?x32x1x128xbf16>
@@ -121,12 +141,12 @@ func.func @decode(%q: tensor<?x32x1x128xbf16>, %c: !enc) -> (tensor<?x32x1x128xb
 // CHECK-LABEL: func.func @ragged_f32(%arg0: tensor<2x16x1x64xf32>, %arg1: i64)
 // CHECK-NOT: kvc.cache.lengths
 // CHECK: call @kvc_rt_gpu_encoded_buffer_i32(%arg1, %c0_i64)
-// CHECK: gpu.launch_func @kvc_gpu::@kvc_attn0_d64_g8_q1_f32_kb64_vb128_u4_enc_split blocks in (%{{.*}}, %c2{{.*}}, %c2{{.*}}) threads in (%c64
-// CHECK: gpu.launch_func @kvc_gpu::@kvc_attn0_d64_g8_q1_f32_kb64_vb128_u4_enc_merge
-// CHECK: gpu.func @kvc_attn0_d64_g8_q1_f32_kb64_vb128_u4_enc_split(%arg0: memref<?xf32>
+// CHECK: gpu.launch_func @kvc_gpu::@kvc_attn0_d64_g8_q1_f32_kb64_vb128_u8_r4_enc_split blocks in (%{{.*}}, %c2{{.*}}, %c2{{.*}}) threads in (%c64
+// CHECK: gpu.launch_func @kvc_gpu::@kvc_attn0_d64_g8_q1_f32_kb64_vb128_u8_r4_enc_merge
+// CHECK: gpu.func @kvc_attn0_d64_g8_q1_f32_kb64_vb128_u8_r4_enc_split(%arg0: memref<?xf32>
 // CHECK-SAME: memref<1024xf32, #gpu.address_space<workgroup>>
 // CHECK-NOT: arith.extf %{{.*}} : bf16
-// CHECK: gpu.func @kvc_attn0_d64_g8_q1_f32_kb64_vb128_u4_enc_merge
+// CHECK: gpu.func @kvc_attn0_d64_g8_q1_f32_kb64_vb128_u8_r4_enc_merge
 // CHECK-NOT: arith.truncf
 // CHECK: gpu.return
 func.func @ragged_f32(%q: tensor<2x16x1x64xf32>, %c: !renc) -> tensor<2x16x1x64xf32> {

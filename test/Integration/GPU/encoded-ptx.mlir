@@ -9,12 +9,12 @@
 
 // CHECK-LABEL: func.func @decode_encoded(%arg0: tensor<?x32x1x128xbf16>, %arg1: i64)
 // CHECK: call @kvc_rt_gpu_encoded_buffer_i32(%arg1, %{{.*}}) : (i64, i64) -> memref<?xi32>
-// CHECK: gpu.launch_func @kvc_gpu::@kvc_attn0_d128_g4_q1_bf16_kb64_vb128_u4_enc_split
-// CHECK: gpu.launch_func @kvc_gpu::@kvc_attn0_d128_g4_q1_bf16_kb64_vb128_u4_enc_merge
+// CHECK: gpu.launch_func @kvc_gpu::@kvc_attn0_d128_g4_q1_bf16_kb64_vb128_u8_r4_enc_split
+// CHECK: gpu.launch_func @kvc_gpu::@kvc_attn0_d128_g4_q1_bf16_kb64_vb128_u8_r4_enc_merge
 // CHECK: gpu.binary @kvc_gpu [#gpu.object<#nvvm.target<O = 3, chip = "sm_90a", features = "+ptx80">
 // CHECK-SAME: .version 8.0
 // CHECK-SAME: .target sm_90a
-// CHECK-SAME: .entry kvc_attn0_d128_g4_q1_bf16_kb64_vb128_u4_enc_split(
+// CHECK-SAME: .entry kvc_attn0_d128_g4_q1_bf16_kb64_vb128_u8_r4_enc_split(
 // CHECK-SAME: .maxntid 128, 1, 1
 // CHECK-SAME: .minnctapersm 8
 // CHECK-SAME: cvt.f32.bf16
@@ -25,12 +25,12 @@
 // CHECK-SAME: ld.global.v4.b32
 // CHECK-SAME: shfl.sync.bfly.b32
 // CHECK-SAME: ex2.approx.f32
-// CHECK-SAME: .entry kvc_attn0_d128_g4_q1_bf16_kb64_vb128_u4_enc_merge(
+// CHECK-SAME: .entry kvc_attn0_d128_g4_q1_bf16_kb64_vb128_u8_r4_enc_merge(
 
 // BIN: gpu.binary @kvc_gpu [#gpu.object<#nvvm.target<O = 3, chip = "sm_90a", features = "+ptx80">
 // BIN-SAME: bin = "
 
-// PTXAS: Compiling entry function 'kvc_attn0_d128_g4_q1_bf16_kb64_vb128_u4_enc_split' for 'sm_90a'
+// PTXAS: Compiling entry function 'kvc_attn0_d128_g4_q1_bf16_kb64_vb128_u8_r4_enc_split' for 'sm_90a'
 // PTXAS: Used {{[1-5]?[0-9]|6[0-4]}} registers
 
 #codec = #kvc.codec<bits = 0, key_group = block, key_block = 64, key_error = 5.000000e-02 : f64, value_group = token, value_block = 128, value_error = 1.000000e-01 : f64, entropy = huffman, recent_keys = 128, recent_values = 256>

@@ -60,8 +60,8 @@
 // ENC-DAG: c"kvc_window_d128_bf16\00"
 // ENC-DAG: c"kvc_store_d128_kb64_vb128_f16_kblk_kstore\00"
 // ENC-DAG: c"kvc_store_d128_kb64_vb128_f16_kblk_vstore\00"
-// ENC-DAG: c"kvc_attn0_d128_g4_q1_bf16_kb64_vb128_u4_enc_split\00"
-// ENC-DAG: c"kvc_attn0_d128_g4_q1_bf16_kb64_vb128_u4_enc_merge\00"
+// ENC-DAG: c"kvc_attn0_d128_g4_q1_bf16_kb64_vb128_u8_r4_enc_split\00"
+// ENC-DAG: c"kvc_attn0_d128_g4_q1_bf16_kb64_vb128_u8_r4_enc_merge\00"
 
 func.func @decode(%q: tensor<?x32x1x128xbf16>, %k: tensor<?x8x?x128xbf16>,
                   %v: tensor<?x8x?x128xbf16>) -> tensor<?x32x1x128xbf16> {

@@ -19,7 +19,9 @@
 //                 aux0 (offset of the row's Huffman side tables in aux)
 //   aux    per row 128 words: keys at aux0, values at aux0+64: [0..16] first_code[l],
 //                 [17..33] length_count[l], [34..50] first_index[l], [51] escape symbol,
-//                 [52] raw_bits, [53] offset of the stream's sorted_symbols in syms
+//                 [52] raw_bits, [53] offset of the stream's sorted_symbols in syms,
+//                 [54] length and [55] value of the escape's code (16 and -1 when there is
+//                 no escape: never matches)
 //   syms   sorted_symbols of every stream (canonical order)
 //   lut    per row 4096 words: the key LUT then the value LUT, 2^11 entries each, entry for
 //                 the next 11 bits w = bits(float(symbol)) | code_length for codes of length
@@ -61,7 +63,10 @@ struct EncodedKernelConfig {
   std::string queryType = "bf16"; // query/output element type: bf16, f16 or f32
   int64_t keyBlock = 64;          // codec key block (tokens per (min, step))
   int64_t valueBlock = 128;       // codec value block (one tile), multiple of D and of keyBlock
-  int64_t unroll = 4;             // symbols per decode-loop iteration: 1, 2 or 4
+  int64_t unroll = 8;             // symbols per decode-loop iteration: 1, 2, 4 or 8
+  int64_t refillGroup = 4;        // symbols decoded per bit-window refill: 2 (a pair, checked
+                                  // per lookup), 4 or 8 (chained lookups, one check); at most
+                                  // `unroll` (encodedRefillGroup)
   int64_t minCtasPerSM = 0;       // > 0: nvvm.minctasm on the split kernel (caps registers)
   bool multiSymbol = false;       // decode with multi-symbol LUTs built in shared memory
                                   // (`unroll` is then unused):
@@ -72,11 +77,16 @@ struct EncodedKernelConfig {
   std::string moduleName = "kvc_gpu";
 };
 
+/// The refill group the kernels use: `refillGroup` capped at `unroll` (a group never spans
+/// two loop iterations), 2 (the pair decoder) below that and with the multi-symbol decoder.
+int64_t encodedRefillGroup(const EncodedKernelConfig &cfg);
+
 /// Returns "" and sets `error` when the configuration is unsupported.
 std::string generateEncodedKernels(const EncodedKernelConfig &cfg, std::string &error);
 
-/// The name tag encoding the specialisation: _d<D>_g<g>_q<Sq>_<qt>_kb<KB>_vb<VB>_u<U>_enc, then
-/// _ms for the multi-symbol decoder
+/// The name tag encoding the specialisation: _d<D>_g<g>_q<Sq>_<qt>_kb<KB>_vb<VB>_u<U>[_r<G>]_enc,
+/// then _ms for the multi-symbol decoder (_r<G>: the refill group, absent when it is 2 or
+/// with _ms)
 std::string encodedKernelTag(const EncodedKernelConfig &cfg);
 
 } // namespace kvc
