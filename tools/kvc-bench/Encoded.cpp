@@ -276,25 +276,22 @@ float emuOne(EmuStream &S, EmuDec &d) {
   uint64_t pos = uint64_t(d.wp - 1) * 32 - uint64_t(d.nb);
   EmuDec w = emuInit(S, pos);
   uint32_t h = uint32_t(w.win >> 32);
-  // As the kernel: the escape by one compare with its code, else lengths 12..16 only.
+  // As the kernel: the escape by one compare with its code, else a code of 12..16 bits whose
+  // length the left-justified limits give (canonical codes), index clamped to the table.
   const uint32_t escLen = uint32_t(S.aux[54]), escCode = uint32_t(S.aux[55]);
   const bool shortEsc = (h >> (32 - escLen)) == escCode;
-  uint32_t fl = 0, fs = 0;
-  for (uint32_t l = 12; l <= 16; ++l) {
-    uint32_t code = h >> (32 - l);
-    uint32_t dd = code - uint32_t(S.aux[l]);
-    if (fl == 0 && dd < uint32_t(S.aux[17 + l])) {
-      int64_t si = int64_t(S.aux[53]) + S.aux[34 + l] + int64_t(dd);
-      if (si >= S.symsLen && S.err->empty())
-        *S.err = "sorted-symbol index out of range";
-      fl = l;
-      fs = si < S.symsLen ? uint32_t(S.syms[si]) : 0;
-    }
-  }
+  uint32_t fl = 12, v16 = h >> 16;
+  for (int k = 0; k < 4; ++k)
+    fl += v16 >= uint32_t(S.aux[56 + k]);
+  const uint32_t idx = std::min<uint32_t>(uint32_t(S.aux[34 + fl]) + ((h >> (32 - fl)) - uint32_t(S.aux[fl])),
+                                          uint32_t(S.aux[60]));
+  const int64_t si = int64_t(S.aux[53]) + idx;
+  if (!shortEsc && (si >= S.symsLen || idx - uint32_t(S.aux[34 + fl]) >= uint32_t(S.aux[17 + fl])) &&
+      S.err->empty())
+    *S.err = "no canonical code matches (corrupt stream or tables)";
+  uint32_t fs = si < S.symsLen ? uint32_t(S.syms[si]) : 0;
   if (shortEsc)
     fl = escLen, fs = uint32_t(S.aux[51]);
-  if (fl == 0 && S.err->empty())
-    *S.err = "no canonical code matches (corrupt stream or tables)";
   uint32_t len = fl, sym = fs;
   if (fs == uint32_t(S.aux[51])) {
     uint32_t rb = uint32_t(S.aux[52]);

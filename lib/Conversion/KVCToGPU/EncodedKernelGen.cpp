@@ -360,39 +360,40 @@ std::string mlir::kvc::generateEncodedKernels(const EncodedKernelConfig &c, std:
       DState w = initState(words, pos);
       std::string h = windowTop(w.win);
       // A miss is the escape (any length: one compare with its code) or a code of 12..16
-      // bits (every other code of <= 11 bits has a LUT entry): canonical decode of the top
-      // 32 bits over those lengths only, then the escape's raw symbol.
+      // bits (every other code of <= 11 bits has a LUT entry). Canonical codes: the length is
+      // 12 plus how many of the left-justified limits of lengths 12..15 (aux[56..59]) the top
+      // 16 bits reach, the symbol sorted_symbols[first_index[L] + code - first_code[L]]
+      // (index clamped to the table, aux[60], so even a corrupt stream reads in bounds).
       std::string escLen = e.ldI("%aux", e.add(auxB, e.ci(54)));
       std::string escCode = e.ldI("%aux", e.add(auxB, e.ci(55)));
       std::string isShortEsc =
           e.cmp("eq", e.bin("arith.shrui", h, e.bin("arith.subi", i32c, escLen, "i32"), "i32"),
                 escCode, "i32");
-      std::string fr = e.fresh("lng");
-      std::string l = e.fresh("l"), fl = e.fresh("fl"), fs = e.fresh("fs");
-      e.S(fr + ":2 = scf.for " + l + " = " + e.ci(12) + " to " + c17 + " step " + c1 + " iter_args(" +
-          fl + " = " + i0 + ", " + fs + " = " + i0 + ") -> (i32, i32) {");
-      e.push();
-      std::string l32 = e.L("arith.index_castui " + l + " : index to i32");
-      std::string code = e.bin("arith.shrui", h, e.bin("arith.subi", i32c, l32, "i32"), "i32");
-      std::string fc = e.ldI("%aux", e.add(auxB, l));
-      std::string cnt = e.ldI("%aux", e.add(e.add(auxB, c17), l));
-      std::string fi = e.ldI("%aux", e.add(e.add(auxB, c34), l));
-      std::string d = e.bin("arith.subi", code, fc, "i32");
-      std::string inr = e.cmp("ult", d, cnt, "i32");
-      std::string none = e.cmp("eq", fl, i0, "i32");
-      std::string hit = e.bin("arith.andi", inr, none, "i1");
+      std::string v16 = e.bin("arith.shrui", h, e.ci32(16), "i32");
+      std::string lims = e.L("vector.load %aux[" + e.add(auxB, e.ci(56)) +
+                             "] {alignment = 16} : " + MI + ", vector<4xi32>");
+      std::string L32 = e.ci32(12);
+      for (int k = 0; k < 4; ++k) {
+        std::string lim = e.L("vector.extract " + lims + "[" + std::to_string(k) +
+                              "] : i32 from vector<4xi32>");
+        L32 = e.bin("arith.addi", L32,
+                    e.L("arith.extui " + e.cmp("uge", v16, lim, "i32") + " : i1 to i32"), "i32");
+      }
+      std::string LI = e.L("arith.index_castui " + L32 + " : i32 to index");
+      std::string code = e.bin("arith.shrui", h, e.bin("arith.subi", i32c, L32, "i32"), "i32");
+      std::string fc = e.ldI("%aux", e.add(auxB, LI));
+      std::string fi = e.ldI("%aux", e.add(e.add(auxB, c34), LI));
+      std::string last = e.ldI("%aux", e.add(auxB, e.ci(60)));
+      std::string sidx = e.L("arith.minui " +
+                             e.bin("arith.addi", fi, e.bin("arith.subi", code, fc, "i32"), "i32") +
+                             ", " + last + " : i32");
       std::string sbase = e.toIdx(e.ldI("%aux", e.add(auxB, c53)));
-      std::string sidx = e.toIdx(e.bin("arith.addi", fi, d, "i32"));
-      std::string safe = e.sel(hit, sidx, c0, "index");
-      std::string csym = e.ldI("%syms", e.add(sbase, safe));
-      e.S("scf.yield " + e.sel(hit, l32, fl, "i32") + ", " + e.sel(hit, csym, fs, "i32") +
-          " : i32, i32");
-      e.pop();
-      e.S("}");
+      std::string csym = e.ldI("%syms", e.add(sbase, e.toIdx(sidx)));
+      const std::string fr0 = L32, fr1 = csym;
       std::string esc = e.ldI("%aux", e.add(auxB, c51));
       std::string rbits = e.ldI("%aux", e.add(auxB, c52));
-      std::string cl = e.sel(isShortEsc, escLen, fr + "#0", "i32");
-      std::string cs = e.sel(isShortEsc, esc, fr + "#1", "i32");
+      std::string cl = e.sel(isShortEsc, escLen, fr0, "i32");
+      std::string cs = e.sel(isShortEsc, esc, fr1, "i32");
       std::string isEsc = e.cmp("eq", cs, esc, "i32");
       std::string raw = e.bin("arith.shrui", e.bin("arith.shli", h, cl, "i32"),
                               e.bin("arith.subi", i32c, rbits, "i32"), "i32");
@@ -439,10 +440,13 @@ std::string mlir::kvc::generateEncodedKernels(const EncodedKernelConfig &c, std:
     for (int64_t i = 0; i < NQ; ++i)
       iters += ", " + acc[i] + " = " + fz;
     std::string tys = "i64, i32, i32, i32" + std::string(NQ ? ", " : "") + rep("f32", NQ);
-    e.S(r + ":" + std::to_string(4 + NQ) + " = scf.for " + j + " = " + c0 + " to " +
-        e.ci(count) + " step " + e.ci(U) + " iter_args(" + iters + ") -> (" + tys + ") {");
+    // An i32 induction variable: one 32-bit add and compare per iteration instead of 64-bit.
+    e.S(r + ":" + std::to_string(4 + NQ) + " = scf.for " + j + " = " + i0 + " to " +
+        e.ci32(count) + " step " + e.ci32(U) + " iter_args(" + iters + ") -> (" + tys +
+        ") : i32 {");
     e.push();
     DState s{a[0], a[1], a[2], a[3]};
+    const std::string jI = e.L("arith.index_castui " + j + " : i32 to index");
     std::vector<std::string> f(U);
     for (int64_t u = 0; U > 2 && G > 2 && u < U; u += G) {
       // A group of G > 2 symbols after one refill: G chained LUT lookups, each at the
@@ -548,7 +552,7 @@ std::string mlir::kvc::generateEncodedKernels(const EncodedKernelConfig &c, std:
     }
     std::vector<std::string> out = {s.win, s.nb, s.nw, s.wp};
     for (int64_t i = 0; i < NQ; ++i) {
-      std::string wv = e.L("vector.load " + wmem + "[" + e.add(e.ci(i * wstride), j) +
+      std::string wv = e.L("vector.load " + wmem + "[" + e.add(e.ci(i * wstride), jI) +
                            "] {alignment = " + std::to_string(4 * std::min<int64_t>(U, 4)) +
                            "} : " + wty + ", " + VU);
       std::string x = acc[i];

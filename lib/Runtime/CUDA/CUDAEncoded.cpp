@@ -150,6 +150,11 @@ int kvc_encoded_pack(const kvc_codec_head *const *heads, int64_t batch, int64_t 
         const uint32_t escLen = t.code_lengths[t.escape_symbol];
         a[54] = escLen ? int32_t(escLen) : 16;
         a[55] = escLen ? int32_t(t.codes[t.escape_symbol]) : -1;
+        // Left-justified 16-bit limits of code lengths 12..15 (canonical codes: a long code's
+        // length is 12 + the limits its top 16 bits reach) and the last sorted-symbol index.
+        for (int len = 12; len <= 15; ++len)
+          a[56 + len - 12] = int32_t((t.first_code[len] + t.length_count[len]) << (16 - len));
+        a[60] = int32_t(t.num_codes) - 1;
         for (uint32_t i = 0; i < t.num_codes; ++i)
           syms.push_back(int32_t(t.sorted_symbols[i]));
         for (int w = 0; w < 2048; ++w) {

@@ -54,7 +54,8 @@
 // Key phase, encoded row: decode loop of 8 symbols with a 64-bit window, in groups of 4 (one
 // refill, 4 chained LUT lookups, one check: a miss, or codes past the window's valid bits),
 // a failed group on the pair path (whose slow path compares with the escape's code, aux[54]
-// and [55], and searches code lengths 12..16), and the fp16 fallback for recent keys.
+// and [55], and finds a 12..16-bit code's length from the limits aux[56..59]), and the fp16
+// fallback for recent keys.
 // CHECK: memref.load %arg5[
 // CHECK: scf.for %{{.*}} = %c0{{.*}} to %c128{{.*}} step %c8{{.*}} iter_args({{.*}}) -> (i64, i32, i32, i32, f32, f32, f32, f32)
 // CHECK:   arith.cmpi slt, %{{.*}}, %c32_i32
@@ -67,8 +68,10 @@
 // CHECK:     scf.if %{{.*}} -> (f32, i64, i32, i32, i32)
 // CHECK:       arith.constant 54 : index
 // CHECK:       arith.constant 55 : index
-// CHECK:       scf.for %{{.*}} = %c12{{.*}} to %c17{{.*}} step %c1{{.*}} iter_args(
-// CHECK:         memref.load %arg3[
+// CHECK:       vector.load %arg2[{{.*}}] {alignment = 16 : i64} : memref<?xi32>, vector<4xi32>
+// CHECK-COUNT-4: arith.cmpi uge
+// CHECK:       arith.minui
+// CHECK:       memref.load %arg3[
 // CHECK:       arith.uitofp %{{.*}} : i32 to f32
 // CHECK:   } else {
 // CHECK:     arith.andi %{{.*}}, %c-32_i32 : i32

@@ -21,7 +21,9 @@
 //                 [17..33] length_count[l], [34..50] first_index[l], [51] escape symbol,
 //                 [52] raw_bits, [53] offset of the stream's sorted_symbols in syms,
 //                 [54] length and [55] value of the escape's code (16 and -1 when there is
-//                 no escape: never matches)
+//                 no escape: never matches), [56..59] left-justified 16-bit limits
+//                 (first_code[l] + length_count[l]) << (16 - l) of lengths l = 12..15,
+//                 [60] the last index into the stream's sorted_symbols
 //   syms   sorted_symbols of every stream (canonical order)
 //   lut    per row 4096 words: the key LUT then the value LUT, 2^11 entries each, entry for
 //                 the next 11 bits w = bits(float(symbol)) | code_length for codes of length
