@@ -318,10 +318,16 @@ void emuVector(EmuStream &S, uint64_t bitpos, int64_t count, std::vector<float> 
 // G chained LUT lookups (each at the position the codes before it imply; bits past the nb
 // valid ones read as zeros) and one check: no miss and the G codes within nb bits. Otherwise
 // the group is decoded again on the pair path. Counts groups and fallbacks.
+// `warpFlags` (if given) gets, per group, whether this vector fell back OR-ed in: the
+// caller ORs the 32 vectors one warp decodes together (a warp runs the pair path when any
+// of its lanes does).
 void emuVectorGroup(EmuStream &S, uint64_t bitpos, int64_t count, int G, std::vector<float> &out,
-                    uint64_t &groups, uint64_t &fallbacks) {
+                    uint64_t &groups, uint64_t &fallbacks,
+                    std::vector<uint8_t> *warpFlags = nullptr) {
   EmuDec d = emuInit(S, bitpos);
   out.clear();
+  if (warpFlags)
+    warpFlags->resize(size_t(count / G), 0);
   for (int64_t j = 0; j < count; j += G) {
     emuRefill(S, d);
     uint64_t w = d.win;
@@ -338,6 +344,8 @@ void emuVectorGroup(EmuStream &S, uint64_t bitpos, int64_t count, int G, std::ve
     ++groups;
     if (miss || cum > d.nb) {
       ++fallbacks;
+      if (warpFlags)
+        (*warpFlags)[size_t(j / G)] = 1;
       for (int k = 0; k < G; ++k) {
         if (k && k % 2 == 0)
           emuRefill(S, d);
@@ -428,10 +436,14 @@ int cmdSelftest() {
   std::vector<uint64_t> multiLookups(multi.size()), multiSymbols(multi.size());
   const int groupSizes[2] = {4, 8};
   uint64_t groupCount[2] = {0, 0}, groupFallbacks[2] = {0, 0};
+  // 4-symbol groups per warp (32 vectors of one block decoded side by side)
+  uint64_t warpGroups = 0, warpFallbacks = 0;
+  std::vector<uint8_t> warpFlags;
   for (const T &C : cases) {
     const int64_t rows = C.B * C.Hkv;
     const uint64_t caseSymbols0 = multiSymbols[0], caseLookups0 = multiLookups[0];
     const uint64_t caseGroups0 = groupCount[1], caseFallbacks0 = groupFallbacks[1];
+    const uint64_t caseWarpGroups0 = warpGroups, caseWarpFallbacks0 = warpFallbacks;
     uint64_t caseSlow = 0, caseSymbols = symbols;
     std::vector<int64_t> lens(size_t(rows), C.T);
     if (C.mode == 2)
@@ -486,15 +498,22 @@ int cmdSelftest() {
             S.slow = &caseSlow;
             emuVector(S, bitpos, per, out);
             S.slow = nullptr;
+            if (v % 32 == 0)
+              warpFlags.assign(size_t(per / 4), 0);
             for (int gi = 0; gi < 2 && err.empty(); ++gi) {
               std::vector<float> go;
               emuVectorGroup(S, bitpos, per, groupSizes[gi], go, groupCount[gi],
-                             groupFallbacks[gi]);
+                             groupFallbacks[gi], gi == 0 ? &warpFlags : nullptr);
               if (go != out)
                 err = std::string(s ? "value" : "key") + " vector differs between the pair " +
                       "and the " + std::to_string(groupSizes[gi]) + "-symbol group decoders: row " +
                       std::to_string(r);
             }
+            if (v % 32 == 31 || v + 1 == vecs)
+              for (uint8_t f : warpFlags) {
+                ++warpGroups;
+                warpFallbacks += f;
+              }
             for (size_t m = 0; m < multi.size() && err.empty(); ++m) {
               std::vector<float> mo;
               emuVectorMulti(S, multiLut[m][size_t(s)], multi[m].bits, bitpos, per, mo,
@@ -552,10 +571,13 @@ int cmdSelftest() {
     const double fallback = 100.0 * double(groupFallbacks[1] - caseFallbacks0) /
                             double(std::max<uint64_t>(1, groupCount[1] - caseGroups0));
     printf("  %s B=%lld Hkv=%lld T=%lld%s (multi-symbol %d-bit x %d: %.2f symbols/lookup; "
-           "8-symbol groups on the pair path: %.2f%%; LUT misses: %.3f%% of symbols)%s%s\n",
+           "8-symbol groups on the pair path: %.2f%%; 4-symbol warp-groups: %.2f%%; LUT "
+           "misses: %.3f%% of symbols)%s%s\n",
            err.empty() ? "PASS" : "FAIL", (long long)C.B, (long long)C.Hkv, (long long)C.T,
            C.mode == 1 ? " escape-heavy" : C.mode == 2 ? " ragged rows" : "", multi[0].bits,
            multi[0].slots, perLookup, fallback,
+           100.0 * double(warpFallbacks - caseWarpFallbacks0) /
+               double(std::max<uint64_t>(1, warpGroups - caseWarpGroups0)),
            100.0 * double(caseSlow) / double(std::max<uint64_t>(1, symbols - caseSymbols)),
            err.empty() ? "" : ": ", err.c_str());
     failures += !err.empty();
@@ -566,6 +588,9 @@ int cmdSelftest() {
            multi[m].bits, multi[m].slots,
            failures ? "see the FAIL lines" : "same symbols as the single-symbol decoder",
            double(multiSymbols[m]) / double(std::max<uint64_t>(1, multiLookups[m])));
+  printf("refill group 4, per warp (32 vectors of a block side by side): %.2f%% of warp-groups "
+         "run the pair path\n",
+         100.0 * double(warpFallbacks) / double(std::max<uint64_t>(1, warpGroups)));
   for (int gi = 0; gi < 2; ++gi)
     printf("refill group %d: %s, %.3f%% of groups take the pair path\n", groupSizes[gi],
            failures ? "see the FAIL lines" : "same symbols as the pair decoder",
