@@ -135,3 +135,37 @@ def test_encoded_bound_refuses_mixed_flushes(tmp_path):
     s, e, d = _encoded_bound_docs(tmp_path, sdpa_flush="clean")
     with pytest.raises(SystemExit, match="flush"):
         encoded_bound.main(["--sizes", s, "--encoded", e, "--sdpa", d])
+
+
+_SASS = """
+        Function : other_merge
+        /*0000*/                   BRA 0x0 ;
+        Function : k_split
+        /*0000*/                   MOV R1, c[0x0][0x28] ;
+        /*0010*/                   ISETP.GT.AND P2, PT, R3, 0x1f, PT ;
+        /*0020*/              @!P2 LDG.E R4, desc[UR4][R6.64] ;
+        /*0030*/                   LDS R5, [R7+UR8] ;
+        /*0040*/                   ISETP.NE.AND P0, PT, R5, RZ, PT ;
+        /*0050*/              @!P0 BRA 0x90 ;
+        /*0060*/                   FFMA R8, R5, R9, R8 ;
+        /*0070*/                   ISETP.GE.AND P1, PT, R10, 0x80, PT ;
+        /*0080*/              @!P1 BRA 0x10 ;
+        /*0090*/                   LDG.E R4, desc[UR4][R6.64] ;
+        /*00a0*/                   LDG.E R5, desc[UR4][R6.64+0x4] ;
+        /*00b0*/                   BRA 0x60 ;
+        /*00c0*/                   EXIT ;
+"""
+
+
+def test_sass_fast_path_skips_slow_blocks(tmp_path, capsys):
+    from kvc.bench import sass_fast_path
+    funcs = sass_fast_path.parse(_SASS, "_split")
+    assert list(funcs) == ["k_split"]
+    loops = sass_fast_path.fast_paths(funcs["k_split"])
+    # one loop 0x10..0x80; the path through the unpredicated loads at 0x90 is the slow one,
+    # the predicated refill load counts (a warp issues it)
+    assert [(h, b, n, len(p)) for h, b, n, p in loops] == [(0x10, 0x80, 8, 8)]
+    p = tmp_path / "k.sass"
+    p.write_text(_SASS)
+    sass_fast_path.main([str(p), "--kernel", "_split"])
+    assert "fast path 8" in capsys.readouterr().out
