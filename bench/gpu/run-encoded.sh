@@ -2,9 +2,9 @@
 # Runs on the GPU machine from the repository root with build-gpu/enc-tests carried there:
 # encoded check, compute-sanitizer memcheck (--quick sizes), the encoded decode benchmark, the
 # dense bf16 kernels on the same shapes, and an ncu profile of the encoded kernel at batch 8 x
-# 16k; `ms` the multi-symbol decoder's sweep and `group` the refill groups' (neither is part of
-# `all`). Results go to $OUT.
-# usage: bench/gpu/run-encoded.sh [check|bench|ncu|ms|group|all]...
+# 16k; `ms` the multi-symbol decoder's sweep, `group` the refill groups' and `mma` the
+# tensor-core variant's (none is part of `all`). Results go to $OUT.
+# usage: bench/gpu/run-encoded.sh [check|bench|ncu|ms|group|mma|all]...
 set -uo pipefail
 T=${T:-build-gpu/enc-tests}
 OUT=${OUT:-/tmp/out}
@@ -76,6 +76,24 @@ for what in "${@:-all}"; do
       --section Occupancy --section InstructionStats --section WarpStateStats $T/kvc-bench \
       encoded decode $T/decode-encoded.ptx --batches 8 --contexts 16384 --reps 1 \
       --warmup 0 > "$OUT/ncu-encoded-group-b8-16k.txt" 2>&1
+  fi
+  if [ "$what" = mma ]; then
+    # Tensor-core dot products (encoded-mma; build-encoded-tests.sh builds the variants):
+    # check, memcheck, time register caps 5, 8 and 0 against the default on every shape.
+    timeout 200 $T/kvc-bench encoded check $T/check-encoded_mma.ptx | grep -E "FAIL|variant|encoded check:"
+    timeout 200 compute-sanitizer --tool memcheck --leak-check no $T/kvc-bench encoded check \
+      $T/check-encoded_mma.ptx --quick 2>&1 | grep -E "ERROR SUMMARY|encoded check:|Invalid"
+    W=/tmp/kvc-mma; mkdir -p $W
+    for f in $T/decode-encoded.ptx $T/decode-encoded_mma_m*.ptx; do
+      timeout 200 $T/kvc-bench encoded decode $f ${MMA_ARGS:-} \
+        --json $W/$(basename $f .ptx).json | tail -n +3 | grep -v wrote
+    done
+    PYTHONPATH=python python3 -m kvc.bench.merge_results --ptx $W/*.json \
+      > "$OUT/encoded-mma-sweep.json"
+    timeout 150 ncu --kernel-name regex:enc_mma_split --launch-count 1 --section SpeedOfLight \
+      --section Occupancy --section InstructionStats --section WarpStateStats $T/kvc-bench \
+      encoded decode $T/decode-encoded_mma_m5.ptx --batches 8 --contexts 16384 --reps 1 \
+      --warmup 0 > "$OUT/ncu-encoded-mma-b8-16k.txt" 2>&1
   fi
   if [ "$what" = ncu ] || [ "$what" = all ]; then
     timeout 150 ncu --kernel-name regex:enc_split --launch-count 1 --section SpeedOfLight \

@@ -94,6 +94,7 @@ struct KVCGPUPipelinePass : public mlir::kvc::impl::KVCGPUPipelineBase<KVCGPUPip
                     " encoded-refill-group=" + std::to_string(encodedRefillGroup) +
                     " encoded-min-ctas=" + std::to_string(encodedMinCtas) +
                     (encodedMultiSymbol ? " encoded-multi-symbol=true" : "") +
+                    (encodedMma ? " encoded-mma=true" : "") +
                     " encoded-ms-bits=" + std::to_string(encodedMSBits) +
                     " encoded-ms-slots=" + std::to_string(encodedMSSlots) +
                     " encoded-reserve=" + std::to_string(encodedReserve) + "},";

@@ -118,6 +118,10 @@ def ConvertKVCToGPU : Pass<"convert-kvc-to-gpu", "ModuleOp"> {
     Option<"encodedMinCtas", "encoded-min-ctas", "int64_t", /*default=*/"8",
            "Encoded caches: CTAs per SM the split kernel must fit (nvvm.minctasm, caps "
            "registers: 8 gives 64 at D=128, measured fastest on H100; 0: ptxas decides)">,
+    Option<"encodedMma", "encoded-mma", "bool", /*default=*/"false",
+           "Encoded caches: dot products on tensor cores (each thread decodes its vector in two "
+           "halves into shared memory, the warp multiplies them with mma.sync m16n8k16, f32 "
+           "accumulation; bf16/f16 queries, g*Sq <= 8, value_block == head dim)">,
     Option<"encodedMultiSymbol", "encoded-multi-symbol", "bool", /*default=*/"false",
            "Encoded caches: decode up to 3 Huffman codes per table lookup (10-bit multi-symbol "
            "LUTs built in shared memory from the row's single-symbol LUTs)">,

@@ -79,6 +79,8 @@ def KVCGPUPipeline : Pass<"kvc-gpu-pipeline", "ModuleOp"> {
            "refill)">,
     Option<"encodedMinCtas", "encoded-min-ctas", "int64_t", /*default=*/"8",
            "convert-kvc-to-gpu encoded-min-ctas (encoded caches: CTAs per SM, caps registers)">,
+    Option<"encodedMma", "encoded-mma", "bool", /*default=*/"false",
+           "convert-kvc-to-gpu encoded-mma (encoded caches: tensor-core dot products)">,
     Option<"encodedMultiSymbol", "encoded-multi-symbol", "bool", /*default=*/"false",
            "convert-kvc-to-gpu encoded-multi-symbol (encoded caches: multi-symbol LUT decode)">,
     Option<"encodedMSBits", "encoded-ms-bits", "int64_t", /*default=*/"10",

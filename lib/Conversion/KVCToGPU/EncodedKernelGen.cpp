@@ -63,7 +63,7 @@ std::string mlir::kvc::encodedKernelTag(const EncodedKernelConfig &c) {
          "_vb" + std::to_string(c.valueBlock) + "_u" + std::to_string(c.unroll) +
          (encodedRefillGroup(c) != 2 ? "_r" + std::to_string(encodedRefillGroup(c))
                                      : std::string()) +
-         "_enc" +
+         "_enc" + (c.mma && !c.multiSymbol ? "_mma" : "") +
          (c.multiSymbol ? "_ms" + std::to_string(c.multiSymbolBits) + "x" +
                               std::to_string(c.multiSymbolSlots)
                         : std::string());
@@ -117,10 +117,23 @@ std::string mlir::kvc::generateEncodedKernels(const EncodedKernelConfig &c, std:
     error = "encoded cache: multi-symbol LUTs need 8..11 index bits and 2 or 3 symbols";
     return "";
   }
+  // Tensor-core dot products (encoded-mma): each thread decodes its vector in two halves of
+  // D/2 symbols into a shared staging tile (row = the thread's vector, pitch SP halves), the
+  // warp multiplies its own 32 rows with mma.sync m16n8k16 (f32 accumulation) against the
+  // queries (key phase) or the probabilities (value phase), 8 rows of the query type.
+  const bool MMA = c.mma;
+  if (MMA && (MS || c.queryType == "f32" || NQ > 8 || VB != D || D % 32 != 0 || U != 8 ||
+              KB % 2 != 0)) {
+    error = "encoded cache: encoded-mma needs bf16 or f16 queries, g * Sq <= 8, value_block == "
+            "head dim (a multiple of 32), encoded-unroll=8 and the single-symbol decoder";
+    return "";
+  }
+  const int64_t SP = D / 2 + 8, HALF = D / 2;
   const int64_t NQP = NQ <= 2 ? NQ : (NQ + 3) / 4 * 4;
   const int64_t lutWords = MS ? std::max<int64_t>(4096, 4 * MSE) : 4096;
   const int64_t smem = (lutWords + NQ * D + NQ * VB + NW * NQ * 2 +
-                        (MS ? NQP * (D + MSPAD) + NQP * (VB + MSPAD) : 0)) * 4;
+                        (MS ? NQP * (D + MSPAD) + NQP * (VB + MSPAD) : 0)) * 4 +
+                       (MMA ? D * SP * 2 + 8 * (D + 8) * 2 + 8 * (VB + 8) * 2 : 0);
   if (smem > 48 * 1024) {
     error = "encoded cache: shared memory (" + std::to_string(smem) + " B) exceeds 48 KiB" +
             (MS ? std::string(" with the multi-symbol tables and transposed weights: lower "
@@ -155,7 +168,11 @@ std::string mlir::kvc::generateEncodedKernels(const EncodedKernelConfig &c, std:
      // (llvm.align on the attribution becomes the shared global's .align).
      << "      workgroup(%sLut : " << LUTT << A16 << ", %sQ : " << QST << A16 << ", %sA : " << AST
      << A16 << ", %sRed : " << RST << A16
-     << (MS ? ", %sQT : " + QTT + A16 + ", %sAT : " + ATT + A16 : std::string()) << ")\n"
+     << (MS ? ", %sQT : " + QTT + A16 + ", %sAT : " + ATT + A16 : std::string())
+     << (MMA ? ", %sStage : " + wgTy(D * SP * 2, "i8") + A16 + ", %sQh : " +
+                   wgTy(8 * (D + 8), QT) + A16 + ", %sAh : " + wgTy(8 * (VB + 8), QT) + A16
+             : std::string())
+     << ")\n"
      << "      kernel attributes {known_block_size = array<i32: " << D
      << ", 1, 1>, kvc.kernel = \"encoded_split\""
      << (c.minCtasPerSM > 0 ? ", nvvm.minctasm = " + std::to_string(c.minCtasPerSM) + " : i32"
@@ -234,12 +251,25 @@ std::string mlir::kvc::generateEncodedKernels(const EncodedKernelConfig &c, std:
   std::string scl = e.cf(float(c.scaleLog2));
   for (int64_t i = 0; i < NQ; ++i) {
     std::string x = e.ld("%q", e.add(e.mul(e.add(rowQ, e.ci(i)), cD), tid), MQ);
+    if (MMA) // the raw query (exact in its type); the scale is applied to the f32 products
+      e.S("memref.store " + x + ", %sQh[" + e.add(e.ci(i * (D + 8)), tid) + "] : " +
+          wgTy(8 * (D + 8), QT));
     if (QT != "f32")
       x = e.L("arith.extf " + x + " : " + QT + " to f32");
     std::string xs = e.fmul(x, scl);
     e.S("memref.store " + xs + ", %sQ[" + e.add(e.ci(i * D), tid) + "] : " + QST);
     if (MS)
       e.S("memref.store " + xs + ", %sQT[" + e.add(e.mul(tid, e.ci(NQP)), e.ci(i)) + "] : " + QTT);
+  }
+  if (MMA) {
+    // Rows NQ..7 of the mma operands (queries, probabilities) stay zero; VB == D threads.
+    std::string z = e.L("arith.constant 0.0 : " + QT);
+    for (int64_t i = NQ; i < 8; ++i) {
+      e.S("memref.store " + z + ", %sQh[" + e.add(e.ci(i * (D + 8)), tid) + "] : " +
+          wgTy(8 * (D + 8), QT));
+      e.S("memref.store " + z + ", %sAh[" + e.add(e.ci(i * (VB + 8)), tid) + "] : " +
+          wgTy(8 * (VB + 8), QT));
+    }
   }
   if (MS) {
     // Pad columns of the transposed queries (loaded, never summed: keep them finite) and the
@@ -423,30 +453,10 @@ std::string mlir::kvc::generateEncodedKernels(const EncodedKernelConfig &c, std:
     s = {r + "#1", r + "#2", r + "#3", r + "#4"};
     return r + "#0";
   };
-  // Decodes `count` symbols starting at bit `bitpos` and returns, for every query row i,
-  // sum_j W[i*wstride + j] * symbol_j with W in shared memory (`wmem` of type `wty`).
-  auto decodeDot = [&](const std::string &words, const std::string &bitpos,
-                       const std::string &lutOff, const std::string &auxB, int64_t count,
-                       const std::string &wmem, const std::string &wty, int64_t wstride) {
-    DState s0 = initState(words, bitpos);
-    std::string r = e.fresh("dd");
-    std::string j = e.fresh("j");
-    std::vector<std::string> a = {e.fresh("win"), e.fresh("nb"), e.fresh("nw"), e.fresh("wp")};
-    std::vector<std::string> acc(NQ);
-    for (auto &x : acc)
-      x = e.fresh("ac");
-    std::string iters = a[0] + " = " + s0.win + ", " + a[1] + " = " + s0.nb + ", " + a[2] +
-                        " = " + s0.nw + ", " + a[3] + " = " + s0.wp;
-    for (int64_t i = 0; i < NQ; ++i)
-      iters += ", " + acc[i] + " = " + fz;
-    std::string tys = "i64, i32, i32, i32" + std::string(NQ ? ", " : "") + rep("f32", NQ);
-    // An i32 induction variable: one 32-bit add and compare per iteration instead of 64-bit.
-    e.S(r + ":" + std::to_string(4 + NQ) + " = scf.for " + j + " = " + i0 + " to " +
-        e.ci32(count) + " step " + e.ci32(U) + " iter_args(" + iters + ") -> (" + tys +
-        ") : i32 {");
-    e.push();
-    DState s{a[0], a[1], a[2], a[3]};
-    const std::string jI = e.L("arith.index_castui " + j + " : i32 to index");
+  // Decodes the U symbols of one loop iteration (refill groups of G, or pairs) and returns
+  // them as f32; `s` is the decoder state, updated.
+  auto decodeSymbols = [&](DState &s, const std::string &words, const std::string &lutOff,
+                           const std::string &auxB) {
     std::vector<std::string> f(U);
     for (int64_t u = 0; U > 2 && G > 2 && u < U; u += G) {
       // A group of G > 2 symbols after one refill: G chained LUT lookups, each at the
@@ -550,6 +560,33 @@ std::string mlir::kvc::generateEncodedKernels(const EncodedKernelConfig &c, std:
       f[u + 1] = pr + "#1";
       s = {pr + "#2", pr + "#3", pr + "#4", pr + "#5"};
     }
+    return f;
+  };
+  // Decodes `count` symbols starting at bit `bitpos` and returns, for every query row i,
+  // sum_j W[i*wstride + j] * symbol_j with W in shared memory (`wmem` of type `wty`).
+  auto decodeDot = [&](const std::string &words, const std::string &bitpos,
+                       const std::string &lutOff, const std::string &auxB, int64_t count,
+                       const std::string &wmem, const std::string &wty, int64_t wstride) {
+    DState s0 = initState(words, bitpos);
+    std::string r = e.fresh("dd");
+    std::string j = e.fresh("j");
+    std::vector<std::string> a = {e.fresh("win"), e.fresh("nb"), e.fresh("nw"), e.fresh("wp")};
+    std::vector<std::string> acc(NQ);
+    for (auto &x : acc)
+      x = e.fresh("ac");
+    std::string iters = a[0] + " = " + s0.win + ", " + a[1] + " = " + s0.nb + ", " + a[2] +
+                        " = " + s0.nw + ", " + a[3] + " = " + s0.wp;
+    for (int64_t i = 0; i < NQ; ++i)
+      iters += ", " + acc[i] + " = " + fz;
+    std::string tys = "i64, i32, i32, i32" + std::string(NQ ? ", " : "") + rep("f32", NQ);
+    // An i32 induction variable: one 32-bit add and compare per iteration instead of 64-bit.
+    e.S(r + ":" + std::to_string(4 + NQ) + " = scf.for " + j + " = " + i0 + " to " +
+        e.ci32(count) + " step " + e.ci32(U) + " iter_args(" + iters + ") -> (" + tys +
+        ") : i32 {");
+    e.push();
+    DState s{a[0], a[1], a[2], a[3]};
+    const std::string jI = e.L("arith.index_castui " + j + " : i32 to index");
+    std::vector<std::string> f = decodeSymbols(s, words, lutOff, auxB);
     std::vector<std::string> out = {s.win, s.nb, s.nw, s.wp};
     for (int64_t i = 0; i < NQ; ++i) {
       std::string wv = e.L("vector.load " + wmem + "[" + e.add(e.ci(i * wstride), jI) +
@@ -690,6 +727,103 @@ std::string mlir::kvc::generateEncodedKernels(const EncodedKernelConfig &c, std:
     return res;
   };
 
+  // ---- tensor-core dot products (MMA) -----------------------------------------------------
+  // The staging tile as the query type (operand A rows) and as f32 (the warp's products read
+  // back per thread), two views of one workgroup buffer. A warp only touches its own 32 rows,
+  // so a warp barrier orders the stores, the mma operand loads and the read-back.
+  const std::string STT = MMA ? wgTy(D * SP, QT) : "", STF = MMA ? wgTy(D * SP / 2, "f32") : "";
+  const std::string QHT = wgTy(8 * (D + 8), QT), AHT = wgTy(8 * (VB + 8), QT);
+  std::string stH, stF, gq, tq, warpRow0;
+  if (MMA) {
+    stH = e.L("memref.view %sStage[" + c0 + "][] : " + wgTy(D * SP * 2, "i8") + " to " + STT);
+    stF = e.L("memref.view %sStage[" + c0 + "][] : " + wgTy(D * SP * 2, "i8") + " to " + STF);
+    gq = e.L("arith.divui " + lane + ", " + e.ci(4) + " : index");
+    tq = e.L("arith.remui " + lane + ", " + e.ci(4) + " : index");
+    warpRow0 = e.mul(warp, c32);
+  }
+  std::string allLanes = e.ci32(-1);
+  auto warpSync = [&]() { e.S("nvvm.bar.warp.sync " + allLanes + " : i32"); };
+  // Decodes `count` symbols from state `s0` into staging row `row` (columns 0..count).
+  auto decodeStore = [&](const DState &s0, const std::string &words, const std::string &lutOff,
+                         const std::string &auxB, int64_t count, const std::string &row) {
+    std::string r = e.fresh("ds"), j = e.fresh("j");
+    std::vector<std::string> a = {e.fresh("win"), e.fresh("nb"), e.fresh("nw"), e.fresh("wp")};
+    e.S(r + ":4 = scf.for " + j + " = " + i0 + " to " + e.ci32(count) + " step " + e.ci32(U) +
+        " iter_args(" + a[0] + " = " + s0.win + ", " + a[1] + " = " + s0.nb + ", " + a[2] +
+        " = " + s0.nw + ", " + a[3] + " = " + s0.wp + ") -> (i64, i32, i32, i32) : i32 {");
+    e.push();
+    DState s{a[0], a[1], a[2], a[3]};
+    std::vector<std::string> f = decodeSymbols(s, words, lutOff, auxB);
+    std::vector<std::string> h;
+    for (auto &x : f)
+      h.push_back(e.L("arith.truncf " + x + " : f32 to " + QT));
+    std::string vec = e.L("vector.from_elements " + join(h) + " : vector<" + std::to_string(U) +
+                          "x" + QT + ">");
+    std::string at = e.add(e.mul(row, e.ci(SP)), e.L("arith.index_castui " + j + " : i32 to index"));
+    e.S("vector.store " + vec + ", " + stH + "[" + at + "] {alignment = 16} : " + STT +
+        ", vector<" + std::to_string(U) + "x" + QT + ">");
+    e.S("scf.yield " + s.win + ", " + s.nb + ", " + s.nw + ", " + s.wp + " : i64, i32, i32, i32");
+    e.pop();
+    e.S("}");
+    return DState{r + "#0", r + "#1", r + "#2", r + "#3"};
+  };
+  // One half (HALF columns of the staging tile) of the warp's products: for its two 16-row
+  // tiles, C[row][n] += sum_k stage[row][k] * B[n][col0 + k] (B: 8 rows of pitch bStride).
+  const std::string fragTy = QT == "bf16" ? "i32" : "vector<2xf16>";
+  auto frag = [&](const std::string &mem, const std::string &ty, const std::string &idx) {
+    std::string v = e.L("vector.load " + mem + "[" + idx + "] : " + ty + ", vector<2x" + QT + ">");
+    if (QT == "f16")
+      return v;
+    std::string b = e.L("vector.bitcast " + v + " : vector<2x" + QT + "> to vector<1xi32>");
+    return e.L("vector.extract " + b + "[0] : i32 from vector<1xi32>");
+  };
+  auto mmaHalf = [&](std::vector<std::string> &C, const std::string &bMem, const std::string &bTy,
+                     int64_t bStride, int64_t col0) {
+    for (int64_t ks = 0; ks < HALF / 16; ++ks) {
+      std::string kc = e.add(e.mul(tq, e.ci(2)), e.ci(16 * ks));
+      std::string bRow = e.mul(gq, e.ci(bStride));
+      std::string b0 = frag(bMem, bTy, e.add(bRow, e.add(kc, e.ci(col0))));
+      std::string b1 = frag(bMem, bTy, e.add(bRow, e.add(kc, e.ci(col0 + 8))));
+      for (int mt = 0; mt < 2; ++mt) {
+        std::string r0 = e.add(warpRow0, e.add(gq, e.ci(16 * mt)));
+        std::string base0 = e.add(e.mul(r0, e.ci(SP)), kc);
+        std::string base1 = e.add(base0, e.ci(8 * SP));
+        std::string a0 = frag(stH, STT, base0), a1 = frag(stH, STT, base1),
+                    a2 = frag(stH, STT, e.add(base0, e.ci(8))), a3 = frag(stH, STT, e.add(base1, e.ci(8)));
+        std::string m = e.L("nvvm.mma.sync A[" + a0 + ", " + a1 + ", " + a2 + ", " + a3 + "] B[" +
+                            b0 + ", " + b1 + "] C[" + C[4 * mt] + ", " + C[4 * mt + 1] + ", " +
+                            C[4 * mt + 2] + ", " + C[4 * mt + 3] +
+                            "] {layoutA = #nvvm.mma_layout<row>, layoutB = #nvvm.mma_layout<col>, "
+                            "multiplicandAPtxType = #nvvm.mma_type<" + QT +
+                            ">, multiplicandBPtxType = #nvvm.mma_type<" + QT +
+                            ">, shape = #nvvm.shape<m = 16, n = 8, k = 16>} : (" + fragTy + ", " +
+                            fragTy + ", f32) -> !llvm.struct<(f32, f32, f32, f32)>");
+        for (int k = 0; k < 4; ++k)
+          C[4 * mt + k] = e.L("llvm.extractvalue " + m + "[" + std::to_string(k) +
+                              "] : !llvm.struct<(f32, f32, f32, f32)>");
+      }
+    }
+  };
+  // The warp's products back to their rows: C (row, n) into the warp's staging rows as f32,
+  // then each thread reads its own row's NQ values.
+  auto readBack = [&](const std::vector<std::string> &C) {
+    std::string base = e.mul(warp, e.ci(32 * SP / 2));
+    warpSync();
+    for (int mt = 0; mt < 2; ++mt)
+      for (int k = 0; k < 4; ++k) {
+        std::string rowL = e.add(gq, e.ci(16 * mt + (k >= 2 ? 8 : 0)));
+        std::string n = e.add(e.mul(tq, e.ci(2)), e.ci(k % 2));
+        e.S("memref.store " + C[4 * mt + k] + ", " + stF + "[" +
+            e.add(base, e.add(e.mul(rowL, e.ci(8)), n)) + "] : " + STF);
+      }
+    warpSync();
+    std::vector<std::string> out;
+    for (int64_t i = 0; i < NQ; ++i)
+      out.push_back(e.L("memref.load " + stF + "[" + e.add(base, e.add(e.mul(lane, e.ci(8)), e.ci(i))) +
+                        "] : " + STF));
+    return out;
+  };
+
   // ---- tile loop -------------------------------------------------------------------------
   // State: m[NQ] (uniform over the CTA), l[NQ] and b[NQ] (per-thread partial sums of p and
   // p*min_t), acc[NQ] (channel tid).
@@ -712,6 +846,46 @@ std::string mlir::kvc::generateEncodedKernels(const EncodedKernelConfig &c, std:
   for (int64_t r = 0; r < R; ++r) {
     std::string tt = e.add(ts, e.add(e.ci(r * D), tid));
     std::string isEnc = e.cmp("ult", tt, nkEnc, "index");
+    // The key row's bit position in its block's stream.
+    auto keyBitpos = [&]() {
+      std::string kb = e.L("arith.divui " + tt + ", " + cKB + " : index");
+      std::string kv = e.L("arith.remui " + tt + ", " + cKB + " : index");
+      std::string gkb = e.add(kBlk0, kb);
+      std::string wbase = e.toIdx(e.ldI("%kbo", gkb));
+      std::string boff = e.toIdx(e.ldI("%kvo", e.add(e.mul(gkb, cKB), kv)));
+      return e.add(e.mul(wbase, c32), boff);
+    };
+    std::vector<std::string> mmaDots;
+    if (MMA) {
+      // Both halves of the row into the staging tile, each followed by the warp's mma; the
+      // recent and out-of-range rows hold stale values whose products are not used.
+      std::string h0 = e.fresh("kh");
+      e.S(h0 + ":4 = scf.if " + isEnc + " -> (i64, i32, i32, i32) {");
+      e.push();
+      {
+        DState s1 = decodeStore(initState("%kw", keyBitpos()), "%kw", c0, kAux, HALF, tid);
+        e.S("scf.yield " + s1.win + ", " + s1.nb + ", " + s1.nw + ", " + s1.wp +
+            " : i64, i32, i32, i32");
+      }
+      e.pop();
+      e.S("} else {");
+      e.push();
+      e.S("scf.yield " + e.ci64(0) + ", " + i0 + ", " + i0 + ", " + i0 + " : i64, i32, i32, i32");
+      e.pop();
+      e.S("}");
+      std::vector<std::string> C(8, fz);
+      warpSync();
+      mmaHalf(C, "%sQh", QHT, D + 8, 0);
+      warpSync();
+      e.S("scf.if " + isEnc + " {");
+      e.push();
+      decodeStore(DState{h0 + "#0", h0 + "#1", h0 + "#2", h0 + "#3"}, "%kw", c0, kAux, HALF, tid);
+      e.pop();
+      e.S("}");
+      warpSync();
+      mmaHalf(C, "%sQh", QHT, D + 8, HALF);
+      mmaDots = readBack(C);
+    }
     std::string res = e.fresh("ks");
     e.S(resDecl(res, NQ) + " = scf.if " + isEnc + " -> (" + rep("f32", NQ) + ") {");
     e.push();
@@ -722,9 +896,13 @@ std::string mlir::kvc::generateEncodedKernels(const EncodedKernelConfig &c, std:
       std::string wbase = e.toIdx(e.ldI("%kbo", gkb));
       std::string boff = e.toIdx(e.ldI("%kvo", e.add(e.mul(gkb, cKB), kv)));
       std::string bitpos = e.add(e.mul(wbase, c32), boff);
-      std::vector<std::string> dots =
-          MS ? decodeDotMulti("%kw", bitpos, c0, c0, kAux, D, "%sQT", QTT)
-             : decodeDot("%kw", bitpos, c0, kAux, D, "%sQ", QST, D);
+      std::vector<std::string> dots;
+      if (MMA) // raw queries in the products: scale them here, in f32
+        for (auto &d : mmaDots)
+          dots.push_back(e.fmul(d, scl));
+      else
+        dots = MS ? decodeDotMulti("%kw", bitpos, c0, c0, kAux, D, "%sQT", QTT)
+                  : decodeDot("%kw", bitpos, c0, kAux, D, "%sQ", QST, D);
       std::string mn = e.ld("%kmin", gkb, MF), stp = e.ld("%kstep", gkb, MF);
       std::vector<std::string> o;
       for (int64_t i = 0; i < NQ; ++i)
@@ -836,6 +1014,9 @@ std::string mlir::kvc::generateEncodedKernels(const EncodedKernelConfig &c, std:
       std::string p = e.exp2(e.fsub(sc[r][i], newm[i]));
       std::string a = e.fmul(p, pr + "#1");
       e.S("memref.store " + a + ", %sA[" + e.add(e.ci(i * VB), tok) + "] : " + AST);
+      if (MMA)
+        e.S("memref.store " + e.L("arith.truncf " + a + " : f32 to " + QT) + ", %sAh[" +
+            e.add(e.ci(i * (VB + 8)), tok) + "] : " + AHT);
       if (MS)
         e.S("memref.store " + a + ", %sAT[" + e.add(e.mul(tok, e.ci(NQP)), e.ci(i)) + "] : " + ATT);
       lN[i] = e.fadd(lN[i], p);
@@ -855,9 +1036,23 @@ std::string mlir::kvc::generateEncodedKernels(const EncodedKernelConfig &c, std:
     std::string wbase = e.toIdx(e.ldI("%vbo", gvb));
     std::string boff = e.toIdx(e.ldI("%vvo", e.add(e.mul(gvb, cD), tid)));
     std::string bitpos = e.add(e.mul(wbase, c32), boff);
-    std::vector<std::string> dots =
-        MS ? decodeDotMulti("%vw", bitpos, e.ci(2 * MSE), c2048, vAux, VB, "%sAT", ATT)
-           : decodeDot("%vw", bitpos, c2048, vAux, VB, "%sA", AST, VB);
+    std::vector<std::string> dots;
+    if (MMA) {
+      // Column tid in two halves of VB/2 tokens, each multiplied by the probabilities (this
+      // branch is uniform over the CTA: the tile is encoded or not).
+      DState s1 = decodeStore(initState("%vw", bitpos), "%vw", c2048, vAux, HALF, tid);
+      std::vector<std::string> C(8, fz);
+      warpSync();
+      mmaHalf(C, "%sAh", AHT, VB + 8, 0);
+      warpSync();
+      decodeStore(s1, "%vw", c2048, vAux, HALF, tid);
+      warpSync();
+      mmaHalf(C, "%sAh", AHT, VB + 8, HALF);
+      dots = readBack(C);
+    } else {
+      dots = MS ? decodeDotMulti("%vw", bitpos, e.ci(2 * MSE), c2048, vAux, VB, "%sAT", ATT)
+                : decodeDot("%vw", bitpos, c2048, vAux, VB, "%sA", AST, VB);
+    }
     std::vector<std::string> o;
     for (int64_t i = 0; i < NQ; ++i)
       o.push_back(e.fadd(accS[i], dots[i]));

@@ -424,6 +424,7 @@ struct ConvertKVCToGPUPass : public mlir::kvc::impl::ConvertKVCToGPUBase<Convert
         ec.refillGroup = encodedRefillGroup;
         ec.minCtasPerSM = encodedMinCtas;
         ec.multiSymbol = encodedMultiSymbol;
+        ec.mma = encodedMma;
         ec.multiSymbolBits = encodedMSBits;
         ec.multiSymbolSlots = encodedMSSlots;
         ec.scaleLog2 = op.getEffectiveScale() * M_LOG2E;

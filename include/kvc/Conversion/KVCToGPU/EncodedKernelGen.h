@@ -70,6 +70,8 @@ struct EncodedKernelConfig {
                                   // per lookup), 4 or 8 (chained lookups, one check); at most
                                   // `unroll` (encodedRefillGroup)
   int64_t minCtasPerSM = 0;       // > 0: nvvm.minctasm on the split kernel (caps registers)
+  bool mma = false;               // dot products on tensor cores (mma.sync m16n8k16, f32
+                                  // accumulation) over decoded halves staged in shared memory
   bool multiSymbol = false;       // decode with multi-symbol LUTs built in shared memory
                                   // (`unroll` is then unused):
   int64_t multiSymbolBits = 10;   //   index bits (8..11; 11 doubles the tables to 32 KiB)
