@@ -60,14 +60,14 @@ for v in u4r2 u4r4 u8r8 u4r4_m6; do
     "$BENCHX" extract "$OUTD/c.gpu.mlir" -o "$OUTD/check-encoded_$v.ptx"
   fi
 done
-# Tensor-core dot products (encoded-mma): register caps 5 (what its 43 KiB of shared memory
-# allows per SM), 8 and 0; the check kernels (bf16/f16 with g*Sq <= 8) with cap 5.
-for m in 5 8 0; do
+# Tensor-core dot products (encoded-mma): register caps 8 (the default), 6 and 0; the check
+# kernels (bf16/f16 with g*Sq <= 8) with the default.
+for m in 8 6 0; do
   "$OPT" "$SRC/bench/gpu/decode-encoded.mlir" --kvc-gpu-pipeline="encoded-mma=true encoded-min-ctas=$m" \
     -o "$OUTD/d.gpu.mlir"
   "$BENCHX" extract "$OUTD/d.gpu.mlir" -o "$OUTD/decode-encoded_mma_m$m.ptx"
 done
-"$OPT" "$SRC/bench/gpu/check-encoded-mma.mlir" --kvc-gpu-pipeline="encoded-mma=true encoded-min-ctas=5" \
+"$OPT" "$SRC/bench/gpu/check-encoded-mma.mlir" --kvc-gpu-pipeline="encoded-mma=true" \
   -o "$OUTD/c.gpu.mlir"
 "$BENCHX" extract "$OUTD/c.gpu.mlir" -o "$OUTD/check-encoded_mma.ptx"
 for b in 64 256; do

@@ -79,7 +79,7 @@ for what in "${@:-all}"; do
   fi
   if [ "$what" = mma ]; then
     # Tensor-core dot products (encoded-mma; build-encoded-tests.sh builds the variants):
-    # check, memcheck, time register caps 5, 8 and 0 against the default on every shape.
+    # check, memcheck, time register caps 8, 6 and 0 against the default on every shape.
     timeout 200 $T/kvc-bench encoded check $T/check-encoded_mma.ptx | grep -E "FAIL|variant|encoded check:"
     timeout 200 compute-sanitizer --tool memcheck --leak-check no $T/kvc-bench encoded check \
       $T/check-encoded_mma.ptx --quick 2>&1 | grep -E "ERROR SUMMARY|encoded check:|Invalid"
@@ -92,7 +92,7 @@ for what in "${@:-all}"; do
       > "$OUT/encoded-mma-sweep.json"
     timeout 150 ncu --kernel-name regex:enc_mma_split --launch-count 1 --section SpeedOfLight \
       --section Occupancy --section InstructionStats --section WarpStateStats $T/kvc-bench \
-      encoded decode $T/decode-encoded_mma_m5.ptx --batches 8 --contexts 16384 --reps 1 \
+      encoded decode $T/decode-encoded_mma_m8.ptx --batches 8 --contexts 16384 --reps 1 \
       --warmup 0 > "$OUT/ncu-encoded-mma-b8-16k.txt" 2>&1
   fi
   if [ "$what" = ncu ] || [ "$what" = all ]; then

@@ -121,7 +121,9 @@ def ConvertKVCToGPU : Pass<"convert-kvc-to-gpu", "ModuleOp"> {
     Option<"encodedMma", "encoded-mma", "bool", /*default=*/"false",
            "Encoded caches: dot products on tensor cores (each thread decodes its vector in two "
            "halves into shared memory, the warp multiplies them with mma.sync m16n8k16, f32 "
-           "accumulation; bf16/f16 queries, g*Sq <= 8, value_block == head dim)">,
+           "accumulation; where it applies: bf16/f16 queries, g*Sq <= 8, value_block == head "
+           "dim, encoded-unroll=8; other ops keep the CUDA-core kernel). Measured slower on "
+           "H100 except at batch 1 x 4k/16k (docs/gpu.md)">,
     Option<"encodedMultiSymbol", "encoded-multi-symbol", "bool", /*default=*/"false",
            "Encoded caches: decode up to 3 Huffman codes per table lookup (10-bit multi-symbol "
            "LUTs built in shared memory from the row's single-symbol LUTs)">,

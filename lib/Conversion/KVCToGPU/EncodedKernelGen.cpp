@@ -53,6 +53,11 @@ std::string resDecl(const std::string &r, size_t n) {
 }
 } // namespace
 
+bool mlir::kvc::encodedMmaApplies(const EncodedKernelConfig &c) {
+  return c.mma && !c.multiSymbol && c.queryType != "f32" && c.groupSize * c.querySeq <= 8 &&
+         c.valueBlock == c.headDim && c.headDim % 32 == 0 && c.unroll == 8;
+}
+
 int64_t mlir::kvc::encodedRefillGroup(const EncodedKernelConfig &c) {
   return c.multiSymbol ? 2 : std::max<int64_t>(2, std::min(c.refillGroup, c.unroll));
 }
@@ -63,7 +68,7 @@ std::string mlir::kvc::encodedKernelTag(const EncodedKernelConfig &c) {
          "_vb" + std::to_string(c.valueBlock) + "_u" + std::to_string(c.unroll) +
          (encodedRefillGroup(c) != 2 ? "_r" + std::to_string(encodedRefillGroup(c))
                                      : std::string()) +
-         "_enc" + (c.mma && !c.multiSymbol ? "_mma" : "") +
+         "_enc" + (encodedMmaApplies(c) ? "_mma" : "") +
          (c.multiSymbol ? "_ms" + std::to_string(c.multiSymbolBits) + "x" +
                               std::to_string(c.multiSymbolSlots)
                         : std::string());
@@ -117,23 +122,20 @@ std::string mlir::kvc::generateEncodedKernels(const EncodedKernelConfig &c, std:
     error = "encoded cache: multi-symbol LUTs need 8..11 index bits and 2 or 3 symbols";
     return "";
   }
-  // Tensor-core dot products (encoded-mma): each thread decodes its vector in two halves of
-  // D/2 symbols into a shared staging tile (row = the thread's vector, pitch SP halves), the
-  // warp multiplies its own 32 rows with mma.sync m16n8k16 (f32 accumulation) against the
-  // queries (key phase) or the probabilities (value phase), 8 rows of the query type.
-  const bool MMA = c.mma;
-  if (MMA && (MS || c.queryType == "f32" || NQ > 8 || VB != D || D % 32 != 0 || U != 8 ||
-              KB % 2 != 0)) {
-    error = "encoded cache: encoded-mma needs bf16 or f16 queries, g * Sq <= 8, value_block == "
-            "head dim (a multiple of 32), encoded-unroll=8 and the single-symbol decoder";
-    return "";
-  }
-  const int64_t SP = D / 2 + 8, HALF = D / 2;
+  // Tensor-core dot products (encoded-mma): each thread decodes its vector 16 symbols at a
+  // time into a shared staging tile (row = the thread's vector, pitch SP halves), and after
+  // each chunk the warp multiplies its own 32 rows with one mma.sync m16n8k16 (f32
+  // accumulation) against the queries (key phase) or the probabilities (value phase), NQ rows
+  // of the query type (the mma's other n rows are zero in registers). Chunks keep the staging
+  // at D x 24 halves (6 KiB at D = 128), so the kernel stays at 8 CTAs per SM.
+  // Where it does not apply (encodedMmaApplies) the CUDA-core kernel is generated.
+  const bool MMA = encodedMmaApplies(c);
+  const int64_t CH = 16, SP = CH + 8; // pitch 24 halves: the fragment loads hit 32 banks
   const int64_t NQP = NQ <= 2 ? NQ : (NQ + 3) / 4 * 4;
   const int64_t lutWords = MS ? std::max<int64_t>(4096, 4 * MSE) : 4096;
-  const int64_t smem = (lutWords + NQ * D + NQ * VB + NW * NQ * 2 +
+  const int64_t smem = (lutWords + NQ * D + (MMA ? 0 : NQ * VB) + NW * NQ * 2 +
                         (MS ? NQP * (D + MSPAD) + NQP * (VB + MSPAD) : 0)) * 4 +
-                       (MMA ? D * SP * 2 + 8 * (D + 8) * 2 + 8 * (VB + 8) * 2 : 0);
+                       (MMA ? D * SP * 2 + NQ * (D + 8) * 2 + NQ * (VB + 8) * 2 : 0);
   if (smem > 48 * 1024) {
     error = "encoded cache: shared memory (" + std::to_string(smem) + " B) exceeds 48 KiB" +
             (MS ? std::string(" with the multi-symbol tables and transposed weights: lower "
@@ -166,11 +168,12 @@ std::string mlir::kvc::generateEncodedKernels(const EncodedKernelConfig &c, std:
      << ", %vstep: " << MF << ", %vrec: " << MH << ", %opart: " << MF << ", %ml: " << MF << ")\n"
      // 16-byte aligned buffers: they are read with vector loads of up to 16 bytes
      // (llvm.align on the attribution becomes the shared global's .align).
-     << "      workgroup(%sLut : " << LUTT << A16 << ", %sQ : " << QST << A16 << ", %sA : " << AST
-     << A16 << ", %sRed : " << RST << A16
+     // (encoded-mma: the probabilities live only in the query type, %sAh)
+     << "      workgroup(%sLut : " << LUTT << A16 << ", %sQ : " << QST << A16
+     << (MMA ? std::string() : ", %sA : " + AST + A16) << ", %sRed : " << RST << A16
      << (MS ? ", %sQT : " + QTT + A16 + ", %sAT : " + ATT + A16 : std::string())
      << (MMA ? ", %sStage : " + wgTy(D * SP * 2, "i8") + A16 + ", %sQh : " +
-                   wgTy(8 * (D + 8), QT) + A16 + ", %sAh : " + wgTy(8 * (VB + 8), QT) + A16
+                   wgTy(NQ * (D + 8), QT) + A16 + ", %sAh : " + wgTy(NQ * (VB + 8), QT) + A16
              : std::string())
      << ")\n"
      << "      kernel attributes {known_block_size = array<i32: " << D
@@ -253,23 +256,13 @@ std::string mlir::kvc::generateEncodedKernels(const EncodedKernelConfig &c, std:
     std::string x = e.ld("%q", e.add(e.mul(e.add(rowQ, e.ci(i)), cD), tid), MQ);
     if (MMA) // the raw query (exact in its type); the scale is applied to the f32 products
       e.S("memref.store " + x + ", %sQh[" + e.add(e.ci(i * (D + 8)), tid) + "] : " +
-          wgTy(8 * (D + 8), QT));
+          wgTy(NQ * (D + 8), QT));
     if (QT != "f32")
       x = e.L("arith.extf " + x + " : " + QT + " to f32");
     std::string xs = e.fmul(x, scl);
     e.S("memref.store " + xs + ", %sQ[" + e.add(e.ci(i * D), tid) + "] : " + QST);
     if (MS)
       e.S("memref.store " + xs + ", %sQT[" + e.add(e.mul(tid, e.ci(NQP)), e.ci(i)) + "] : " + QTT);
-  }
-  if (MMA) {
-    // Rows NQ..7 of the mma operands (queries, probabilities) stay zero; VB == D threads.
-    std::string z = e.L("arith.constant 0.0 : " + QT);
-    for (int64_t i = NQ; i < 8; ++i) {
-      e.S("memref.store " + z + ", %sQh[" + e.add(e.ci(i * (D + 8)), tid) + "] : " +
-          wgTy(8 * (D + 8), QT));
-      e.S("memref.store " + z + ", %sAh[" + e.add(e.ci(i * (VB + 8)), tid) + "] : " +
-          wgTy(8 * (VB + 8), QT));
-    }
   }
   if (MS) {
     // Pad columns of the transposed queries (loaded, never summed: keep them finite) and the
@@ -732,7 +725,7 @@ std::string mlir::kvc::generateEncodedKernels(const EncodedKernelConfig &c, std:
   // back per thread), two views of one workgroup buffer. A warp only touches its own 32 rows,
   // so a warp barrier orders the stores, the mma operand loads and the read-back.
   const std::string STT = MMA ? wgTy(D * SP, QT) : "", STF = MMA ? wgTy(D * SP / 2, "f32") : "";
-  const std::string QHT = wgTy(8 * (D + 8), QT), AHT = wgTy(8 * (VB + 8), QT);
+  const std::string QHT = wgTy(NQ * (D + 8), QT), AHT = wgTy(NQ * (VB + 8), QT);
   std::string stH, stF, gq, tq, warpRow0;
   if (MMA) {
     stH = e.L("memref.view %sStage[" + c0 + "][] : " + wgTy(D * SP * 2, "i8") + " to " + STT);
@@ -767,8 +760,9 @@ std::string mlir::kvc::generateEncodedKernels(const EncodedKernelConfig &c, std:
     e.S("}");
     return DState{r + "#0", r + "#1", r + "#2", r + "#3"};
   };
-  // One half (HALF columns of the staging tile) of the warp's products: for its two 16-row
-  // tiles, C[row][n] += sum_k stage[row][k] * B[n][col0 + k] (B: 8 rows of pitch bStride).
+  // One chunk (the CH staging columns) of the warp's products: for its two 16-row tiles,
+  // C[row][n] += sum_k stage[row][k] * B[n][col + k], B with NQ rows of pitch bStride; the
+  // fragment rows n >= NQ are zero.
   const std::string fragTy = QT == "bf16" ? "i32" : "vector<2xf16>";
   auto frag = [&](const std::string &mem, const std::string &ty, const std::string &idx) {
     std::string v = e.L("vector.load " + mem + "[" + idx + "] : " + ty + ", vector<2x" + QT + ">");
@@ -777,32 +771,82 @@ std::string mlir::kvc::generateEncodedKernels(const EncodedKernelConfig &c, std:
     std::string b = e.L("vector.bitcast " + v + " : vector<2x" + QT + "> to vector<1xi32>");
     return e.L("vector.extract " + b + "[0] : i32 from vector<1xi32>");
   };
-  auto mmaHalf = [&](std::vector<std::string> &C, const std::string &bMem, const std::string &bTy,
-                     int64_t bStride, int64_t col0) {
-    for (int64_t ks = 0; ks < HALF / 16; ++ks) {
-      std::string kc = e.add(e.mul(tq, e.ci(2)), e.ci(16 * ks));
-      std::string bRow = e.mul(gq, e.ci(bStride));
-      std::string b0 = frag(bMem, bTy, e.add(bRow, e.add(kc, e.ci(col0))));
-      std::string b1 = frag(bMem, bTy, e.add(bRow, e.add(kc, e.ci(col0 + 8))));
-      for (int mt = 0; mt < 2; ++mt) {
-        std::string r0 = e.add(warpRow0, e.add(gq, e.ci(16 * mt)));
-        std::string base0 = e.add(e.mul(r0, e.ci(SP)), kc);
-        std::string base1 = e.add(base0, e.ci(8 * SP));
-        std::string a0 = frag(stH, STT, base0), a1 = frag(stH, STT, base1),
-                    a2 = frag(stH, STT, e.add(base0, e.ci(8))), a3 = frag(stH, STT, e.add(base1, e.ci(8)));
-        std::string m = e.L("nvvm.mma.sync A[" + a0 + ", " + a1 + ", " + a2 + ", " + a3 + "] B[" +
-                            b0 + ", " + b1 + "] C[" + C[4 * mt] + ", " + C[4 * mt + 1] + ", " +
-                            C[4 * mt + 2] + ", " + C[4 * mt + 3] +
-                            "] {layoutA = #nvvm.mma_layout<row>, layoutB = #nvvm.mma_layout<col>, "
-                            "multiplicandAPtxType = #nvvm.mma_type<" + QT +
-                            ">, multiplicandBPtxType = #nvvm.mma_type<" + QT +
-                            ">, shape = #nvvm.shape<m = 16, n = 8, k = 16>} : (" + fragTy + ", " +
-                            fragTy + ", f32) -> !llvm.struct<(f32, f32, f32, f32)>");
-        for (int k = 0; k < 4; ++k)
-          C[4 * mt + k] = e.L("llvm.extractvalue " + m + "[" + std::to_string(k) +
-                              "] : !llvm.struct<(f32, f32, f32, f32)>");
-      }
+  auto mmaChunk = [&](std::vector<std::string> &C, const std::string &bMem, const std::string &bTy,
+                      int64_t bStride, const std::string &col) {
+    std::string kc = e.mul(tq, e.ci(2));
+    std::string bRow = e.mul(e.minu(gq, e.ci(NQ - 1)), e.ci(bStride));
+    std::string bUsed = e.cmp("ult", gq, e.ci(NQ), "index");
+    std::string zero = QT == "bf16" ? i0 : e.L("arith.constant dense<0.0> : vector<2xf16>");
+    std::string b0 = e.sel(bUsed, frag(bMem, bTy, e.add(bRow, e.add(kc, col))), zero, fragTy);
+    std::string b1 = e.sel(bUsed, frag(bMem, bTy, e.add(bRow, e.add(kc, e.add(col, e.ci(8))))),
+                           zero, fragTy);
+    for (int mt = 0; mt < 2; ++mt) {
+      std::string r0 = e.add(warpRow0, e.add(gq, e.ci(16 * mt)));
+      std::string base0 = e.add(e.mul(r0, e.ci(SP)), kc);
+      std::string base1 = e.add(base0, e.ci(8 * SP));
+      std::string a0 = frag(stH, STT, base0), a1 = frag(stH, STT, base1),
+                  a2 = frag(stH, STT, e.add(base0, e.ci(8))), a3 = frag(stH, STT, e.add(base1, e.ci(8)));
+      std::string m = e.L("nvvm.mma.sync A[" + a0 + ", " + a1 + ", " + a2 + ", " + a3 + "] B[" +
+                          b0 + ", " + b1 + "] C[" + C[4 * mt] + ", " + C[4 * mt + 1] + ", " +
+                          C[4 * mt + 2] + ", " + C[4 * mt + 3] +
+                          "] {layoutA = #nvvm.mma_layout<row>, layoutB = #nvvm.mma_layout<col>, "
+                          "multiplicandAPtxType = #nvvm.mma_type<" + QT +
+                          ">, multiplicandBPtxType = #nvvm.mma_type<" + QT +
+                          ">, shape = #nvvm.shape<m = 16, n = 8, k = 16>} : (" + fragTy + ", " +
+                          fragTy + ", f32) -> !llvm.struct<(f32, f32, f32, f32)>");
+      for (int k = 0; k < 4; ++k)
+        C[4 * mt + k] = e.L("llvm.extractvalue " + m + "[" + std::to_string(k) +
+                            "] : !llvm.struct<(f32, f32, f32, f32)>");
     }
+  };
+  // The chunk loop of one vector per thread: decode CH symbols into the staging row (only
+  // where `active`, else the state passes through), then the warp's mma over them against B
+  // columns chunk*CH... Returns the 8 accumulators of the warp's two 16-row tiles.
+  auto chunkLoop = [&](const DState &s0, const std::string &active, const std::string &words,
+                       const std::string &lutOff, const std::string &auxB, int64_t count,
+                       const std::string &bMem, const std::string &bTy, int64_t bStride) {
+    std::string r = e.fresh("ck"), ch = e.fresh("ch");
+    std::vector<std::string> a = {e.fresh("win"), e.fresh("nb"), e.fresh("nw"), e.fresh("wp")};
+    std::vector<std::string> ca(8);
+    for (auto &x : ca)
+      x = e.fresh("mc");
+    std::string iters = a[0] + " = " + s0.win + ", " + a[1] + " = " + s0.nb + ", " + a[2] +
+                        " = " + s0.nw + ", " + a[3] + " = " + s0.wp;
+    for (auto &x : ca)
+      iters += ", " + x + " = " + fz;
+    const std::string tys = "i64, i32, i32, i32, " + rep("f32", 8);
+    e.S(r + ":12 = scf.for " + ch + " = " + c0 + " to " + e.ci(count / CH) + " step " + c1 +
+        " iter_args(" + iters + ") -> (" + tys + ") {");
+    e.push();
+    DState s{a[0], a[1], a[2], a[3]};
+    DState n;
+    if (active.empty()) {
+      n = decodeStore(s, words, lutOff, auxB, CH, tid);
+    } else {
+      std::string d = e.fresh("dk");
+      e.S(d + ":4 = scf.if " + active + " -> (i64, i32, i32, i32) {");
+      e.push();
+      DState t = decodeStore(s, words, lutOff, auxB, CH, tid);
+      e.S("scf.yield " + t.win + ", " + t.nb + ", " + t.nw + ", " + t.wp + " : i64, i32, i32, i32");
+      e.pop();
+      e.S("} else {");
+      e.push();
+      e.S("scf.yield " + s.win + ", " + s.nb + ", " + s.nw + ", " + s.wp + " : i64, i32, i32, i32");
+      e.pop();
+      e.S("}");
+      n = DState{d + "#0", d + "#1", d + "#2", d + "#3"};
+    }
+    warpSync();
+    std::vector<std::string> C = ca;
+    mmaChunk(C, bMem, bTy, bStride, e.mul(ch, e.ci(CH)));
+    warpSync();
+    e.S("scf.yield " + n.win + ", " + n.nb + ", " + n.nw + ", " + n.wp + ", " + join(C) + " : " + tys);
+    e.pop();
+    e.S("}");
+    std::vector<std::string> out;
+    for (int k = 0; k < 8; ++k)
+      out.push_back(r + "#" + std::to_string(4 + k));
+    return out;
   };
   // The warp's products back to their rows: C (row, n) into the warp's staging rows as f32,
   // then each thread reads its own row's NQ values.
@@ -857,13 +901,13 @@ std::string mlir::kvc::generateEncodedKernels(const EncodedKernelConfig &c, std:
     };
     std::vector<std::string> mmaDots;
     if (MMA) {
-      // Both halves of the row into the staging tile, each followed by the warp's mma; the
+      // The row into the staging tile chunk by chunk, each followed by the warp's mma; the
       // recent and out-of-range rows hold stale values whose products are not used.
       std::string h0 = e.fresh("kh");
       e.S(h0 + ":4 = scf.if " + isEnc + " -> (i64, i32, i32, i32) {");
       e.push();
       {
-        DState s1 = decodeStore(initState("%kw", keyBitpos()), "%kw", c0, kAux, HALF, tid);
+        DState s1 = initState("%kw", keyBitpos());
         e.S("scf.yield " + s1.win + ", " + s1.nb + ", " + s1.nw + ", " + s1.wp +
             " : i64, i32, i32, i32");
       }
@@ -873,18 +917,8 @@ std::string mlir::kvc::generateEncodedKernels(const EncodedKernelConfig &c, std:
       e.S("scf.yield " + e.ci64(0) + ", " + i0 + ", " + i0 + ", " + i0 + " : i64, i32, i32, i32");
       e.pop();
       e.S("}");
-      std::vector<std::string> C(8, fz);
-      warpSync();
-      mmaHalf(C, "%sQh", QHT, D + 8, 0);
-      warpSync();
-      e.S("scf.if " + isEnc + " {");
-      e.push();
-      decodeStore(DState{h0 + "#0", h0 + "#1", h0 + "#2", h0 + "#3"}, "%kw", c0, kAux, HALF, tid);
-      e.pop();
-      e.S("}");
-      warpSync();
-      mmaHalf(C, "%sQh", QHT, D + 8, HALF);
-      mmaDots = readBack(C);
+      mmaDots = readBack(chunkLoop(DState{h0 + "#0", h0 + "#1", h0 + "#2", h0 + "#3"}, isEnc,
+                                   "%kw", c0, kAux, D, "%sQh", QHT, D + 8));
     }
     std::string res = e.fresh("ks");
     e.S(resDecl(res, NQ) + " = scf.if " + isEnc + " -> (" + rep("f32", NQ) + ") {");
@@ -1013,7 +1047,8 @@ std::string mlir::kvc::generateEncodedKernels(const EncodedKernelConfig &c, std:
     for (int64_t i = 0; i < NQ; ++i) {
       std::string p = e.exp2(e.fsub(sc[r][i], newm[i]));
       std::string a = e.fmul(p, pr + "#1");
-      e.S("memref.store " + a + ", %sA[" + e.add(e.ci(i * VB), tok) + "] : " + AST);
+      if (!MMA)
+        e.S("memref.store " + a + ", %sA[" + e.add(e.ci(i * VB), tok) + "] : " + AST);
       if (MMA)
         e.S("memref.store " + e.L("arith.truncf " + a + " : f32 to " + QT) + ", %sAh[" +
             e.add(e.ci(i * (VB + 8)), tok) + "] : " + AHT);
@@ -1038,16 +1073,10 @@ std::string mlir::kvc::generateEncodedKernels(const EncodedKernelConfig &c, std:
     std::string bitpos = e.add(e.mul(wbase, c32), boff);
     std::vector<std::string> dots;
     if (MMA) {
-      // Column tid in two halves of VB/2 tokens, each multiplied by the probabilities (this
-      // branch is uniform over the CTA: the tile is encoded or not).
-      DState s1 = decodeStore(initState("%vw", bitpos), "%vw", c2048, vAux, HALF, tid);
-      std::vector<std::string> C(8, fz);
-      warpSync();
-      mmaHalf(C, "%sAh", AHT, VB + 8, 0);
-      warpSync();
-      decodeStore(s1, "%vw", c2048, vAux, HALF, tid);
-      warpSync();
-      mmaHalf(C, "%sAh", AHT, VB + 8, HALF);
+      // Column tid chunk by chunk, each multiplied by the probabilities (this branch is
+      // uniform over the CTA: the tile is encoded or not).
+      std::vector<std::string> C = chunkLoop(initState("%vw", bitpos), "", "%vw", c2048, vAux,
+                                             VB, "%sAh", AHT, VB + 8);
       dots = readBack(C);
     } else {
       dots = MS ? decodeDotMulti("%vw", bitpos, e.ci(2 * MSE), c2048, vAux, VB, "%sAT", ATT)
@@ -1078,7 +1107,11 @@ std::string mlir::kvc::generateEncodedKernels(const EncodedKernelConfig &c, std:
     std::string v = e.L("arith.extf " + e.ld("%vrec", e.add(base, e.mul(t, cD)), MH) + " : f16 to f32");
     std::vector<std::string> o;
     for (int64_t i = 0; i < NQ; ++i) {
-      std::string w = e.L("memref.load %sA[" + e.add(e.ci(i * VB), t) + "] : " + AST);
+      std::string w =
+          MMA ? e.L("arith.extf " +
+                    e.L("memref.load %sAh[" + e.add(e.ci(i * (VB + 8)), t) + "] : " + AHT) +
+                    " : " + QT + " to f32")
+              : e.L("memref.load %sA[" + e.add(e.ci(i * VB), t) + "] : " + AST);
       o.push_back(e.fma(w, v, a[i]));
     }
     e.S("scf.yield " + join(o) + " : " + rep("f32", NQ));

@@ -158,3 +158,40 @@ func.func @ragged_f32(%q: tensor<2x16x1x64xf32>, %c: !renc) -> tensor<2x16x1x64x
   %o = kvc.attention %q, %k, %v lengths(%l) : (tensor<2x16x1x64xf32>, tensor<2x2x4096x64xf32>, tensor<2x2x4096x64xf32>, tensor<2x2xi64>) -> tensor<2x16x1x64xf32>
   return %o : tensor<2x16x1x64xf32>
 }
+
+// -----
+
+// encoded-mma: each thread decodes 16 symbols at a time into its row of a shared staging tile
+// (two views of one i8 buffer), and its warp multiplies its 32 rows with nvvm.mma.sync against
+// the raw queries (key phase) or the probabilities (value phase), reading the products back
+// through the staging rows.
+// RUN: kvc-opt %s -split-input-file --convert-kvc-to-gpu="encoded-mma=true" | FileCheck %s --check-prefix=MMA
+#codec = #kvc.codec<bits = 0, key_group = block, key_block = 64, key_error = 5.000000e-02 : f64, value_group = token, value_block = 128, value_error = 1.000000e-01 : f64, entropy = huffman, recent_keys = 128, recent_values = 256>
+!enc = !kvc.encoded_cache<tensor<?x8x?x128xbf16>, tensor<?x8x?x128xbf16>, #codec>
+// Where it does not apply (f32 queries, D = 64 with value blocks of 128) the CUDA-core kernel.
+// MMA: gpu.func @kvc_attn0_d64_g8_q1_f32_kb64_vb128_u8_r4_enc_split(
+// MMA-NOT: nvvm.mma.sync
+// MMA: gpu.func @kvc_attn0_d128_g4_q1_bf16_kb64_vb128_u8_r4_enc_mma_split(
+// MMA-SAME: %{{.*}} : memref<6144xi8, #gpu.address_space<workgroup>> {llvm.align = 16 : i64}, %{{.*}} : memref<544xbf16, #gpu.address_space<workgroup>> {llvm.align = 16 : i64}, %{{.*}} : memref<544xbf16, #gpu.address_space<workgroup>> {llvm.align = 16 : i64})
+// MMA: memref.view %{{.*}} to memref<3072xbf16, #gpu.address_space<workgroup>>
+// MMA: memref.view %{{.*}} to memref<1536xf32, #gpu.address_space<workgroup>>
+// Key phase: the chunk loop (8 chunks of 16), decode + store, warp sync, one mma per 16 rows.
+// MMA: scf.for %{{.*}} = %c0{{.*}} to %c8{{.*}} step %c1{{.*}} iter_args({{.*}}) -> (i64, i32, i32, i32, f32, f32, f32, f32, f32, f32, f32, f32)
+// MMA:   scf.if %{{.*}} -> (i64, i32, i32, i32)
+// MMA:     vector.store %{{.*}} {alignment = 16 : i64} : memref<3072xbf16, #gpu.address_space<workgroup>>, vector<8xbf16>
+// MMA:   nvvm.bar.warp.sync
+// MMA:   nvvm.mma.sync A[{{.*}}] B[{{.*}}] C[{{.*}}] {layoutA = #nvvm.mma_layout<row>, layoutB = #nvvm.mma_layout<col>, multiplicandAPtxType = #nvvm.mma_type<bf16>, multiplicandBPtxType = #nvvm.mma_type<bf16>, shape = #nvvm.shape<m = 16, n = 8, k = 16>} : (i32, i32, f32) -> !llvm.struct<(f32, f32, f32, f32)>
+// MMA:   nvvm.mma.sync
+// MMA: memref.store %{{.*}} : memref<1536xf32, #gpu.address_space<workgroup>>
+// MMA: nvvm.bar.warp.sync
+// MMA: memref.load %{{.*}} : memref<1536xf32, #gpu.address_space<workgroup>>
+// Probabilities in bf16 for the value phase's mma.
+// MMA: arith.truncf %{{.*}} : f32 to bf16
+// MMA: memref.store %{{.*}}, %{{.*}}[{{.*}}] : memref<544xbf16, #gpu.address_space<workgroup>>
+// MMA: nvvm.mma.sync
+// MMA: gpu.return
+func.func @decode_mma(%q: tensor<?x32x1x128xbf16>, %c: !enc) -> tensor<?x32x1x128xbf16> {
+  %k, %v = kvc.cache.view %c : !enc -> tensor<?x8x?x128xbf16>, tensor<?x8x?x128xbf16>
+  %o = kvc.attention %q, %k, %v : (tensor<?x32x1x128xbf16>, tensor<?x8x?x128xbf16>, tensor<?x8x?x128xbf16>) -> tensor<?x32x1x128xbf16>
+  return %o : tensor<?x32x1x128xbf16>
+}

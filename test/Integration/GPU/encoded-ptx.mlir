@@ -7,6 +7,16 @@
 // RUN: %if ptxas %{ env PATH=/usr/local/cuda/bin:%PATH% kvc-opt %s --kvc-gpu-pipeline="format=bin" | FileCheck %s --check-prefix=BIN %}
 // RUN: %if ptxas %{ kvc-opt %s --kvc-gpu-pipeline -o %t.mlir && kvc-bench extract %t.mlir -o %t.ptx && env PATH=/usr/local/cuda/bin:%PATH% ptxas -arch=sm_90a -v %t.ptx -o %t.cubin 2>&1 | FileCheck %s --check-prefix=PTXAS %}
 
+// encoded-mma: the decoded chunks staged in shared memory and multiplied on tensor cores.
+// RUN: kvc-opt %s --kvc-gpu-pipeline="encoded-mma=true" | FileCheck %s --check-prefix=MMA
+// MMA: .entry kvc_attn0_d128_g4_q1_bf16_kb64_vb128_u8_r4_enc_mma_split(
+// MMA-SAME: .minnctapersm 8
+// MMA-SAME: bar.warp.sync
+// MMA-SAME: mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32
+// MMA-SAME: cvt.rn.bf16x2.f32
+// MMA-SAME: st.shared.v4.b32
+// MMA-SAME: .entry kvc_attn0_d128_g4_q1_bf16_kb64_vb128_u8_r4_enc_mma_merge(
+
 // CHECK-LABEL: func.func @decode_encoded(%arg0: tensor<?x32x1x128xbf16>, %arg1: i64)
 // CHECK: call @kvc_rt_gpu_encoded_buffer_i32(%arg1, %{{.*}}) : (i64, i64) -> memref<?xi32>
 // CHECK: gpu.launch_func @kvc_gpu::@kvc_attn0_d128_g4_q1_bf16_kb64_vb128_u8_r4_enc_split

@@ -85,6 +85,10 @@ struct EncodedKernelConfig {
 /// two loop iterations), 2 (the pair decoder) below that and with the multi-symbol decoder.
 int64_t encodedRefillGroup(const EncodedKernelConfig &cfg);
 
+/// Whether `mma` applies: bf16/f16 queries, g * Sq <= 8, value_block == head dim (a multiple
+/// of 32), unroll 8, the single-symbol decoder. Elsewhere the CUDA-core kernel is generated.
+bool encodedMmaApplies(const EncodedKernelConfig &cfg);
+
 /// Returns "" and sets `error` when the configuration is unsupported.
 std::string generateEncodedKernels(const EncodedKernelConfig &cfg, std::string &error);
 
