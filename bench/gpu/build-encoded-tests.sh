@@ -70,6 +70,17 @@ done
 "$OPT" "$SRC/bench/gpu/check-encoded-mma.mlir" --kvc-gpu-pipeline="encoded-mma=true" \
   -o "$OUTD/c.gpu.mlir"
 "$BENCHX" extract "$OUTD/c.gpu.mlir" -o "$OUTD/check-encoded_mma.ptx"
+# ... with the multi-symbol decoder writing into the staging (10-bit tables, 3 or 2 slots)
+for ms in 10x3 10x2; do
+  o="encoded-mma=true encoded-multi-symbol=true encoded-ms-bits=${ms%x*} encoded-ms-slots=${ms#*x}"
+  for m in 8 0; do
+    "$OPT" "$SRC/bench/gpu/decode-encoded.mlir" --kvc-gpu-pipeline="$o encoded-min-ctas=$m" \
+      -o "$OUTD/d.gpu.mlir"
+    "$BENCHX" extract "$OUTD/d.gpu.mlir" -o "$OUTD/decode-encoded_mma_ms${ms}_m$m.ptx"
+  done
+  "$OPT" "$SRC/bench/gpu/check-encoded-mma.mlir" --kvc-gpu-pipeline="$o" -o "$OUTD/c.gpu.mlir"
+  "$BENCHX" extract "$OUTD/c.gpu.mlir" -o "$OUTD/check-encoded_mma_ms$ms.ptx"
+done
 for b in 64 256; do
   "$OPT" "$SRC/bench/gpu/decode.mlir" --kvc-gpu-pipeline="block-size=$b unroll=4" \
     -o "$OUTD/dense_b$b.gpu.mlir"

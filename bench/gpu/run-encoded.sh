@@ -80,9 +80,14 @@ for what in "${@:-all}"; do
   if [ "$what" = mma ]; then
     # Tensor-core dot products (encoded-mma; build-encoded-tests.sh builds the variants):
     # check, memcheck, time register caps 8, 6 and 0 against the default on every shape.
-    timeout 200 $T/kvc-bench encoded check $T/check-encoded_mma.ptx | grep -E "FAIL|variant|encoded check:"
-    timeout 200 compute-sanitizer --tool memcheck --leak-check no $T/kvc-bench encoded check \
-      $T/check-encoded_mma.ptx --quick 2>&1 | grep -E "ERROR SUMMARY|encoded check:|Invalid"
+    for f in $T/check-encoded_mma*.ptx; do
+      echo "== check $(basename $f)"
+      timeout 200 $T/kvc-bench encoded check $f | grep -E "FAIL|variant|encoded check:"
+    done
+    for f in $T/check-encoded_mma.ptx $T/check-encoded_mma_ms10x3.ptx; do
+      timeout 200 compute-sanitizer --tool memcheck --leak-check no $T/kvc-bench encoded check \
+        $f --quick 2>&1 | grep -E "ERROR SUMMARY|encoded check:|Invalid"
+    done
     W=/tmp/kvc-mma; mkdir -p $W
     for f in $T/decode-encoded.ptx $T/decode-encoded_mma_m*.ptx; do
       timeout 200 $T/kvc-bench encoded decode $f ${MMA_ARGS:-} \

@@ -54,8 +54,8 @@ std::string resDecl(const std::string &r, size_t n) {
 } // namespace
 
 bool mlir::kvc::encodedMmaApplies(const EncodedKernelConfig &c) {
-  return c.mma && !c.multiSymbol && c.queryType != "f32" && c.groupSize * c.querySeq <= 8 &&
-         c.valueBlock == c.headDim && c.headDim % 32 == 0 && c.unroll == 8;
+  return c.mma && c.queryType != "f32" && c.groupSize * c.querySeq <= 8 &&
+         c.valueBlock == c.headDim && c.headDim % 32 == 0 && (c.unroll == 8 || c.multiSymbol);
 }
 
 int64_t mlir::kvc::encodedRefillGroup(const EncodedKernelConfig &c) {
@@ -130,11 +130,15 @@ std::string mlir::kvc::generateEncodedKernels(const EncodedKernelConfig &c, std:
   // at D x 24 halves (6 KiB at D = 128), so the kernel stays at 8 CTAs per SM.
   // Where it does not apply (encodedMmaApplies) the CUDA-core kernel is generated.
   const bool MMA = encodedMmaApplies(c);
-  const int64_t CH = 16, SP = CH + 8; // pitch 24 halves: the fragment loads hit 32 banks
+  // With the multi-symbol decoder (MSW) a lookup writes up to 3 symbols past the chunk it
+  // completes, so the staging row is a ring of two chunks (pitch 40 halves), else one chunk
+  // (pitch 24); both pitches spread a fragment load over the 32 banks.
+  const bool MSW = MMA && MS;
+  const int64_t CH = 16, SP = MSW ? 2 * CH + 8 : CH + 8;
   const int64_t NQP = NQ <= 2 ? NQ : (NQ + 3) / 4 * 4;
   const int64_t lutWords = MS ? std::max<int64_t>(4096, 4 * MSE) : 4096;
   const int64_t smem = (lutWords + NQ * D + (MMA ? 0 : NQ * VB) + NW * NQ * 2 +
-                        (MS ? NQP * (D + MSPAD) + NQP * (VB + MSPAD) : 0)) * 4 +
+                        (MS && !MSW ? NQP * (D + MSPAD) + NQP * (VB + MSPAD) : 0)) * 4 +
                        (MMA ? D * SP * 2 + NQ * (D + 8) * 2 + NQ * (VB + 8) * 2 : 0);
   if (smem > 48 * 1024) {
     error = "encoded cache: shared memory (" + std::to_string(smem) + " B) exceeds 48 KiB" +
@@ -171,7 +175,7 @@ std::string mlir::kvc::generateEncodedKernels(const EncodedKernelConfig &c, std:
      // (encoded-mma: the probabilities live only in the query type, %sAh)
      << "      workgroup(%sLut : " << LUTT << A16 << ", %sQ : " << QST << A16
      << (MMA ? std::string() : ", %sA : " + AST + A16) << ", %sRed : " << RST << A16
-     << (MS ? ", %sQT : " + QTT + A16 + ", %sAT : " + ATT + A16 : std::string())
+     << (MS && !MSW ? ", %sQT : " + QTT + A16 + ", %sAT : " + ATT + A16 : std::string())
      << (MMA ? ", %sStage : " + wgTy(D * SP * 2, "i8") + A16 + ", %sQh : " +
                    wgTy(NQ * (D + 8), QT) + A16 + ", %sAh : " + wgTy(NQ * (VB + 8), QT) + A16
              : std::string())
@@ -232,9 +236,13 @@ std::string mlir::kvc::generateEncodedKernels(const EncodedKernelConfig &c, std:
                           " : i32 to f32");
       std::string hit = e.cmp("ne", ent, e.ci32(0), "i32");
       std::string fits = e.cmp("ule", e.bin("arith.addi", pos, len, "i32"), e.ci32(MSB), "i32");
-      std::string small = e.cmpf("ole", f, e.cf(2048.0f));
+      // The symbols in the type the decoder uses them in: f16 (exact up to 2048), or bf16
+      // (exact up to 256) when they go to bf16 tensor-core operands (encoded-mma).
+      const std::string symTy = MMA && QT == "bf16" ? "bf16" : "f16";
+      std::string small = e.cmpf("ole", f, e.cf(symTy == "bf16" ? 256.0f : 2048.0f));
       ok = e.bin("arith.andi", ok, e.bin("arith.andi", hit, e.bin("arith.andi", fits, small, "i1"), "i1"), "i1");
-      std::string h = e.L("arith.bitcast " + e.L("arith.truncf " + f + " : f32 to f16") + " : f16 to i16");
+      std::string h = e.L("arith.bitcast " + e.L("arith.truncf " + f + " : f32 to " + symTy) +
+                          " : " + symTy + " to i16");
       sym[s] = e.sel(ok, e.L("arith.extui " + h + " : i16 to i32"), zero16, "i32");
       pos = e.sel(ok, e.bin("arith.addi", pos, len, "i32"), pos, "i32");
       n = e.sel(ok, e.bin("arith.addi", n, e.ci32(1), "i32"), n, "i32");
@@ -261,10 +269,10 @@ std::string mlir::kvc::generateEncodedKernels(const EncodedKernelConfig &c, std:
       x = e.L("arith.extf " + x + " : " + QT + " to f32");
     std::string xs = e.fmul(x, scl);
     e.S("memref.store " + xs + ", %sQ[" + e.add(e.ci(i * D), tid) + "] : " + QST);
-    if (MS)
+    if (MS && !MSW)
       e.S("memref.store " + xs + ", %sQT[" + e.add(e.mul(tid, e.ci(NQP)), e.ci(i)) + "] : " + QTT);
   }
-  if (MS) {
+  if (MS && !MSW) {
     // Pad columns of the transposed queries (loaded, never summed: keep them finite) and the
     // MSPAD zero rows past the end of both transposed arrays.
     for (int64_t i = NQ; i < NQP; ++i)
@@ -772,8 +780,9 @@ std::string mlir::kvc::generateEncodedKernels(const EncodedKernelConfig &c, std:
     return e.L("vector.extract " + b + "[0] : i32 from vector<1xi32>");
   };
   auto mmaChunk = [&](std::vector<std::string> &C, const std::string &bMem, const std::string &bTy,
-                      int64_t bStride, const std::string &col) {
+                      int64_t bStride, const std::string &col, const std::string &aCol) {
     std::string kc = e.mul(tq, e.ci(2));
+    std::string akc = aCol.empty() ? kc : e.add(kc, aCol);
     std::string bRow = e.mul(e.minu(gq, e.ci(NQ - 1)), e.ci(bStride));
     std::string bUsed = e.cmp("ult", gq, e.ci(NQ), "index");
     std::string zero = QT == "bf16" ? i0 : e.L("arith.constant dense<0.0> : vector<2xf16>");
@@ -782,7 +791,7 @@ std::string mlir::kvc::generateEncodedKernels(const EncodedKernelConfig &c, std:
                            zero, fragTy);
     for (int mt = 0; mt < 2; ++mt) {
       std::string r0 = e.add(warpRow0, e.add(gq, e.ci(16 * mt)));
-      std::string base0 = e.add(e.mul(r0, e.ci(SP)), kc);
+      std::string base0 = e.add(e.mul(r0, e.ci(SP)), akc);
       std::string base1 = e.add(base0, e.ci(8 * SP));
       std::string a0 = frag(stH, STT, base0), a1 = frag(stH, STT, base1),
                   a2 = frag(stH, STT, e.add(base0, e.ci(8))), a3 = frag(stH, STT, e.add(base1, e.ci(8)));
@@ -838,7 +847,7 @@ std::string mlir::kvc::generateEncodedKernels(const EncodedKernelConfig &c, std:
     }
     warpSync();
     std::vector<std::string> C = ca;
-    mmaChunk(C, bMem, bTy, bStride, e.mul(ch, e.ci(CH)));
+    mmaChunk(C, bMem, bTy, bStride, e.mul(ch, e.ci(CH)), "");
     warpSync();
     e.S("scf.yield " + n.win + ", " + n.nb + ", " + n.nw + ", " + n.wp + ", " + join(C) + " : " + tys);
     e.pop();
@@ -846,6 +855,144 @@ std::string mlir::kvc::generateEncodedKernels(const EncodedKernelConfig &c, std:
     std::vector<std::string> out;
     for (int k = 0; k < 8; ++k)
       out.push_back(r + "#" + std::to_string(4 + k));
+    return out;
+  };
+  // Multi-symbol decoding into the staging ring (MSW): lookups of the MSB-bit tables (symbols
+  // stored as the query type's bits) until `target` symbols of the vector are decoded; each
+  // lookup writes its 3 symbol slots at ring positions (j + k) mod 32 of row `row` (slots past
+  // its n codes are overwritten by the next lookup, or land in a chunk already multiplied).
+  // Misses take decodeOne. Returns the decoder state and j.
+  auto decodeStoreMulti = [&](const DState &s0, const std::string &j0, const std::string &target,
+                              const std::string &words, const std::string &mlutOff,
+                              const std::string &lutOff, const std::string &auxB, int64_t count,
+                              const std::string &row) {
+    const std::string tys = "i64, i32, i32, i32, i32";
+    std::string r = e.fresh("dw");
+    std::vector<std::string> a(5), b(5);
+    for (auto &x : a)
+      x = e.fresh("wa");
+    for (auto &x : b)
+      x = e.fresh("wb");
+    std::vector<std::string> init = {s0.win, s0.nb, s0.nw, s0.wp, j0};
+    std::string args;
+    for (int k = 0; k < 5; ++k)
+      args += std::string(k ? ", " : "") + a[k] + " = " + init[k];
+    e.S(r + ":5 = scf.while (" + args + ") : (" + tys + ") -> (" + tys + ") {");
+    e.push();
+    e.S("scf.condition(" + e.cmp("ult", a[4], target, "i32") + ") " + join(a) + " : " + tys);
+    e.pop();
+    e.S("} do {");
+    e.S("^bb0(" + b[0] + ": i64, " + b[1] + ": i32, " + b[2] + ": i32, " + b[3] + ": i32, " +
+        b[4] + ": i32):");
+    e.push();
+    DState s{b[0], b[1], b[2], b[3]};
+    refill(s, words);
+    std::string j = b[4];
+    std::string rowBase = e.mul(row, e.ci(SP));
+    std::string cCount = e.ci32(count);
+    for (int look = 0; look < 2; ++look) {
+      std::string hi = windowTop(s.win);
+      std::string idx = e.toIdx(e.bin("arith.shrui", hi, e.ci32(32 - MSB), "i32"));
+      std::string ev = e.L("vector.load %sLut[" + e.add(mlutOff, e.mul(idx, e.ci(2))) +
+                           "] {alignment = 8} : " + LUTT + ", vector<2xi32>");
+      std::string w0 = e.L("vector.extract " + ev + "[0] : i32 from vector<2xi32>");
+      std::string w1 = e.L("vector.extract " + ev + "[1] : i32 from vector<2xi32>");
+      std::string n = e.bin("arith.shrui", w1, e.ci32(24), "i32");
+      std::string miss = e.cmp("eq", n, i0, "i32");
+      if (look > 0) // past the vector's end: no slow path on whatever bits follow it
+        miss = e.bin("arith.andi", miss, e.cmp("ult", j, cCount, "i32"), "i1");
+      std::string d = e.fresh("mw");
+      const std::string dty = "i32, i32, i32, i32, i64, i32, i32, i32";
+      e.S(d + ":8 = scf.if " + miss + " -> (" + dty + ") {");
+      e.push();
+      {
+        DState g = s;
+        std::string f = decodeOne(g, lutOff, auxB, words);
+        std::string h = e.L("arith.bitcast " + e.L("arith.truncf " + f + " : f32 to " + QT) +
+                            " : " + QT + " to i16");
+        e.S("scf.yield " + e.L("arith.extui " + h + " : i16 to i32") + ", " + i0 + ", " + i0 +
+            ", " + e.ci32(1) + ", " + g.win + ", " + g.nb + ", " + g.nw + ", " + g.wp + " : " + dty);
+      }
+      e.pop();
+      e.S("} else {");
+      e.push();
+      {
+        std::string len = e.bin("arith.andi", e.bin("arith.shrui", w1, e.ci32(16), "i32"), e.ci32(255), "i32");
+        std::string win1 = e.bin("arith.shli", s.win, e.L("arith.extui " + len + " : i32 to i64"), "i64");
+        std::string nb1 = e.bin("arith.subi", s.nb, len, "i32");
+        e.S("scf.yield " + w0 + ", " + e.bin("arith.shrui", w0, e.ci32(16), "i32") + ", " + w1 +
+            ", " + n + ", " + win1 + ", " + nb1 + ", " + s.nw + ", " + s.wp + " : " + dty);
+      }
+      e.pop();
+      e.S("}");
+      for (int k = 0; k < MSS; ++k) {
+        std::string pos = e.bin("arith.andi", e.bin("arith.addi", j, e.ci32(k), "i32"),
+                                e.ci32(2 * CH - 1), "i32");
+        std::string v = e.L("arith.bitcast " + e.L("arith.trunci " + d + "#" + std::to_string(k) +
+                                                   " : i32 to i16") + " : i16 to " + QT);
+        e.S("memref.store " + v + ", " + stH + "[" + e.add(rowBase, e.toIdx(pos)) + "] : " + STT);
+      }
+      j = e.bin("arith.addi", j, d + "#3", "i32");
+      s = {d + "#4", d + "#5", d + "#6", d + "#7"};
+    }
+    e.S("scf.yield " + s.win + ", " + s.nb + ", " + s.nw + ", " + s.wp + ", " + j + " : " + tys);
+    e.pop();
+    e.S("}");
+    return std::make_pair(DState{r + "#0", r + "#1", r + "#2", r + "#3"}, r + "#4");
+  };
+  // The chunk loop with the multi-symbol decoder: decode into the ring until the chunk is
+  // complete, then the warp's mma on that half of the ring.
+  auto chunkLoopMulti = [&](const DState &s0, const std::string &active, const std::string &words,
+                            const std::string &mlutOff, const std::string &lutOff,
+                            const std::string &auxB, int64_t count, const std::string &bMem,
+                            const std::string &bTy, int64_t bStride) {
+    std::string r = e.fresh("cm"), ch = e.fresh("ch");
+    std::vector<std::string> a = {e.fresh("win"), e.fresh("nb"), e.fresh("nw"), e.fresh("wp"),
+                                  e.fresh("jj")};
+    std::vector<std::string> ca(8);
+    for (auto &x : ca)
+      x = e.fresh("mc");
+    std::string iters = a[0] + " = " + s0.win + ", " + a[1] + " = " + s0.nb + ", " + a[2] +
+                        " = " + s0.nw + ", " + a[3] + " = " + s0.wp + ", " + a[4] + " = " + i0;
+    for (auto &x : ca)
+      iters += ", " + x + " = " + fz;
+    const std::string tys = "i64, i32, i32, i32, i32, " + rep("f32", 8);
+    e.S(r + ":13 = scf.for " + ch + " = " + c0 + " to " + e.ci(count / CH) + " step " + c1 +
+        " iter_args(" + iters + ") -> (" + tys + ") {");
+    e.push();
+    DState s{a[0], a[1], a[2], a[3]};
+    std::string target = e.L("arith.index_castui " + e.mul(e.add(ch, c1), e.ci(CH)) + " : index to i32");
+    const std::string sty = "i64, i32, i32, i32, i32";
+    std::vector<std::string> nx(5);
+    if (active.empty()) {
+      auto [t, jn] = decodeStoreMulti(s, a[4], target, words, mlutOff, lutOff, auxB, count, tid);
+      nx = {t.win, t.nb, t.nw, t.wp, jn};
+    } else {
+      std::string d = e.fresh("dm");
+      e.S(d + ":5 = scf.if " + active + " -> (" + sty + ") {");
+      e.push();
+      auto [t, jn] = decodeStoreMulti(s, a[4], target, words, mlutOff, lutOff, auxB, count, tid);
+      e.S("scf.yield " + t.win + ", " + t.nb + ", " + t.nw + ", " + t.wp + ", " + jn + " : " + sty);
+      e.pop();
+      e.S("} else {");
+      e.push();
+      e.S("scf.yield " + join(a) + " : " + sty);
+      e.pop();
+      e.S("}");
+      for (int k = 0; k < 5; ++k)
+        nx[k] = d + "#" + std::to_string(k);
+    }
+    warpSync();
+    std::vector<std::string> C = ca;
+    std::string half = e.mul(e.L("arith.remui " + ch + ", " + e.ci(2) + " : index"), e.ci(CH));
+    mmaChunk(C, bMem, bTy, bStride, e.mul(ch, e.ci(CH)), half);
+    warpSync();
+    e.S("scf.yield " + join(nx) + ", " + join(C) + " : " + tys);
+    e.pop();
+    e.S("}");
+    std::vector<std::string> out;
+    for (int k = 0; k < 8; ++k)
+      out.push_back(r + "#" + std::to_string(5 + k));
     return out;
   };
   // The warp's products back to their rows: C (row, n) into the warp's staging rows as f32,
@@ -917,8 +1064,9 @@ std::string mlir::kvc::generateEncodedKernels(const EncodedKernelConfig &c, std:
       e.S("scf.yield " + e.ci64(0) + ", " + i0 + ", " + i0 + ", " + i0 + " : i64, i32, i32, i32");
       e.pop();
       e.S("}");
-      mmaDots = readBack(chunkLoop(DState{h0 + "#0", h0 + "#1", h0 + "#2", h0 + "#3"}, isEnc,
-                                   "%kw", c0, kAux, D, "%sQh", QHT, D + 8));
+      DState k0{h0 + "#0", h0 + "#1", h0 + "#2", h0 + "#3"};
+      mmaDots = readBack(MSW ? chunkLoopMulti(k0, isEnc, "%kw", c0, c0, kAux, D, "%sQh", QHT, D + 8)
+                             : chunkLoop(k0, isEnc, "%kw", c0, kAux, D, "%sQh", QHT, D + 8));
     }
     std::string res = e.fresh("ks");
     e.S(resDecl(res, NQ) + " = scf.if " + isEnc + " -> (" + rep("f32", NQ) + ") {");
@@ -1052,7 +1200,7 @@ std::string mlir::kvc::generateEncodedKernels(const EncodedKernelConfig &c, std:
       if (MMA)
         e.S("memref.store " + e.L("arith.truncf " + a + " : f32 to " + QT) + ", %sAh[" +
             e.add(e.ci(i * (VB + 8)), tok) + "] : " + AHT);
-      if (MS)
+      if (MS && !MSW)
         e.S("memref.store " + a + ", %sAT[" + e.add(e.mul(tok, e.ci(NQP)), e.ci(i)) + "] : " + ATT);
       lN[i] = e.fadd(lN[i], p);
       bN[i] = e.fma(p, pr + "#0", bN[i]);
@@ -1075,8 +1223,11 @@ std::string mlir::kvc::generateEncodedKernels(const EncodedKernelConfig &c, std:
     if (MMA) {
       // Column tid chunk by chunk, each multiplied by the probabilities (this branch is
       // uniform over the CTA: the tile is encoded or not).
-      std::vector<std::string> C = chunkLoop(initState("%vw", bitpos), "", "%vw", c2048, vAux,
-                                             VB, "%sAh", AHT, VB + 8);
+      std::vector<std::string> C =
+          MSW ? chunkLoopMulti(initState("%vw", bitpos), "", "%vw", e.ci(2 * MSE), c2048, vAux,
+                               VB, "%sAh", AHT, VB + 8)
+              : chunkLoop(initState("%vw", bitpos), "", "%vw", c2048, vAux, VB, "%sAh", AHT,
+                          VB + 8);
       dots = readBack(C);
     } else {
       dots = MS ? decodeDotMulti("%vw", bitpos, e.ci(2 * MSE), c2048, vAux, VB, "%sAT", ATT)
