@@ -44,7 +44,7 @@ for what in "${@:-all}"; do
     done
     timeout 200 compute-sanitizer --tool memcheck --leak-check no $T/kvc-bench encoded check \
       $T/check-encoded_ms10x2.ptx --quick 2>&1 | grep -E "ERROR SUMMARY|encoded check:|Invalid"
-    W=/tmp/kvc-ms; mkdir -p $W
+    W=/tmp/kvc-ms; rm -rf "$W"; mkdir -p "$W" # no results of an earlier run in the merge
     for f in $T/decode-encoded.ptx $T/decode-encoded_ms*.ptx; do
       timeout 200 $T/kvc-bench encoded decode $f --batches 1,8 --contexts 16384,65536 \
         --json $W/$(basename $f .ptx).json | tail -n +3 | grep -v wrote
@@ -65,7 +65,7 @@ for what in "${@:-all}"; do
     done
     timeout 200 compute-sanitizer --tool memcheck --leak-check no $T/kvc-bench encoded check \
       $T/check-encoded_u8r8.ptx --quick 2>&1 | grep -E "ERROR SUMMARY|encoded check:|Invalid"
-    W=/tmp/kvc-group; mkdir -p $W
+    W=/tmp/kvc-group; rm -rf "$W"; mkdir -p "$W" # no results of an earlier run in the merge
     for f in $T/decode-encoded.ptx $T/decode-encoded_u*.ptx; do
       timeout 200 $T/kvc-bench encoded decode $f ${GROUP_ARGS:-} \
         --json $W/$(basename $f .ptx).json | tail -n +3 | grep -v wrote
@@ -79,7 +79,8 @@ for what in "${@:-all}"; do
   fi
   if [ "$what" = mma ]; then
     # Tensor-core dot products (encoded-mma; build-encoded-tests.sh builds the variants):
-    # check, memcheck, time register caps 8, 6 and 0 against the default on every shape.
+    # check, memcheck, time register caps 8, 6 and 0 (and the multi-symbol variants) against
+    # the default on every shape.
     for f in $T/check-encoded_mma*.ptx; do
       echo "== check $(basename $f)"
       timeout 200 $T/kvc-bench encoded check $f | grep -E "FAIL|variant|encoded check:"
@@ -88,8 +89,9 @@ for what in "${@:-all}"; do
       timeout 200 compute-sanitizer --tool memcheck --leak-check no $T/kvc-bench encoded check \
         $f --quick 2>&1 | grep -E "ERROR SUMMARY|encoded check:|Invalid"
     done
-    W=/tmp/kvc-mma; mkdir -p $W
-    for f in $T/decode-encoded.ptx $T/decode-encoded_mma_m*.ptx; do
+    W=/tmp/kvc-mma; rm -rf "$W"; mkdir -p "$W" # no results of an earlier run in the merge
+    for f in $T/decode-encoded.ptx $T/decode-encoded_mma_m{8,6,0}.ptx \
+      $T/decode-encoded_mma_ms*_m*.ptx; do
       timeout 200 $T/kvc-bench encoded decode $f ${MMA_ARGS:-} \
         --json $W/$(basename $f .ptx).json | tail -n +3 | grep -v wrote
     done

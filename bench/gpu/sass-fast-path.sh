@@ -11,7 +11,7 @@ ARGS=(--kernel _split)
 FILES=()
 while [ $# -gt 0 ]; do
   case "$1" in
-    --kernel) ARGS=(--kernel "$2"); shift 2 ;;
+    --kernel) ARGS=(--kernel "${2:?$0: --kernel needs a name fragment}"); shift 2 ;;
     --show) SHOW=--show; shift ;;
     *) FILES+=("$1"); shift ;;
   esac
@@ -29,6 +29,7 @@ if [ -z "$OBJDUMP" ]; then
   if [ -z "$OBJDUMP" ] || [ ! -e "$(dirname "$OBJDUMP")/nvdisasm" ]; then
     "$PY" -m pip install -q nvidia-cuda-cuobjdump nvidia-cuda-nvdisasm
     OBJDUMP=$(find "$SRC/.venv" -path '*nvidia*/bin/cuobjdump' | head -1)
+    [ -n "$OBJDUMP" ] || { echo "$0: no cuobjdump after pip install nvidia-cuda-cuobjdump" >&2; exit 1; }
   fi
   chmod +x "$OBJDUMP" "$(dirname "$OBJDUMP")/nvdisasm"
   export PATH="$(dirname "$OBJDUMP"):$PATH"

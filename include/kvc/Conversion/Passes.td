@@ -114,7 +114,8 @@ def ConvertKVCToGPU : Pass<"convert-kvc-to-gpu", "ModuleOp"> {
     Option<"encodedRefillGroup", "encoded-refill-group", "int64_t", /*default=*/"4",
            "Encoded caches: symbols decoded per refill of the 64-bit bit window: 2 (a pair, "
            "each lookup checked) or 4/8 (chained lookups with one check, the pair path when "
-           "the group misses); capped at encoded-unroll">,
+           "the group misses); capped at encoded-unroll; not used by the multi-symbol "
+           "decoder">,
     Option<"encodedMinCtas", "encoded-min-ctas", "int64_t", /*default=*/"8",
            "Encoded caches: CTAs per SM the split kernel must fit (nvvm.minctasm, caps "
            "registers: 8 gives 64 at D=128, measured fastest on H100; 0: ptxas decides)">,
@@ -122,8 +123,9 @@ def ConvertKVCToGPU : Pass<"convert-kvc-to-gpu", "ModuleOp"> {
            "Encoded caches: dot products on tensor cores (each thread decodes its vector in two "
            "halves into shared memory, the warp multiplies them with mma.sync m16n8k16, f32 "
            "accumulation; where it applies: bf16/f16 queries, g*Sq <= 8, value_block == head "
-           "dim, encoded-unroll=8; other ops keep the CUDA-core kernel). Measured slower on "
-           "H100 except at batch 1 x 4k/16k (docs/gpu.md)">,
+           "dim, encoded-unroll=8 or encoded-multi-symbol, symbols exact in the query type "
+           "(error bounds >= 1/256 for bf16, >= 1/2048 for f16); other ops keep the CUDA-core "
+           "kernel). Measured slower on H100 except at batch 1 x 4k/16k (docs/gpu.md)">,
     Option<"encodedMultiSymbol", "encoded-multi-symbol", "bool", /*default=*/"false",
            "Encoded caches: decode up to 3 Huffman codes per table lookup (10-bit multi-symbol "
            "LUTs built in shared memory from the row's single-symbol LUTs)">,

@@ -54,8 +54,10 @@ std::string resDecl(const std::string &r, size_t n) {
 } // namespace
 
 bool mlir::kvc::encodedMmaApplies(const EncodedKernelConfig &c) {
+  // The symbols must be exact in the mma operand type: integers up to 256 in bf16, 2048 in f16.
   return c.mma && c.queryType != "f32" && c.groupSize * c.querySeq <= 8 &&
-         c.valueBlock == c.headDim && c.headDim % 32 == 0 && (c.unroll == 8 || c.multiSymbol);
+         c.valueBlock == c.headDim && c.headDim % 32 == 0 && (c.unroll == 8 || c.multiSymbol) &&
+         c.maxSymbol <= (c.queryType == "bf16" ? 256 : 2048);
 }
 
 int64_t mlir::kvc::encodedRefillGroup(const EncodedKernelConfig &c) {
@@ -142,9 +144,11 @@ std::string mlir::kvc::generateEncodedKernels(const EncodedKernelConfig &c, std:
                        (MMA ? D * SP * 2 + NQ * (D + 8) * 2 + NQ * (VB + 8) * 2 : 0);
   if (smem > 48 * 1024) {
     error = "encoded cache: shared memory (" + std::to_string(smem) + " B) exceeds 48 KiB" +
-            (MS ? std::string(" with the multi-symbol tables and transposed weights: lower "
-                              "encoded-ms-bits or turn encoded-multi-symbol off")
-                : std::string());
+            (MSW ? std::string(" with the multi-symbol tables and the mma staging ring: lower "
+                               "encoded-ms-bits, or turn encoded-multi-symbol or encoded-mma off")
+             : MS ? std::string(" with the multi-symbol tables and transposed weights: lower "
+                                "encoded-ms-bits or turn encoded-multi-symbol off")
+                  : std::string());
     return "";
   }
   const std::string QT = c.queryType, MQ = "memref<?x" + QT + ">";
@@ -307,7 +311,7 @@ std::string mlir::kvc::generateEncodedKernels(const EncodedKernelConfig &c, std:
   // Constants for the decoder.
   std::string i0 = e.ci32(0), i1c = e.ci32(1), i32c = e.ci32(32), i21 = e.ci32(21), i31 = e.ci32(31),
               im32 = e.ci32(-32), i64_32 = e.ci64(32), i64_64 = e.ci64(64);
-  std::string c2048 = e.ci(2048), c17 = e.ci(17), c34 = e.ci(34), c51 = e.ci(51),
+  std::string c2048 = e.ci(2048), c34 = e.ci(34), c51 = e.ci(51),
               c52 = e.ci(52), c53 = e.ci(53);
   std::string w32 = e.ci32(32);
 
@@ -995,8 +999,9 @@ std::string mlir::kvc::generateEncodedKernels(const EncodedKernelConfig &c, std:
       out.push_back(r + "#" + std::to_string(5 + k));
     return out;
   };
-  // The warp's products back to their rows: C (row, n) into the warp's staging rows as f32,
-  // then each thread reads its own row's NQ values.
+  // The warp's products back to their rows: C (row, n) into the warp's staging rows as f32
+  // (pitch 9 floats: a thread's reads of its row hit distinct banks), then each thread reads
+  // its own row's NQ values.
   auto readBack = [&](const std::vector<std::string> &C) {
     std::string base = e.mul(warp, e.ci(32 * SP / 2));
     warpSync();
@@ -1005,12 +1010,12 @@ std::string mlir::kvc::generateEncodedKernels(const EncodedKernelConfig &c, std:
         std::string rowL = e.add(gq, e.ci(16 * mt + (k >= 2 ? 8 : 0)));
         std::string n = e.add(e.mul(tq, e.ci(2)), e.ci(k % 2));
         e.S("memref.store " + C[4 * mt + k] + ", " + stF + "[" +
-            e.add(base, e.add(e.mul(rowL, e.ci(8)), n)) + "] : " + STF);
+            e.add(base, e.add(e.mul(rowL, e.ci(9)), n)) + "] : " + STF);
       }
     warpSync();
     std::vector<std::string> out;
     for (int64_t i = 0; i < NQ; ++i)
-      out.push_back(e.L("memref.load " + stF + "[" + e.add(base, e.add(e.mul(lane, e.ci(8)), e.ci(i))) +
+      out.push_back(e.L("memref.load " + stF + "[" + e.add(base, e.add(e.mul(lane, e.ci(9)), e.ci(i))) +
                         "] : " + STF));
     return out;
   };

@@ -425,6 +425,13 @@ struct ConvertKVCToGPUPass : public mlir::kvc::impl::ConvertKVCToGPUBase<Convert
         ec.minCtasPerSM = encodedMinCtas;
         ec.multiSymbol = encodedMultiSymbol;
         ec.mma = encodedMma;
+        // The codec's largest symbol, as the runtime codec sets it (maxSymbolFor in
+        // lib/Runtime/Codec/Quantizer.h): round(1 / error), keys and values.
+        auto maxSymbolFor = [](double eps) {
+          return static_cast<int64_t>(std::floor((1.0 / eps) * (1.0 + 0x1p-20) + 0.5));
+        };
+        ec.maxSymbol = std::max(maxSymbolFor(codec.getKeyError().getValueAsDouble()),
+                                maxSymbolFor(codec.getValueError().getValueAsDouble()));
         ec.multiSymbolBits = encodedMSBits;
         ec.multiSymbolSlots = encodedMSSlots;
         ec.scaleLog2 = op.getEffectiveScale() * M_LOG2E;

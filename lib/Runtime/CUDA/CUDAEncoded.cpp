@@ -131,6 +131,7 @@ int kvc_encoded_pack(const kvc_codec_head *const *heads, int64_t batch, int64_t 
       append(words, v.words, size_t(v.num_words));
       append(rec, v.recent_fp16, size_t(v.recent_tokens) * D);
       std::vector<int32_t> a(64, 0);
+      a[54] = 16, a[55] = -1; // no escape code (a stream without a codebook has no blocks)
       std::vector<int32_t> l(2048, 0);
       if (v.has_codebook) {
         if (t.lut_bits != 11)

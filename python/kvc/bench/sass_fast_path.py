@@ -1,6 +1,7 @@
 """Instructions on the fast path of each loop of a kernel, from its SASS (cuobjdump -sass).
 
-A loop is a backward branch. Its fast path is the shortest path, in instructions, from the
+A loop is a conditional backward branch (an unconditional one is a slow block jumping back
+into its loop). Its fast path is the shortest path, in instructions, from the
 loop head to that branch that avoids every block holding an unpredicated global load: in the
 encoded decode kernels those are the slow paths (the canonical tables and the re-read of the
 stream), while the refill's load is predicated. Predicated instructions count, as a warp
@@ -54,7 +55,7 @@ def fast_paths(ins):
     out = []
     for hi, (a, t) in enumerate(ins):
         x = _target(t)
-        if x is None or x > a or x not in index:
+        if x is None or x > a or x not in index or not _conditional(t):
             continue
         lo = index[x]
         dist, prev, pq = {lo: 1}, {}, [(1, lo)]
@@ -65,7 +66,8 @@ def fast_paths(ins):
             t2 = ins[j][1]
             y = _target(t2)
             nxt = []
-            if (y is None or _conditional(t2)) and j + 1 <= hi:
+            ends = t2.split()[0] in ("EXIT", "RET") or (y is not None and not _conditional(t2))
+            if not ends and j + 1 <= hi:
                 nxt.append(j + 1)
             if y is not None and y in index and lo <= index[y] <= hi:
                 nxt.append(index[y])

@@ -19,3 +19,4 @@ func.func @decode_msw(%q: tensor<?x32x1x128xbf16>, %c: !enc) -> tensor<?x32x1x12
   %o = kvc.attention %q, %k, %v : (tensor<?x32x1x128xbf16>, tensor<?x8x?x128xbf16>, tensor<?x8x?x128xbf16>) -> tensor<?x32x1x128xbf16>
   return %o : tensor<?x32x1x128xbf16>
 }
+

@@ -195,3 +195,18 @@ func.func @decode_mma(%q: tensor<?x32x1x128xbf16>, %c: !enc) -> tensor<?x32x1x12
   %o = kvc.attention %q, %k, %v : (tensor<?x32x1x128xbf16>, tensor<?x8x?x128xbf16>, tensor<?x8x?x128xbf16>) -> tensor<?x32x1x128xbf16>
   return %o : tensor<?x32x1x128xbf16>
 }
+
+// -----
+
+// encoded-mma needs the symbols exact in the operand type: with key_error = 1e-3 keys take
+// symbols up to 1000, more than bf16 holds exactly (256), so the CUDA-core kernel is used.
+#fine = #kvc.codec<bits = 0, key_group = block, key_block = 64, key_error = 1.000000e-03 : f64, value_group = token, value_block = 128, value_error = 1.000000e-01 : f64, entropy = huffman, recent_keys = 128, recent_values = 256>
+!fenc = !kvc.encoded_cache<tensor<?x8x?x128xbf16>, tensor<?x8x?x128xbf16>, #fine>
+// MMA: gpu.func @kvc_attn0_d128_g4_q1_bf16_kb64_vb128_u8_r4_enc_split(
+// MMA-NOT: nvvm.mma.sync
+// MMA: gpu.func @kvc_attn0_d128_g4_q1_bf16_kb64_vb128_u8_r4_enc_merge(
+func.func @decode_fine(%q: tensor<?x32x1x128xbf16>, %c: !fenc) -> tensor<?x32x1x128xbf16> {
+  %k, %v = kvc.cache.view %c : !fenc -> tensor<?x8x?x128xbf16>, tensor<?x8x?x128xbf16>
+  %o = kvc.attention %q, %k, %v : (tensor<?x32x1x128xbf16>, tensor<?x8x?x128xbf16>, tensor<?x8x?x128xbf16>) -> tensor<?x32x1x128xbf16>
+  return %o : tensor<?x32x1x128xbf16>
+}

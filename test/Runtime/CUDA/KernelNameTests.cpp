@@ -31,6 +31,10 @@ TEST(EncodedKernelName, RefillGroupAndMultiSymbol) {
   EXPECT_EQ(c.group, 8);
   EXPECT_EQ(c.query_type, 1);
   EXPECT_EQ(c.unroll, 8);
+  ASSERT_EQ(kvc_cuda_encoded_parse_name("kvc_attn0_d128_g4_q1_bf16_kb64_vb128_u8_r4_enc_mma_split", &c), 0);
+  EXPECT_EQ(c.unroll, 8);
+  ASSERT_EQ(kvc_cuda_encoded_parse_name("kvc_attn0_d128_g4_q1_bf16_kb64_vb128_u8_enc_mma_ms10x3_split", &c), 0);
+  EXPECT_EQ(c.query_type, 0);
   ASSERT_EQ(kvc_cuda_encoded_parse_name("k_d128_g2_q2_f32_kb64_vb128_u4_enc_ms10x3_merge", &c), 0);
   EXPECT_EQ(c.query_type, 2);
   EXPECT_EQ(c.query_bytes, 4);

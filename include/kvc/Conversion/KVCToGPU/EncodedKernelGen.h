@@ -71,7 +71,9 @@ struct EncodedKernelConfig {
                                   // `unroll` (encodedRefillGroup)
   int64_t minCtasPerSM = 0;       // > 0: nvvm.minctasm on the split kernel (caps registers)
   bool mma = false;               // dot products on tensor cores (mma.sync m16n8k16, f32
-                                  // accumulation) over decoded halves staged in shared memory
+                                  // accumulation) over decoded chunks staged in shared memory
+  int64_t maxSymbol = 65535;      // the codec's largest symbol (keys and values; mma needs
+                                  // them exact in the query type)
   bool multiSymbol = false;       // decode with multi-symbol LUTs built in shared memory
                                   // (`unroll` is then unused):
   int64_t multiSymbolBits = 10;   //   index bits (8..11; 11 doubles the tables to 32 KiB)
@@ -86,15 +88,16 @@ struct EncodedKernelConfig {
 int64_t encodedRefillGroup(const EncodedKernelConfig &cfg);
 
 /// Whether `mma` applies: bf16/f16 queries, g * Sq <= 8, value_block == head dim (a multiple
-/// of 32), unroll 8, the single-symbol decoder. Elsewhere the CUDA-core kernel is generated.
+/// of 32), unroll 8 or the multi-symbol decoder, symbols up to 256 (bf16) or 2048 (f16).
+/// Elsewhere the CUDA-core kernel is generated.
 bool encodedMmaApplies(const EncodedKernelConfig &cfg);
 
 /// Returns "" and sets `error` when the configuration is unsupported.
 std::string generateEncodedKernels(const EncodedKernelConfig &cfg, std::string &error);
 
 /// The name tag encoding the specialisation: _d<D>_g<g>_q<Sq>_<qt>_kb<KB>_vb<VB>_u<U>[_r<G>]_enc,
-/// then _ms for the multi-symbol decoder (_r<G>: the refill group, absent when it is 2 or
-/// with _ms)
+/// then _mma (tensor-core dot products) and _ms<bits>x<slots> (the multi-symbol decoder);
+/// _r<G>: the refill group, absent when it is 2 or with _ms
 std::string encodedKernelTag(const EncodedKernelConfig &cfg);
 
 } // namespace kvc
