@@ -613,6 +613,70 @@ std::string mlir::kvc::generateEncodedKernels(const EncodedKernelConfig &c, std:
     return res;
   };
 
+  // One multi-symbol lookup at the window of `s` (updated): the MSB-bit table entry at
+  // mlutOff, or on a miss (a long code, the escape, a large symbol) decodeOne. Returns the
+  // three symbol slots (unused ones 0) and the count n: as f32 (`raw` false; the tables hold
+  // f16) or as the tables' 16-bit symbol bits in i32 (`raw` true; a miss's symbol rounded to
+  // the query type). A second lookup (`guard`) past the vector's end never takes the slow path.
+  auto multiLookup = [&](DState &s, const std::string &j, const std::string &cCount, bool guard,
+                         const std::string &mlutOff, const std::string &lutOff,
+                         const std::string &auxB, const std::string &words, bool raw) {
+    std::string hi = windowTop(s.win);
+    std::string idx = e.toIdx(e.bin("arith.shrui", hi, e.ci32(32 - MSB), "i32"));
+    std::string ev = e.L("vector.load %sLut[" + e.add(mlutOff, e.mul(idx, e.ci(2))) +
+                         "] {alignment = 8} : " + LUTT + ", vector<2xi32>");
+    std::string w0 = e.L("vector.extract " + ev + "[0] : i32 from vector<2xi32>");
+    std::string w1 = e.L("vector.extract " + ev + "[1] : i32 from vector<2xi32>");
+    std::string n = e.bin("arith.shrui", w1, e.ci32(24), "i32");
+    std::string miss = e.cmp("eq", n, i0, "i32");
+    if (guard)
+      miss = e.bin("arith.andi", miss, e.cmp("ult", j, cCount, "i32"), "i1");
+    const std::string st = raw ? "i32" : "f32", zero = raw ? i0 : fz;
+    std::string d = e.fresh(raw ? "mw" : "ms");
+    const std::string dty = st + ", " + st + ", " + st + ", i32, i64, i32, i32, i32";
+    e.S(d + ":8 = scf.if " + miss + " -> (" + dty + ") {");
+    e.push();
+    {
+      DState g = s;
+      std::string f = decodeOne(g, lutOff, auxB, words);
+      if (raw)
+        f = e.L("arith.extui " +
+                e.L("arith.bitcast " + e.L("arith.truncf " + f + " : f32 to " + QT) + " : " + QT +
+                    " to i16") +
+                " : i16 to i32");
+      e.S("scf.yield " + f + ", " + zero + ", " + zero + ", " + e.ci32(1) + ", " + g.win + ", " +
+          g.nb + ", " + g.nw + ", " + g.wp + " : " + dty);
+    }
+    e.pop();
+    e.S("} else {");
+    e.push();
+    {
+      std::string f0, f1, f2;
+      if (raw) {
+        f0 = w0;
+        f1 = e.bin("arith.shrui", w0, e.ci32(16), "i32");
+        f2 = w1;
+      } else {
+        auto half = [&](const std::string &w, bool high) {
+          std::string y = high ? e.bin("arith.shrui", w, e.ci32(16), "i32") : w;
+          std::string h = e.L("arith.bitcast " + e.L("arith.trunci " + y + " : i32 to i16") + " : i16 to f16");
+          return e.L("arith.extf " + h + " : f16 to f32");
+        };
+        f0 = half(w0, false), f1 = half(w0, true);
+        f2 = MSS > 2 ? half(w1, false) : fz;
+      }
+      std::string len = e.bin("arith.andi", e.bin("arith.shrui", w1, e.ci32(16), "i32"), e.ci32(255), "i32");
+      std::string win1 = e.bin("arith.shli", s.win, e.L("arith.extui " + len + " : i32 to i64"), "i64");
+      std::string nb1 = e.bin("arith.subi", s.nb, len, "i32");
+      e.S("scf.yield " + f0 + ", " + f1 + ", " + f2 + ", " + n + ", " + win1 + ", " + nb1 + ", " +
+          s.nw + ", " + s.wp + " : " + dty);
+    }
+    e.pop();
+    e.S("}");
+    s = {d + "#4", d + "#5", d + "#6", d + "#7"};
+    return std::make_pair(std::vector<std::string>{d + "#0", d + "#1", d + "#2"}, d + "#3");
+  };
+
   // Multi-symbol form of decodeDot: each lookup of the MSB-bit multi LUT at `mlutOff` (words)
   // decodes up to MSS symbols with the same straight-line work (MSS symbol slots, unused ones
   // hold 0), so a warp's lanes stay together however many codes each one found. One refill
@@ -666,46 +730,7 @@ std::string mlir::kvc::generateEncodedKernels(const EncodedKernelConfig &c, std:
     const int64_t VW = NQP <= 4 ? NQP : 4;
     const std::string VWT = "vector<" + std::to_string(VW) + "xf32>";
     for (int look = 0; look < 2; ++look) {
-      std::string hi = windowTop(s.win);
-      std::string idx = e.toIdx(e.bin("arith.shrui", hi, e.ci32(32 - MSB), "i32"));
-      std::string ev = e.L("vector.load %sLut[" + e.add(mlutOff, e.mul(idx, e.ci(2))) +
-                           "] {alignment = 8} : " + LUTT + ", vector<2xi32>");
-      std::string w0 = e.L("vector.extract " + ev + "[0] : i32 from vector<2xi32>");
-      std::string w1 = e.L("vector.extract " + ev + "[1] : i32 from vector<2xi32>");
-      std::string n = e.bin("arith.shrui", w1, e.ci32(24), "i32");
-      std::string miss = e.cmp("eq", n, i0, "i32");
-      if (look > 0) // past the vector's end: no slow path on whatever bits follow it
-        miss = e.bin("arith.andi", miss, e.cmp("ult", j, cCount, "i32"), "i1");
-      std::string d = e.fresh("ms");
-      const std::string dty = "f32, f32, f32, i32, i64, i32, i32, i32";
-      e.S(d + ":8 = scf.if " + miss + " -> (" + dty + ") {");
-      e.push();
-      {
-        DState g = s;
-        std::string f = decodeOne(g, lutOff, auxB, words);
-        e.S("scf.yield " + f + ", " + fz + ", " + fz + ", " + e.ci32(1) + ", " + g.win + ", " +
-            g.nb + ", " + g.nw + ", " + g.wp + " : " + dty);
-      }
-      e.pop();
-      e.S("} else {");
-      e.push();
-      {
-        auto half = [&](const std::string &w, bool high) {
-          std::string y = high ? e.bin("arith.shrui", w, e.ci32(16), "i32") : w;
-          std::string h = e.L("arith.bitcast " + e.L("arith.trunci " + y + " : i32 to i16") + " : i16 to f16");
-          return e.L("arith.extf " + h + " : f16 to f32");
-        };
-        std::string f0 = half(w0, false), f1h = half(w0, true);
-        std::string f2 = MSS > 2 ? half(w1, false) : fz;
-        std::string len = e.bin("arith.andi", e.bin("arith.shrui", w1, e.ci32(16), "i32"), e.ci32(255), "i32");
-        std::string win1 = e.bin("arith.shli", s.win, e.L("arith.extui " + len + " : i32 to i64"), "i64");
-        std::string nb1 = e.bin("arith.subi", s.nb, len, "i32");
-        e.S("scf.yield " + f0 + ", " + f1h + ", " + f2 + ", " + n + ", " + win1 + ", " + nb1 +
-            ", " + s.nw + ", " + s.wp + " : " + dty);
-      }
-      e.pop();
-      e.S("}");
-      std::vector<std::string> f = {d + "#0", d + "#1", d + "#2"};
+      auto [f, cnt] = multiLookup(s, j, cCount, look > 0, mlutOff, lutOff, auxB, words, false);
       for (int k = 0; k < MSS; ++k) {
         std::string rowBase = e.mul(e.toIdx(e.bin("arith.addi", j, e.ci32(k), "i32")), e.ci(NQP));
         for (int64_t v0 = 0; v0 < NQ; v0 += VW) {
@@ -717,8 +742,7 @@ std::string mlir::kvc::generateEncodedKernels(const EncodedKernelConfig &c, std:
           }
         }
       }
-      j = e.bin("arith.addi", j, d + "#3", "i32");
-      s = {d + "#4", d + "#5", d + "#6", d + "#7"};
+      j = e.bin("arith.addi", j, cnt, "i32");
     }
     std::vector<std::string> out = {s.win, s.nb, s.nw, s.wp, j};
     for (int64_t i = 0; i < NQ; ++i)
@@ -895,49 +919,15 @@ std::string mlir::kvc::generateEncodedKernels(const EncodedKernelConfig &c, std:
     std::string rowBase = e.mul(row, e.ci(SP));
     std::string cCount = e.ci32(count);
     for (int look = 0; look < 2; ++look) {
-      std::string hi = windowTop(s.win);
-      std::string idx = e.toIdx(e.bin("arith.shrui", hi, e.ci32(32 - MSB), "i32"));
-      std::string ev = e.L("vector.load %sLut[" + e.add(mlutOff, e.mul(idx, e.ci(2))) +
-                           "] {alignment = 8} : " + LUTT + ", vector<2xi32>");
-      std::string w0 = e.L("vector.extract " + ev + "[0] : i32 from vector<2xi32>");
-      std::string w1 = e.L("vector.extract " + ev + "[1] : i32 from vector<2xi32>");
-      std::string n = e.bin("arith.shrui", w1, e.ci32(24), "i32");
-      std::string miss = e.cmp("eq", n, i0, "i32");
-      if (look > 0) // past the vector's end: no slow path on whatever bits follow it
-        miss = e.bin("arith.andi", miss, e.cmp("ult", j, cCount, "i32"), "i1");
-      std::string d = e.fresh("mw");
-      const std::string dty = "i32, i32, i32, i32, i64, i32, i32, i32";
-      e.S(d + ":8 = scf.if " + miss + " -> (" + dty + ") {");
-      e.push();
-      {
-        DState g = s;
-        std::string f = decodeOne(g, lutOff, auxB, words);
-        std::string h = e.L("arith.bitcast " + e.L("arith.truncf " + f + " : f32 to " + QT) +
-                            " : " + QT + " to i16");
-        e.S("scf.yield " + e.L("arith.extui " + h + " : i16 to i32") + ", " + i0 + ", " + i0 +
-            ", " + e.ci32(1) + ", " + g.win + ", " + g.nb + ", " + g.nw + ", " + g.wp + " : " + dty);
-      }
-      e.pop();
-      e.S("} else {");
-      e.push();
-      {
-        std::string len = e.bin("arith.andi", e.bin("arith.shrui", w1, e.ci32(16), "i32"), e.ci32(255), "i32");
-        std::string win1 = e.bin("arith.shli", s.win, e.L("arith.extui " + len + " : i32 to i64"), "i64");
-        std::string nb1 = e.bin("arith.subi", s.nb, len, "i32");
-        e.S("scf.yield " + w0 + ", " + e.bin("arith.shrui", w0, e.ci32(16), "i32") + ", " + w1 +
-            ", " + n + ", " + win1 + ", " + nb1 + ", " + s.nw + ", " + s.wp + " : " + dty);
-      }
-      e.pop();
-      e.S("}");
+      auto [f, cnt] = multiLookup(s, j, cCount, look > 0, mlutOff, lutOff, auxB, words, true);
       for (int k = 0; k < MSS; ++k) {
         std::string pos = e.bin("arith.andi", e.bin("arith.addi", j, e.ci32(k), "i32"),
                                 e.ci32(2 * CH - 1), "i32");
-        std::string v = e.L("arith.bitcast " + e.L("arith.trunci " + d + "#" + std::to_string(k) +
+        std::string v = e.L("arith.bitcast " + e.L("arith.trunci " + f[size_t(k)] +
                                                    " : i32 to i16") + " : i16 to " + QT);
         e.S("memref.store " + v + ", " + stH + "[" + e.add(rowBase, e.toIdx(pos)) + "] : " + STT);
       }
-      j = e.bin("arith.addi", j, d + "#3", "i32");
-      s = {d + "#4", d + "#5", d + "#6", d + "#7"};
+      j = e.bin("arith.addi", j, cnt, "i32");
     }
     e.S("scf.yield " + s.win + ", " + s.nb + ", " + s.nw + ", " + s.wp + ", " + j + " : " + tys);
     e.pop();
