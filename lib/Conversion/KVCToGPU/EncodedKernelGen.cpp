@@ -1033,13 +1033,16 @@ std::string mlir::kvc::generateEncodedKernels(const EncodedKernelConfig &c, std:
     std::string tt = e.add(ts, e.add(e.ci(r * D), tid));
     std::string isEnc = e.cmp("ult", tt, nkEnc, "index");
     // The key row's bit position in its block's stream.
-    auto keyBitpos = [&]() {
+    // The key row's global block and (unless `blockOnly`) its bit position in the stream.
+    auto keyRow = [&](bool blockOnly) {
       std::string kb = e.L("arith.divui " + tt + ", " + cKB + " : index");
-      std::string kv = e.L("arith.remui " + tt + ", " + cKB + " : index");
+      std::string kv = blockOnly ? "" : e.L("arith.remui " + tt + ", " + cKB + " : index");
       std::string gkb = e.add(kBlk0, kb);
+      if (blockOnly)
+        return std::make_pair(gkb, std::string());
       std::string wbase = e.toIdx(e.ldI("%kbo", gkb));
       std::string boff = e.toIdx(e.ldI("%kvo", e.add(e.mul(gkb, cKB), kv)));
-      return e.add(e.mul(wbase, c32), boff);
+      return std::make_pair(gkb, e.add(e.mul(wbase, c32), boff));
     };
     std::vector<std::string> mmaDots;
     if (MMA) {
@@ -1049,7 +1052,7 @@ std::string mlir::kvc::generateEncodedKernels(const EncodedKernelConfig &c, std:
       e.S(h0 + ":4 = scf.if " + isEnc + " -> (i64, i32, i32, i32) {");
       e.push();
       {
-        DState s1 = initState("%kw", keyBitpos());
+        DState s1 = initState("%kw", keyRow(false).second);
         e.S("scf.yield " + s1.win + ", " + s1.nb + ", " + s1.nw + ", " + s1.wp +
             " : i64, i32, i32, i32");
       }
@@ -1067,12 +1070,7 @@ std::string mlir::kvc::generateEncodedKernels(const EncodedKernelConfig &c, std:
     e.S(resDecl(res, NQ) + " = scf.if " + isEnc + " -> (" + rep("f32", NQ) + ") {");
     e.push();
     {
-      std::string kb = e.L("arith.divui " + tt + ", " + cKB + " : index");
-      std::string kv = e.L("arith.remui " + tt + ", " + cKB + " : index");
-      std::string gkb = e.add(kBlk0, kb);
-      std::string wbase = e.toIdx(e.ldI("%kbo", gkb));
-      std::string boff = e.toIdx(e.ldI("%kvo", e.add(e.mul(gkb, cKB), kv)));
-      std::string bitpos = e.add(e.mul(wbase, c32), boff);
+      auto [gkb, bitpos] = keyRow(MMA); // mma: the row was decoded above
       std::vector<std::string> dots;
       if (MMA) // raw queries in the products: scale them here, in f32
         for (auto &d : mmaDots)
