@@ -10,6 +10,18 @@ T=${T:-build-gpu/enc-tests}
 OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT"
 exec > >(tee -a "$OUT/log.txt") 2>&1
+# sweep NAME "DECODE ARGS" PTX...: times each PTX with `kvc-bench encoded decode` into a fresh
+# folder (no results of an earlier run in the merge) and merges them into $OUT/NAME.json.
+sweep() {
+  local name=$1 args=$2 W=/tmp/kvc-sweep-$1 f
+  shift 2
+  rm -rf "$W"; mkdir -p "$W"
+  for f in "$@"; do
+    timeout 200 $T/kvc-bench encoded decode $f $args \
+      --json $W/$(basename $f .ptx).json | tail -n +3 | grep -v wrote
+  done
+  PYTHONPATH=python python3 -m kvc.bench.merge_results --ptx $W/*.json > "$OUT/$name.json"
+}
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem --format=csv
 for what in "${@:-all}"; do
   if [ "$what" = check ] || [ "$what" = all ]; then
@@ -44,13 +56,8 @@ for what in "${@:-all}"; do
     done
     timeout 200 compute-sanitizer --tool memcheck --leak-check no $T/kvc-bench encoded check \
       $T/check-encoded_ms10x2.ptx --quick 2>&1 | grep -E "ERROR SUMMARY|encoded check:|Invalid"
-    W=/tmp/kvc-ms; rm -rf "$W"; mkdir -p "$W" # no results of an earlier run in the merge
-    for f in $T/decode-encoded.ptx $T/decode-encoded_ms*.ptx; do
-      timeout 200 $T/kvc-bench encoded decode $f --batches 1,8 --contexts 16384,65536 \
-        --json $W/$(basename $f .ptx).json | tail -n +3 | grep -v wrote
-    done
-    PYTHONPATH=python python3 -m kvc.bench.merge_results --ptx $W/*.json \
-      > "$OUT/encoded-ms-sweep.json"
+    sweep encoded-ms-sweep "--batches 1,8 --contexts 16384,65536" $T/decode-encoded.ptx \
+      $T/decode-encoded_ms*.ptx
     timeout 150 ncu --kernel-name regex:enc_ms --launch-count 1 --section SpeedOfLight \
       --section Occupancy --section InstructionStats $T/kvc-bench encoded decode \
       $T/decode-encoded_ms10x2_m0.ptx --batches 8 --contexts 16384 --reps 1 --warmup 0 \
@@ -65,13 +72,7 @@ for what in "${@:-all}"; do
     done
     timeout 200 compute-sanitizer --tool memcheck --leak-check no $T/kvc-bench encoded check \
       $T/check-encoded_u8r8.ptx --quick 2>&1 | grep -E "ERROR SUMMARY|encoded check:|Invalid"
-    W=/tmp/kvc-group; rm -rf "$W"; mkdir -p "$W" # no results of an earlier run in the merge
-    for f in $T/decode-encoded.ptx $T/decode-encoded_u*.ptx; do
-      timeout 200 $T/kvc-bench encoded decode $f ${GROUP_ARGS:-} \
-        --json $W/$(basename $f .ptx).json | tail -n +3 | grep -v wrote
-    done
-    PYTHONPATH=python python3 -m kvc.bench.merge_results --ptx $W/*.json \
-      > "$OUT/encoded-group-sweep.json"
+    sweep encoded-group-sweep "${GROUP_ARGS:-}" $T/decode-encoded.ptx $T/decode-encoded_u*.ptx
     timeout 150 ncu --kernel-name regex:enc_split --launch-count 1 --section SpeedOfLight \
       --section Occupancy --section InstructionStats --section WarpStateStats $T/kvc-bench \
       encoded decode $T/decode-encoded.ptx --batches 8 --contexts 16384 --reps 1 \
@@ -89,14 +90,8 @@ for what in "${@:-all}"; do
       timeout 200 compute-sanitizer --tool memcheck --leak-check no $T/kvc-bench encoded check \
         $f --quick 2>&1 | grep -E "ERROR SUMMARY|encoded check:|Invalid"
     done
-    W=/tmp/kvc-mma; rm -rf "$W"; mkdir -p "$W" # no results of an earlier run in the merge
-    for f in $T/decode-encoded.ptx $T/decode-encoded_mma_m{8,6,0}.ptx \
-      $T/decode-encoded_mma_ms*_m*.ptx; do
-      timeout 200 $T/kvc-bench encoded decode $f ${MMA_ARGS:-} \
-        --json $W/$(basename $f .ptx).json | tail -n +3 | grep -v wrote
-    done
-    PYTHONPATH=python python3 -m kvc.bench.merge_results --ptx $W/*.json \
-      > "$OUT/encoded-mma-sweep.json"
+    sweep encoded-mma-sweep "${MMA_ARGS:-}" $T/decode-encoded.ptx \
+      $T/decode-encoded_mma_m{8,6,0}.ptx $T/decode-encoded_mma_ms*_m*.ptx
     timeout 150 ncu --kernel-name regex:enc_mma_split --launch-count 1 --section SpeedOfLight \
       --section Occupancy --section InstructionStats --section WarpStateStats $T/kvc-bench \
       encoded decode $T/decode-encoded_mma_m8.ptx --batches 8 --contexts 16384 --reps 1 \
