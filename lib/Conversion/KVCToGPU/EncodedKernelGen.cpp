@@ -836,54 +836,80 @@ std::string mlir::kvc::generateEncodedKernels(const EncodedKernelConfig &c, std:
                             "] : !llvm.struct<(f32, f32, f32, f32)>");
     }
   };
-  // The chunk loop of one vector per thread: decode CH symbols into the staging row (only
-  // where `active`, else the state passes through), then the warp's mma over them against B
-  // columns chunk*CH... Returns the 8 accumulators of the warp's two 16-row tiles.
-  auto chunkLoop = [&](const DState &s0, const std::string &active, const std::string &words,
-                       const std::string &lutOff, const std::string &auxB, int64_t count,
-                       const std::string &bMem, const std::string &bTy, int64_t bStride) {
+  // The chunk loop of one vector per thread: per chunk, `decodeChunk` (only where `active`,
+  // else the decoder state passes through) writes the thread's next CH symbols into its
+  // staging row, then the warp's mma over them against B columns ch*CH... (at staging column
+  // (ch mod 2)*CH of the ring when `ring`; `decodeChunk` then gets the vector's symbol count
+  // at the chunk's end, (ch + 1)*CH as i32). The loop carries the decoder state (`state`, of
+  // `types`) and the 8 accumulators of the warp's two 16-row tiles, which it returns.
+  using DecodeChunk =
+      std::function<std::vector<std::string>(const std::vector<std::string> &, const std::string &)>;
+  auto chunkLoop = [&](const std::vector<std::string> &state, const std::vector<std::string> &types,
+                       const std::string &active, int64_t count, const std::string &bMem,
+                       const std::string &bTy, int64_t bStride, bool ring,
+                       const DecodeChunk &decodeChunk) {
+    const size_t ns = state.size();
     std::string r = e.fresh("ck"), ch = e.fresh("ch");
-    std::vector<std::string> a = {e.fresh("win"), e.fresh("nb"), e.fresh("nw"), e.fresh("wp")};
-    std::vector<std::string> ca(8);
+    std::vector<std::string> a(ns), ca(8);
+    for (auto &x : a)
+      x = e.fresh("st");
     for (auto &x : ca)
       x = e.fresh("mc");
-    std::string iters = a[0] + " = " + s0.win + ", " + a[1] + " = " + s0.nb + ", " + a[2] +
-                        " = " + s0.nw + ", " + a[3] + " = " + s0.wp;
+    std::string iters;
+    for (size_t k = 0; k < ns; ++k)
+      iters += (k ? ", " : "") + a[k] + " = " + state[k];
     for (auto &x : ca)
       iters += ", " + x + " = " + fz;
-    const std::string tys = "i64, i32, i32, i32, " + rep("f32", 8);
-    e.S(r + ":12 = scf.for " + ch + " = " + c0 + " to " + e.ci(count / CH) + " step " + c1 +
-        " iter_args(" + iters + ") -> (" + tys + ") {");
+    const std::string sty = join(types), tys = sty + ", " + rep("f32", 8);
+    e.S(r + ":" + std::to_string(ns + 8) + " = scf.for " + ch + " = " + c0 + " to " +
+        e.ci(count / CH) + " step " + c1 + " iter_args(" + iters + ") -> (" + tys + ") {");
     e.push();
-    DState s{a[0], a[1], a[2], a[3]};
-    DState n;
+    std::string chunkEnd =
+        ring ? e.L("arith.index_castui " + e.mul(e.add(ch, c1), e.ci(CH)) + " : index to i32") : "";
+    std::vector<std::string> nx;
     if (active.empty()) {
-      n = decodeStore(s, words, lutOff, auxB, CH, tid);
+      nx = decodeChunk(a, chunkEnd);
     } else {
       std::string d = e.fresh("dk");
-      e.S(d + ":4 = scf.if " + active + " -> (i64, i32, i32, i32) {");
+      e.S(d + ":" + std::to_string(ns) + " = scf.if " + active + " -> (" + sty + ") {");
       e.push();
-      DState t = decodeStore(s, words, lutOff, auxB, CH, tid);
-      e.S("scf.yield " + t.win + ", " + t.nb + ", " + t.nw + ", " + t.wp + " : i64, i32, i32, i32");
+      e.S("scf.yield " + join(decodeChunk(a, chunkEnd)) + " : " + sty);
       e.pop();
       e.S("} else {");
       e.push();
-      e.S("scf.yield " + s.win + ", " + s.nb + ", " + s.nw + ", " + s.wp + " : i64, i32, i32, i32");
+      e.S("scf.yield " + join(a) + " : " + sty);
       e.pop();
       e.S("}");
-      n = DState{d + "#0", d + "#1", d + "#2", d + "#3"};
+      for (size_t k = 0; k < ns; ++k)
+        nx.push_back(d + "#" + std::to_string(k));
     }
     warpSync();
     std::vector<std::string> C = ca;
-    mmaChunk(C, bMem, bTy, bStride, e.mul(ch, e.ci(CH)), "");
+    // Named in emission order (argument evaluation order is unspecified).
+    std::string half =
+        ring ? e.mul(e.L("arith.remui " + ch + ", " + e.ci(2) + " : index"), e.ci(CH)) : "";
+    std::string col = e.mul(ch, e.ci(CH));
+    mmaChunk(C, bMem, bTy, bStride, col, half);
     warpSync();
-    e.S("scf.yield " + n.win + ", " + n.nb + ", " + n.nw + ", " + n.wp + ", " + join(C) + " : " + tys);
+    e.S("scf.yield " + join(nx) + ", " + join(C) + " : " + tys);
     e.pop();
     e.S("}");
     std::vector<std::string> out;
-    for (int k = 0; k < 8; ++k)
-      out.push_back(r + "#" + std::to_string(4 + k));
+    for (size_t k = 0; k < 8; ++k)
+      out.push_back(r + "#" + std::to_string(ns + k));
     return out;
+  };
+  const std::vector<std::string> stateTys = {"i64", "i32", "i32", "i32"};
+  // The single-symbol decoder's chunk: CH symbols of the vector (state: the DState).
+  auto chunkLoopSingle = [&](const DState &s0, const std::string &active, const std::string &words,
+                             const std::string &lutOff, const std::string &auxB, int64_t count,
+                             const std::string &bMem, const std::string &bTy, int64_t bStride) {
+    return chunkLoop({s0.win, s0.nb, s0.nw, s0.wp}, stateTys, active, count, bMem, bTy, bStride,
+                     false, [&](const std::vector<std::string> &a, const std::string &) {
+                       DState t = decodeStore(DState{a[0], a[1], a[2], a[3]}, words, lutOff,
+                                              auxB, CH, tid);
+                       return std::vector<std::string>{t.win, t.nb, t.nw, t.wp};
+                     });
   };
   // Multi-symbol decoding into the staging ring (MSW): lookups of the MSB-bit tables (symbols
   // stored as the query type's bits) until `target` symbols of the vector are decoded; each
@@ -934,60 +960,21 @@ std::string mlir::kvc::generateEncodedKernels(const EncodedKernelConfig &c, std:
     e.S("}");
     return std::make_pair(DState{r + "#0", r + "#1", r + "#2", r + "#3"}, r + "#4");
   };
-  // The chunk loop with the multi-symbol decoder: decode into the ring until the chunk is
-  // complete, then the warp's mma on that half of the ring.
+  // The multi-symbol decoder's chunk: decode into the ring until the chunk's CH symbols are
+  // there (state: the DState and the symbols decoded so far).
   auto chunkLoopMulti = [&](const DState &s0, const std::string &active, const std::string &words,
                             const std::string &mlutOff, const std::string &lutOff,
                             const std::string &auxB, int64_t count, const std::string &bMem,
                             const std::string &bTy, int64_t bStride) {
-    std::string r = e.fresh("cm"), ch = e.fresh("ch");
-    std::vector<std::string> a = {e.fresh("win"), e.fresh("nb"), e.fresh("nw"), e.fresh("wp"),
-                                  e.fresh("jj")};
-    std::vector<std::string> ca(8);
-    for (auto &x : ca)
-      x = e.fresh("mc");
-    std::string iters = a[0] + " = " + s0.win + ", " + a[1] + " = " + s0.nb + ", " + a[2] +
-                        " = " + s0.nw + ", " + a[3] + " = " + s0.wp + ", " + a[4] + " = " + i0;
-    for (auto &x : ca)
-      iters += ", " + x + " = " + fz;
-    const std::string tys = "i64, i32, i32, i32, i32, " + rep("f32", 8);
-    e.S(r + ":13 = scf.for " + ch + " = " + c0 + " to " + e.ci(count / CH) + " step " + c1 +
-        " iter_args(" + iters + ") -> (" + tys + ") {");
-    e.push();
-    DState s{a[0], a[1], a[2], a[3]};
-    std::string target = e.L("arith.index_castui " + e.mul(e.add(ch, c1), e.ci(CH)) + " : index to i32");
-    const std::string sty = "i64, i32, i32, i32, i32";
-    std::vector<std::string> nx(5);
-    if (active.empty()) {
-      auto [t, jn] = decodeStoreMulti(s, a[4], target, words, mlutOff, lutOff, auxB, count, tid);
-      nx = {t.win, t.nb, t.nw, t.wp, jn};
-    } else {
-      std::string d = e.fresh("dm");
-      e.S(d + ":5 = scf.if " + active + " -> (" + sty + ") {");
-      e.push();
-      auto [t, jn] = decodeStoreMulti(s, a[4], target, words, mlutOff, lutOff, auxB, count, tid);
-      e.S("scf.yield " + t.win + ", " + t.nb + ", " + t.nw + ", " + t.wp + ", " + jn + " : " + sty);
-      e.pop();
-      e.S("} else {");
-      e.push();
-      e.S("scf.yield " + join(a) + " : " + sty);
-      e.pop();
-      e.S("}");
-      for (int k = 0; k < 5; ++k)
-        nx[k] = d + "#" + std::to_string(k);
-    }
-    warpSync();
-    std::vector<std::string> C = ca;
-    std::string half = e.mul(e.L("arith.remui " + ch + ", " + e.ci(2) + " : index"), e.ci(CH));
-    mmaChunk(C, bMem, bTy, bStride, e.mul(ch, e.ci(CH)), half);
-    warpSync();
-    e.S("scf.yield " + join(nx) + ", " + join(C) + " : " + tys);
-    e.pop();
-    e.S("}");
-    std::vector<std::string> out;
-    for (int k = 0; k < 8; ++k)
-      out.push_back(r + "#" + std::to_string(5 + k));
-    return out;
+    std::vector<std::string> tys = stateTys;
+    tys.push_back("i32");
+    return chunkLoop({s0.win, s0.nb, s0.nw, s0.wp, i0}, tys, active, count, bMem, bTy, bStride,
+                     true, [&](const std::vector<std::string> &a, const std::string &chunkEnd) {
+                       auto [t, jn] = decodeStoreMulti(DState{a[0], a[1], a[2], a[3]}, a[4],
+                                                       chunkEnd, words, mlutOff, lutOff, auxB,
+                                                       count, tid);
+                       return std::vector<std::string>{t.win, t.nb, t.nw, t.wp, jn};
+                     });
   };
   // The warp's products back to their rows: C (row, n) into the warp's staging rows as f32
   // (pitch 9 floats: a thread's reads of its row hit distinct banks), then each thread reads
@@ -1064,7 +1051,7 @@ std::string mlir::kvc::generateEncodedKernels(const EncodedKernelConfig &c, std:
       e.S("}");
       DState k0{h0 + "#0", h0 + "#1", h0 + "#2", h0 + "#3"};
       mmaDots = readBack(MSW ? chunkLoopMulti(k0, isEnc, "%kw", c0, c0, kAux, D, "%sQh", QHT, D + 8)
-                             : chunkLoop(k0, isEnc, "%kw", c0, kAux, D, "%sQh", QHT, D + 8));
+                             : chunkLoopSingle(k0, isEnc, "%kw", c0, kAux, D, "%sQh", QHT, D + 8));
     }
     std::string res = e.fresh("ks");
     e.S(resDecl(res, NQ) + " = scf.if " + isEnc + " -> (" + rep("f32", NQ) + ") {");
@@ -1219,8 +1206,8 @@ std::string mlir::kvc::generateEncodedKernels(const EncodedKernelConfig &c, std:
       std::vector<std::string> C =
           MSW ? chunkLoopMulti(initState("%vw", bitpos), "", "%vw", e.ci(2 * MSE), c2048, vAux,
                                VB, "%sAh", AHT, VB + 8)
-              : chunkLoop(initState("%vw", bitpos), "", "%vw", c2048, vAux, VB, "%sAh", AHT,
-                          VB + 8);
+              : chunkLoopSingle(initState("%vw", bitpos), "", "%vw", c2048, vAux, VB, "%sAh",
+                                AHT, VB + 8);
       dots = readBack(C);
     } else {
       dots = MS ? decodeDotMulti("%vw", bitpos, e.ci(2 * MSE), c2048, vAux, VB, "%sAT", ATT)
