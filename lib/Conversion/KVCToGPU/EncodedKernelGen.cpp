@@ -374,6 +374,11 @@ std::string mlir::kvc::generateEncodedKernels(const EncodedKernelConfig &c, std:
     e.S("}");
     s = {rf + "#0", rf + "#1", rf + "#2", rf + "#3"};
   };
+  // The shared single-symbol LUT entry for the 11 bits at the top of the 64-bit window `win`.
+  auto lutEntry = [&](const std::string &win, const std::string &lutOff) {
+    std::string idx = e.toIdx(e.bin("arith.shrui", windowTop(win), i21, "i32"));
+    return e.L("memref.load %sLut[" + e.add(idx, lutOff) + "] : " + LUTT);
+  };
   // Decodes one symbol (nb >= 11 guaranteed by the caller); returns its value as f32.
   auto decodeOne = [&](DState &s, const std::string &lutOff, const std::string &auxB,
                        const std::string &words) {
@@ -474,9 +479,7 @@ std::string mlir::kvc::generateEncodedKernels(const EncodedKernelConfig &c, std:
       std::vector<std::string> ents(G);
       std::string w = s.win, cum, miss;
       for (int64_t k = 0; k < G; ++k) {
-        std::string hi = windowTop(w);
-        ents[k] = e.L("memref.load %sLut[" +
-                      e.add(e.toIdx(e.bin("arith.shrui", hi, i21, "i32")), lutOff) + "] : " + LUTT);
+        ents[k] = lutEntry(w, lutOff);
         std::string len = e.bin("arith.andi", ents[k], i31, "i32");
         w = e.bin("arith.shli", w, e.L("arith.extui " + len + " : i32 to i64"), "i64");
         cum = k ? e.bin("arith.addi", cum, len, "i32") : len;
@@ -525,16 +528,10 @@ std::string mlir::kvc::generateEncodedKernels(const EncodedKernelConfig &c, std:
       }
       // A pair: both LUT lookups first (the second at the position the first code implies),
       // one branch to the general path when either misses.
-      std::string hi1 = windowTop(s.win);
-      std::string e1 = e.L("memref.load %sLut[" +
-                           e.add(e.toIdx(e.bin("arith.shrui", hi1, i21, "i32")), lutOff) +
-                           "] : " + LUTT);
+      std::string e1 = lutEntry(s.win, lutOff);
       std::string len1 = e.bin("arith.andi", e1, i31, "i32");
       std::string w1 = e.bin("arith.shli", s.win, e.L("arith.extui " + len1 + " : i32 to i64"), "i64");
-      std::string hi2 = windowTop(w1);
-      std::string e2 = e.L("memref.load %sLut[" +
-                           e.add(e.toIdx(e.bin("arith.shrui", hi2, i21, "i32")), lutOff) +
-                           "] : " + LUTT);
+      std::string e2 = lutEntry(w1, lutOff);
       std::string len2 = e.bin("arith.andi", e2, i31, "i32");
       std::string slow = e.bin("arith.ori", e.cmp("eq", e1, i0, "i32"), e.cmp("eq", e2, i0, "i32"), "i1");
       std::string pr = e.fresh("pair");
