@@ -260,13 +260,13 @@ void emuRefill(EmuStream &S, EmuDec &d) {
 float emuOne(EmuStream &S, EmuDec &d) {
   uint32_t hi = uint32_t(d.win >> 32);
   uint32_t e = uint32_t(S.lut[hi >> 21]);
-  if (e != 0) {
-    uint32_t len = e & 31;
+  if (e != KVC_ENC_LUT_MISS) {
+    uint32_t len = e & KVC_ENC_LUT_LEN_MASK;
     if (int32_t(len) > d.nb && S.err->empty())
       *S.err = "fast-path code beyond the valid window bits";
     d.win <<= len;
     d.nb -= int32_t(len);
-    uint32_t fb = e & ~31u;
+    uint32_t fb = e & ~KVC_ENC_LUT_LEN_MASK;
     float f;
     std::memcpy(&f, &fb, 4);
     return f;
@@ -334,15 +334,19 @@ void emuVectorGroup(EmuStream &S, uint64_t bitpos, int64_t count, int G, std::ve
     int32_t cum = 0;
     bool miss = false;
     uint32_t ent[8];
+    // As the kernel: no per-lookup miss check; a miss's length field (63) makes the group
+    // overrun the window. `miss` only checks that claim.
     for (int k = 0; k < G; ++k) {
       ent[k] = uint32_t(S.lut[uint32_t(w >> 32) >> 21]);
-      const uint32_t len = ent[k] & 31;
+      const uint32_t len = ent[k] & KVC_ENC_LUT_LEN_MASK;
       w <<= len;
       cum += int32_t(len);
-      miss |= ent[k] == 0;
+      miss |= ent[k] == KVC_ENC_LUT_MISS;
     }
     ++groups;
-    if (miss || cum > d.nb) {
+    if (miss && cum <= d.nb && S.err->empty())
+      *S.err = "a LUT miss inside a group passed the group's length check";
+    if (cum > d.nb) {
       ++fallbacks;
       if (warpFlags)
         (*warpFlags)[size_t(j / G)] = 1;
@@ -354,7 +358,7 @@ void emuVectorGroup(EmuStream &S, uint64_t bitpos, int64_t count, int G, std::ve
       continue;
     }
     for (int k = 0; k < G; ++k) {
-      const uint32_t fb = ent[k] & ~31u;
+      const uint32_t fb = ent[k] & ~KVC_ENC_LUT_LEN_MASK;
       float f;
       std::memcpy(&f, &fb, 4);
       out.push_back(f);
@@ -374,10 +378,11 @@ std::vector<uint32_t> emuMultiLut(const int32_t *lut, int bits, int slots) {
   for (uint32_t k = 0; k < (1u << bits); ++k) {
     uint32_t known = k << (32 - bits), pos = 0, n = 0, sym[3] = {0, 0, 0};
     for (int s = 0; s < slots; ++s) {
-      uint32_t e = uint32_t(lut[(known << pos) >> 21]), len = e & 31, fb = e & ~31u;
+      uint32_t e = uint32_t(lut[(known << pos) >> 21]), len = e & KVC_ENC_LUT_LEN_MASK,
+               fb = e & ~KVC_ENC_LUT_LEN_MASK;
       float f;
       std::memcpy(&f, &fb, 4);
-      if (e == 0 || pos + len > uint32_t(bits) || f > 2048.f)
+      if (e == KVC_ENC_LUT_MISS || pos + len > uint32_t(bits) || f > 2048.f)
         break;
       sym[s] = toHalfBits(f, false);
       pos += len;

@@ -27,6 +27,13 @@ typedef struct {
 /* Parses an encoded split or merge kernel name; returns 0 on success. */
 int kvc_cuda_encoded_parse_name(const char *name, kvc_encoded_kernel_config *out);
 
+/* Device LUT entries (EncodedKernelGen.h, "lut"): bits(float(symbol)) | code length in the
+ * low 6 bits (symbols < 2^16: their float has >= 7 zero low mantissa bits). A miss (a longer
+ * code or the escape) is KVC_ENC_LUT_MISS, length field 63, so a group of >= 4 chained lookups
+ * that meets one sums to more than the 64 window bits and fails its one length check. */
+#define KVC_ENC_LUT_LEN_MASK 63u
+#define KVC_ENC_LUT_MISS 63u
+
 /* The 16 device buffers of the kernel ABI, in parameter order. */
 enum {
   KVC_ENC_ROWS = 0, KVC_ENC_AUX, KVC_ENC_SYMS, KVC_ENC_LUT,

@@ -19,6 +19,7 @@
 //
 //===----------------------------------------------------------------------===//
 #include "kvc/Conversion/KVCToGPU/EncodedKernelGen.h"
+#include "kvc/Runtime/CUDAEncoded.h" // KVC_ENC_LUT_* (header only, no link)
 #include "GPUTextEmitter.h"
 #include "SplitMerge.h"
 
@@ -235,10 +236,11 @@ std::string mlir::kvc::generateEncodedKernels(const EncodedKernelConfig &c, std:
     for (int s = 0; s < MSS; ++s) {
       std::string idx = e.bin("arith.shrui", e.bin("arith.shli", bits, pos, "i32"), e.ci32(21), "i32");
       std::string ent = e.ldI("%lut", e.add(sbase, e.toIdx(idx)));
-      std::string len = e.bin("arith.andi", ent, e.ci32(31), "i32");
-      std::string f = e.L("arith.bitcast " + e.bin("arith.andi", ent, e.ci32(-32), "i32") +
+      std::string len = e.bin("arith.andi", ent, e.ci32(int32_t(KVC_ENC_LUT_LEN_MASK)), "i32");
+      std::string f = e.L("arith.bitcast " +
+                          e.bin("arith.andi", ent, e.ci32(int32_t(~KVC_ENC_LUT_LEN_MASK)), "i32") +
                           " : i32 to f32");
-      std::string hit = e.cmp("ne", ent, e.ci32(0), "i32");
+      std::string hit = e.cmp("ne", ent, e.ci32(int32_t(KVC_ENC_LUT_MISS)), "i32");
       std::string fits = e.cmp("ule", e.bin("arith.addi", pos, len, "i32"), e.ci32(MSB), "i32");
       // The symbols in the type the decoder uses them in: f16 (exact up to 2048), or bf16
       // (exact up to 256) when they go to bf16 tensor-core operands (encoded-mma).
@@ -309,8 +311,11 @@ std::string mlir::kvc::generateEncodedKernels(const EncodedKernelConfig &c, std:
     qsum[i] = e.L("vector.reduction <add>, " + r + " : " + VU + " into f32");
   }
   // Constants for the decoder.
-  std::string i0 = e.ci32(0), i1c = e.ci32(1), i32c = e.ci32(32), i21 = e.ci32(21), i31 = e.ci32(31),
-              im32 = e.ci32(-32), i64_32 = e.ci64(32), i64_64 = e.ci64(64);
+  // LUT entries: float bits | code length (KVC_ENC_LUT_LEN_MASK), a miss is KVC_ENC_LUT_MISS.
+  std::string i0 = e.ci32(0), i1c = e.ci32(1), i32c = e.ci32(32), i21 = e.ci32(21),
+              iLen = e.ci32(int32_t(KVC_ENC_LUT_LEN_MASK)),
+              iFloat = e.ci32(int32_t(~KVC_ENC_LUT_LEN_MASK)),
+              iMiss = e.ci32(int32_t(KVC_ENC_LUT_MISS)), i64_32 = e.ci64(32), i64_64 = e.ci64(64);
   std::string c2048 = e.ci(2048), c34 = e.ci(34), c51 = e.ci(51),
               c52 = e.ci(52), c53 = e.ci(53);
   std::string w32 = e.ci32(32);
@@ -388,7 +393,7 @@ std::string mlir::kvc::generateEncodedKernels(const EncodedKernelConfig &c, std:
     // miss, so the single-symbol LUT is read from global memory (L1/L2) there.
     std::string ent = MS ? e.ldI("%lut", e.add(e.add(idx, lutOff), lbase))
                          : e.L("memref.load %sLut[" + e.add(idx, lutOff) + "] : " + LUTT);
-    std::string slow = e.cmp("eq", ent, i0, "i32");
+    std::string slow = e.cmp("eq", ent, iMiss, "i32");
     std::string r = e.fresh("dec");
     e.S(r + ":5 = scf.if " + slow + " -> (f32, i64, i32, i32, i32) {");
     e.push();
@@ -449,8 +454,8 @@ std::string mlir::kvc::generateEncodedKernels(const EncodedKernelConfig &c, std:
     e.S("} else {");
     e.push();
     {
-      std::string len = e.bin("arith.andi", ent, i31, "i32");
-      std::string fb = e.bin("arith.andi", ent, im32, "i32");
+      std::string len = e.bin("arith.andi", ent, iLen, "i32");
+      std::string fb = e.bin("arith.andi", ent, iFloat, "i32");
       std::string f = e.L("arith.bitcast " + fb + " : i32 to f32");
       std::string len64 = e.L("arith.extui " + len + " : i32 to i64");
       std::string win1 = e.bin("arith.shli", s.win, len64, "i64");
@@ -475,18 +480,19 @@ std::string mlir::kvc::generateEncodedKernels(const EncodedKernelConfig &c, std:
       // property: its LUT entry depends on its own bits only), so the group is right when no
       // entry missed and the G codes total <= nb bits. Otherwise (rare: mean code ~3.5 bits,
       // nb >= 32) the group is decoded again on the general path with a refill per pair.
+      // A miss needs no check of its own: its entry's length field is 63 and every code is
+      // >= 1 bit, so a group with a miss sums to >= 63 + G - 1 > 64 >= nb and fails the one
+      // length check (saves a compare and an or per symbol).
       refill(s, words);
       std::vector<std::string> ents(G);
-      std::string w = s.win, cum, miss;
+      std::string w = s.win, cum;
       for (int64_t k = 0; k < G; ++k) {
         ents[k] = lutEntry(w, lutOff);
-        std::string len = e.bin("arith.andi", ents[k], i31, "i32");
+        std::string len = e.bin("arith.andi", ents[k], iLen, "i32");
         w = e.bin("arith.shli", w, e.L("arith.extui " + len + " : i32 to i64"), "i64");
         cum = k ? e.bin("arith.addi", cum, len, "i32") : len;
-        std::string m = e.cmp("eq", ents[k], i0, "i32");
-        miss = k ? e.bin("arith.ori", miss, m, "i1") : m;
       }
-      miss = e.bin("arith.ori", miss, e.cmp("sgt", cum, s.nb, "i32"), "i1");
+      std::string miss = e.cmp("sgt", cum, s.nb, "i32");
       std::string gr = e.fresh("grp");
       const std::string gty = rep("f32", G) + ", i64, i32, i32, i32";
       e.S(gr + ":" + std::to_string(G + 4) + " = scf.if " + miss + " -> (" + gty + ") {");
@@ -508,7 +514,7 @@ std::string mlir::kvc::generateEncodedKernels(const EncodedKernelConfig &c, std:
       {
         std::vector<std::string> y;
         for (int64_t k = 0; k < G; ++k)
-          y.push_back(e.L("arith.bitcast " + e.bin("arith.andi", ents[k], im32, "i32") +
+          y.push_back(e.L("arith.bitcast " + e.bin("arith.andi", ents[k], iFloat, "i32") +
                           " : i32 to f32"));
         e.S("scf.yield " + join(y) + ", " + w + ", " + e.bin("arith.subi", s.nb, cum, "i32") +
             ", " + s.nw + ", " + s.wp + " : " + gty);
@@ -529,11 +535,11 @@ std::string mlir::kvc::generateEncodedKernels(const EncodedKernelConfig &c, std:
       // A pair: both LUT lookups first (the second at the position the first code implies),
       // one branch to the general path when either misses.
       std::string e1 = lutEntry(s.win, lutOff);
-      std::string len1 = e.bin("arith.andi", e1, i31, "i32");
+      std::string len1 = e.bin("arith.andi", e1, iLen, "i32");
       std::string w1 = e.bin("arith.shli", s.win, e.L("arith.extui " + len1 + " : i32 to i64"), "i64");
       std::string e2 = lutEntry(w1, lutOff);
-      std::string len2 = e.bin("arith.andi", e2, i31, "i32");
-      std::string slow = e.bin("arith.ori", e.cmp("eq", e1, i0, "i32"), e.cmp("eq", e2, i0, "i32"), "i1");
+      std::string len2 = e.bin("arith.andi", e2, iLen, "i32");
+      std::string slow = e.bin("arith.ori", e.cmp("eq", e1, iMiss, "i32"), e.cmp("eq", e2, iMiss, "i32"), "i1");
       std::string pr = e.fresh("pair");
       const std::string pty = "f32, f32, i64, i32, i32, i32";
       e.S(pr + ":6 = scf.if " + slow + " -> (" + pty + ") {");
@@ -549,8 +555,8 @@ std::string mlir::kvc::generateEncodedKernels(const EncodedKernelConfig &c, std:
       e.S("} else {");
       e.push();
       {
-        std::string f1 = e.L("arith.bitcast " + e.bin("arith.andi", e1, im32, "i32") + " : i32 to f32");
-        std::string f2 = e.L("arith.bitcast " + e.bin("arith.andi", e2, im32, "i32") + " : i32 to f32");
+        std::string f1 = e.L("arith.bitcast " + e.bin("arith.andi", e1, iFloat, "i32") + " : i32 to f32");
+        std::string f2 = e.L("arith.bitcast " + e.bin("arith.andi", e2, iFloat, "i32") + " : i32 to f32");
         std::string w2 = e.bin("arith.shli", w1, e.L("arith.extui " + len2 + " : i32 to i64"), "i64");
         std::string nb2 = e.bin("arith.subi", e.bin("arith.subi", s.nb, len1, "i32"), len2, "i32");
         e.S("scf.yield " + f1 + ", " + f2 + ", " + w2 + ", " + nb2 + ", " + s.nw + ", " + s.wp +

@@ -132,7 +132,7 @@ int kvc_encoded_pack(const kvc_codec_head *const *heads, int64_t batch, int64_t 
       append(rec, v.recent_fp16, size_t(v.recent_tokens) * D);
       std::vector<int32_t> a(64, 0);
       a[54] = 16, a[55] = -1; // no escape code (a stream without a codebook has no blocks)
-      std::vector<int32_t> l(2048, 0);
+      std::vector<int32_t> l(2048, int32_t(KVC_ENC_LUT_MISS));
       if (v.has_codebook) {
         if (t.lut_bits != 11)
           return fail(err, "LUT is not 11 bits");
@@ -166,6 +166,8 @@ int kvc_encoded_pack(const kvc_codec_head *const *heads, int64_t batch, int64_t 
           uint32_t bits;
           std::memcpy(&bits, &f, 4);
           l[w] = int32_t(bits | len); // float(sym) < 2^16 has >= 7 zero low mantissa bits
+          static_assert(KVC_ENC_LUT_LEN_MASK < 128 && KVC_ENC_LUT_MISS == KVC_ENC_LUT_LEN_MASK,
+                        "entries keep float(sym) exact; a miss fails a group's length check");
         }
       }
       append(aux, a.data(), a.size());

@@ -27,7 +27,8 @@
 //   syms   sorted_symbols of every stream (canonical order)
 //   lut    per row 4096 words: the key LUT then the value LUT, 2^11 entries each, entry for
 //                 the next 11 bits w = bits(float(symbol)) | code_length for codes of length
-//                 <= 11 that are not the escape, 0 otherwise (slow path: canonical tables)
+//                 <= 11 that are not the escape, 63 otherwise (slow path: canonical tables;
+//                 KVC_ENC_LUT_* in kvc/Runtime/CUDAEncoded.h)
 //   kw/vw  bitstream words (all rows), MSB-first, followed by >= 4 padding words (the decoder
 //                 prefetches up to 3 words past a vector's end without bounds checks)
 //   kbo/vbo  per global block: absolute word offset of the block in kw/vw
