@@ -60,6 +60,19 @@ for v in u4r2 u4r4 u8r8 u4r4_m6; do
     "$BENCHX" extract "$OUTD/c.gpu.mlir" -o "$OUTD/check-encoded_$v.ptx"
   fi
 done
+# Overlapped phases (encoded-overlap: a tile's value columns and the next tile's key rows in
+# one loop): ov_u<unroll>_m<min-ctas>; check kernels with caps 8 and 0.
+for v in u8_m8 u8_m6 u8_m0 u4_m8 u4_m0; do
+  u=${v%%_*}; u=${u#u}; m=${v##*_m}
+  o="encoded-overlap=true encoded-unroll=$u encoded-min-ctas=$m"
+  "$OPT" "$SRC/bench/gpu/decode-encoded.mlir" --kvc-gpu-pipeline="$o" -o "$OUTD/d.gpu.mlir"
+  "$BENCHX" extract "$OUTD/d.gpu.mlir" -o "$OUTD/decode-encoded_ov_$v.ptx"
+done
+for m in 8 0; do
+  "$OPT" "$SRC/bench/gpu/check-encoded.mlir" --kvc-gpu-pipeline="encoded-overlap=true encoded-min-ctas=$m" \
+    -o "$OUTD/c.gpu.mlir"
+  "$BENCHX" extract "$OUTD/c.gpu.mlir" -o "$OUTD/check-encoded_ov_m$m.ptx"
+done
 # Tensor-core dot products (encoded-mma): register caps 8 (the default), 6 and 0; the check
 # kernels (bf16/f16 with g*Sq <= 8) with the default.
 for m in 8 6 0; do

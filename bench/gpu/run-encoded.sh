@@ -2,9 +2,10 @@
 # Runs on the GPU machine from the repository root with build-gpu/enc-tests carried there:
 # encoded check, compute-sanitizer memcheck (--quick sizes), the encoded decode benchmark, the
 # dense bf16 kernels on the same shapes, and an ncu profile of the encoded kernel at batch 8 x
-# 16k; `ms` the multi-symbol decoder's sweep, `group` the refill groups' and `mma` the
-# tensor-core variant's (none is part of `all`). Results go to $OUT.
-# usage: bench/gpu/run-encoded.sh [check|bench|ncu|ms|group|mma|all]...
+# 16k; `ms` the multi-symbol decoder's sweep, `group` the refill groups', `mma` the
+# tensor-core variant's, `ov` the overlapped phases' and `ov-splits` their split counts'
+# (none is part of `all`). Results go to $OUT.
+# usage: bench/gpu/run-encoded.sh [check|bench|ncu|ms|group|mma|ov|ov-splits|all]...
 set -uo pipefail
 T=${T:-build-gpu/enc-tests}
 OUT=${OUT:-/tmp/out}
@@ -77,6 +78,35 @@ for what in "${@:-all}"; do
       --section Occupancy --section InstructionStats --section WarpStateStats $T/kvc-bench \
       encoded decode $T/decode-encoded.ptx --batches 8 --contexts 16384 --reps 1 \
       --warmup 0 > "$OUT/ncu-encoded-group-b8-16k.txt" 2>&1
+  fi
+  if [ "$what" = ov ]; then
+    # Overlapped phases (encoded-overlap; build-encoded-tests.sh builds the variants): check
+    # with caps 8 and 0, memcheck, time unroll 8/4 and register caps against the default.
+    for f in $T/check-encoded_ov_m8.ptx $T/check-encoded_ov_m0.ptx; do
+      echo "== check $(basename $f)"
+      timeout 200 $T/kvc-bench encoded check $f | grep -E "FAIL|encoded check:"
+    done
+    timeout 200 compute-sanitizer --tool memcheck --leak-check no $T/kvc-bench encoded check \
+      $T/check-encoded_ov_m8.ptx --quick 2>&1 | grep -E "ERROR SUMMARY|encoded check:|Invalid"
+    sweep encoded-ov-sweep "${OV_ARGS:-}" $T/decode-encoded.ptx $T/decode-encoded_ov_*.ptx
+    timeout 150 ncu --kernel-name regex:enc_ov_split --launch-count 1 --section SpeedOfLight \
+      --section Occupancy --section InstructionStats --section WarpStateStats $T/kvc-bench \
+      encoded decode $T/decode-encoded_ov_u8_m0.ptx --batches 8 --contexts 16384 --reps 1 \
+      --warmup 0 > "$OUT/ncu-encoded-ov-b8-16k.txt" 2>&1
+  fi
+  if [ "$what" = ov-splits ]; then
+    # The split count against encoded-overlap: the default kernel and the overlap kernels at
+    # the runtime's plan and at fixed --splits, contexts >= 16k (the "ptx" field of each row
+    # of encoded-ov-splits.json is <kernel>_s<splits|plan>.ptx).
+    W=/tmp/kvc-sweep-ov-splits; rm -rf "$W"; mkdir -p "$W"
+    for f in $T/decode-encoded.ptx $T/decode-encoded_ov_u8_m0.ptx $T/decode-encoded_ov_u8_m6.ptx; do
+      for sp in plan 16 33 66 132 264; do
+        a=""; [ $sp = plan ] || a="--splits $sp"
+        timeout 200 $T/kvc-bench encoded decode $f --contexts 16384,65536 $a \
+          --json $W/$(basename $f .ptx)_s$sp.json | tail -n +3 | grep -v wrote
+      done
+    done
+    PYTHONPATH=python python3 -m kvc.bench.merge_results --ptx $W/*.json > "$OUT/encoded-ov-splits.json"
   fi
   if [ "$what" = mma ]; then
     # Tensor-core dot products (encoded-mma; build-encoded-tests.sh builds the variants):

@@ -95,6 +95,7 @@ struct KVCGPUPipelinePass : public mlir::kvc::impl::KVCGPUPipelineBase<KVCGPUPip
                     " encoded-min-ctas=" + std::to_string(encodedMinCtas) +
                     (encodedMultiSymbol ? " encoded-multi-symbol=true" : "") +
                     (encodedMma ? " encoded-mma=true" : "") +
+                    (encodedOverlap ? " encoded-overlap=true" : "") +
                     " encoded-ms-bits=" + std::to_string(encodedMSBits) +
                     " encoded-ms-slots=" + std::to_string(encodedMSSlots) +
                     " encoded-reserve=" + std::to_string(encodedReserve) + "},";

@@ -242,7 +242,8 @@ inline bool endsWith(const std::string &s, const std::string &suffix) {
   return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
-/// The encoded-cache decode kernels (<tag>..._enc[_ms|_mma]_split/_merge) of a loaded module.
+/// The encoded-cache decode kernels (<tag>..._enc[_mma|_ov|_ms..]_split/_merge) of a loaded
+/// module.
 struct EncodedVariant {
   std::string name; // without _split/_merge
   kvc_encoded_kernel_config cfg;
@@ -256,7 +257,8 @@ inline std::vector<EncodedVariant> encodedVariants(kvc_cuda_module mod, const st
     // dot products (same ABI)
     if (!endsWith(k, "_enc_split") &&
         !(endsWith(k, "_split") && (k.find("_enc_ms") != std::string::npos ||
-                                    k.find("_enc_mma") != std::string::npos)))
+                                    k.find("_enc_mma") != std::string::npos ||
+                                    k.find("_enc_ov") != std::string::npos)))
       continue;
     EncodedVariant v;
     v.name = k.substr(0, k.size() - 6);

@@ -126,6 +126,11 @@ def ConvertKVCToGPU : Pass<"convert-kvc-to-gpu", "ModuleOp"> {
            "dim, encoded-unroll=8 or encoded-multi-symbol, symbols exact in the query type "
            "(error bounds >= 1/256 for bf16, >= 1/2048 for f16); other ops keep the CUDA-core "
            "kernel). Measured slower on H100 except at batch 1 x 4k/16k (docs/gpu.md)">,
+    Option<"encodedOverlap", "encoded-overlap", "bool", /*default=*/"false",
+           "Encoded caches: decode a tile's value columns and the next tile's key rows in one "
+           "loop, two independent table-lookup chains per thread (where it applies: value_block "
+           "== head dim, encoded-unroll and encoded-refill-group > 2, not with encoded-mma or "
+           "encoded-multi-symbol; elsewhere the phases run one after the other)">,
     Option<"encodedMultiSymbol", "encoded-multi-symbol", "bool", /*default=*/"false",
            "Encoded caches: decode up to 3 Huffman codes per table lookup (10-bit multi-symbol "
            "LUTs built in shared memory from the row's single-symbol LUTs)">,

@@ -81,6 +81,9 @@ def KVCGPUPipeline : Pass<"kvc-gpu-pipeline", "ModuleOp"> {
            "convert-kvc-to-gpu encoded-min-ctas (encoded caches: CTAs per SM, caps registers)">,
     Option<"encodedMma", "encoded-mma", "bool", /*default=*/"false",
            "convert-kvc-to-gpu encoded-mma (encoded caches: tensor-core dot products)">,
+    Option<"encodedOverlap", "encoded-overlap", "bool", /*default=*/"false",
+           "convert-kvc-to-gpu encoded-overlap (encoded caches: value and next key phase in "
+           "one decode loop)">,
     Option<"encodedMultiSymbol", "encoded-multi-symbol", "bool", /*default=*/"false",
            "convert-kvc-to-gpu encoded-multi-symbol (encoded caches: multi-symbol LUT decode)">,
     Option<"encodedMSBits", "encoded-ms-bits", "int64_t", /*default=*/"10",

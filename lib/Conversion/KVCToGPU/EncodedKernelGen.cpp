@@ -61,6 +61,11 @@ bool mlir::kvc::encodedMmaApplies(const EncodedKernelConfig &c) {
          c.maxSymbol <= (c.queryType == "bf16" ? 256 : 2048);
 }
 
+bool mlir::kvc::encodedOverlapApplies(const EncodedKernelConfig &c) {
+  return c.overlap && !encodedMmaApplies(c) && !c.multiSymbol && c.valueBlock == c.headDim &&
+         c.unroll > 2 && encodedRefillGroup(c) > 2;
+}
+
 int64_t mlir::kvc::encodedRefillGroup(const EncodedKernelConfig &c) {
   return c.multiSymbol ? 2 : std::max<int64_t>(2, std::min(c.refillGroup, c.unroll));
 }
@@ -71,7 +76,7 @@ std::string mlir::kvc::encodedKernelTag(const EncodedKernelConfig &c) {
          "_vb" + std::to_string(c.valueBlock) + "_u" + std::to_string(c.unroll) +
          (encodedRefillGroup(c) != 2 ? "_r" + std::to_string(encodedRefillGroup(c))
                                      : std::string()) +
-         "_enc" + (encodedMmaApplies(c) ? "_mma" : "") +
+         "_enc" + (encodedMmaApplies(c) ? "_mma" : "") + (encodedOverlapApplies(c) ? "_ov" : "") +
          (c.multiSymbol ? "_ms" + std::to_string(c.multiSymbolBits) + "x" +
                               std::to_string(c.multiSymbolSlots)
                         : std::string());
@@ -137,6 +142,9 @@ std::string mlir::kvc::generateEncodedKernels(const EncodedKernelConfig &c, std:
   // completes, so the staging row is a ring of two chunks (pitch 40 halves), else one chunk
   // (pitch 24); both pitches spread a fragment load over the 32 banks.
   const bool MSW = MMA && MS;
+  // encoded-overlap (encodedOverlapApplies): the value phase of tile t and the key phase of
+  // tile t + 1 decode in one loop.
+  const bool OV = encodedOverlapApplies(c);
   const int64_t CH = 16, SP = MSW ? 2 * CH + 8 : CH + 8;
   const int64_t NQP = NQ <= 2 ? NQ : (NQ + 3) / 4 * 4;
   const int64_t lutWords = MS ? std::max<int64_t>(4096, 4 * MSE) : 4096;
@@ -468,63 +476,85 @@ std::string mlir::kvc::generateEncodedKernels(const EncodedKernelConfig &c, std:
     s = {r + "#1", r + "#2", r + "#3", r + "#4"};
     return r + "#0";
   };
+  // A group of G > 2 symbols after one refill: G chained LUT lookups, each at the position
+  // the codes before it imply, then one check. The bits a lookup reads past the nb valid
+  // ones are zeros, but a code that ends within them is still exact (prefix property: its LUT
+  // entry depends on its own bits only), so the group is right when the G codes total <= nb
+  // bits. A miss needs no check of its own: its entry's length field is 63 and every code is
+  // >= 1 bit, so a group with a miss sums to >= 63 + G - 1 > 64 >= nb and fails the same
+  // check (saves a compare and an or per symbol). A failed group (rare: mean code ~3.5 bits,
+  // nb >= 32) is decoded again on the general path with a refill per pair (groupSlow).
+  struct Group {
+    std::vector<std::string> ents;
+    std::string win, cum, miss;
+  };
+  auto groupLookups = [&](DState &s, const std::string &words, const std::string &lutOff) {
+    refill(s, words);
+    Group g;
+    g.ents.resize(G);
+    g.win = s.win;
+    for (int64_t k = 0; k < G; ++k) {
+      g.ents[k] = lutEntry(g.win, lutOff);
+      std::string len = e.bin("arith.andi", g.ents[k], iLen, "i32");
+      g.win = e.bin("arith.shli", g.win, e.L("arith.extui " + len + " : i32 to i64"), "i64");
+      g.cum = k ? e.bin("arith.addi", g.cum, len, "i32") : len;
+    }
+    g.miss = e.cmp("sgt", g.cum, s.nb, "i32");
+    return g;
+  };
+  const std::string gty = rep("f32", G) + ", i64, i32, i32, i32";
+  // Yields the group's G symbols and the decoder state after them: decoded again on the
+  // general path (slow) or taken from the lookups (fast).
+  auto groupSlow = [&](const DState &s, const std::string &words, const std::string &lutOff,
+                       const std::string &auxB) {
+    DState g = s;
+    std::vector<std::string> y;
+    for (int64_t k = 0; k < G; ++k) {
+      if (k && k % 2 == 0)
+        refill(g, words);
+      y.push_back(decodeOne(g, lutOff, auxB, words));
+    }
+    e.S("scf.yield " + join(y) + ", " + g.win + ", " + g.nb + ", " + g.nw + ", " + g.wp +
+        " : " + gty);
+  };
+  auto groupFast = [&](const DState &s, const Group &g) {
+    std::vector<std::string> y;
+    for (int64_t k = 0; k < G; ++k)
+      y.push_back(e.L("arith.bitcast " + e.bin("arith.andi", g.ents[k], iFloat, "i32") +
+                      " : i32 to f32"));
+    e.S("scf.yield " + join(y) + ", " + g.win + ", " + e.bin("arith.subi", s.nb, g.cum, "i32") +
+        ", " + s.nw + ", " + s.wp + " : " + gty);
+  };
+  // scf.if miss { slow } else { fast }; returns the result name (G symbols, then the state).
+  auto groupResolve = [&](const DState &s, const Group &g, const std::string &words,
+                          const std::string &lutOff, const std::string &auxB) {
+    std::string gr = e.fresh("grp");
+    e.S(gr + ":" + std::to_string(G + 4) + " = scf.if " + g.miss + " -> (" + gty + ") {");
+    e.push();
+    groupSlow(s, words, lutOff, auxB);
+    e.pop();
+    e.S("} else {");
+    e.push();
+    groupFast(s, g);
+    e.pop();
+    e.S("}");
+    return gr;
+  };
+  auto groupResults = [&](const std::string &gr, std::vector<std::string> &f, int64_t u,
+                          DState &s) {
+    for (int64_t k = 0; k < G; ++k)
+      f[u + k] = gr + "#" + std::to_string(k);
+    s = {gr + "#" + std::to_string(G), gr + "#" + std::to_string(G + 1),
+         gr + "#" + std::to_string(G + 2), gr + "#" + std::to_string(G + 3)};
+  };
   // Decodes the U symbols of one loop iteration (refill groups of G, or pairs) and returns
   // them as f32; `s` is the decoder state, updated.
   auto decodeSymbols = [&](DState &s, const std::string &words, const std::string &lutOff,
                            const std::string &auxB) {
     std::vector<std::string> f(U);
     for (int64_t u = 0; U > 2 && G > 2 && u < U; u += G) {
-      // A group of G > 2 symbols after one refill: G chained LUT lookups, each at the
-      // position the codes before it imply, then one check. The bits a lookup reads past the
-      // nb valid ones are zeros, but a code that ends within them is still exact (prefix
-      // property: its LUT entry depends on its own bits only), so the group is right when no
-      // entry missed and the G codes total <= nb bits. Otherwise (rare: mean code ~3.5 bits,
-      // nb >= 32) the group is decoded again on the general path with a refill per pair.
-      // A miss needs no check of its own: its entry's length field is 63 and every code is
-      // >= 1 bit, so a group with a miss sums to >= 63 + G - 1 > 64 >= nb and fails the one
-      // length check (saves a compare and an or per symbol).
-      refill(s, words);
-      std::vector<std::string> ents(G);
-      std::string w = s.win, cum;
-      for (int64_t k = 0; k < G; ++k) {
-        ents[k] = lutEntry(w, lutOff);
-        std::string len = e.bin("arith.andi", ents[k], iLen, "i32");
-        w = e.bin("arith.shli", w, e.L("arith.extui " + len + " : i32 to i64"), "i64");
-        cum = k ? e.bin("arith.addi", cum, len, "i32") : len;
-      }
-      std::string miss = e.cmp("sgt", cum, s.nb, "i32");
-      std::string gr = e.fresh("grp");
-      const std::string gty = rep("f32", G) + ", i64, i32, i32, i32";
-      e.S(gr + ":" + std::to_string(G + 4) + " = scf.if " + miss + " -> (" + gty + ") {");
-      e.push();
-      {
-        DState g = s;
-        std::vector<std::string> y;
-        for (int64_t k = 0; k < G; ++k) {
-          if (k && k % 2 == 0)
-            refill(g, words);
-          y.push_back(decodeOne(g, lutOff, auxB, words));
-        }
-        e.S("scf.yield " + join(y) + ", " + g.win + ", " + g.nb + ", " + g.nw + ", " + g.wp +
-            " : " + gty);
-      }
-      e.pop();
-      e.S("} else {");
-      e.push();
-      {
-        std::vector<std::string> y;
-        for (int64_t k = 0; k < G; ++k)
-          y.push_back(e.L("arith.bitcast " + e.bin("arith.andi", ents[k], iFloat, "i32") +
-                          " : i32 to f32"));
-        e.S("scf.yield " + join(y) + ", " + w + ", " + e.bin("arith.subi", s.nb, cum, "i32") +
-            ", " + s.nw + ", " + s.wp + " : " + gty);
-      }
-      e.pop();
-      e.S("}");
-      for (int64_t k = 0; k < G; ++k)
-        f[u + k] = gr + "#" + std::to_string(k);
-      s = {gr + "#" + std::to_string(G), gr + "#" + std::to_string(G + 1),
-           gr + "#" + std::to_string(G + 2), gr + "#" + std::to_string(G + 3)};
+      Group g = groupLookups(s, words, lutOff);
+      groupResults(groupResolve(s, g, words, lutOff, auxB), f, u, s);
     }
     for (int64_t u = 0; !(U > 2 && G > 2) && u < U; u += 2) {
       refill(s, words);
@@ -613,6 +643,121 @@ std::string mlir::kvc::generateEncodedKernels(const EncodedKernelConfig &c, std:
     std::vector<std::string> res;
     for (int64_t i = 0; i < NQ; ++i)
       res.push_back(r + "#" + std::to_string(4 + i));
+    return res;
+  };
+
+  // Two streams in one loop (encoded-overlap): `count` symbols of stream a weighted by
+  // wa[i*wsa + j] and of stream b by wb[i*wsb + j]. Each refill group looks up both streams'
+  // codes before one branch (taken when either group fails its check), so the two dependent
+  // LUT chains are in one basic block and their shared-memory latencies overlap. Returns the
+  // NQ dot products of a, then those of b.
+  struct Stream {
+    std::string words, bitpos, lutOff, auxB, wmem, wty;
+    int64_t wstride;
+  };
+  auto decodeDot2 = [&](const Stream &A, const Stream &B, int64_t count,
+                        const std::vector<std::string> &initA) {
+    const Stream *S2[2] = {&A, &B};
+    DState s0[2] = {initState(A.words, A.bitpos), initState(B.words, B.bitpos)};
+    std::string r = e.fresh("dd"), j = e.fresh("j");
+    std::vector<std::string> names, inits, tys;
+    for (int t = 0; t < 2; ++t) {
+      for (const std::string *x : {&s0[t].win, &s0[t].nb, &s0[t].nw, &s0[t].wp}) {
+        names.push_back(e.fresh("st"));
+        inits.push_back(*x);
+      }
+      tys.insert(tys.end(), {"i64", "i32", "i32", "i32"});
+    }
+    // Stream a's accumulators start at initA (the rescaled value accumulators: fewer values
+    // live across the loop).
+    for (int64_t i = 0; i < 2 * NQ; ++i) {
+      names.push_back(e.fresh("ac"));
+      inits.push_back(i < NQ ? initA[i] : fz);
+      tys.push_back("f32");
+    }
+    std::string iters;
+    for (size_t k = 0; k < names.size(); ++k)
+      iters += std::string(k ? ", " : "") + names[k] + " = " + inits[k];
+    e.S(r + ":" + std::to_string(names.size()) + " = scf.for " + j + " = " + i0 + " to " +
+        e.ci32(count) + " step " + e.ci32(U) + " iter_args(" + iters + ") -> (" + join(tys) +
+        ") : i32 {");
+    e.push();
+    DState s[2] = {{names[0], names[1], names[2], names[3]},
+                   {names[4], names[5], names[6], names[7]}};
+    const std::string jI = e.L("arith.index_castui " + j + " : i32 to index");
+    std::vector<std::string> f[2] = {std::vector<std::string>(U), std::vector<std::string>(U)};
+    std::vector<std::string> acc[2] = {
+        std::vector<std::string>(names.begin() + 8, names.begin() + 8 + NQ),
+        std::vector<std::string>(names.begin() + 8 + NQ, names.end())};
+    const std::string g2ty = gty + ", " + gty;
+    for (int64_t u = 0; u < U; u += G) {
+      Group g[2];
+      for (int t = 0; t < 2; ++t)
+        g[t] = groupLookups(s[t], S2[t]->words, S2[t]->lutOff);
+      std::string either = e.bin("arith.ori", g[0].miss, g[1].miss, "i1");
+      std::string gr = e.fresh("grp2");
+      e.S(gr + ":" + std::to_string(2 * (G + 4)) + " = scf.if " + either + " -> (" + g2ty +
+          ") {");
+      e.push();
+      {
+        std::vector<std::string> y;
+        for (int t = 0; t < 2; ++t) {
+          std::string one = groupResolve(s[t], g[t], S2[t]->words, S2[t]->lutOff, S2[t]->auxB);
+          for (int64_t k = 0; k < G + 4; ++k)
+            y.push_back(one + "#" + std::to_string(k));
+        }
+        e.S("scf.yield " + join(y) + " : " + g2ty);
+      }
+      e.pop();
+      e.S("} else {");
+      e.push();
+      {
+        // Both fast: the two groups' yields, written as one.
+        std::vector<std::string> y;
+        for (int t = 0; t < 2; ++t) {
+          for (int64_t k = 0; k < G; ++k)
+            y.push_back(e.L("arith.bitcast " + e.bin("arith.andi", g[t].ents[k], iFloat, "i32") +
+                            " : i32 to f32"));
+          y.insert(y.end(), {g[t].win, e.bin("arith.subi", s[t].nb, g[t].cum, "i32"), s[t].nw,
+                             s[t].wp});
+        }
+        e.S("scf.yield " + join(y) + " : " + g2ty);
+      }
+      e.pop();
+      e.S("}");
+      // The group's products right away (its symbols need not stay live across the next
+      // group's lookups): one G-wide weight load per query row and stream.
+      const std::string VG = "vector<" + std::to_string(G) + "xf32>";
+      for (int t = 0; t < 2; ++t) {
+        const int64_t b = t * (G + 4);
+        for (int64_t k = 0; k < G; ++k)
+          f[t][u + k] = gr + "#" + std::to_string(b + k);
+        s[t] = {gr + "#" + std::to_string(b + G), gr + "#" + std::to_string(b + G + 1),
+                gr + "#" + std::to_string(b + G + 2), gr + "#" + std::to_string(b + G + 3)};
+        for (int64_t i = 0; i < NQ; ++i) {
+          std::string wv = e.L("vector.load " + S2[t]->wmem + "[" +
+                               e.add(e.ci(i * S2[t]->wstride + u), jI) + "] {alignment = " +
+                               std::to_string(4 * std::min<int64_t>(G, 4)) + "} : " +
+                               S2[t]->wty + ", " + VG);
+          std::string &x = acc[t][i];
+          for (int64_t k = 0; k < G; ++k) {
+            std::string wk =
+                e.L("vector.extract " + wv + "[" + std::to_string(k) + "] : f32 from " + VG);
+            x = e.fma(wk, f[t][u + k], x);
+          }
+        }
+      }
+    }
+    std::vector<std::string> out = {s[0].win, s[0].nb, s[0].nw, s[0].wp,
+                                    s[1].win, s[1].nb, s[1].nw, s[1].wp};
+    for (int t = 0; t < 2; ++t)
+      out.insert(out.end(), acc[t].begin(), acc[t].end());
+    e.S("scf.yield " + join(out) + " : " + join(tys));
+    e.pop();
+    e.S("}");
+    std::vector<std::string> res;
+    for (int64_t i = 0; i < 2 * NQ; ++i)
+      res.push_back(r + "#" + std::to_string(8 + i));
     return res;
   };
 
@@ -1001,23 +1146,10 @@ std::string mlir::kvc::generateEncodedKernels(const EncodedKernelConfig &c, std:
   };
 
   // ---- tile loop -------------------------------------------------------------------------
-  // State: m[NQ] (uniform over the CTA), l[NQ] and b[NQ] (per-thread partial sums of p and
-  // p*min_t), acc[NQ] (channel tid).
-  const std::string stTys = rep("f32", 4 * NQ);
-  std::vector<std::string> st(4 * NQ);
-  for (auto &x : st)
-    x = e.fresh("s");
-  {
-    std::string iters;
-    for (int64_t k = 0; k < 4 * NQ; ++k)
-      iters += std::string(k ? ", " : "") + st[k] + " = " + (k < NQ ? ninf : fz);
-    e.S("%tl:" + std::to_string(4 * NQ) + " = scf.for %tile = " + tBeg + " to " + tEnd +
-        " step " + c1 + " iter_args(" + iters + ") -> (" + stTys + ") {");
-  }
-  e.push();
-  std::string ts = e.mul("%tile", cVB);
-  std::string venc = e.cmp("ult", ts, nvEnc, "index");
-  // Key phase.
+  // Key phase: the scores (log2 domain) of the R key rows of the tile starting at token `ts`
+  // that thread tid holds (rows r*D + tid): encoded rows decoded, recent rows from fp16,
+  // rows past T at -inf.
+  auto keyPhase = [&](const std::string &ts) {
   std::vector<std::vector<std::string>> sc(R);
   for (int64_t r = 0; r < R; ++r) {
     std::string tt = e.add(ts, e.add(e.ci(r * D), tid));
@@ -1128,6 +1260,36 @@ std::string mlir::kvc::generateEncodedKernels(const EncodedKernelConfig &c, std:
     e.S("}");
     sc[r] = e.results(res, NQ);
   }
+  return sc;
+  };
+  // State: m[NQ] (uniform over the CTA), l[NQ] and b[NQ] (per-thread partial sums of p and
+  // p*min_t), acc[NQ] (channel tid).
+  // encoded-overlap also carries the next tile's NQ scores.
+  const int64_t NST = 4 * NQ + (OV ? NQ : 0);
+  const std::string stTys = rep("f32", NST);
+  std::vector<std::string> st(NST);
+  for (auto &x : st)
+    x = e.fresh("s");
+  std::vector<std::vector<std::string>> sc0;
+  if (OV)
+    sc0 = keyPhase(e.mul(tBeg, cVB));
+  {
+    std::string iters;
+    for (int64_t k = 0; k < NST; ++k)
+      iters += std::string(k ? ", " : "") + st[k] + " = " +
+               (k >= 4 * NQ ? sc0[0][k - 4 * NQ] : k < NQ ? ninf : fz);
+    e.S("%tl:" + std::to_string(NST) + " = scf.for %tile = " + tBeg + " to " + tEnd +
+        " step " + c1 + " iter_args(" + iters + ") -> (" + stTys + ") {");
+  }
+  e.push();
+  std::string ts = e.mul("%tile", cVB);
+  std::string venc = e.cmp("ult", ts, nvEnc, "index");
+  // Key phase (encoded-overlap: this tile's scores come from the previous iteration).
+  std::vector<std::vector<std::string>> sc;
+  if (!OV)
+    sc = keyPhase(ts);
+  else
+    sc = {std::vector<std::string>(st.begin() + 4 * NQ, st.end())};
   // Tile max over the CTA.
   std::vector<std::string> tmax(NQ);
   for (int64_t i = 0; i < NQ; ++i) {
@@ -1194,6 +1356,8 @@ std::string mlir::kvc::generateEncodedKernels(const EncodedKernelConfig &c, std:
   std::vector<std::string> accS(NQ);
   for (int64_t i = 0; i < NQ; ++i)
     accS[i] = e.fmul(st[3 * NQ + i], alpha[i]);
+  // The value phase of this tile alone: the NQ accumulators of channel tid.
+  auto valuePhase = [&]() {
   std::string vres = e.fresh("va");
   e.S(resDecl(vres, NQ) + " = scf.if " + venc + " -> (" + rep("f32", NQ) + ") {");
   e.push();
@@ -1255,13 +1419,73 @@ std::string mlir::kvc::generateEncodedKernels(const EncodedKernelConfig &c, std:
   }
   e.pop();
   e.S("}");
+  return e.results(vres, NQ);
+  };
+  std::vector<std::string> vout, scNext;
+  if (!OV) {
+    vout = valuePhase();
+  } else {
+    // encoded-overlap: this tile's value column and the next tile's key row in one loop, two
+    // independent decode chains per thread (the kernel is bound by the latency of one chain's
+    // dependent shared-memory lookups). Where either is not encoded (recent rows, the last
+    // tile) the two phases run one after the other as without the option.
+    std::string nts = e.add(ts, cVB);
+    std::string hasNext = e.cmp("ult", e.add("%tile", c1), tEnd, "index");
+    std::string ttN = e.add(nts, tid);
+    std::string fuse = e.bin("arith.andi", venc,
+                             e.bin("arith.andi", hasNext, e.cmp("ult", ttN, nkEnc, "index"), "i1"),
+                             "i1");
+    std::string ov = e.fresh("ov");
+    e.S(resDecl(ov, 2 * NQ) + " = scf.if " + fuse + " -> (" + rep("f32", 2 * NQ) + ") {");
+    e.push();
+    {
+      std::string gvb = e.add(vBlk0, "%tile");
+      std::string vbit = e.add(e.mul(e.toIdx(e.ldI("%vbo", gvb)), c32),
+                               e.toIdx(e.ldI("%vvo", e.add(e.mul(gvb, cD), tid))));
+      std::string gkb = e.add(kBlk0, e.L("arith.divui " + ttN + ", " + cKB + " : index"));
+      std::string kv = e.L("arith.remui " + ttN + ", " + cKB + " : index");
+      std::string kbit = e.add(e.mul(e.toIdx(e.ldI("%kbo", gkb)), c32),
+                               e.toIdx(e.ldI("%kvo", e.add(e.mul(gkb, cKB), kv))));
+      std::vector<std::string> d = decodeDot2({"%vw", vbit, c2048, vAux, "%sA", AST, VB},
+                                              {"%kw", kbit, c0, kAux, "%sQ", QST, D}, D, accS);
+      std::string mn = e.ld("%kmin", gkb, MF), stp = e.ld("%kstep", gkb, MF);
+      std::vector<std::string> o(d.begin(), d.begin() + NQ);
+      for (int64_t i = 0; i < NQ; ++i)
+        o.push_back(e.fma(mn, qsum[i], e.fmul(stp, d[NQ + i])));
+      e.S("scf.yield " + join(o) + " : " + rep("f32", 2 * NQ));
+    }
+    e.pop();
+    e.S("} else {");
+    e.push();
+    {
+      std::vector<std::string> o = valuePhase();
+      std::string kr = e.fresh("kn");
+      e.S(resDecl(kr, NQ) + " = scf.if " + hasNext + " -> (" + rep("f32", NQ) + ") {");
+      e.push();
+      e.S("scf.yield " + join(keyPhase(nts)[0]) + " : " + rep("f32", NQ));
+      e.pop();
+      e.S("} else {");
+      e.push();
+      e.S("scf.yield " + rep(ninf, NQ) + " : " + rep("f32", NQ));
+      e.pop();
+      e.S("}");
+      for (auto &x : e.results(kr, NQ))
+        o.push_back(x);
+      e.S("scf.yield " + join(o) + " : " + rep("f32", 2 * NQ));
+    }
+    e.pop();
+    e.S("}");
+    std::vector<std::string> r = e.results(ov, 2 * NQ);
+    vout.assign(r.begin(), r.begin() + NQ);
+    scNext.assign(r.begin() + NQ, r.end());
+  }
   e.S("gpu.barrier");
   {
     std::vector<std::string> y = newm;
     y.insert(y.end(), lN.begin(), lN.end());
     y.insert(y.end(), bN.begin(), bN.end());
-    for (auto &x : e.results(vres, NQ))
-      y.push_back(x);
+    y.insert(y.end(), vout.begin(), vout.end());
+    y.insert(y.end(), scNext.begin(), scNext.end());
     e.S("scf.yield " + join(y) + " : " + stTys);
   }
   e.pop();

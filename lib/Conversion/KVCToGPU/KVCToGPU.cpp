@@ -425,6 +425,7 @@ struct ConvertKVCToGPUPass : public mlir::kvc::impl::ConvertKVCToGPUBase<Convert
         ec.minCtasPerSM = encodedMinCtas;
         ec.multiSymbol = encodedMultiSymbol;
         ec.mma = encodedMma;
+        ec.overlap = encodedOverlap;
         // The codec's largest symbol, as the runtime codec sets it (maxSymbolFor in
         // lib/Runtime/Codec/Quantizer.h): round(1 / error), keys and values.
         auto maxSymbolFor = [](double eps) {

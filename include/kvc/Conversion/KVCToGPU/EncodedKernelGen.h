@@ -73,6 +73,9 @@ struct EncodedKernelConfig {
   int64_t minCtasPerSM = 0;       // > 0: nvvm.minctasm on the split kernel (caps registers)
   bool mma = false;               // dot products on tensor cores (mma.sync m16n8k16, f32
                                   // accumulation) over decoded chunks staged in shared memory
+  bool overlap = false;           // decode tile t's value columns and tile t+1's key rows in
+                                  // one loop: two independent LUT chains per thread
+                                  // (encodedOverlapApplies)
   int64_t maxSymbol = 65535;      // the codec's largest symbol (keys and values; mma needs
                                   // them exact in the query type)
   bool multiSymbol = false;       // decode with multi-symbol LUTs built in shared memory
@@ -93,11 +96,17 @@ int64_t encodedRefillGroup(const EncodedKernelConfig &cfg);
 /// Elsewhere the CUDA-core kernel is generated.
 bool encodedMmaApplies(const EncodedKernelConfig &cfg);
 
+/// Whether `overlap` applies: not with mma or the multi-symbol decoder, value_block == head
+/// dim, unroll > 2 and a refill group > 2 (the grouped decoder). Elsewhere the phases run
+/// one after the other.
+bool encodedOverlapApplies(const EncodedKernelConfig &cfg);
+
 /// Returns "" and sets `error` when the configuration is unsupported.
 std::string generateEncodedKernels(const EncodedKernelConfig &cfg, std::string &error);
 
 /// The name tag encoding the specialisation: _d<D>_g<g>_q<Sq>_<qt>_kb<KB>_vb<VB>_u<U>[_r<G>]_enc,
-/// then _mma (tensor-core dot products) and _ms<bits>x<slots> (the multi-symbol decoder);
+/// then _mma (tensor-core dot products), _ov (encoded-overlap) and _ms<bits>x<slots> (the
+/// multi-symbol decoder);
 /// _r<G>: the refill group, absent when it is 2 or with _ms
 std::string encodedKernelTag(const EncodedKernelConfig &cfg);
 
