@@ -1,8 +1,9 @@
-//===- KernelNameTests.cpp - kernel-name parsing of the CUDA runtime ------===//
+//===- KernelNameTests.cpp - kernel names and the encoded split plan ------===//
 //
 // The runtime and kvc-bench find a generated kernel's specialisation from its name
 // (encodedKernelTag in EncodedKernelGen.cpp writes it). Names the generator can emit must
-// parse to the same configuration; anything else must be refused.
+// parse to the same configuration; anything else must be refused. The encoded kernels' split
+// plan (kvc_cuda_encoded_make_plan) needs no GPU either.
 //
 //===----------------------------------------------------------------------===//
 #include "kvc/Runtime/CUDAEncoded.h"
@@ -35,6 +36,9 @@ TEST(EncodedKernelName, RefillGroupAndMultiSymbol) {
   EXPECT_EQ(c.unroll, 8);
   ASSERT_EQ(kvc_cuda_encoded_parse_name("kvc_attn0_d128_g4_q1_bf16_kb64_vb128_u8_enc_mma_ms10x3_split", &c), 0);
   EXPECT_EQ(c.query_type, 0);
+  ASSERT_EQ(kvc_cuda_encoded_parse_name("kvc_attn1_d128_g4_q1_f16_kb64_vb128_u4_r4_enc_ov_split", &c), 0);
+  EXPECT_EQ(c.unroll, 4);
+  EXPECT_EQ(c.query_type, 1);
   ASSERT_EQ(kvc_cuda_encoded_parse_name("k_d128_g2_q2_f32_kb64_vb128_u4_enc_ms10x3_merge", &c), 0);
   EXPECT_EQ(c.query_type, 2);
   EXPECT_EQ(c.query_bytes, 4);
@@ -51,3 +55,29 @@ TEST(EncodedKernelName, Refused) {
 }
 
 } // namespace
+
+// The encoded kernels' split plan (no GPU: the resident CTAs are given). Many rows tie between
+// one wave and several; the plan takes the smallest s of the best waves(s)/s up to 32
+// splits' worth of waves (batch 32 x 64k: 33 splits, 8 waves, measured 4.6% faster than 4).
+TEST(EncodedPlan, SplitsMinimiseWavesPerSplit) {
+  kvc_encoded_kernel_config cfg{};
+  cfg.head_dim = 128, cfg.group = 4, cfg.query_seq = 1, cfg.value_block = 128;
+  kvc_cuda_encoded_cache c{};
+  c.hkv = 8;
+  kvc_encoded_plan p{};
+  auto splits = [&](int64_t batch, int64_t tokens, int resident) {
+    c.batch = batch, c.max_tokens = tokens;
+    EXPECT_EQ(kvc_cuda_encoded_make_plan(&cfg, &c, 0, resident, &p), 0);
+    return p.num_splits;
+  };
+  EXPECT_EQ(splits(32, 65536, 1056), 33);  // was 4 with the 4-waves cap
+  EXPECT_EQ(splits(32, 16384, 1056), 33);
+  EXPECT_EQ(splits(8, 65536, 1056), 33);
+  EXPECT_EQ(splits(1, 65536, 1056), 132);  // one full wave
+  EXPECT_EQ(splits(1, 16384, 1056), 64);   // tiles / 2
+  EXPECT_EQ(splits(1, 200, 1056), 1);      // 2 tiles
+  c.batch = 2;
+  EXPECT_EQ(kvc_cuda_encoded_make_plan(&cfg, &c, 7, 1056, &p), 0); // forced
+  EXPECT_EQ(p.num_splits, 7);
+  EXPECT_EQ(p.workspace_bytes, size_t(2 * 8 * 4 * 7 * (128 + 2)) * 4);
+}
