@@ -889,18 +889,18 @@ int cmdAppendBench(const std::string &enc, const std::string &store, int64_t B, 
 }
 
 [[noreturn]] void usage() {
-  fprintf(stderr,
+  fprintf(usageOut(),
           "usage: kvc-bench encoded append-check ENC STORE [--quick] [--split] [--seed N] [--tol X] "
           "[--tol32 X] [--corrupt none|word|window] [--npy-kv DIR]\n"
           "       kvc-bench encoded append-bench ENC STORE [--batch 8] [--hkv 8] "
           "[--prefill 4096] [--steps 512] [--n 1] [--json F]\n");
-  exit(2);
+  usageExit();
 }
 } // namespace
 
 int kvcBenchAppend(int argc, char **argv) {
   kvcbench::benchCommand() = "kvc-bench encoded append";
-  if (argc < 5)
+  if (argc < 5 || kvcbench::helpRequested())
     usage();
   const std::string cmd = argv[2], enc = argv[3], store = argv[4];
   unsigned seed = 4321;

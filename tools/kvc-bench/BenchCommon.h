@@ -428,6 +428,21 @@ inline void benchFree(kvc_cuda_ptr p) {
   gFreedSinceSettle = true;
 }
 
+/// --help or -h anywhere on the command line: the subcommand's usage goes to stdout and the
+/// exit status is 0 (a usage error: stderr, 2). main() notes it first; each usage() prints to
+/// usageOut() and ends with usageExit().
+inline bool &helpRequested() {
+  static bool help = false;
+  return help;
+}
+inline void noteHelp(int argc, char **argv) {
+  for (int i = 1; i < argc; ++i)
+    if (!std::strcmp(argv[i], "--help") || !std::strcmp(argv[i], "-h"))
+      helpRequested() = true;
+}
+inline FILE *usageOut() { return helpRequested() ? stdout : stderr; }
+[[noreturn]] inline void usageExit() { exit(helpRequested() ? 0 : 2); }
+
 // ----------------------------------------------------------------------------- options
 /// The command line of one kvc-bench subcommand: options bound to variables, then parse().
 /// One table for all subcommands, so every option is parsed and checked the same way: a

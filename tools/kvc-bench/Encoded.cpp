@@ -834,7 +834,7 @@ int cmdCheckNpy(const std::string &path, const std::vector<std::string> &dirs, d
 }
 
 [[noreturn]] void usage() {
-  fprintf(stderr,
+  fprintf(usageOut(),
           "usage: kvc-bench encoded selftest     (CPU only: device form + emulated decoder)\n"
           "       kvc-bench encoded info IN\n"
           "       kvc-bench encoded check IN [--quick] [--seed N] [--tol X] [--tol32 X]\n"
@@ -843,7 +843,7 @@ int cmdCheckNpy(const std::string &path, const std::vector<std::string> &dirs, d
           "[--contexts 4096,16384,65536] [--hkv 8] [--reps 30] [--warmup 5] [--splits N] "
           "[--flush dirty|clean] [--settle-ms 100]\n"
           "       kvc-bench encoded append-check|append-bench ENC STORE ...  (Append.cpp)\n");
-  exit(2);
+  usageExit();
 }
 } // namespace
 
@@ -851,6 +851,8 @@ int kvcBenchEncoded(int argc, char **argv) {
   kvcbench::benchCommand() = "kvc-bench encoded";
   if (argc >= 3 && std::string(argv[2]).rfind("append-", 0) == 0)
     return kvcBenchAppend(argc, argv);
+  if (helpRequested())
+    usage();
   if (argc == 3 && std::string(argv[2]) == "selftest")
     return cmdSelftest();
   if (argc < 4)

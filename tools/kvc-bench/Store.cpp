@@ -740,19 +740,19 @@ int cmdGen(const std::vector<std::string> &configs, int64_t threads, const std::
 }
 
 [[noreturn]] void usage() {
-  fprintf(stderr,
+  fprintf(usageOut(),
           "usage: kvc-bench store gen [--config D,KB,VB,f16|bf16|f32,kblk|kch]... [--threads N]"
           " [--prefix P] [-o OUT.mlir]\n"
           "       kvc-bench store check IN [--seed N] [--quick]\n"
           "       kvc-bench store bench IN [--jobs 8,64,256,2048] [--reps 50] [--warmup 5]"
           " [--json F]\n");
-  exit(2);
+  usageExit();
 }
 } // namespace
 
 int kvcBenchStore(int argc, char **argv) {
   kvcbench::benchCommand() = "kvc-bench store";
-  if (argc < 3)
+  if (argc < 3 || kvcbench::helpRequested())
     usage();
   std::string cmd = argv[2], in, out, json, prefix;
   std::vector<std::string> configs;

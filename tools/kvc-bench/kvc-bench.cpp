@@ -502,7 +502,7 @@ int cmdInfo(const std::string &path) {
 }
 
 void usage() {
-  fprintf(stderr,
+  fprintf(usageOut(),
           "usage: kvc-bench extract IN.mlir [-o OUT.ptx] [--header OUT.h]\n"
           "       kvc-bench info IN\n"
           "       kvc-bench check IN [--seed N] [--tol X] [--quick]\n"
@@ -516,7 +516,7 @@ void usage() {
           " [--ragged-ratio R] [--json F] [--flush dirty|clean] [--settle-ms 100] [--read x1|x4]"
           " [--sizes-mib 0,1,2,...]\n"
           "       kvc-bench store gen|check|bench ...   (kvc-bench store for its usage)\n");
-  exit(2);
+  usageExit();
 }
 } // namespace
 
@@ -525,7 +525,9 @@ int kvcBenchStore(int argc, char **argv);   // Store.cpp
 
 int main(int argc, char **argv) {
   setvbuf(stdout, nullptr, _IOLBF, 0);
-  if (argc < 2)
+  noteHelp(argc, argv);
+  if (argc < 2 || (helpRequested() && std::string(argv[1]) != "encoded" &&
+                   std::string(argv[1]) != "store"))
     usage();
   if (std::string(argv[1]) == "encoded") // KVComp-encoded cache kernels (Encoded.cpp)
     return kvcBenchEncoded(argc, argv);
