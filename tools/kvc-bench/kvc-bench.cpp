@@ -515,7 +515,9 @@ void usage() {
           "       kvc-bench floor [--batches 1,8,32] [--contexts 4096,16384,65536] [--hkv 8]"
           " [--ragged-ratio R] [--json F] [--flush dirty|clean] [--settle-ms 100] [--read x1|x4]"
           " [--sizes-mib 0,1,2,...]\n"
-          "       kvc-bench store gen|check|bench ...   (kvc-bench store for its usage)\n");
+          "       kvc-bench encoded selftest|info|check|check-npy|decode|append-check|append-bench"
+          " ...   (kvc-bench encoded --help)\n"
+          "       kvc-bench store gen|check|bench ...   (kvc-bench store --help)\n");
   usageExit();
 }
 } // namespace

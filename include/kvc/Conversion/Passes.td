@@ -116,9 +116,10 @@ def ConvertKVCToGPU : Pass<"convert-kvc-to-gpu", "ModuleOp"> {
            "each lookup checked) or 4/8 (chained lookups with one check, the pair path when "
            "the group misses); capped at encoded-unroll; not used by the multi-symbol "
            "decoder">,
-    Option<"encodedMinCtas", "encoded-min-ctas", "int64_t", /*default=*/"8",
+    Option<"encodedMinCtas", "encoded-min-ctas", "int64_t", /*default=*/"-1",
            "Encoded caches: CTAs per SM the split kernel must fit (nvvm.minctasm, caps "
-           "registers: 8 gives 64 at D=128, measured fastest on H100; 0: ptxas decides)">,
+           "registers: 8 gives 64 at D=128; 0: ptxas decides; -1: auto, 8 (measured fastest "
+           "on H100 for the default kernel), or 0 with encoded-overlap where it applies)">,
     Option<"encodedMma", "encoded-mma", "bool", /*default=*/"false",
            "Encoded caches: dot products on tensor cores (each thread decodes its vector in two "
            "halves into shared memory, the warp multiplies them with mma.sync m16n8k16, f32 "
@@ -129,8 +130,9 @@ def ConvertKVCToGPU : Pass<"convert-kvc-to-gpu", "ModuleOp"> {
     Option<"encodedOverlap", "encoded-overlap", "bool", /*default=*/"false",
            "Encoded caches: decode a tile's value columns and the next tile's key rows in one "
            "loop, two independent table-lookup chains per thread (where it applies: value_block "
-           "== head dim, encoded-unroll and encoded-refill-group > 2, not with encoded-mma or "
-           "encoded-multi-symbol; elsewhere the phases run one after the other)">,
+           "== head dim, encoded-unroll and encoded-refill-group > 2, not where encoded-mma "
+           "applies nor with encoded-multi-symbol; elsewhere the phases run one after the "
+           "other)">,
     Option<"encodedMultiSymbol", "encoded-multi-symbol", "bool", /*default=*/"false",
            "Encoded caches: decode up to 3 Huffman codes per table lookup (10-bit multi-symbol "
            "LUTs built in shared memory from the row's single-symbol LUTs)">,

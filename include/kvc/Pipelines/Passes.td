@@ -77,8 +77,9 @@ def KVCGPUPipeline : Pass<"kvc-gpu-pipeline", "ModuleOp"> {
     Option<"encodedRefillGroup", "encoded-refill-group", "int64_t", /*default=*/"4",
            "convert-kvc-to-gpu encoded-refill-group (encoded caches: symbols per bit-window "
            "refill)">,
-    Option<"encodedMinCtas", "encoded-min-ctas", "int64_t", /*default=*/"8",
-           "convert-kvc-to-gpu encoded-min-ctas (encoded caches: CTAs per SM, caps registers)">,
+    Option<"encodedMinCtas", "encoded-min-ctas", "int64_t", /*default=*/"-1",
+           "convert-kvc-to-gpu encoded-min-ctas (encoded caches: CTAs per SM, caps registers; "
+           "-1: auto)">,
     Option<"encodedMma", "encoded-mma", "bool", /*default=*/"false",
            "convert-kvc-to-gpu encoded-mma (encoded caches: tensor-core dot products)">,
     Option<"encodedOverlap", "encoded-overlap", "bool", /*default=*/"false",

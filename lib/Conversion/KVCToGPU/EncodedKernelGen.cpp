@@ -145,6 +145,14 @@ std::string mlir::kvc::generateEncodedKernels(const EncodedKernelConfig &c, std:
   // encoded-overlap (encodedOverlapApplies): the value phase of tile t and the key phase of
   // tile t + 1 decode in one loop.
   const bool OV = encodedOverlapApplies(c);
+  // encoded-min-ctas -1 (auto): 8 (64 registers at D = 128, measured fastest for the default
+  // kernel), no cap with encoded-overlap (its two decode chains spill at 64 registers).
+  if (c.minCtasPerSM < -1) {
+    error = "encoded cache: encoded-min-ctas must be -1 (auto) or >= 0, got " +
+            std::to_string(c.minCtasPerSM);
+    return "";
+  }
+  const int64_t minCtas = c.minCtasPerSM >= 0 ? c.minCtasPerSM : OV ? 0 : 8;
   const int64_t CH = 16, SP = MSW ? 2 * CH + 8 : CH + 8;
   const int64_t NQP = NQ <= 2 ? NQ : (NQ + 3) / 4 * 4;
   const int64_t lutWords = MS ? std::max<int64_t>(4096, 4 * MSE) : 4096;
@@ -195,8 +203,8 @@ std::string mlir::kvc::generateEncodedKernels(const EncodedKernelConfig &c, std:
      << ")\n"
      << "      kernel attributes {known_block_size = array<i32: " << D
      << ", 1, 1>, kvc.kernel = \"encoded_split\""
-     << (c.minCtasPerSM > 0 ? ", nvvm.minctasm = " + std::to_string(c.minCtasPerSM) + " : i32"
-                            : std::string())
+     << (minCtas > 0 ? ", nvvm.minctasm = " + std::to_string(minCtas) + " : i32"
+                     : std::string())
      << "} {\n";
 
   std::string split = e.L("gpu.block_id x"), kvh = e.L("gpu.block_id y"),

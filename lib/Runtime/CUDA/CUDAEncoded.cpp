@@ -34,6 +34,11 @@ template <class T> void append(std::vector<T> &dst, const T *src, size_t n) {
 }
 } // namespace
 
+// Device LUT entries: float(sym) | length with sym < 2^16 keeps the float exact; a miss's
+// length field all ones makes a refill group that meets it fail its one length check.
+static_assert(KVC_ENC_LUT_LEN_MASK < 128 && KVC_ENC_LUT_MISS == KVC_ENC_LUT_LEN_MASK,
+              "LUT entry layout");
+
 extern "C" {
 
 int kvc_cuda_encoded_parse_name(const char *name, kvc_encoded_kernel_config *out) {
@@ -166,8 +171,6 @@ int kvc_encoded_pack(const kvc_codec_head *const *heads, int64_t batch, int64_t 
           uint32_t bits;
           std::memcpy(&bits, &f, 4);
           l[w] = int32_t(bits | len); // float(sym) < 2^16 has >= 7 zero low mantissa bits
-          static_assert(KVC_ENC_LUT_LEN_MASK < 128 && KVC_ENC_LUT_MISS == KVC_ENC_LUT_LEN_MASK,
-                        "entries keep float(sym) exact; a miss fails a group's length check");
         }
       }
       append(aux, a.data(), a.size());
@@ -272,7 +275,7 @@ int kvc_cuda_encoded_make_plan(const kvc_encoded_kernel_config *cfg,
   if (splits <= 0) {
     const int64_t slots = residentCtas > 0 ? residentCtas : 4 * 132;
     const int64_t tiles = (c->max_tokens + cfg->value_block - 1) / cfg->value_block;
-    // Up to 32 splits' worth of waves: many rows (batch 32) tie at one wave (s = 4) and at
+    // Up to 32 x the resident CTAs per row: many rows (batch 32) tie at one wave (s = 4) and at
     // several (s = 33); the several-wave plan balances the rows' varying decode times and
     // measured 4.6% faster at batch 32 x 64k (bench/gpu/results/h100-encoded-ov-splits.json;
     // the cap was 4 x the resident CTAs).

@@ -70,7 +70,8 @@ struct EncodedKernelConfig {
   int64_t refillGroup = 4;        // symbols decoded per bit-window refill: 2 (a pair, checked
                                   // per lookup), 4 or 8 (chained lookups, one check); at most
                                   // `unroll` (encodedRefillGroup)
-  int64_t minCtasPerSM = 0;       // > 0: nvvm.minctasm on the split kernel (caps registers)
+  int64_t minCtasPerSM = -1;      // > 0: nvvm.minctasm on the split kernel (caps registers);
+                                  // 0: none; -1: 8, or none with `overlap` (where it applies)
   bool mma = false;               // dot products on tensor cores (mma.sync m16n8k16, f32
                                   // accumulation) over decoded chunks staged in shared memory
   bool overlap = false;           // decode tile t's value columns and tile t+1's key rows in
