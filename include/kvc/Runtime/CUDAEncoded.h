@@ -83,7 +83,7 @@ typedef struct {
   size_t workspace_bytes, o_part_offset, ml_part_offset;
 } kvc_encoded_plan;
 
-/* num_splits = 0: the smallest split count s <= min(tiles/2, 32 * resident_ctas / (B*Hkv)) (a
+/* num_splits = 0: the smallest split count s <= min(tiles, 32 * resident_ctas / (B*Hkv)) (a
  * tile = value_block tokens of the longest row) that minimises waves(s)/s,
  * waves = ceil(B*Hkv*s / resident_ctas). */
 int kvc_cuda_encoded_make_plan(const kvc_encoded_kernel_config *cfg,

@@ -275,11 +275,13 @@ int kvc_cuda_encoded_make_plan(const kvc_encoded_kernel_config *cfg,
   if (splits <= 0) {
     const int64_t slots = residentCtas > 0 ? residentCtas : 4 * 132;
     const int64_t tiles = (c->max_tokens + cfg->value_block - 1) / cfg->value_block;
-    // Up to 32 x the resident CTAs per row: many rows (batch 32) tie at one wave (s = 4) and at
-    // several (s = 33); the several-wave plan balances the rows' varying decode times and
-    // measured 4.6% faster at batch 32 x 64k (bench/gpu/results/h100-encoded-ov-splits.json;
-    // the cap was 4 x the resident CTAs).
-    const int64_t maxS = std::min<int64_t>(std::max<int64_t>(1, tiles / 2),
+    // Up to one tile per split and 32 x the resident CTAs per row. Many rows (batch 32) tie at
+    // one wave (s = 4) and at several (s = 33); the several-wave plan balances the rows'
+    // varying decode times and measured 4.6% faster at batch 32 x 64k
+    // (bench/gpu/results/h100-encoded-ov-splits.json; the cap was 4 x the resident CTAs). At
+    // batch 1 one tile per split fills the wave: 4k 36.2 us against 51.3 at tiles/2, 16k 57.8
+    // against 62.0 (h100-encoded-plan-b1-splits.txt; the cap was tiles / 2).
+    const int64_t maxS = std::min<int64_t>(std::max<int64_t>(1, tiles),
                                            std::max<int64_t>(1, 32 * slots / rows));
     int64_t bestS = 1, bestW = (rows + slots - 1) / slots;
     for (int64_t s = 2; s <= maxS; ++s) {

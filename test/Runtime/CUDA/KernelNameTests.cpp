@@ -57,8 +57,9 @@ TEST(EncodedKernelName, Refused) {
 } // namespace
 
 // The encoded kernels' split plan (no GPU: the resident CTAs are given). Many rows tie between
-// one wave and several; the plan takes the smallest s of the best waves(s)/s up to 32
-// splits' worth of waves (batch 32 x 64k: 33 splits, 8 waves, measured 4.6% faster than 4).
+// one wave and several; the plan takes the smallest s of the best waves(s)/s, at most one
+// tile per split and 32 x the resident CTAs per row (batch 32 x 64k: 33 splits, 8 waves,
+// measured 4.6% faster than 4; batch 1 x 4k: 32 splits, 29% faster than 16).
 TEST(EncodedPlan, SplitsMinimiseWavesPerSplit) {
   kvc_encoded_kernel_config cfg{};
   cfg.head_dim = 128, cfg.group = 4, cfg.query_seq = 1, cfg.value_block = 128;
@@ -74,8 +75,10 @@ TEST(EncodedPlan, SplitsMinimiseWavesPerSplit) {
   EXPECT_EQ(splits(32, 16384, 1056), 33);
   EXPECT_EQ(splits(8, 65536, 1056), 33);
   EXPECT_EQ(splits(1, 65536, 1056), 132);  // one full wave
-  EXPECT_EQ(splits(1, 16384, 1056), 64);   // tiles / 2
-  EXPECT_EQ(splits(1, 200, 1056), 1);      // 2 tiles
+  EXPECT_EQ(splits(1, 16384, 1056), 128);  // one tile per split (was tiles / 2)
+  EXPECT_EQ(splits(1, 4096, 1056), 32);
+  EXPECT_EQ(splits(8, 4096, 1056), 16);    // one wave; 32 (two) ties and is not taken
+  EXPECT_EQ(splits(1, 200, 1056), 2);      // 2 tiles
   c.batch = 2;
   EXPECT_EQ(kvc_cuda_encoded_make_plan(&cfg, &c, 7, 1056, &p), 0); // forced
   EXPECT_EQ(p.num_splits, 7);
