@@ -321,9 +321,16 @@ void emuVector(EmuStream &S, uint64_t bitpos, int64_t count, std::vector<float> 
 // `warpFlags` (if given) gets, per group, whether this vector fell back OR-ed in: the
 // caller ORs the 32 vectors one warp decodes together (a warp runs the pair path when any
 // of its lanes does).
+// `lutTrace` (if given) gets the 11-bit LUT index and the entry's length field of every
+// fast-path lookup in issue order (G per group, failed groups included): what the warp's
+// shared-memory loads touch (see LutBanks).
+struct LutTrace {
+  std::vector<uint16_t> idx;
+  std::vector<uint8_t> len;
+};
 void emuVectorGroup(EmuStream &S, uint64_t bitpos, int64_t count, int G, std::vector<float> &out,
                     uint64_t &groups, uint64_t &fallbacks,
-                    std::vector<uint8_t> *warpFlags = nullptr) {
+                    std::vector<uint8_t> *warpFlags = nullptr, LutTrace *lutTrace = nullptr) {
   EmuDec d = emuInit(S, bitpos);
   out.clear();
   if (warpFlags)
@@ -339,6 +346,10 @@ void emuVectorGroup(EmuStream &S, uint64_t bitpos, int64_t count, int G, std::ve
     for (int k = 0; k < G; ++k) {
       ent[k] = uint32_t(S.lut[uint32_t(w >> 32) >> 21]);
       const uint32_t len = ent[k] & KVC_ENC_LUT_LEN_MASK;
+      if (lutTrace) {
+        lutTrace->idx.push_back(uint16_t(uint32_t(w >> 32) >> 21));
+        lutTrace->len.push_back(uint8_t(len));
+      }
       w <<= len;
       cum += int32_t(len);
       miss |= ent[k] == KVC_ENC_LUT_MISS;
@@ -367,6 +378,57 @@ void emuVectorGroup(EmuStream &S, uint64_t bitpos, int64_t count, int G, std::ve
     d.nb -= cum;
   }
 }
+
+// Shared-memory wavefronts of the LUT lookups of one warp (32 vectors of a block decoded side
+// by side, lookup k of every lane together), as the H100 serves them: a request takes as many
+// wavefronts as the most distinct 32-bit words any one of the 32 banks holds among its lanes'
+// addresses (equal addresses broadcast). `single`: the kernel's 2048-entry table. `twoLevel[b]`
+// (b = 5, 6: a what-if, not built): a 2^b-entry first level indexed by the top b bits, whose
+// entries for codes longer than b bits (and misses) send those lanes to a second lookup (here
+// at their 11-bit index) that the warp issues when any lane needs it.
+struct LutBanks {
+  uint64_t lookups = 0, single = 0;
+  uint64_t twoLevel[2] = {0, 0}, secondIssued[2] = {0, 0};
+  static int wavefronts(const std::vector<uint32_t> &addrs) {
+    int worst = addrs.empty() ? 0 : 1;
+    std::vector<uint32_t> seen;
+    for (int b = 0; b < 32; ++b) {
+      seen.clear();
+      for (uint32_t a : addrs)
+        if (a % 32 == uint32_t(b) && std::find(seen.begin(), seen.end(), a) == seen.end())
+          seen.push_back(a);
+      worst = std::max(worst, int(seen.size()));
+    }
+    return worst;
+  }
+  void addWarp(const std::vector<LutTrace> &lanes) {
+    if (lanes.empty())
+      return;
+    const size_t steps = lanes[0].idx.size();
+    std::vector<uint32_t> a, a1, a2;
+    for (size_t k = 0; k < steps; ++k) {
+      a.clear();
+      for (const LutTrace &t : lanes)
+        if (k < t.idx.size())
+          a.push_back(t.idx[k]);
+      ++lookups;
+      single += uint64_t(wavefronts(a));
+      for (int bi = 0; bi < 2; ++bi) {
+        const int bits = 5 + bi;
+        a1.clear();
+        a2.clear();
+        for (const LutTrace &t : lanes)
+          if (k < t.idx.size()) {
+            a1.push_back(uint32_t(t.idx[k]) >> (11 - bits));
+            if (t.len[k] > bits)
+              a2.push_back(t.idx[k]);
+          }
+        twoLevel[bi] += uint64_t(wavefronts(a1) + wavefronts(a2));
+        secondIssued[bi] += !a2.empty();
+      }
+    }
+  }
+};
 
 // The multi-symbol decoder (convert-kvc-to-gpu encoded-multi-symbol): the kernel prologue's
 // table built from the single-symbol LUT (entries of `bits` stream bits holding up to `slots`
@@ -444,11 +506,14 @@ int cmdSelftest() {
   // 4-symbol groups per warp (32 vectors of one block decoded side by side)
   uint64_t warpGroups = 0, warpFallbacks = 0;
   std::vector<uint8_t> warpFlags;
+  LutBanks banks;
+  std::vector<LutTrace> warpTraces;
   for (const T &C : cases) {
     const int64_t rows = C.B * C.Hkv;
     const uint64_t caseSymbols0 = multiSymbols[0], caseLookups0 = multiLookups[0];
     const uint64_t caseGroups0 = groupCount[1], caseFallbacks0 = groupFallbacks[1];
     const uint64_t caseWarpGroups0 = warpGroups, caseWarpFallbacks0 = warpFallbacks;
+    const LutBanks caseBanks0 = banks;
     uint64_t caseSlow = 0, caseSymbols = symbols;
     std::vector<int64_t> lens(size_t(rows), C.T);
     if (C.mode == 2)
@@ -503,22 +568,29 @@ int cmdSelftest() {
             S.slow = &caseSlow;
             emuVector(S, bitpos, per, out);
             S.slow = nullptr;
-            if (v % 32 == 0)
+            if (v % 32 == 0) {
               warpFlags.assign(size_t(per / 4), 0);
+              warpTraces.clear();
+            }
+            warpTraces.emplace_back();
             for (int gi = 0; gi < 2 && err.empty(); ++gi) {
               std::vector<float> go;
               emuVectorGroup(S, bitpos, per, groupSizes[gi], go, groupCount[gi],
-                             groupFallbacks[gi], gi == 0 ? &warpFlags : nullptr);
+                             groupFallbacks[gi], gi == 0 ? &warpFlags : nullptr,
+                             gi == 0 ? &warpTraces.back() : nullptr);
               if (go != out)
                 err = std::string(s ? "value" : "key") + " vector differs between the pair " +
                       "and the " + std::to_string(groupSizes[gi]) + "-symbol group decoders: row " +
                       std::to_string(r);
             }
-            if (v % 32 == 31 || v + 1 == vecs)
+            if (v % 32 == 31 || v + 1 == vecs) {
               for (uint8_t f : warpFlags) {
                 ++warpGroups;
                 warpFallbacks += f;
               }
+              if (C.mode != 1) // the escape-heavy stress cases are not what caches look like
+                banks.addWarp(warpTraces);
+            }
             for (size_t m = 0; m < multi.size() && err.empty(); ++m) {
               std::vector<float> mo;
               emuVectorMulti(S, multiLut[m][size_t(s)], multi[m].bits, bitpos, per, mo,
@@ -577,13 +649,15 @@ int cmdSelftest() {
                             double(std::max<uint64_t>(1, groupCount[1] - caseGroups0));
     printf("  %s B=%lld Hkv=%lld T=%lld%s (multi-symbol %d-bit x %d: %.2f symbols/lookup; "
            "8-symbol groups on the pair path: %.2f%%; 4-symbol warp-groups: %.2f%%; LUT "
-           "misses: %.3f%% of symbols)%s%s\n",
+           "misses: %.3f%% of symbols; %.2f wavefronts per warp lookup)%s%s\n",
            err.empty() ? "PASS" : "FAIL", (long long)C.B, (long long)C.Hkv, (long long)C.T,
            C.mode == 1 ? " escape-heavy" : C.mode == 2 ? " ragged rows" : "", multi[0].bits,
            multi[0].slots, perLookup, fallback,
            100.0 * double(warpFallbacks - caseWarpFallbacks0) /
                double(std::max<uint64_t>(1, warpGroups - caseWarpGroups0)),
            100.0 * double(caseSlow) / double(std::max<uint64_t>(1, symbols - caseSymbols)),
+           double(banks.single - caseBanks0.single) /
+               double(std::max<uint64_t>(1, banks.lookups - caseBanks0.lookups)),
            err.empty() ? "" : ": ", err.c_str());
     failures += !err.empty();
     kvc_encoded_host_free(&F);
@@ -596,6 +670,16 @@ int cmdSelftest() {
   printf("refill group 4, per warp (32 vectors of a block side by side): %.2f%% of warp-groups "
          "run the pair path\n",
          100.0 * double(warpFallbacks) / double(std::max<uint64_t>(1, warpGroups)));
+  {
+    const double n = double(std::max<uint64_t>(1, banks.lookups));
+    printf("LUT lookups per warp (bank model, all but the escape-heavy cases): %.2f "
+           "shared-memory wavefronts each with the 2048-entry table; what-if two-level tables: "
+           "32-entry first level %.2f (second lookup in %.1f%% of warp steps), 64-entry %.2f "
+           "(%.1f%%)\n",
+           double(banks.single) / n, double(banks.twoLevel[0]) / n,
+           100.0 * double(banks.secondIssued[0]) / n, double(banks.twoLevel[1]) / n,
+           100.0 * double(banks.secondIssued[1]) / n);
+  }
   for (int gi = 0; gi < 2; ++gi)
     printf("refill group %d: %s, %.3f%% of groups take the pair path\n", groupSizes[gi],
            failures ? "see the FAIL lines" : "same symbols as the pair decoder",
