@@ -73,6 +73,14 @@ for m in 8 0; do
     -o "$OUTD/c.gpu.mlir"
   "$BENCHX" extract "$OUTD/c.gpu.mlir" -o "$OUTD/check-encoded_ov_m$m.ptx"
 done
+# Two-level code tables (encoded-lut-l1), alone and with encoded-overlap: decode and check.
+for v in l1 l1_ov; do
+  o="encoded-lut-l1=true"; [ $v = l1_ov ] && o="$o encoded-overlap=true"
+  "$OPT" "$SRC/bench/gpu/decode-encoded.mlir" --kvc-gpu-pipeline="$o" -o "$OUTD/d.gpu.mlir"
+  "$BENCHX" extract "$OUTD/d.gpu.mlir" -o "$OUTD/decode-encoded_$v.ptx"
+  "$OPT" "$SRC/bench/gpu/check-encoded.mlir" --kvc-gpu-pipeline="$o" -o "$OUTD/c.gpu.mlir"
+  "$BENCHX" extract "$OUTD/c.gpu.mlir" -o "$OUTD/check-encoded_$v.ptx"
+done
 # Tensor-core dot products (encoded-mma): register caps 8 (the default), 6 and 0; the check
 # kernels (bf16/f16 with g*Sq <= 8) with the default.
 for m in 8 6 0; do

@@ -3,9 +3,9 @@
 # encoded check, compute-sanitizer memcheck (--quick sizes), the encoded decode benchmark, the
 # dense bf16 kernels on the same shapes, and an ncu profile of the encoded kernel at batch 8 x
 # 16k; `ms` the multi-symbol decoder's sweep, `group` the refill groups', `mma` the
-# tensor-core variant's, `ov` the overlapped phases' and `ov-splits` their split counts'
-# (none is part of `all`). Results go to $OUT.
-# usage: bench/gpu/run-encoded.sh [check|bench|ncu|ms|group|mma|ov|ov-splits|all]...
+# tensor-core variant's, `ov` the overlapped phases', `ov-splits` their split counts' and
+# `l1` the two-level code tables' (none is part of `all`). Results go to $OUT.
+# usage: bench/gpu/run-encoded.sh [check|bench|ncu|ms|group|mma|ov|ov-splits|l1|all]...
 set -uo pipefail
 T=${T:-build-gpu/enc-tests}
 OUT=${OUT:-/tmp/out}
@@ -93,6 +93,26 @@ for what in "${@:-all}"; do
       --section Occupancy --section InstructionStats --section WarpStateStats $T/kvc-bench \
       encoded decode $T/decode-encoded_ov_u8_m0.ptx --batches 8 --contexts 16384 --reps 1 \
       --warmup 0 > "$OUT/ncu-encoded-ov-b8-16k.txt" 2>&1
+  fi
+  if [ "$what" = l1 ]; then
+    # Two-level code tables (encoded-lut-l1; build-encoded-tests.sh builds the variants):
+    # check, memcheck, time against the default (and the overlap kernel), ncu with the
+    # shared-memory wavefront counters for the default and the l1 kernel.
+    for f in $T/check-encoded_l1.ptx $T/check-encoded_l1_ov.ptx; do
+      echo "== check $(basename $f)"
+      timeout 200 $T/kvc-bench encoded check $f | grep -E "FAIL|encoded check:"
+    done
+    timeout 200 compute-sanitizer --tool memcheck --leak-check no $T/kvc-bench encoded check \
+      $T/check-encoded_l1.ptx --quick 2>&1 | grep -E "ERROR SUMMARY|encoded check:|Invalid"
+    sweep encoded-l1-sweep "${L1_ARGS:-}" $T/decode-encoded.ptx $T/decode-encoded_l1.ptx \
+      $T/decode-encoded_ov_u8_m0.ptx $T/decode-encoded_l1_ov.ptx
+    for f in decode-encoded decode-encoded_l1; do
+      timeout 150 ncu --kernel-name regex:enc.*_split --launch-count 1 --section SpeedOfLight \
+        --section Occupancy --section InstructionStats --section WarpStateStats --metrics \
+        l1tex__data_bank_conflicts_pipe_lsu_mem_shared_op_ld.sum,l1tex__data_pipe_lsu_wavefronts_mem_shared_op_ld.sum,smsp__inst_executed_op_shared_ld.sum \
+        $T/kvc-bench encoded decode $T/$f.ptx --batches 8 --contexts 16384 --reps 1 --warmup 0 \
+        > "$OUT/ncu-$f-b8-16k.txt" 2>&1
+    done
   fi
   if [ "$what" = ov-splits ]; then
     # The split count against encoded-overlap: the default kernel and the overlap kernels at

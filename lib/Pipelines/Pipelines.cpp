@@ -96,6 +96,7 @@ struct KVCGPUPipelinePass : public mlir::kvc::impl::KVCGPUPipelineBase<KVCGPUPip
                     (encodedMultiSymbol ? " encoded-multi-symbol=true" : "") +
                     (encodedMma ? " encoded-mma=true" : "") +
                     (encodedOverlap ? " encoded-overlap=true" : "") +
+                    (encodedLutL1 ? " encoded-lut-l1=true" : "") +
                     " encoded-ms-bits=" + std::to_string(encodedMSBits) +
                     " encoded-ms-slots=" + std::to_string(encodedMSSlots) +
                     " encoded-reserve=" + std::to_string(encodedReserve) + "},";

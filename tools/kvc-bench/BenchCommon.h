@@ -258,7 +258,8 @@ inline std::vector<EncodedVariant> encodedVariants(kvc_cuda_module mod, const st
     if (!endsWith(k, "_enc_split") &&
         !(endsWith(k, "_split") && (k.find("_enc_ms") != std::string::npos ||
                                     k.find("_enc_mma") != std::string::npos ||
-                                    k.find("_enc_ov") != std::string::npos)))
+                                    k.find("_enc_ov") != std::string::npos ||
+                                    k.find("_enc_l1") != std::string::npos)))
       continue;
     EncodedVariant v;
     v.name = k.substr(0, k.size() - 6);

@@ -330,7 +330,8 @@ struct LutTrace {
 };
 void emuVectorGroup(EmuStream &S, uint64_t bitpos, int64_t count, int G, std::vector<float> &out,
                     uint64_t &groups, uint64_t &fallbacks,
-                    std::vector<uint8_t> *warpFlags = nullptr, LutTrace *lutTrace = nullptr) {
+                    std::vector<uint8_t> *warpFlags = nullptr, LutTrace *lutTrace = nullptr,
+                    const uint32_t *l1 = nullptr) {
   EmuDec d = emuInit(S, bitpos);
   out.clear();
   if (warpFlags)
@@ -344,7 +345,9 @@ void emuVectorGroup(EmuStream &S, uint64_t bitpos, int64_t count, int G, std::ve
     // As the kernel: no per-lookup miss check; a miss's length field (63) makes the group
     // overrun the window. `miss` only checks that claim.
     for (int k = 0; k < G; ++k) {
-      ent[k] = uint32_t(S.lut[uint32_t(w >> 32) >> 21]);
+      // encoded-lut-l1 (l1 given): the 32-entry first level, the 11-bit LUT for longer codes.
+      const uint32_t top = uint32_t(w >> 32);
+      ent[k] = l1 && l1[top >> 27] != KVC_ENC_LUT_MISS ? l1[top >> 27] : uint32_t(S.lut[top >> 21]);
       const uint32_t len = ent[k] & KVC_ENC_LUT_LEN_MASK;
       if (lutTrace) {
         lutTrace->idx.push_back(uint16_t(uint32_t(w >> 32) >> 21));
@@ -583,6 +586,21 @@ int cmdSelftest() {
                       "and the " + std::to_string(groupSizes[gi]) + "-symbol group decoders: row " +
                       std::to_string(r);
             }
+            {
+              // encoded-lut-l1: the first level as the kernel prologue builds it.
+              uint32_t l1[32];
+              for (int k = 0; k < 32; ++k) {
+                const uint32_t e = uint32_t(S.lut[k << 6]);
+                l1[k] = (e & KVC_ENC_LUT_LEN_MASK) <= 5 ? e : KVC_ENC_LUT_MISS;
+              }
+              std::vector<float> go;
+              uint64_t n = 0, fb = 0;
+              emuVectorGroup(S, bitpos, per, 4, go, n, fb, nullptr, nullptr, l1);
+              if (go != out && err.empty())
+                err = std::string(s ? "value" : "key") + " vector differs between the pair " +
+                      "decoder and the two-level (encoded-lut-l1) group decoder: row " +
+                      std::to_string(r);
+            }
             if (v % 32 == 31 || v + 1 == vecs) {
               for (uint8_t f : warpFlags) {
                 ++warpGroups;
@@ -680,6 +698,8 @@ int cmdSelftest() {
            100.0 * double(banks.secondIssued[0]) / n, double(banks.twoLevel[1]) / n,
            100.0 * double(banks.secondIssued[1]) / n);
   }
+  printf("refill group 4 with the 32-entry first level (encoded-lut-l1): %s\n",
+         failures ? "see the FAIL lines" : "same symbols as the pair decoder");
   for (int gi = 0; gi < 2; ++gi)
     printf("refill group %d: %s, %.3f%% of groups take the pair path\n", groupSizes[gi],
            failures ? "see the FAIL lines" : "same symbols as the pair decoder",

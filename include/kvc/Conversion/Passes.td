@@ -127,6 +127,10 @@ def ConvertKVCToGPU : Pass<"convert-kvc-to-gpu", "ModuleOp"> {
            "dim, encoded-unroll=8 or encoded-multi-symbol, symbols exact in the query type "
            "(error bounds >= 1/256 for bf16, >= 1/2048 for f16); other ops keep the CUDA-core "
            "kernel). Measured slower on H100 except at batch 1 x 4k/16k (docs/gpu.md)">,
+    Option<"encodedLutL1", "encoded-lut-l1", "bool", /*default=*/"false",
+           "Encoded caches, grouped decoder: look codes up in a 32-entry first-level table "
+           "(the top 5 bits; one word per shared-memory bank, so the warp's lookups do not "
+           "conflict) and in the 11-bit LUT only for lanes whose code is longer than 5 bits">,
     Option<"encodedOverlap", "encoded-overlap", "bool", /*default=*/"false",
            "Encoded caches: decode a tile's value columns and the next tile's key rows in one "
            "loop, two independent table-lookup chains per thread (where it applies: value_block "

@@ -82,6 +82,8 @@ def KVCGPUPipeline : Pass<"kvc-gpu-pipeline", "ModuleOp"> {
            "-1: auto)">,
     Option<"encodedMma", "encoded-mma", "bool", /*default=*/"false",
            "convert-kvc-to-gpu encoded-mma (encoded caches: tensor-core dot products)">,
+    Option<"encodedLutL1", "encoded-lut-l1", "bool", /*default=*/"false",
+           "convert-kvc-to-gpu encoded-lut-l1 (encoded caches: two-level code tables)">,
     Option<"encodedOverlap", "encoded-overlap", "bool", /*default=*/"false",
            "convert-kvc-to-gpu encoded-overlap (encoded caches: value and next key phase in "
            "one decode loop)">,

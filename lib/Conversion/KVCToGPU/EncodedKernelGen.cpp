@@ -61,6 +61,10 @@ bool mlir::kvc::encodedMmaApplies(const EncodedKernelConfig &c) {
          c.maxSymbol <= (c.queryType == "bf16" ? 256 : 2048);
 }
 
+bool mlir::kvc::encodedLutL1Applies(const EncodedKernelConfig &c) {
+  return c.lutL1 && !c.multiSymbol && c.unroll > 2 && encodedRefillGroup(c) > 2;
+}
+
 bool mlir::kvc::encodedOverlapApplies(const EncodedKernelConfig &c) {
   return c.overlap && !encodedMmaApplies(c) && !c.multiSymbol && c.valueBlock == c.headDim &&
          c.unroll > 2 && encodedRefillGroup(c) > 2;
@@ -76,7 +80,7 @@ std::string mlir::kvc::encodedKernelTag(const EncodedKernelConfig &c) {
          "_vb" + std::to_string(c.valueBlock) + "_u" + std::to_string(c.unroll) +
          (encodedRefillGroup(c) != 2 ? "_r" + std::to_string(encodedRefillGroup(c))
                                      : std::string()) +
-         "_enc" + (encodedMmaApplies(c) ? "_mma" : "") + (encodedOverlapApplies(c) ? "_ov" : "") +
+         "_enc" + (encodedMmaApplies(c) ? "_mma" : "") + (encodedOverlapApplies(c) ? "_ov" : "") + (encodedLutL1Applies(c) ? "_l1" : "") +
          (c.multiSymbol ? "_ms" + std::to_string(c.multiSymbolBits) + "x" +
                               std::to_string(c.multiSymbolSlots)
                         : std::string());
@@ -155,7 +159,10 @@ std::string mlir::kvc::generateEncodedKernels(const EncodedKernelConfig &c, std:
   const int64_t minCtas = c.minCtasPerSM >= 0 ? c.minCtasPerSM : OV ? 0 : 8;
   const int64_t CH = 16, SP = MSW ? 2 * CH + 8 : CH + 8;
   const int64_t NQP = NQ <= 2 ? NQ : (NQ + 3) / 4 * 4;
-  const int64_t lutWords = MS ? std::max<int64_t>(4096, 4 * MSE) : 4096;
+  // encoded-lut-l1: a 32-entry first-level table per stream at words 4096..4159 (conflict-free:
+  // one word per bank) in front of the 11-bit LUT (encodedLutL1Applies).
+  const bool L1 = encodedLutL1Applies(c);
+  const int64_t lutWords = MS ? std::max<int64_t>(4096, 4 * MSE) : 4096 + (L1 ? 64 : 0);
   const int64_t smem = (lutWords + NQ * D + (MMA ? 0 : NQ * VB) + NW * NQ * 2 +
                         (MS && !MSW ? NQP * (D + MSPAD) + NQP * (VB + MSPAD) : 0)) * 4 +
                        (MMA ? D * SP * 2 + NQ * (D + 8) * 2 + NQ * (VB + 8) * 2 : 0);
@@ -239,6 +246,24 @@ std::string mlir::kvc::generateEncodedKernels(const EncodedKernelConfig &c, std:
     e.S("memref.store " + w + ", %sLut[%li] : " + LUTT);
     e.pop();
     e.S("}");
+    if (L1) {
+      // First level: entry k of stream s is the 11-bit LUT's entry at k << 6 when that code is
+      // <= 5 bits (then every index with top bits k holds it: prefix property), else 63 (look
+      // up the 11-bit LUT).
+      std::string isL1 = e.cmp("ult", tid, e.ci(64), "index");
+      e.S("scf.if " + isL1 + " {");
+      e.push();
+      std::string strm = e.L("arith.divui " + tid + ", " + e.ci(32) + " : index");
+      std::string k = e.L("arith.remui " + tid + ", " + e.ci(32) + " : index");
+      std::string w = e.ldI("%lut", e.add(lbase, e.add(e.mul(strm, e.ci(2048)),
+                                                        e.mul(k, e.ci(64)))));
+      std::string len = e.bin("arith.andi", w, e.ci32(int32_t(KVC_ENC_LUT_LEN_MASK)), "i32");
+      std::string v = e.sel(e.cmp("ule", len, e.ci32(5), "i32"), w,
+                            e.ci32(int32_t(KVC_ENC_LUT_MISS)), "i32");
+      e.S("memref.store " + v + ", %sLut[" + e.add(e.ci(4096), tid) + "] : " + LUTT);
+      e.pop();
+      e.S("}");
+    }
   } else {
     e.S("scf.for %li = " + tid + " to " + e.ci(2 * MSE) + " step " + cD + " {");
     e.push();
@@ -400,6 +425,28 @@ std::string mlir::kvc::generateEncodedKernels(const EncodedKernelConfig &c, std:
     std::string idx = e.toIdx(e.bin("arith.shrui", windowTop(win), i21, "i32"));
     return e.L("memref.load %sLut[" + e.add(idx, lutOff) + "] : " + LUTT);
   };
+  // encoded-lut-l1: the 32-entry first level (top 5 bits), the 11-bit LUT only for the lanes
+  // whose code is longer (first-level entry 63). lutOff is 0 (keys) or 2048 (values); the
+  // stream's first level is at 4096 + lutOff / 64.
+  auto lutEntryTwoLevel = [&](const std::string &win, const std::string &lutOff) {
+    std::string top = windowTop(win);
+    std::string i1 = e.toIdx(e.bin("arith.shrui", top, e.ci32(27), "i32"));
+    std::string l1Off = e.add(e.ci(4096), e.L("arith.divui " + lutOff + ", " + e.ci(64) + " : index"));
+    std::string e1 = e.L("memref.load %sLut[" + e.add(i1, l1Off) + "] : " + LUTT);
+    std::string isLong = e.cmp("eq", e1, iMiss, "i32");
+    std::string r = e.fresh("l2");
+    e.S(r + " = scf.if " + isLong + " -> (i32) {");
+    e.push();
+    std::string idx = e.toIdx(e.bin("arith.shrui", top, i21, "i32"));
+    e.S("scf.yield " + e.L("memref.load %sLut[" + e.add(idx, lutOff) + "] : " + LUTT) + " : i32");
+    e.pop();
+    e.S("} else {");
+    e.push();
+    e.S("scf.yield " + e1 + " : i32");
+    e.pop();
+    e.S("}");
+    return r;
+  };
   // Decodes one symbol (nb >= 11 guaranteed by the caller); returns its value as f32.
   auto decodeOne = [&](DState &s, const std::string &lutOff, const std::string &auxB,
                        const std::string &words) {
@@ -502,7 +549,7 @@ std::string mlir::kvc::generateEncodedKernels(const EncodedKernelConfig &c, std:
     g.ents.resize(G);
     g.win = s.win;
     for (int64_t k = 0; k < G; ++k) {
-      g.ents[k] = lutEntry(g.win, lutOff);
+      g.ents[k] = L1 ? lutEntryTwoLevel(g.win, lutOff) : lutEntry(g.win, lutOff);
       std::string len = e.bin("arith.andi", g.ents[k], iLen, "i32");
       g.win = e.bin("arith.shli", g.win, e.L("arith.extui " + len + " : i32 to i64"), "i64");
       g.cum = k ? e.bin("arith.addi", g.cum, len, "i32") : len;

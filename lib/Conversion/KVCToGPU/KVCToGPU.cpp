@@ -426,6 +426,7 @@ struct ConvertKVCToGPUPass : public mlir::kvc::impl::ConvertKVCToGPUBase<Convert
         ec.multiSymbol = encodedMultiSymbol;
         ec.mma = encodedMma;
         ec.overlap = encodedOverlap;
+        ec.lutL1 = encodedLutL1;
         // The codec's largest symbol, as the runtime codec sets it (maxSymbolFor in
         // lib/Runtime/Codec/Quantizer.h): round(1 / error), keys and values.
         auto maxSymbolFor = [](double eps) {

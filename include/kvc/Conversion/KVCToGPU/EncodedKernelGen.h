@@ -74,6 +74,9 @@ struct EncodedKernelConfig {
                                   // 0: none; -1: 8, or none with `overlap` (where it applies)
   bool mma = false;               // dot products on tensor cores (mma.sync m16n8k16, f32
                                   // accumulation) over decoded chunks staged in shared memory
+  bool lutL1 = false;             // grouped decoder: a 32-entry first-level table (top 5 bits,
+                                  // one word per bank) before the 11-bit LUT
+                                  // (encodedLutL1Applies)
   bool overlap = false;           // decode tile t's value columns and tile t+1's key rows in
                                   // one loop: two independent LUT chains per thread
                                   // (encodedOverlapApplies)
@@ -97,6 +100,10 @@ int64_t encodedRefillGroup(const EncodedKernelConfig &cfg);
 /// Elsewhere the CUDA-core kernel is generated.
 bool encodedMmaApplies(const EncodedKernelConfig &cfg);
 
+/// Whether `lutL1` applies: the grouped decoder (unroll and refill group > 2), not with the
+/// multi-symbol decoder.
+bool encodedLutL1Applies(const EncodedKernelConfig &cfg);
+
 /// Whether `overlap` applies: not with mma or the multi-symbol decoder, value_block == head
 /// dim, unroll > 2 and a refill group > 2 (the grouped decoder). Elsewhere the phases run
 /// one after the other.
@@ -106,7 +113,8 @@ bool encodedOverlapApplies(const EncodedKernelConfig &cfg);
 std::string generateEncodedKernels(const EncodedKernelConfig &cfg, std::string &error);
 
 /// The name tag encoding the specialisation: _d<D>_g<g>_q<Sq>_<qt>_kb<KB>_vb<VB>_u<U>[_r<G>]_enc,
-/// then _mma (tensor-core dot products), _ov (encoded-overlap) and _ms<bits>x<slots> (the
+/// then _mma (tensor-core dot products), _ov (encoded-overlap), _l1 (encoded-lut-l1) and
+/// _ms<bits>x<slots> (the
 /// multi-symbol decoder);
 /// _r<G>: the refill group, absent when it is 2 or with _ms
 std::string encodedKernelTag(const EncodedKernelConfig &cfg);
