@@ -13,6 +13,11 @@ rm -f "$OUTD"/*.ptx # variants that an older run built would be timed too
 cp "$BUILD/bin/kvc-bench" "$OUTD/"
 OPT="$BUILD/bin/kvc-opt"
 BENCHX="$BUILD/bin/kvc-bench"
+# ptx MLIR OUT.ptx [PIPELINE OPTIONS]: bench/gpu/MLIR through kvc-gpu-pipeline, then its PTX.
+ptx() {
+  "$OPT" "$SRC/bench/gpu/$1" --kvc-gpu-pipeline="${3:-}" -o "$OUTD/t.gpu.mlir"
+  "$BENCHX" extract "$OUTD/t.gpu.mlir" -o "$OUTD/$2"
+}
 "$OPT" "$SRC/bench/gpu/check-encoded.mlir" --kvc-gpu-pipeline -o "$OUTD/check-encoded.gpu.mlir"
 "$BENCHX" extract "$OUTD/check-encoded.gpu.mlir" -o "$OUTD/check-encoded.ptx"
 "$OPT" "$SRC/bench/gpu/check-encoded.mlir" --convert-kvc-to-gpu="encoded-min-ctas=0" \
@@ -53,33 +58,24 @@ done
 for v in u4r2 u4r4 u8r8 u4r4_m6; do
   u=${v#u}; u=${u%%r*}; r=${v#*r}; r=${r%%_*}; m=8; case $v in *_m*) m=${v##*_m};; esac
   o="encoded-unroll=$u encoded-refill-group=$r encoded-min-ctas=$m"
-  "$OPT" "$SRC/bench/gpu/decode-encoded.mlir" --kvc-gpu-pipeline="$o" -o "$OUTD/d.gpu.mlir"
-  "$BENCHX" extract "$OUTD/d.gpu.mlir" -o "$OUTD/decode-encoded_$v.ptx"
-  if [ "$m" = 8 ]; then
-    "$OPT" "$SRC/bench/gpu/check-encoded.mlir" --kvc-gpu-pipeline="$o" -o "$OUTD/c.gpu.mlir"
-    "$BENCHX" extract "$OUTD/c.gpu.mlir" -o "$OUTD/check-encoded_$v.ptx"
-  fi
+  ptx decode-encoded.mlir decode-encoded_$v.ptx "$o"
+  [ "$m" != 8 ] || ptx check-encoded.mlir check-encoded_$v.ptx "$o"
 done
 # Overlapped phases (encoded-overlap: a tile's value columns and the next tile's key rows in
 # one loop): ov_u<unroll>_m<min-ctas>; check kernels with caps 8 and 0.
 for v in u8_m8 u8_m6 u8_m0 u4_m8 u4_m0; do
   u=${v%%_*}; u=${u#u}; m=${v##*_m}
-  o="encoded-overlap=true encoded-unroll=$u encoded-min-ctas=$m"
-  "$OPT" "$SRC/bench/gpu/decode-encoded.mlir" --kvc-gpu-pipeline="$o" -o "$OUTD/d.gpu.mlir"
-  "$BENCHX" extract "$OUTD/d.gpu.mlir" -o "$OUTD/decode-encoded_ov_$v.ptx"
+  ptx decode-encoded.mlir decode-encoded_ov_$v.ptx \
+    "encoded-overlap=true encoded-unroll=$u encoded-min-ctas=$m"
 done
 for m in 8 0; do
-  "$OPT" "$SRC/bench/gpu/check-encoded.mlir" --kvc-gpu-pipeline="encoded-overlap=true encoded-min-ctas=$m" \
-    -o "$OUTD/c.gpu.mlir"
-  "$BENCHX" extract "$OUTD/c.gpu.mlir" -o "$OUTD/check-encoded_ov_m$m.ptx"
+  ptx check-encoded.mlir check-encoded_ov_m$m.ptx "encoded-overlap=true encoded-min-ctas=$m"
 done
 # Two-level code tables (encoded-lut-l1), alone and with encoded-overlap: decode and check.
 for v in l1 l1_ov; do
   o="encoded-lut-l1=true"; [ $v = l1_ov ] && o="$o encoded-overlap=true"
-  "$OPT" "$SRC/bench/gpu/decode-encoded.mlir" --kvc-gpu-pipeline="$o" -o "$OUTD/d.gpu.mlir"
-  "$BENCHX" extract "$OUTD/d.gpu.mlir" -o "$OUTD/decode-encoded_$v.ptx"
-  "$OPT" "$SRC/bench/gpu/check-encoded.mlir" --kvc-gpu-pipeline="$o" -o "$OUTD/c.gpu.mlir"
-  "$BENCHX" extract "$OUTD/c.gpu.mlir" -o "$OUTD/check-encoded_$v.ptx"
+  ptx decode-encoded.mlir decode-encoded_$v.ptx "$o"
+  ptx check-encoded.mlir check-encoded_$v.ptx "$o"
 done
 # Tensor-core dot products (encoded-mma): register caps 8 (the default), 6 and 0; the check
 # kernels (bf16/f16 with g*Sq <= 8) with the default.
@@ -95,12 +91,9 @@ done
 for ms in 10x3 10x2; do
   o="encoded-mma=true encoded-multi-symbol=true encoded-ms-bits=${ms%x*} encoded-ms-slots=${ms#*x}"
   for m in 8 0; do
-    "$OPT" "$SRC/bench/gpu/decode-encoded.mlir" --kvc-gpu-pipeline="$o encoded-min-ctas=$m" \
-      -o "$OUTD/d.gpu.mlir"
-    "$BENCHX" extract "$OUTD/d.gpu.mlir" -o "$OUTD/decode-encoded_mma_ms${ms}_m$m.ptx"
+    ptx decode-encoded.mlir decode-encoded_mma_ms${ms}_m$m.ptx "$o encoded-min-ctas=$m"
   done
-  "$OPT" "$SRC/bench/gpu/check-encoded-mma.mlir" --kvc-gpu-pipeline="$o" -o "$OUTD/c.gpu.mlir"
-  "$BENCHX" extract "$OUTD/c.gpu.mlir" -o "$OUTD/check-encoded_mma_ms$ms.ptx"
+  ptx check-encoded-mma.mlir check-encoded_mma_ms$ms.ptx "$o"
 done
 for b in 64 256; do
   "$OPT" "$SRC/bench/gpu/decode.mlir" --kvc-gpu-pipeline="block-size=$b unroll=4" \

@@ -23,6 +23,30 @@ sweep() {
   done
   PYTHONPATH=python python3 -m kvc.bench.merge_results --ptx $W/*.json > "$OUT/$name.json"
 }
+# checks PTX...: `kvc-bench encoded check` of each, its summary (and FAIL lines).
+checks() {
+  local f
+  for f in "$@"; do
+    echo "== check $(basename $f)"
+    timeout 200 $T/kvc-bench encoded check $f | grep -E "FAIL|variant|encoded check:"
+  done
+}
+# memcheck PTX...: compute-sanitizer memcheck of `kvc-bench encoded check --quick` on each.
+memcheck() {
+  local f
+  for f in "$@"; do
+    timeout 200 compute-sanitizer --tool memcheck --leak-check no $T/kvc-bench encoded check \
+      $f --quick 2>&1 | grep -E "ERROR SUMMARY|encoded check:|Invalid"
+  done
+}
+# profile OUTFILE KERNEL-REGEX PTX [ncu args...]: ncu of one split kernel at batch 8 x 16k.
+profile() {
+  local out=$1 re=$2 ptx=$3
+  shift 3
+  timeout 150 ncu --kernel-name regex:$re --launch-count 1 --section SpeedOfLight \
+    --section Occupancy --section InstructionStats --section WarpStateStats "$@" $T/kvc-bench \
+    encoded decode $ptx --batches 8 --contexts 16384 --reps 1 --warmup 0 > "$OUT/$out" 2>&1
+}
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem --format=csv
 for what in "${@:-all}"; do
   if [ "$what" = check ] || [ "$what" = all ]; then
@@ -47,71 +71,40 @@ for what in "${@:-all}"; do
   if [ "$what" = ms ]; then
     # The multi-symbol decoder (encoded-multi-symbol; build-encoded-tests.sh builds the
     # variants): check each LUT shape, memcheck one, time all against the default kernel.
-    for ms in 10x3 10x2 11x3 11x2; do
-      echo "== check $ms"
-      timeout 200 $T/kvc-bench encoded check $T/check-encoded_ms$ms.ptx | grep -E "FAIL|encoded check:"
-    done
-    for f in $T/check-encoded-g16.ptx $T/check-encoded-g16_ms10x3.ptx $T/check-encoded-g16_ms10x2.ptx; do
-      echo "== check $(basename $f)"
-      timeout 200 $T/kvc-bench encoded check $f | grep -E "FAIL|encoded check:"
-    done
-    timeout 200 compute-sanitizer --tool memcheck --leak-check no $T/kvc-bench encoded check \
-      $T/check-encoded_ms10x2.ptx --quick 2>&1 | grep -E "ERROR SUMMARY|encoded check:|Invalid"
+    checks $T/check-encoded_ms{10x3,10x2,11x3,11x2}.ptx \
+      $T/check-encoded-g16{,_ms10x3,_ms10x2}.ptx
+    memcheck $T/check-encoded_ms10x2.ptx
     sweep encoded-ms-sweep "--batches 1,8 --contexts 16384,65536" $T/decode-encoded.ptx \
       $T/decode-encoded_ms*.ptx
-    timeout 150 ncu --kernel-name regex:enc_ms --launch-count 1 --section SpeedOfLight \
-      --section Occupancy --section InstructionStats $T/kvc-bench encoded decode \
-      $T/decode-encoded_ms10x2_m0.ptx --batches 8 --contexts 16384 --reps 1 --warmup 0 \
-      > "$OUT/ncu-encoded-ms-b8-16k.txt" 2>&1
+    profile ncu-encoded-ms-b8-16k.txt enc_ms $T/decode-encoded_ms10x2_m0.ptx
   fi
   if [ "$what" = group ]; then
     # Refill groups (encoded-refill-group; build-encoded-tests.sh builds the variants): check
     # each, memcheck the 8-symbol one, time all against the default (4) on every shape.
-    for v in u4r2 u4r4 u8r8; do
-      echo "== check $v"
-      timeout 200 $T/kvc-bench encoded check $T/check-encoded_$v.ptx | grep -E "FAIL|encoded check:"
-    done
-    timeout 200 compute-sanitizer --tool memcheck --leak-check no $T/kvc-bench encoded check \
-      $T/check-encoded_u8r8.ptx --quick 2>&1 | grep -E "ERROR SUMMARY|encoded check:|Invalid"
+    checks $T/check-encoded_{u4r2,u4r4,u8r8}.ptx
+    memcheck $T/check-encoded_u8r8.ptx
     sweep encoded-group-sweep "${GROUP_ARGS:-}" $T/decode-encoded.ptx $T/decode-encoded_u*.ptx
-    timeout 150 ncu --kernel-name regex:enc_split --launch-count 1 --section SpeedOfLight \
-      --section Occupancy --section InstructionStats --section WarpStateStats $T/kvc-bench \
-      encoded decode $T/decode-encoded.ptx --batches 8 --contexts 16384 --reps 1 \
-      --warmup 0 > "$OUT/ncu-encoded-group-b8-16k.txt" 2>&1
+    profile ncu-encoded-group-b8-16k.txt enc_split $T/decode-encoded.ptx
   fi
   if [ "$what" = ov ]; then
     # Overlapped phases (encoded-overlap; build-encoded-tests.sh builds the variants): check
     # with caps 8 and 0, memcheck, time unroll 8/4 and register caps against the default.
-    for f in $T/check-encoded_ov_m8.ptx $T/check-encoded_ov_m0.ptx; do
-      echo "== check $(basename $f)"
-      timeout 200 $T/kvc-bench encoded check $f | grep -E "FAIL|encoded check:"
-    done
-    timeout 200 compute-sanitizer --tool memcheck --leak-check no $T/kvc-bench encoded check \
-      $T/check-encoded_ov_m8.ptx --quick 2>&1 | grep -E "ERROR SUMMARY|encoded check:|Invalid"
+    checks $T/check-encoded_ov_m{8,0}.ptx
+    memcheck $T/check-encoded_ov_m8.ptx
     sweep encoded-ov-sweep "${OV_ARGS:-}" $T/decode-encoded.ptx $T/decode-encoded_ov_*.ptx
-    timeout 150 ncu --kernel-name regex:enc_ov_split --launch-count 1 --section SpeedOfLight \
-      --section Occupancy --section InstructionStats --section WarpStateStats $T/kvc-bench \
-      encoded decode $T/decode-encoded_ov_u8_m0.ptx --batches 8 --contexts 16384 --reps 1 \
-      --warmup 0 > "$OUT/ncu-encoded-ov-b8-16k.txt" 2>&1
+    profile ncu-encoded-ov-b8-16k.txt enc_ov_split $T/decode-encoded_ov_u8_m0.ptx
   fi
   if [ "$what" = l1 ]; then
     # Two-level code tables (encoded-lut-l1; build-encoded-tests.sh builds the variants):
     # check, memcheck, time against the default (and the overlap kernel), ncu with the
     # shared-memory wavefront counters for the default and the l1 kernel.
-    for f in $T/check-encoded_l1.ptx $T/check-encoded_l1_ov.ptx; do
-      echo "== check $(basename $f)"
-      timeout 200 $T/kvc-bench encoded check $f | grep -E "FAIL|encoded check:"
-    done
-    timeout 200 compute-sanitizer --tool memcheck --leak-check no $T/kvc-bench encoded check \
-      $T/check-encoded_l1.ptx --quick 2>&1 | grep -E "ERROR SUMMARY|encoded check:|Invalid"
+    checks $T/check-encoded_l1.ptx $T/check-encoded_l1_ov.ptx
+    memcheck $T/check-encoded_l1.ptx
     sweep encoded-l1-sweep "${L1_ARGS:-}" $T/decode-encoded.ptx $T/decode-encoded_l1.ptx \
       $T/decode-encoded_ov_u8_m0.ptx $T/decode-encoded_l1_ov.ptx
     for f in decode-encoded decode-encoded_l1; do
-      timeout 150 ncu --kernel-name regex:enc.*_split --launch-count 1 --section SpeedOfLight \
-        --section Occupancy --section InstructionStats --section WarpStateStats --metrics \
-        l1tex__data_bank_conflicts_pipe_lsu_mem_shared_op_ld.sum,l1tex__data_pipe_lsu_wavefronts_mem_shared_op_ld.sum,smsp__inst_executed_op_shared_ld.sum \
-        $T/kvc-bench encoded decode $T/$f.ptx --batches 8 --contexts 16384 --reps 1 --warmup 0 \
-        > "$OUT/ncu-$f-b8-16k.txt" 2>&1
+      profile ncu-$f-b8-16k.txt "enc.*_split" $T/$f.ptx --metrics \
+        l1tex__data_bank_conflicts_pipe_lsu_mem_shared_op_ld.sum,l1tex__data_pipe_lsu_wavefronts_mem_shared_op_ld.sum,smsp__inst_executed_op_shared_ld.sum
     done
   fi
   if [ "$what" = ov-splits ]; then
@@ -132,20 +125,11 @@ for what in "${@:-all}"; do
     # Tensor-core dot products (encoded-mma; build-encoded-tests.sh builds the variants):
     # check, memcheck, time register caps 8, 6 and 0 (and the multi-symbol variants) against
     # the default on every shape.
-    for f in $T/check-encoded_mma*.ptx; do
-      echo "== check $(basename $f)"
-      timeout 200 $T/kvc-bench encoded check $f | grep -E "FAIL|variant|encoded check:"
-    done
-    for f in $T/check-encoded_mma.ptx $T/check-encoded_mma_ms10x3.ptx; do
-      timeout 200 compute-sanitizer --tool memcheck --leak-check no $T/kvc-bench encoded check \
-        $f --quick 2>&1 | grep -E "ERROR SUMMARY|encoded check:|Invalid"
-    done
+    checks $T/check-encoded_mma*.ptx
+    memcheck $T/check-encoded_mma.ptx $T/check-encoded_mma_ms10x3.ptx
     sweep encoded-mma-sweep "${MMA_ARGS:-}" $T/decode-encoded.ptx \
       $T/decode-encoded_mma_m{8,6,0}.ptx $T/decode-encoded_mma_ms*_m*.ptx
-    timeout 150 ncu --kernel-name regex:enc_mma_split --launch-count 1 --section SpeedOfLight \
-      --section Occupancy --section InstructionStats --section WarpStateStats $T/kvc-bench \
-      encoded decode $T/decode-encoded_mma_m8.ptx --batches 8 --contexts 16384 --reps 1 \
-      --warmup 0 > "$OUT/ncu-encoded-mma-b8-16k.txt" 2>&1
+    profile ncu-encoded-mma-b8-16k.txt enc_mma_split $T/decode-encoded_mma_m8.ptx
   fi
   if [ "$what" = ncu ] || [ "$what" = all ]; then
     timeout 150 ncu --kernel-name regex:enc_split --launch-count 1 --section SpeedOfLight \
