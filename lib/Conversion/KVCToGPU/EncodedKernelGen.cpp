@@ -1201,6 +1201,23 @@ std::string mlir::kvc::generateEncodedKernels(const EncodedKernelConfig &c, std:
   };
 
   // ---- tile loop -------------------------------------------------------------------------
+  // scf.if `cond` -> NQ scores { then() } else { -inf }: the scores of a key row that may not
+  // exist (past T, or past the split's last tile).
+  auto scoresOrNegInf = [&](const std::string &cond, const char *name,
+                            const std::function<std::vector<std::string>()> &then) {
+    std::string r = e.fresh(name);
+    e.S(resDecl(r, NQ) + " = scf.if " + cond + " -> (" + rep("f32", NQ) + ") {");
+    e.push();
+    std::vector<std::string> y = then();
+    e.S("scf.yield " + join(y) + " : " + rep("f32", NQ));
+    e.pop();
+    e.S("} else {");
+    e.push();
+    e.S("scf.yield " + rep(ninf, NQ) + " : " + rep("f32", NQ));
+    e.pop();
+    e.S("}");
+    return e.results(r, NQ);
+  };
   // Key phase: the scores (log2 domain) of the R key rows of the tile starting at token `ts`
   // that thread tid holds (rows r*D + tid): encoded rows decoded, recent rows from fp16,
   // rows past T at -inf.
@@ -1266,10 +1283,7 @@ std::string mlir::kvc::generateEncodedKernels(const EncodedKernelConfig &c, std:
     e.push();
     {
       std::string valid = e.cmp("ult", tt, T, "index");
-      std::string res2 = e.fresh("kr");
-      e.S(resDecl(res2, NQ) + " = scf.if " + valid + " -> (" + rep("f32", NQ) + ") {");
-      e.push();
-      {
+      std::vector<std::string> rec = scoresOrNegInf(valid, "kr", [&] {
         // fp16 recent key row, 8 channels per 128-bit load.
         std::string base = e.add(kRec0, e.mul(e.sub(tt, nkEnc), cD));
         std::string rr = e.fresh("kd");
@@ -1301,15 +1315,9 @@ std::string mlir::kvc::generateEncodedKernels(const EncodedKernelConfig &c, std:
           red8.push_back(e.L("vector.reduction <add>, " +
                           (NQ == 1 ? rr : rr + "#" + std::to_string(i)) +
                           " : vector<8xf32> into f32"));
-        e.S("scf.yield " + join(red8) + " : " + rep("f32", NQ));
-      }
-      e.pop();
-      e.S("} else {");
-      e.push();
-      e.S("scf.yield " + rep(ninf, NQ) + " : " + rep("f32", NQ));
-      e.pop();
-      e.S("}");
-      e.S("scf.yield " + join(e.results(res2, NQ)) + " : " + rep("f32", NQ));
+        return red8;
+      });
+      e.S("scf.yield " + join(rec) + " : " + rep("f32", NQ));
     }
     e.pop();
     e.S("}");
@@ -1514,17 +1522,7 @@ std::string mlir::kvc::generateEncodedKernels(const EncodedKernelConfig &c, std:
     e.push();
     {
       std::vector<std::string> o = valuePhase();
-      std::string kr = e.fresh("kn");
-      e.S(resDecl(kr, NQ) + " = scf.if " + hasNext + " -> (" + rep("f32", NQ) + ") {");
-      e.push();
-      e.S("scf.yield " + join(keyPhase(nts)[0]) + " : " + rep("f32", NQ));
-      e.pop();
-      e.S("} else {");
-      e.push();
-      e.S("scf.yield " + rep(ninf, NQ) + " : " + rep("f32", NQ));
-      e.pop();
-      e.S("}");
-      for (auto &x : e.results(kr, NQ))
+      for (auto &x : scoresOrNegInf(hasNext, "kn", [&] { return keyPhase(nts)[0]; }))
         o.push_back(x);
       e.S("scf.yield " + join(o) + " : " + rep("f32", 2 * NQ));
     }
