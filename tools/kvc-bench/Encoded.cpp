@@ -563,6 +563,12 @@ int cmdSelftest() {
         const int64_t blk0 = ri[3 + s];
         const int32_t *bo = I(s ? KVC_ENC_VBO : KVC_ENC_KBO), *vo = I(s ? KVC_ENC_VVO : KVC_ENC_KVO);
         const float *mn = Fl(s ? KVC_ENC_VMIN : KVC_ENC_KMIN), *st = Fl(s ? KVC_ENC_VSTEP : KVC_ENC_KSTEP);
+        // encoded-lut-l1: the stream's first level as the kernel prologue builds it.
+        uint32_t l1[32];
+        for (int k = 0; k < 32; ++k) {
+          const uint32_t e = uint32_t(S.lut[k << 6]);
+          l1[k] = (e & KVC_ENC_LUT_LEN_MASK) <= 5 ? e : KVC_ENC_LUT_MISS;
+        }
         std::vector<float> out;
         for (int64_t b = 0; b < nEnc / blk && err.empty(); ++b)
           for (int64_t v = 0; v < vecs && err.empty(); ++v) {
@@ -587,12 +593,6 @@ int cmdSelftest() {
                       std::to_string(r);
             }
             {
-              // encoded-lut-l1: the first level as the kernel prologue builds it.
-              uint32_t l1[32];
-              for (int k = 0; k < 32; ++k) {
-                const uint32_t e = uint32_t(S.lut[k << 6]);
-                l1[k] = (e & KVC_ENC_LUT_LEN_MASK) <= 5 ? e : KVC_ENC_LUT_MISS;
-              }
               std::vector<float> go;
               uint64_t n = 0, fb = 0;
               emuVectorGroup(S, bitpos, per, 4, go, n, fb, nullptr, nullptr, l1);

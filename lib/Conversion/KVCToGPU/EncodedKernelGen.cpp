@@ -61,13 +61,15 @@ bool mlir::kvc::encodedMmaApplies(const EncodedKernelConfig &c) {
          c.maxSymbol <= (c.queryType == "bf16" ? 256 : 2048);
 }
 
+// A refill group > 2 is the grouped decoder: unroll > 2 and not the multi-symbol decoder
+// (encodedRefillGroup is 2 otherwise).
 bool mlir::kvc::encodedLutL1Applies(const EncodedKernelConfig &c) {
-  return c.lutL1 && !c.multiSymbol && c.unroll > 2 && encodedRefillGroup(c) > 2;
+  return c.lutL1 && encodedRefillGroup(c) > 2;
 }
 
 bool mlir::kvc::encodedOverlapApplies(const EncodedKernelConfig &c) {
-  return c.overlap && !encodedMmaApplies(c) && !c.multiSymbol && c.valueBlock == c.headDim &&
-         c.unroll > 2 && encodedRefillGroup(c) > 2;
+  return c.overlap && !encodedMmaApplies(c) && c.valueBlock == c.headDim &&
+         encodedRefillGroup(c) > 2;
 }
 
 int64_t mlir::kvc::encodedRefillGroup(const EncodedKernelConfig &c) {
@@ -607,11 +609,11 @@ std::string mlir::kvc::generateEncodedKernels(const EncodedKernelConfig &c, std:
   auto decodeSymbols = [&](DState &s, const std::string &words, const std::string &lutOff,
                            const std::string &auxB) {
     std::vector<std::string> f(U);
-    for (int64_t u = 0; U > 2 && G > 2 && u < U; u += G) {
+    for (int64_t u = 0; G > 2 && u < U; u += G) {
       Group g = groupLookups(s, words, lutOff);
       groupResults(groupResolve(s, g, words, lutOff, auxB), f, u, s);
     }
-    for (int64_t u = 0; !(U > 2 && G > 2) && u < U; u += 2) {
+    for (int64_t u = 0; G == 2 && u < U; u += 2) {
       refill(s, words);
       if (u + 1 >= U) {
         f[u] = decodeOne(s, lutOff, auxB, words);

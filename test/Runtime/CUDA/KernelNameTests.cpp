@@ -12,37 +12,43 @@
 
 namespace {
 
-TEST(EncodedKernelName, PairDecoder) {
+// A name the generator can emit and the configuration it must parse to.
+struct Parsed {
+  const char *name;
+  int head_dim, group, query_seq, query_type, query_bytes, key_block, value_block, unroll;
+};
+
+void expectParses(const Parsed &w) {
+  SCOPED_TRACE(w.name);
   kvc_encoded_kernel_config c{};
-  ASSERT_EQ(kvc_cuda_encoded_parse_name("kvc_attn0_d128_g4_q1_bf16_kb64_vb128_u4_enc_split", &c), 0);
-  EXPECT_EQ(c.head_dim, 128);
-  EXPECT_EQ(c.group, 4);
-  EXPECT_EQ(c.query_seq, 1);
-  EXPECT_EQ(c.query_type, 0);
-  EXPECT_EQ(c.query_bytes, 2);
-  EXPECT_EQ(c.key_block, 64);
-  EXPECT_EQ(c.value_block, 128);
-  EXPECT_EQ(c.unroll, 4);
+  ASSERT_EQ(kvc_cuda_encoded_parse_name(w.name, &c), 0);
+  EXPECT_EQ(c.head_dim, w.head_dim);
+  EXPECT_EQ(c.group, w.group);
+  EXPECT_EQ(c.query_seq, w.query_seq);
+  EXPECT_EQ(c.query_type, w.query_type);
+  EXPECT_EQ(c.query_bytes, w.query_bytes);
+  EXPECT_EQ(c.key_block, w.key_block);
+  EXPECT_EQ(c.value_block, w.value_block);
+  EXPECT_EQ(c.unroll, w.unroll);
 }
 
-TEST(EncodedKernelName, RefillGroupAndMultiSymbol) {
-  kvc_encoded_kernel_config c{};
-  ASSERT_EQ(kvc_cuda_encoded_parse_name("kvc_attn3_d64_g8_q1_f16_kb64_vb128_u8_r8_enc_split", &c), 0);
-  EXPECT_EQ(c.head_dim, 64);
-  EXPECT_EQ(c.group, 8);
-  EXPECT_EQ(c.query_type, 1);
-  EXPECT_EQ(c.unroll, 8);
-  ASSERT_EQ(kvc_cuda_encoded_parse_name("kvc_attn0_d128_g4_q1_bf16_kb64_vb128_u8_r4_enc_mma_split", &c), 0);
-  EXPECT_EQ(c.unroll, 8);
-  ASSERT_EQ(kvc_cuda_encoded_parse_name("kvc_attn0_d128_g4_q1_bf16_kb64_vb128_u8_enc_mma_ms10x3_split", &c), 0);
-  EXPECT_EQ(c.query_type, 0);
-  ASSERT_EQ(kvc_cuda_encoded_parse_name("kvc_attn1_d128_g4_q1_f16_kb64_vb128_u4_r4_enc_ov_split", &c), 0);
-  EXPECT_EQ(c.unroll, 4);
-  EXPECT_EQ(c.query_type, 1);
-  ASSERT_EQ(kvc_cuda_encoded_parse_name("k_d128_g2_q2_f32_kb64_vb128_u4_enc_ms10x3_merge", &c), 0);
-  EXPECT_EQ(c.query_type, 2);
-  EXPECT_EQ(c.query_bytes, 4);
-  EXPECT_EQ(c.query_seq, 2);
+TEST(EncodedKernelName, PairDecoder) {
+  expectParses({"kvc_attn0_d128_g4_q1_bf16_kb64_vb128_u4_enc_split", 128, 4, 1, 0, 2, 64, 128, 4});
+}
+
+// Refill groups (_r<G>), then the tags after _enc: _mma, _ov, _l1, _ms<bits>x<slots>.
+TEST(EncodedKernelName, RefillGroupAndVariantTags) {
+  const Parsed names[] = {
+      {"kvc_attn3_d64_g8_q1_f16_kb64_vb128_u8_r8_enc_split", 64, 8, 1, 1, 2, 64, 128, 8},
+      {"kvc_attn0_d128_g4_q1_bf16_kb64_vb128_u8_r4_enc_mma_split", 128, 4, 1, 0, 2, 64, 128, 8},
+      {"kvc_attn0_d128_g4_q1_bf16_kb64_vb128_u8_enc_mma_ms10x3_split", 128, 4, 1, 0, 2, 64, 128,
+       8},
+      {"kvc_attn1_d128_g4_q1_f16_kb64_vb128_u4_r4_enc_ov_split", 128, 4, 1, 1, 2, 64, 128, 4},
+      {"kvc_attn0_d128_g4_q1_bf16_kb64_vb128_u8_r4_enc_ov_l1_split", 128, 4, 1, 0, 2, 64, 128, 8},
+      {"k_d128_g2_q2_f32_kb64_vb128_u4_enc_ms10x3_merge", 128, 2, 2, 2, 4, 64, 128, 4},
+  };
+  for (const Parsed &w : names)
+    expectParses(w);
 }
 
 TEST(EncodedKernelName, Refused) {
@@ -53,8 +59,6 @@ TEST(EncodedKernelName, Refused) {
   EXPECT_NE(kvc_cuda_encoded_parse_name("kvc_attn0_d128_g4_q1_bf16_kb64_vb128_u4_rx_enc_split", &c), 0);
   EXPECT_NE(kvc_cuda_encoded_parse_name("kvc_attn0_d128_g4_q1_f64_kb64_vb128_u4_enc_split", &c), 0);
 }
-
-} // namespace
 
 // The encoded kernels' split plan (no GPU: the resident CTAs are given). Many rows tie between
 // one wave and several; the plan takes the smallest s of the best waves(s)/s, at most one
@@ -84,3 +88,5 @@ TEST(EncodedPlan, SplitsMinimiseWavesPerSplit) {
   EXPECT_EQ(p.num_splits, 7);
   EXPECT_EQ(p.workspace_bytes, size_t(2 * 8 * 4 * 7 * (128 + 2)) * 4);
 }
+
+} // namespace
