@@ -62,6 +62,11 @@ for fuzzer in ["kvc-codec-fuzz", "kvc-onnx-import-fuzz"]:
         config.available_features.add(fuzzer)
 if shutil.which("ptxas") or os.path.exists("/usr/local/cuda/bin/ptxas"):
     config.available_features.add("ptxas")
+# nvcc builds the hand-written CUDA design probe (bench/gpu/probe).
+_nvcc = shutil.which("nvcc") or "/usr/local/cuda/bin/nvcc"
+if os.path.exists(_nvcc):
+    config.available_features.add("nvcc")
+    config.substitutions.append(("%nvcc", _nvcc))
 # An NVIDIA driver (libcuda.so.1) on this machine: GPU execution tests run, and the
 # "no driver" error-path tests do not.
 try:

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from kvc.bench import floor_fit, ir_table, merge_results, variant_table
+from kvc.bench import floor_fit, ir_table, merge_results, probe_table, variant_table
 
 
 def _doc(path, variants):
@@ -169,3 +169,40 @@ def test_sass_fast_path_skips_slow_blocks(tmp_path, capsys):
     p.write_text(_SASS)
     sass_fast_path.main([str(p), "--kernel", "_split"])
     assert "fast path 8" in capsys.readouterr().out
+
+
+def _probe_docs(tmp_path, flush="dirty"):
+    probe = {"flush": flush, "results": [
+        {"batch": 8, "context": 16384, "splits": 33, "time_us": 80.0, "bytes": 160e6,
+         "dense_bytes": 537e6}]}
+    sweep = {"flush": flush, "results": [
+        {"batch": 8, "context": 16384, "splits": 8, "time_us": 64.0, "bytes": 160e6,
+         "dense_bytes": 537e6}]}
+    sdpa = {"flush": "dirty", "copy_tbps": 3.2, "results": [
+        {"backend": "cudnn", "batch": 8, "context": 16384, "time_us": 192.0},
+        {"backend": "flash", "batch": 8, "context": 16384, "time_us": 200.0}]}
+    paths = []
+    for name, d in (("probe", probe), ("sweep", sweep), ("sdpa", sdpa)):
+        (tmp_path / f"{name}.json").write_text(json.dumps(d))
+        paths.append(str(tmp_path / f"{name}.json"))
+    return paths
+
+
+def test_probe_table_speedup_floor_and_sweep(tmp_path, capsys):
+    probe, sweep, sdpa = _probe_docs(tmp_path)
+    probe_table.main(["--probe", probe, "--sdpa", sdpa, "--sweep", sweep,
+                      "--floor-fit", "10,3.2"])
+    out = capsys.readouterr().out
+    # 160 MB in 80 us = 2.00 TB/s = 62% of 3.2; 192 / 80 = 2.40x; best of sweep 64 us = 3.00x;
+    # floor 10 + 160e6 / 3.2e6 = 60 us, 75% of 80; 3x needs 64 us.
+    assert "| 8 | 16k | 200.0 | 192.0 | 80.0 (33) | 160.0 | 537.0 | 2.00 | 62% | 2.40x | " \
+           "64.0 (8) | 3.00x | 60.0 | 75% | 64.0 |" in out
+
+
+def test_probe_table_rejects_mixed_flush_and_bad_fit(tmp_path):
+    probe, _, sdpa = _probe_docs(tmp_path, flush="clean")
+    with pytest.raises(SystemExit, match="flush differs"):
+        probe_table.main(["--probe", probe, "--sdpa", sdpa])
+    probe, _, sdpa = _probe_docs(tmp_path)
+    with pytest.raises(SystemExit, match="FIXED_US,TBPS"):
+        probe_table.main(["--probe", probe, "--sdpa", sdpa, "--floor-fit", "10"])
