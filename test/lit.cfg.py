@@ -62,9 +62,14 @@ for fuzzer in ["kvc-codec-fuzz", "kvc-onnx-import-fuzz"]:
         config.available_features.add(fuzzer)
 if shutil.which("ptxas") or os.path.exists("/usr/local/cuda/bin/ptxas"):
     config.available_features.add("ptxas")
-# nvcc builds the hand-written CUDA design probe (bench/gpu/probe).
+# nvcc (CUDA >= 12, for sm_90a) builds the hand-written CUDA design probe (bench/gpu/probe).
 _nvcc = shutil.which("nvcc") or "/usr/local/cuda/bin/nvcc"
-if os.path.exists(_nvcc):
+try:
+    _ver = subprocess.run([_nvcc, "--version"], capture_output=True, text=True).stdout
+    _major = int(_ver.split("release ")[1].split(".")[0])
+except Exception:
+    _major = 0
+if _major >= 12:
     config.available_features.add("nvcc")
     config.substitutions.append(("%nvcc", _nvcc))
 # An NVIDIA driver (libcuda.so.1) on this machine: GPU execution tests run, and the

@@ -172,13 +172,16 @@ def test_sass_fast_path_skips_slow_blocks(tmp_path, capsys):
 
 
 def _probe_docs(tmp_path, flush="dirty"):
-    probe = {"flush": flush, "results": [
+    probe = {"flush": flush, "device": "H100", "results": [
         {"batch": 8, "context": 16384, "splits": 33, "time_us": 80.0, "bytes": 160e6,
-         "dense_bytes": 537e6}]}
+         "dense_bytes": 537e6},
+        {"batch": 1, "context": 4096, "splits": 32, "time_us": 20.0, "bytes": 5e6,
+         "dense_bytes": 16e6}]}
     sweep = {"flush": flush, "results": [
         {"batch": 8, "context": 16384, "splits": 8, "time_us": 64.0, "bytes": 160e6,
          "dense_bytes": 537e6}]}
-    sdpa = {"flush": "dirty", "copy_tbps": 3.2, "results": [
+    sdpa = {"flush": "dirty", "device": "H100", "copy_tbps": 3.0, "results": [
+        {"backend": "cudnn", "batch": 1, "context": 4096, "time_us": 18.0},
         {"backend": "cudnn", "batch": 8, "context": 16384, "time_us": 192.0},
         {"backend": "flash", "batch": 8, "context": 16384, "time_us": 200.0}]}
     paths = []
@@ -193,16 +196,38 @@ def test_probe_table_speedup_floor_and_sweep(tmp_path, capsys):
     probe_table.main(["--probe", probe, "--sdpa", sdpa, "--sweep", sweep,
                       "--floor-fit", "10,3.2"])
     out = capsys.readouterr().out
-    # 160 MB in 80 us = 2.00 TB/s = 62% of 3.2; 192 / 80 = 2.40x; best of sweep 64 us = 3.00x;
+    # 160 MB in 80 us = 2.00 TB/s = 67% of 3.0; 192 / 80 = 2.40x; best of sweep 64 us = 3.00x;
     # floor 10 + 160e6 / 3.2e6 = 60 us, 75% of 80; 3x needs 64 us.
-    assert "| 8 | 16k | 200.0 | 192.0 | 80.0 (33) | 160.0 | 537.0 | 2.00 | 62% | 2.40x | " \
+    assert "| 8 | 16k | 200.0 | 192.0 | 80.0 (33) | 160.0 | 537.0 | 2.00 | 67% | 2.40x | " \
            "64.0 (8) | 3.00x | 60.0 | 75% | 64.0 |" in out
+    # No flash time and no sweep entry print "-"; 5 MB in 20 us = 0.25 TB/s = 8%.
+    assert "| 1 | 4k | - | 18.0 | 20.0 (32) | 5.0 | 16.0 | 0.25 | 8% | 0.90x | - | - |" in out
+    # Without a floor fit the floor columns are absent.
+    probe_table.main(["--probe", probe, "--sdpa", sdpa])
+    out = capsys.readouterr().out
+    assert "floor" not in out and "| 8 | 16k | 200.0 | 192.0 | 80.0 (33) |" in out
 
 
 def test_probe_table_rejects_mixed_flush_and_bad_fit(tmp_path):
     probe, _, sdpa = _probe_docs(tmp_path, flush="clean")
     with pytest.raises(SystemExit, match="flush differs"):
         probe_table.main(["--probe", probe, "--sdpa", sdpa])
-    probe, _, sdpa = _probe_docs(tmp_path)
+    probe, sweep, sdpa = _probe_docs(tmp_path)
     with pytest.raises(SystemExit, match="FIXED_US,TBPS"):
         probe_table.main(["--probe", probe, "--sdpa", sdpa, "--floor-fit", "10"])
+    d = json.loads(open(sweep).read())
+    d["flush"] = "clean"
+    open(sweep, "w").write(json.dumps(d))
+    with pytest.raises(SystemExit, match="flush differs"):
+        probe_table.main(["--probe", probe, "--sdpa", sdpa, "--sweep", sweep])
+    d = json.loads(open(probe).read())
+    d["device"] = "H200"
+    open(probe, "w").write(json.dumps(d))
+    with pytest.raises(SystemExit, match="device differs"):
+        probe_table.main(["--probe", probe, "--sdpa", sdpa])
+    d = json.loads(open(sdpa).read())
+    d["results"] = [r for r in d["results"] if r["batch"] != 1]
+    d["device"] = "H200"
+    open(sdpa, "w").write(json.dumps(d))
+    with pytest.raises(SystemExit, match="no cuDNN time for batch 1 context 4096"):
+        probe_table.main(["--probe", probe, "--sdpa", sdpa])

@@ -46,6 +46,8 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <climits>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -175,6 +177,9 @@ __global__ void __launch_bounds__(THREADS, FW_MIN_BLOCKS) fwSplit(const __nv_bfl
   qsum += __shfl_xor_sync(~0u, qsum, 1);
   qsum += __shfl_xor_sync(~0u, qsum, 2);
   const float qs[2] = {__shfl_sync(~0u, qsum, 8 * tg), __shfl_sync(~0u, qsum, 8 * tg + 4)};
+#ifdef FW_Q_SMEM
+  __syncthreads(); // warp 0's qsm stores before every warp's first key mma
+#endif
 
   float mrun[2] = {-INFINITY, -INFINITY}, lsum[2] = {0.f, 0.f}, msum[2] = {0.f, 0.f};
   float wsum[2] = {0.f, 0.f}; // sum of the f16 value weights (FW_KEEP_MAGIC's correction)
@@ -211,10 +216,11 @@ __global__ void __launch_bounds__(THREADS, FW_MIN_BLOCKS) fwSplit(const __nv_bfl
       for (int j = 0; j < KU4 + VU4; ++j) {
         const uint4 *src = j < KU4 ? kwRow + t * kTileU4 + j * 32 : vwRow + t * vTileU4 + (j - KU4) * 32;
         asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(
-                         uint32_t(__cvta_generic_to_shared(dst + j * THREADS))), "l"(src));
+                         uint32_t(__cvta_generic_to_shared(dst + j * THREADS))), "l"(src)
+                     : "memory");
       }
     }
-    asm volatile("cp.async.commit_group;");
+    asm volatile("cp.async.commit_group;" ::: "memory");
   };
   for (int i = 0; i < FW_STAGES - 1; ++i)
     fetch(t0 + i);
@@ -224,7 +230,7 @@ __global__ void __launch_bounds__(THREADS, FW_MIN_BLOCKS) fwSplit(const __nv_bfl
 #endif
   for (int t = t0; t < t1; ++t) {
 #if FW_STAGES > 0
-    asm volatile("cp.async.wait_group %0;" ::"n"(FW_STAGES - 2)); // this thread's tile t landed
+    asm volatile("cp.async.wait_group %0;" ::"n"(FW_STAGES - 2) : "memory"); // tile t landed
     cur = ring + size_t(t % FW_STAGES) * (KU4 + VU4) * THREADS;
     fetch(t + FW_STAGES - 1); // into the slot tile t-1 used
 #endif
@@ -593,7 +599,6 @@ float nrand() { // Box-Muller
   float u1 = std::max(urand(), 1e-7f), u2 = urand();
   return std::sqrt(-2.f * std::log(u1)) * std::cos(6.2831853f * u2);
 }
-float bf16Round(float x) { return __bfloat162float(__float2bfloat16_rn(x)); }
 
 struct DeviceCache {
   uint4 *kw = nullptr, *vw = nullptr;
@@ -620,6 +625,13 @@ DeviceCache allocDevice(int B, int Hkv, int T) {
   CK(cudaMemset(d.counters, 0, R * 4));
   d.bytes = kwn * 16 + vwn * 16 + 2 * R * (T / KB) * 4 + 2 * R * T * 4;
   return d;
+}
+
+// A ring above 48 KiB of dynamic shared memory needs the opt-in (after argument checks: no GPU
+// is touched before them).
+void setRingLimit() {
+  if (kRingBytes > 48 * 1024)
+    CK(cudaFuncSetAttribute(fwSplit, cudaFuncAttributeMaxDynamicSharedMemorySize, int(kRingBytes)));
 }
 
 int residentCtas() {
@@ -658,6 +670,7 @@ void run(const DeviceCache &d, const __nv_bfloat16 *q, __nv_bfloat16 *out, float
 // ---- check: quantize random K/V like the codec, pack, decode on the GPU, compare with a
 // float64 reference over the dequantized cache ---------------------------------------------
 int check() {
+  setRingLimit();
   struct Case { int B, Hkv, T, S; };
   const Case cases[] = {{1, 8, 128, 1}, {2, 8, 1024, 3}, {1, 8, 4096, 0}, {3, 8, 2048, 5},
                         {2, 8, 16384, 0}};
@@ -768,12 +781,30 @@ int check() {
   return failures ? 1 : 0;
 }
 
-std::vector<int> parseList(const char *s) {
+// A positive (or, with allowZero, non-negative) integer; exits with a message otherwise.
+int parseInt(const std::string &opt, const char *s, bool allowZero) {
+  char *end = nullptr;
+  errno = 0;
+  const long v = std::strtol(s, &end, 10);
+  if (errno || end == s || *end || v > INT32_MAX || v < (allowZero ? 0 : 1)) {
+    fprintf(stderr, "fixed_width_mma: %s wants %s integer, got '%s'\n", opt.c_str(),
+            allowZero ? "a non-negative" : "a positive", s);
+    exit(2);
+  }
+  return int(v);
+}
+std::vector<int> parseList(const std::string &opt, const char *s) {
   std::vector<int> v;
-  for (const char *p = s; *p;) {
-    v.push_back(atoi(p));
-    while (*p && *p != ',') ++p;
-    if (*p == ',') ++p;
+  std::string item;
+  for (const char *p = s;; ++p) {
+    if (*p == ',' || !*p) {
+      v.push_back(parseInt(opt, item.c_str(), false));
+      item.clear();
+      if (!*p)
+        break;
+    } else {
+      item += *p;
+    }
   }
   return v;
 }
@@ -788,21 +819,29 @@ int bench(int argc, char **argv) {
       if (i + 1 >= argc) { fprintf(stderr, "fixed_width_mma: %s needs a value\n", a.c_str()); exit(2); }
       return argv[++i];
     };
-    if (a == "--batches") batches = parseList(next());
-    else if (a == "--contexts") contexts = parseList(next());
-    else if (a == "--reps") reps = atoi(next());
-    else if (a == "--warmup") warmup = atoi(next());
-    else if (a == "--splits") forcedSplits = atoi(next());
+    if (a == "--batches") batches = parseList(a, next());
+    else if (a == "--contexts") contexts = parseList(a, next());
+    else if (a == "--reps") reps = parseInt(a, next(), false);
+    else if (a == "--warmup") warmup = parseInt(a, next(), true);
+    else if (a == "--splits") forcedSplits = parseInt(a, next(), true);
     else if (a == "--json") json = next();
     else { fprintf(stderr, "fixed_width_mma: unknown option %s\n", a.c_str()); return 2; }
   }
+  for (int T : contexts)
+    if (T % TILE) {
+      fprintf(stderr, "fixed_width_mma: --contexts: %d is not a multiple of the %d-token tile\n", T, TILE);
+      return 2;
+    }
+  FILE *jf = json ? fopen(json, "w") : nullptr;
+  if (json && !jf) { fprintf(stderr, "fixed_width_mma: cannot write %s\n", json); return 1; }
+  setRingLimit();
   const int Hkv = 8, resident = residentCtas();
   uint8_t *flush;
   const size_t flushBytes = size_t(256) << 20;
   CK(cudaMalloc(&flush, flushBytes));
-  FILE *jf = json ? fopen(json, "w") : nullptr;
-  if (json && !jf) { fprintf(stderr, "fixed_width_mma: cannot write %s\n", json); return 1; }
-  if (jf) fprintf(jf, "{\"kernel\": \"fixed_width_mma probe\", \"flush\": \"dirty\", \"reps\": %d, \"warmup\": %d, \"resident_ctas\": %d, \"results\": [", reps, warmup, resident);
+  cudaDeviceProp prop;
+  CK(cudaGetDeviceProperties(&prop, 0));
+  if (jf) fprintf(jf, "{\"kernel\": \"fixed_width_mma probe\", \"device\": \"%s\", \"flush\": \"dirty\", \"reps\": %d, \"warmup\": %d, \"resident_ctas\": %d, \"results\": [", prop.name, reps, warmup, resident);
   printf("stages %d, resident CTAs %d\n", FW_STAGES, resident);
   printf("%5s %7s %6s %10s %10s %8s %12s\n", "batch", "context", "splits", "time_us", "MB_read", "TB/s", "dense_MB");
   bool first = true;
@@ -861,8 +900,6 @@ int bench(int argc, char **argv) {
 } // namespace
 
 int main(int argc, char **argv) {
-  if (kRingBytes > 48 * 1024)
-    CK(cudaFuncSetAttribute(fwSplit, cudaFuncAttributeMaxDynamicSharedMemorySize, int(kRingBytes)));
   if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
     printf("usage: fixed_width_mma check\n"
            "       fixed_width_mma bench [--batches 1,8,32] [--contexts 4096,16384,65536]\n"

@@ -18,7 +18,9 @@ for m in "${modes[@]}"; do
   check)
     echo "== check"; timeout 300 $P check | tee "$OUT/probe-check.txt"
     echo "== memcheck"
-    timeout 300 compute-sanitizer --tool memcheck $P check 2>&1 | tail -3 | tee "$OUT/probe-memcheck.txt" ;;
+    timeout 300 compute-sanitizer --tool memcheck $P check 2>&1 | tail -3 | tee "$OUT/probe-memcheck.txt"
+    echo "== racecheck (shared-memory hazards)"
+    timeout 400 compute-sanitizer --tool racecheck $P check 2>&1 | tail -3 | tee "$OUT/probe-racecheck.txt" ;;
   bench)
     echo "== probe, dirty flush"; timeout 300 $P bench --json "$OUT/probe.json"
     echo "== torch SDPA, dirty flush"
@@ -41,7 +43,8 @@ for m in "${modes[@]}"; do
     cuobjdump -sass $P > "$OUT/probe-sass.txt" 2>&1 || echo "no cuobjdump"
     awk '/Function : /{f = /fwSplit/} f' "$OUT/probe-sass.txt" | grep -oE "^\s+/\*[0-9a-f]{4}\*/\s+[A-Z0-9_.]+" | awk '{print $2}' | sed 's/\..*//' | sort | uniq -c | sort -rn | head -20 ;;
   variants)
-    for b in build/probe/fixed_width_mma*; do
+    for b in build/probe/fixed_width_mma build/probe/fixed_width_mma_*; do
+      [[ $b == *.log ]] && continue
       n=$(basename "$b")
       echo "== $n"; timeout 300 $b check | tail -6
       timeout 300 $b bench --json "$OUT/probe-$n.json" | tee "$OUT/probe-$n.txt"
@@ -53,9 +56,9 @@ for m in "${modes[@]}"; do
   floor) # the read floor's fit on this machine (build/gpu-tests/kvc-bench carried)
     timeout 120 build/gpu-tests/kvc-bench floor --sizes-mib 0,1,2,4,8,16,32,64,128,256,512,1024,2048 \
       --read x1 --flush dirty --json "$OUT/sizes-x1-dirty.json" | grep -v wrote
-    PYTHONPATH=python python3 -m kvc.bench.floor_fit "$OUT/sizes-x1-dirty.json" | tail -3 ;;
+    PYTHONPATH=python python3 -m kvc.bench.floor_fit "$OUT/sizes-x1-dirty.json" | grep -E "^fit|at most" ;;
   splits)
-    for s in 4 8 12 16 24 33 66 132; do echo "== splits $s"; $P bench --batches 1,8,32 --contexts 16384,65536 --splits $s --reps 20 --json "$OUT/probe-splits-$s.json" | tail -6; done ;;
+    for s in 4 8 12 16 24 33 66 132; do echo "== splits $s"; timeout 300 $P bench --batches 1,8,32 --contexts 16384,65536 --splits $s --reps 20 --json "$OUT/probe-splits-$s.json" | tail -6; done ;;
   *) echo "unknown mode $m"; exit 2 ;;
   esac
 done

@@ -31,13 +31,18 @@ def main(argv=None):
     a = ap.parse_args(argv)
 
     probe, sdpa = load(a.probe), load(a.sdpa)
-    if probe.get("flush") != sdpa.get("flush"):
-        sys.exit(f"probe_table: flush differs: probe {probe.get('flush')}, sdpa {sdpa.get('flush')}")
+    sweeps = [(path, load(path)) for path in a.sweep]
+    for path, d in [(a.probe, probe)] + sweeps:
+        if d.get("flush") != sdpa.get("flush"):
+            sys.exit(f"probe_table: flush differs: {path} {d.get('flush')}, "
+                     f"sdpa {sdpa.get('flush')}")
+        if "device" in d and "device" in sdpa and d["device"] != sdpa["device"]:
+            sys.exit(f"probe_table: device differs: {path} {d['device']}, sdpa {sdpa['device']}")
     copy = sdpa["copy_tbps"]
     torch = {(r["backend"], r["batch"], r["context"]): r["time_us"] for r in sdpa["results"]}
     best = {}
-    for path in a.sweep:
-        for r in load(path)["results"]:
+    for _, d in sweeps:
+        for r in d["results"]:
             k = (r["batch"], r["context"])
             if k not in best or r["time_us"] < best[k]["time_us"]:
                 best[k] = r
@@ -65,7 +70,7 @@ def main(argv=None):
             sys.exit(f"probe_table: no cuDNN time for batch {b} context {t} in {a.sdpa}")
         us, mb = r["time_us"], r["bytes"] / 1e6
         tbps = r["bytes"] / us / 1e6
-        row = [str(b), f"{t // 1024}k", f"{fl:.1f}" if fl else "-", f"{cud:.1f}",
+        row = [str(b), f"{t // 1024}k", f"{fl:.1f}" if fl is not None else "-", f"{cud:.1f}",
                f"{us:.1f} ({r['splits']})", f"{mb:.1f}", f"{r['dense_bytes'] / 1e6:.1f}",
                f"{tbps:.2f}", f"{100 * tbps / copy:.0f}%", f"{cud / us:.2f}x"]
         if best:
