@@ -231,3 +231,15 @@ def test_probe_table_rejects_mixed_flush_and_bad_fit(tmp_path):
     open(sdpa, "w").write(json.dumps(d))
     with pytest.raises(SystemExit, match="no cuDNN time for batch 1 context 4096"):
         probe_table.main(["--probe", probe, "--sdpa", sdpa])
+
+
+def test_probe_table_window_projection():
+    # T = 16384 with the codec's defaults: keys 16256 encoded (128 recent), values 16128
+    # (256 recent). Per row: 128*128*(2 - 5/8) + 256*(128*(2 - 4/8) - 8) = 22528 + 47104 bytes.
+    assert probe_table.window_extra_bytes(1, 16384, 128, 256) == 8 * (22528 + 47104)
+    # T = 16400: 16 more tokens stay in both windows (no block is full).
+    assert probe_table.window_extra_bytes(1, 16400, 128, 256) == \
+        8 * (144 * 128 * 1.375 + 272 * (128 * 1.5 - 8))
+    # A context shorter than one block plus the window is all fp16.
+    assert probe_table.window_extra_bytes(2, 128, 128, 256) == \
+        16 * (128 * 128 * 1.375 + 128 * (128 * 1.5 - 8))

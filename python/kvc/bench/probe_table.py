@@ -6,9 +6,29 @@ sdpa.json measured, cuDNN's and flash's time, the speedup over cuDNN, and, given
 fit (time = fixed + bytes / rate, from kvc.bench.floor_fit on the same machine and flush), the
 floor for the probe's bytes and the time the issue's 3x-cuDNN target allows.
 
+The probe encodes every token; the codec keeps its newest tokens in fp16 recent windows
+(keys: key_recent plus what does not fill a key block; values likewise). --windows
+KEY_RECENT,VALUE_RECENT (the codec's defaults: 128,256) adds a projection: the probe's bytes
+with those tokens in fp16 instead of fixed-width codes, read at the probe's measured rate.
+
 usage: python3 -m kvc.bench.probe_table --probe probe.json --sdpa sdpa.json
        [--sweep probe-splits-16.json ...] [--floor-fit FIXED_US,TBPS] [--target 3]
+       [--windows 128,256]
 """
+
+KEY_BLOCK, VALUE_BLOCK, D, HKV = 64, 128, 128, 8
+KEY_BITS, VALUE_BITS = 5, 4
+
+
+def window_extra_bytes(batch, context, key_recent, value_recent):
+    """Bytes the codec's fp16 windows add over the probe's all-fixed-width form."""
+    def recent(block, keep):
+        encoded = (context - keep) // block * block if context >= block + keep else 0
+        return context - encoded
+    rk, rv = recent(KEY_BLOCK, key_recent), recent(VALUE_BLOCK, value_recent)
+    # fp16 rows replace fixed-width codes (the value (min, step) pairs of window tokens go too).
+    per_row = rk * D * (2 - KEY_BITS / 8) + rv * (D * (2 - VALUE_BITS / 8) - 8)
+    return batch * HKV * per_row
 import argparse
 import json
 import sys
@@ -28,7 +48,17 @@ def main(argv=None):
     ap.add_argument("--floor-fit", default="",
                     help="FIXED_US,TBPS of the read floor's fit (kvc.bench.floor_fit)")
     ap.add_argument("--target", type=float, default=3.0, help="speedup over cuDNN to check")
+    ap.add_argument("--windows", default="",
+                    help="KEY_RECENT,VALUE_RECENT: project the codec's fp16 windows")
     a = ap.parse_args(argv)
+    windows = None
+    if a.windows:
+        try:
+            windows = tuple(int(x) for x in a.windows.split(","))
+            if len(windows) != 2 or min(windows) < 0:
+                raise ValueError
+        except ValueError:
+            sys.exit(f"probe_table: --windows wants KEY_RECENT,VALUE_RECENT, got '{a.windows}'")
 
     probe, sdpa = load(a.probe), load(a.sdpa)
     sweeps = [(path, load(path)) for path in a.sweep]
@@ -61,6 +91,8 @@ def main(argv=None):
         head += ["best of sweep us (splits)", "vs cuDNN"]
     if fixed is not None:
         head += ["floor us", "% of floor", f"{a.target:g}x needs us"]
+    if windows:
+        head += ["with fp16 windows: MB", "projected us", "vs cuDNN"]
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
     for r in probe["results"]:
@@ -79,6 +111,10 @@ def main(argv=None):
         if fixed is not None:
             floor = fixed + r["bytes"] / (rate * 1e6)
             row += [f"{floor:.1f}", f"{100 * floor / us:.0f}%", f"{cud / a.target:.1f}"]
+        if windows:
+            extra = window_extra_bytes(b, t, *windows)
+            proj = us * (r["bytes"] + extra) / r["bytes"]
+            row += [f"{(r['bytes'] + extra) / 1e6:.1f}", f"{proj:.1f}", f"{cud / proj:.2f}x"]
         print("| " + " | ".join(row) + " |")
     return 0
 
