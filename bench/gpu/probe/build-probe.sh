@@ -8,11 +8,12 @@
 #   magic     FW_KEEP_MAGIC=1: keep the 128 / 1024 offsets in the mma operands, removed in f32
 #   old       FW_INDEP=0: one softmax state per CTA (two CTA barriers per tile)
 #   fused     FW_FUSED=1: the last CTA of a row merges (no merge launch)
+#   nowin     FW_WINDOW=0: no fp16-window tiles in the kernel (what that code costs the rest)
 # Prints each split kernel's registers and spills (ptxas -v); a failed build prints nvcc's log.
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 NVCC=${NVCC:-/usr/local/cuda/bin/nvcc}
-VARIANTS=${VARIANTS-"s0 s3 minb1 old magic fused"}
+VARIANTS=${VARIANTS-"nowin s0 s3 minb1 old magic fused"}
 mkdir -p build/probe
 rm -f build/probe/fixed_width_mma*
 for v in default $VARIANTS; do
@@ -26,6 +27,7 @@ for v in default $VARIANTS; do
     magic) flags="$flags -DFW_KEEP_MAGIC=1" ;;
     old) flags="$flags -DFW_INDEP=0" ;;
     fused) flags="$flags -DFW_FUSED=1" ;;
+    nowin) flags="$flags -DFW_WINDOW=0" ;;
     *) echo "build-probe.sh: unknown variant part '$part' in '$v'" >&2; exit 2 ;;
     esac
   done

@@ -14,8 +14,13 @@
 // hand-written CUDA, like kvc-bench's hand-written read kernels for the bandwidth floor: a
 // measurement of a format, not part of kvc's generated GPU path.
 //
-// Shapes: Sq = 1, Hkv = 8, g = 4 (Hq = 32), D = 128, bf16 queries and output; every token of a
-// row is encoded (no fp16 recent window) and T is a multiple of the 128-token tile.
+// Shapes: Sq = 1, Hkv = 8, g = 4 (Hq = 32), D = 128, bf16 queries and output. By default every
+// token of a row is encoded and T is a multiple of the 128-token tile; with a window (check's
+// window cases, bench --window 256) the newest tokens stay fp16 as in the codec: tokens
+// [Tf, T), Tf = floor((T - window) / 128) * 128, keys and values (the codec encodes the keys of
+// up to one more key block; the probe reads those as fp16 too), the last tile partial and
+// masked. Each window tile is a split of its own (a CTA beside the code splits) and runs the
+// same warp loop with f16 mma operands loaded straight from the window.
 //
 // Device layout (per row r = b*Hkv + kvh, per 128-token tile t, per warp w of 4):
 //   keys  kw: 20 words per lane as 5 uint4 [j4][lane] (a warp's uint4 loads are contiguous).
@@ -40,7 +45,7 @@
 //
 // usage: fixed_width_mma check
 //        fixed_width_mma bench [--batches 1,8,32] [--contexts 4096,16384,65536] [--reps 30]
-//                              [--warmup 5] [--splits N] [--json FILE]
+//                              [--warmup 5] [--splits N] [--json FILE] [--window V]
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
@@ -54,6 +59,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 namespace {
@@ -71,6 +77,12 @@ constexpr size_t kRingBytes = FW_STAGES * size_t(KU4 + VU4) * THREADS * 16;
 #endif
 #ifndef FW_FUSED
 #define FW_FUSED 0 // 1: the last CTA of a row merges the splits (no merge launch; measured slower)
+#endif
+#ifndef FW_WINDOW
+#define FW_WINDOW FW_INDEP // 1: the kernel handles fp16 window tiles (needs FW_INDEP)
+#endif
+#if FW_WINDOW && !FW_INDEP
+#error "FW_WINDOW needs FW_INDEP"
 #endif
 #ifndef FW_KEEP_MAGIC
 #define FW_KEEP_MAGIC 0 // 1: the mma operands keep the 128 / 1024 offsets, removed in f32 after
@@ -118,6 +130,22 @@ __device__ __forceinline__ void mmaF16(float (&c)[4], const uint32_t (&a)[4], ui
                : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
                : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
+// bf16x2 -> f16x2 (the window's keys are fp16, so its mma takes f16 queries).
+__device__ __forceinline__ uint32_t bf16x2ToF16x2(uint32_t x) {
+  const float2 f = __bfloat1622float2(*reinterpret_cast<__nv_bfloat162 *>(&x));
+  const __half2 h = __float22half2_rn(f);
+  return *reinterpret_cast<const uint32_t *>(&h);
+}
+// Channels c, c+1 of window token r (0 past the window's len tokens).
+__device__ __forceinline__ uint32_t halfPair(const __half *rows, int r, int c, int len) {
+  return r < len ? *reinterpret_cast<const uint32_t *>(rows + size_t(r) * D + c) : 0u;
+}
+// Channel c of window tokens k, k+1 as an f16x2 (0 past len).
+__device__ __forceinline__ uint32_t tokenPair(const __half *rows, int k, int c, int len) {
+  const uint32_t lo = k < len ? __half_as_ushort(rows[size_t(k) * D + c]) : 0u;
+  const uint32_t hi = k + 1 < len ? __half_as_ushort(rows[size_t(k + 1) * D + c]) : 0u;
+  return lo | hi << 16;
+}
 __device__ __forceinline__ uint32_t word(const uint4 &v, int c) {
   return c == 0 ? v.x : c == 1 ? v.y : c == 2 ? v.z : v.w;
 }
@@ -132,13 +160,21 @@ __global__ void __launch_bounds__(THREADS, FW_MIN_BLOCKS) fwSplit(const __nv_bfl
                                                    const float *__restrict__ vmin,
                                                    const float *__restrict__ vstep,
                                                    float *__restrict__ opart,
-                                                   float *__restrict__ ml, int T, int S,
+                                                   float *__restrict__ ml, int T, int Tf,
+                                                   const __half *__restrict__ krec,
+                                                   const __half *__restrict__ vrec, int S,
                                                    float scaleLog2,
                                                    int *__restrict__ counters,
                                                    __nv_bfloat16 *__restrict__ out) {
   const int s = blockIdx.x, kvh = blockIdx.y, b = blockIdx.z, Hkv = gridDim.y;
-  const int row = b * Hkv + kvh, tiles = T / TILE, per = (tiles + S - 1) / S;
-  const int t0 = s * per, t1 = min(tiles, t0 + per);
+  // Tokens [0, Tf) are fixed-width codes (tilesF tiles); [Tf, T) are the fp16 recent window
+  // (krec/vrec [row][T - Tf][D]), the last tile possibly partial. Of the S splits, the last
+  // W = tiles - tilesF take one window tile each (they run beside the code splits instead of
+  // lengthening the last one); the first S - W cut the code tiles into contiguous ranges.
+  const int row = b * Hkv + kvh, tilesF = Tf / TILE, tiles = (T + TILE - 1) / TILE;
+  const int Sf = S - (tiles - tilesF), per = (tilesF + Sf - 1) / Sf, tailLen = T - Tf;
+  const int t0 = s < Sf ? s * per : tilesF + (s - Sf);
+  const int t1 = s < Sf ? min(tilesF, t0 + per) : t0 + 1;
   const int lane = threadIdx.x & 31, w = threadIdx.x >> 5, g = lane >> 2, tg = lane & 3;
   __shared__ float redMax[NWARP][8], redL[NWARP][8], redM[NWARP][8];
 #if FW_INDEP
@@ -156,6 +192,9 @@ __global__ void __launch_bounds__(THREADS, FW_MIN_BLOCKS) fwSplit(const __nv_bfl
 #ifdef FW_Q_SMEM
   __shared__ uint32_t qsm[8][2][32];
 #endif
+#if FW_WINDOW
+  __shared__ uint32_t qh16[8][2][32]; // the query fragments in f16, for the window's key mma
+#endif
   uint32_t qb[8][2];
   float qsum = 0.f;
   const uint32_t *qrow = reinterpret_cast<const uint32_t *>(q + (size_t(row) * NH + min(g, NH - 1)) * D);
@@ -164,6 +203,10 @@ __global__ void __launch_bounds__(THREADS, FW_MIN_BLOCKS) fwSplit(const __nv_bfl
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
       uint32_t x = g < NH ? qrow[(16 * kk + 8 * h + 2 * tg) / 2] : 0u;
+#if FW_WINDOW
+      if (w == 0)
+        qh16[kk][h][lane] = bf16x2ToF16x2(x);
+#endif
 #ifdef FW_Q_SMEM
       if (w == 0)
         qsm[kk][h][lane] = x;
@@ -177,15 +220,20 @@ __global__ void __launch_bounds__(THREADS, FW_MIN_BLOCKS) fwSplit(const __nv_bfl
   qsum += __shfl_xor_sync(~0u, qsum, 1);
   qsum += __shfl_xor_sync(~0u, qsum, 2);
   const float qs[2] = {__shfl_sync(~0u, qsum, 8 * tg), __shfl_sync(~0u, qsum, 8 * tg + 4)};
+#if defined(FW_Q_SMEM) || FW_WINDOW
+  __syncthreads(); // warp 0's qsm / qh16 stores before every warp's first key mma
+#endif
 #ifdef FW_Q_SMEM
-  __syncthreads(); // warp 0's qsm stores before every warp's first key mma
+#define QFRAG(kk, h) qsm[kk][h][lane]
+#else
+#define QFRAG(kk, h) qb[kk][h]
 #endif
 
   float mrun[2] = {-INFINITY, -INFINITY}, lsum[2] = {0.f, 0.f}, msum[2] = {0.f, 0.f};
   float wsum[2] = {0.f, 0.f}; // sum of the f16 value weights (FW_KEEP_MAGIC's correction)
   float acc[VMT][4] = {};
-  const uint4 *kwRow = kw + (size_t(row) * tiles * NWARP + w) * (KU4 * 32) + lane;
-  const uint4 *vwRow = vw + (size_t(row) * tiles * NWARP + w) * (VU4 * 32) + lane;
+  const uint4 *kwRow = kw + (size_t(row) * tilesF * NWARP + w) * (KU4 * 32) + lane;
+  const uint4 *vwRow = vw + (size_t(row) * tilesF * NWARP + w) * (VU4 * 32) + lane;
   constexpr size_t kTileU4 = size_t(NWARP) * KU4 * 32, vTileU4 = size_t(NWARP) * VU4 * 32;
 #if FW_STAGES == 0
   // Registers: tile t+1's words are loaded once tile t's key phase is done (values of tile t
@@ -199,7 +247,7 @@ __global__ void __launch_bounds__(THREADS, FW_MIN_BLOCKS) fwSplit(const __nv_bfl
     for (int j = 0; j < VU4; ++j)
       vr[j] = __ldg(vwRow + t * vTileU4 + j * 32);
   };
-  if (t0 < t1)
+  if (t0 < min(t1, tilesF))
     load(t0);
 #define KWORD(j) word(kr[(j) >> 2], (j) & 3)
 #define VWORD(j) word(vcur[(j) >> 2], (j) & 3)
@@ -210,7 +258,7 @@ __global__ void __launch_bounds__(THREADS, FW_MIN_BLOCKS) fwSplit(const __nv_bfl
   extern __shared__ uint4 ring[]; // [stage][KU4 + VU4][THREADS]
   const int tid = threadIdx.x;
   auto fetch = [&](int t) {
-    if (t < t1) {
+    if (t < min(t1, tilesF)) {
       uint4 *dst = ring + size_t(t % FW_STAGES) * (KU4 + VU4) * THREADS + tid;
 #pragma unroll
       for (int j = 0; j < KU4 + VU4; ++j) {
@@ -228,14 +276,20 @@ __global__ void __launch_bounds__(THREADS, FW_MIN_BLOCKS) fwSplit(const __nv_bfl
 #define KWORD(j) word(cur[((j) >> 2) * THREADS + tid], (j) & 3)
 #define VWORD(j) word(cur[(KU4 + ((j) >> 2)) * THREADS + tid], (j) & 3)
 #endif
-  for (int t = t0; t < t1; ++t) {
+  // One tile of the warp loop; a fixed-width tile or (fixedTag false) a window tile. The two
+  // kinds get their own loops below, so the window code adds no registers to the main loop.
+  auto tileStep = [&](int t, auto fixedTag) {
+    constexpr bool fixedTile = decltype(fixedTag)::value;
 #if FW_STAGES > 0
-    asm volatile("cp.async.wait_group %0;" ::"n"(FW_STAGES - 2) : "memory"); // tile t landed
-    cur = ring + size_t(t % FW_STAGES) * (KU4 + VU4) * THREADS;
-    fetch(t + FW_STAGES - 1); // into the slot tile t-1 used
+    if constexpr (fixedTile) {
+      asm volatile("cp.async.wait_group %0;" ::"n"(FW_STAGES - 2) : "memory"); // tile t landed
+      cur = ring + size_t(t % FW_STAGES) * (KU4 + VU4) * THREADS;
+      fetch(t + FW_STAGES - 1); // into the slot tile t-1 used
+    }
 #endif
     // Key phase: scores of the warp's 32 tokens for heads 2tg, 2tg+1 (valid when < NH).
     float sc[2][4] = {};
+    if constexpr (fixedTile) {
 #pragma unroll
     for (int kk = 0; kk < 8; ++kk) {
 #pragma unroll
@@ -253,25 +307,48 @@ __global__ void __launch_bounds__(THREADS, FW_MIN_BLOCKS) fwSplit(const __nv_bfl
           a[i] = bf16x2MinusMagic(a[i]);
 #endif
         }
-#ifdef FW_Q_SMEM
-        mmaBf16(sc[mt], a, qsm[kk][0][lane], qsm[kk][1][lane]);
-#else
-        mmaBf16(sc[mt], a, qb[kk][0], qb[kk][1]);
-#endif
+        mmaBf16(sc[mt], a, QFRAG(kk, 0), QFRAG(kk, 1));
       }
     }
     const int kb = (t * TILE + 32 * w) / KB;
-    const float km = kmin[size_t(row) * (T / KB) + kb], ks = kstep[size_t(row) * (T / KB) + kb];
+    const float km = kmin[size_t(row) * (Tf / KB) + kb], ks = kstep[size_t(row) * (Tf / KB) + kb];
     // FW_KEEP_MAGIC: the mma summed q * (128 + s): sum q*s = acc - 128 * Qsum.
     const float kOff = FW_KEEP_MAGIC ? fmaf(-128.f, ks, km) : km;
+#pragma unroll
+    for (int mt = 0; mt < 2; ++mt)
+#pragma unroll
+      for (int e = 0; e < 4; ++e)
+        sc[mt][e] = scaleLog2 * fmaf(ks, sc[mt][e], kOff * qs[e & 1]);
+    }
+#if FW_WINDOW
+    else {
+      // A tile of the fp16 window: keys as the A operand straight from memory (f16 pairs of
+      // adjacent channels), the queries converted to f16; tokens past T score -inf.
+      const __half *kt = krec + size_t(row) * tailLen * D;
+      const int base = t * TILE - Tf + 32 * w;
+#pragma unroll 4 // registers: the loads of 4 channel steps in flight
+      for (int kk = 0; kk < 8; ++kk)
+#pragma unroll
+        for (int mt = 0; mt < 2; ++mt) {
+          const int r0 = base + 16 * mt + g, r1 = r0 + 8, c = 16 * kk + 2 * tg;
+          const uint32_t a[4] = {halfPair(kt, r0, c, tailLen), halfPair(kt, r1, c, tailLen),
+                                 halfPair(kt, r0, c + 8, tailLen), halfPair(kt, r1, c + 8, tailLen)};
+          mmaF16(sc[mt], a, qh16[kk][0][lane], qh16[kk][1][lane]);
+        }
+#pragma unroll
+      for (int mt = 0; mt < 2; ++mt)
+#pragma unroll
+        for (int e = 0; e < 4; ++e)
+          sc[mt][e] = base + 16 * mt + g + (e >= 2 ? 8 : 0) < tailLen ? scaleLog2 * sc[mt][e]
+                                                                        : -INFINITY;
+    }
+#endif
     float tmax[2] = {-INFINITY, -INFINITY};
 #pragma unroll
     for (int mt = 0; mt < 2; ++mt)
 #pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        sc[mt][e] = scaleLog2 * fmaf(ks, sc[mt][e], kOff * qs[e & 1]);
+      for (int e = 0; e < 4; ++e)
         tmax[e & 1] = fmaxf(tmax[e & 1], sc[mt][e]);
-      }
 #pragma unroll
     for (int h = 0; h < 2; ++h)
       for (int o = 4; o < 32; o <<= 1)
@@ -292,7 +369,8 @@ __global__ void __launch_bounds__(THREADS, FW_MIN_BLOCKS) fwSplit(const __nv_bfl
       for (int ww = 0; ww < NWARP; ++ww)
         m = fmaxf(m, redMax[ww][2 * tg + h]);
 #endif
-      alpha[h] = exp2f(mrun[h] - m);
+      // A window tile can be all past T for this warp: nothing seen yet keeps the zeros.
+      alpha[h] = fixedTile || m != -INFINITY ? exp2f(mrun[h] - m) : 1.f;
       mrun[h] = m;
       lsum[h] *= alpha[h];
       msum[h] *= alpha[h];
@@ -303,12 +381,16 @@ __global__ void __launch_bounds__(THREADS, FW_MIN_BLOCKS) fwSplit(const __nv_bfl
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
         const int h = e & 1, n = 2 * tg + h, r = 32 * w + 16 * mt + g + (e >= 2 ? 8 : 0);
-        const size_t tok = size_t(row) * T + size_t(t) * TILE + r;
-        const float p = exp2f(sc[mt][e] - mrun[h]);
+        const size_t tok = size_t(row) * Tf + size_t(t) * TILE + r;
+        const float p =
+            fixedTile || sc[mt][e] != -INFINITY ? exp2f(sc[mt][e] - mrun[h]) : 0.f;
         lsum[h] += p;
-        msum[h] = fmaf(p, vmin[tok], msum[h]);
-        const __half w16 = __float2half_rn(p * vstep[tok]);
-        wsum[h] += __half2float(w16); // what the value mma weighs the 1024 offset with
+        // Window values are plain fp16: min 0, step 1.
+        if constexpr (fixedTile)
+          msum[h] = fmaf(p, vmin[tok], msum[h]);
+        const __half w16 = __float2half_rn(fixedTile ? p * vstep[tok] : p);
+        if constexpr (fixedTile) // what the value mma weighs the 1024 offset with (codes only)
+          wsum[h] += __half2float(w16);
 #if FW_INDEP
         if (n < NH)
           wsm[w][n][r - 32 * w] = w16;
@@ -328,11 +410,13 @@ __global__ void __launch_bounds__(THREADS, FW_MIN_BLOCKS) fwSplit(const __nv_bfl
     __syncthreads();
 #endif
 #if FW_STAGES == 0
+    if constexpr (fixedTile) {
 #pragma unroll
-    for (int j = 0; j < VU4; ++j)
-      vcur[j] = vr[j];
-    if (t + 1 < t1)
-      load(t + 1);
+      for (int j = 0; j < VU4; ++j)
+        vcur[j] = vr[j];
+      if (t + 1 < min(t1, tilesF))
+        load(t + 1);
+    }
 #endif
     // Value phase: acc[c][n] += sum_t S[t][c] * (p_tn * vstep_t), A = S^T (channel rows).
     // FW_INDEP: the warp's 32 tokens (2 k-steps) x all channels (8 m-tiles); else all 128
@@ -349,6 +433,21 @@ __global__ void __launch_bounds__(THREADS, FW_MIN_BLOCKS) fwSplit(const __nv_bfl
         b1 = *reinterpret_cast<const uint32_t *>(&wsm[g][16 * kk + 8 + 2 * tg]);
 #endif
       }
+#if FW_WINDOW
+      if constexpr (!fixedTile) {
+        // The window's values: A = V^T, pairs of adjacent tokens of one channel.
+        const __half *vt = vrec + size_t(row) * tailLen * D;
+        const int k0 = t * TILE - Tf + 32 * w + 16 * kk + 2 * tg;
+#pragma unroll
+        for (int mt = 0; mt < VMT; ++mt) {
+          const int c0 = 16 * mt + g, c1 = c0 + 8;
+          const uint32_t a[4] = {tokenPair(vt, k0, c0, tailLen), tokenPair(vt, k0, c1, tailLen),
+                                 tokenPair(vt, k0 + 8, c0, tailLen),
+                                 tokenPair(vt, k0 + 8, c1, tailLen)};
+          mmaF16(acc[mt], a, b0, b1);
+        }
+      } else {
+#endif
 #pragma unroll
       for (int mt = 0; mt < VMT; ++mt) {
         const int idx = kk * VMT + mt;
@@ -364,13 +463,22 @@ __global__ void __launch_bounds__(THREADS, FW_MIN_BLOCKS) fwSplit(const __nv_bfl
         }
         mmaF16(acc[mt], a, b0, b1);
       }
+#if FW_WINDOW
+      }
+#endif
     }
 #if FW_INDEP
     __syncwarp(); // the warp's wsm is rewritten by the next tile
 #else
     __syncthreads(); // wsm and redMax are rewritten by the next tile
 #endif
-  }
+  };
+  for (int t = t0; t < min(t1, tilesF); ++t)
+    tileStep(t, std::true_type{});
+#if FW_WINDOW
+  for (int t = max(t0, tilesF); t < t1; ++t)
+    tileStep(t, std::false_type{});
+#endif
   // The row sums over all lanes and warps.
 #pragma unroll
   for (int h = 0; h < 2; ++h)
@@ -527,6 +635,13 @@ __global__ void fillWords(uint32_t *p, size_t n, uint32_t seed) {
     p[i] = x;
   }
 }
+__global__ void fillHalves(__half *p, size_t n, float lo, float hi, uint32_t seed) {
+  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < n; i += size_t(gridDim.x) * blockDim.x) {
+    uint32_t x = uint32_t(i) * 0x9E3779B9u ^ seed;
+    x ^= x >> 16; x *= 0x7FEB352Du; x ^= x >> 15; x *= 0x846CA68Bu; x ^= x >> 16;
+    p[i] = __float2half_rn(lo + (hi - lo) * float(x >> 8) * (1.f / 16777216.f));
+  }
+}
 __global__ void fillParams(float *p, size_t n, float lo, float hi, uint32_t seed) {
   for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < n; i += size_t(gridDim.x) * blockDim.x) {
     uint32_t x = uint32_t(i) * 0x9E3779B9u ^ seed;
@@ -546,7 +661,7 @@ void fragPos(int lane, int e, int &rowOff, int &colOff) {
 // a_{2i} -> nibble i, a_{2i+1} -> nibble 4 + i: element e sits at bit base nibBit(e).
 int nibBit(int e) { return (e & 1) ? 16 + 4 * (e >> 1) : 4 * (e >> 1); }
 
-struct HostCache {
+struct HostCache { // the fixed-width part: T = its tokens per row (a multiple of TILE)
   int B = 0, Hkv = 0, T = 0;
   std::vector<uint32_t> kw, vw;    // as uint32 (uint4 = 4 consecutive words)
   std::vector<float> kmin, kstep, vmin, vstep;
@@ -589,6 +704,12 @@ void pack(HostCache &hc, const std::vector<uint8_t> &ks, const std::vector<uint8
       }
 }
 
+// Tokens per row in fixed-width codes: the codec's encoded values, floor((T - window) / 128) *
+// 128 (0 if T < 128 + window); the rest is the fp16 window. window 0: every whole tile.
+int fixedTokens(int T, int window) {
+  return T >= TILE + window ? (T - window) / TILE * TILE : 0;
+}
+
 uint32_t rngState = 12345u;
 uint32_t rnd() {
   rngState ^= rngState << 13; rngState ^= rngState >> 17; rngState ^= rngState << 5;
@@ -601,29 +722,36 @@ float nrand() { // Box-Muller
 }
 
 struct DeviceCache {
+  int T = 0, Tf = 0; // tokens per row; of them in fixed-width codes (the rest: fp16 window)
   uint4 *kw = nullptr, *vw = nullptr;
   float *kmin = nullptr, *kstep = nullptr, *vmin = nullptr, *vstep = nullptr;
+  __half *krec = nullptr, *vrec = nullptr; // [row][T - Tf][D]
   int *counters = nullptr; // per row, for the fused merge (zero between launches)
   size_t bytes = 0;
   void free() {
     for (void *p : {(void *)kw, (void *)vw, (void *)kmin, (void *)kstep, (void *)vmin,
-                    (void *)vstep, (void *)counters})
+                    (void *)vstep, (void *)krec, (void *)vrec, (void *)counters})
       cudaFree(p);
   }
 };
-DeviceCache allocDevice(int B, int Hkv, int T) {
+DeviceCache allocDevice(int B, int Hkv, int T, int Tf) {
   DeviceCache d;
-  const size_t tiles = T / TILE, R = size_t(B) * Hkv;
+  d.T = T;
+  d.Tf = Tf;
+  const size_t tiles = Tf / TILE, R = size_t(B) * Hkv, tail = size_t(T - Tf) * D;
   const size_t kwn = R * tiles * NWARP * KU4 * 32, vwn = R * tiles * NWARP * VU4 * 32;
+  // cudaMalloc(0) returns a null pointer, which the kernel never reads then.
   CK(cudaMalloc(&d.kw, kwn * 16));
   CK(cudaMalloc(&d.vw, vwn * 16));
-  CK(cudaMalloc(&d.kmin, R * (T / KB) * 4));
-  CK(cudaMalloc(&d.kstep, R * (T / KB) * 4));
-  CK(cudaMalloc(&d.vmin, R * T * 4));
-  CK(cudaMalloc(&d.vstep, R * T * 4));
+  CK(cudaMalloc(&d.kmin, R * (Tf / KB) * 4));
+  CK(cudaMalloc(&d.kstep, R * (Tf / KB) * 4));
+  CK(cudaMalloc(&d.vmin, R * Tf * 4));
+  CK(cudaMalloc(&d.vstep, R * Tf * 4));
+  CK(cudaMalloc(&d.krec, R * tail * 2));
+  CK(cudaMalloc(&d.vrec, R * tail * 2));
   CK(cudaMalloc(&d.counters, R * 4));
   CK(cudaMemset(d.counters, 0, R * 4));
-  d.bytes = kwn * 16 + vwn * 16 + 2 * R * (T / KB) * 4 + 2 * R * T * 4;
+  d.bytes = kwn * 16 + vwn * 16 + 2 * R * (Tf / KB) * 4 + 2 * R * Tf * 4 + 2 * R * tail * 2;
   return d;
 }
 
@@ -658,11 +786,11 @@ int planSplits(int rows, int tiles, int resident) {
 }
 
 void run(const DeviceCache &d, const __nv_bfloat16 *q, __nv_bfloat16 *out, float *opart,
-         float *ml, int B, int Hkv, int T, int S, cudaStream_t st) {
+         float *ml, int B, int Hkv, int S, cudaStream_t st) {
   const float scaleLog2 = float(1.0 / std::sqrt(double(D)) * 1.4426950408889634);
   fwSplit<<<dim3(S, Hkv, B), THREADS, kRingBytes, st>>>(q, d.kw, d.vw, d.kmin, d.kstep, d.vmin,
-                                                        d.vstep, opart, ml, T, S, scaleLog2,
-                                                        d.counters, out);
+                                                        d.vstep, opart, ml, d.T, d.Tf, d.krec,
+                                                        d.vrec, S, scaleLog2, d.counters, out);
   if (!FW_FUSED)
     fwMerge<<<B * Hkv * NH, D, 0, st>>>(opart, ml, out, S);
 }
@@ -671,44 +799,58 @@ void run(const DeviceCache &d, const __nv_bfloat16 *q, __nv_bfloat16 *out, float
 // float64 reference over the dequantized cache ---------------------------------------------
 int check() {
   setRingLimit();
-  struct Case { int B, Hkv, T, S; };
-  const Case cases[] = {{1, 8, 128, 1}, {2, 8, 1024, 3}, {1, 8, 4096, 0}, {3, 8, 2048, 5},
-                        {2, 8, 16384, 0}};
+  // window: the value window of the codec's cut rule (0: every token in codes, T % 128 == 0).
+  // The window cases cover a partial last tile, a row that is all window, and several splits
+  // over window tiles.
+  struct Case { int B, Hkv, T, S, window; };
+  const Case cases[] = {{1, 8, 128, 1, 0},     {2, 8, 1024, 3, 0},    {1, 8, 4096, 0, 0},
+                        {3, 8, 2048, 5, 0},     {2, 8, 16384, 0, 0},   {2, 8, 1000, 0, 256},
+                        {1, 8, 300, 2, 256},    {1, 8, 4097, 7, 256},  {2, 8, 16384, 0, 256}};
   int failures = 0;
   for (const Case &cs : cases) {
-    const int R = cs.B * cs.Hkv, T = cs.T;
+    const int R = cs.B * cs.Hkv, T = cs.T, Tf = fixedTokens(T, cs.window), Tw = T - Tf;
+    if (!FW_WINDOW && Tw) {
+      printf("check B=%d T=%d window %d: skipped (this build has no window path)\n", cs.B, T,
+             cs.window);
+      continue;
+    }
     HostCache hc;
-    hc.B = cs.B; hc.Hkv = cs.Hkv; hc.T = T;
-    std::vector<uint8_t> ks(size_t(R) * T * D), vs(size_t(R) * T * D);
-    hc.kmin.resize(size_t(R) * (T / KB)); hc.kstep.resize(hc.kmin.size());
-    hc.vmin.resize(size_t(R) * T); hc.vstep.resize(hc.vmin.size());
+    hc.B = cs.B; hc.Hkv = cs.Hkv; hc.T = Tf;
+    std::vector<uint8_t> ks(size_t(R) * Tf * D), vs(size_t(R) * Tf * D);
+    std::vector<__half> krec(size_t(R) * Tw * D), vrec(krec.size());
+    hc.kmin.resize(size_t(R) * (Tf / KB)); hc.kstep.resize(hc.kmin.size());
+    hc.vmin.resize(size_t(R) * Tf); hc.vstep.resize(hc.vmin.size());
     std::vector<float> x(size_t(KB) * D), chanOff(D);
     for (int r = 0; r < R; ++r) {
       for (int c = 0; c < D; ++c)
         chanOff[c] = (c % 16 == 3) ? 4.f * nrand() : 0.3f * nrand(); // a few outlier channels
-      for (int blk = 0; blk < T / KB; ++blk) { // keys: one (min, step) per 64 x D block
+      for (int blk = 0; blk < Tf / KB; ++blk) { // keys: one (min, step) per 64 x D block
         float mn = 1e30f, mx = -1e30f;
         for (int i = 0; i < KB * D; ++i) {
           x[i] = __half2float(__float2half_rn(chanOff[i % D] + nrand()));
           mn = std::min(mn, x[i]); mx = std::max(mx, x[i]);
         }
         const float step = float(0.05 * (double(mx) - mn));
-        hc.kmin[size_t(r) * (T / KB) + blk] = mn; hc.kstep[size_t(r) * (T / KB) + blk] = step;
+        hc.kmin[size_t(r) * (Tf / KB) + blk] = mn; hc.kstep[size_t(r) * (Tf / KB) + blk] = step;
         for (int i = 0; i < KB * D; ++i)
-          ks[(size_t(r) * T + blk * KB) * D + i] =
+          ks[(size_t(r) * Tf + blk * KB) * D + i] =
               uint8_t(std::min<long>(KMAX, std::lround(std::nearbyint((double(x[i]) - mn) / step))));
       }
-      for (int t = 0; t < T; ++t) { // values: one (min, step) per token
+      for (int t = 0; t < Tf; ++t) { // values: one (min, step) per token
         float mn = 1e30f, mx = -1e30f;
         for (int c = 0; c < D; ++c) {
           x[c] = __half2float(__float2half_rn(nrand()));
           mn = std::min(mn, x[c]); mx = std::max(mx, x[c]);
         }
         const float step = float(0.1 * (double(mx) - mn));
-        hc.vmin[size_t(r) * T + t] = mn; hc.vstep[size_t(r) * T + t] = step;
+        hc.vmin[size_t(r) * Tf + t] = mn; hc.vstep[size_t(r) * Tf + t] = step;
         for (int c = 0; c < D; ++c)
-          vs[(size_t(r) * T + t) * D + c] =
+          vs[(size_t(r) * Tf + t) * D + c] =
               uint8_t(std::min<long>(VMAX, std::lround(std::nearbyint((double(x[c]) - mn) / step))));
+      }
+      for (size_t i = 0; i < size_t(Tw) * D; ++i) { // the fp16 window
+        krec[size_t(r) * Tw * D + i] = __float2half_rn(chanOff[i % D] + nrand());
+        vrec[size_t(r) * Tw * D + i] = __float2half_rn(nrand());
       }
     }
     pack(hc, ks, vs);
@@ -718,14 +860,18 @@ int check() {
       qh[i] = __float2bfloat16_rn(nrand());
       qf[i] = __bfloat162float(qh[i]);
     }
-    DeviceCache d = allocDevice(cs.B, cs.Hkv, T);
+    DeviceCache d = allocDevice(cs.B, cs.Hkv, T, Tf);
     CK(cudaMemcpy(d.kw, hc.kw.data(), hc.kw.size() * 4, cudaMemcpyHostToDevice));
     CK(cudaMemcpy(d.vw, hc.vw.data(), hc.vw.size() * 4, cudaMemcpyHostToDevice));
     CK(cudaMemcpy(d.kmin, hc.kmin.data(), hc.kmin.size() * 4, cudaMemcpyHostToDevice));
     CK(cudaMemcpy(d.kstep, hc.kstep.data(), hc.kstep.size() * 4, cudaMemcpyHostToDevice));
     CK(cudaMemcpy(d.vmin, hc.vmin.data(), hc.vmin.size() * 4, cudaMemcpyHostToDevice));
     CK(cudaMemcpy(d.vstep, hc.vstep.data(), hc.vstep.size() * 4, cudaMemcpyHostToDevice));
-    const int S = cs.S ? cs.S : planSplits(R, T / TILE, residentCtas());
+    CK(cudaMemcpy(d.krec, krec.data(), krec.size() * 2, cudaMemcpyHostToDevice));
+    CK(cudaMemcpy(d.vrec, vrec.data(), vrec.size() * 2, cudaMemcpyHostToDevice));
+    // Code splits (the case's count or the plan), plus one split per window tile.
+    const int S = (cs.S ? cs.S : planSplits(R, std::max(1, Tf / TILE), residentCtas())) +
+                  (T - Tf + TILE - 1) / TILE;
     __nv_bfloat16 *qd, *od;
     float *opart, *ml;
     CK(cudaMalloc(&qd, qh.size() * 2));
@@ -733,12 +879,24 @@ int check() {
     CK(cudaMalloc(&opart, size_t(R) * NH * S * D * 4));
     CK(cudaMalloc(&ml, size_t(R) * NH * S * 2 * 4));
     CK(cudaMemcpy(qd, qh.data(), qh.size() * 2, cudaMemcpyHostToDevice));
-    run(d, qd, od, opart, ml, cs.B, cs.Hkv, T, S, 0);
+    run(d, qd, od, opart, ml, cs.B, cs.Hkv, S, 0);
     CK(cudaGetLastError());
     CK(cudaDeviceSynchronize());
     std::vector<__nv_bfloat16> oh(qh.size());
     CK(cudaMemcpy(oh.data(), od, oh.size() * 2, cudaMemcpyDeviceToHost));
-    // float64 reference over x_hat = min + symbol * step (f32, like the codec).
+    // float64 reference over x_hat = min + symbol * step (f32, like the codec) and the window.
+    auto key = [&](int r, int t, int c) -> double {
+      if (t >= Tf)
+        return __half2float(krec[(size_t(r) * Tw + t - Tf) * D + c]);
+      const size_t kb = size_t(r) * (Tf / KB) + t / KB;
+      return hc.kmin[kb] + float(ks[(size_t(r) * Tf + t) * D + c]) * hc.kstep[kb];
+    };
+    auto value = [&](int r, int t, int c) -> double {
+      if (t >= Tf)
+        return __half2float(vrec[(size_t(r) * Tw + t - Tf) * D + c]);
+      const size_t vt = size_t(r) * Tf + t;
+      return hc.vmin[vt] + float(vs[vt * D + c]) * hc.vstep[vt];
+    };
     double num = 0, den = 0, maxAbs = 0;
     std::vector<double> sc(T);
     for (int r = 0; r < R; ++r)
@@ -746,10 +904,9 @@ int check() {
         const float *qv = &qf[(size_t(r) * NH + n) * D];
         double m = -1e300;
         for (int t = 0; t < T; ++t) {
-          const size_t kb = size_t(r) * (T / KB) + t / KB;
           double acc = 0;
           for (int c = 0; c < D; ++c)
-            acc += double(qv[c]) * double(hc.kmin[kb] + float(ks[(size_t(r) * T + t) * D + c]) * hc.kstep[kb]);
+            acc += double(qv[c]) * key(r, t, c);
           sc[t] = acc / std::sqrt(double(D));
           m = std::max(m, sc[t]);
         }
@@ -758,9 +915,8 @@ int check() {
         for (int t = 0; t < T; ++t) {
           const double p = std::exp(sc[t] - m);
           l += p;
-          const size_t vt = size_t(r) * T + t;
           for (int c = 0; c < D; ++c)
-            o[c] += p * double(hc.vmin[vt] + float(vs[vt * D + c]) * hc.vstep[vt]);
+            o[c] += p * value(r, t, c);
         }
         for (int c = 0; c < D; ++c) {
           const double ref = o[c] / l, got = __bfloat162float(oh[(size_t(r) * NH + n) * D + c]);
@@ -772,8 +928,9 @@ int check() {
     const double rel = std::sqrt(num / std::max(den, 1e-300));
     const bool ok = rel <= 1e-2 && std::isfinite(rel);
     failures += !ok;
-    printf("check B=%d Hkv=%d T=%d splits=%d: rel L2 %.3e, max abs %.3e (tolerance rel L2 1e-2) %s\n",
-           cs.B, cs.Hkv, T, S, rel, maxAbs, ok ? "ok" : "FAIL");
+    printf("check B=%d Hkv=%d T=%d (%d in codes, %d fp16) splits=%d: rel L2 %.3e, max abs %.3e "
+           "(tolerance rel L2 1e-2) %s\n",
+           cs.B, cs.Hkv, T, Tf, Tw, S, rel, maxAbs, ok ? "ok" : "FAIL");
     cudaFree(qd); cudaFree(od); cudaFree(opart); cudaFree(ml);
     d.free();
   }
@@ -811,7 +968,7 @@ std::vector<int> parseList(const std::string &opt, const char *s) {
 
 int bench(int argc, char **argv) {
   std::vector<int> batches = {1, 8, 32}, contexts = {4096, 16384, 65536};
-  int reps = 30, warmup = 5, forcedSplits = 0;
+  int reps = 30, warmup = 5, forcedSplits = 0, window = 0;
   const char *json = nullptr;
   for (int i = 2; i < argc; ++i) {
     const std::string a = argv[i];
@@ -824,14 +981,20 @@ int bench(int argc, char **argv) {
     else if (a == "--reps") reps = parseInt(a, next(), false);
     else if (a == "--warmup") warmup = parseInt(a, next(), true);
     else if (a == "--splits") forcedSplits = parseInt(a, next(), true);
+    else if (a == "--window") window = parseInt(a, next(), true);
     else if (a == "--json") json = next();
     else { fprintf(stderr, "fixed_width_mma: unknown option %s\n", a.c_str()); return 2; }
   }
   for (int T : contexts)
-    if (T % TILE) {
-      fprintf(stderr, "fixed_width_mma: --contexts: %d is not a multiple of the %d-token tile\n", T, TILE);
+    if (!window && T % TILE) {
+      fprintf(stderr, "fixed_width_mma: --contexts: %d is not a multiple of the %d-token tile "
+              "(only with --window)\n", T, TILE);
       return 2;
     }
+  if (window && !FW_WINDOW) {
+    fprintf(stderr, "fixed_width_mma: --window needs a build with FW_WINDOW\n");
+    return 2;
+  }
   FILE *jf = json ? fopen(json, "w") : nullptr;
   if (json && !jf) { fprintf(stderr, "fixed_width_mma: cannot write %s\n", json); return 1; }
   setRingLimit();
@@ -841,21 +1004,25 @@ int bench(int argc, char **argv) {
   CK(cudaMalloc(&flush, flushBytes));
   cudaDeviceProp prop;
   CK(cudaGetDeviceProperties(&prop, 0));
-  if (jf) fprintf(jf, "{\"kernel\": \"fixed_width_mma probe\", \"device\": \"%s\", \"flush\": \"dirty\", \"reps\": %d, \"warmup\": %d, \"resident_ctas\": %d, \"results\": [", prop.name, reps, warmup, resident);
-  printf("stages %d, resident CTAs %d\n", FW_STAGES, resident);
+  if (jf) fprintf(jf, "{\"kernel\": \"fixed_width_mma probe\", \"device\": \"%s\", \"flush\": \"dirty\", \"window\": %d, \"reps\": %d, \"warmup\": %d, \"resident_ctas\": %d, \"results\": [", prop.name, window, reps, warmup, resident);
+  printf("stages %d, resident CTAs %d, fp16 value window %d tokens\n", FW_STAGES, resident, window);
   printf("%5s %7s %6s %10s %10s %8s %12s\n", "batch", "context", "splits", "time_us", "MB_read", "TB/s", "dense_MB");
   bool first = true;
   for (int B : batches)
     for (int T : contexts) {
-      const int R = B * Hkv, S = forcedSplits ? forcedSplits : planSplits(R, T / TILE, resident);
-      DeviceCache d = allocDevice(B, Hkv, T);
-      const size_t tiles = T / TILE;
+      const int R = B * Hkv, Tf = fixedTokens(T, window);
+      const int S = (forcedSplits ? forcedSplits : planSplits(R, std::max(1, Tf / TILE), resident)) +
+                    (T - Tf + TILE - 1) / TILE; // + one split per window tile
+      DeviceCache d = allocDevice(B, Hkv, T, Tf);
+      const size_t tiles = Tf / TILE;
       fillWords<<<1024, 256>>>(reinterpret_cast<uint32_t *>(d.kw), size_t(R) * tiles * NWARP * KU4 * 128, 1u);
       fillWords<<<1024, 256>>>(reinterpret_cast<uint32_t *>(d.vw), size_t(R) * tiles * NWARP * VU4 * 128, 2u);
-      fillParams<<<1024, 256>>>(d.kmin, size_t(R) * (T / KB), -3.f, -1.f, 3u);
-      fillParams<<<1024, 256>>>(d.kstep, size_t(R) * (T / KB), 0.1f, 0.3f, 4u);
-      fillParams<<<1024, 256>>>(d.vmin, size_t(R) * T, -2.f, -1.f, 5u);
-      fillParams<<<1024, 256>>>(d.vstep, size_t(R) * T, 0.1f, 0.3f, 6u);
+      fillParams<<<1024, 256>>>(d.kmin, size_t(R) * (Tf / KB), -3.f, -1.f, 3u);
+      fillParams<<<1024, 256>>>(d.kstep, size_t(R) * (Tf / KB), 0.1f, 0.3f, 4u);
+      fillParams<<<1024, 256>>>(d.vmin, size_t(R) * Tf, -2.f, -1.f, 5u);
+      fillParams<<<1024, 256>>>(d.vstep, size_t(R) * Tf, 0.1f, 0.3f, 6u);
+      fillHalves<<<1024, 256>>>(d.krec, size_t(R) * (T - Tf) * D, -3.f, 3.f, 7u);
+      fillHalves<<<1024, 256>>>(d.vrec, size_t(R) * (T - Tf) * D, -2.f, 2.f, 8u);
       __nv_bfloat16 *qd, *od;
       float *opart, *ml;
       CK(cudaMalloc(&qd, size_t(R) * NH * D * 2));
@@ -873,7 +1040,7 @@ int bench(int argc, char **argv) {
       for (int i = 0; i < warmup + reps; ++i) {
         CK(cudaMemsetAsync(flush, i & 0xFF, flushBytes, 0)); // dirty L2 flush, as kvc-bench
         CK(cudaEventRecord(e0, 0));
-        run(d, qd, od, opart, ml, B, Hkv, T, S, 0);
+        run(d, qd, od, opart, ml, B, Hkv, S, 0);
         CK(cudaEventRecord(e1, 0));
         CK(cudaEventSynchronize(e1));
         float ms = 0;
@@ -903,7 +1070,10 @@ int main(int argc, char **argv) {
   if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
     printf("usage: fixed_width_mma check\n"
            "       fixed_width_mma bench [--batches 1,8,32] [--contexts 4096,16384,65536]\n"
-           "                             [--reps 30] [--warmup 5] [--splits N] [--json FILE]\n");
+           "                             [--reps 30] [--warmup 5] [--splits N] [--json FILE]\n"
+           "                             [--window V]\n"
+           "  --window V: keep the codec's fp16 value window of V tokens (its default: 256)\n"
+           "  unencoded; contexts need not be multiples of 128 then.\n");
     return 0;
   }
   if (argc >= 2 && !strcmp(argv[1], "check")) return check();

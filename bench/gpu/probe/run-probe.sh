@@ -23,6 +23,8 @@ for m in "${modes[@]}"; do
     timeout 400 compute-sanitizer --tool racecheck $P check 2>&1 | tail -3 | tee "$OUT/probe-racecheck.txt" ;;
   bench)
     echo "== probe, dirty flush"; timeout 300 $P bench --json "$OUT/probe.json"
+    echo "== probe with the codec's fp16 value window (256 tokens), dirty flush"
+    timeout 300 $P bench --window 256 --json "$OUT/probe-window.json"
     echo "== torch SDPA, dirty flush"
     timeout 300 env PYTHONPATH=python python3 -m kvc.bench.sdpa_decode --json "$OUT/sdpa.json" ;;
   ncu)
@@ -58,7 +60,7 @@ for m in "${modes[@]}"; do
       --read x1 --flush dirty --json "$OUT/sizes-x1-dirty.json" | grep -v wrote
     PYTHONPATH=python python3 -m kvc.bench.floor_fit "$OUT/sizes-x1-dirty.json" | grep -E "^fit|at most" ;;
   splits)
-    for s in 4 8 12 16 24 33 66 132; do echo "== splits $s"; timeout 300 $P bench --batches 1,8,32 --contexts 16384,65536 --splits $s --reps 20 --json "$OUT/probe-splits-$s.json" | tail -6; done ;;
+    for s in 4 8 12 16 24 33 66 132; do echo "== $s code splits (+ window splits), --window 256"; timeout 300 $P bench --window 256 --batches 1,8,32 --contexts 16384,65536 --splits $s --reps 20 --json "$OUT/probe-splits-$s.json" | tail -6; done ;;
   *) echo "unknown mode $m"; exit 2 ;;
   esac
 done
