@@ -243,3 +243,27 @@ def test_probe_table_window_projection():
     # A context shorter than one block plus the window is all fp16.
     assert probe_table.window_extra_bytes(2, 128, 128, 256) == \
         16 * (128 * 128 * 1.375 + 128 * (128 * 1.5 - 8))
+
+
+def test_probe_table_window_checks_and_projection_columns(tmp_path, capsys):
+    probe, sweep, sdpa = _probe_docs(tmp_path)
+    # --windows adds the projection: 8 x 16k gets 8 * 8 * (22528 + 47104) bytes more.
+    probe_table.main(["--probe", probe, "--sdpa", sdpa, "--windows", "128,256"])
+    out = capsys.readouterr().out
+    extra = 64 * (22528 + 47104)
+    proj = 80.0 * (160e6 + extra) / 160e6
+    assert f"| {(160e6 + extra) / 1e6:.1f} | {proj:.1f} | {192.0 / proj:.2f}x |" in out
+    with pytest.raises(SystemExit, match="KEY_RECENT,VALUE_RECENT"):
+        probe_table.main(["--probe", probe, "--sdpa", sdpa, "--windows", "128"])
+    # A sweep with another window than the probe run is refused, and --windows on a run
+    # that already has a window too.
+    d = json.loads(open(sweep).read())
+    d["window"] = 256
+    open(sweep, "w").write(json.dumps(d))
+    with pytest.raises(SystemExit, match="window differs"):
+        probe_table.main(["--probe", probe, "--sdpa", sdpa, "--sweep", sweep])
+    d = json.loads(open(probe).read())
+    d["window"] = 256
+    open(probe, "w").write(json.dumps(d))
+    with pytest.raises(SystemExit, match="already has a 256-token window"):
+        probe_table.main(["--probe", probe, "--sdpa", sdpa, "--windows", "128,256"])

@@ -17,9 +17,9 @@
 // Shapes: Sq = 1, Hkv = 8, g = 4 (Hq = 32), D = 128, bf16 queries and output. By default every
 // token of a row is encoded and T is a multiple of the 128-token tile; with a window (check's
 // window cases, bench --window 256) the newest tokens stay fp16 as in the codec: tokens
-// [Tf, T), Tf = floor((T - window) / 128) * 128, keys and values (the codec encodes the keys of
-// up to one more key block; the probe reads those as fp16 too), the last tile partial and
-// masked. Each window tile is a split of its own (a CTA beside the code splits) and runs the
+// [Tf, T), Tf = floor((T - window) / 128) * 128, keys and values (the codec's key window is
+// shorter, 128-191 tokens against 256-383 for values, so the probe reads 2-3 key blocks as fp16
+// that the codec encodes), the last tile partial and masked. Each window tile is a split of its own (a CTA beside the code splits) and runs the
 // same warp loop with f16 mma operands loaded straight from the window.
 //
 // Device layout (per row r = b*Hkv + kvh, per 128-token tile t, per warp w of 4):
@@ -35,7 +35,7 @@
 //         channels 16mt + .., mt 0..7, cols = the warp's tokens 32w + 16kk + .., kk 0..1),
 //         nibbles as for keys (FW_INDEP=0: idx = kk*2 + mt, the warp's channels 32w + 16mt +
 //         .. over all 128 tokens 16kk + .., kk 0..7).
-//   kmin/kstep [r][T/64], vmin/vstep [r][T] (f32).
+//   kmin/kstep [r][Tf/64], vmin/vstep [r][Tf] (f32); the window krec/vrec [r][T - Tf][D] fp16.
 // Kernels: split grid (splits, Hkv, B), 128 threads; a CTA walks its contiguous tile range with
 // flash-decoding's online softmax, each warp over its own 32 tokens of every tile (FW_INDEP:
 // key mma -> scores -> p * vstep into the warp's shared rows -> value mma over all channels,
@@ -130,7 +130,8 @@ __device__ __forceinline__ void mmaF16(float (&c)[4], const uint32_t (&a)[4], ui
                : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
                : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
-// bf16x2 -> f16x2 (the window's keys are fp16, so its mma takes f16 queries).
+// bf16x2 -> f16x2 (the window's keys are fp16, so its mma takes f16 queries; |q| > 65504
+// would become inf, which a probe with N(0, 1) queries never meets).
 __device__ __forceinline__ uint32_t bf16x2ToF16x2(uint32_t x) {
   const float2 f = __bfloat1622float2(*reinterpret_cast<__nv_bfloat162 *>(&x));
   const __half2 h = __float22half2_rn(f);
@@ -277,7 +278,8 @@ __global__ void __launch_bounds__(THREADS, FW_MIN_BLOCKS) fwSplit(const __nv_bfl
 #define VWORD(j) word(cur[(KU4 + ((j) >> 2)) * THREADS + tid], (j) & 3)
 #endif
   // One tile of the warp loop; a fixed-width tile or (fixedTag false) a window tile. The two
-  // kinds get their own loops below, so the window code adds no registers to the main loop.
+  // kinds get their own loops below; the window path still raises the kernel's registers
+  // (128 against 123 without it, FW_WINDOW=0), which costs the code tiles up to 3.6%.
   auto tileStep = [&](int t, auto fixedTag) {
     constexpr bool fixedTile = decltype(fixedTag)::value;
 #if FW_STAGES > 0
@@ -755,10 +757,12 @@ DeviceCache allocDevice(int B, int Hkv, int T, int Tf) {
   return d;
 }
 
-// A ring above 48 KiB of dynamic shared memory needs the opt-in (after argument checks: no GPU
-// is touched before them).
+// Static plus dynamic (ring) shared memory above 48 KiB needs the opt-in (called after the
+// argument checks: no GPU is touched before them).
 void setRingLimit() {
-  if (kRingBytes > 48 * 1024)
+  cudaFuncAttributes attr;
+  CK(cudaFuncGetAttributes(&attr, fwSplit));
+  if (attr.sharedSizeBytes + kRingBytes > 48 * 1024)
     CK(cudaFuncSetAttribute(fwSplit, cudaFuncAttributeMaxDynamicSharedMemorySize, int(kRingBytes)));
 }
 
@@ -1005,7 +1009,8 @@ int bench(int argc, char **argv) {
   cudaDeviceProp prop;
   CK(cudaGetDeviceProperties(&prop, 0));
   if (jf) fprintf(jf, "{\"kernel\": \"fixed_width_mma probe\", \"device\": \"%s\", \"flush\": \"dirty\", \"window\": %d, \"reps\": %d, \"warmup\": %d, \"resident_ctas\": %d, \"results\": [", prop.name, window, reps, warmup, resident);
-  printf("stages %d, resident CTAs %d, fp16 value window %d tokens\n", FW_STAGES, resident, window);
+  printf("stages %d, resident CTAs %d, fp16 window (keys and values) from the codec's %d-token "
+         "value window\n", FW_STAGES, resident, window);
   printf("%5s %7s %6s %10s %10s %8s %12s\n", "batch", "context", "splits", "time_us", "MB_read", "TB/s", "dense_MB");
   bool first = true;
   for (int B : batches)
@@ -1072,8 +1077,8 @@ int main(int argc, char **argv) {
            "       fixed_width_mma bench [--batches 1,8,32] [--contexts 4096,16384,65536]\n"
            "                             [--reps 30] [--warmup 5] [--splits N] [--json FILE]\n"
            "                             [--window V]\n"
-           "  --window V: keep the codec's fp16 value window of V tokens (its default: 256)\n"
-           "  unencoded; contexts need not be multiples of 128 then.\n");
+           "  --window V: keep the tokens of the codec's fp16 value window of V tokens (its\n"
+           "  default: 256) unencoded, keys and values; contexts need not be multiples of 128.\n");
     return 0;
   }
   if (argc >= 2 && !strcmp(argv[1], "check")) return check();

@@ -6,18 +6,16 @@ sdpa.json measured, cuDNN's and flash's time, the speedup over cuDNN, and, given
 fit (time = fixed + bytes / rate, from kvc.bench.floor_fit on the same machine and flush), the
 floor for the probe's bytes and the time the issue's 3x-cuDNN target allows.
 
-The probe encodes every token; the codec keeps its newest tokens in fp16 recent windows
-(keys: key_recent plus what does not fill a key block; values likewise). --windows
-KEY_RECENT,VALUE_RECENT (the codec's defaults: 128,256) adds a projection: the probe's bytes
-with those tokens in fp16 instead of fixed-width codes, read at the probe's measured rate.
+A probe run without --window encodes every token; the codec keeps its newest tokens in fp16
+recent windows (keys: key_recent plus what does not fill a key block; values likewise).
+--windows KEY_RECENT,VALUE_RECENT (the codec's defaults: 128,256) adds a projection to such a
+run: its bytes with those tokens in fp16 instead of fixed-width codes, read at its measured
+rate. (A run with --window measures that instead.)
 
 usage: python3 -m kvc.bench.probe_table --probe probe.json --sdpa sdpa.json
        [--sweep probe-splits-16.json ...] [--floor-fit FIXED_US,TBPS] [--target 3]
        [--windows 128,256]
 """
-
-KEY_BLOCK, VALUE_BLOCK, D, HKV = 64, 128, 128, 8
-KEY_BITS, VALUE_BITS = 5, 4
 
 
 def window_extra_bytes(batch, context, key_recent, value_recent):
@@ -32,6 +30,9 @@ def window_extra_bytes(batch, context, key_recent, value_recent):
 import argparse
 import json
 import sys
+
+KEY_BLOCK, VALUE_BLOCK, D, HKV = 64, 128, 128, 8
+KEY_BITS, VALUE_BITS = 5, 4
 
 
 def load(path):
@@ -51,7 +52,11 @@ def main(argv=None):
     ap.add_argument("--windows", default="",
                     help="KEY_RECENT,VALUE_RECENT: project the codec's fp16 windows")
     a = ap.parse_args(argv)
+    probe, sdpa = load(a.probe), load(a.sdpa)
     windows = None
+    if a.windows and probe.get("window", 0):
+        sys.exit(f"probe_table: --windows projects windows onto an all-codes run, but {a.probe} "
+                 f"already has a {probe['window']}-token window")
     if a.windows:
         try:
             windows = tuple(int(x) for x in a.windows.split(","))
@@ -60,9 +65,11 @@ def main(argv=None):
         except ValueError:
             sys.exit(f"probe_table: --windows wants KEY_RECENT,VALUE_RECENT, got '{a.windows}'")
 
-    probe, sdpa = load(a.probe), load(a.sdpa)
     sweeps = [(path, load(path)) for path in a.sweep]
     for path, d in [(a.probe, probe)] + sweeps:
+        if d.get("window", 0) != probe.get("window", 0):
+            sys.exit(f"probe_table: window differs: {path} {d.get('window', 0)}, "
+                     f"{a.probe} {probe.get('window', 0)}")
         if d.get("flush") != sdpa.get("flush"):
             sys.exit(f"probe_table: flush differs: {path} {d.get('flush')}, "
                      f"sdpa {sdpa.get('flush')}")
@@ -102,7 +109,7 @@ def main(argv=None):
             sys.exit(f"probe_table: no cuDNN time for batch {b} context {t} in {a.sdpa}")
         us, mb = r["time_us"], r["bytes"] / 1e6
         tbps = r["bytes"] / us / 1e6
-        row = [str(b), f"{t // 1024}k", f"{fl:.1f}" if fl is not None else "-", f"{cud:.1f}",
+        row = [str(b), f"{t // 1024}k" if t % 1024 == 0 else str(t), f"{fl:.1f}" if fl is not None else "-", f"{cud:.1f}",
                f"{us:.1f} ({r['splits']})", f"{mb:.1f}", f"{r['dense_bytes'] / 1e6:.1f}",
                f"{tbps:.2f}", f"{100 * tbps / copy:.0f}%", f"{cud / us:.2f}x"]
         if best:
