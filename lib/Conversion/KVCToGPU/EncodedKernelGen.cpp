@@ -1220,6 +1220,25 @@ std::string mlir::kvc::generateEncodedKernels(const EncodedKernelConfig &c, std:
     e.S("}");
     return e.results(r, NQ);
   };
+  // Key row `tt` (a token of this row): its global key block and (unless `blockOnly`) its bit
+  // position in the key stream.
+  auto keyRowAt = [&](const std::string &tt, bool blockOnly) {
+    std::string kb = e.L("arith.divui " + tt + ", " + cKB + " : index");
+    std::string kv = blockOnly ? "" : e.L("arith.remui " + tt + ", " + cKB + " : index");
+    std::string gkb = e.add(kBlk0, kb);
+    if (blockOnly)
+      return std::make_pair(gkb, std::string());
+    std::string wbase = e.toIdx(e.ldI("%kbo", gkb));
+    std::string boff = e.toIdx(e.ldI("%kvo", e.add(e.mul(gkb, cKB), kv)));
+    return std::make_pair(gkb, e.add(e.mul(wbase, c32), boff));
+  };
+  // The bit position of value column tid of tile %tile in the value stream.
+  auto valueColumnBitpos = [&]() {
+    std::string gvb = e.add(vBlk0, "%tile");
+    std::string wbase = e.toIdx(e.ldI("%vbo", gvb));
+    std::string boff = e.toIdx(e.ldI("%vvo", e.add(e.mul(gvb, cD), tid)));
+    return e.add(e.mul(wbase, c32), boff);
+  };
   // Key phase: the scores (log2 domain) of the R key rows of the tile starting at token `ts`
   // that thread tid holds (rows r*D + tid): encoded rows decoded, recent rows from fp16,
   // rows past T at -inf.
@@ -1228,18 +1247,6 @@ std::string mlir::kvc::generateEncodedKernels(const EncodedKernelConfig &c, std:
   for (int64_t r = 0; r < R; ++r) {
     std::string tt = e.add(ts, e.add(e.ci(r * D), tid));
     std::string isEnc = e.cmp("ult", tt, nkEnc, "index");
-    // The key row's bit position in its block's stream.
-    // The key row's global block and (unless `blockOnly`) its bit position in the stream.
-    auto keyRow = [&](bool blockOnly) {
-      std::string kb = e.L("arith.divui " + tt + ", " + cKB + " : index");
-      std::string kv = blockOnly ? "" : e.L("arith.remui " + tt + ", " + cKB + " : index");
-      std::string gkb = e.add(kBlk0, kb);
-      if (blockOnly)
-        return std::make_pair(gkb, std::string());
-      std::string wbase = e.toIdx(e.ldI("%kbo", gkb));
-      std::string boff = e.toIdx(e.ldI("%kvo", e.add(e.mul(gkb, cKB), kv)));
-      return std::make_pair(gkb, e.add(e.mul(wbase, c32), boff));
-    };
     std::vector<std::string> mmaDots;
     if (MMA) {
       // The row into the staging tile chunk by chunk, each followed by the warp's mma; the
@@ -1248,7 +1255,7 @@ std::string mlir::kvc::generateEncodedKernels(const EncodedKernelConfig &c, std:
       e.S(h0 + ":4 = scf.if " + isEnc + " -> (i64, i32, i32, i32) {");
       e.push();
       {
-        DState s1 = initState("%kw", keyRow(false).second);
+        DState s1 = initState("%kw", keyRowAt(tt, false).second);
         e.S("scf.yield " + s1.win + ", " + s1.nb + ", " + s1.nw + ", " + s1.wp +
             " : i64, i32, i32, i32");
       }
@@ -1266,7 +1273,7 @@ std::string mlir::kvc::generateEncodedKernels(const EncodedKernelConfig &c, std:
     e.S(resDecl(res, NQ) + " = scf.if " + isEnc + " -> (" + rep("f32", NQ) + ") {");
     e.push();
     {
-      auto [gkb, bitpos] = keyRow(MMA); // mma: the row was decoded above
+      auto [gkb, bitpos] = keyRowAt(tt, MMA); // mma: the row was decoded above
       std::vector<std::string> dots;
       if (MMA) // raw queries in the products: scale them here, in f32
         for (auto &d : mmaDots)
@@ -1427,10 +1434,7 @@ std::string mlir::kvc::generateEncodedKernels(const EncodedKernelConfig &c, std:
   e.S(resDecl(vres, NQ) + " = scf.if " + venc + " -> (" + rep("f32", NQ) + ") {");
   e.push();
   {
-    std::string gvb = e.add(vBlk0, "%tile");
-    std::string wbase = e.toIdx(e.ldI("%vbo", gvb));
-    std::string boff = e.toIdx(e.ldI("%vvo", e.add(e.mul(gvb, cD), tid)));
-    std::string bitpos = e.add(e.mul(wbase, c32), boff);
+    std::string bitpos = valueColumnBitpos();
     std::vector<std::string> dots;
     if (MMA) {
       // Column tid chunk by chunk, each multiplied by the probabilities (this branch is
@@ -1504,13 +1508,8 @@ std::string mlir::kvc::generateEncodedKernels(const EncodedKernelConfig &c, std:
     e.S(resDecl(ov, 2 * NQ) + " = scf.if " + fuse + " -> (" + rep("f32", 2 * NQ) + ") {");
     e.push();
     {
-      std::string gvb = e.add(vBlk0, "%tile");
-      std::string vbit = e.add(e.mul(e.toIdx(e.ldI("%vbo", gvb)), c32),
-                               e.toIdx(e.ldI("%vvo", e.add(e.mul(gvb, cD), tid))));
-      std::string gkb = e.add(kBlk0, e.L("arith.divui " + ttN + ", " + cKB + " : index"));
-      std::string kv = e.L("arith.remui " + ttN + ", " + cKB + " : index");
-      std::string kbit = e.add(e.mul(e.toIdx(e.ldI("%kbo", gkb)), c32),
-                               e.toIdx(e.ldI("%kvo", e.add(e.mul(gkb, cKB), kv))));
+      std::string vbit = valueColumnBitpos();
+      auto [gkb, kbit] = keyRowAt(ttN, false);
       std::vector<std::string> d = decodeDot2({"%vw", vbit, c2048, vAux, "%sA", AST, VB},
                                               {"%kw", kbit, c0, kAux, "%sQ", QST, D}, D, accS);
       std::string mn = e.ld("%kmin", gkb, MF), stp = e.ld("%kstep", gkb, MF);
