@@ -253,18 +253,12 @@ struct EncodedVariant {
 inline std::vector<EncodedVariant> encodedVariants(kvc_cuda_module mod, const std::string &ptx) {
   std::vector<EncodedVariant> out;
   for (const std::string &k : kernelNames(ptx)) {
-    // _enc_ms<bits>x<slots>_split: the multi-symbol decoder, _enc_mma_split: tensor-core
-    // dot products (same ABI)
-    if (!endsWith(k, "_enc_split") &&
-        !(endsWith(k, "_split") && (k.find("_enc_ms") != std::string::npos ||
-                                    k.find("_enc_mma") != std::string::npos ||
-                                    k.find("_enc_ov") != std::string::npos ||
-                                    k.find("_enc_l1") != std::string::npos)))
-      continue;
+    // Every split kernel whose name the runtime parses as an encoded one
+    // (..._u<U>[_r<G>]_enc[_mma|_ov|_l1|_ms..]_split: the variants share the ABI).
     EncodedVariant v;
-    v.name = k.substr(0, k.size() - 6);
-    if (kvc_cuda_encoded_parse_name(k.c_str(), &v.cfg))
+    if (!endsWith(k, "_split") || kvc_cuda_encoded_parse_name(k.c_str(), &v.cfg))
       continue;
+    v.name = k.substr(0, k.size() - 6);
     CK(kvc_cuda_module_get_function(mod, k.c_str(), &v.split));
     CK(kvc_cuda_module_get_function(mod, (v.name + "_merge").c_str(), &v.merge));
     CK(kvc_cuda_function_info(v.split, &v.regs, &v.smem));
