@@ -629,27 +629,27 @@ __global__ void fwMerge(const float *__restrict__ opart, const float *__restrict
   out[qr * D + c] = __float2bfloat16_rn(o / l);
 }
 
-// Random device words (any 32-bit word is a valid fixed-width encoding) for the timed shapes.
+// Random device data for the timed shapes: a 32-bit integer hash of the element index.
+__device__ __forceinline__ uint32_t mix32(uint32_t x) {
+  x ^= x >> 16; x *= 0x7FEB352Du; x ^= x >> 15; x *= 0x846CA68Bu; x ^= x >> 16;
+  return x;
+}
+// lo + (hi - lo) * u, u uniform in [0, 1) from the hash's top 24 bits.
+__device__ __forceinline__ float uniformIn(uint32_t x, float lo, float hi) {
+  return lo + (hi - lo) * float(x >> 8) * (1.f / 16777216.f);
+}
+#define FW_GRID_STRIDE(i, n)                                                                    \
+  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < (n);                     \
+       i += size_t(gridDim.x) * blockDim.x)
+// Any 32-bit word is a valid fixed-width encoding.
 __global__ void fillWords(uint32_t *p, size_t n, uint32_t seed) {
-  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < n; i += size_t(gridDim.x) * blockDim.x) {
-    uint32_t x = uint32_t(i) * 0x9E3779B9u ^ seed ^ uint32_t(i >> 32) * 0x85EBCA6Bu;
-    x ^= x >> 16; x *= 0x7FEB352Du; x ^= x >> 15; x *= 0x846CA68Bu; x ^= x >> 16;
-    p[i] = x;
-  }
+  FW_GRID_STRIDE(i, n) p[i] = mix32(uint32_t(i) * 0x9E3779B9u ^ seed ^ uint32_t(i >> 32) * 0x85EBCA6Bu);
 }
 __global__ void fillHalves(__half *p, size_t n, float lo, float hi, uint32_t seed) {
-  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < n; i += size_t(gridDim.x) * blockDim.x) {
-    uint32_t x = uint32_t(i) * 0x9E3779B9u ^ seed;
-    x ^= x >> 16; x *= 0x7FEB352Du; x ^= x >> 15; x *= 0x846CA68Bu; x ^= x >> 16;
-    p[i] = __float2half_rn(lo + (hi - lo) * float(x >> 8) * (1.f / 16777216.f));
-  }
+  FW_GRID_STRIDE(i, n) p[i] = __float2half_rn(uniformIn(mix32(uint32_t(i) * 0x9E3779B9u ^ seed), lo, hi));
 }
 __global__ void fillParams(float *p, size_t n, float lo, float hi, uint32_t seed) {
-  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < n; i += size_t(gridDim.x) * blockDim.x) {
-    uint32_t x = uint32_t(i) * 0x9E3779B9u ^ seed;
-    x ^= x >> 16; x *= 0x7FEB352Du; x ^= x >> 15; x *= 0x846CA68Bu; x ^= x >> 16;
-    p[i] = lo + (hi - lo) * float(x >> 8) * (1.f / 16777216.f);
-  }
+  FW_GRID_STRIDE(i, n) p[i] = uniformIn(mix32(uint32_t(i) * 0x9E3779B9u ^ seed), lo, hi);
 }
 
 // ---- host: the layout ----------------------------------------------------------------------
@@ -729,6 +729,8 @@ struct DeviceCache {
   float *kmin = nullptr, *kstep = nullptr, *vmin = nullptr, *vstep = nullptr;
   __half *krec = nullptr, *vrec = nullptr; // [row][T - Tf][D]
   int *counters = nullptr; // per row, for the fused merge (zero between launches)
+  // Elements: uint4 of kw / vw, key (min, step) pairs, value pairs, window fp16 per stream.
+  size_t kwU4 = 0, vwU4 = 0, kParams = 0, vParams = 0, window = 0;
   size_t bytes = 0;
   void free() {
     for (void *p : {(void *)kw, (void *)vw, (void *)kmin, (void *)kstep, (void *)vmin,
@@ -740,20 +742,24 @@ DeviceCache allocDevice(int B, int Hkv, int T, int Tf) {
   DeviceCache d;
   d.T = T;
   d.Tf = Tf;
-  const size_t tiles = Tf / TILE, R = size_t(B) * Hkv, tail = size_t(T - Tf) * D;
-  const size_t kwn = R * tiles * NWARP * KU4 * 32, vwn = R * tiles * NWARP * VU4 * 32;
+  const size_t tiles = Tf / TILE, R = size_t(B) * Hkv;
+  d.kwU4 = R * tiles * NWARP * KU4 * 32;
+  d.vwU4 = R * tiles * NWARP * VU4 * 32;
+  d.kParams = R * (Tf / KB);
+  d.vParams = R * Tf;
+  d.window = R * size_t(T - Tf) * D;
   // cudaMalloc(0) returns a null pointer, which the kernel never reads then.
-  CK(cudaMalloc(&d.kw, kwn * 16));
-  CK(cudaMalloc(&d.vw, vwn * 16));
-  CK(cudaMalloc(&d.kmin, R * (Tf / KB) * 4));
-  CK(cudaMalloc(&d.kstep, R * (Tf / KB) * 4));
-  CK(cudaMalloc(&d.vmin, R * Tf * 4));
-  CK(cudaMalloc(&d.vstep, R * Tf * 4));
-  CK(cudaMalloc(&d.krec, R * tail * 2));
-  CK(cudaMalloc(&d.vrec, R * tail * 2));
+  CK(cudaMalloc(&d.kw, d.kwU4 * 16));
+  CK(cudaMalloc(&d.vw, d.vwU4 * 16));
+  CK(cudaMalloc(&d.kmin, d.kParams * 4));
+  CK(cudaMalloc(&d.kstep, d.kParams * 4));
+  CK(cudaMalloc(&d.vmin, d.vParams * 4));
+  CK(cudaMalloc(&d.vstep, d.vParams * 4));
+  CK(cudaMalloc(&d.krec, d.window * 2));
+  CK(cudaMalloc(&d.vrec, d.window * 2));
   CK(cudaMalloc(&d.counters, R * 4));
   CK(cudaMemset(d.counters, 0, R * 4));
-  d.bytes = kwn * 16 + vwn * 16 + 2 * R * (Tf / KB) * 4 + 2 * R * Tf * 4 + 2 * R * tail * 2;
+  d.bytes = (d.kwU4 + d.vwU4) * 16 + 2 * (d.kParams + d.vParams) * 4 + 2 * d.window * 2;
   return d;
 }
 
@@ -865,14 +871,17 @@ int check() {
       qf[i] = __bfloat162float(qh[i]);
     }
     DeviceCache d = allocDevice(cs.B, cs.Hkv, T, Tf);
-    CK(cudaMemcpy(d.kw, hc.kw.data(), hc.kw.size() * 4, cudaMemcpyHostToDevice));
-    CK(cudaMemcpy(d.vw, hc.vw.data(), hc.vw.size() * 4, cudaMemcpyHostToDevice));
-    CK(cudaMemcpy(d.kmin, hc.kmin.data(), hc.kmin.size() * 4, cudaMemcpyHostToDevice));
-    CK(cudaMemcpy(d.kstep, hc.kstep.data(), hc.kstep.size() * 4, cudaMemcpyHostToDevice));
-    CK(cudaMemcpy(d.vmin, hc.vmin.data(), hc.vmin.size() * 4, cudaMemcpyHostToDevice));
-    CK(cudaMemcpy(d.vstep, hc.vstep.data(), hc.vstep.size() * 4, cudaMemcpyHostToDevice));
-    CK(cudaMemcpy(d.krec, krec.data(), krec.size() * 2, cudaMemcpyHostToDevice));
-    CK(cudaMemcpy(d.vrec, vrec.data(), vrec.size() * 2, cudaMemcpyHostToDevice));
+    auto upload = [](void *dst, const auto &src) {
+      CK(cudaMemcpy(dst, src.data(), src.size() * sizeof(src[0]), cudaMemcpyHostToDevice));
+    };
+    upload(d.kw, hc.kw);
+    upload(d.vw, hc.vw);
+    upload(d.kmin, hc.kmin);
+    upload(d.kstep, hc.kstep);
+    upload(d.vmin, hc.vmin);
+    upload(d.vstep, hc.vstep);
+    upload(d.krec, krec);
+    upload(d.vrec, vrec);
     // Code splits (the case's count or the plan), plus one split per window tile.
     const int S = (cs.S ? cs.S : planSplits(R, std::max(1, Tf / TILE), residentCtas())) +
                   (T - Tf + TILE - 1) / TILE;
@@ -1019,15 +1028,14 @@ int bench(int argc, char **argv) {
       const int S = (forcedSplits ? forcedSplits : planSplits(R, std::max(1, Tf / TILE), resident)) +
                     (T - Tf + TILE - 1) / TILE; // + one split per window tile
       DeviceCache d = allocDevice(B, Hkv, T, Tf);
-      const size_t tiles = Tf / TILE;
-      fillWords<<<1024, 256>>>(reinterpret_cast<uint32_t *>(d.kw), size_t(R) * tiles * NWARP * KU4 * 128, 1u);
-      fillWords<<<1024, 256>>>(reinterpret_cast<uint32_t *>(d.vw), size_t(R) * tiles * NWARP * VU4 * 128, 2u);
-      fillParams<<<1024, 256>>>(d.kmin, size_t(R) * (Tf / KB), -3.f, -1.f, 3u);
-      fillParams<<<1024, 256>>>(d.kstep, size_t(R) * (Tf / KB), 0.1f, 0.3f, 4u);
-      fillParams<<<1024, 256>>>(d.vmin, size_t(R) * Tf, -2.f, -1.f, 5u);
-      fillParams<<<1024, 256>>>(d.vstep, size_t(R) * Tf, 0.1f, 0.3f, 6u);
-      fillHalves<<<1024, 256>>>(d.krec, size_t(R) * (T - Tf) * D, -3.f, 3.f, 7u);
-      fillHalves<<<1024, 256>>>(d.vrec, size_t(R) * (T - Tf) * D, -2.f, 2.f, 8u);
+      fillWords<<<1024, 256>>>(reinterpret_cast<uint32_t *>(d.kw), d.kwU4 * 4, 1u);
+      fillWords<<<1024, 256>>>(reinterpret_cast<uint32_t *>(d.vw), d.vwU4 * 4, 2u);
+      fillParams<<<1024, 256>>>(d.kmin, d.kParams, -3.f, -1.f, 3u);
+      fillParams<<<1024, 256>>>(d.kstep, d.kParams, 0.1f, 0.3f, 4u);
+      fillParams<<<1024, 256>>>(d.vmin, d.vParams, -2.f, -1.f, 5u);
+      fillParams<<<1024, 256>>>(d.vstep, d.vParams, 0.1f, 0.3f, 6u);
+      fillHalves<<<1024, 256>>>(d.krec, d.window, -3.f, 3.f, 7u);
+      fillHalves<<<1024, 256>>>(d.vrec, d.window, -2.f, 2.f, 8u);
       __nv_bfloat16 *qd, *od;
       float *opart, *ml;
       CK(cudaMalloc(&qd, size_t(R) * NH * D * 2));
