@@ -794,6 +794,12 @@ int planSplits(int rows, int tiles, int resident) {
   }
   return best;
 }
+// All splits of a launch: `codeSplits` (0: the plan's) over the code tiles, then one split per
+// window tile.
+int totalSplits(int rows, int T, int Tf, int codeSplits, int resident) {
+  return (codeSplits ? codeSplits : planSplits(rows, std::max(1, Tf / TILE), resident)) +
+         (T - Tf + TILE - 1) / TILE;
+}
 
 void run(const DeviceCache &d, const __nv_bfloat16 *q, __nv_bfloat16 *out, float *opart,
          float *ml, int B, int Hkv, int S, cudaStream_t st) {
@@ -882,9 +888,7 @@ int check() {
     upload(d.vstep, hc.vstep);
     upload(d.krec, krec);
     upload(d.vrec, vrec);
-    // Code splits (the case's count or the plan), plus one split per window tile.
-    const int S = (cs.S ? cs.S : planSplits(R, std::max(1, Tf / TILE), residentCtas())) +
-                  (T - Tf + TILE - 1) / TILE;
+    const int S = totalSplits(R, T, Tf, cs.S, residentCtas());
     __nv_bfloat16 *qd, *od;
     float *opart, *ml;
     CK(cudaMalloc(&qd, qh.size() * 2));
@@ -1025,8 +1029,7 @@ int bench(int argc, char **argv) {
   for (int B : batches)
     for (int T : contexts) {
       const int R = B * Hkv, Tf = fixedTokens(T, window);
-      const int S = (forcedSplits ? forcedSplits : planSplits(R, std::max(1, Tf / TILE), resident)) +
-                    (T - Tf + TILE - 1) / TILE; // + one split per window tile
+      const int S = totalSplits(R, T, Tf, forcedSplits, resident);
       DeviceCache d = allocDevice(B, Hkv, T, Tf);
       fillWords<<<1024, 256>>>(reinterpret_cast<uint32_t *>(d.kw), d.kwU4 * 4, 1u);
       fillWords<<<1024, 256>>>(reinterpret_cast<uint32_t *>(d.vw), d.vwU4 * 4, 2u);
