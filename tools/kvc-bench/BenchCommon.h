@@ -1,9 +1,10 @@
 //===- BenchCommon.h - what kvc-bench's subcommands share -------------*- C++ -*-===//
 //
-// kvc-bench (kvc-bench.cpp, Encoded.cpp, Store.cpp, Append.cpp) and kvc-append-emu: error exits
-// naming the subcommand, CUDA/codec call checks, reading PTX (a .ptx file or the gpu.binary of
-// a kvc-gpu-pipeline .mlir), fp16/bf16 bit conversions, list options and CUDA-event timing with
-// an L2 flush. Header-only, so kvc-append-emu (no CUDA) links only what it uses.
+// kvc-bench (kvc-bench.cpp, Encoded.cpp, FixedWidth.cpp, Store.cpp, Append.cpp) and
+// kvc-append-emu: error exits naming the subcommand, CUDA/codec call checks, reading PTX (a
+// .ptx file or the gpu.binary of a kvc-gpu-pipeline .mlir), fp16/bf16 bit conversions, list
+// options and CUDA-event timing with an L2 flush. Header-only, so kvc-append-emu (no CUDA)
+// links only what it uses.
 //
 //===----------------------------------------------------------------------===//
 #ifndef KVC_TOOLS_KVC_BENCH_BENCHCOMMON_H
@@ -11,6 +12,7 @@
 
 #include "kvc/Runtime/CUDA.h"
 #include "kvc/Runtime/CUDAEncoded.h"
+#include "kvc/Runtime/CUDAFixedWidth.h"
 #include "kvc/Runtime/Codec.h"
 
 #include <algorithm>
@@ -263,6 +265,30 @@ inline std::vector<EncodedVariant> encodedVariants(kvc_cuda_module mod, const st
     CK(kvc_cuda_module_get_function(mod, (v.name + "_merge").c_str(), &v.merge));
     CK(kvc_cuda_function_info(v.split, &v.regs, &v.smem));
     CK(kvc_cuda_occupancy(v.split, v.cfg.head_dim, 0, &v.ctasPerSM));
+    out.push_back(v);
+  }
+  return out;
+}
+
+/// The fixed-width cache decode kernels (<tag>_d<D>_g<g>_q<Sq>_<bf16|f16>_kb<KB>_fw_split/_merge)
+/// of a loaded module.
+struct FwVariant {
+  std::string name; // without _split/_merge
+  kvc_fw_kernel_config cfg;
+  kvc_cuda_function split = nullptr, merge = nullptr;
+  int regs = 0, smem = 0, ctasPerSM = 0;
+};
+inline std::vector<FwVariant> fwVariants(kvc_cuda_module mod, const std::string &ptx) {
+  std::vector<FwVariant> out;
+  for (const std::string &k : kernelNames(ptx)) {
+    FwVariant v;
+    if (!endsWith(k, "_split") || kvc_cuda_fw_parse_name(k.c_str(), &v.cfg))
+      continue;
+    v.name = k.substr(0, k.size() - 6);
+    CK(kvc_cuda_module_get_function(mod, k.c_str(), &v.split));
+    CK(kvc_cuda_module_get_function(mod, (v.name + "_merge").c_str(), &v.merge));
+    CK(kvc_cuda_function_info(v.split, &v.regs, &v.smem));
+    CK(kvc_cuda_occupancy(v.split, KVC_FW_THREADS, 0, &v.ctasPerSM));
     out.push_back(v);
   }
   return out;

@@ -19,6 +19,7 @@
 //
 //===----------------------------------------------------------------------===//
 #include "BenchCommon.h"
+#include "SyntheticHeads.h"
 #include "kvc/Runtime/CUDA.h"
 #include "kvc/Runtime/CUDAEncoded.h"
 #include "kvc/Runtime/Codec.h"
@@ -64,63 +65,6 @@ Loaded load(const std::string &path) {
   if (L.variants.empty())
     die("no encoded-cache kernels (<tag>_..._enc_split) in " + path);
   return L;
-}
-
-// Synthetic head (like kvc-codec-bench): keys with per-channel offsets/scales and x6 outlier
-// channels (post-RoPE-like), Gaussian values. mode 1: the first 400 tokens are constant, so
-// the codebook (built from the first blocks) has only symbol 0 and later blocks are mostly
-// escapes (exercises the kernel's slow path).
-struct Head {
-  kvc_codec_head *h = nullptr;
-  ~Head() {
-    if (h)
-      kvc_codec_head_free(h);
-  }
-};
-std::unique_ptr<Head> makeHead(int64_t T, int64_t D, uint64_t seed, int mode) {
-  auto H = std::make_unique<Head>();
-  kvc_codec_params p;
-  kvc_codec_default_params(&p, uint32_t(D));
-  CC(kvc_codec_head_create(&p, &H->h));
-  if (T == 0)
-    return H;
-  std::mt19937_64 rng(seed);
-  std::normal_distribution<float> N(0.f, 1.f);
-  std::vector<float> off(D), sc(D);
-  for (int64_t c = 0; c < D; ++c) {
-    off[c] = 0.5f * N(rng);
-    sc[c] = (c % 37 == 5) ? 6.0f : 1.0f + 0.3f * std::fabs(N(rng));
-  }
-  std::vector<float> K(static_cast<size_t>(T * D)), V(size_t(T * D));
-  for (int64_t t = 0; t < T; ++t)
-    for (int64_t c = 0; c < D; ++c) {
-      bool cst = mode == 1 && t < 400;
-      K[size_t(t * D + c)] = cst ? 0.25f : off[c] + sc[c] * N(rng);
-      V[size_t(t * D + c)] = cst ? -0.5f : 0.7f * N(rng);
-    }
-  if (mode == 1 && T > 400) {
-    CC(kvc_codec_head_append(H->h, K.data(), V.data(), 400));
-    CC(kvc_codec_head_append(H->h, K.data() + 400 * D, V.data() + 400 * D, uint64_t(T - 400)));
-  } else {
-    CC(kvc_codec_head_append(H->h, K.data(), V.data(), uint64_t(T)));
-  }
-  return H;
-}
-
-// Builds heads in parallel (independent handles).
-std::vector<std::unique_ptr<Head>> makeHeads(const std::vector<int64_t> &lens, int64_t D,
-                                             uint64_t seed, int mode) {
-  std::vector<std::unique_ptr<Head>> hs(lens.size());
-  unsigned nt = std::max(1u, std::min<unsigned>(16, std::thread::hardware_concurrency()));
-  std::vector<std::thread> th;
-  for (unsigned w = 0; w < nt; ++w)
-    th.emplace_back([&, w] {
-      for (size_t i = w; i < lens.size(); i += nt)
-        hs[i] = makeHead(lens[i], D, seed * 1000003 + i, mode);
-    });
-  for (auto &t : th)
-    t.join();
-  return hs;
 }
 
 struct Case {

@@ -20,6 +20,8 @@
 //                                                           a plain streaming read of each
 //                      decode shape's K/V bytes (D = 128, bf16) after the same L2 flush: a
 //                      reference for what launch, ramp-up and tail leave at that size
+//   kvc-bench encoded|fixed-width|store ...                 the encoded and fixed-width cache
+//                      kernels, the store kernels (Encoded.cpp, FixedWidth.cpp, Store.cpp)
 //
 //===----------------------------------------------------------------------===//
 #include "BenchCommon.h"
@@ -517,22 +519,27 @@ void usage() {
           " [--sizes-mib 0,1,2,...]\n"
           "       kvc-bench encoded selftest|info|check|check-npy|decode|append-check|append-bench"
           " ...   (kvc-bench encoded --help)\n"
+          "       kvc-bench fixed-width selftest|info|check|decode ...   (kvc-bench fixed-width "
+          "--help)\n"
           "       kvc-bench store gen|check|bench ...   (kvc-bench store --help)\n");
   usageExit();
 }
 } // namespace
 
-int kvcBenchEncoded(int argc, char **argv); // Encoded.cpp
-int kvcBenchStore(int argc, char **argv);   // Store.cpp
+int kvcBenchEncoded(int argc, char **argv);    // Encoded.cpp
+int kvcBenchFixedWidth(int argc, char **argv); // FixedWidth.cpp
+int kvcBenchStore(int argc, char **argv);      // Store.cpp
 
 int main(int argc, char **argv) {
   setvbuf(stdout, nullptr, _IOLBF, 0);
   noteHelp(argc, argv);
   if (argc < 2 || (helpRequested() && std::string(argv[1]) != "encoded" &&
-                   std::string(argv[1]) != "store"))
+                   std::string(argv[1]) != "fixed-width" && std::string(argv[1]) != "store"))
     usage();
   if (std::string(argv[1]) == "encoded") // KVComp-encoded cache kernels (Encoded.cpp)
     return kvcBenchEncoded(argc, argv);
+  if (std::string(argv[1]) == "fixed-width") // fixed-width cache kernels (FixedWidth.cpp)
+    return kvcBenchFixedWidth(argc, argv);
   if (std::string(argv[1]) == "store") // KVComp block-encode (store) kernels (Store.cpp)
     return kvcBenchStore(argc, argv);
   std::string cmd = argv[1], in, out, header, json;

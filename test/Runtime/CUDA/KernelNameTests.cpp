@@ -3,10 +3,12 @@
 // The runtime and kvc-bench find a generated kernel's specialisation from its name
 // (encodedKernelTag in EncodedKernelGen.cpp writes it). Names the generator can emit must
 // parse to the same configuration; anything else must be refused. The encoded kernels' split
-// plan (kvc_cuda_encoded_make_plan) needs no GPU either.
+// plan (kvc_cuda_encoded_make_plan) needs no GPU either; nor do the fixed-width kernels' names
+// (CUDAFixedWidth.h) and plan.
 //
 //===----------------------------------------------------------------------===//
 #include "kvc/Runtime/CUDAEncoded.h"
+#include "kvc/Runtime/CUDAFixedWidth.h"
 
 #include <gtest/gtest.h>
 
@@ -87,6 +89,60 @@ TEST(EncodedPlan, SplitsMinimiseWavesPerSplit) {
   EXPECT_EQ(kvc_cuda_encoded_make_plan(&cfg, &c, 7, 1056, &p), 0); // forced
   EXPECT_EQ(p.num_splits, 7);
   EXPECT_EQ(p.workspace_bytes, size_t(2 * 8 * 4 * 7 * (128 + 2)) * 4);
+}
+
+// Fixed-width kernels: <tag>_d<D>_g<g>_q<Sq>_<bf16|f16>_kb<KB>_fw_split / _fw_merge.
+TEST(FixedWidthKernelName, Parses) {
+  kvc_fw_kernel_config c{};
+  ASSERT_EQ(kvc_cuda_fw_parse_name("kvc_fw_attn0_d128_g4_q1_bf16_kb64_fw_split", &c), 0);
+  EXPECT_EQ(c.head_dim, 128);
+  EXPECT_EQ(c.group, 4);
+  EXPECT_EQ(c.query_seq, 1);
+  EXPECT_EQ(c.key_block, 64);
+  EXPECT_EQ(c.query_type, 0);
+  EXPECT_EQ(c.query_bytes, 2);
+  ASSERT_EQ(kvc_cuda_fw_parse_name("k_decode_d256_g8_q1_f16_kb128_fw_merge", &c), 0);
+  EXPECT_EQ(c.head_dim, 256);
+  EXPECT_EQ(c.group, 8);
+  EXPECT_EQ(c.key_block, 128);
+  EXPECT_EQ(c.query_type, 1);
+}
+
+TEST(FixedWidthKernelName, Refused) {
+  kvc_fw_kernel_config c{};
+  // an encoded kernel, a tag after _fw, f32 queries, D not a multiple of 32, D > 256, key block 16
+  EXPECT_NE(kvc_cuda_fw_parse_name("kvc_attn0_d128_g4_q1_bf16_kb64_vb128_u4_enc_split", &c), 0);
+  EXPECT_NE(kvc_cuda_fw_parse_name("kvc_fw0_d128_g4_q1_bf16_kb64_fw_x_split", &c), 0);
+  EXPECT_NE(kvc_cuda_fw_parse_name("kvc_fw0_d128_g4_q1_f32_kb64_fw_split", &c), 0);
+  EXPECT_NE(kvc_cuda_fw_parse_name("kvc_fw0_d48_g4_q1_bf16_kb64_fw_split", &c), 0);
+  EXPECT_NE(kvc_cuda_fw_parse_name("kvc_fw0_d288_g4_q1_bf16_kb64_fw_split", &c), 0);
+  EXPECT_NE(kvc_cuda_fw_parse_name("kvc_fw0_d128_g4_q1_bf16_kb16_fw_split", &c), 0);
+  EXPECT_NE(kvc_cuda_fw_parse_name("kvc_fw0_d128_g4_q1_bf16_kb64_fw", &c), 0);
+}
+
+// The fixed-width plan: the encoded rule over the longest row's code tiles (128 tokens), plus
+// one split per window tile of the row with the most.
+TEST(FixedWidthPlan, CodeSplitsPlusWindowTiles) {
+  kvc_fw_kernel_config cfg{};
+  cfg.head_dim = 128, cfg.group = 4, cfg.query_seq = 1, cfg.key_block = 64;
+  kvc_cuda_fw_cache c{};
+  c.hkv = 8, c.head_dim = 128, c.key_block = 64;
+  kvc_fw_plan p{};
+  auto splits = [&](int64_t batch, int64_t codeTiles, int64_t windowTiles, int resident) {
+    c.batch = batch, c.max_code_tiles = codeTiles, c.max_window_tiles = windowTiles;
+    EXPECT_EQ(kvc_cuda_fw_make_plan(&cfg, &c, 0, resident, &p), 0);
+    return p.num_splits;
+  };
+  EXPECT_EQ(splits(32, 512, 2, 1056), 33 + 2); // the encoded plan at 64k, plus the window
+  EXPECT_EQ(splits(1, 128, 3, 1056), 128 + 3); // 16k: one code tile per split
+  EXPECT_EQ(splits(1, 0, 1, 1056), 1 + 1);     // all window: one (empty) code split
+  EXPECT_EQ(splits(1, 2, 0, 1056), 2);
+  c.batch = 2;
+  EXPECT_EQ(kvc_cuda_fw_make_plan(&cfg, &c, 5, 1056, &p), 0); // forced
+  EXPECT_EQ(p.num_splits, 5);
+  EXPECT_EQ(p.o_part_offset, 0u);
+  EXPECT_EQ(p.ml_part_offset, size_t(2 * 8 * 4 * 5 * 128) * 4);
+  EXPECT_EQ(p.workspace_bytes, size_t(2 * 8 * 4 * 5 * (128 + 2)) * 4);
 }
 
 } // namespace

@@ -1,0 +1,529 @@
+//===- CUDAFixedWidth.cpp - fixed-width (entropy = none) KVComp caches on the GPU --------===//
+//
+// Packs codec heads into the device form of CUDAFixedWidth.h (5-bit key and 4-bit value
+// symbols in mma.sync fragment order, the rest of each row an fp16 window) and launches the
+// split + merge kernels. Packing and unpacking need no CUDA; upload and launch go through the
+// kvc_cuda_* wrappers, so this file builds against the stub as well.
+//
+//===----------------------------------------------------------------------===//
+#include "kvc/Runtime/CUDAFixedWidth.h"
+#include "kvc/Runtime/CUDADecode.h"
+#include "kvc/Runtime/CUDAEncoded.h"
+#include "../Codec/Half.h"
+#include "../Codec/Quantizer.h"
+#include "KernelArgs.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace {
+using kvc::cuda::desc;
+using kvc::cuda::launchMerge;
+using kvc::cuda::Memref1D;
+
+thread_local std::string fwError;
+int fail(const char **err, const char *fn, const std::string &msg) {
+  fwError = std::string(fn) + ": " + msg;
+  if (err)
+    *err = fwError.c_str();
+  return -1;
+}
+
+constexpr int64_t kTile = KVC_FW_TILE, kWarps = KVC_FW_WARPS, kWarpTokens = kTile / kWarps;
+
+// Element (register i, half h) of lane l's m16n8k16 A fragment: row gid + 8*(i%2), column
+// 2*tg + h + 8*(i/2) of the 16x16 tile (gid = l/4, tg = l%4). Pack and unpack both walk the
+// fragments through this one mapping.
+inline int fragRow(int lane, int i) { return lane / 4 + 8 * (i % 2); }
+inline int fragCol(int lane, int i, int h) { return 2 * (lane % 4) + h + 8 * (i / 2); }
+// Where element (i, h) sits in a nibble word, and bit 4 of fragment 4p+f's element in the
+// key plane word p.
+inline int nibbleShift(int i, int h) { return 16 * h + 4 * i; }
+inline int planeShift(int f, int i, int h) { return 16 * h + 4 * (f % 4) + i; }
+
+// Word j of lane l of warp w of global tile G, for U 16-byte loads per lane per tile.
+inline int64_t wordIndex(int64_t G, int64_t w, int64_t U, int j, int lane) {
+  return ((G * kWarps + w) * U + j / 4) * 128 + 4 * lane + j % 4;
+}
+
+// Token (within the tile) and channel of element (i, h) of fragment f of lane `lane`, warp w.
+// Keys: f = kk*2 + mt, A = K (rows tokens 32w + 16mt.., columns channels 16kk..).
+inline void keyElem(int64_t w, int f, int lane, int i, int h, int64_t &tok, int64_t &ch) {
+  tok = kWarpTokens * w + 16 * (f % 2) + fragRow(lane, i);
+  ch = 16 * (f / 2) + fragCol(lane, i, h);
+}
+// Values: f = kk*(D/16) + mt, A = V^T (rows channels 16mt.., columns tokens 32w + 16kk..).
+inline void valueElem(int64_t D, int64_t w, int f, int lane, int i, int h, int64_t &tok,
+                      int64_t &ch) {
+  const int64_t mts = D / 16;
+  tok = kWarpTokens * w + 16 * (f / mts) + fragCol(lane, i, h);
+  ch = 16 * (f % mts) + fragRow(lane, i);
+}
+
+// Per-row facts of the packing (first pass), and where the row's data starts.
+struct RowPlan {
+  const kvc_codec_head *head;
+  int64_t T, nk, nv, Tf, tileBase, windowBase, keyBlockBase;
+  int64_t firstRow; // the first row with the same head pointer (itself if none before)
+};
+
+const char *streamName(int s) { return s ? "value" : "key"; }
+} // namespace
+
+extern "C" {
+
+int kvc_cuda_fw_parse_name(const char *name, kvc_fw_kernel_config *out) {
+  if (!name || !out)
+    return -1;
+  const std::string s(name);
+  // The specialisation is the first `_d..` group that parses and ends the name with
+  // _fw_split or _fw_merge (a tag may itself contain "_d").
+  for (size_t pos = s.find("_d"); pos != std::string::npos; pos = s.find("_d", pos + 1)) {
+    kvc_fw_kernel_config c{};
+    char qt[8] = {0};
+    int consumed = 0;
+    if (sscanf(s.c_str() + pos, "_d%d_g%d_q%d_%4[bf16]_kb%d%n", &c.head_dim, &c.group,
+               &c.query_seq, qt, &c.key_block, &consumed) != 5 ||
+        consumed <= 0)
+      continue;
+    const std::string rest = s.substr(pos + size_t(consumed));
+    if (rest != "_fw_split" && rest != "_fw_merge")
+      continue;
+    if (!std::strcmp(qt, "bf16"))
+      c.query_type = 0;
+    else if (!std::strcmp(qt, "f16"))
+      c.query_type = 1;
+    else
+      return -1;
+    c.query_bytes = 2;
+    // The kernels' limits (the fragment layout): names outside them are not fixed-width
+    // kernels kvc emits.
+    if (c.head_dim < 32 || c.head_dim > 256 || c.head_dim % 32 || c.group < 1 ||
+        c.query_seq < 1 || (c.key_block != 32 && c.key_block != 64 && c.key_block != 128))
+      return -1;
+    *out = c;
+    return 0;
+  }
+  return -1;
+}
+
+int kvc_fw_pack(const kvc_codec_head *const *heads, int64_t batch, int64_t hkv,
+                kvc_fw_host_form *out, const char **err) {
+  static const char *fn = "kvc_fw_pack";
+  std::memset(out, 0, sizeof *out);
+  const int64_t R = batch * hkv;
+  if (batch <= 0 || hkv <= 0 || !heads)
+    return fail(err, fn, "no heads (batch " + std::to_string(batch) + ", hkv " +
+                             std::to_string(hkv) + ")");
+  kvc_codec_params p0;
+  if (!heads[0] || kvc_codec_head_params(heads[0], &p0))
+    return fail(err, fn, std::string("row 0: ") + (heads[0] ? kvc_codec_last_error() : "null head"));
+  const int64_t D = p0.head_dim, KB = p0.key_block_tokens;
+  if (D % 32 || D > 256)
+    return fail(err, fn, "row 0: head dim " + std::to_string(D) +
+                             " is not supported (the fragment layout needs a multiple of 32, "
+                             "at most 256)");
+  if (KB != 32 && KB != 64 && KB != 128)
+    return fail(err, fn, "row 0: key block " + std::to_string(KB) +
+                             " tokens is not supported (32, 64 or 128: whole blocks per tile)");
+
+  // Pass 1: every row's lengths and offsets, checked, so the buffers are allocated once.
+  std::vector<RowPlan> plan(static_cast<size_t>(R));
+  std::map<const kvc_codec_head *, int64_t> seen;
+  int64_t tiles = 0, window = 0, maxT = 0, maxF = 0, maxW = 0;
+  uint64_t tokens = 0, codeTokens = 0;
+  for (int64_t r = 0; r < R; ++r) {
+    const kvc_codec_head *h = heads[r];
+    const std::string row = "row " + std::to_string(r) + ": ";
+    kvc_codec_params p;
+    if (!h || kvc_codec_head_params(h, &p))
+      return fail(err, fn, row + (h ? kvc_codec_last_error() : "null head"));
+    if (int64_t(p.head_dim) != D)
+      return fail(err, fn, row + "head dim " + std::to_string(p.head_dim) +
+                               " differs from row 0's " + std::to_string(D));
+    if (int64_t(p.key_block_tokens) != KB)
+      return fail(err, fn, row + "key block " + std::to_string(p.key_block_tokens) +
+                               " tokens differs from row 0's " + std::to_string(KB));
+    if (p.key_grouping != KVC_CODEC_KEY_BLOCK)
+      return fail(err, fn, row + "per-channel key groups are not supported (the fixed-width "
+                                 "form has one (min, step) per key block)");
+    kvc_codec_stream_view sv[2];
+    kvc_codec_huffman_tables tb[2];
+    for (int s = 0; s < 2; ++s)
+      if (kvc_codec_head_view(h, s, &sv[s], &tb[s]))
+        return fail(err, fn, row + kvc_codec_last_error());
+    RowPlan &P = plan[size_t(r)];
+    P.head = h;
+    P.T = int64_t(kvc_codec_head_num_tokens(h));
+    P.nk = int64_t(sv[0].num_blocks) * sv[0].block_tokens;
+    P.nv = int64_t(sv[1].num_blocks) * sv[1].block_tokens;
+    if (sv[0].params_per_block != 1 || sv[1].params_per_block != sv[1].block_tokens ||
+        P.nk + sv[0].recent_tokens != P.T || P.nv + sv[1].recent_tokens != P.T)
+      return fail(err, fn, row + "unexpected stream layout (key params per block " +
+                               std::to_string(sv[0].params_per_block) + ", value params per "
+                               "block " + std::to_string(sv[1].params_per_block) + ")");
+    P.Tf = std::min(P.nk, P.nv) / kTile * kTile;
+    P.tileBase = tiles;
+    P.windowBase = window;
+    P.keyBlockBase = tiles * kTile / KB;
+    auto it = seen.emplace(h, r).first;
+    P.firstRow = it->second;
+    tiles += P.Tf / kTile;
+    window += P.T - P.Tf;
+    maxT = std::max(maxT, P.T);
+    maxF = std::max(maxF, P.Tf / kTile);
+    maxW = std::max(maxW, (P.T + kTile - 1) / kTile - P.Tf / kTile);
+    tokens += uint64_t(P.T);
+    codeTokens += uint64_t(P.Tf);
+  }
+  const int64_t KU4 = kvc_fw_key_u4(int(D)), VU4 = kvc_fw_value_u4(int(D));
+  const int64_t keyWordsPerTile = kWarps * KU4 * 128, valueWordsPerTile = kWarps * VU4 * 128;
+  // Lengths in elements. The kernel indexes with 32-bit offsets; empty buffers get 8 elements
+  // (no zero-sized allocations, as for the encoded form).
+  int64_t lens[KVC_FW_NUM_BUFFERS] = {};
+  lens[KVC_FW_ROWS] = R * 4;
+  lens[KVC_FW_KW] = tiles * keyWordsPerTile;
+  lens[KVC_FW_VW] = tiles * valueWordsPerTile;
+  lens[KVC_FW_KMIN] = lens[KVC_FW_KSTEP] = tiles * kTile / KB;
+  lens[KVC_FW_VMIN] = lens[KVC_FW_VSTEP] = tiles * kTile;
+  lens[KVC_FW_KREC] = lens[KVC_FW_VREC] = window * D;
+  for (int i = 0; i < KVC_FW_NUM_BUFFERS; ++i) {
+    if (lens[i] >= (int64_t(1) << 31))
+      return fail(err, fn, "buffer " + std::to_string(i) + " would hold " +
+                               std::to_string(lens[i]) +
+                               " elements, past the kernels' 32-bit offsets (2^31)");
+    lens[i] = std::max<int64_t>(lens[i], 8);
+  }
+  for (int i = 0; i < KVC_FW_NUM_BUFFERS; ++i) {
+    const int64_t eb = (i == KVC_FW_KREC || i == KVC_FW_VREC) ? 2 : 4;
+    out->len[i] = lens[i];
+    out->elem_bytes[i] = eb;
+    // calloc: the words are OR-ed together, and padding words must read 0.
+    out->data[i] = std::calloc(size_t(lens[i]), size_t(eb));
+    if (!out->data[i]) {
+      kvc_fw_host_free(out);
+      return fail(err, fn, "out of host memory");
+    }
+  }
+  out->batch = batch;
+  out->hkv = hkv;
+  out->head_dim = D;
+  out->key_block = KB;
+  out->max_tokens = maxT;
+  out->max_code_tiles = maxF;
+  out->max_window_tiles = maxW;
+  out->tokens = tokens;
+  out->code_tokens = codeTokens;
+  int32_t *rows = static_cast<int32_t *>(out->data[KVC_FW_ROWS]);
+  uint32_t *kw = static_cast<uint32_t *>(out->data[KVC_FW_KW]);
+  uint32_t *vw = static_cast<uint32_t *>(out->data[KVC_FW_VW]);
+  float *kmin = static_cast<float *>(out->data[KVC_FW_KMIN]);
+  float *kstep = static_cast<float *>(out->data[KVC_FW_KSTEP]);
+  float *vmin = static_cast<float *>(out->data[KVC_FW_VMIN]);
+  float *vstep = static_cast<float *>(out->data[KVC_FW_VSTEP]);
+  uint16_t *krec = static_cast<uint16_t *>(out->data[KVC_FW_KREC]);
+  uint16_t *vrec = static_cast<uint16_t *>(out->data[KVC_FW_VREC]);
+
+  // Pass 2: the rows' data. A head that repeats (decode benchmarks replicate rows over the
+  // batch) is decoded once; later rows copy its ranges.
+  std::vector<uint16_t> sym[2];
+  for (int64_t r = 0; r < R; ++r) {
+    const RowPlan &P = plan[size_t(r)];
+    const std::string row = "row " + std::to_string(r) + ": ";
+    const int32_t info[4] = {int32_t(P.T), int32_t(P.Tf), int32_t(P.tileBase),
+                             int32_t(P.windowBase)};
+    std::memcpy(rows + 4 * r, info, sizeof info);
+    const int64_t F = P.Tf / kTile, W = P.T - P.Tf;
+    if (P.firstRow != r) {
+      const RowPlan &Q = plan[size_t(P.firstRow)];
+      std::memcpy(kw + P.tileBase * keyWordsPerTile, kw + Q.tileBase * keyWordsPerTile,
+                  size_t(F * keyWordsPerTile) * 4);
+      std::memcpy(vw + P.tileBase * valueWordsPerTile, vw + Q.tileBase * valueWordsPerTile,
+                  size_t(F * valueWordsPerTile) * 4);
+      std::memcpy(kmin + P.keyBlockBase, kmin + Q.keyBlockBase, size_t(P.Tf / KB) * 4);
+      std::memcpy(kstep + P.keyBlockBase, kstep + Q.keyBlockBase, size_t(P.Tf / KB) * 4);
+      std::memcpy(vmin + P.tileBase * kTile, vmin + Q.tileBase * kTile, size_t(P.Tf) * 4);
+      std::memcpy(vstep + P.tileBase * kTile, vstep + Q.tileBase * kTile, size_t(P.Tf) * 4);
+      std::memcpy(krec + P.windowBase * D, krec + Q.windowBase * D, size_t(W * D) * 2);
+      std::memcpy(vrec + P.windowBase * D, vrec + Q.windowBase * D, size_t(W * D) * 2);
+      continue;
+    }
+    kvc_codec_stream_view sv[2];
+    kvc_codec_huffman_tables tb[2];
+    kvc_codec_params p;
+    if (kvc_codec_head_params(P.head, &p)) {
+      kvc_fw_host_free(out);
+      return fail(err, fn, row + kvc_codec_last_error());
+    }
+    const int64_t nEnc[2] = {P.nk, P.nv};
+    for (int s = 0; s < 2; ++s) {
+      if (kvc_codec_head_view(P.head, s, &sv[s], &tb[s])) {
+        kvc_fw_host_free(out);
+        return fail(err, fn, row + kvc_codec_last_error());
+      }
+      sym[s].assign(size_t(nEnc[s] * D), 0);
+      if (nEnc[s] &&
+          kvc_codec_head_decode_symbols(P.head, s, sym[s].data(), uint64_t(sym[s].size()))) {
+        kvc_fw_host_free(out);
+        return fail(err, fn, row + kvc_codec_last_error());
+      }
+    }
+    // Symbol limits over the code tokens (the only ones stored at fixed width).
+    const uint32_t limit[2] = {KVC_FW_KEY_MAX_SYMBOL, KVC_FW_VALUE_MAX_SYMBOL};
+    const float eps[2] = {p.key_error, p.value_error};
+    for (int s = 0; s < 2; ++s)
+      for (int64_t e = 0; e < P.Tf * D; ++e)
+        if (sym[s][size_t(e)] > limit[s]) {
+          char buf[320];
+          snprintf(buf, sizeof buf,
+                   "%s symbol %u at token %lld channel %lld exceeds %u (%d-bit fixed width): "
+                   "the %s error bound eps = %g is too small for the fixed-width form (the "
+                   "codec's symbols reach ~round(1/eps); needs eps >= ~%.3f)",
+                   streamName(s), unsigned(sym[s][size_t(e)]), (long long)(e / D),
+                   (long long)(e % D), limit[s], s ? 4 : 5, streamName(s), double(eps[s]),
+                   1.0 / (double(limit[s]) + 0.5));
+          kvc_fw_host_free(out);
+          return fail(err, fn, row + buf);
+        }
+    // Code tiles: each lane's words, built from the fragment mapping.
+    const uint16_t *ks = sym[0].data(), *vs = sym[1].data();
+    for (int64_t t = 0; t < F; ++t) {
+      const int64_t G = P.tileBase + t, t0 = t * kTile;
+      for (int64_t w = 0; w < kWarps; ++w)
+        for (int lane = 0; lane < 32; ++lane) {
+          uint32_t kl[40] = {0}, vl[32] = {0}; // D <= 256: 4*KU4 <= 40, 4*VU4 <= 32
+          for (int f = 0; f < D / 8; ++f)
+            for (int i = 0; i < 4; ++i)
+              for (int h = 0; h < 2; ++h) {
+                int64_t tok, ch;
+                keyElem(w, f, lane, i, h, tok, ch);
+                const uint32_t sk = ks[size_t((t0 + tok) * D + ch)];
+                kl[f] |= (sk & 15u) << nibbleShift(i, h);
+                kl[D / 8 + f / 4] |= (sk >> 4 & 1u) << planeShift(f, i, h);
+                valueElem(D, w, f, lane, i, h, tok, ch);
+                vl[f] |= uint32_t(vs[size_t((t0 + tok) * D + ch)]) << nibbleShift(i, h);
+              }
+          for (int j = 0; j < 4 * KU4; ++j)
+            kw[wordIndex(G, w, KU4, j, lane)] = kl[j];
+          for (int j = 0; j < 4 * VU4; ++j)
+            vw[wordIndex(G, w, VU4, j, lane)] = vl[j];
+        }
+    }
+    std::memcpy(kmin + P.keyBlockBase, sv[0].mins, size_t(P.Tf / KB) * 4);
+    std::memcpy(kstep + P.keyBlockBase, sv[0].steps, size_t(P.Tf / KB) * 4);
+    std::memcpy(vmin + P.tileBase * kTile, sv[1].mins, size_t(P.Tf) * 4);
+    std::memcpy(vstep + P.tileBase * kTile, sv[1].steps, size_t(P.Tf) * 4);
+    // The window [Tf, T): the codec's decoded values in fp16. Encoded tokens past Tf are
+    // dequantized with the codec's own expression (bit-identical to kvc_codec_head_decode) and
+    // rounded by its converter; recent tokens are its fp16 bits.
+    for (int s = 0; s < 2; ++s) {
+      uint16_t *rec = (s ? vrec : krec) + P.windowBase * D;
+      const kvc_codec_stream_view &v = sv[s];
+      for (int64_t tok = P.Tf; tok < P.T; ++tok)
+        for (int64_t c = 0; c < D; ++c) {
+          uint16_t x;
+          if (tok < nEnc[s]) {
+            const int64_t g = s ? tok : tok / KB; // value groups: one per token
+            x = kvc::codec::floatToHalf(kvc::codec::dequantize(
+                sym[s][size_t(tok * D + c)], v.mins[g], v.steps[g]));
+          } else {
+            x = v.recent_fp16[size_t((tok - nEnc[s]) * D + c)];
+          }
+          rec[(tok - P.Tf) * D + c] = x;
+        }
+    }
+  }
+  return 0;
+}
+
+void kvc_fw_host_free(kvc_fw_host_form *f) {
+  for (int i = 0; i < KVC_FW_NUM_BUFFERS; ++i) {
+    std::free(f->data[i]);
+    f->data[i] = nullptr;
+  }
+}
+
+int kvc_fw_unpack_row(const kvc_fw_host_form *f, int64_t r, float *kOut, float *vOut,
+                      const char **err) {
+  static const char *fn = "kvc_fw_unpack_row";
+  const int64_t R = f->batch * f->hkv, D = f->head_dim, KB = f->key_block;
+  if (r < 0 || r >= R)
+    return fail(err, fn, "row " + std::to_string(r) + " out of range (" + std::to_string(R) +
+                             " rows)");
+  const int32_t *info = static_cast<const int32_t *>(f->data[KVC_FW_ROWS]) + 4 * r;
+  const int64_t T = info[0], Tf = info[1], tb = info[2], wb = info[3];
+  const int64_t KU4 = kvc_fw_key_u4(int(D)), VU4 = kvc_fw_value_u4(int(D));
+  if (T < 0 || Tf < 0 || Tf > T || Tf % kTile || tb < 0 || wb < 0 ||
+      (Tf > 0 && (tb + Tf / kTile) * kWarps * KU4 * 128 > f->len[KVC_FW_KW]) ||
+      (T > Tf && (wb + T - Tf) * D > f->len[KVC_FW_KREC]))
+    return fail(err, fn, "row " + std::to_string(r) + ": inconsistent row entry (T " +
+                             std::to_string(T) + ", Tf " + std::to_string(Tf) + ", tile base " +
+                             std::to_string(tb) + ", window base " + std::to_string(wb) + ")");
+  const uint32_t *kw = static_cast<const uint32_t *>(f->data[KVC_FW_KW]);
+  const uint32_t *vw = static_cast<const uint32_t *>(f->data[KVC_FW_VW]);
+  const float *kmin = static_cast<const float *>(f->data[KVC_FW_KMIN]);
+  const float *kstep = static_cast<const float *>(f->data[KVC_FW_KSTEP]);
+  const float *vmin = static_cast<const float *>(f->data[KVC_FW_VMIN]);
+  const float *vstep = static_cast<const float *>(f->data[KVC_FW_VSTEP]);
+  const uint16_t *krec = static_cast<const uint16_t *>(f->data[KVC_FW_KREC]);
+  const uint16_t *vrec = static_cast<const uint16_t *>(f->data[KVC_FW_VREC]);
+  for (int64_t t = 0; t < Tf / kTile; ++t) {
+    const int64_t G = tb + t, t0 = t * kTile;
+    for (int64_t w = 0; w < kWarps; ++w)
+      for (int lane = 0; lane < 32; ++lane)
+        for (int fr = 0; fr < D / 8; ++fr) {
+          const uint32_t nk = kw[wordIndex(G, w, KU4, fr, lane)];
+          const uint32_t pk = kw[wordIndex(G, w, KU4, int(D / 8 + fr / 4), lane)];
+          const uint32_t nv = vw[wordIndex(G, w, VU4, fr, lane)];
+          for (int i = 0; i < 4; ++i)
+            for (int h = 0; h < 2; ++h) {
+              int64_t tok, ch;
+              keyElem(w, fr, lane, i, h, tok, ch);
+              const uint32_t sk = (nk >> nibbleShift(i, h) & 15u) |
+                                  (pk >> planeShift(fr, i, h) & 1u) << 4;
+              const int64_t kg = (G * kTile + tok) / KB; // == (tb*128 + t0 + tok) / KB
+              if (kOut)
+                kOut[(t0 + tok) * D + ch] = kvc::codec::dequantize(sk, kmin[kg], kstep[kg]);
+              valueElem(D, w, fr, lane, i, h, tok, ch);
+              const uint32_t sv = nv >> nibbleShift(i, h) & 15u;
+              const int64_t vg = G * kTile + tok;
+              if (vOut)
+                vOut[(t0 + tok) * D + ch] = kvc::codec::dequantize(sv, vmin[vg], vstep[vg]);
+            }
+        }
+  }
+  for (int64_t i = 0; i < (T - Tf) * D; ++i) {
+    if (kOut)
+      kOut[Tf * D + i] = kvc::codec::halfToFloat(krec[wb * D + i]);
+    if (vOut)
+      vOut[Tf * D + i] = kvc::codec::halfToFloat(vrec[wb * D + i]);
+  }
+  return 0;
+}
+
+int kvc_cuda_fw_upload_form(const kvc_fw_host_form *h, kvc_cuda_fw_cache *out,
+                            const char **err) {
+  std::memset(out, 0, sizeof *out);
+  out->batch = h->batch;
+  out->hkv = h->hkv;
+  out->head_dim = h->head_dim;
+  out->key_block = h->key_block;
+  out->max_tokens = h->max_tokens;
+  out->max_code_tiles = h->max_code_tiles;
+  out->max_window_tiles = h->max_window_tiles;
+  out->tokens = h->tokens;
+  out->code_tokens = h->code_tokens;
+  for (int i = 0; i < KVC_FW_NUM_BUFFERS; ++i) {
+    out->len[i] = h->len[i];
+    out->elem_bytes[i] = h->elem_bytes[i];
+    const size_t bytes = size_t(h->len[i] * h->elem_bytes[i]);
+    out->device_bytes += bytes;
+    int rc = kvc_cuda_malloc(&out->buf[i], bytes);
+    if (!rc)
+      rc = kvc_cuda_memcpy_htod(out->buf[i], h->data[i], bytes);
+    if (rc) {
+      fwError = std::string("kvc_cuda_fw_upload: ") + kvc_cuda_last_error();
+      if (err)
+        *err = fwError.c_str();
+      kvc_cuda_fw_free(out);
+      return rc;
+    }
+  }
+  return 0;
+}
+
+int kvc_cuda_fw_upload(const kvc_codec_head *const *heads, int64_t batch, int64_t hkv,
+                       kvc_cuda_fw_cache *out, const char **err) {
+  std::memset(out, 0, sizeof *out);
+  kvc_fw_host_form h;
+  if (int rc = kvc_fw_pack(heads, batch, hkv, &h, err))
+    return rc;
+  const int rc = kvc_cuda_fw_upload_form(&h, out, err);
+  kvc_fw_host_free(&h);
+  return rc;
+}
+
+void kvc_cuda_fw_free(kvc_cuda_fw_cache *c) {
+  for (int i = 0; i < KVC_FW_NUM_BUFFERS; ++i)
+    if (c->buf[i]) {
+      kvc_cuda_free(c->buf[i]);
+      c->buf[i] = 0;
+    }
+}
+
+int kvc_cuda_fw_make_plan(const kvc_fw_kernel_config *cfg, const kvc_cuda_fw_cache *c,
+                          int numSplits, int residentCtas, kvc_fw_plan *out) {
+  int splits = numSplits;
+  if (splits <= 0) {
+    // The code splits by the encoded plan's own rule (one function, so the two plans cannot
+    // drift apart), over 128-token tiles of the longest row's code part; then one split per
+    // window tile, which the kernel gives a CTA of its own when the count allows.
+    kvc_encoded_kernel_config ecfg{};
+    ecfg.head_dim = cfg->head_dim;
+    ecfg.group = cfg->group;
+    ecfg.query_seq = cfg->query_seq;
+    ecfg.value_block = KVC_FW_TILE;
+    kvc_cuda_encoded_cache ec{};
+    ec.batch = c->batch;
+    ec.hkv = c->hkv;
+    ec.max_tokens = c->max_code_tiles * KVC_FW_TILE;
+    kvc_encoded_plan ep;
+    if (int rc = kvc_cuda_encoded_make_plan(&ecfg, &ec, 0, residentCtas, &ep))
+      return rc;
+    splits = ep.num_splits + int(c->max_window_tiles);
+  }
+  const int64_t nq = c->batch * c->hkv * cfg->group * cfg->query_seq;
+  out->num_splits = splits;
+  out->o_part_offset = 0;
+  out->ml_part_offset = size_t(nq * splits * cfg->head_dim) * 4;
+  out->workspace_bytes = out->ml_part_offset + size_t(nq * splits * 2) * 4;
+  return 0;
+}
+
+int kvc_cuda_fw_launch(kvc_cuda_function split, kvc_cuda_function merge,
+                       const kvc_fw_kernel_config *cfg, const kvc_cuda_fw_cache *c,
+                       const kvc_fw_plan *plan, kvc_cuda_ptr q, kvc_cuda_ptr ws,
+                       kvc_cuda_ptr out, kvc_cuda_stream stream) {
+  // The kernel is specialised on D and the key block; another cache would be read with the
+  // wrong word and parameter strides.
+  if (cfg->head_dim != c->head_dim || cfg->key_block != c->key_block) {
+    char buf[160];
+    snprintf(buf, sizeof buf,
+             "kvc_cuda_fw_launch: kernel D=%d key block %d, cache D=%lld key block %lld",
+             cfg->head_dim, cfg->key_block, (long long)c->head_dim, (long long)c->key_block);
+    kvc_cuda_set_last_error(buf);
+    return -1;
+  }
+  const int64_t D = cfg->head_dim;
+  const int64_t nq = c->batch * c->hkv * cfg->group * cfg->query_seq;
+  Memref1D m[KVC_FW_NUM_BUFFERS + 3];
+  int nm = 0;
+  m[nm++] = desc(q, nq * D);
+  for (int i = 0; i < KVC_FW_NUM_BUFFERS; ++i)
+    m[nm++] = desc(c->buf[i], c->len[i]);
+  m[nm++] = desc(ws + plan->o_part_offset, nq * plan->num_splits * D);
+  m[nm++] = desc(ws + plan->ml_part_offset, nq * plan->num_splits * 2);
+  void *params[5 * (KVC_FW_NUM_BUFFERS + 3) + 4];
+  int n = 0;
+  for (int i = 0; i < nm; ++i)
+    m[i].push(params, n);
+  int rc = kvc_cuda_launch(split, unsigned(plan->num_splits), unsigned(c->hkv),
+                           unsigned(c->batch), KVC_FW_THREADS, 1, 1, 0, stream, params);
+  if (rc)
+    return rc;
+  Memref1D mo = m[nm - 2], mm = m[nm - 1], mout = desc(out, nq * D);
+  int64_t ns = plan->num_splits;
+  n = 0;
+  mo.push(params, n);
+  mm.push(params, n);
+  mout.push(params, n);
+  params[n++] = &ns;
+  return launchMerge(merge, nq, D, stream, params);
+}
+
+} // extern "C"

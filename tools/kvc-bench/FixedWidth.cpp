@@ -1,0 +1,627 @@
+//===- FixedWidth.cpp - kvc-bench fixed-width: fixed-width (entropy = none) cache kernels -===//
+//
+//   kvc-bench fixed-width selftest           (no GPU: kvc_fw_pack / kvc_fw_unpack_row vs the codec)
+//   kvc-bench fixed-width info IN
+//   kvc-bench fixed-width check IN [--quick] [--seed N] [--tol X]
+//   kvc-bench fixed-width decode IN [--json F] [--batches 1,8,32] [--contexts 4096,16384,65536]
+//                                   [--hkv 8] [--reps 30] [--warmup 5] [--splits N]
+//                                   [--flush dirty|clean] [--settle-ms 100]
+//
+// IN is the PTX (or the kvc-gpu-pipeline .mlir) of the fixed-width decode kernels
+// (<tag>_d<D>_g<g>_q<Sq>_<bf16|f16>_kb<KB>_fw_split/_merge, include/kvc/Runtime/CUDAFixedWidth.h).
+// The caches are built with the codec library (kvc_codec_default_params(D): K eps 0.05
+// BlockQuant, V eps 0.1 TokenQuant, recent windows 128/256; key blocks of the kernel's KB) and
+// packed with kvc_fw_pack. check compares against a float64 reference of attention over the
+// *unpacked* cache (kvc_fw_unpack_row: the codes dequantized, the window in fp16). decode times
+// split+merge like `kvc-bench encoded decode` (BenchCommon.h's Timer and flushes) and writes
+// the same JSON records, with "form": "fixed-width".
+//
+//===----------------------------------------------------------------------===//
+#include "BenchCommon.h"
+#include "SyntheticHeads.h"
+#include "kvc/Runtime/CUDA.h"
+#include "kvc/Runtime/CUDAEncoded.h"
+#include "kvc/Runtime/CUDAFixedWidth.h"
+#include "kvc/Runtime/Codec.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <random>
+#include <sstream>
+#include <string>
+#include <vector>
+
+int kvcBenchFixedWidth(int argc, char **argv);
+
+namespace {
+using namespace kvcbench;
+
+using Variant = FwVariant;
+struct Loaded {
+  std::vector<Variant> variants;
+  int sms = 0, l2 = 0;
+  std::string device;
+};
+
+Loaded load(const std::string &path) {
+  Loaded L;
+  std::string ptx = extractPTX(readFile(path));
+  const DeviceInfo dev = initDevice();
+  L.device = dev.name;
+  L.sms = dev.sms;
+  L.l2 = dev.l2;
+  kvc_cuda_module mod;
+  CK(kvc_cuda_module_load(ptx.c_str(), &mod));
+  L.variants = fwVariants(mod, ptx);
+  if (L.variants.empty())
+    die("no fixed-width cache kernels (<tag>_d<D>_g<g>_q<Sq>_<bf16|f16>_kb<KB>_fw_split) in " +
+        path);
+  return L;
+}
+
+const char *qtName(int qt) { return qt == 0 ? "bf16" : "f16"; }
+
+// The codec parameters of a kernel's caches: the defaults (K eps 0.05, V eps 0.1, recent
+// 128/256) with the kernel's key block.
+kvc_codec_params kernelParams(const kvc_fw_kernel_config &cfg) {
+  kvc_codec_params p;
+  kvc_codec_default_params(&p, uint32_t(cfg.head_dim));
+  p.key_block_tokens = uint32_t(cfg.key_block);
+  return p;
+}
+
+void packOrDie(const std::vector<const kvc_codec_head *> &hp, int64_t B, int64_t Hkv,
+               kvc_fw_host_form *F) {
+  const char *err = nullptr;
+  if (kvc_fw_pack(hp.data(), B, Hkv, F, &err))
+    die(std::string("pack failed: ") + (err ? err : "?"));
+}
+
+// The unpacked rows of a host form, for referenceAttention.
+auto unpackedRows(const kvc_fw_host_form &F) {
+  return [&F](int64_t r, std::vector<float> &K, std::vector<float> &V) -> int64_t {
+    const int64_t T = static_cast<const int32_t *>(F.data[KVC_FW_ROWS])[4 * r];
+    K.resize(size_t(T * F.head_dim));
+    V.resize(size_t(T * F.head_dim));
+    const char *err = nullptr;
+    if (kvc_fw_unpack_row(&F, r, K.data(), V.data(), &err))
+      die(std::string("unpack failed: ") + (err ? err : "?"));
+    return T;
+  };
+}
+
+// ----------------------------------------------------------------------------- check
+struct Case {
+  int64_t batch, hkv, T;
+  int splits;  // 0: the plan
+  bool ragged; // row lengths 0, 1, T, then uniform in [0, T]
+};
+
+double runCase(const Loaded &L, const Variant &V, const Case &C, std::mt19937 &rng,
+               double *maxAbs, int *usedSplits, std::string *note) {
+  const auto &cfg = V.cfg;
+  const int64_t D = cfg.head_dim, g = cfg.group, Sq = cfg.query_seq;
+  const int64_t B = C.batch, Hkv = C.hkv, rows = B * Hkv;
+  std::vector<int64_t> lens(size_t(rows), C.T);
+  if (C.ragged) {
+    std::uniform_int_distribution<int64_t> UL(0, C.T);
+    for (size_t i = 0; i < lens.size(); ++i)
+      lens[i] = i == 0 ? 0 : i == 1 ? 1 : i == 2 ? C.T : UL(rng);
+  }
+  const kvc_codec_params prm = kernelParams(cfg);
+  auto heads = makeHeads(lens, D, rng(), 0, &prm);
+  std::vector<const kvc_codec_head *> hp;
+  for (auto &h : heads)
+    hp.push_back(h->h);
+  kvc_fw_host_form F;
+  packOrDie(hp, B, Hkv, &F);
+  char buf[160];
+  snprintf(buf, sizeof buf, "code tokens %llu of %llu, max code tiles %lld, max window tiles %lld",
+           (unsigned long long)F.code_tokens, (unsigned long long)F.tokens,
+           (long long)F.max_code_tiles, (long long)F.max_window_tiles);
+  *note = buf;
+  const int qt = cfg.query_type;
+  const bool bf = qt == 0;
+  const int64_t nq = B * Hkv * g * Sq * D;
+  std::uniform_real_distribution<float> U(-2.f, 2.f);
+  std::vector<float> qf(static_cast<size_t>(nq));
+  std::vector<uint16_t> qraw(static_cast<size_t>(nq));
+  for (int64_t i = 0; i < nq; ++i) {
+    qraw[size_t(i)] = toHalfBits(U(rng), bf);
+    qf[size_t(i)] = fromHalfBits(qraw[size_t(i)], bf);
+  }
+  // float64 reference over the unpacked cache: what the kernel is given, exactly.
+  const std::vector<double> ref = referenceAttention(qf, B, Hkv, g, Sq, D, unpackedRows(F));
+  kvc_cuda_fw_cache cache;
+  const char *err = nullptr;
+  if (int rc = kvc_cuda_fw_upload_form(&F, &cache, &err))
+    die(std::string("upload failed: ") + (err ? err : kvc_cuda_last_error()) + " (" +
+        std::to_string(rc) + ")");
+  kvc_fw_host_free(&F);
+  kvc_fw_plan plan;
+  CK(kvc_cuda_fw_make_plan(&cfg, &cache, C.splits, L.sms * V.ctasPerSM, &plan));
+  *usedSplits = plan.num_splits;
+  kvc_cuda_ptr dq, dws, dout;
+  const size_t qbytes = size_t(nq) * 2;
+  CK(kvc_cuda_malloc(&dq, qbytes));
+  CK(kvc_cuda_malloc(&dws, plan.workspace_bytes));
+  CK(kvc_cuda_malloc(&dout, qbytes));
+  CK(kvc_cuda_memcpy_htod(dq, qraw.data(), qbytes));
+  CK(kvc_cuda_memset_d8_async(dout, 0xFF, qbytes, nullptr)); // NaN poison
+  CK(kvc_cuda_memset_d8_async(dws, 0xFF, plan.workspace_bytes, nullptr));
+  CK(kvc_cuda_fw_launch(V.split, V.merge, &cfg, &cache, &plan, dq, dws, dout, nullptr));
+  CK(kvc_cuda_synchronize());
+  std::vector<uint8_t> out(qbytes);
+  CK(kvc_cuda_memcpy_dtoh(out.data(), dout, qbytes));
+  for (kvc_cuda_ptr p : {dq, dws, dout})
+    CK(kvc_cuda_free(p));
+  kvc_cuda_fw_free(&cache);
+  return relativeL2(outputValues(out, qt), ref, maxAbs);
+}
+
+int cmdCheck(const std::string &path, unsigned seed, double tol, bool quick) {
+  Loaded L = load(path);
+  printf("device: %s, %d SMs\n", L.device.c_str(), L.sms);
+  std::mt19937 rng(seed);
+  int failures = 0, total = 0;
+  // T: one token, under a tile, a whole tile, a tile and one, window-only rows (300: the codec
+  // encodes no values yet), partial last tiles, a long row; splits 1, 3, many (empty code
+  // splits) and the plan; ragged rows with lengths 0, 1 and T.
+  std::vector<Case> cases = {{1, 8, 1, 0, false},     {1, 2, 100, 0, false},
+                             {1, 4, 128, 0, false},   {2, 2, 129, 3, false},
+                             {1, 8, 300, 0, false},   {2, 8, 1000, 0, false},
+                             {1, 2, 1000, 64, false}, {1, 4, 4097, 1, false},
+                             {2, 2, 4097, 3, false},  {1, 8, 16384, 0, false},
+                             {1, 2, 16384, 1, false}, {2, 4, 16384, 3, false},
+                             {2, 4, 3000, 0, true},   {2, 8, 4097, 3, true}};
+  if (quick)
+    cases = {{1, 8, 100, 0, false}, {1, 2, 1000, 3, false}, {2, 2, 4097, 0, true}};
+  for (const Variant &V : L.variants) {
+    printf("variant %s (regs %d, smem %d B, %d CTAs/SM)\n", V.name.c_str(), V.regs, V.smem,
+           V.ctasPerSM);
+    for (const Case &C : cases) {
+      double maxAbs = 0;
+      int splits = 0;
+      std::string note;
+      const double err = runCase(L, V, C, rng, &maxAbs, &splits, &note);
+      const bool ok = err <= tol;
+      failures += !ok;
+      ++total;
+      printf("  %s B=%lld Hkv=%lld T=%lld splits=%d%s: rel_l2=%.3e max_abs=%.3e (%s)\n",
+             ok ? "PASS" : "FAIL", (long long)C.batch, (long long)C.hkv, (long long)C.T, splits,
+             C.ragged ? " ragged rows (0, 1, T, random)" : "", err, maxAbs, note.c_str());
+    }
+  }
+  printf("fixed-width check: %d/%d passed (tolerance rel_l2 <= %.1e, vs float64 attention over "
+         "the unpacked cache)\n",
+         total - failures, total, tol);
+  return failures ? 1 : 0;
+}
+
+// ----------------------------------------------------------------------------- decode
+int cmdDecode(const std::string &path, const std::string &json, const std::vector<int64_t> &batches,
+              const std::vector<int64_t> &contexts, int warmup, int reps, int forceSplits,
+              int64_t hkv) {
+  Loaded L = load(path);
+  Timer T(L.l2);
+  double copyTBs = copyBandwidth(T, 2048);
+  printf("device: %s, %d SMs, L2 %d MiB; copy bandwidth %.3f TB/s (read+write)\n",
+         L.device.c_str(), L.sms, L.l2 >> 20, copyTBs);
+  std::ostringstream js;
+  js << "{\n  \"device\": \"" << L.device << "\",\n  \"copy_tbps\": " << copyTBs
+     << ",\n  \"warmup\": " << warmup << ", \"reps\": " << reps
+     << ",\n  \"form\": \"fixed-width\""
+     << ",\n  \"codec\": \"kvc_codec_default_params with the kernel's key block: K eps 0.05 "
+        "(BlockQuant), V eps 0.1 (TokenQuant), recent 128/256; stored at 5-bit keys, 4-bit "
+        "values, fp16 from Tf = floor(min(key, value encoded tokens) / 128) * 128 on\""
+     << ",\n  \"data\": \"synthetic: keys per-channel offset/scale with x6 outlier channels, "
+        "values 0.7*N(0,1); Hkv distinct heads per context, replicated (own copies) over the "
+        "batch\""
+     << ",\n  \"timing\": \"CUDA events around split+merge, median, L2 flushed before each rep\", \"flush\": \"" << flushName() << "\","
+     << " \"settle_ms\": " << gSettleMs << ","
+     << "\n  \"results\": [\n";
+  bool first = true;
+  printf("%-44s %5s %7s %6s %9s %9s %9s %7s %6s %8s %7s\n", "variant", "batch", "context",
+         "splits", "time_us", "dev_MB", "bf16_MB", "bits/el", "code%", "TB/s", "%copy");
+  for (const Variant &V : L.variants) {
+    const int64_t D = V.cfg.head_dim, g = V.cfg.group, Sq = V.cfg.query_seq;
+    const kvc_codec_params prm = kernelParams(V.cfg);
+    for (int64_t S : contexts) {
+      auto base = makeHeads(std::vector<int64_t>(size_t(hkv), S), D, uint64_t(S), 0, &prm);
+      double codecBits = 0, quantBits = 0;
+      for (auto &h : base) {
+        kvc_codec_stats st;
+        CC(kvc_codec_head_stats(h->h, &st));
+        codecBits += st.bits_per_element / double(hkv);
+        quantBits += 8.0 * double(st.quant_only_total_bytes) /
+                     (2.0 * double(st.num_tokens) * double(st.head_dim)) / double(hkv);
+      }
+      for (int64_t B : batches) {
+        std::vector<const kvc_codec_head *> hp;
+        for (int64_t r = 0; r < B * hkv; ++r)
+          hp.push_back(base[size_t(r % hkv)]->h);
+        kvc_cuda_fw_cache cache;
+        const char *err = nullptr;
+        if (kvc_cuda_fw_upload(hp.data(), B, hkv, &cache, &err))
+          die(std::string("upload failed: ") + (err ? err : kvc_cuda_last_error()));
+        kvc_fw_plan plan;
+        CK(kvc_cuda_fw_make_plan(&V.cfg, &cache, forceSplits, L.sms * V.ctasPerSM, &plan));
+        const int64_t nq = B * hkv * g * Sq * D;
+        const size_t qb = size_t(nq) * 2;
+        kvc_cuda_ptr dq, dws, dout;
+        CK(kvc_cuda_malloc(&dq, qb));
+        CK(kvc_cuda_malloc(&dws, plan.workspace_bytes));
+        CK(kvc_cuda_malloc(&dout, qb));
+        std::vector<uint16_t> q(static_cast<size_t>(nq));
+        std::mt19937 rng(7);
+        std::uniform_real_distribution<float> U(-2.f, 2.f);
+        for (auto &x : q)
+          x = toHalfBits(U(rng), V.cfg.query_type == 0);
+        CK(kvc_cuda_memcpy_htod(dq, q.data(), qb));
+        double ms = T.medianMs(warmup, reps, [&] {
+          CK(kvc_cuda_fw_launch(V.split, V.merge, &V.cfg, &cache, &plan, dq, dws, dout,
+                                nullptr));
+        });
+        const double devBytes = double(cache.device_bytes);
+        const double bf16Bytes = 2.0 * B * hkv * S * D * 2;
+        const double bits = 8.0 * devBytes / (2.0 * B * hkv * S * D);
+        const double tbs = devBytes / (ms * 1e-3) / 1e12;
+        const double codeFrac = double(cache.code_tokens) / double(std::max<uint64_t>(1, cache.tokens));
+        printf("%-44s %5lld %7lld %6d %9.1f %9.1f %9.1f %7.3f %5.1f%% %8.3f %6.1f%%\n",
+               V.name.c_str(), (long long)B, (long long)S, plan.num_splits, ms * 1e3,
+               devBytes / 1e6, bf16Bytes / 1e6, bits, 100.0 * codeFrac, tbs,
+               100.0 * tbs / copyTBs);
+        // The keys of `kvc-bench encoded decode`'s records (python/kvc/bench reads them), plus
+        // the form and the code/window split of the tokens.
+        js << (first ? "" : ",\n") << "    {\"backend\": \"kvc-fixed-width\", \"form\": "
+           << "\"fixed-width\", \"variant\": \"" << V.name << "\", \"batch\": " << B
+           << ", \"hq\": " << hkv * g << ", \"hkv\": " << hkv << ", \"d\": " << D
+           << ", \"key_block\": " << V.cfg.key_block << ", \"context\": " << S
+           << ", \"splits\": " << plan.num_splits << ", \"regs\": " << V.regs
+           << ", \"ctas_per_sm\": " << V.ctasPerSM << ", \"time_us\": " << ms * 1e3
+           << ", \"bytes\": " << devBytes << ", \"table_bytes\": 0"
+           << ", \"bf16_bytes\": " << bf16Bytes << ", \"bits_per_element\": " << bits
+           << ", \"codec_bits_per_element\": " << codecBits
+           << ", \"codec_quant_only_bits_per_element\": " << quantBits
+           << ", \"tokens\": " << cache.tokens << ", \"code_tokens\": " << cache.code_tokens
+           << ", \"tbps\": " << tbs << ", \"equiv_bf16_tbps\": " << bf16Bytes / (ms * 1e-3) / 1e12
+           << ", \"frac_copy\": " << tbs / copyTBs << "}";
+        first = false;
+        for (kvc_cuda_ptr p : {dq, dws, dout})
+          benchFree(p);
+        kvc_cuda_fw_free(&cache);
+        gFreedSinceSettle = true; // the device form's buffers
+      }
+    }
+  }
+  finishJson(js, json);
+  return 0;
+}
+
+int cmdInfo(const std::string &path) {
+  Loaded L = load(path);
+  printf("device: %s, %d SMs\n", L.device.c_str(), L.sms);
+  for (const Variant &V : L.variants)
+    printf("%s: D=%d g=%d Sq=%d q=%s key_block=%d regs=%d smem=%d ctas/SM=%d\n", V.name.c_str(),
+           V.cfg.head_dim, V.cfg.group, V.cfg.query_seq, qtName(V.cfg.query_type),
+           V.cfg.key_block, V.regs, V.smem, V.ctasPerSM);
+  return 0;
+}
+
+// ----------------------------------------------------------------------------- selftest
+// CPU-only check of the device form. For every row of every case:
+//  - the row entry (T, Tf, tile_base, window_base) against the codec's encoded token counts;
+//  - kvc_fw_unpack_row against kvc_codec_head_decode: code tokens bit for bit, window tokens
+//    equal to the decode rounded to fp16 (by the compiler's _Float16, not kvc's converter);
+//  - every code symbol read back from the words by the header's element mapping, written out
+//    here per element (not the runtime's per-lane loop), against
+//    kvc_codec_head_decode_symbols; the (min, step) entries against the codec's views; the
+//    key words past the bit planes are 0.
+
+// Bits of a float (exact comparisons).
+uint32_t bitsOf(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  return u;
+}
+
+// Key symbol of code token `tok` (within the row), channel c, from the words (header layout).
+uint32_t keySymbolAt(const uint32_t *kw, int64_t D, int64_t tileBase, int64_t tok, int64_t c) {
+  const int64_t KU4 = kvc_fw_key_u4(int(D));
+  const int64_t G = tileBase + tok / 128, tt = tok % 128, w = tt / 32;
+  const int64_t mt = (tt % 32) / 16, row = tt % 16, kk = c / 16, col = c % 16;
+  const int64_t f = kk * 2 + mt;
+  const int64_t i = row / 8 + 2 * (col / 8), h = col % 2;
+  const int64_t lane = 4 * (row % 8) + (col % 8) / 2;
+  auto word = [&](int64_t j) { return kw[((G * 4 + w) * KU4 + j / 4) * 128 + 4 * lane + j % 4]; };
+  const uint32_t lo = word(f) >> (16 * h + 4 * i) & 15u;
+  const uint32_t hi = word(D / 8 + f / 4) >> (16 * h + 4 * (f % 4) + i) & 1u;
+  return lo | hi << 4;
+}
+// Value symbol of code token `tok`, channel c (A = V^T: rows channels, columns tokens).
+uint32_t valueSymbolAt(const uint32_t *vw, int64_t D, int64_t tileBase, int64_t tok, int64_t c) {
+  const int64_t VU4 = kvc_fw_value_u4(int(D));
+  const int64_t G = tileBase + tok / 128, tt = tok % 128, w = tt / 32;
+  const int64_t kk = (tt % 32) / 16, col = tt % 16, mt = c / 16, row = c % 16;
+  const int64_t f = kk * (D / 16) + mt;
+  const int64_t i = row / 8 + 2 * (col / 8), h = col % 2;
+  const int64_t lane = 4 * (row % 8) + (col % 8) / 2;
+  return vw[((G * 4 + w) * VU4 + f / 4) * 128 + 4 * lane + f % 4] >> (16 * h + 4 * i) & 15u;
+}
+
+struct SelfCase {
+  const char *what;
+  int64_t D, KB, B, Hkv;
+  std::vector<int64_t> lens; // per distinct row: B*Hkv, or Hkv with `shared`
+  bool shared;               // batch b > 0 repeats batch 0's head pointers
+  int keyRecent = -1, valueRecent = -1, valueBlock = -1; // -1: the codec's default
+};
+
+// Checks one packed case; returns "" or the first mismatch.
+std::string checkForm(const SelfCase &C, const kvc_fw_host_form &F,
+                      const std::vector<const kvc_codec_head *> &hp, uint64_t &elements) {
+  const int64_t D = C.D, KB = C.KB, R = C.B * C.Hkv;
+  const int64_t KU4 = kvc_fw_key_u4(int(D)), VU4 = kvc_fw_value_u4(int(D));
+  const int32_t *rows = static_cast<const int32_t *>(F.data[KVC_FW_ROWS]);
+  const uint32_t *kw = static_cast<const uint32_t *>(F.data[KVC_FW_KW]);
+  const uint32_t *vw = static_cast<const uint32_t *>(F.data[KVC_FW_VW]);
+  const float *kmin = static_cast<const float *>(F.data[KVC_FW_KMIN]);
+  const float *kstep = static_cast<const float *>(F.data[KVC_FW_KSTEP]);
+  const float *vmin = static_cast<const float *>(F.data[KVC_FW_VMIN]);
+  const float *vstep = static_cast<const float *>(F.data[KVC_FW_VSTEP]);
+  if (F.head_dim != D || F.key_block != KB || F.batch != C.B || F.hkv != C.Hkv)
+    return "form header differs from the case";
+  int64_t tileBase = 0, windowBase = 0, maxT = 0, maxF = 0, maxW = 0;
+  uint64_t tokens = 0, codeTokens = 0;
+  for (int64_t r = 0; r < R; ++r) {
+    const std::string at = "row " + std::to_string(r) + ": ";
+    const kvc_codec_head *h = hp[size_t(r)];
+    kvc_codec_stream_view sv[2];
+    kvc_codec_huffman_tables tb[2];
+    for (int s = 0; s < 2; ++s)
+      CC(kvc_codec_head_view(h, s, &sv[s], &tb[s]));
+    const int64_t T = int64_t(kvc_codec_head_num_tokens(h));
+    const int64_t nk = int64_t(sv[0].num_blocks) * sv[0].block_tokens;
+    const int64_t nv = int64_t(sv[1].num_blocks) * sv[1].block_tokens;
+    const int64_t Tf = std::min(nk, nv) / 128 * 128;
+    const int32_t *ri = rows + 4 * r;
+    if (ri[0] != T || ri[1] != Tf || ri[2] != tileBase || ri[3] != windowBase)
+      return at + "row entry (" + std::to_string(ri[0]) + ", " + std::to_string(ri[1]) + ", " +
+             std::to_string(ri[2]) + ", " + std::to_string(ri[3]) + "), want (" +
+             std::to_string(T) + ", " + std::to_string(Tf) + ", " + std::to_string(tileBase) +
+             ", " + std::to_string(windowBase) + ")";
+    // Unpack against the codec's decode.
+    std::vector<float> K(size_t(T * D)), V(size_t(T * D)), Ku(size_t(T * D)), Vu(size_t(T * D));
+    if (T)
+      CC(kvc_codec_head_decode(h, K.data(), V.data()));
+    const char *err = nullptr;
+    if (kvc_fw_unpack_row(&F, r, Ku.data(), Vu.data(), &err))
+      return at + "unpack failed: " + (err ? err : "?");
+    for (int64_t t = 0; t < T; ++t)
+      for (int64_t c = 0; c < D; ++c)
+        for (int s = 0; s < 2; ++s) {
+          const float want = (s ? V : K)[size_t(t * D + c)];
+          const float got = (s ? Vu : Ku)[size_t(t * D + c)];
+          const float exp = t < Tf ? want : float(static_cast<_Float16>(want));
+          if (bitsOf(got) != bitsOf(exp)) {
+            char b[200];
+            snprintf(b, sizeof b, "%s token %lld channel %lld (%s): unpacked %.9g, want %.9g",
+                     s ? "value" : "key", (long long)t, (long long)c,
+                     t < Tf ? "code, the codec's decode" : "window, its fp16 rounding",
+                     double(got), double(exp));
+            return at + b;
+          }
+          ++elements;
+        }
+    // Symbols from the words, element by element, and the quantization parameters.
+    std::vector<uint16_t> ks(size_t(nk * D)), vs(size_t(nv * D));
+    if (nk)
+      CC(kvc_codec_head_decode_symbols(h, KVC_CODEC_KEYS, ks.data(), ks.size()));
+    if (nv)
+      CC(kvc_codec_head_decode_symbols(h, KVC_CODEC_VALUES, vs.data(), vs.size()));
+    for (int64_t t = 0; t < Tf; ++t) {
+      for (int64_t c = 0; c < D; ++c) {
+        const uint32_t k = keySymbolAt(kw, D, tileBase, t, c);
+        const uint32_t v = valueSymbolAt(vw, D, tileBase, t, c);
+        if (k != ks[size_t(t * D + c)] || v != vs[size_t(t * D + c)])
+          return at + "symbols at token " + std::to_string(t) + " channel " + std::to_string(c) +
+                 ": key " + std::to_string(k) + " (codec " + std::to_string(ks[size_t(t * D + c)]) +
+                 "), value " + std::to_string(v) + " (codec " +
+                 std::to_string(vs[size_t(t * D + c)]) + ")";
+      }
+      const int64_t kg = (tileBase * 128 + t) / KB, vg = tileBase * 128 + t;
+      if (bitsOf(kmin[kg]) != bitsOf(sv[0].mins[t / KB]) ||
+          bitsOf(kstep[kg]) != bitsOf(sv[0].steps[t / KB]) ||
+          bitsOf(vmin[vg]) != bitsOf(sv[1].mins[t]) || bitsOf(vstep[vg]) != bitsOf(sv[1].steps[t]))
+        return at + "(min, step) of token " + std::to_string(t) + " differ from the codec's";
+    }
+    // Key words past the 5th-bit planes are padding (0).
+    for (int64_t G = tileBase; G < tileBase + Tf / 128; ++G)
+      for (int64_t w = 0; w < 4; ++w)
+        for (int64_t lane = 0; lane < 32; ++lane)
+          for (int64_t j = D / 8 + D / 32; j < 4 * KU4; ++j)
+            if (kw[((G * 4 + w) * KU4 + j / 4) * 128 + 4 * lane + j % 4])
+              return at + "padding key word " + std::to_string(j) + " is not 0";
+    tileBase += Tf / 128;
+    windowBase += T - Tf;
+    maxT = std::max(maxT, T);
+    maxF = std::max(maxF, Tf / 128);
+    maxW = std::max(maxW, (T + 127) / 128 - Tf / 128);
+    tokens += uint64_t(T);
+    codeTokens += uint64_t(Tf);
+  }
+  auto atLeast8 = [](int64_t n) { return std::max<int64_t>(n, 8); };
+  if (F.len[KVC_FW_KW] != atLeast8(tileBase * 4 * KU4 * 128) ||
+      F.len[KVC_FW_VW] != atLeast8(tileBase * 4 * VU4 * 128) ||
+      F.len[KVC_FW_KMIN] != atLeast8(tileBase * 128 / KB) ||
+      F.len[KVC_FW_VSTEP] != atLeast8(tileBase * 128) ||
+      F.len[KVC_FW_KREC] != atLeast8(windowBase * D) || F.len[KVC_FW_ROWS] != R * 4)
+    return "buffer lengths differ from the layout";
+  if (F.max_tokens != maxT || F.max_code_tiles != maxF || F.max_window_tiles != maxW ||
+      F.tokens != tokens || F.code_tokens != codeTokens)
+    return "form totals differ (max tokens/code tiles/window tiles, tokens, code tokens)";
+  return "";
+}
+
+int cmdSelftest() {
+  std::vector<SelfCase> cases = {
+      {"T=1", 128, 64, 1, 2, {1, 1}, false},
+      {"T=100 (the codec encoded nothing)", 128, 64, 1, 2, {100, 100}, false},
+      {"T=128, no codec windows: one whole code tile", 32, 32, 1, 2, {128, 128}, false, 0, 0},
+      {"T=300 (values not encoded yet: all window)", 64, 128, 1, 2, {300, 300}, false},
+      {"T=300, short codec windows", 64, 128, 1, 2, {300, 300}, false, 16, 16, 32},
+      {"T=1000", 256, 64, 1, 2, {1000, 1000}, false},
+      {"T=1000, value block 100, no codec windows", 32, 64, 1, 2, {1000, 1000}, false, 0, 0, 100},
+      {"T=4097, batch 2 repeating batch 0's heads", 128, 32, 2, 2, {4097, 4097}, true},
+      {"T=4097", 64, 32, 1, 2, {4097, 4097}, false},
+      {"T=1000 and 4097 (one padding key word per lane)", 96, 128, 1, 2, {1000, 4097}, false},
+      {"ragged rows (0, 1, 100, 4097, 1000, 300)", 128, 128, 2, 3, {0, 1, 100, 4097, 1000, 300},
+       false},
+  };
+  int failures = 0, packFailures = 0;
+  uint64_t elements = 0, codeTokens = 0, windowTokens = 0;
+  for (size_t ci = 0; ci < cases.size(); ++ci) {
+    const SelfCase &C = cases[ci];
+    kvc_codec_params prm;
+    kvc_codec_default_params(&prm, uint32_t(C.D));
+    prm.key_block_tokens = uint32_t(C.KB);
+    if (C.keyRecent >= 0)
+      prm.key_recent_tokens = uint32_t(C.keyRecent);
+    if (C.valueRecent >= 0)
+      prm.value_recent_tokens = uint32_t(C.valueRecent);
+    if (C.valueBlock >= 0)
+      prm.value_block_tokens = uint32_t(C.valueBlock);
+    auto heads = makeHeads(C.lens, C.D, 777 + ci, 0, &prm);
+    std::vector<const kvc_codec_head *> hp;
+    for (int64_t r = 0; r < C.B * C.Hkv; ++r)
+      hp.push_back(heads[size_t(C.shared ? r % C.Hkv : r)]->h);
+    kvc_fw_host_form F;
+    packOrDie(hp, C.B, C.Hkv, &F);
+    const std::string err = checkForm(C, F, hp, elements);
+    packFailures += !err.empty();
+    codeTokens += F.code_tokens;
+    windowTokens += F.tokens - F.code_tokens;
+    printf("  %s D=%lld KB=%lld B=%lld Hkv=%lld %s: %llu code tokens, %llu window tokens, max "
+           "code tiles %lld, max window tiles %lld%s%s\n",
+           err.empty() ? "PASS" : "FAIL", (long long)C.D, (long long)C.KB, (long long)C.B,
+           (long long)C.Hkv, C.what, (unsigned long long)F.code_tokens,
+           (unsigned long long)(F.tokens - F.code_tokens), (long long)F.max_code_tiles,
+           (long long)F.max_window_tiles, err.empty() ? "" : ": ", err.c_str());
+    kvc_fw_host_free(&F);
+  }
+
+  // Inputs the form cannot hold: -1 and a message naming the problem.
+  struct Bad {
+    const char *what, *expect;
+    int64_t D, KB;
+    float keyEps, valueEps;
+    int mode; // 0 one row, 1 a second row with key block 32, 2 per-channel keys, 3 no heads
+  };
+  const std::vector<Bad> bad = {
+      {"key eps 0.01", "key symbol", 128, 64, 0.01f, 0.1f, 0},
+      {"value eps 0.05", "value symbol", 128, 64, 0.05f, 0.05f, 0},
+      {"D = 48", "head dim 48", 48, 64, 0.05f, 0.1f, 0},
+      {"D = 288", "head dim 288", 288, 64, 0.05f, 0.1f, 0},
+      {"key block 16", "key block 16", 128, 16, 0.05f, 0.1f, 0},
+      {"mixed key blocks", "key block 32 tokens differs", 128, 64, 0.05f, 0.1f, 1},
+      {"per-channel key groups", "per-channel", 128, 64, 0.05f, 0.1f, 2},
+      {"no heads", "no heads", 128, 64, 0.05f, 0.1f, 3},
+  };
+  int badOk = 0;
+  for (const Bad &X : bad) {
+    kvc_codec_params prm;
+    kvc_codec_default_params(&prm, uint32_t(X.D));
+    prm.key_block_tokens = uint32_t(X.KB);
+    prm.key_error = X.keyEps;
+    prm.value_error = X.valueEps;
+    if (X.mode == 2)
+      prm.key_grouping = KVC_CODEC_KEY_CHANNEL;
+    auto h0 = makeHead(1000, X.D, 5, 0, &prm);
+    prm.key_block_tokens = 32;
+    auto h1 = makeHead(1000, X.D, 6, 0, &prm);
+    std::vector<const kvc_codec_head *> hp = {h0->h, X.mode == 1 ? h1->h : h0->h};
+    kvc_fw_host_form F;
+    const char *err = nullptr;
+    const int rc = kvc_fw_pack(hp.data(), X.mode == 3 ? 0 : 1, 2, &F, &err);
+    const std::string msg = err ? err : "";
+    const bool ok = rc == -1 && msg.find(X.expect) != std::string::npos;
+    badOk += ok;
+    failures += !ok;
+    printf("  %s refused, %s: %s\n", ok ? "PASS" : "FAIL", X.what,
+           rc ? msg.c_str() : "packed without an error");
+    if (!rc)
+      kvc_fw_host_free(&F);
+  }
+  printf("fixed-width selftest: %zu/%zu packs checked (%llu code tokens, %llu window tokens, "
+         "%llu elements compared with the codec), %d/%zu bad inputs refused\n",
+         cases.size() - size_t(packFailures), cases.size(),
+         (unsigned long long)codeTokens, (unsigned long long)windowTokens,
+         (unsigned long long)elements, badOk, bad.size());
+  return failures || packFailures ? 1 : 0;
+}
+
+[[noreturn]] void usage() {
+  fprintf(usageOut(),
+          "usage: kvc-bench fixed-width selftest     (CPU only: packing and unpacking vs the "
+          "codec)\n"
+          "       kvc-bench fixed-width info IN\n"
+          "       kvc-bench fixed-width check IN [--quick] [--seed N] [--tol X]\n"
+          "       kvc-bench fixed-width decode IN [--json F] [--batches 1,8,32] "
+          "[--contexts 4096,16384,65536] [--hkv 8] [--reps 30] [--warmup 5] [--splits N] "
+          "[--flush dirty|clean] [--settle-ms 100]\n");
+  usageExit();
+}
+
+// A value outside its range: exit 2, before any device work.
+void need(bool ok, const std::string &msg) {
+  if (!ok) {
+    fprintf(stderr, "%s: %s\n", benchCommand().c_str(), msg.c_str());
+    exit(2);
+  }
+}
+} // namespace
+
+int kvcBenchFixedWidth(int argc, char **argv) {
+  kvcbench::benchCommand() = "kvc-bench fixed-width";
+  if (helpRequested())
+    usage();
+  if (argc == 3 && std::string(argv[2]) == "selftest")
+    return cmdSelftest();
+  if (argc < 4)
+    usage();
+  std::string cmd = argv[2], in = argv[3], json;
+  if (cmd != "info" && cmd != "check" && cmd != "decode")
+    usage();
+  std::vector<int64_t> batches = {1, 8, 32}, contexts = {4096, 16384, 65536};
+  int reps = 30, warmup = 5, splits = 0;
+  int64_t hkv = 8;
+  unsigned seed = 1234;
+  double tol = 1e-2;
+  bool quick = false;
+  Options opts(usage);
+  opts.str("--json", json).list("--batches", batches).list("--contexts", contexts)
+      .i32("--reps", reps).i32("--warmup", warmup).i32("--splits", splits).i64("--hkv", hkv)
+      .u32("--seed", seed).f64("--tol", tol).flag("--quick", quick).flush().settle();
+  if (!opts.parse(argc, argv, 4).empty())
+    usage();
+  need(reps >= 1, "--reps must be at least 1, got " + std::to_string(reps));
+  need(splits >= 0, "--splits must be non-negative (0: the plan), got " + std::to_string(splits));
+  need(warmup >= 0, "--warmup must be non-negative, got " + std::to_string(warmup));
+  need(hkv >= 1, "--hkv must be at least 1, got " + std::to_string(hkv));
+  need(tol > 0, "--tol must be positive");
+  for (int64_t b : batches)
+    need(b >= 1, "--batches needs positive batch sizes, got " + std::to_string(b));
+  for (int64_t c : contexts)
+    need(c >= 1, "--contexts needs positive lengths, got " + std::to_string(c));
+  setvbuf(stdout, nullptr, _IOLBF, 0);
+  if (cmd == "info")
+    return cmdInfo(in);
+  if (cmd == "check")
+    return cmdCheck(in, seed, tol, quick);
+  return cmdDecode(in, json, batches, contexts, warmup, reps, splits, hkv);
+}
