@@ -80,6 +80,7 @@ try:
     config.available_features.add("cuda-driver")
 except OSError:
     pass
-for example in ["kvc-decode-example", "kvc-decode-ir-example", "kvc-encoded-ir-example"]:
+for example in ["kvc-decode-example", "kvc-decode-ir-example", "kvc-encoded-ir-example",
+                "kvc-fixed-width-ir-example"]:
     if os.path.exists(os.path.join(config.kvc_tools_dir, example)):
         config.available_features.add(example)

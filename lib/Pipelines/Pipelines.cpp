@@ -93,6 +93,8 @@ struct KVCGPUPipelinePass : public mlir::kvc::impl::KVCGPUPipelineBase<KVCGPUPip
                     " encoded-unroll=" + std::to_string(encodedUnroll) +
                     " encoded-refill-group=" + std::to_string(encodedRefillGroup) +
                     " encoded-min-ctas=" + std::to_string(encodedMinCtas) +
+                    " fixed-width-min-ctas=" + std::to_string(fixedWidthMinCtas) +
+                    " fixed-width-ring=" + std::to_string(fixedWidthRing) +
                     (encodedMultiSymbol ? " encoded-multi-symbol=true" : "") +
                     (encodedMma ? " encoded-mma=true" : "") +
                     (encodedOverlap ? " encoded-overlap=true" : "") +

@@ -64,7 +64,12 @@ def ConvertKVCToGPU : Pass<"convert-kvc-to-gpu", "ModuleOp"> {
     codec, `entropy = huffman`, block key groups, token value groups) gets the encoded-cache
     kernels instead (EncodedKernelGen.h): Huffman decode from the bitstreams with the lookup
     tables in shared memory, dequantisation in registers, online softmax and p.V, plus the
-    same merge.
+    same merge. With `entropy = none` (KVComp quantization without Huffman coding; key
+    symbols <= 31 and value symbols <= 15, i.e. error bounds >= ~0.033 / ~0.067) it gets the
+    fixed-width kernels instead (FixedWidthKernelGen.h): symbols at 5/4 bits in tensor-core
+    fragment order, decoded with and/or plus one packed fma, dot products on mma.sync
+    (bf16/f16 queries, g <= 8, Sq = 1, D a multiple of 32 up to 256). Fixed-width caches
+    cannot be appended to on the GPU yet.
 
     Encoded caches are runtime handles in the host code (i64, as on the CPU path; the C ABI is
     "Encoded caches on the GPU" in include/kvc/Runtime/CompilerABI.h): a `!kvc.encoded_cache`
@@ -127,6 +132,13 @@ def ConvertKVCToGPU : Pass<"convert-kvc-to-gpu", "ModuleOp"> {
            "dim, encoded-unroll=8 or encoded-multi-symbol, symbols exact in the query type "
            "(error bounds >= 1/256 for bf16, >= 1/2048 for f16); other ops keep the CUDA-core "
            "kernel). Measured slower on H100 except at batch 1 x 4k/16k (docs/gpu.md)">,
+    Option<"fixedWidthMinCtas", "fixed-width-min-ctas", "int64_t", /*default=*/"-1",
+           "Fixed-width (entropy = none) caches: CTAs per SM the split kernel's registers must "
+           "allow (nvvm.minctasm); -1: 4 for D <= 128, else 2; 0: no cap">,
+    Option<"fixedWidthRing", "fixed-width-ring", "int64_t", /*default=*/"-1",
+           "Fixed-width caches: 2 = stream tiles through a two-tile cp.async ring in shared "
+           "memory, 0 = load each tile's words straight into registers; -1: the ring where it "
+           "fits in 48 KiB of static shared memory (D <= 128)">,
     Option<"encodedLutL1", "encoded-lut-l1", "bool", /*default=*/"false",
            "Encoded caches, grouped decoder: look codes up in a 32-entry first-level table "
            "(the top 5 bits; one word per shared-memory bank, so the warp's lookups do not "

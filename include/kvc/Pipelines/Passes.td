@@ -82,6 +82,11 @@ def KVCGPUPipeline : Pass<"kvc-gpu-pipeline", "ModuleOp"> {
            "-1: auto)">,
     Option<"encodedMma", "encoded-mma", "bool", /*default=*/"false",
            "convert-kvc-to-gpu encoded-mma (encoded caches: tensor-core dot products)">,
+    Option<"fixedWidthMinCtas", "fixed-width-min-ctas", "int64_t", /*default=*/"-1",
+           "convert-kvc-to-gpu fixed-width-min-ctas (fixed-width caches: CTAs per SM; -1: auto)">,
+    Option<"fixedWidthRing", "fixed-width-ring", "int64_t", /*default=*/"-1",
+           "convert-kvc-to-gpu fixed-width-ring (fixed-width caches: 2 = cp.async ring, 0 = "
+           "registers; -1: auto)">,
     Option<"encodedLutL1", "encoded-lut-l1", "bool", /*default=*/"false",
            "convert-kvc-to-gpu encoded-lut-l1 (encoded caches: two-level code tables)">,
     Option<"encodedOverlap", "encoded-overlap", "bool", /*default=*/"false",

@@ -6,13 +6,16 @@
 //
 //===----------------------------------------------------------------------===//
 #include "kvc/Conversion/KVCToGPU/KVCToGPU.h"
+
 #include "kvc/Conversion/KVCToGPU/EncodedKernelGen.h"
+#include "kvc/Conversion/KVCToGPU/FixedWidthKernelGen.h"
 #include "kvc/Conversion/KVCToGPU/StoreKernelGen.h"
 #include "kvc/Conversion/Passes.h"
 #include "kvc/Conversion/RuntimeFunc.h"
 #include "kvc/Dialect/KVC/IR/EncodedCacheUse.h"
 #include "kvc/Dialect/KVC/IR/KVC.h"
 #include "kvc/Runtime/CUDAEncoded.h" // KVC_ENC_* buffer indices (header-only use, no link)
+#include "kvc/Runtime/CUDAFixedWidth.h" // KVC_FW_* buffer indices and limits (header only)
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Bufferization/IR/Bufferization.h"
@@ -31,6 +34,8 @@
 #include "llvm/ADT/StringMap.h"
 
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 
 namespace mlir {
 namespace kvc {
@@ -205,6 +210,12 @@ CacheViewOp encodedView(AttentionOp op) {
 
 std::string encodedCodecReason(CodecAttr codec);
 
+/// The codec's largest symbol for error bound `eps`, as the runtime codec sets it
+/// (maxSymbolFor in lib/Runtime/Codec/Quantizer.h): round(1 / eps).
+int64_t codecMaxSymbol(double eps) {
+  return static_cast<int64_t>(std::floor((1.0 / eps) * (1.0 + 0x1p-20) + 0.5));
+}
+
 /// Why an attention over an encoded cache cannot take the GPU path, or "".
 std::string encodedUnsupportedReason(AttentionOp op, CacheViewOp view) {
   if (op.getKey() != view.getKeys() || op.getValue() != view.getValues())
@@ -222,13 +233,23 @@ std::string encodedCodecReason(CodecAttr codec) {
   if (codec.getBits() != 0)
     return "encoded cache: fixed-width (KIVI, bits > 0) codecs have no GPU kernel; only the "
            "error-bounded codec (bits = 0)";
-  if (codec.getEntropy() != EntropyCode::Huffman)
-    return "encoded cache: needs entropy = huffman (the GPU layout is the Huffman-coded one; "
-           "run kvc-entropy-encode)";
   if (codec.getKeyGroup() != QuantGroup::Block)
     return "encoded cache: needs key_group = block (per-channel key groups have no GPU kernel)";
   if (codec.getValueGroup() != QuantGroup::Token)
     return "encoded cache: needs value_group = token";
+  if (codec.getEntropy() == EntropyCode::None) {
+    // The fixed-width form stores key symbols in 5 bits and value symbols in 4.
+    const double ke = codec.getKeyError().getValueAsDouble(),
+                 ve = codec.getValueError().getValueAsDouble();
+    if (codecMaxSymbol(ke) > KVC_FW_KEY_MAX_SYMBOL)
+      return "encoded cache: entropy = none keeps key symbols in 5 bits, but key_error = " +
+             std::to_string(ke) + " gives symbols up to " + std::to_string(codecMaxSymbol(ke)) +
+             " (> 31): raise key_error to >= 0.033 or run kvc-entropy-encode";
+    if (codecMaxSymbol(ve) > KVC_FW_VALUE_MAX_SYMBOL)
+      return "encoded cache: entropy = none keeps value symbols in 4 bits, but value_error = " +
+             std::to_string(ve) + " gives symbols up to " + std::to_string(codecMaxSymbol(ve)) +
+             " (> 15): raise value_error to >= 0.067 or run kvc-entropy-encode";
+  }
   return "";
 }
 
@@ -412,6 +433,20 @@ struct ConvertKVCToGPUPass : public mlir::kvc::impl::ConvertKVCToGPUBase<Convert
       auto kt = cast<RankedTensorType>(op.getKey().getType());
       if (CacheViewOp view = encodedView(op)) {
         CodecAttr codec = cast<EncodedCacheType>(view.getCache().getType()).getCodec();
+        if (codec.getEntropy() == EntropyCode::None) {
+          FixedWidthKernelConfig fc = fixedWidthConfig(op, codec);
+          FailureOr<std::string> prefix = kernelPrefix(
+              op, fixedWidthKernelTag(fc), fc.scaleLog2,
+              [&](const std::string &pre, std::string &err) {
+                fc.prefix = pre;
+                return generateFixedWidthKernels(fc, err);
+              });
+          if (failed(prefix))
+            return signalPassFailure();
+          fc.prefix = *prefix;
+          lowerFixedWidthHost(op, view, fc, gpuModule, handleOf.lookup(view.getCache()));
+          continue;
+        }
         EncodedKernelConfig ec;
         ec.headDim = qt.getDimSize(3);
         ec.groupSize = qt.getDimSize(1) / kt.getDimSize(1);
@@ -427,13 +462,8 @@ struct ConvertKVCToGPUPass : public mlir::kvc::impl::ConvertKVCToGPUBase<Convert
         ec.mma = encodedMma;
         ec.overlap = encodedOverlap;
         ec.lutL1 = encodedLutL1;
-        // The codec's largest symbol, as the runtime codec sets it (maxSymbolFor in
-        // lib/Runtime/Codec/Quantizer.h): round(1 / error), keys and values.
-        auto maxSymbolFor = [](double eps) {
-          return static_cast<int64_t>(std::floor((1.0 / eps) * (1.0 + 0x1p-20) + 0.5));
-        };
-        ec.maxSymbol = std::max(maxSymbolFor(codec.getKeyError().getValueAsDouble()),
-                                maxSymbolFor(codec.getValueError().getValueAsDouble()));
+        ec.maxSymbol = std::max(codecMaxSymbol(codec.getKeyError().getValueAsDouble()),
+                                codecMaxSymbol(codec.getValueError().getValueAsDouble()));
         ec.multiSymbolBits = encodedMSBits;
         ec.multiSymbolSlots = encodedMSSlots;
         ec.scaleLog2 = op.getEffectiveScale() * M_LOG2E;
@@ -514,8 +544,16 @@ struct ConvertKVCToGPUPass : public mlir::kvc::impl::ConvertKVCToGPUBase<Convert
   LogicalResult mergeKernels(Operation *op, const std::string &text, gpu::GPUModuleOp gm) {
     ParserConfig pc(&getContext());
     OwningOpRef<ModuleOp> parsed = parseSourceString<ModuleOp>(text, pc, "kvc-generated-kernels");
-    if (!parsed)
-      return op->emitError("convert-kvc-to-gpu: internal error: generated kernels do not parse");
+    if (!parsed) {
+      // For kvc developers: the text the line:column of the parse error points into.
+      if (const char *dump = std::getenv("KVC_DUMP_GENERATED_KERNELS"))
+        if (FILE *f = std::fopen(dump, "w")) {
+          std::fwrite(text.data(), 1, text.size(), f);
+          std::fclose(f);
+        }
+      return op->emitError("convert-kvc-to-gpu: internal error: generated kernels do not parse "
+                           "(set KVC_DUMP_GENERATED_KERNELS=FILE to write them out)");
+    }
     auto src = cast<gpu::GPUModuleOp>(parsed->getBody()->front());
     for (Operation &f : llvm::make_early_inc_range(src.getBody()->getOperations()))
       f.moveBefore(gm.getBody(), gm.getBody()->end());
@@ -699,6 +737,10 @@ struct ConvertKVCToGPUPass : public mlir::kvc::impl::ConvertKVCToGPUBase<Convert
     Type et = kt.getElementType();
     const int64_t D = kt.getDimSize(3);
     std::string etName = et.isF16() ? "f16" : et.isBF16() ? "bf16" : "f32";
+    if (type.getCodec().getEntropy() == EntropyCode::None)
+      return op.emitError("convert-kvc-to-gpu: appending to a fixed-width (entropy = none) "
+                          "encoded cache has no GPU store kernels yet; run kvc-entropy-encode "
+                          "for the Huffman-coded form, which appends on the GPU");
     if (kt.isDynamicDim(1) || ShapedType::isDynamic(D))
       return op.emitError("convert-kvc-to-gpu: appending to an encoded cache needs static Hkv "
                           "and D");
@@ -949,6 +991,64 @@ struct ConvertKVCToGPUPass : public mlir::kvc::impl::ConvertKVCToGPUBase<Convert
       if (Operation *def = lengths.getDefiningOp())
         if (isa<CacheLengthsOp>(def) && def->use_empty())
           def->erase();
+  }
+
+  /// kvc.attention over a fixed-width (entropy = none) encoded cache: the kernel
+  /// configuration (FixedWidthKernelGen), then the host code, which reads the handle's
+  /// fixed-width device form (CUDAFixedWidth.h) through the same buffer accessors as the
+  /// Huffman-coded form.
+  FixedWidthKernelConfig fixedWidthConfig(AttentionOp op, CodecAttr codec) {
+    auto qt = cast<RankedTensorType>(op.getQuery().getType());
+    auto kt = cast<RankedTensorType>(op.getKey().getType());
+    FixedWidthKernelConfig fc;
+    fc.headDim = qt.getDimSize(3);
+    fc.groupSize = qt.getDimSize(1) / kt.getDimSize(1);
+    fc.querySeq = qt.getDimSize(2);
+    Type et = qt.getElementType();
+    fc.queryType = et.isBF16() ? "bf16" : et.isF16() ? "f16" : "f32";
+    fc.keyBlock = codec.getKeyBlock();
+    fc.minCtasPerSM = fixedWidthMinCtas;
+    fc.ringStages = int(fixedWidthRing);
+    fc.scaleLog2 = op.getEffectiveScale() * M_LOG2E;
+    fc.moduleName = kModuleName.str();
+    return fc;
+  }
+
+  void lowerFixedWidthHost(AttentionOp op, CacheViewOp view, const FixedWidthKernelConfig &fc,
+                           gpu::GPUModuleOp gm, Value h) {
+    auto kt = cast<RankedTensorType>(op.getKey().getType());
+    OpBuilder b(op);
+    Location loc = op.getLoc();
+    Value qm = flatBuffer(b, loc, op.getQuery());
+    Value batch = dimOf(b, loc, qm, 0);
+    Value hkv = cIdx(b, loc, kt.getDimSize(1));
+    Type i32 = b.getI32Type(), f32 = b.getF32Type(), f16 = b.getF16Type();
+    const Type abi[KVC_FW_NUM_BUFFERS] = {i32, i32, i32, f32, f32, f32, f32, f16, f16};
+    checkEncodedRows(b, loc, h, batch, kt.getDimSize(1));
+    SmallVector<Value> args = {flatten(b, loc, qm)};
+    for (int64_t i = 0; i < KVC_FW_NUM_BUFFERS; ++i)
+      args.push_back(encodedBuffer(b, loc, h, i, abi[i]));
+    Value rows = arith::MulIOp::create(b, loc, batch, hkv);
+    Value splits = splitCount(b, loc, op, numSplits, "kvc_rt_gpu_encoded_splits", fc.prefix,
+                              ValueRange{h});
+    Value nqRows = arith::MulIOp::create(b, loc, rows, cIdx(b, loc, fc.groupSize * fc.querySeq));
+    Value partials = arith::MulIOp::create(b, loc, nqRows, splits);
+    Value out = allocOutput(b, loc, op, qm, outputMemory == "device");
+    DecodeBuffers buf = decodeWorkspaces(b, loc, partials, fc.headDim, out);
+    args.append({buf.opart, buf.mlpart});
+    Value one = cIdx(b, loc, 1);
+    gpu::LaunchFuncOp::create(b, loc, gm.lookupSymbol<gpu::GPUFuncOp>(fc.prefix + "_split"),
+                              gpu::KernelDim3{splits, hkv, batch},
+                              gpu::KernelDim3{cIdx(b, loc, KVC_FW_THREADS), one, one}, Value(),
+                              args);
+    launchMerge(b, loc, buf, gm.lookupSymbol<gpu::GPUFuncOp>(fc.prefix + "_merge"), nqRows,
+                splits, fc.headDim);
+    Value res = bufferization::ToTensorOp::create(b, loc, op.getResult().getType(), out,
+                                                  /*restrict=*/true, /*writable=*/true);
+    op.getResult().replaceAllUsesWith(res);
+    op.erase();
+    if (view->use_empty())
+      view.erase();
   }
 
   /// Replaces `op` by host code that launches the split (and merge) kernels of `main`, or, with

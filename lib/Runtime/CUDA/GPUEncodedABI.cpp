@@ -2,12 +2,14 @@
 //
 // What convert-kvc-to-gpu's host code calls for !kvc.encoded_cache values (CompilerABI.h,
 // "Encoded caches on the GPU"): a handle owns an appendable device form (CUDAEncoded.h) and
-// its appender. The decode and store kernels are the compiled module's own; this file only
+// its appender, or, for a codec without entropy coding (entropy = none), the fixed-width device
+// form (CUDAFixedWidth.h), which is not appendable. The decode and store kernels are the compiled module's own; this file only
 // hands out their buffers and does the appender's host bookkeeping around the launches.
 //
 //===----------------------------------------------------------------------===//
 #include "kvc/Runtime/CUDA.h"
 #include "kvc/Runtime/CUDAEncoded.h"
+#include "kvc/Runtime/CUDAFixedWidth.h"
 #include "kvc/Runtime/Codec.h"
 #include "kvc/Runtime/CompilerABI.h"
 
@@ -28,6 +30,8 @@
 namespace {
 
 struct GPUEncodedCache {
+  bool fixedWidth = false;  // the fixed-width form `fw`, else the Huffman-coded `cache`
+  kvc_cuda_fw_cache fw{};
   kvc_cuda_encoded_cache cache{};
   kvc_cuda_encoded_appender *app = nullptr;
   kvc_encoded_append_stream pending[2]{}; // of the append begun last
@@ -35,8 +39,13 @@ struct GPUEncodedCache {
   ~GPUEncodedCache() {
     if (app)
       kvc_cuda_encoded_appender_free(app);
-    kvc_cuda_encoded_free(&cache);
+    if (fixedWidth)
+      kvc_cuda_fw_free(&fw);
+    else
+      kvc_cuda_encoded_free(&cache);
   }
+  int64_t batch() const { return fixedWidth ? fw.batch : cache.batch; }
+  int64_t hkv() const { return fixedWidth ? fw.hkv : cache.hkv; }
 };
 
 std::mutex registryMutex;
@@ -61,7 +70,7 @@ GPUEncodedCache *get(int64_t handle) {
 }
 
 int create(const kvc_codec_head *const *heads, int64_t batch, int64_t hkv, int64_t maxNew,
-           int64_t *handle, const char **err) {
+           bool fixedWidth, int64_t *handle, const char **err) {
   *handle = 0;
   static thread_local std::string msg;
   if (int rc = kvc_cuda_init(0)) {
@@ -70,9 +79,14 @@ int create(const kvc_codec_head *const *heads, int64_t batch, int64_t hkv, int64
     return rc;
   }
   auto c = std::make_unique<GPUEncodedCache>();
-  if (int rc = kvc_cuda_encoded_upload_appendable(heads, batch, hkv, maxNew, nullptr, &c->cache,
-                                                  &c->app, err))
+  c->fixedWidth = fixedWidth;
+  if (fixedWidth) {
+    if (int rc = kvc_cuda_fw_upload(heads, batch, hkv, &c->fw, err))
+      return rc;
+  } else if (int rc = kvc_cuda_encoded_upload_appendable(heads, batch, hkv, maxNew, nullptr,
+                                                         &c->cache, &c->app, err)) {
     return rc;
+  }
   std::lock_guard<std::mutex> lock(registryMutex);
   registry().push_back(std::move(c));
   *handle = reinterpret_cast<int64_t>(registry().back().get());
@@ -102,9 +116,9 @@ int64_t encode(int elemKind, int64_t bits, int64_t keyGroup, int64_t keyBlock, d
                int64_t valueBlock, double valueError, int64_t entropy, int64_t recentKeys,
                int64_t recentValues, int64_t maxNew, kvc_memref_4d *keys, kvc_memref_4d *values,
                kvc_memref_i64_2d *lengths) {
-  if (bits != 0 || entropy != 1 || keyGroup != 0)
-    die("the GPU kernels need the error-bounded codec (bits = 0) with Huffman coding and "
-        "block key groups");
+  if (bits != 0 || (entropy != 0 && entropy != 1) || keyGroup != 0)
+    die("the GPU kernels need the error-bounded codec (bits = 0) with block key groups, "
+        "Huffman-coded (entropy = huffman) or fixed-width (entropy = none)");
   if (kvc_cuda_init(0))
     die(std::string("CUDA initialisation failed: ") + kvc_cuda_last_error());
   const int64_t B = keys->sizes[0], H = keys->sizes[1], D = keys->sizes[3];
@@ -140,7 +154,7 @@ int64_t encode(int elemKind, int64_t bits, int64_t keyGroup, int64_t keyBlock, d
     die(failed);
   int64_t handle = 0;
   const char *err = nullptr;
-  if (create(heads.data(), B, H, maxNew, &handle, &err))
+  if (create(heads.data(), B, H, maxNew, /*fixedWidth=*/entropy == 0, &handle, &err))
     die(err ? err : "upload failed");
   return handle;
 }
@@ -149,7 +163,13 @@ void bufferDescriptor(kvc_memref_1d *out, int64_t handle, int64_t index, int64_t
   GPUEncodedCache *c = get(handle);
   kvc_cuda_ptr p = 0;
   int64_t len = 0, eb = 4;
-  if (index >= 0 && index < KVC_ENC_NUM_BUFFERS) {
+  if (c->fixedWidth) {
+    if (index < 0 || index >= KVC_FW_NUM_BUFFERS)
+      die("buffer index " + std::to_string(index) + " out of range (fixed-width cache)");
+    p = c->fw.buf[index];
+    len = c->fw.len[index];
+    eb = c->fw.elem_bytes[index];
+  } else if (index >= 0 && index < KVC_ENC_NUM_BUFFERS) {
     p = c->cache.buf[index];
     len = c->cache.len[index];
     eb = c->cache.elem_bytes[index];
@@ -181,7 +201,7 @@ extern "C" {
 
 int kvc_rt_gpu_encoded_create(const kvc_codec_head *const *heads, int64_t batch, int64_t hkv,
                               int64_t maxNew, int64_t *handle, const char **err) {
-  return create(heads, batch, hkv, maxNew, handle, err);
+  return create(heads, batch, hkv, maxNew, /*fixedWidth=*/false, handle, err);
 }
 
 void kvc_rt_gpu_encoded_destroy(int64_t handle) {
@@ -196,15 +216,20 @@ void kvc_rt_gpu_encoded_destroy(int64_t handle) {
 
 void kvc_rt_gpu_encoded_tokens(int64_t handle, int64_t *tokens) {
   GPUEncodedCache *c = get(handle);
-  const int64_t R = c->cache.batch * c->cache.hkv;
-  std::vector<int32_t> rows(size_t(R * 8));
-  if (kvc_cuda_memcpy_dtoh(rows.data(), c->cache.buf[KVC_ENC_ROWS], rows.size() * 4))
+  const int64_t R = c->batch() * c->hkv(), stride = c->fixedWidth ? 4 : 8;
+  std::vector<int32_t> rows(size_t(R * stride));
+  if (kvc_cuda_memcpy_dtoh(rows.data(),
+                           c->fixedWidth ? c->fw.buf[KVC_FW_ROWS] : c->cache.buf[KVC_ENC_ROWS],
+                           rows.size() * 4))
     die(std::string("reading the row table: ") + kvc_cuda_last_error());
   for (int64_t r = 0; r < R; ++r)
-    tokens[r] = rows[size_t(r * 8)];
+    tokens[r] = rows[size_t(r * stride)];
 }
 
-uint64_t kvc_rt_gpu_encoded_device_bytes(int64_t handle) { return get(handle)->cache.device_bytes; }
+uint64_t kvc_rt_gpu_encoded_device_bytes(int64_t handle) {
+  GPUEncodedCache *c = get(handle);
+  return c->fixedWidth ? c->fw.device_bytes : c->cache.device_bytes;
+}
 
 #define KVC_GPU_ENCODE(NAME, KIND)                                                              \
   int64_t NAME(int64_t bits, int64_t keyGroup, int64_t keyBlock, double keyError,              \
@@ -237,7 +262,9 @@ int64_t _mlir_ciface_kvc_rt_gpu_encoded_splits(kvc_memref_1d *name, int64_t hand
   // GPU modules (HostCodeSupport.h); the plan is the runtime driver's (kvc_cuda_encoded_make_plan),
   // sized by the cache's current longest row.
   struct Kernel {
+    bool fixedWidth;
     kvc_encoded_kernel_config cfg;
+    kvc_fw_kernel_config fwCfg;
     int residentCtas;
   };
   static std::mutex mutex;
@@ -255,7 +282,11 @@ int64_t _mlir_ciface_kvc_rt_gpu_encoded_splits(kvc_memref_1d *name, int64_t hand
   }
   if (!known) {
     const std::string split = n + "_split";
-    if (kvc_cuda_encoded_parse_name(split.c_str(), &k.cfg))
+    k.fixedWidth = kvc_cuda_fw_parse_name(split.c_str(), &k.fwCfg) == 0;
+    if (k.fixedWidth != c->fixedWidth)
+      die("'" + split + "' is " + (k.fixedWidth ? "a fixed-width" : "not a fixed-width") +
+          " kernel, the cache is " + (c->fixedWidth ? "fixed-width" : "Huffman-coded"));
+    if (!k.fixedWidth && kvc_cuda_encoded_parse_name(split.c_str(), &k.cfg))
       die("'" + split + "' is not an encoded decode kernel name"); // status 1: a bad request
     kvc_cuda_module m = nullptr;
     kvc_cuda_function f = nullptr;
@@ -263,11 +294,17 @@ int64_t _mlir_ciface_kvc_rt_gpu_encoded_splits(kvc_memref_1d *name, int64_t hand
       fail(kvc::hostcode::missingKernelMessage(split));
     int sms = 0, perSM = 0;
     if (kvc_cuda_device_info(nullptr, 0, &sms, nullptr, nullptr, nullptr) ||
-        kvc_cuda_occupancy(f, k.cfg.head_dim, 0, &perSM))
+        kvc_cuda_occupancy(f, k.fixedWidth ? KVC_FW_THREADS : k.cfg.head_dim, 0, &perSM))
       fail(std::string("occupancy of '") + split + "': " + kvc_cuda_last_error());
     k.residentCtas = sms * perSM;
     std::lock_guard<std::mutex> lock(mutex);
     kernels.emplace(n, k);
+  }
+  if (k.fixedWidth) {
+    kvc_fw_plan plan{};
+    if (kvc_cuda_fw_make_plan(&k.fwCfg, &c->fw, 0, k.residentCtas, &plan))
+      fail("planning '" + n + "': " + kvc_cuda_last_error());
+    return plan.num_splits;
   }
   kvc_encoded_plan plan{};
   if (kvc_cuda_encoded_make_plan(&k.cfg, &c->cache, 0, k.residentCtas, &plan))
@@ -278,6 +315,8 @@ int64_t _mlir_ciface_kvc_rt_gpu_encoded_splits(kvc_memref_1d *name, int64_t hand
 void _mlir_ciface_kvc_rt_gpu_encoded_append_begin(int64_t handle, int64_t n,
                                                   kvc_memref_1d *state) {
   GPUEncodedCache *c = get(handle);
+  if (c->fixedWidth)
+    die("appending to a fixed-width (entropy = none) cache is not supported on the GPU");
   if (state->sizes[0] < 12)
     die("append state buffer too small");
   const char *err = nullptr;
@@ -313,17 +352,17 @@ void _mlir_ciface_kvc_rt_gpu_encoded_append_end(int64_t handle, int64_t n) {
 
 void _mlir_ciface_kvc_rt_gpu_encoded_check_rows(int64_t handle, int64_t batch, int64_t hkv) {
   GPUEncodedCache *c = get(handle);
-  if (batch != c->cache.batch || hkv != c->cache.hkv)
+  if (batch != c->batch() || hkv != c->hkv())
     die("the op has batch " + std::to_string(batch) + " x " + std::to_string(hkv) +
-        " KV heads, the encoded cache " + std::to_string(c->cache.batch) + " x " +
-        std::to_string(c->cache.hkv));
+        " KV heads, the encoded cache " + std::to_string(c->batch()) + " x " +
+        std::to_string(c->hkv()));
 }
 
 void _mlir_ciface_kvc_rt_gpu_encoded_release(int64_t handle) { kvc_rt_gpu_encoded_destroy(handle); }
 
 void _mlir_ciface_kvc_rt_gpu_encoded_lengths(int64_t handle, kvc_memref_i64_2d *lengths) {
   GPUEncodedCache *c = get(handle);
-  const int64_t B = c->cache.batch, H = c->cache.hkv;
+  const int64_t B = c->batch(), H = c->hkv();
   if (lengths->sizes[0] != B || lengths->sizes[1] != H)
     die("lengths buffer is " + std::to_string(lengths->sizes[0]) + " x " +
         std::to_string(lengths->sizes[1]) + ", the encoded cache " + std::to_string(B) + " x " +

@@ -11,16 +11,6 @@ func.func @kivi(%q: tensor<1x8x1x128xbf16>, %c: !kivi) -> tensor<1x8x1x128xbf16>
 
 // -----
 
-!plain = !kvc.encoded_cache<tensor<1x2x?x128xbf16>, tensor<1x2x?x128xbf16>, #kvc.codec<bits = 0, key_group = block, key_block = 64, key_error = 5.000000e-02 : f64, value_group = token, value_block = 128, value_error = 1.000000e-01 : f64, entropy = none, recent_keys = 128, recent_values = 256>>
-func.func @no_entropy(%q: tensor<1x8x1x128xbf16>, %c: !plain) -> tensor<1x8x1x128xbf16> {
-  %k, %v = kvc.cache.view %c : !plain -> tensor<1x2x?x128xbf16>, tensor<1x2x?x128xbf16>
-  // expected-error @+1 {{convert-kvc-to-gpu: encoded cache: needs entropy = huffman (the GPU layout is the Huffman-coded one; run kvc-entropy-encode)}}
-  %o = kvc.attention %q, %k, %v : (tensor<1x8x1x128xbf16>, tensor<1x2x?x128xbf16>, tensor<1x2x?x128xbf16>) -> tensor<1x8x1x128xbf16>
-  return %o : tensor<1x8x1x128xbf16>
-}
-
-// -----
-
 !chan = !kvc.encoded_cache<tensor<1x2x?x128xbf16>, tensor<1x2x?x128xbf16>, #kvc.codec<bits = 0, key_group = channel, key_block = 64, key_error = 5.000000e-02 : f64, value_group = token, value_block = 128, value_error = 1.000000e-01 : f64, entropy = huffman, recent_keys = 128, recent_values = 256>>
 func.func @channel_keys(%q: tensor<1x8x1x128xbf16>, %c: !chan) -> tensor<1x8x1x128xbf16> {
   %k, %v = kvc.cache.view %c : !chan -> tensor<1x2x?x128xbf16>, tensor<1x2x?x128xbf16>
