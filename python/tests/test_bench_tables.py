@@ -5,7 +5,8 @@ import json
 
 import pytest
 
-from kvc.bench import floor_fit, ir_table, merge_results, probe_table, variant_table
+from kvc.bench import (fixed_width_table, floor_fit, ir_table, merge_results, probe_table,
+                       variant_table)
 
 
 def _doc(path, variants):
@@ -267,3 +268,45 @@ def test_probe_table_window_checks_and_projection_columns(tmp_path, capsys):
     open(probe, "w").write(json.dumps(d))
     with pytest.raises(SystemExit, match="already has a 256-token window"):
         probe_table.main(["--probe", probe, "--sdpa", sdpa, "--windows", "128,256"])
+
+
+def _fw_docs(tmp_path, flush="dirty"):
+    sdpa = {"device": "H", "copy_tbps": 3.0, "flush": "dirty", "results": [
+        {"backend": "cudnn", "batch": 8, "context": 16384, "time_us": 300.0},
+        {"backend": "flash", "batch": 8, "context": 16384, "time_us": 310.0},
+        {"backend": "cudnn", "batch": 1, "context": 4096, "time_us": 20.0}]}
+    fw = {"device": "H (sm_90)", "copy_tbps": 3.0, "flush": flush, "results": [
+        {"variant": "a_fw", "batch": 8, "context": 16384, "time_us": 100.0, "bytes": 150e6},
+        {"variant": "a_fw", "batch": 1, "context": 4096, "time_us": 18.0, "bytes": 6e6}]}
+    fw_r0 = {"device": "H", "copy_tbps": 3.0, "flush": "dirty", "results": [
+        {"variant": "a_fw_r0", "batch": 8, "context": 16384, "time_us": 90.0, "bytes": 150e6}]}
+    enc = {"device": "H", "flush": "dirty", "results": [
+        {"variant": "a_enc", "batch": 8, "context": 16384, "time_us": 450.0, "bytes": 110e6}]}
+    paths = []
+    for name, doc in (("sdpa", sdpa), ("fw", fw), ("fw_r0", fw_r0), ("enc", enc)):
+        p = tmp_path / (name + ".json")
+        p.write_text(json.dumps(doc))
+        paths.append(str(p))
+    return paths
+
+
+def test_fixed_width_table_best_variant_and_target(tmp_path, capsys):
+    sdpa, fw, fw_r0, enc = _fw_docs(tmp_path)
+    fixed_width_table.main(["--sdpa", sdpa, "--fixed-width", fw, fw_r0, "--encoded", enc])
+    out = capsys.readouterr().out
+    # 8 x 16k: the default kernel (100 us): 150 MB in 100 us = 1.5 TB/s = 50% of 3.0, 300/100;
+    # the faster variant (90 us) in a row of its own, named by its file.
+    assert "| fixed-width (entropy = none) | 100.0 | 150.0 | 1.50 | 50% | 3.00× |" in out
+    assert "| fixed-width, fastest file: fw_r0 | 90.0 | 150.0 | 1.67 | 56% | 3.33× |" in out
+    assert "| Huffman (entropy = huffman) | 450.0 | 110.0 | 0.24 | 8% | 0.67× |" in out
+    assert "| 8 | 16k | fixed-width >= 3x cuDNN | 3.00x | a_fw | yes |" in out
+    # 4k shapes are reported but carry no target row.
+    assert "| 1 | 4k | 20.0 | 20.0 |" not in out
+    assert "| 1 | 4k |  | 20.0 | fixed-width (entropy = none) | 18.0 |" in out
+    assert "| 1 | 4k | fixed-width" not in out
+
+
+def test_fixed_width_table_refuses_mixed_flush(tmp_path):
+    sdpa, fw, fw_r0, enc = _fw_docs(tmp_path, flush="clean")
+    with pytest.raises(SystemExit, match="differ in flush"):
+        fixed_width_table.main(["--sdpa", sdpa, "--fixed-width", fw, fw_r0])

@@ -1,0 +1,42 @@
+#!/bin/bash
+# Builds what the GPU machine needs for the fixed-width (entropy = none) KVComp kernels into
+# $BUILD/fw-tests (no MLIR needed there): kvc-bench (self-contained), the check variants' PTX,
+# the benchmark kernel's PTX (the default: a two-tile cp.async ring) and its variants (words
+# straight to registers: _r0; no register cap: _m0), and the Huffman-coded benchmark kernel
+# for comparison in the same run (bench/gpu/run-fixed-width.sh).
+# usage: bench/gpu/build-fixed-width-tests.sh [BUILD_DIR]   (default build)
+set -euo pipefail
+SRC=$(cd "$(dirname "$0")/../.." && pwd)
+BUILD=${1:-$SRC/build}
+OUTD=$BUILD/fw-tests
+mkdir -p "$OUTD"
+rm -f "$OUTD"/*.ptx
+if [ "${NO_BUILD:-0}" != 1 ]; then
+  ninja -C "$BUILD" kvc-opt kvc-bench
+  ninja -C "$BUILD" kvc-fixed-width-ir-example || echo "(no IR example: it needs clang and mlir-translate)"
+fi
+cp "$BUILD/bin/kvc-bench" "$OUTD/"
+OPT="$BUILD/bin/kvc-opt"
+BENCHX="$BUILD/bin/kvc-bench"
+# ptx MLIR OUT.ptx [PIPELINE OPTIONS]: bench/gpu/MLIR through kvc-gpu-pipeline, then its PTX.
+ptx() {
+  "$OPT" "$SRC/bench/gpu/$1" --kvc-gpu-pipeline="${3:-}" -o "$OUTD/t.gpu.mlir"
+  "$BENCHX" extract "$OUTD/t.gpu.mlir" -o "$OUTD/$2"
+}
+ptx check-fixed-width.mlir check-fixed-width.ptx
+ptx check-fixed-width.mlir check-fixed-width_r0.ptx "fixed-width-ring=0"
+ptx decode-fixed-width.mlir decode-fixed-width.ptx
+ptx decode-fixed-width.mlir decode-fixed-width_r0.ptx "fixed-width-ring=0"
+ptx decode-fixed-width.mlir decode-fixed-width_m0.ptx "fixed-width-min-ctas=0"
+ptx decode-encoded.mlir decode-encoded.ptx
+[ ! -x "$BUILD/bin/kvc-fixed-width-ir-example" ] || cp "$BUILD/bin/kvc-fixed-width-ir-example" "$OUTD/"
+rm -f "$OUTD/t.gpu.mlir"
+# ptxas (where the toolkit is here) says whether a kernel spills; the GPU machine has it too.
+if command -v /usr/local/cuda/bin/ptxas >/dev/null; then
+  for f in "$OUTD"/decode-fixed-width*.ptx; do
+    echo "== $(basename "$f")"
+    /usr/local/cuda/bin/ptxas -arch=sm_90a -v "$f" -o /dev/null 2>&1 |
+      awk '/Compiling entry function/ { on = /fw_split/ } on && /registers|spill/' 
+  done
+fi
+ls -la "$OUTD"
