@@ -6,8 +6,9 @@
 # the CPU codec); `bench` = in one run torch SDPA (flash, cuDNN), the fixed-width kernel and its
 # variants, and kvc's Huffman-coded kernel on the shapes (dirty L2 flush), then the
 # table (python -m kvc.bench.fixed_width_table); `ncu` = a full profile of the fixed-width
-# split kernel at batch 8 x 16k. Results go to $OUT.
-# usage: bench/gpu/run-fixed-width.sh [check|bench|ncu|all]...
+# split kernel at batch 8 x 16k; `splits` = a sweep of the split count (not in `all`). Results
+# go to $OUT.
+# usage: bench/gpu/run-fixed-width.sh [check|bench|ncu|splits|all]...
 set -uo pipefail
 T=${T:-build/fw-tests}
 OUT=${OUT:-/tmp/out}
@@ -45,6 +46,16 @@ for what in "${@:-all}"; do
     PYTHONPATH=python python3 -m kvc.bench.fixed_width_table --sdpa "$OUT/sdpa.json" \
       --fixed-width "$OUT/kvc-fixed-width.json" "$OUT"/kvc-fixed-width_r0.json \
       "$OUT"/kvc-fixed-width_m0.json --encoded "$OUT/kvc-encoded.json" | tee "$OUT/table.md"
+  fi
+  if [ "$what" = splits ]; then
+    # The split count (total, window splits included) against the plan's, every shape: the
+    # data behind kvc_cuda_fw_make_plan's rule (merged into $OUT/fw-splits.json).
+    W=/tmp/kvc-fw-splits; rm -rf "$W"; mkdir -p "$W"
+    for sp in ${SPLITS:-4 6 8 10 12 18 35 68}; do
+      timeout 200 $T/kvc-bench fixed-width decode $T/decode-fixed-width.ptx --splits $sp \
+        --json $W/s$sp.json | tail -n +3 | grep -v wrote
+    done
+    PYTHONPATH=python python3 -m kvc.bench.merge_results $W/s*.json > "$OUT/fw-splits.json"
   fi
   if [ "$what" = ncu ] || [ "$what" = all ]; then
     timeout 200 ncu --kernel-name regex:fw_split --launch-count 1 --section SpeedOfLight \
