@@ -2,8 +2,12 @@
 # Builds what the GPU machine needs for the fixed-width (entropy = none) KVComp kernels into
 # $BUILD/fw-tests (no MLIR needed there): kvc-bench (self-contained), the check variants' PTX,
 # the benchmark kernel's PTX (the default: a two-tile cp.async ring) and its variants (words
-# straight to registers: _r0; no register cap: _m0), and the Huffman-coded benchmark kernel
-# for comparison in the same run (bench/gpu/run-fixed-width.sh).
+# straight to registers: _r0; no register cap: _m0), the Huffman-coded benchmark kernel
+# for comparison in the same run (bench/gpu/run-fixed-width.sh), and Gemma 3 270M's kernels
+# (bench/gpu/gemma-fixed-width.mlir: key blocks 32, 64, 128) with its real-model cases in
+# gemma/<case>/ (~18 MB, for `kvc-bench fixed-width check-npy`): copied from
+# $BUILD/gpu-tests/gemma (bench/gpu/build-decode-ptx.sh) when that has them, else written by
+# python -m kvc.bench.gemma_decode_cases (needs the model; skipped with a note if it fails).
 # usage: bench/gpu/build-fixed-width-tests.sh [BUILD_DIR]   (default build)
 set -euo pipefail
 SRC=$(cd "$(dirname "$0")/../.." && pwd)
@@ -29,14 +33,28 @@ ptx decode-fixed-width.mlir decode-fixed-width.ptx
 ptx decode-fixed-width.mlir decode-fixed-width_r0.ptx "fixed-width-ring=0"
 ptx decode-fixed-width.mlir decode-fixed-width_m0.ptx "fixed-width-min-ctas=0"
 ptx decode-encoded.mlir decode-encoded.ptx
+ptx gemma-fixed-width.mlir gemma-fixed-width.ptx
 [ ! -x "$BUILD/bin/kvc-fixed-width-ir-example" ] || cp "$BUILD/bin/kvc-fixed-width-ir-example" "$OUTD/"
 rm -f "$OUTD/t.gpu.mlir"
+# Real-model cases (Gemma 3 270M caches + kvc's CPU-path outputs), as build-decode-ptx.sh.
+if [ ! -f "$OUTD/gemma/ragged_sculpt/expected.npy" ]; then
+  rm -rf "$OUTD/gemma"
+  if [ -f "$BUILD/gpu-tests/gemma/ragged_sculpt/expected.npy" ]; then
+    cp -r "$BUILD/gpu-tests/gemma" "$OUTD/gemma"
+  else
+    PY=${PYTHON:-$SRC/.venv/bin/python}
+    PYTHONPATH=$SRC/python "$PY" -m kvc.bench.gemma_decode_cases --out "$OUTD/gemma" \
+      --kvc-run "$BUILD/bin/kvc-run" ||
+      { echo "(no Gemma cases: kvc.bench.gemma_decode_cases failed)"; rm -rf "$OUTD/gemma"; }
+  fi
+fi
 # ptxas (where the toolkit is here) says whether a kernel spills; the GPU machine has it too.
 if command -v /usr/local/cuda/bin/ptxas >/dev/null; then
-  for f in "$OUTD"/decode-fixed-width*.ptx; do
+  for f in "$OUTD"/decode-fixed-width*.ptx "$OUTD"/gemma-fixed-width.ptx; do
     echo "== $(basename "$f")"
     /usr/local/cuda/bin/ptxas -arch=sm_90a -v "$f" -o /dev/null 2>&1 |
       awk '/Compiling entry function/ { on = /fw_split/ } on && /registers|spill/' 
   done
 fi
 ls -la "$OUTD"
+du -sh "$OUTD" # carried to the GPU machine: at most 64 MiB with everything else carried

@@ -2,8 +2,8 @@
 # The fixed-width (entropy = none) KVComp kernels on the GPU machine, from the repository root
 # with build/fw-tests carried (bench/gpu/build-fixed-width-tests.sh): `check` = kvc-bench
 # fixed-width check of every variant (ring and register forms), compute-sanitizer memcheck and
-# racecheck (--quick sizes), the compiled-IR example (host=llvm: kvc.encode + attention against
-# the CPU codec); `bench` = in one run torch SDPA (flash, cuDNN), the fixed-width kernel and its
+# racecheck (--quick sizes), Gemma 3 270M caches (check-npy, where build/fw-tests/gemma has
+# them), the compiled-IR example (host=llvm: kvc.encode + attention against the CPU codec); `bench` = in one run torch SDPA (flash, cuDNN), the fixed-width kernel and its
 # variants, and kvc's Huffman-coded kernel on the shapes (dirty L2 flush), then the
 # table (python -m kvc.bench.fixed_width_table); `ncu` = a full profile of the fixed-width
 # split kernel at batch 8 x 16k; `splits` = a sweep of the split count (not in `all`). Results
@@ -27,6 +27,12 @@ for what in "${@:-all}"; do
         $T/kvc-bench fixed-width check $T/check-fixed-width.ptx --quick 2>&1 |
         grep -E "ERROR SUMMARY|RACECHECK SUMMARY|fixed-width check:|Invalid|hazard"
     done
+    echo "== Gemma 3 270M caches (check-npy)"
+    if [ -d $T/gemma ]; then
+      timeout 200 $T/kvc-bench fixed-width check-npy $T/gemma-fixed-width.ptx \
+        $(for d in $T/gemma/*/; do echo --case ${d%/}; done)
+      echo "fixed-width check-npy rc=$?"
+    fi
     echo "== compiled IR example (host=llvm)"
     timeout 120 $T/kvc-fixed-width-ir-example
     echo "kvc-fixed-width-ir-example rc=$?"

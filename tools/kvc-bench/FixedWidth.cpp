@@ -3,6 +3,7 @@
 //   kvc-bench fixed-width selftest           (no GPU: kvc_fw_pack / kvc_fw_unpack_row vs the codec)
 //   kvc-bench fixed-width info IN
 //   kvc-bench fixed-width check IN [--quick] [--seed N] [--tol X]
+//   kvc-bench fixed-width check-npy IN --case DIR [--case DIR ...] [--tol X] [--splits N]
 //   kvc-bench fixed-width decode IN [--json F] [--batches 1,8,32] [--contexts 4096,16384,65536]
 //                                   [--hkv 8] [--reps 30] [--warmup 5] [--splits N]
 //                                   [--flush dirty|clean] [--settle-ms 100]
@@ -12,7 +13,13 @@
 // The caches are built with the codec library (kvc_codec_default_params(D): K eps 0.05
 // BlockQuant, V eps 0.1 TokenQuant, recent windows 128/256; key blocks of the kernel's KB) and
 // packed with kvc_fw_pack. check compares against a float64 reference of attention over the
-// *unpacked* cache (kvc_fw_unpack_row: the codes dequantized, the window in fp16). decode times
+// *unpacked* cache (kvc_fw_unpack_row: the codes dequantized, the window in fp16). check-npy
+// does the same on real-model caches (python -m kvc.bench.gemma_decode_cases: q/k/v/expected
+// [/lengths] .npy per case folder, e.g. Gemma 3 270M through bench/gpu/gemma-fixed-width.mlir):
+// the codec's heads built from the case's K/V, every matching variant (D, g, Sq) on the case's
+// queries, judged against the same reference; the distance to expected.npy (kvc's CPU path on
+// the uncompressed cache) is printed as information. The case folders are read and checked
+// before the device is touched. decode times
 // split+merge like `kvc-bench encoded decode` (BenchCommon.h's Timer and flushes) and writes
 // the same JSON records, with "form": "fixed-width".
 //
@@ -30,6 +37,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <memory>
 #include <random>
 #include <sstream>
@@ -95,6 +103,39 @@ auto unpackedRows(const kvc_fw_host_form &F) {
   };
 }
 
+// Uploads the host form F (freed here), runs split + merge on the queries qraw ([B, Hkv*g, Sq,
+// D] of the kernel's query type; outputs NaN-poisoned first) with `splits` (0: the plan), and
+// returns the outputs.
+std::vector<double> uploadRun(const Loaded &L, const Variant &V, kvc_fw_host_form &F,
+                              const std::vector<uint16_t> &qraw, int splits, int *usedSplits) {
+  const auto &cfg = V.cfg;
+  kvc_cuda_fw_cache cache;
+  const char *err = nullptr;
+  if (int rc = kvc_cuda_fw_upload_form(&F, &cache, &err))
+    die(std::string("upload failed: ") + (err ? err : kvc_cuda_last_error()) + " (" +
+        std::to_string(rc) + ")");
+  kvc_fw_host_free(&F);
+  kvc_fw_plan plan;
+  CK(kvc_cuda_fw_make_plan(&cfg, &cache, splits, L.sms * V.ctasPerSM, &plan));
+  *usedSplits = plan.num_splits;
+  kvc_cuda_ptr dq, dws, dout;
+  const size_t qbytes = qraw.size() * 2;
+  CK(kvc_cuda_malloc(&dq, qbytes));
+  CK(kvc_cuda_malloc(&dws, plan.workspace_bytes));
+  CK(kvc_cuda_malloc(&dout, qbytes));
+  CK(kvc_cuda_memcpy_htod(dq, qraw.data(), qbytes));
+  CK(kvc_cuda_memset_d8_async(dout, 0xFF, qbytes, nullptr)); // NaN poison
+  CK(kvc_cuda_memset_d8_async(dws, 0xFF, plan.workspace_bytes, nullptr));
+  CK(kvc_cuda_fw_launch(V.split, V.merge, &cfg, &cache, &plan, dq, dws, dout, nullptr));
+  CK(kvc_cuda_synchronize());
+  std::vector<uint8_t> out(qbytes);
+  CK(kvc_cuda_memcpy_dtoh(out.data(), dout, qbytes));
+  for (kvc_cuda_ptr p : {dq, dws, dout})
+    CK(kvc_cuda_free(p));
+  kvc_cuda_fw_free(&cache);
+  return outputValues(out, cfg.query_type);
+}
+
 // ----------------------------------------------------------------------------- check
 struct Case {
   int64_t batch, hkv, T;
@@ -137,31 +178,7 @@ double runCase(const Loaded &L, const Variant &V, const Case &C, std::mt19937 &r
   }
   // float64 reference over the unpacked cache: what the kernel is given, exactly.
   const std::vector<double> ref = referenceAttention(qf, B, Hkv, g, Sq, D, unpackedRows(F));
-  kvc_cuda_fw_cache cache;
-  const char *err = nullptr;
-  if (int rc = kvc_cuda_fw_upload_form(&F, &cache, &err))
-    die(std::string("upload failed: ") + (err ? err : kvc_cuda_last_error()) + " (" +
-        std::to_string(rc) + ")");
-  kvc_fw_host_free(&F);
-  kvc_fw_plan plan;
-  CK(kvc_cuda_fw_make_plan(&cfg, &cache, C.splits, L.sms * V.ctasPerSM, &plan));
-  *usedSplits = plan.num_splits;
-  kvc_cuda_ptr dq, dws, dout;
-  const size_t qbytes = size_t(nq) * 2;
-  CK(kvc_cuda_malloc(&dq, qbytes));
-  CK(kvc_cuda_malloc(&dws, plan.workspace_bytes));
-  CK(kvc_cuda_malloc(&dout, qbytes));
-  CK(kvc_cuda_memcpy_htod(dq, qraw.data(), qbytes));
-  CK(kvc_cuda_memset_d8_async(dout, 0xFF, qbytes, nullptr)); // NaN poison
-  CK(kvc_cuda_memset_d8_async(dws, 0xFF, plan.workspace_bytes, nullptr));
-  CK(kvc_cuda_fw_launch(V.split, V.merge, &cfg, &cache, &plan, dq, dws, dout, nullptr));
-  CK(kvc_cuda_synchronize());
-  std::vector<uint8_t> out(qbytes);
-  CK(kvc_cuda_memcpy_dtoh(out.data(), dout, qbytes));
-  for (kvc_cuda_ptr p : {dq, dws, dout})
-    CK(kvc_cuda_free(p));
-  kvc_cuda_fw_free(&cache);
-  return relativeL2(outputValues(out, qt), ref, maxAbs);
+  return relativeL2(uploadRun(L, V, F, qraw, C.splits, usedSplits), ref, maxAbs);
 }
 
 int cmdCheck(const std::string &path, unsigned seed, double tol, bool quick) {
@@ -199,6 +216,176 @@ int cmdCheck(const std::string &path, unsigned seed, double tol, bool quick) {
   }
   printf("fixed-width check: %d/%d passed (tolerance rel_l2 <= %.1e, vs float64 attention over "
          "the unpacked cache)\n",
+         total - failures, total, tol);
+  return failures ? 1 : 0;
+}
+
+// ----------------------------------------------------------------------------- check-npy
+// A real-model case folder (python -m kvc.bench.gemma_decode_cases): q [B, Hq, Sq, D],
+// k and v [B, Hkv, S, D], expected [B, Hq, Sq, D] (kvc's CPU path on the uncompressed cache),
+// all float32, and for ragged batches lengths int64 [B, Hkv] (row b*Hkv + h holds
+// lengths[b, h] <= S tokens). Read and checked on the host before any device work.
+struct NpyCase {
+  std::string dir;
+  Npy q, k, v, ex;
+  std::vector<int64_t> lens; // per KV row
+  bool ragged = false;
+  int64_t B = 0, Hq = 0, Sq = 0, D = 0, Hkv = 0, S = 0, g = 0;
+};
+
+std::string shapeStr(const std::vector<int64_t> &s) {
+  std::string r = "[";
+  for (size_t i = 0; i < s.size(); ++i)
+    r += (i ? ", " : "") + std::to_string(s[i]);
+  return r + "]";
+}
+
+NpyCase readCase(const std::string &dir) {
+  const char *want = "want q.npy, k.npy, v.npy, expected.npy and, for ragged rows, lengths.npy, "
+                     "as python -m kvc.bench.gemma_decode_cases writes them";
+  std::error_code ec;
+  if (!std::filesystem::is_directory(dir, ec))
+    die(dir + ": no such case directory (" + want + ")");
+  for (const char *f : {"q.npy", "k.npy", "v.npy", "expected.npy"})
+    if (!std::filesystem::is_regular_file(dir + "/" + f, ec))
+      die(dir + ": missing " + f + " (" + want + ")");
+  NpyCase C;
+  C.dir = dir;
+  auto f32 = [&](const char *name, size_t rank) {
+    Npy n = readNpy(dir + "/" + name);
+    if (!n.i64.empty() || n.shape.size() != rank)
+      die(dir + "/" + name + ": want a float32 array of rank " + std::to_string(rank) + ", got " +
+          (n.i64.empty() ? "float32 " : "int64 ") + shapeStr(n.shape));
+    for (int64_t d : n.shape)
+      if (d < 1)
+        die(dir + "/" + name + ": empty dimension in " + shapeStr(n.shape));
+    return n;
+  };
+  C.q = f32("q.npy", 4);
+  C.k = f32("k.npy", 4);
+  C.v = f32("v.npy", 4);
+  C.ex = f32("expected.npy", 4);
+  C.B = C.q.shape[0], C.Hq = C.q.shape[1], C.Sq = C.q.shape[2], C.D = C.q.shape[3];
+  C.Hkv = C.k.shape[1], C.S = C.k.shape[2];
+  if (C.k.shape[0] != C.B || C.k.shape[3] != C.D)
+    die(dir + ": k.npy " + shapeStr(C.k.shape) + " does not match q.npy " + shapeStr(C.q.shape) +
+        " (want k [B, Hkv, S, D] with q's B and D)");
+  if (C.v.shape != C.k.shape)
+    die(dir + ": v.npy " + shapeStr(C.v.shape) + " differs from k.npy " + shapeStr(C.k.shape));
+  if (C.ex.shape != C.q.shape)
+    die(dir + ": expected.npy " + shapeStr(C.ex.shape) + " differs from q.npy " +
+        shapeStr(C.q.shape));
+  if (C.Hq % C.Hkv)
+    die(dir + ": Hq = " + std::to_string(C.Hq) + " is not a multiple of Hkv = " +
+        std::to_string(C.Hkv));
+  C.g = C.Hq / C.Hkv;
+  C.lens.assign(size_t(C.B * C.Hkv), C.S);
+  C.ragged = std::filesystem::exists(dir + "/lengths.npy", ec);
+  if (C.ragged) {
+    Npy ln = readNpy(dir + "/lengths.npy");
+    if (ln.i64.size() != size_t(C.B * C.Hkv) || ln.shape.size() != 2)
+      die(dir + "/lengths.npy: want int64 [B, Hkv] = [" + std::to_string(C.B) + ", " +
+          std::to_string(C.Hkv) + "], got " + (ln.i64.empty() ? "float32 " : "int64 ") +
+          shapeStr(ln.shape));
+    for (size_t r = 0; r < ln.i64.size(); ++r)
+      if (ln.i64[r] < 0 || ln.i64[r] > C.S)
+        die(dir + "/lengths.npy: row " + std::to_string(r) + " has " +
+            std::to_string(ln.i64[r]) + " tokens, outside [0, S = " + std::to_string(C.S) + "]");
+    C.lens = ln.i64;
+  }
+  return C;
+}
+
+// Every case through every fixed-width variant of IN with its D, g and Sq (bf16 ones; f16
+// ones where the module has no bf16 one): one codec head per (batch row, KV head) from the
+// case's keys and values (kvc_codec_default_params, as `encoded check-npy`: K eps 0.05, V eps
+// 0.1, value block 128, recent windows 128/256; the variant's key block), packed with
+// kvc_fw_pack and run on the case's queries rounded to the kernel's type. Pass: rel. L2 <= tol
+// against float64 attention over the *unpacked* cache (kvc_fw_unpack_row). Printed, not
+// judged: the kernel's and that reference's distance to expected.npy (kvc's CPU path on the
+// uncompressed cache: what the quantization and the fp16 window cost), the code / window split
+// of the tokens and the device form's bits per element.
+int cmdCheckNpy(const std::string &path, const std::vector<std::string> &dirs, double tol,
+                int splits) {
+  std::vector<NpyCase> cases;
+  for (const std::string &dir : dirs)
+    cases.push_back(readCase(dir));
+  Loaded L = load(path);
+  printf("device: %s, %d SMs\n", L.device.c_str(), L.sms);
+  int failures = 0, total = 0;
+  for (const NpyCase &C : cases) {
+    std::vector<const Variant *> vs;
+    for (int qt : {0, 1}) {
+      for (const Variant &V : L.variants)
+        if (V.cfg.head_dim == C.D && V.cfg.group == C.g && V.cfg.query_seq == C.Sq &&
+            V.cfg.query_type == qt)
+          vs.push_back(&V);
+      if (!vs.empty())
+        break;
+    }
+    if (vs.empty()) {
+      printf("  FAIL %s: no fixed-width kernel with D=%lld g=%lld Sq=%lld in %s\n",
+             C.dir.c_str(), (long long)C.D, (long long)C.g, (long long)C.Sq, path.c_str());
+      ++failures;
+      ++total;
+      continue;
+    }
+    const std::vector<double> expected(C.ex.f32.begin(), C.ex.f32.end());
+    for (const Variant *V : vs) {
+      ++total;
+      const bool bf = V->cfg.query_type == 0;
+      const kvc_codec_params prm = kernelParams(V->cfg);
+      const int64_t R = C.B * C.Hkv, S = C.S, D = C.D;
+      std::vector<std::unique_ptr<Head>> heads(static_cast<size_t>(R));
+      std::vector<const kvc_codec_head *> hp;
+      for (int64_t r = 0; r < R; ++r) {
+        heads[size_t(r)] = std::make_unique<Head>();
+        CC(kvc_codec_head_create(&prm, &heads[size_t(r)]->h));
+        if (const int64_t T = C.lens[size_t(r)])
+          CC(kvc_codec_head_append(heads[size_t(r)]->h, &C.k.f32[size_t(r * S * D)],
+                                   &C.v.f32[size_t(r * S * D)], uint64_t(T)));
+        hp.push_back(heads[size_t(r)]->h);
+      }
+      kvc_fw_host_form F;
+      const char *err = nullptr;
+      if (kvc_fw_pack(hp.data(), C.B, C.Hkv, &F, &err)) {
+        printf("  FAIL %s: %s: %s\n", C.dir.c_str(), V->name.c_str(),
+               err ? err : "kvc_fw_pack failed");
+        ++failures;
+        continue;
+      }
+      double formBytes = 0;
+      for (int i = 0; i < KVC_FW_NUM_BUFFERS; ++i)
+        formBytes += double(F.len[i]) * double(F.elem_bytes[i]);
+      const double bits = 8.0 * formBytes / (2.0 * double(std::max<uint64_t>(F.tokens, 1)) * D);
+      const uint64_t codeTokens = F.code_tokens, tokens = F.tokens;
+      std::vector<uint16_t> qraw(C.q.f32.size());
+      std::vector<float> qf(C.q.f32.size());
+      for (size_t i = 0; i < qraw.size(); ++i) {
+        qraw[i] = toHalfBits(C.q.f32[i], bf);
+        qf[i] = fromHalfBits(qraw[i], bf);
+      }
+      const std::vector<double> ref =
+          referenceAttention(qf, C.B, C.Hkv, C.g, C.Sq, D, unpackedRows(F));
+      int used = 0;
+      const std::vector<double> got = uploadRun(L, *V, F, qraw, splits, &used);
+      double maxAbs = 0;
+      const double e = relativeL2(got, ref, &maxAbs);
+      const double eCpu = relativeL2(got, expected), refCpu = relativeL2(ref, expected);
+      const bool ok = e <= tol;
+      failures += !ok;
+      printf("  %s %s: %s B=%lld Hq=%lld Hkv=%lld S=%lld D=%lld splits=%d%s, code tokens %llu of "
+             "%llu, %.2f bits/elem: rel_l2 vs float64 over the unpacked cache %.3e (max_abs "
+             "%.3e); vs the uncompressed CPU path (expected.npy) %.3e (the float64 reference: "
+             "%.3e)\n",
+             ok ? "PASS" : "FAIL", C.dir.c_str(), V->name.c_str(), (long long)C.B,
+             (long long)C.Hq, (long long)C.Hkv, (long long)S, (long long)D, used,
+             C.ragged ? " ragged" : "", (unsigned long long)codeTokens,
+             (unsigned long long)tokens, bits, e, maxAbs, eCpu, refCpu);
+    }
+  }
+  printf("fixed-width check-npy: %d/%d passed (tolerance rel_l2 <= %.1e, vs float64 attention "
+         "over the unpacked cache; the distance to expected.npy is reported, not judged)\n",
          total - failures, total, tol);
   return failures ? 1 : 0;
 }
@@ -571,6 +758,8 @@ int cmdSelftest() {
           "codec)\n"
           "       kvc-bench fixed-width info IN\n"
           "       kvc-bench fixed-width check IN [--quick] [--seed N] [--tol X]\n"
+          "       kvc-bench fixed-width check-npy IN --case DIR [--case DIR ...] [--tol X] "
+          "[--splits N]\n"
           "       kvc-bench fixed-width decode IN [--json F] [--batches 1,8,32] "
           "[--contexts 4096,16384,65536] [--hkv 8] [--reps 30] [--warmup 5] [--splits N] "
           "[--flush dirty|clean] [--settle-ms 100]\n");
@@ -595,7 +784,7 @@ int kvcBenchFixedWidth(int argc, char **argv) {
   if (argc < 4)
     usage();
   std::string cmd = argv[2], in = argv[3], json;
-  if (cmd != "info" && cmd != "check" && cmd != "decode")
+  if (cmd != "info" && cmd != "check" && cmd != "check-npy" && cmd != "decode")
     usage();
   std::vector<int64_t> batches = {1, 8, 32}, contexts = {4096, 16384, 65536};
   int reps = 30, warmup = 5, splits = 0;
@@ -603,11 +792,16 @@ int kvcBenchFixedWidth(int argc, char **argv) {
   unsigned seed = 1234;
   double tol = 1e-2;
   bool quick = false;
+  std::vector<std::string> caseDirs;
   Options opts(usage);
   opts.str("--json", json).list("--batches", batches).list("--contexts", contexts)
       .i32("--reps", reps).i32("--warmup", warmup).i32("--splits", splits).i64("--hkv", hkv)
-      .u32("--seed", seed).f64("--tol", tol).flag("--quick", quick).flush().settle();
+      .u32("--seed", seed).f64("--tol", tol).flag("--quick", quick).strs("--case", caseDirs)
+      .flush().settle();
   if (!opts.parse(argc, argv, 4).empty())
+    usage();
+  // --case belongs to check-npy, which needs at least one.
+  if ((cmd == "check-npy") != !caseDirs.empty())
     usage();
   need(reps >= 1, "--reps must be at least 1, got " + std::to_string(reps));
   need(splits >= 0, "--splits must be non-negative (0: the plan), got " + std::to_string(splits));
@@ -623,5 +817,7 @@ int kvcBenchFixedWidth(int argc, char **argv) {
     return cmdInfo(in);
   if (cmd == "check")
     return cmdCheck(in, seed, tol, quick);
+  if (cmd == "check-npy")
+    return cmdCheckNpy(in, caseDirs, tol, splits);
   return cmdDecode(in, json, batches, contexts, warmup, reps, splits, hkv);
 }
