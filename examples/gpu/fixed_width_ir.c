@@ -4,7 +4,8 @@
  *   h = _mlir_ciface_prefill(K, V)        kvc.encode: the fixed-width device form of the prompt
  *   out = _mlir_ciface_decode(q, h)       kvc.attention: fixed-width split kernel + merge
  * for prompts of several lengths (partial tiles, a prompt shorter than the fp16 window, one
- * token). The reference is independent of the GPU path: one CPU codec head per row (Codec.h)
+ * token); and @decode on a handle the host builds from CPU codec heads
+ * (kvc_rt_gpu_fixed_width_create), which must give the same output bits. The reference is independent of the GPU path: one CPU codec head per row (Codec.h)
  * gets the same prompt, its decoded cache goes into a float64 attention, and the GPU output
  * must match it within rel. L2 1e-2 (bf16 output rounding; the fixed-width window holds the
  * codec's decoded values rounded to fp16). Exit status: 0 pass, 1 wrong result, 2 no usable
@@ -128,11 +129,26 @@ int main(void) {
     for (int r = 0; r < B * HKV; ++r)
       countsOk &= tokens[r] == S;
     const double err = check(rows, q, out.aligned + out.offset, S);
-    const int ok = countsOk && err <= 1e-2;
+    /* The same cache built by the host from the reference rows (kvc_rt_gpu_fixed_width_create,
+     * for callers that pass their own cache): the same device form, so the same output bits. */
+    int64_t own = 0;
+    const char *why = NULL;
+    if (kvc_rt_gpu_fixed_width_create((const kvc_codec_head *const *)rows, B, HKV, &own, &why)) {
+      fprintf(stderr, "fixed_width_ir: kvc_rt_gpu_fixed_width_create: %s\n", why ? why : "?");
+      return 2;
+    }
+    MemRef4 out2;
+    _mlir_ciface_decode(&out2, &mq, own);
+    const int same = memcmp(out.aligned + out.offset, out2.aligned + out2.offset, nq * 2) == 0;
+    kvc_cuda_free((kvc_cuda_ptr)(uintptr_t)out2.allocated);
+    kvc_rt_gpu_encoded_destroy(own);
+    const int ok = countsOk && err <= 1e-2 && same;
     worst = err > worst ? err : worst;
     fails += !ok;
-    printf("fixed_width_ir: S=%4d: %.2f MB on the device, rel_l2 = %.3e %s\n", S,
-           (double)kvc_rt_gpu_encoded_device_bytes(cache) / 1e6, err, ok ? "ok" : "FAIL");
+    printf("fixed_width_ir: S=%4d: %.2f MB on the device, rel_l2 = %.3e, host-built handle %s: "
+           "%s\n",
+           S, (double)kvc_rt_gpu_encoded_device_bytes(cache) / 1e6, err,
+           same ? "same output" : "DIFFERENT output", ok ? "ok" : "FAIL");
     kvc_cuda_free((kvc_cuda_ptr)(uintptr_t)out.allocated);
     kvc_rt_gpu_encoded_destroy(cache);
     for (int r = 0; r < B * HKV; ++r)

@@ -136,11 +136,16 @@ std::vector<double> uploadRun(const Loaded &L, const Variant &V, kvc_fw_host_for
   return outputValues(out, cfg.query_type);
 }
 
+// Error bounds just above the fixed widths' limits (1/31.5, 1/15.5): the codec's symbols then
+// reach 31 for keys and 15 for values, the top of the 5- and 4-bit fields.
+constexpr float kKeyEpsAtLimit = 0.0318f, kValueEpsAtLimit = 0.0646f;
+
 // ----------------------------------------------------------------------------- check
 struct Case {
   int64_t batch, hkv, T;
   int splits;  // 0: the plan
   bool ragged; // row lengths 0, 1, T, then uniform in [0, T]
+  bool atLimits = false; // error bounds whose symbols fill the 5/4-bit fields
 };
 
 double runCase(const Loaded &L, const Variant &V, const Case &C, std::mt19937 &rng,
@@ -154,7 +159,11 @@ double runCase(const Loaded &L, const Variant &V, const Case &C, std::mt19937 &r
     for (size_t i = 0; i < lens.size(); ++i)
       lens[i] = i == 0 ? 0 : i == 1 ? 1 : i == 2 ? C.T : UL(rng);
   }
-  const kvc_codec_params prm = kernelParams(cfg);
+  kvc_codec_params prm = kernelParams(cfg);
+  if (C.atLimits) {
+    prm.key_error = kKeyEpsAtLimit;
+    prm.value_error = kValueEpsAtLimit;
+  }
   auto heads = makeHeads(lens, D, rng(), 0, &prm);
   std::vector<const kvc_codec_head *> hp;
   for (auto &h : heads)
@@ -195,7 +204,8 @@ int cmdCheck(const std::string &path, unsigned seed, double tol, bool quick) {
                              {1, 2, 1000, 64, false}, {1, 4, 4097, 1, false},
                              {2, 2, 4097, 3, false},  {1, 8, 16384, 0, false},
                              {1, 2, 16384, 1, false}, {2, 4, 16384, 3, false},
-                             {2, 4, 3000, 0, true},   {2, 8, 4097, 3, true}};
+                             {2, 4, 3000, 0, true},   {2, 8, 4097, 3, true},
+                             {2, 4, 4097, 0, false, true}, {1, 2, 16384, 3, true, true}};
   if (quick)
     cases = {{1, 8, 100, 0, false}, {1, 2, 1000, 3, false}, {2, 2, 4097, 0, true}};
   for (const Variant &V : L.variants) {
@@ -209,9 +219,10 @@ int cmdCheck(const std::string &path, unsigned seed, double tol, bool quick) {
       const bool ok = err <= tol;
       failures += !ok;
       ++total;
-      printf("  %s B=%lld Hkv=%lld T=%lld splits=%d%s: rel_l2=%.3e max_abs=%.3e (%s)\n",
+      printf("  %s B=%lld Hkv=%lld T=%lld splits=%d%s%s: rel_l2=%.3e max_abs=%.3e (%s)\n",
              ok ? "PASS" : "FAIL", (long long)C.batch, (long long)C.hkv, (long long)C.T, splits,
-             C.ragged ? " ragged rows (0, 1, T, random)" : "", err, maxAbs, note.c_str());
+             C.ragged ? " ragged rows (0, 1, T, random)" : "",
+             C.atLimits ? " eps at the widths' limits" : "", err, maxAbs, note.c_str());
     }
   }
   printf("fixed-width check: %d/%d passed (tolerance rel_l2 <= %.1e, vs float64 attention over "
@@ -547,7 +558,9 @@ struct SelfCase {
   std::vector<int64_t> lens; // per distinct row: B*Hkv, or Hkv with `shared`
   bool shared;               // batch b > 0 repeats batch 0's head pointers
   int keyRecent = -1, valueRecent = -1, valueBlock = -1; // -1: the codec's default
+  bool atLimits = false; // error bounds whose symbols fill the widths (keys 31, values 15)
 };
+
 
 // Checks one packed case; returns "" or the first mismatch.
 std::string checkForm(const SelfCase &C, const kvc_fw_host_form &F,
@@ -669,6 +682,8 @@ int cmdSelftest() {
       {"T=1000 and 4097 (one padding key word per lane)", 96, 128, 1, 2, {1000, 4097}, false},
       {"ragged rows (0, 1, 100, 4097, 1000, 300)", 128, 128, 2, 3, {0, 1, 100, 4097, 1000, 300},
        false},
+      {"T=4097, error bounds at the widths' limits (key symbols to 31, values to 15)", 128, 64,
+       1, 2, {4097, 4097}, false, -1, -1, -1, true},
   };
   int failures = 0, packFailures = 0;
   uint64_t elements = 0, codeTokens = 0, windowTokens = 0;
@@ -683,7 +698,32 @@ int cmdSelftest() {
       prm.value_recent_tokens = uint32_t(C.valueRecent);
     if (C.valueBlock >= 0)
       prm.value_block_tokens = uint32_t(C.valueBlock);
+    if (C.atLimits) {
+      prm.key_error = kKeyEpsAtLimit;
+      prm.value_error = kValueEpsAtLimit;
+    }
     auto heads = makeHeads(C.lens, C.D, 777 + ci, 0, &prm);
+    if (C.atLimits) {
+      // The case is only worth its name if the symbols do reach the top of each field.
+      uint32_t top[2] = {0, 0};
+      for (auto &h : heads)
+        for (int s = 0; s < 2; ++s) {
+          kvc_codec_stream_view sv;
+          kvc_codec_huffman_tables tb;
+          CC(kvc_codec_head_view(h->h, s, &sv, &tb));
+          std::vector<uint16_t> sym(size_t(sv.num_blocks) * sv.block_tokens * size_t(C.D));
+          if (!sym.empty())
+            CC(kvc_codec_head_decode_symbols(h->h, s, sym.data(), sym.size()));
+          for (uint16_t x : sym)
+            top[s] = std::max<uint32_t>(top[s], x);
+        }
+      if (top[0] != KVC_FW_KEY_MAX_SYMBOL || top[1] != KVC_FW_VALUE_MAX_SYMBOL) {
+        printf("  FAIL %s: the largest symbols are %u (keys) and %u (values), not %d and %d\n",
+               C.what, top[0], top[1], KVC_FW_KEY_MAX_SYMBOL, KVC_FW_VALUE_MAX_SYMBOL);
+        ++packFailures;
+        continue;
+      }
+    }
     std::vector<const kvc_codec_head *> hp;
     for (int64_t r = 0; r < C.B * C.Hkv; ++r)
       hp.push_back(heads[size_t(C.shared ? r % C.Hkv : r)]->h);

@@ -65,7 +65,7 @@ def ConvertKVCToGPU : Pass<"convert-kvc-to-gpu", "ModuleOp"> {
     kernels instead (EncodedKernelGen.h): Huffman decode from the bitstreams with the lookup
     tables in shared memory, dequantisation in registers, online softmax and p.V, plus the
     same merge. With `entropy = none` (KVComp quantization without Huffman coding; key
-    symbols <= 31 and value symbols <= 15, i.e. error bounds >= ~0.033 / ~0.067) it gets the
+    symbols <= 31 and value symbols <= 15, i.e. error bounds above 1/31.5 and 1/15.5) it gets the
     fixed-width kernels instead (FixedWidthKernelGen.h): symbols at 5/4 bits in tensor-core
     fragment order, decoded with and/or plus one packed fma, dot products on mma.sync
     (bf16/f16 queries, g <= 8, Sq = 1, D a multiple of 32 up to 256). Fixed-width caches

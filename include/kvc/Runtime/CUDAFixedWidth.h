@@ -48,8 +48,8 @@
  * split s takes tiles [s*p, min(tiles, (s+1)*p)), p = ceil(tiles / S). Workspace (the merge's
  * input, as for the dense and encoded kernels): o_part[(q*S + s)*D + c], ml[(q*S + s)*2 +
  * {0,1}] = (running max in the log2 domain, sum), q = row*g*Sq + query row.
- * Symbol limits: keys <= 31, values <= 15 (K eps >= ~0.033, V eps >= ~0.067 with the codec's
- * max symbol ~= round(1/eps)); kvc_fw_pack fails otherwise.
+ * Symbol limits: keys <= 31, values <= 15 (the codec's max symbol is round(1/eps): K eps
+ * > 1/31.5 = 0.03175, V eps > 1/15.5 = 0.06452); kvc_fw_pack fails otherwise.
  *===------------------------------------------------------------------------------------===*/
 #ifndef KVC_RUNTIME_CUDAFIXEDWIDTH_H
 #define KVC_RUNTIME_CUDAFIXEDWIDTH_H

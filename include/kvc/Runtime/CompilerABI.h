@@ -122,6 +122,10 @@ typedef struct kvc_codec_head kvc_codec_head;
  * message in *err. heads[b*hkv + h] is copied, not kept. */
 int kvc_rt_gpu_encoded_create(const kvc_codec_head *const *heads, int64_t batch, int64_t hkv,
                               int64_t max_new_tokens, int64_t *handle, const char **err);
+/* The same for an `entropy = none` cache argument: the fixed-width device form
+ * (CUDAFixedWidth.h; not appendable). */
+int kvc_rt_gpu_fixed_width_create(const kvc_codec_head *const *heads, int64_t batch,
+                                  int64_t hkv, int64_t *handle, const char **err);
 void kvc_rt_gpu_encoded_destroy(int64_t handle);
 /* Rows' token counts (tokens[b*hkv + h]); the device form's bytes. */
 void kvc_rt_gpu_encoded_tokens(int64_t handle, int64_t *tokens);
@@ -152,16 +156,19 @@ void _mlir_ciface_kvc_rt_gpu_encoded_buffer_f32(kvc_memref_1d *result, int64_t h
 void _mlir_ciface_kvc_rt_gpu_encoded_buffer_f16(kvc_memref_1d *result, int64_t handle,
                                                 int64_t index);
 /* The split count of a compiled encoded-cache decode op whose kernels are `name`_split/_merge
- * (NUL-terminated i8 memref): the runtime driver's plan (kvc_cuda_encoded_make_plan) at the
- * split kernel's occupancy, measured once, for the cache's current longest row. A bad name or
+ * (NUL-terminated i8 memref): the runtime driver's plan (kvc_cuda_encoded_make_plan, or
+ * kvc_cuda_fw_make_plan for fixed-width kernels and caches) at the split kernel's occupancy,
+ * measured once, for the cache's current longest row. A bad name or
  * handle exits with status 1; a kernel that is not there, or a CUDA failure, with status 2. */
 int64_t _mlir_ciface_kvc_rt_gpu_encoded_splits(kvc_memref_1d *name, int64_t handle);
 void _mlir_ciface_kvc_rt_gpu_encoded_append_begin(int64_t handle, int64_t n, kvc_memref_1d *state);
 void _mlir_ciface_kvc_rt_gpu_encoded_append_end(int64_t handle, int64_t n);
 void _mlir_ciface_kvc_rt_gpu_encoded_lengths(int64_t handle, kvc_memref_i64_2d *lengths);
-/* Exits with a message unless the op's batch and KV heads are the cache's (called before every
- * launch on the cache's buffers). */
-void _mlir_ciface_kvc_rt_gpu_encoded_check_rows(int64_t handle, int64_t batch, int64_t hkv);
+/* Exits with a message unless the op's batch and KV heads are the cache's and the handle holds
+ * the device form the op's kernels read (fixed_width 1: CUDAFixedWidth.h, 0: Huffman-coded);
+ * called before every launch on the cache's buffers. */
+void _mlir_ciface_kvc_rt_gpu_encoded_check_rows(int64_t handle, int64_t batch, int64_t hkv,
+                                                int64_t fixed_width);
 /* Frees a handle kvc.encode made in a function that does not return it. */
 void _mlir_ciface_kvc_rt_gpu_encoded_release(int64_t handle);
 

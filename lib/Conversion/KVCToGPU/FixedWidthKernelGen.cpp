@@ -17,18 +17,21 @@
 //===----------------------------------------------------------------------===//
 #include "kvc/Conversion/KVCToGPU/FixedWidthKernelGen.h"
 
+#include "kvc/Runtime/CUDAFixedWidth.h" // the device form's constants (header only)
+
 #include "GPUTextEmitter.h"
 #include "SplitMerge.h"
 
+#include <algorithm>
 #include <cmath>
-#include <functional>
 #include <string>
 #include <vector>
 
 using namespace mlir::kvc;
 
 namespace {
-constexpr int64_t kTile = 128, kWarps = 4, kThreads = 128, kPitch = 40; // f16 weight row pitch
+constexpr int64_t kTile = KVC_FW_TILE, kWarps = KVC_FW_WARPS, kThreads = KVC_FW_THREADS;
+constexpr int64_t kPitch = 40; // f16 weight row pitch (32 tokens + 8: B loads hit 16 banks)
 constexpr int64_t kStaticSmem = 48 * 1024;
 
 /// "t, t, ..., t" (n times).
@@ -63,14 +66,18 @@ std::string mlir::kvc::fixedWidthUnsupportedReason(const FixedWidthKernelConfig 
   if (c.keyBlock != 32 && c.keyBlock != 64 && c.keyBlock != 128)
     return "fixed-width cache: key_block must be 32, 64 or 128 (a warp's 32 tokens share one "
            "key group), got " + std::to_string(c.keyBlock);
+  if (c.minCtasPerSM < -1)
+    return "fixed-width cache: fixed-width-min-ctas must be -1 (auto) or >= 0, got " +
+           std::to_string(c.minCtasPerSM);
   if (c.ringStages != -1 && c.ringStages != 0 && c.ringStages != 2)
-    return "fixed-width cache: ring stages must be 0 or 2";
+    return "fixed-width cache: fixed-width-ring must be -1 (auto), 0 or 2, got " +
+           std::to_string(c.ringStages);
   return "";
 }
 
 namespace {
-int64_t keyU4(int64_t D) { return (D / 8 + D / 32 + 3) / 4; }
-int64_t valueU4(int64_t D) { return D / 32; }
+int64_t keyU4(int64_t D) { return kvc_fw_key_u4(int(D)); }
+int64_t valueU4(int64_t D) { return kvc_fw_value_u4(int(D)); }
 int64_t ringBytes(int64_t D) { return 2 * (keyU4(D) + valueU4(D)) * kThreads * 16; }
 int64_t otherSmemBytes(const FixedWidthKernelConfig &c) {
   const int64_t D = c.headDim, NQ = c.groupSize * c.querySeq;
@@ -81,7 +88,7 @@ int64_t otherSmemBytes(const FixedWidthKernelConfig &c) {
 
 int mlir::kvc::fixedWidthRingStages(const FixedWidthKernelConfig &c) {
   if (c.ringStages >= 0)
-    return c.ringStages;
+    return int(c.ringStages);
   return ringBytes(c.headDim) + otherSmemBytes(c) <= kStaticSmem ? 2 : 0;
 }
 
@@ -137,7 +144,8 @@ std::string mlir::kvc::generateFixedWidthKernels(const FixedWidthKernelConfig &c
   const int64_t bufWords = std::max<int64_t>(ring ? ringBytes(D) / 4 : 0, redAccWords);
   if (bufWords * 4 + otherSmemBytes(c) > kStaticSmem) {
     error = "fixed-width cache: the kernel's shared memory (" +
-            std::to_string(bufWords * 4 + otherSmemBytes(c)) + " bytes) exceeds 48 KiB";
+            std::to_string(bufWords * 4 + otherSmemBytes(c)) + " bytes) exceeds 48 KiB; "
+            "fixed-width-ring=0 needs less";
     return "";
   }
   const int64_t minCtas = c.minCtasPerSM >= 0 ? c.minCtasPerSM : (D <= 128 ? 4 : 2);
@@ -199,7 +207,8 @@ std::string mlir::kvc::generateFixedWidthKernels(const FixedWidthKernelConfig &c
   std::string codeEnd = e.minu(t1, F), winStart = e.maxu(t0, F);
 
   // Query fragments (B of the key mma: k = channel, n = query row gq; rows >= NQ are zero)
-  // and sum(q) per query row, for the key mins.
+  // and sum(q) per query row, for the key mins (lanes of rows >= NQ sum a clamped row's query:
+  // nothing of those rows is stored).
   const std::string QV = "vector<2x" + QT + ">";
   std::string qUsed = e.cmp("ult", gq, cNQ, "index");
   std::string qBase = e.mul(e.add(e.mul(row, cNQ), e.minu(gq, e.ci(NQ - 1))), cD);
@@ -462,7 +471,7 @@ std::string mlir::kvc::generateFixedWidthKernels(const FixedWidthKernelConfig &c
       acc[k] = e.fmul(acc[k], alpha[k & 1]);
     warpSync(); // the warp's weight rows before its B loads
     std::string bRow = e.add(rowW, e.mul(e.minu(gq, e.ci(NQ - 1)), e.ci(kPitch)));
-    std::string lastTok = e.sub(len, c1);
+    std::string lastTok = code ? "" : e.sub(len, c1);
     for (int kk = 0; kk < 2; ++kk) {
       std::string kc = e.add(bRow, e.add(e.ci(16 * kk), e.mul(tq, c2)));
       std::string b0v = e.sel(qUsed, e.L("vector.load %sW[" + kc + "] {alignment = 4} : " + WT + ", " + H2), zH2, H2);
@@ -554,7 +563,11 @@ std::string mlir::kvc::generateFixedWidthKernels(const FixedWidthKernelConfig &c
   }
   e.pop();
   e.S("}");
-  e.S("gpu.barrier"); // also: every thread is past its ring reads, so %sBuf takes the sums
+  // Every thread is past its ring reads after the barrier, so %sBuf takes the sums; no copy
+  // is in flight (the last fetch issued none), which the wait makes explicit.
+  if (ring)
+    e.S("nvvm.cp.async.wait.group 0");
+  e.S("gpu.barrier");
   for (int h = 0; h < 2; ++h) {
     std::string n = e.add(e.mul(tq, c2), e.ci(h));
     std::string M = ninf;

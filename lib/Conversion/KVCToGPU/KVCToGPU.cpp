@@ -231,7 +231,7 @@ std::string encodedUnsupportedReason(AttentionOp op, CacheViewOp view) {
 /// Why the GPU kernels cannot hold a cache of this codec, or "".
 std::string encodedCodecReason(CodecAttr codec) {
   if (codec.getBits() != 0)
-    return "encoded cache: fixed-width (KIVI, bits > 0) codecs have no GPU kernel; only the "
+    return "encoded cache: KIVI-style codecs (bits > 0) have no GPU kernel; only the "
            "error-bounded codec (bits = 0)";
   if (codec.getKeyGroup() != QuantGroup::Block)
     return "encoded cache: needs key_group = block (per-channel key groups have no GPU kernel)";
@@ -241,14 +241,21 @@ std::string encodedCodecReason(CodecAttr codec) {
     // The fixed-width form stores key symbols in 5 bits and value symbols in 4.
     const double ke = codec.getKeyError().getValueAsDouble(),
                  ve = codec.getValueError().getValueAsDouble();
+    // The codec verifies error bounds in [1e-4, 1], so codecMaxSymbol is in range.
+    auto tooSmall = [](const char *stream, int bits, double eps, int64_t limit) {
+      char buf[320];
+      snprintf(buf, sizeof buf,
+               "encoded cache: entropy = none keeps %s symbols in %d bits, but %s_error = %g "
+               "gives symbols up to %lld (> %lld): raise %s_error above 1/%g = %.4g or run "
+               "kvc-entropy-encode",
+               stream, bits, stream, eps, (long long)codecMaxSymbol(eps), (long long)limit,
+               stream, double(limit) + 0.5, 1.0 / (double(limit) + 0.5));
+      return std::string(buf);
+    };
     if (codecMaxSymbol(ke) > KVC_FW_KEY_MAX_SYMBOL)
-      return "encoded cache: entropy = none keeps key symbols in 5 bits, but key_error = " +
-             std::to_string(ke) + " gives symbols up to " + std::to_string(codecMaxSymbol(ke)) +
-             " (> 31): raise key_error to >= 0.033 or run kvc-entropy-encode";
+      return tooSmall("key", 5, ke, KVC_FW_KEY_MAX_SYMBOL);
     if (codecMaxSymbol(ve) > KVC_FW_VALUE_MAX_SYMBOL)
-      return "encoded cache: entropy = none keeps value symbols in 4 bits, but value_error = " +
-             std::to_string(ve) + " gives symbols up to " + std::to_string(codecMaxSymbol(ve)) +
-             " (> 15): raise value_error to >= 0.067 or run kvc-entropy-encode";
+      return tooSmall("value", 4, ve, KVC_FW_VALUE_MAX_SYMBOL);
   }
   return "";
 }
@@ -324,14 +331,18 @@ int64_t encStreamBuffer(int64_t keyIdx, int st) {
 }
 
 /// A run-time check that the op's batch and KV heads are the encoded cache's (the kernels index
-/// the cache's row table by them).
-void checkEncodedRows(OpBuilder &b, Location loc, Value h, Value batch, int64_t hkv) {
+/// the cache's row table by them) and that the handle holds the device form the kernels read:
+/// Huffman-coded (`fixedWidth` false) or fixed-width.
+void checkEncodedRows(OpBuilder &b, Location loc, Value h, Value batch, int64_t hkv,
+                      bool fixedWidth) {
   auto module = b.getInsertionBlock()->getParentOp()->getParentOfType<ModuleOp>();
   Type i64 = b.getI64Type();
-  auto fn = declareRuntimeFunc(b, module, "kvc_rt_gpu_encoded_check_rows", {i64, i64, i64}, {});
+  auto fn = declareRuntimeFunc(b, module, "kvc_rt_gpu_encoded_check_rows", {i64, i64, i64, i64},
+                               {});
   func::CallOp::create(b, loc, fn,
                        ValueRange{h, arith::IndexCastOp::create(b, loc, i64, batch),
-                                  arith::ConstantIntOp::create(b, loc, hkv, 64)});
+                                  arith::ConstantIntOp::create(b, loc, hkv, 64),
+                                  arith::ConstantIntOp::create(b, loc, fixedWidth ? 1 : 0, 64)});
 }
 
 /// Device buffer `index` of encoded-cache handle `h`, as memref<?x`elem`>.
@@ -770,7 +781,7 @@ struct ConvertKVCToGPUPass : public mlir::kvc::impl::ConvertKVCToGPUBase<Convert
     Value batch = dimOf(b, loc, kn, 0), n = dimOf(b, loc, kn, 2);
     Value rows = arith::MulIOp::create(b, loc, batch, cIdx(b, loc, kt.getDimSize(1)));
     Value n64 = arith::IndexCastOp::create(b, loc, i64, n);
-    checkEncodedRows(b, loc, h, batch, kt.getDimSize(1));
+    checkEncodedRows(b, loc, h, batch, kt.getDimSize(1), /*fixedWidth=*/false);
     Value state = memref::CastOp::create(
         b, loc, dynI64, memref::AllocaOp::create(b, loc, MemRefType::get({12}, i64)));
     auto begin = declareRuntimeFunc(b, module, "kvc_rt_gpu_encoded_append_begin", {i64, i64, dynI64}, {});
@@ -948,24 +959,35 @@ struct ConvertKVCToGPUPass : public mlir::kvc::impl::ConvertKVCToGPUBase<Convert
   void lowerEncodedHost(AttentionOp op, CacheViewOp view, const EncodedKernelConfig &cfg,
                         gpu::GPUModuleOp gm, Value h) {
     OpBuilder b(op);
+    Type i32 = b.getI32Type(), f32 = b.getF32Type(), f16 = b.getF16Type();
+    // rows aux syms lut, then per stream: words, block offsets, vector offsets, min, step, window
+    const Type abi[KVC_ENC_NUM_BUFFERS] = {i32, i32, i32, i32, i32, i32, i32, f32,
+                                            f32, f16, i32, i32, i32, f32, f32, f16};
+    lowerHandleDecode(op, view, gm, h, cfg.prefix, abi, /*fixedWidth=*/false,
+                      /*threads=*/cfg.headDim, cfg.headDim, cfg.groupSize * cfg.querySeq);
+  }
+
+  /// The host code of a decode op over an encoded-cache handle `h` (Huffman-coded or
+  /// fixed-width, `fixedWidth`): the row/form check, the kernels' device buffers (element types
+  /// `abi`) from the handle, the runtime's split count, the workspaces, the split launch (grid
+  /// (splits, Hkv, B), `threads` per CTA) and the merge; the op's result becomes the output.
+  void lowerHandleDecode(AttentionOp op, CacheViewOp view, gpu::GPUModuleOp gm, Value h,
+                         const std::string &prefix, ArrayRef<Type> abi, bool fixedWidth,
+                         int64_t threads, int64_t D, int64_t nqPerRow) {
+    OpBuilder b(op);
     Location loc = op.getLoc();
     auto kt = cast<RankedTensorType>(op.getKey().getType());
     Value qm = flatBuffer(b, loc, op.getQuery());
     Value batch = dimOf(b, loc, qm, 0);
     Value hkv = cIdx(b, loc, kt.getDimSize(1));
-    const int64_t D = cfg.headDim, nqPerRow = cfg.groupSize * cfg.querySeq;
-    Type i32 = b.getI32Type(), f32 = b.getF32Type(), f16 = b.getF16Type();
-    // rows aux syms lut, then per stream: words, block offsets, vector offsets, min, step, window
-    const Type abi[KVC_ENC_NUM_BUFFERS] = {i32, i32, i32, i32, i32, i32, i32, f32,
-                                            f32, f16, i32, i32, i32, f32, f32, f16};
-    checkEncodedRows(b, loc, h, batch, kt.getDimSize(1));
+    checkEncodedRows(b, loc, h, batch, kt.getDimSize(1), fixedWidth);
     SmallVector<Value> dev;
-    for (int64_t i = 0; i < KVC_ENC_NUM_BUFFERS; ++i)
-      dev.push_back(encodedBuffer(b, loc, h, i, abi[i]));
+    for (auto [i, t] : llvm::enumerate(abi))
+      dev.push_back(encodedBuffer(b, loc, h, int64_t(i), t));
 
     Value rows = arith::MulIOp::create(b, loc, batch, hkv);
     // The runtime driver's plan for this cache (its longest row now).
-    Value splits = splitCount(b, loc, op, numSplits, "kvc_rt_gpu_encoded_splits", cfg.prefix,
+    Value splits = splitCount(b, loc, op, numSplits, "kvc_rt_gpu_encoded_splits", prefix,
                               ValueRange{h});
     Value nqRows = arith::MulIOp::create(b, loc, rows, cIdx(b, loc, nqPerRow));
     Value partials = arith::MulIOp::create(b, loc, nqRows, splits);
@@ -974,11 +996,11 @@ struct ConvertKVCToGPUPass : public mlir::kvc::impl::ConvertKVCToGPUBase<Convert
     SmallVector<Value> args = {flatten(b, loc, qm)};
     args.append(dev.begin(), dev.end());
     args.append({buf.opart, buf.mlpart});
-    auto split = gm.lookupSymbol<gpu::GPUFuncOp>(cfg.prefix + "_split");
+    auto split = gm.lookupSymbol<gpu::GPUFuncOp>(prefix + "_split");
     Value one = cIdx(b, loc, 1);
     gpu::LaunchFuncOp::create(b, loc, split, gpu::KernelDim3{splits, hkv, batch},
-                              gpu::KernelDim3{cIdx(b, loc, D), one, one}, Value(), args);
-    launchMerge(b, loc, buf, gm.lookupSymbol<gpu::GPUFuncOp>(cfg.prefix + "_merge"), nqRows,
+                              gpu::KernelDim3{cIdx(b, loc, threads), one, one}, Value(), args);
+    launchMerge(b, loc, buf, gm.lookupSymbol<gpu::GPUFuncOp>(prefix + "_merge"), nqRows,
                 splits, D);
     Value res = bufferization::ToTensorOp::create(b, loc, op.getResult().getType(), out,
                                                   /*restrict=*/true, /*writable=*/true);
@@ -1008,7 +1030,7 @@ struct ConvertKVCToGPUPass : public mlir::kvc::impl::ConvertKVCToGPUBase<Convert
     fc.queryType = et.isBF16() ? "bf16" : et.isF16() ? "f16" : "f32";
     fc.keyBlock = codec.getKeyBlock();
     fc.minCtasPerSM = fixedWidthMinCtas;
-    fc.ringStages = int(fixedWidthRing);
+    fc.ringStages = fixedWidthRing;
     fc.scaleLog2 = op.getEffectiveScale() * M_LOG2E;
     fc.moduleName = kModuleName.str();
     return fc;
@@ -1016,39 +1038,12 @@ struct ConvertKVCToGPUPass : public mlir::kvc::impl::ConvertKVCToGPUBase<Convert
 
   void lowerFixedWidthHost(AttentionOp op, CacheViewOp view, const FixedWidthKernelConfig &fc,
                            gpu::GPUModuleOp gm, Value h) {
-    auto kt = cast<RankedTensorType>(op.getKey().getType());
     OpBuilder b(op);
-    Location loc = op.getLoc();
-    Value qm = flatBuffer(b, loc, op.getQuery());
-    Value batch = dimOf(b, loc, qm, 0);
-    Value hkv = cIdx(b, loc, kt.getDimSize(1));
     Type i32 = b.getI32Type(), f32 = b.getF32Type(), f16 = b.getF16Type();
+    // rows, key words, value words, kmin, kstep, vmin, vstep, key window, value window
     const Type abi[KVC_FW_NUM_BUFFERS] = {i32, i32, i32, f32, f32, f32, f32, f16, f16};
-    checkEncodedRows(b, loc, h, batch, kt.getDimSize(1));
-    SmallVector<Value> args = {flatten(b, loc, qm)};
-    for (int64_t i = 0; i < KVC_FW_NUM_BUFFERS; ++i)
-      args.push_back(encodedBuffer(b, loc, h, i, abi[i]));
-    Value rows = arith::MulIOp::create(b, loc, batch, hkv);
-    Value splits = splitCount(b, loc, op, numSplits, "kvc_rt_gpu_encoded_splits", fc.prefix,
-                              ValueRange{h});
-    Value nqRows = arith::MulIOp::create(b, loc, rows, cIdx(b, loc, fc.groupSize * fc.querySeq));
-    Value partials = arith::MulIOp::create(b, loc, nqRows, splits);
-    Value out = allocOutput(b, loc, op, qm, outputMemory == "device");
-    DecodeBuffers buf = decodeWorkspaces(b, loc, partials, fc.headDim, out);
-    args.append({buf.opart, buf.mlpart});
-    Value one = cIdx(b, loc, 1);
-    gpu::LaunchFuncOp::create(b, loc, gm.lookupSymbol<gpu::GPUFuncOp>(fc.prefix + "_split"),
-                              gpu::KernelDim3{splits, hkv, batch},
-                              gpu::KernelDim3{cIdx(b, loc, KVC_FW_THREADS), one, one}, Value(),
-                              args);
-    launchMerge(b, loc, buf, gm.lookupSymbol<gpu::GPUFuncOp>(fc.prefix + "_merge"), nqRows,
-                splits, fc.headDim);
-    Value res = bufferization::ToTensorOp::create(b, loc, op.getResult().getType(), out,
-                                                  /*restrict=*/true, /*writable=*/true);
-    op.getResult().replaceAllUsesWith(res);
-    op.erase();
-    if (view->use_empty())
-      view.erase();
+    lowerHandleDecode(op, view, gm, h, fc.prefix, abi, /*fixedWidth=*/true, KVC_FW_THREADS,
+                      fc.headDim, fc.groupSize * fc.querySeq);
   }
 
   /// Replaces `op` by host code that launches the split (and merge) kernels of `main`, or, with

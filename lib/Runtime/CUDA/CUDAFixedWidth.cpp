@@ -14,6 +14,7 @@
 #include "KernelArgs.h"
 
 #include <algorithm>
+#include <climits>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -103,8 +104,8 @@ int kvc_cuda_fw_parse_name(const char *name, kvc_fw_kernel_config *out) {
     c.query_bytes = 2;
     // The kernels' limits (the fragment layout): names outside them are not fixed-width
     // kernels kvc emits.
-    if (c.head_dim < 32 || c.head_dim > 256 || c.head_dim % 32 || c.group < 1 ||
-        c.query_seq < 1 || (c.key_block != 32 && c.key_block != 64 && c.key_block != 128))
+    if (c.head_dim < 32 || c.head_dim > 256 || c.head_dim % 32 || c.group < 1 || c.group > 8 ||
+        c.query_seq != 1 || (c.key_block != 32 && c.key_block != 64 && c.key_block != 128))
       return -1;
     *out = c;
     return 0;
@@ -183,8 +184,13 @@ int kvc_fw_pack(const kvc_codec_head *const *heads, int64_t batch, int64_t hkv,
   }
   const int64_t KU4 = kvc_fw_key_u4(int(D)), VU4 = kvc_fw_value_u4(int(D));
   const int64_t keyWordsPerTile = kWarps * KU4 * 128, valueWordsPerTile = kWarps * VU4 * 128;
-  // Lengths in elements. The kernel indexes with 32-bit offsets; empty buffers get 8 elements
-  // (no zero-sized allocations, as for the encoded form).
+  // The row table's fields are int32 (the kernels index with 64-bit offsets otherwise).
+  if (maxT > INT32_MAX || tiles > INT32_MAX / kTile || window > INT32_MAX)
+    return fail(err, fn, "the cache has " + std::to_string(tiles) + " code tiles and " +
+                             std::to_string(window) + " window tokens in all; the row table's "
+                             "32-bit fields hold at most 2^31 - 1 tokens");
+  // Lengths in elements; empty buffers get 8 elements (no zero-sized allocations, as for the
+  // encoded form).
   int64_t lens[KVC_FW_NUM_BUFFERS] = {};
   lens[KVC_FW_ROWS] = R * 4;
   lens[KVC_FW_KW] = tiles * keyWordsPerTile;
@@ -192,13 +198,8 @@ int kvc_fw_pack(const kvc_codec_head *const *heads, int64_t batch, int64_t hkv,
   lens[KVC_FW_KMIN] = lens[KVC_FW_KSTEP] = tiles * kTile / KB;
   lens[KVC_FW_VMIN] = lens[KVC_FW_VSTEP] = tiles * kTile;
   lens[KVC_FW_KREC] = lens[KVC_FW_VREC] = window * D;
-  for (int i = 0; i < KVC_FW_NUM_BUFFERS; ++i) {
-    if (lens[i] >= (int64_t(1) << 31))
-      return fail(err, fn, "buffer " + std::to_string(i) + " would hold " +
-                               std::to_string(lens[i]) +
-                               " elements, past the kernels' 32-bit offsets (2^31)");
+  for (int i = 0; i < KVC_FW_NUM_BUFFERS; ++i)
     lens[i] = std::max<int64_t>(lens[i], 8);
-  }
   for (int i = 0; i < KVC_FW_NUM_BUFFERS; ++i) {
     const int64_t eb = (i == KVC_FW_KREC || i == KVC_FW_VREC) ? 2 : 4;
     out->len[i] = lens[i];
@@ -283,7 +284,7 @@ int kvc_fw_pack(const kvc_codec_head *const *heads, int64_t batch, int64_t hkv,
           snprintf(buf, sizeof buf,
                    "%s symbol %u at token %lld channel %lld exceeds %u (%d-bit fixed width): "
                    "the %s error bound eps = %g is too small for the fixed-width form (the "
-                   "codec's symbols reach ~round(1/eps); needs eps >= ~%.3f)",
+                   "codec's symbols reach round(1/eps); needs eps > %.4f)",
                    streamName(s), unsigned(sym[s][size_t(e)]), (long long)(e / D),
                    (long long)(e % D), limit[s], s ? 4 : 5, streamName(s), double(eps[s]),
                    1.0 / (double(limit[s]) + 0.5));

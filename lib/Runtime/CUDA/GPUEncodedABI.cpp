@@ -204,6 +204,11 @@ int kvc_rt_gpu_encoded_create(const kvc_codec_head *const *heads, int64_t batch,
   return create(heads, batch, hkv, maxNew, /*fixedWidth=*/false, handle, err);
 }
 
+int kvc_rt_gpu_fixed_width_create(const kvc_codec_head *const *heads, int64_t batch,
+                                  int64_t hkv, int64_t *handle, const char **err) {
+  return create(heads, batch, hkv, 0, /*fixedWidth=*/true, handle, err);
+}
+
 void kvc_rt_gpu_encoded_destroy(int64_t handle) {
   std::lock_guard<std::mutex> lock(registryMutex);
   auto &r = registry();
@@ -283,9 +288,6 @@ int64_t _mlir_ciface_kvc_rt_gpu_encoded_splits(kvc_memref_1d *name, int64_t hand
   if (!known) {
     const std::string split = n + "_split";
     k.fixedWidth = kvc_cuda_fw_parse_name(split.c_str(), &k.fwCfg) == 0;
-    if (k.fixedWidth != c->fixedWidth)
-      die("'" + split + "' is " + (k.fixedWidth ? "a fixed-width" : "not a fixed-width") +
-          " kernel, the cache is " + (c->fixedWidth ? "fixed-width" : "Huffman-coded"));
     if (!k.fixedWidth && kvc_cuda_encoded_parse_name(split.c_str(), &k.cfg))
       die("'" + split + "' is not an encoded decode kernel name"); // status 1: a bad request
     kvc_cuda_module m = nullptr;
@@ -300,6 +302,10 @@ int64_t _mlir_ciface_kvc_rt_gpu_encoded_splits(kvc_memref_1d *name, int64_t hand
     std::lock_guard<std::mutex> lock(mutex);
     kernels.emplace(n, k);
   }
+  // Per call: one kernel name may meet handles of either form.
+  if (k.fixedWidth != c->fixedWidth)
+    die("'" + n + "_split' is " + (k.fixedWidth ? "a fixed-width" : "a Huffman-coded") +
+        " kernel, the cache is " + (c->fixedWidth ? "fixed-width" : "Huffman-coded"));
   if (k.fixedWidth) {
     kvc_fw_plan plan{};
     if (kvc_cuda_fw_make_plan(&k.fwCfg, &c->fw, 0, k.residentCtas, &plan))
@@ -350,8 +356,13 @@ void _mlir_ciface_kvc_rt_gpu_encoded_append_end(int64_t handle, int64_t n) {
   c->pendingTokens = -1;
 }
 
-void _mlir_ciface_kvc_rt_gpu_encoded_check_rows(int64_t handle, int64_t batch, int64_t hkv) {
+void _mlir_ciface_kvc_rt_gpu_encoded_check_rows(int64_t handle, int64_t batch, int64_t hkv,
+                                                int64_t fixedWidth) {
   GPUEncodedCache *c = get(handle);
+  if ((fixedWidth != 0) != c->fixedWidth)
+    die(std::string("the op reads a ") + (fixedWidth ? "fixed-width (entropy = none)" : "Huffman-coded") +
+        " encoded cache, the handle holds a " + (c->fixedWidth ? "fixed-width" : "Huffman-coded") +
+        " one (kvc_rt_gpu_" + (fixedWidth ? "fixed_width" : "encoded") + "_create builds that)");
   if (batch != c->batch() || hkv != c->hkv())
     die("the op has batch " + std::to_string(batch) + " x " + std::to_string(hkv) +
         " KV heads, the encoded cache " + std::to_string(c->batch()) + " x " +

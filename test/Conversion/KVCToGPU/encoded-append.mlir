@@ -23,7 +23,7 @@ func.func @prefill(%k: tensor<2x8x?x128xbf16>, %v: tensor<2x8x?x128xbf16>) -> !e
 }
 
 // CHECK-LABEL: func.func @step(%arg0: tensor<2x32x1x128xbf16>, %arg1: i64, %arg2: tensor<2x8x1x128xbf16>, %arg3: tensor<2x8x1x128xbf16>) -> (tensor<2x32x1x128xbf16>, i64)
-// CHECK: call @kvc_rt_gpu_encoded_check_rows(%arg1, %{{.*}}, %c8_i64)
+// CHECK: call @kvc_rt_gpu_encoded_check_rows(%arg1, %{{.*}}, %c8_i64, %c0_i64)
 // CHECK: %[[STATE:.*]] = memref.cast %{{.*}} : memref<12xi64> to memref<?xi64>
 // CHECK: call @kvc_rt_gpu_encoded_append_begin(%arg1, %[[N:.*]], %[[STATE]])
 // The new tokens into the key window (buffer 9) and the value window (15): grid (n, B*Hkv).
@@ -37,16 +37,16 @@ func.func @prefill(%k: tensor<2x8x?x128xbf16>, %v: tensor<2x8x?x128xbf16>) -> !e
 // CHECK: %[[NKI:.*]] = arith.index_cast %[[NK]] : i64 to index
 // CHECK: scf.if
 // CHECK:   arith.bitcast %{{.*}} : i32 to f32
-// CHECK:   func.call @kvc_rt_gpu_encoded_buffer_i32(%arg1, %c16_i64)
+// CHECK:   func.call @kvc_rt_gpu_encoded_buffer_i32(%arg1, %c16_i64{{.*}})
 // CHECK:   gpu.launch_func @kvc_gpu::@kvc_store_d128_kb64_vb128_f16_kblk_kstore blocks in (%[[NKI]], %c1{{.*}}, %c1{{.*}}) threads in (%c256
 // CHECK: memref.load %[[STATE]][%c5] : memref<?xi64>
 // CHECK: scf.if
-// CHECK:   func.call @kvc_rt_gpu_encoded_buffer_i32(%arg1, %c20_i64)
+// CHECK:   func.call @kvc_rt_gpu_encoded_buffer_i32(%arg1, %c20_i64{{.*}})
 // CHECK:   gpu.launch_func @kvc_gpu::@kvc_store_d128_kb64_vb128_f16_kblk_vstore
 // CHECK: call @kvc_rt_gpu_encoded_append_end(%arg1, %[[N]])
 // The attention reads the same handle after the append (batch and KV heads checked first).
 // CHECK: call @kvc_rt_gpu_encoded_check_rows(%arg1, %{{.*}}, %c8_i64{{.*}})
-// CHECK: call @kvc_rt_gpu_encoded_buffer_i32(%arg1, %c0_i64)
+// CHECK: call @kvc_rt_gpu_encoded_buffer_i32(%arg1, %c0_i64{{.*}})
 // CHECK: gpu.launch_func @kvc_gpu::@kvc_attn0_d128_g4_q1_bf16_kb64_vb128_u8_r4_enc_split
 // CHECK: gpu.launch_func @kvc_gpu::@kvc_attn0_d128_g4_q1_bf16_kb64_vb128_u8_r4_enc_merge
 // CHECK: return %{{.*}}, %arg1 : tensor<2x32x1x128xbf16>, i64

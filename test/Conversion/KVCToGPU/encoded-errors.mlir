@@ -4,7 +4,7 @@
 !kivi = !kvc.encoded_cache<tensor<1x2x?x128xbf16>, tensor<1x2x?x128xbf16>, #kvc.codec<bits = 2, key_group = channel, key_block = 64, key_error = 0.000000e+00 : f64, value_group = token, value_block = 128, value_error = 0.000000e+00 : f64, entropy = none, recent_keys = 128, recent_values = 256>>
 func.func @kivi(%q: tensor<1x8x1x128xbf16>, %c: !kivi) -> tensor<1x8x1x128xbf16> {
   %k, %v = kvc.cache.view %c : !kivi -> tensor<1x2x?x128xbf16>, tensor<1x2x?x128xbf16>
-  // expected-error @+1 {{convert-kvc-to-gpu: encoded cache: fixed-width (KIVI, bits > 0) codecs have no GPU kernel; only the error-bounded codec (bits = 0)}}
+  // expected-error @+1 {{convert-kvc-to-gpu: encoded cache: KIVI-style codecs (bits > 0) have no GPU kernel; only the error-bounded codec (bits = 0)}}
   %o = kvc.attention %q, %k, %v : (tensor<1x8x1x128xbf16>, tensor<1x2x?x128xbf16>, tensor<1x2x?x128xbf16>) -> tensor<1x8x1x128xbf16>
   return %o : tensor<1x8x1x128xbf16>
 }
@@ -110,7 +110,7 @@ func.func @encode_argument(%d: !dense) -> !enc {
 // Appending to a cache whose codec has no GPU store kernels.
 !kivi = !kvc.encoded_cache<tensor<1x2x?x128xbf16>, tensor<1x2x?x128xbf16>, #kvc.codec<bits = 2, key_group = channel, key_block = 64, key_error = 0.000000e+00 : f64, value_group = token, value_block = 128, value_error = 0.000000e+00 : f64, entropy = none, recent_keys = 128, recent_values = 256>>
 func.func @append_kivi(%c: !kivi, %nk: tensor<1x2x1x128xbf16>, %nv: tensor<1x2x1x128xbf16>) -> !kivi {
-  // expected-error @+1 {{convert-kvc-to-gpu: encoded cache: fixed-width (KIVI, bits > 0) codecs have no GPU kernel; only the error-bounded codec (bits = 0)}}
+  // expected-error @+1 {{convert-kvc-to-gpu: encoded cache: KIVI-style codecs (bits > 0) have no GPU kernel; only the error-bounded codec (bits = 0)}}
   %c2 = kvc.cache.append %c, %nk, %nv : !kivi, tensor<1x2x1x128xbf16>, tensor<1x2x1x128xbf16> -> !kivi
   return %c2 : !kivi
 }

@@ -5,7 +5,7 @@
 !k01 = !kvc.encoded_cache<tensor<1x2x?x128xbf16>, tensor<1x2x?x128xbf16>, #kvc.codec<bits = 0, key_group = block, key_block = 64, key_error = 1.000000e-02 : f64, value_group = token, value_block = 128, value_error = 1.000000e-01 : f64, entropy = none, recent_keys = 128, recent_values = 256>>
 func.func @key_symbols(%q: tensor<1x8x1x128xbf16>, %c: !k01) -> tensor<1x8x1x128xbf16> {
   %k, %v = kvc.cache.view %c : !k01 -> tensor<1x2x?x128xbf16>, tensor<1x2x?x128xbf16>
-  // expected-error @+1 {{convert-kvc-to-gpu: encoded cache: entropy = none keeps key symbols in 5 bits, but key_error = 0.010000 gives symbols up to 100 (> 31): raise key_error to >= 0.033 or run kvc-entropy-encode}}
+  // expected-error @+1 {{convert-kvc-to-gpu: encoded cache: entropy = none keeps key symbols in 5 bits, but key_error = 0.01 gives symbols up to 100 (> 31): raise key_error above 1/31.5 = 0.03175 or run kvc-entropy-encode}}
   %o = kvc.attention %q, %k, %v : (tensor<1x8x1x128xbf16>, tensor<1x2x?x128xbf16>, tensor<1x2x?x128xbf16>) -> tensor<1x8x1x128xbf16>
   return %o : tensor<1x8x1x128xbf16>
 }
@@ -15,7 +15,7 @@ func.func @key_symbols(%q: tensor<1x8x1x128xbf16>, %c: !k01) -> tensor<1x8x1x128
 !v05 = !kvc.encoded_cache<tensor<1x2x?x128xbf16>, tensor<1x2x?x128xbf16>, #kvc.codec<bits = 0, key_group = block, key_block = 64, key_error = 5.000000e-02 : f64, value_group = token, value_block = 128, value_error = 5.000000e-02 : f64, entropy = none, recent_keys = 128, recent_values = 256>>
 func.func @value_symbols(%q: tensor<1x8x1x128xbf16>, %c: !v05) -> tensor<1x8x1x128xbf16> {
   %k, %v = kvc.cache.view %c : !v05 -> tensor<1x2x?x128xbf16>, tensor<1x2x?x128xbf16>
-  // expected-error @+1 {{convert-kvc-to-gpu: encoded cache: entropy = none keeps value symbols in 4 bits, but value_error = 0.050000 gives symbols up to 20 (> 15): raise value_error to >= 0.067 or run kvc-entropy-encode}}
+  // expected-error @+1 {{convert-kvc-to-gpu: encoded cache: entropy = none keeps value symbols in 4 bits, but value_error = 0.05 gives symbols up to 20 (> 15): raise value_error above 1/15.5 = 0.06452 or run kvc-entropy-encode}}
   %o = kvc.attention %q, %k, %v : (tensor<1x8x1x128xbf16>, tensor<1x2x?x128xbf16>, tensor<1x2x?x128xbf16>) -> tensor<1x8x1x128xbf16>
   return %o : tensor<1x8x1x128xbf16>
 }

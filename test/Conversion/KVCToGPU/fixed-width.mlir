@@ -11,13 +11,13 @@
 
 // CHECK-LABEL: func.func @decode(%arg0: tensor<?x32x1x128xbf16>, %arg1: i64) ->
 // CHECK-NOT: kvc.cache.view
-// CHECK: call @kvc_rt_gpu_encoded_check_rows(%arg1, %{{.*}}, %c8_i64)
-// CHECK: %[[ROWS:.*]] = call @kvc_rt_gpu_encoded_buffer_i32(%arg1, %c0_i64)
-// CHECK: %[[KW:.*]] = call @kvc_rt_gpu_encoded_buffer_i32(%arg1, %c1_i64)
-// CHECK: %[[VW:.*]] = call @kvc_rt_gpu_encoded_buffer_i32(%arg1, %c2_i64)
-// CHECK: call @kvc_rt_gpu_encoded_buffer_f32(%arg1, %c3_i64)
-// CHECK: call @kvc_rt_gpu_encoded_buffer_f32(%arg1, %c6_i64)
-// CHECK: call @kvc_rt_gpu_encoded_buffer_f16(%arg1, %c7_i64)
+// CHECK: call @kvc_rt_gpu_encoded_check_rows(%arg1, %{{.*}}, %c8_i64, %c1_i64)
+// CHECK: %[[ROWS:.*]] = call @kvc_rt_gpu_encoded_buffer_i32(%arg1, %c0_i64{{.*}})
+// CHECK: %[[KW:.*]] = call @kvc_rt_gpu_encoded_buffer_i32(%arg1, %c1_i64{{.*}})
+// CHECK: %[[VW:.*]] = call @kvc_rt_gpu_encoded_buffer_i32(%arg1, %c2_i64{{.*}})
+// CHECK: call @kvc_rt_gpu_encoded_buffer_f32(%arg1, %c3_i64{{.*}})
+// CHECK: call @kvc_rt_gpu_encoded_buffer_f32(%arg1, %c6_i64{{.*}})
+// CHECK: call @kvc_rt_gpu_encoded_buffer_f16(%arg1, %c7_i64{{.*}})
 // CHECK: %[[VREC:.*]] = call @kvc_rt_gpu_encoded_buffer_f16(%arg1, %c8_i64{{.*}})
 // CHECK-NOT: kvc_rt_gpu_encoded_buffer
 // CHECK: %[[NAME:.*]] = memref.get_global @__kvc_name_kvc_attn0_d128_g4_q1_bf16_kb64_fw

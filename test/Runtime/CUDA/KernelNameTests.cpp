@@ -118,6 +118,8 @@ TEST(FixedWidthKernelName, Refused) {
   EXPECT_NE(kvc_cuda_fw_parse_name("kvc_fw0_d288_g4_q1_bf16_kb64_fw_split", &c), 0);
   EXPECT_NE(kvc_cuda_fw_parse_name("kvc_fw0_d128_g4_q1_bf16_kb16_fw_split", &c), 0);
   EXPECT_NE(kvc_cuda_fw_parse_name("kvc_fw0_d128_g4_q1_bf16_kb64_fw", &c), 0);
+  EXPECT_NE(kvc_cuda_fw_parse_name("kvc_fw0_d128_g16_q1_bf16_kb64_fw_split", &c), 0); // g > 8
+  EXPECT_NE(kvc_cuda_fw_parse_name("kvc_fw0_d128_g4_q2_bf16_kb64_fw_split", &c), 0);  // Sq > 1
 }
 
 // The fixed-width plan: the encoded rule over the longest row's code tiles (128 tokens), plus

@@ -33,7 +33,7 @@ struct FixedWidthKernelConfig {
   std::string queryType = "bf16"; // query/output element type: bf16 or f16
   int64_t keyBlock = 64;          // codec key block: 32, 64 or 128 tokens per (min, step)
   int64_t minCtasPerSM = -1;      // nvvm.minctasm on the split kernel; -1: 4 (D <= 128) or 2
-  int ringStages = -1;            // cp.async ring: 2 tiles, 0 (registers, no prefetch);
+  int64_t ringStages = -1;        // cp.async ring: 2 tiles, 0 (registers, no prefetch);
                                   // -1: the ring where it fits in 48 KiB of shared memory
   double scaleLog2 = 0.0;         // softmax scale * log2(e)
   std::string prefix = "kvc_fw";  // kernel name prefix
