@@ -40,55 +40,9 @@ static void fill_tokens(uint16_t *k, uint16_t *v, size_t tokensPerRow, unsigned 
       }
 }
 
-/* rel. L2 of out against float64 attention over the CPU codec rows' decoded cache. */
-static double check(kvc_codec_head **rows, const uint16_t *q, const uint16_t *out,
-                    int64_t tokens) {
-  float *k = malloc((size_t)tokens * D * sizeof(float)), *v = malloc((size_t)tokens * D * sizeof(float));
-  double *sc = malloc((size_t)tokens * sizeof(double)), num = 0, nrm = 0;
-  const double scale = 1.0 / sqrt((double)D);
-  for (int r = 0; r < B * HKV; ++r) {
-    kvc_codec_head_decode(rows[r], k, v);
-    for (int g = 0; g < G; ++g) {
-      const int b = r / HKV, h = (r % HKV) * G + g;
-      const uint16_t *qr = q + ((size_t)b * HQ + h) * D;
-      double mx = -INFINITY, den = 0, o[D] = {0};
-      for (int64_t j = 0; j < tokens; ++j) {
-        double s = 0;
-        for (int d = 0; d < D; ++d)
-          s += (double)from_bf16(qr[d]) * k[j * D + d];
-        sc[j] = s * scale;
-        if (sc[j] > mx)
-          mx = sc[j];
-      }
-      for (int64_t j = 0; j < tokens; ++j)
-        den += (sc[j] = exp(sc[j] - mx));
-      for (int64_t j = 0; j < tokens; ++j)
-        for (int d = 0; d < D; ++d)
-          o[d] += sc[j] / den * v[j * D + d];
-      for (int d = 0; d < D; ++d) {
-        double e = from_bf16(out[((size_t)b * HQ + h) * D + d]) - o[d];
-        num += e * e;
-        nrm += o[d] * o[d];
-      }
-    }
-  }
-  free(k);
-  free(v);
-  free(sc);
-  return sqrt(num / nrm);
-}
-
 int main(void) {
   CHECK(kvc_cuda_init(0));
-  kvc_codec_params p;
-  kvc_codec_default_params(&p, D);
-  p.key_error = 0.05f;
-  p.value_error = 0.1f;
-  p.key_block_tokens = 64;
-  p.value_block_tokens = 128;
-  p.key_recent_tokens = 128;
-  p.value_recent_tokens = 256;
-  p.key_grouping = KVC_CODEC_KEY_BLOCK;
+  const kvc_codec_params p = example_codec_params(D);
 
   const size_t nkv = (size_t)B * HKV * MAXS * D, nq = (size_t)B * HQ * D;
   kvc_cuda_ptr dk, dv, dq;
@@ -128,7 +82,7 @@ int main(void) {
     int countsOk = 1;
     for (int r = 0; r < B * HKV; ++r)
       countsOk &= tokens[r] == S;
-    const double err = check(rows, q, out.aligned + out.offset, S);
+    const double err = codec_rows_rel_l2(rows, B, HKV, G, D, q, out.aligned + out.offset, S);
     /* The same cache built by the host from the reference rows (kvc_rt_gpu_fixed_width_create,
      * for callers that pass their own cache): the same device form, so the same output bits. */
     int64_t own = 0;

@@ -3,8 +3,8 @@
 // kvc-bench (kvc-bench.cpp, Encoded.cpp, FixedWidth.cpp, Store.cpp, Append.cpp) and
 // kvc-append-emu: error exits naming the subcommand, CUDA/codec call checks, reading PTX (a
 // .ptx file or the gpu.binary of a kvc-gpu-pipeline .mlir), fp16/bf16 bit conversions, list
-// options and CUDA-event timing with an L2 flush. Header-only, so kvc-append-emu (no CUDA)
-// links only what it uses.
+// options, CUDA-event timing with an L2 flush and the timing commands' JSON heads.
+// Header-only, so kvc-append-emu (no CUDA) links only what it uses.
 //
 //===----------------------------------------------------------------------===//
 #ifndef KVC_TOOLS_KVC_BENCH_BENCHCOMMON_H
@@ -735,6 +735,34 @@ inline double copyBandwidth(Timer &T, size_t mib) {
   benchFree(a);
   benchFree(b);
   return 2.0 * bytes / (ms * 1e-3) / 1e12; // TB/s, read + write
+}
+
+/// The opening of a timing command's JSON document: the device, the copy bandwidth (TB/s,
+/// read + write), warm-up and reps. The command adds its own fields, then jsonOpenResults.
+inline void jsonOpen(std::ostringstream &js, const std::string &device, double copyTBs,
+                     int warmup, int reps) {
+  js << "{\n  \"device\": \"" << device << "\",\n  \"copy_tbps\": " << copyTBs
+     << ",\n  \"warmup\": " << warmup << ", \"reps\": " << reps;
+}
+/// The last fields of the document's head (what the CUDA events time, `timed`; the L2 flush;
+/// the settle wait after frees), then the "results" array opens (finishJson closes it).
+inline void jsonOpenResults(std::ostringstream &js, const std::string &timed) {
+  js << ",\n  \"timing\": \"CUDA events around " << timed
+     << ", median, L2 flushed before each rep\", \"flush\": \"" << flushName() << "\","
+     << " \"settle_ms\": " << gSettleMs << ","
+     << "\n  \"results\": [\n";
+}
+/// The start of a decode timing command (kvc-bench, encoded and fixed-width decode) on L's
+/// device (L.device, L.sms, L.l2): the copy bandwidth (2 GiB copies), the device line, and
+/// jsonOpen. Returns the copy bandwidth.
+template <class Loaded>
+double startDecodeTiming(const Loaded &L, Timer &T, int warmup, int reps,
+                         std::ostringstream &js) {
+  const double copyTBs = copyBandwidth(T, 2048);
+  printf("device: %s, %d SMs, L2 %d MiB; copy bandwidth %.3f TB/s (read+write)\n",
+         L.device.c_str(), L.sms, L.l2 >> 20, copyTBs);
+  jsonOpen(js, L.device, copyTBs, warmup, reps);
+  return copyTBs;
 }
 
 } // namespace kvcbench

@@ -19,6 +19,7 @@
 //
 //===----------------------------------------------------------------------===//
 #include "BenchCommon.h"
+#include "CacheKernels.h"
 #include "SyntheticHeads.h"
 #include "kvc/Runtime/CUDA.h"
 #include "kvc/Runtime/CUDAEncoded.h"
@@ -46,25 +47,10 @@ namespace {
 using namespace kvcbench;
 
 using Variant = EncodedVariant;
-struct Loaded {
-  std::vector<Variant> variants;
-  int sms = 0, l2 = 0;
-  std::string device;
-};
+using Loaded = LoadedKernels<Variant>;
 
 Loaded load(const std::string &path) {
-  Loaded L;
-  std::string ptx = extractPTX(readFile(path));
-  const DeviceInfo dev = initDevice();
-  L.device = dev.name;
-  L.sms = dev.sms;
-  L.l2 = dev.l2;
-  kvc_cuda_module mod;
-  CK(kvc_cuda_module_load(ptx.c_str(), &mod));
-  L.variants = encodedVariants(mod, ptx);
-  if (L.variants.empty())
-    die("no encoded-cache kernels (<tag>_..._enc_split) in " + path);
-  return L;
+  return loadKernels(path, encodedVariants, "encoded-cache kernels (<tag>_..._enc_split)");
 }
 
 struct Case {
@@ -89,20 +75,12 @@ double uploadRunCompare(const Loaded &L, const Variant &V,
   kvc_encoded_plan plan;
   CK(kvc_cuda_encoded_make_plan(&cfg, &cache, splits, L.sms * V.ctasPerSM, &plan));
   *usedSplits = plan.num_splits;
-  kvc_cuda_ptr dq, dws, dout;
-  const size_t qbytes = size_t(nq) * cfg.query_bytes;
-  CK(kvc_cuda_malloc(&dq, qbytes));
-  CK(kvc_cuda_malloc(&dws, plan.workspace_bytes));
-  CK(kvc_cuda_malloc(&dout, qbytes));
-  CK(kvc_cuda_memcpy_htod(dq, qraw.data(), qbytes));
-  CK(kvc_cuda_memset_d8_async(dout, 0xFF, qbytes, nullptr)); // NaN poison
-  CK(kvc_cuda_memset_d8_async(dws, 0xFF, plan.workspace_bytes, nullptr));
-  CK(kvc_cuda_encoded_launch(V.split, V.merge, &cfg, &cache, &plan, dq, dws, dout, nullptr));
-  CK(kvc_cuda_synchronize());
-  std::vector<uint8_t> out(qbytes);
-  CK(kvc_cuda_memcpy_dtoh(out.data(), dout, qbytes));
-  for (kvc_cuda_ptr p : {dq, dws, dout})
-    CK(kvc_cuda_free(p));
+  const std::vector<uint8_t> out = runPoisoned(
+      qraw, size_t(nq) * cfg.query_bytes, plan,
+      [&](kvc_cuda_ptr dq, kvc_cuda_ptr dws, kvc_cuda_ptr dout) {
+        CK(kvc_cuda_encoded_launch(V.split, V.merge, &cfg, &cache, &plan, dq, dws, dout,
+                                   nullptr));
+      });
   kvc_cuda_encoded_free(&cache);
   return relativeL2(outputValues(out, cfg.query_type), ref, maxAbs);
 }
@@ -696,20 +674,12 @@ int cmdDecode(const std::string &path, const std::string &json, const std::vecto
               int64_t hkv) {
   Loaded L = load(path);
   Timer T(L.l2);
-  double copyTBs = copyBandwidth(T, 2048);
-  printf("device: %s, %d SMs, L2 %d MiB; copy bandwidth %.3f TB/s (read+write)\n",
-         L.device.c_str(), L.sms, L.l2 >> 20, copyTBs);
   std::ostringstream js;
-  js << "{\n  \"device\": \"" << L.device << "\",\n  \"copy_tbps\": " << copyTBs
-     << ",\n  \"warmup\": " << warmup << ", \"reps\": " << reps
-     << ",\n  \"codec\": \"kvc_codec_default_params: K eps 0.05 block 64 (BlockQuant), V eps 0.1 "
+  const double copyTBs = startDecodeTiming(L, T, warmup, reps, js);
+  js << ",\n  \"codec\": \"kvc_codec_default_params: K eps 0.05 block 64 (BlockQuant), V eps 0.1 "
         "block 128 (TokenQuant), Huffman, recent 128/256\""
-     << ",\n  \"data\": \"synthetic: keys per-channel offset/scale with x6 outlier channels, "
-        "values 0.7*N(0,1); Hkv distinct heads per context, replicated (own copies) over the "
-        "batch\""
-     << ",\n  \"timing\": \"CUDA events around split+merge, median, L2 flushed before each rep\", \"flush\": \"" << flushName() << "\","
-     << " \"settle_ms\": " << gSettleMs << ","
-     << "\n  \"results\": [\n";
+     << ",\n  \"data\": \"" << kReplicatedHeadsData << "\"";
+  jsonOpenResults(js, "split+merge");
   bool first = true;
   printf("%-52s %5s %7s %6s %9s %9s %9s %7s %8s %7s\n", "variant", "batch", "context", "splits",
          "time_us", "enc_MB", "bf16_MB", "bits/el", "TB/s", "%copy");
@@ -724,42 +694,22 @@ int cmdDecode(const std::string &path, const std::string &json, const std::vecto
         codecBits += st.bits_per_element / double(hkv);
       }
       for (int64_t B : batches) {
-        std::vector<const kvc_codec_head *> hp;
-        for (int64_t r = 0; r < B * hkv; ++r)
-          hp.push_back(base[size_t(r % hkv)]->h);
+        const std::vector<const kvc_codec_head *> hp = replicatedRows(base, B);
         kvc_cuda_encoded_cache cache;
         const char *err = nullptr;
         if (kvc_cuda_encoded_upload(hp.data(), B, hkv, &cache, &err))
           die(std::string("upload failed: ") + (err ? err : kvc_cuda_last_error()));
         kvc_encoded_plan plan;
         CK(kvc_cuda_encoded_make_plan(&V.cfg, &cache, forceSplits, L.sms * V.ctasPerSM, &plan));
-        const int64_t nq = B * hkv * g * Sq * D;
-        const size_t qb = size_t(nq) * V.cfg.query_bytes;
-        kvc_cuda_ptr dq, dws, dout;
-        CK(kvc_cuda_malloc(&dq, qb));
-        CK(kvc_cuda_malloc(&dws, plan.workspace_bytes));
-        CK(kvc_cuda_malloc(&dout, qb));
-        std::vector<uint16_t> q(size_t(nq) * V.cfg.query_bytes / 2);
-        std::mt19937 rng(7);
-        std::uniform_real_distribution<float> U(-2.f, 2.f);
-        if (V.cfg.query_type == 2) {
-          std::vector<float> qf(static_cast<size_t>(nq));
-          for (auto &x : qf)
-            x = U(rng);
-          std::memcpy(q.data(), qf.data(), qb);
-        } else {
-          for (auto &x : q)
-            x = toHalfBits(U(rng), V.cfg.query_type == 0);
-        }
-        CK(kvc_cuda_memcpy_htod(dq, q.data(), qb));
-        double ms = T.medianMs(warmup, reps, [&] {
-          CK(kvc_cuda_encoded_launch(V.split, V.merge, &V.cfg, &cache, &plan, dq, dws, dout,
-                                     nullptr));
-        });
-        const double encBytes = double(cache.device_bytes);
-        const double bf16Bytes = 2.0 * B * hkv * S * D * 2;
-        const double bits = 8.0 * encBytes / (2.0 * B * hkv * S * D);
-        const double tbs = encBytes / (ms * 1e-3) / 1e12;
+        const double ms = timeSplitMerge(
+            T, warmup, reps, B * hkv * g * Sq * D, V.cfg.query_type, size_t(V.cfg.query_bytes),
+            plan, [&](kvc_cuda_ptr dq, kvc_cuda_ptr dws, kvc_cuda_ptr dout) {
+              CK(kvc_cuda_encoded_launch(V.split, V.merge, &V.cfg, &cache, &plan, dq, dws, dout,
+                                         nullptr));
+            });
+        const DecodeRate rate(ms, double(cache.device_bytes), B, hkv, S, D);
+        const double encBytes = rate.bytes, bf16Bytes = rate.bf16Bytes, bits = rate.bits,
+                     tbs = rate.tbs;
         printf("%-52s %5lld %7lld %6d %9.1f %9.1f %9.1f %7.3f %8.3f %6.1f%%\n", V.name.c_str(),
                (long long)B, (long long)S, plan.num_splits, ms * 1e3, encBytes / 1e6,
                bf16Bytes / 1e6, bits, tbs, 100.0 * tbs / copyTBs);
@@ -774,8 +724,6 @@ int cmdDecode(const std::string &path, const std::string &json, const std::vecto
            << ", \"equiv_bf16_tbps\": " << bf16Bytes / (ms * 1e-3) / 1e12
            << ", \"frac_copy\": " << tbs / copyTBs << "}";
         first = false;
-        for (kvc_cuda_ptr p : {dq, dws, dout})
-          benchFree(p);
         kvc_cuda_encoded_free(&cache);
         gFreedSinceSettle = true; // the device form's buffers
       }
@@ -899,35 +847,24 @@ int kvcBenchEncoded(int argc, char **argv) {
   kvcbench::benchCommand() = "kvc-bench encoded";
   if (argc >= 3 && std::string(argv[2]).rfind("append-", 0) == 0)
     return kvcBenchAppend(argc, argv);
-  if (helpRequested())
-    usage();
-  if (argc == 3 && std::string(argv[2]) == "selftest")
+  if (isSelftest(argc, argv, usage))
     return cmdSelftest();
-  if (argc < 4)
-    usage();
-  std::string cmd = argv[2], in = argv[3], json;
-  std::vector<int64_t> batches = {1, 8, 32}, contexts = {4096, 16384, 65536};
-  int reps = 30, warmup = 5, splits = 0;
-  int64_t hkv = 8;
-  unsigned seed = 1234;
+  CacheCommandLine cl(argv);
+  const std::string &cmd = cl.cmd;
   double tol16 = 1e-2, tol32 = 1e-4;
-  bool quick = false;
-  std::vector<std::string> caseDirs;
   Options opts(usage);
-  opts.str("--json", json).list("--batches", batches).list("--contexts", contexts)
-      .i32("--reps", reps).i32("--warmup", warmup).i32("--splits", splits).i64("--hkv", hkv)
-      .u32("--seed", seed).f64("--tol", tol16).f64("--tol32", tol32).flag("--quick", quick)
-      .strs("--case", caseDirs).flush().settle();
+  cl.bind(opts).f64("--tol", tol16).f64("--tol32", tol32);
   if (!opts.parse(argc, argv, 4).empty())
     usage();
   setvbuf(stdout, nullptr, _IOLBF, 0);
   if (cmd == "info")
-    return cmdInfo(in);
+    return cmdInfo(cl.in);
   if (cmd == "check")
-    return cmdCheck(in, seed, tol16, tol32, quick);
-  if (cmd == "check-npy" && !caseDirs.empty())
-    return cmdCheckNpy(in, caseDirs, tol16);
+    return cmdCheck(cl.in, cl.seed, tol16, tol32, cl.quick);
+  if (cmd == "check-npy" && !cl.caseDirs.empty())
+    return cmdCheckNpy(cl.in, cl.caseDirs, tol16);
   if (cmd == "decode")
-    return cmdDecode(in, json, batches, contexts, warmup, reps, splits, hkv);
+    return cmdDecode(cl.in, cl.json, cl.batches, cl.contexts, cl.warmup, cl.reps, cl.splits,
+                     cl.hkv);
   usage();
 }

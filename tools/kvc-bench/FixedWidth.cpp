@@ -25,6 +25,7 @@
 //
 //===----------------------------------------------------------------------===//
 #include "BenchCommon.h"
+#include "CacheKernels.h"
 #include "SyntheticHeads.h"
 #include "kvc/Runtime/CUDA.h"
 #include "kvc/Runtime/CUDAEncoded.h"
@@ -50,26 +51,11 @@ namespace {
 using namespace kvcbench;
 
 using Variant = FwVariant;
-struct Loaded {
-  std::vector<Variant> variants;
-  int sms = 0, l2 = 0;
-  std::string device;
-};
+using Loaded = LoadedKernels<Variant>;
 
 Loaded load(const std::string &path) {
-  Loaded L;
-  std::string ptx = extractPTX(readFile(path));
-  const DeviceInfo dev = initDevice();
-  L.device = dev.name;
-  L.sms = dev.sms;
-  L.l2 = dev.l2;
-  kvc_cuda_module mod;
-  CK(kvc_cuda_module_load(ptx.c_str(), &mod));
-  L.variants = fwVariants(mod, ptx);
-  if (L.variants.empty())
-    die("no fixed-width cache kernels (<tag>_d<D>_g<g>_q<Sq>_<bf16|f16>_kb<KB>_fw_split) in " +
-        path);
-  return L;
+  return loadKernels(path, fwVariants,
+                     "fixed-width cache kernels (<tag>_d<D>_g<g>_q<Sq>_<bf16|f16>_kb<KB>_fw_split)");
 }
 
 const char *qtName(int qt) { return qt == 0 ? "bf16" : "f16"; }
@@ -118,20 +104,11 @@ std::vector<double> uploadRun(const Loaded &L, const Variant &V, kvc_fw_host_for
   kvc_fw_plan plan;
   CK(kvc_cuda_fw_make_plan(&cfg, &cache, splits, L.sms * V.ctasPerSM, &plan));
   *usedSplits = plan.num_splits;
-  kvc_cuda_ptr dq, dws, dout;
-  const size_t qbytes = qraw.size() * 2;
-  CK(kvc_cuda_malloc(&dq, qbytes));
-  CK(kvc_cuda_malloc(&dws, plan.workspace_bytes));
-  CK(kvc_cuda_malloc(&dout, qbytes));
-  CK(kvc_cuda_memcpy_htod(dq, qraw.data(), qbytes));
-  CK(kvc_cuda_memset_d8_async(dout, 0xFF, qbytes, nullptr)); // NaN poison
-  CK(kvc_cuda_memset_d8_async(dws, 0xFF, plan.workspace_bytes, nullptr));
-  CK(kvc_cuda_fw_launch(V.split, V.merge, &cfg, &cache, &plan, dq, dws, dout, nullptr));
-  CK(kvc_cuda_synchronize());
-  std::vector<uint8_t> out(qbytes);
-  CK(kvc_cuda_memcpy_dtoh(out.data(), dout, qbytes));
-  for (kvc_cuda_ptr p : {dq, dws, dout})
-    CK(kvc_cuda_free(p));
+  const std::vector<uint8_t> out =
+      runPoisoned(qraw, qraw.size() * 2, plan, [&](kvc_cuda_ptr dq, kvc_cuda_ptr dws,
+                                                   kvc_cuda_ptr dout) {
+        CK(kvc_cuda_fw_launch(V.split, V.merge, &cfg, &cache, &plan, dq, dws, dout, nullptr));
+      });
   kvc_cuda_fw_free(&cache);
   return outputValues(out, cfg.query_type);
 }
@@ -407,22 +384,14 @@ int cmdDecode(const std::string &path, const std::string &json, const std::vecto
               int64_t hkv) {
   Loaded L = load(path);
   Timer T(L.l2);
-  double copyTBs = copyBandwidth(T, 2048);
-  printf("device: %s, %d SMs, L2 %d MiB; copy bandwidth %.3f TB/s (read+write)\n",
-         L.device.c_str(), L.sms, L.l2 >> 20, copyTBs);
   std::ostringstream js;
-  js << "{\n  \"device\": \"" << L.device << "\",\n  \"copy_tbps\": " << copyTBs
-     << ",\n  \"warmup\": " << warmup << ", \"reps\": " << reps
-     << ",\n  \"form\": \"fixed-width\""
+  const double copyTBs = startDecodeTiming(L, T, warmup, reps, js);
+  js << ",\n  \"form\": \"fixed-width\""
      << ",\n  \"codec\": \"kvc_codec_default_params with the kernel's key block: K eps 0.05 "
         "(BlockQuant), V eps 0.1 (TokenQuant), recent 128/256; stored at 5-bit keys, 4-bit "
         "values, fp16 from Tf = floor(min(key, value encoded tokens) / 128) * 128 on\""
-     << ",\n  \"data\": \"synthetic: keys per-channel offset/scale with x6 outlier channels, "
-        "values 0.7*N(0,1); Hkv distinct heads per context, replicated (own copies) over the "
-        "batch\""
-     << ",\n  \"timing\": \"CUDA events around split+merge, median, L2 flushed before each rep\", \"flush\": \"" << flushName() << "\","
-     << " \"settle_ms\": " << gSettleMs << ","
-     << "\n  \"results\": [\n";
+     << ",\n  \"data\": \"" << kReplicatedHeadsData << "\"";
+  jsonOpenResults(js, "split+merge");
   bool first = true;
   printf("%-44s %5s %7s %6s %9s %9s %9s %7s %6s %8s %7s\n", "variant", "batch", "context",
          "splits", "time_us", "dev_MB", "bf16_MB", "bits/el", "code%", "TB/s", "%copy");
@@ -440,35 +409,22 @@ int cmdDecode(const std::string &path, const std::string &json, const std::vecto
                      (2.0 * double(st.num_tokens) * double(st.head_dim)) / double(hkv);
       }
       for (int64_t B : batches) {
-        std::vector<const kvc_codec_head *> hp;
-        for (int64_t r = 0; r < B * hkv; ++r)
-          hp.push_back(base[size_t(r % hkv)]->h);
+        const std::vector<const kvc_codec_head *> hp = replicatedRows(base, B);
         kvc_cuda_fw_cache cache;
         const char *err = nullptr;
         if (kvc_cuda_fw_upload(hp.data(), B, hkv, &cache, &err))
           die(std::string("upload failed: ") + (err ? err : kvc_cuda_last_error()));
         kvc_fw_plan plan;
         CK(kvc_cuda_fw_make_plan(&V.cfg, &cache, forceSplits, L.sms * V.ctasPerSM, &plan));
-        const int64_t nq = B * hkv * g * Sq * D;
-        const size_t qb = size_t(nq) * 2;
-        kvc_cuda_ptr dq, dws, dout;
-        CK(kvc_cuda_malloc(&dq, qb));
-        CK(kvc_cuda_malloc(&dws, plan.workspace_bytes));
-        CK(kvc_cuda_malloc(&dout, qb));
-        std::vector<uint16_t> q(static_cast<size_t>(nq));
-        std::mt19937 rng(7);
-        std::uniform_real_distribution<float> U(-2.f, 2.f);
-        for (auto &x : q)
-          x = toHalfBits(U(rng), V.cfg.query_type == 0);
-        CK(kvc_cuda_memcpy_htod(dq, q.data(), qb));
-        double ms = T.medianMs(warmup, reps, [&] {
-          CK(kvc_cuda_fw_launch(V.split, V.merge, &V.cfg, &cache, &plan, dq, dws, dout,
-                                nullptr));
-        });
-        const double devBytes = double(cache.device_bytes);
-        const double bf16Bytes = 2.0 * B * hkv * S * D * 2;
-        const double bits = 8.0 * devBytes / (2.0 * B * hkv * S * D);
-        const double tbs = devBytes / (ms * 1e-3) / 1e12;
+        const double ms = timeSplitMerge(
+            T, warmup, reps, B * hkv * g * Sq * D, V.cfg.query_type, 2, plan,
+            [&](kvc_cuda_ptr dq, kvc_cuda_ptr dws, kvc_cuda_ptr dout) {
+              CK(kvc_cuda_fw_launch(V.split, V.merge, &V.cfg, &cache, &plan, dq, dws, dout,
+                                    nullptr));
+            });
+        const DecodeRate rate(ms, double(cache.device_bytes), B, hkv, S, D);
+        const double devBytes = rate.bytes, bf16Bytes = rate.bf16Bytes, bits = rate.bits,
+                     tbs = rate.tbs;
         const double codeFrac = double(cache.code_tokens) / double(std::max<uint64_t>(1, cache.tokens));
         printf("%-44s %5lld %7lld %6d %9.1f %9.1f %9.1f %7.3f %5.1f%% %8.3f %6.1f%%\n",
                V.name.c_str(), (long long)B, (long long)S, plan.num_splits, ms * 1e3,
@@ -490,8 +446,6 @@ int cmdDecode(const std::string &path, const std::string &json, const std::vecto
            << ", \"tbps\": " << tbs << ", \"equiv_bf16_tbps\": " << bf16Bytes / (ms * 1e-3) / 1e12
            << ", \"frac_copy\": " << tbs / copyTBs << "}";
         first = false;
-        for (kvc_cuda_ptr p : {dq, dws, dout})
-          benchFree(p);
         kvc_cuda_fw_free(&cache);
         gFreedSinceSettle = true; // the device form's buffers
       }
@@ -817,47 +771,37 @@ void need(bool ok, const std::string &msg) {
 
 int kvcBenchFixedWidth(int argc, char **argv) {
   kvcbench::benchCommand() = "kvc-bench fixed-width";
-  if (helpRequested())
-    usage();
-  if (argc == 3 && std::string(argv[2]) == "selftest")
+  if (isSelftest(argc, argv, usage))
     return cmdSelftest();
-  if (argc < 4)
-    usage();
-  std::string cmd = argv[2], in = argv[3], json;
+  CacheCommandLine cl(argv);
+  const std::string &cmd = cl.cmd;
   if (cmd != "info" && cmd != "check" && cmd != "check-npy" && cmd != "decode")
     usage();
-  std::vector<int64_t> batches = {1, 8, 32}, contexts = {4096, 16384, 65536};
-  int reps = 30, warmup = 5, splits = 0;
-  int64_t hkv = 8;
-  unsigned seed = 1234;
   double tol = 1e-2;
-  bool quick = false;
-  std::vector<std::string> caseDirs;
   Options opts(usage);
-  opts.str("--json", json).list("--batches", batches).list("--contexts", contexts)
-      .i32("--reps", reps).i32("--warmup", warmup).i32("--splits", splits).i64("--hkv", hkv)
-      .u32("--seed", seed).f64("--tol", tol).flag("--quick", quick).strs("--case", caseDirs)
-      .flush().settle();
+  cl.bind(opts).f64("--tol", tol);
   if (!opts.parse(argc, argv, 4).empty())
     usage();
   // --case belongs to check-npy, which needs at least one.
-  if ((cmd == "check-npy") != !caseDirs.empty())
+  if ((cmd == "check-npy") != !cl.caseDirs.empty())
     usage();
-  need(reps >= 1, "--reps must be at least 1, got " + std::to_string(reps));
-  need(splits >= 0, "--splits must be non-negative (0: the plan), got " + std::to_string(splits));
-  need(warmup >= 0, "--warmup must be non-negative, got " + std::to_string(warmup));
-  need(hkv >= 1, "--hkv must be at least 1, got " + std::to_string(hkv));
+  need(cl.reps >= 1, "--reps must be at least 1, got " + std::to_string(cl.reps));
+  need(cl.splits >= 0,
+       "--splits must be non-negative (0: the plan), got " + std::to_string(cl.splits));
+  need(cl.warmup >= 0, "--warmup must be non-negative, got " + std::to_string(cl.warmup));
+  need(cl.hkv >= 1, "--hkv must be at least 1, got " + std::to_string(cl.hkv));
   need(tol > 0, "--tol must be positive");
-  for (int64_t b : batches)
+  for (int64_t b : cl.batches)
     need(b >= 1, "--batches needs positive batch sizes, got " + std::to_string(b));
-  for (int64_t c : contexts)
+  for (int64_t c : cl.contexts)
     need(c >= 1, "--contexts needs positive lengths, got " + std::to_string(c));
   setvbuf(stdout, nullptr, _IOLBF, 0);
   if (cmd == "info")
-    return cmdInfo(in);
+    return cmdInfo(cl.in);
   if (cmd == "check")
-    return cmdCheck(in, seed, tol, quick);
+    return cmdCheck(cl.in, cl.seed, tol, cl.quick);
   if (cmd == "check-npy")
-    return cmdCheckNpy(in, caseDirs, tol, splits);
-  return cmdDecode(in, json, batches, contexts, warmup, reps, splits, hkv);
+    return cmdCheckNpy(cl.in, cl.caseDirs, tol, cl.splits);
+  return cmdDecode(cl.in, cl.json, cl.batches, cl.contexts, cl.warmup, cl.reps, cl.splits,
+                   cl.hkv);
 }

@@ -84,6 +84,21 @@ inline std::vector<std::unique_ptr<Head>> makeHeads(const std::vector<int64_t> &
   return hs;
 }
 
+// The `decode` commands' caches: `base` (one head per KV head) repeated for every batch row
+// (row b*Hkv + kh holds base[kh]; the upload gives each row its own copy on the device), and
+// the JSON documents' "data" field that says so.
+inline std::vector<const kvc_codec_head *>
+replicatedRows(const std::vector<std::unique_ptr<Head>> &base, int64_t B) {
+  const int64_t hkv = int64_t(base.size());
+  std::vector<const kvc_codec_head *> hp;
+  for (int64_t r = 0; r < B * hkv; ++r)
+    hp.push_back(base[size_t(r % hkv)]->h);
+  return hp;
+}
+inline const char *kReplicatedHeadsData =
+    "synthetic: keys per-channel offset/scale with x6 outlier channels, values 0.7*N(0,1); Hkv "
+    "distinct heads per context, replicated (own copies) over the batch";
+
 } // namespace kvcbench
 
 #endif

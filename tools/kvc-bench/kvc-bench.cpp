@@ -295,16 +295,9 @@ int cmdDecode(const std::string &path, const std::string &json, std::vector<int6
               int64_t hkv, double raggedRatio, bool splitOnly) {
   Loaded L = load(path);
   Timer T(L.l2);
-  double copyTBs = copyBandwidth(T, 2048);
-  printf("device: %s, %d SMs, L2 %d MiB; copy bandwidth %.3f TB/s (read+write)\n",
-         L.device.c_str(), L.sms, L.l2 >> 20, copyTBs);
   std::ostringstream js;
-  js << "{\n  \"device\": \"" << L.device << "\",\n  \"copy_tbps\": " << copyTBs
-     << ",\n  \"warmup\": " << warmup << ", \"reps\": " << reps
-     << ",\n  \"timing\": \"CUDA events around " << (splitOnly ? "the split kernel only" : "split+merge")
-     << ", median, L2 flushed before each rep\", \"flush\": \"" << flushName() << "\","
-     << " \"settle_ms\": " << gSettleMs << ","
-     << "\n  \"results\": [\n";
+  const double copyTBs = startDecodeTiming(L, T, warmup, reps, js);
+  jsonOpenResults(js, splitOnly ? "the split kernel only" : "split+merge");
   bool first = true;
   printf("%-44s %5s %7s %6s %10s %10s %8s %7s\n", "variant", "batch", "context", "splits",
          "time_us", "MB_read", "TB/s", "%copy");
@@ -391,13 +384,9 @@ int cmdFloor(const std::string &json, const std::vector<int64_t> &batches,
     printf("%-12s %5s %7s %10s %10s %8s %7s\n", "floor", "", "MiB", "time_us", "MB_read", "TB/s",
            "%copy");
   std::ostringstream js;
-  js << "{\n  \"device\": \"" << name << "\",\n  \"copy_tbps\": " << copyTBs
-     << ",\n  \"warmup\": " << warmup << ", \"reps\": " << reps
-     << ",\n  \"timing\": \"CUDA events around one streaming read of "
-     << (sizesMib.empty() ? "the decode's K/V bytes" : "size_mib MiB")
-     << ", median, L2 flushed before each rep\", \"flush\": \"" << flushName() << "\","
-     << " \"settle_ms\": " << gSettleMs << ","
-     << "\n  \"results\": [\n";
+  jsonOpen(js, name, copyTBs, warmup, reps);
+  jsonOpenResults(js, std::string("one streaming read of ") +
+                          (sizesMib.empty() ? "the decode's K/V bytes" : "size_mib MiB"));
   bool first = true;
   // Times one read of `bytes`, prints its row and returns the JSON fields they share.
   auto timeRead = [&](uint64_t bytes, const char *label, int64_t B, int64_t S) {

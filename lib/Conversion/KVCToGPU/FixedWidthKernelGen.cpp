@@ -291,6 +291,19 @@ std::string mlir::kvc::generateFixedWidthKernels(const FixedWidthKernelConfig &c
   if (ring)
     fetch(t0);
 
+  // A store for query row `n` (runtime index): only rows < NQ exist (the mma's n is 8).
+  auto storeForRow = [&](const std::string &n, const std::string &v, const std::string &mem,
+                         const std::string &at, const std::string &ty) {
+    if (NQ == 8) {
+      e.st(v, mem, at, ty);
+      return;
+    }
+    e.S("scf.if " + e.cmp("ult", n, cNQ, "index") + " {");
+    e.push();
+    e.st(v, mem, at, ty);
+    e.pop();
+    e.S("}");
+  };
   std::string allLanes = e.ci32(-1);
   auto warpSync = [&]() { e.S("nvvm.bar.warp.sync " + allLanes + " : i32"); };
   auto mma = [&](const std::string &ty, const std::vector<std::string> &a, const std::string &b0v,
@@ -457,15 +470,7 @@ std::string mlir::kvc::generateFixedWidthKernels(const FixedWidthKernelConfig &c
       std::string w16 = e.L("arith.truncf " + wv + " : f32 to f16");
       std::string n = e.add(e.mul(tq, c2), e.ci(h));
       std::string at = e.add(rowW, e.add(e.mul(n, e.ci(kPitch)), r));
-      if (NQ < 8) {
-        e.S("scf.if " + e.cmp("ult", n, cNQ, "index") + " {");
-        e.push();
-        e.st(w16, "%sW", at, WT);
-        e.pop();
-        e.S("}");
-      } else {
-        e.st(w16, "%sW", at, WT);
-      }
+      storeForRow(n, w16, "%sW", at, WT);
     }
     for (int64_t k = 0; k < VMT * 4; ++k)
       acc[k] = e.fmul(acc[k], alpha[k & 1]);
@@ -579,15 +584,7 @@ std::string mlir::kvc::generateFixedWidthKernels(const FixedWidthKernelConfig &c
         std::string ch = e.add(gq, e.ci(16 * mt + (el >= 2 ? 8 : 0)));
         std::string v = e.L("arith.bitcast " + e.fmul(st[mt * 4 + el], f) + " : f32 to i32");
         std::string at = e.add(e.mul(e.add(e.mul(w, cNQ), e.minu(n, e.ci(NQ - 1))), cD), ch);
-        if (NQ < 8) {
-          e.S("scf.if " + e.cmp("ult", n, cNQ, "index") + " {");
-          e.push();
-          e.st(v, "%sBuf", at, BUFT);
-          e.pop();
-          e.S("}");
-        } else {
-          e.st(v, "%sBuf", at, BUFT);
-        }
+        storeForRow(n, v, "%sBuf", at, BUFT);
       }
   }
   e.S("gpu.barrier");

@@ -19,7 +19,9 @@
 namespace {
 using kvc::cuda::desc;
 using kvc::cuda::Memref1D;
+using kvc::cuda::launchCacheDecode;
 using kvc::cuda::launchMerge;
+using kvc::cuda::setPlanWorkspace;
 
 thread_local std::string encError;
 int fail(const char **err, const std::string &msg) {
@@ -293,11 +295,7 @@ int kvc_cuda_encoded_make_plan(const kvc_encoded_kernel_config *cfg,
     }
     splits = int(bestS);
   }
-  const int64_t nq = rows * cfg->group * cfg->query_seq;
-  out->num_splits = splits;
-  out->o_part_offset = 0;
-  out->ml_part_offset = size_t(nq * splits * cfg->head_dim) * 4;
-  out->workspace_bytes = out->ml_part_offset + size_t(nq * splits * 2) * 4;
+  setPlanWorkspace(out, rows * cfg->group * cfg->query_seq, splits, cfg->head_dim);
   return 0;
 }
 
@@ -306,30 +304,9 @@ int kvc_cuda_encoded_launch(kvc_cuda_function split, kvc_cuda_function merge,
                             const kvc_encoded_plan *plan, kvc_cuda_ptr q, kvc_cuda_ptr ws,
                             kvc_cuda_ptr out, kvc_cuda_stream stream) {
   const int64_t D = cfg->head_dim;
-  const int64_t nq = c->batch * c->hkv * cfg->group * cfg->query_seq;
-  Memref1D m[KVC_ENC_NUM_BUFFERS + 5];
-  int nm = 0;
-  m[nm++] = desc(q, nq * D);
-  for (int i = 0; i < KVC_ENC_NUM_BUFFERS; ++i)
-    m[nm++] = desc(c->buf[i], c->len[i]);
-  m[nm++] = desc(ws + plan->o_part_offset, nq * plan->num_splits * D);
-  m[nm++] = desc(ws + plan->ml_part_offset, nq * plan->num_splits * 2);
-  void *params[5 * (KVC_ENC_NUM_BUFFERS + 5) + 4];
-  int n = 0;
-  for (int i = 0; i < nm; ++i)
-    m[i].push(params, n);
-  int rc = kvc_cuda_launch(split, unsigned(plan->num_splits), unsigned(c->hkv),
-                           unsigned(c->batch), unsigned(D), 1, 1, 0, stream, params);
-  if (rc)
-    return rc;
-  Memref1D mo = m[nm - 2], mm = m[nm - 1], mout = desc(out, nq * D);
-  int64_t ns = plan->num_splits;
-  n = 0;
-  mo.push(params, n);
-  mm.push(params, n);
-  mout.push(params, n);
-  params[n++] = &ns;
-  return launchMerge(merge, nq, D, stream, params);
+  return launchCacheDecode(split, merge, c->buf, c->len, KVC_ENC_NUM_BUFFERS, c->batch, c->hkv,
+                           c->batch * c->hkv * cfg->group * cfg->query_seq, D, unsigned(D),
+                           plan, q, ws, out, stream);
 }
 
 } // extern "C"

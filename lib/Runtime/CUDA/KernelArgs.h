@@ -2,8 +2,9 @@
 //
 // The kernels convert-kvc-to-gpu emits take every buffer as MLIR's default descriptor of a 1-D
 // memref<?xT>: five parameters (allocated ptr, aligned ptr, offset, size, stride). The launchers
-// (CUDADecode.cpp, CUDAEncoded.cpp) build them with this, and launch the shared merge kernel
-// with launchMerge.
+// (CUDADecode.cpp, CUDAEncoded.cpp, CUDAFixedWidth.cpp) build them with this, and launch the
+// shared merge kernel with launchMerge; the cache forms' split + merge pair with
+// launchCacheDecode.
 //
 //===----------------------------------------------------------------------===//
 #ifndef KVC_LIB_RUNTIME_CUDA_KERNELARGS_H
@@ -12,7 +13,9 @@
 #include "kvc/Runtime/CUDA.h"
 #include "kvc/Runtime/CUDADecode.h"
 
+#include <cstddef>
 #include <cstdint>
+#include <vector>
 
 namespace kvc::cuda {
 
@@ -46,6 +49,46 @@ inline int launchMerge(kvc_cuda_function merge, int64_t nq, int64_t D, kvc_cuda_
     return -1;
   }
   return kvc_cuda_launch(merge, unsigned(nq), 1, 1, unsigned(threads), 1, 1, 0, stream, params);
+}
+
+/// The workspace of a split plan for `nq` query rows and `splits` splits of D channels: the
+/// unnormalised outputs, then the (max, sum) pairs (kvc_encoded_plan, kvc_fw_plan).
+template <class Plan> void setPlanWorkspace(Plan *p, int64_t nq, int splits, int64_t D) {
+  p->num_splits = splits;
+  p->o_part_offset = 0;
+  p->ml_part_offset = size_t(nq * splits * D) * 4;
+  p->workspace_bytes = p->ml_part_offset + size_t(nq * splits * 2) * 4;
+}
+
+/// The split + merge launches of a cache-form decode (encoded, fixed-width): the split kernel
+/// takes the query, the form's `nbuf` device buffers and the plan's partials, grid (splits,
+/// hkv, batch) with `threads` per CTA; then the merge over the partials into `out`.
+template <class Plan>
+int launchCacheDecode(kvc_cuda_function split, kvc_cuda_function merge, const kvc_cuda_ptr *buf,
+                      const int64_t *len, int nbuf, int64_t batch, int64_t hkv, int64_t nq,
+                      int64_t D, unsigned threads, const Plan *plan, kvc_cuda_ptr q,
+                      kvc_cuda_ptr ws, kvc_cuda_ptr out, kvc_cuda_stream stream) {
+  std::vector<Memref1D> m;
+  m.push_back(desc(q, nq * D));
+  for (int i = 0; i < nbuf; ++i)
+    m.push_back(desc(buf[i], len[i]));
+  m.push_back(desc(ws + plan->o_part_offset, nq * plan->num_splits * D));
+  m.push_back(desc(ws + plan->ml_part_offset, nq * plan->num_splits * 2));
+  std::vector<void *> params(5 * m.size() + 4);
+  int n = 0;
+  for (Memref1D &d : m)
+    d.push(params.data(), n);
+  if (int rc = kvc_cuda_launch(split, unsigned(plan->num_splits), unsigned(hkv), unsigned(batch),
+                               threads, 1, 1, 0, stream, params.data()))
+    return rc;
+  Memref1D mo = m[m.size() - 2], mm = m.back(), mout = desc(out, nq * D);
+  int64_t ns = plan->num_splits;
+  n = 0;
+  mo.push(params.data(), n);
+  mm.push(params.data(), n);
+  mout.push(params.data(), n);
+  params[size_t(n++)] = &ns;
+  return launchMerge(merge, nq, D, stream, params.data());
 }
 
 } // namespace kvc::cuda
