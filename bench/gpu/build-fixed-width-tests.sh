@@ -33,6 +33,7 @@ ptx decode-fixed-width.mlir decode-fixed-width.ptx
 ptx decode-fixed-width.mlir decode-fixed-width_r0.ptx "fixed-width-ring=0"
 ptx decode-fixed-width.mlir decode-fixed-width_m0.ptx "fixed-width-min-ctas=0"
 ptx decode-encoded.mlir decode-encoded.ptx
+ptx check-encoded.mlir check-encoded.ptx # the Huffman form shares the launcher (quick check)
 ptx gemma-fixed-width.mlir gemma-fixed-width.ptx
 [ ! -x "$BUILD/bin/kvc-fixed-width-ir-example" ] || cp "$BUILD/bin/kvc-fixed-width-ir-example" "$OUTD/"
 rm -f "$OUTD/t.gpu.mlir"

@@ -27,6 +27,8 @@ for what in "${@:-all}"; do
         $T/kvc-bench fixed-width check $T/check-fixed-width.ptx --quick 2>&1 |
         grep -E "ERROR SUMMARY|RACECHECK SUMMARY|fixed-width check:|Invalid|hazard"
     done
+    echo "== the Huffman form through the shared launcher (encoded check --quick)"
+    timeout 200 $T/kvc-bench encoded check $T/check-encoded.ptx --quick | grep -E "FAIL|encoded check:"
     echo "== Gemma 3 270M caches (check-npy)"
     if [ -d $T/gemma ]; then
       timeout 200 $T/kvc-bench fixed-width check-npy $T/gemma-fixed-width.ptx \
