@@ -310,3 +310,34 @@ def test_fixed_width_table_refuses_mixed_flush(tmp_path):
     sdpa, fw, fw_r0, enc = _fw_docs(tmp_path, flush="clean")
     with pytest.raises(SystemExit, match="differ in flush"):
         fixed_width_table.main(["--sdpa", sdpa, "--fixed-width", fw, fw_r0])
+
+
+def test_issue_table_fixed_width_rows_and_target(tmp_path, capsys):
+    from kvc.bench import issue_table
+    sdpa = {"copy_tbps": 3.0, "results": [
+        {"backend": "cudnn", "batch": 8, "context": 16384, "time_us": 300.0},
+        {"backend": "flash", "batch": 8, "context": 16384, "time_us": 310.0}]}
+    dense = {"copy_tbps": 3.0, "results": [
+        {"variant": "d", "batch": 8, "context": 16384, "time_us": 290.0, "bytes": 800e6}]}
+    ragged = {"results": [{"variant": "r", "batch": 8, "context": 16384, "time_us": 100.0,
+                           "bytes": 240e6, "ragged": True}]}
+    enc = {"results": [{"variant": "e", "batch": 8, "context": 16384, "time_us": 450.0,
+                        "bytes": 180e6}]}
+    fw = {"results": [{"variant": "f", "batch": 8, "context": 16384, "time_us": 100.0,
+                       "bytes": 250e6}]}
+    paths = {}
+    for name, doc in (("sdpa", sdpa), ("dense", dense), ("ragged", ragged), ("enc", enc),
+                      ("fw", fw)):
+        paths[name] = str(tmp_path / (name + ".json"))
+        (tmp_path / (name + ".json")).write_text(json.dumps(doc))
+    args = ["--sdpa", paths["sdpa"], "--dense", paths["dense"], "--ragged", paths["ragged"],
+            "--encoded", paths["enc"]]
+    issue_table.main(args)
+    without = capsys.readouterr().out
+    assert "fixed-width" not in without
+    issue_table.main(args + ["--fixed-width", paths["fw"]])
+    out = capsys.readouterr().out
+    # 250 MB in 100 us = 2.5 TB/s = 83% of 3.0; 300 / 100 = 3.00x.
+    assert "| encoded, fixed-width (entropy = none) | 100.0 | 250.0 | 2.50 | 83% | 3.00× |" in out
+    assert "| 8 | 16k | encoded >= 3x cuDNN | 0.67x | e | **no** |" in out
+    assert "| 8 | 16k | encoded, fixed-width >= 3x cuDNN | 3.00x | f | yes |" in out

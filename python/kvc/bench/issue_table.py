@@ -10,10 +10,13 @@ bandwidth (context >= 16k); ragged r = 0.3 >= 80% of the ideal speedup (best den
 ragged time against dense bytes / ragged bytes); encoded >= 3x cuDNN (context >= 16k).
 With --floor (kvc-bench floor JSON, dense and/or ragged), each shape also gets the time of a
 plain streaming read of the same bytes after the same flush: what launch, ramp-up and tail
-leave of the copy bandwidth at that size.
+leave of the copy bandwidth at that size. With --fixed-width (kvc-bench fixed-width decode JSON:
+the same quantization stored without entropy coding), each shape also gets that form, and the
+encoded target is reported for it too.
 
 usage: python3 -m kvc.bench.issue_table --sdpa sdpa.json --dense kvc-dense.json \
-           --ragged kvc-ragged.json --encoded kvc-encoded.json [--floor floor.json ...]
+           --ragged kvc-ragged.json --encoded kvc-encoded.json [--floor floor.json ...] \
+           [--fixed-width kvc-fixed-width.json]
 """
 import argparse
 import json
@@ -31,6 +34,7 @@ def main(argv=None):
     ap.add_argument("--ragged", required=True)
     ap.add_argument("--encoded", required=True)
     ap.add_argument("--floor", nargs="*", default=[])
+    ap.add_argument("--fixed-width", default=None)
     a = ap.parse_args(argv)
     floor = [r for p in a.floor for r in json.load(open(p))["results"]]
     sd = json.load(open(a.sdpa))
@@ -39,6 +43,7 @@ def main(argv=None):
     dense = [r for r in dense_doc["results"] if not r.get("ragged")]
     ragged = [r for r in json.load(open(a.ragged))["results"] if r.get("ragged")]
     enc = json.load(open(a.encoded))["results"]
+    fw = json.load(open(a.fixed_width))["results"] if a.fixed_width else []
     print("copy bandwidth (read + write): %.2f TB/s (kvc-bench), %.2f TB/s (torch)"
           % (copy, sd["copy_tbps"]))
     print()
@@ -55,7 +60,8 @@ def main(argv=None):
                  ("read floor (dense bytes)", best(floor, B, S, lambda r: not r["ragged"])),
                  ("ragged r=0.3", best(ragged, B, S)),
                  ("read floor (ragged bytes)", best(floor, B, S, lambda r: r["ragged"])),
-                 ("encoded", best(enc, B, S)))
+                 ("encoded", best(enc, B, S)),
+                 ("encoded, fixed-width (entropy = none)", best(fw, B, S)))
         for form, r in forms:
             if r is None:
                 continue
@@ -88,10 +94,11 @@ def main(argv=None):
             print("| %d | %s | ragged r=0.3 >= 80%% of ideal %.2fx | %.2fx = %.0f%% | %s | %s |"
                   % (B, ctx, ideal, speed, 100 * speed / ideal, g["variant"],
                      "yes" if speed >= 0.8 * ideal else "**no**"))
-        if S >= 16384 and e and t.get("cudnn"):
-            sp = t["cudnn"] / e["time_us"]
-            print("| %d | %s | encoded >= 3x cuDNN | %.2fx | %s | %s |"
-                  % (B, ctx, sp, e["variant"], "yes" if sp >= 3 else "**no**"))
+        for name, r in (("encoded", e), ("encoded, fixed-width", best(fw, B, S))):
+            if S >= 16384 and r and t.get("cudnn"):
+                sp = t["cudnn"] / r["time_us"]
+                print("| %d | %s | %s >= 3x cuDNN | %.2fx | %s | %s |"
+                      % (B, ctx, name, sp, r["variant"], "yes" if sp >= 3 else "**no**"))
 
 
 if __name__ == "__main__":
