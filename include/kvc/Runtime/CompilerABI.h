@@ -65,7 +65,8 @@ void _mlir_ciface_kvc_rt_compress_end(int64_t handle);
  *   codec: bits (0 = error-bounded KVComp, else KIVI width), key_group (0 block, 2 channel),
  *   key_block, key_error, value_block, value_error, entropy (0 none, 1 huffman), recent_keys,
  *   recent_values. With entropy = none the CPU runtime still stores Huffman-coded blocks (the
- *   decoded values are identical; only the storage accounting differs). */
+ *   decoded values are identical; only the storage accounting differs); the GPU path's
+ *   kvc_rt_gpu_encode_* builds the fixed-width form instead (CUDAFixedWidth.h). */
 int64_t _mlir_ciface_kvc_rt_encode(int64_t bits, int64_t key_group, int64_t key_block,
                                    double key_error, int64_t value_block, double value_error,
                                    int64_t entropy, int64_t recent_keys, int64_t recent_values,
