@@ -27,6 +27,11 @@ for what in "${@:-all}"; do
         $T/kvc-bench fixed-width check $T/check-fixed-width.ptx --quick 2>&1 |
         grep -E "ERROR SUMMARY|RACECHECK SUMMARY|fixed-width check:|Invalid|hazard"
     done
+    echo "== appends (host-assisted appender) and memcheck"
+    timeout 200 $T/kvc-bench fixed-width append-check $T/check-fixed-width.ptx |
+      grep -E "FAIL|single-token|append-check:"
+    timeout 200 compute-sanitizer --tool memcheck --leak-check no $T/kvc-bench fixed-width \
+      append-check $T/check-fixed-width.ptx --quick 2>&1 | grep -E "ERROR SUMMARY|append-check:"
     echo "== the Huffman form through the shared launcher (encoded check --quick)"
     timeout 200 $T/kvc-bench encoded check $T/check-encoded.ptx --quick | grep -E "FAIL|encoded check:"
     echo "== Gemma 3 270M caches (check-npy)"

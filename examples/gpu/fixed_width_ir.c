@@ -24,8 +24,14 @@
 
 enum { B = 2, HKV = 8, G = 4, HQ = HKV * G, D = 128, MAXS = 4097 };
 
+typedef struct {
+  MemRef4 out;
+  int64_t cache;
+} StepResult;
+
 int64_t _mlir_ciface_prefill(MemRef4 *k, MemRef4 *v);
 void _mlir_ciface_decode(MemRef4 *out, MemRef4 *q, int64_t cache);
+void _mlir_ciface_step(StepResult *result, MemRef4 *q, int64_t cache, MemRef4 *k, MemRef4 *v);
 
 #define CHECK(call) KVC_EXAMPLE_CHECK("fixed_width_ir", call)
 
@@ -87,7 +93,8 @@ int main(void) {
      * for callers that pass their own cache): the same device form, so the same output bits. */
     int64_t own = 0;
     const char *why = NULL;
-    if (kvc_rt_gpu_fixed_width_create((const kvc_codec_head *const *)rows, B, HKV, &own, &why)) {
+    if (kvc_rt_gpu_fixed_width_create((const kvc_codec_head *const *)rows, B, HKV, 0, &own,
+                                      &why)) {
       fprintf(stderr, "fixed_width_ir: kvc_rt_gpu_fixed_width_create: %s\n", why ? why : "?");
       return 2;
     }
@@ -111,6 +118,71 @@ int main(void) {
   printf("fixed_width_ir: %zu prompts (prefill + attention on the fixed-width cache), worst "
          "rel_l2 %.3e (tolerance 1e-2): %s\n",
          sizeof lengths / sizeof lengths[0], worst, fails ? "FAIL" : "PASS");
+
+  /* Generation: a 1000-token prompt, then STEPS steps of append + attention (@step), checked
+   * against CPU codec rows that get the same tokens (kvc_codec_head_append). */
+  enum { S0 = 1000, STEPS = 300 };
+  kvc_codec_head *rows[B * HKV];
+  fill_tokens(k, v, S0, &seed);
+  for (int r = 0; r < B * HKV; ++r) {
+    for (size_t i = 0; i < (size_t)S0 * D; ++i) {
+      kf[i] = from_bf16(k[(size_t)r * S0 * D + i]);
+      vf[i] = from_bf16(v[(size_t)r * S0 * D + i]);
+    }
+    if (kvc_codec_head_create(&p, &rows[r]) != 0 ||
+        kvc_codec_head_append(rows[r], kf, vf, S0) != 0) {
+      fprintf(stderr, "fixed_width_ir: reference codec: %s\n", kvc_codec_last_error());
+      return 1;
+    }
+  }
+  MemRef4 mk = memref(k, B, HKV, S0, D), mv = memref(v, B, HKV, S0, D);
+  int64_t cache = _mlir_ciface_prefill(&mk, &mv);
+  int stepFails = 0, checked = 0;
+  double stepWorst = 0;
+  for (int s = 1; s <= STEPS; ++s) {
+    /* The new token of every row at the start of k/v ([B, HKV, 1, D]). */
+    fill_tokens(k, v, 1, &seed);
+    for (size_t i = 0; i < nq; ++i)
+      q[i] = to_bf16(2.0f * uniform(&seed));
+    for (int r = 0; r < B * HKV; ++r) {
+      for (int d = 0; d < D; ++d) {
+        kf[d] = from_bf16(k[(size_t)r * D + d]);
+        vf[d] = from_bf16(v[(size_t)r * D + d]);
+      }
+      if (kvc_codec_head_append(rows[r], kf, vf, 1) != 0) {
+        fprintf(stderr, "fixed_width_ir: reference codec: %s\n", kvc_codec_last_error());
+        return 1;
+      }
+    }
+    MemRef4 mq = memref(q, B, HQ, 1, D), mkn = memref(k, B, HKV, 1, D),
+            mvn = memref(v, B, HKV, 1, D);
+    StepResult res;
+    _mlir_ciface_step(&res, &mq, cache, &mkn, &mvn);
+    cache = res.cache;
+    if (s == 1 || s % 50 == 0) {
+      int64_t tokens[B * HKV];
+      kvc_rt_gpu_encoded_tokens(cache, tokens);
+      int countsOk = 1;
+      for (int r = 0; r < B * HKV; ++r)
+        countsOk &= tokens[r] == S0 + s;
+      const double err =
+          codec_rows_rel_l2(rows, B, HKV, G, D, q, res.out.aligned + res.out.offset, S0 + s);
+      const int ok = countsOk && err <= 1e-2;
+      stepWorst = err > stepWorst ? err : stepWorst;
+      stepFails += !ok;
+      ++checked;
+      printf("fixed_width_ir: step %3d: %d tokens per row, rel_l2 = %.3e %s\n", s, S0 + s, err,
+             ok ? "ok" : "FAIL");
+    }
+    kvc_cuda_free((kvc_cuda_ptr)(uintptr_t)res.out.allocated);
+  }
+  printf("fixed_width_ir: %d steps (append + attention on the fixed-width cache), %d checked, "
+         "worst rel_l2 %.3e (tolerance 1e-2): %s\n",
+         STEPS, checked, stepWorst, stepFails ? "FAIL" : "PASS");
+  kvc_rt_gpu_encoded_destroy(cache);
+  for (int r = 0; r < B * HKV; ++r)
+    kvc_codec_head_free(rows[r]);
+  fails += stepFails;
   free(kf);
   free(vf);
   kvc_cuda_free(dk);

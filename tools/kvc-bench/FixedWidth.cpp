@@ -3,6 +3,7 @@
 //   kvc-bench fixed-width selftest           (no GPU: kvc_fw_pack / kvc_fw_unpack_row vs the codec)
 //   kvc-bench fixed-width info IN
 //   kvc-bench fixed-width check IN [--quick] [--seed N] [--tol X]
+//   kvc-bench fixed-width append-check IN [--quick] [--seed N] [--tol X]   (kvc_cuda_fw_append)
 //   kvc-bench fixed-width check-npy IN --case DIR [--case DIR ...] [--tol X] [--splits N]
 //   kvc-bench fixed-width decode IN [--json F] [--batches 1,8,32] [--contexts 4096,16384,65536]
 //                                   [--hkv 8] [--reps 30] [--warmup 5] [--splits N]
@@ -33,6 +34,7 @@
 #include "kvc/Runtime/Codec.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -165,6 +167,92 @@ double runCase(const Loaded &L, const Variant &V, const Case &C, std::mt19937 &r
   // float64 reference over the unpacked cache: what the kernel is given, exactly.
   const std::vector<double> ref = referenceAttention(qf, B, Hkv, g, Sq, D, unpackedRows(F));
   return relativeL2(uploadRun(L, V, F, qraw, C.splits, usedSplits), ref, maxAbs);
+}
+
+// Appends on the GPU cache (kvc_cuda_fw_append): per kernel variant, a batch of rows (ragged:
+// lengths 0, 300, 1000, 4097, ...) takes single-token appends (and a chunk of 100 at the end);
+// every 50 appends the kernel runs on the device cache and is compared with float64 attention
+// over the appender's host form (which the selftest checks against the codec), so a copy that
+// missed the device shows. `quick`: fewer appends.
+int cmdAppendCheck(const std::string &path, unsigned seed, double tol, bool quick) {
+  Loaded L = load(path);
+  printf("device: %s, %d SMs\n", L.device.c_str(), L.sms);
+  std::mt19937 rng(seed);
+  int failures = 0, total = 0;
+  const int steps = quick ? 60 : 300;
+  for (const Variant &V : L.variants) {
+    const auto &cfg = V.cfg;
+    const int64_t D = cfg.head_dim, g = cfg.group, Sq = cfg.query_seq, B = 2, Hkv = 2;
+    const std::vector<int64_t> lens = {0, 300, 1000, 4097};
+    const kvc_codec_params prm = kernelParams(cfg);
+    auto heads = makeHeads(lens, D, rng(), 0, &prm);
+    std::vector<const kvc_codec_head *> hp;
+    for (auto &h : heads)
+      hp.push_back(h->h);
+    kvc_fw_appender *A = nullptr;
+    const char *err = nullptr;
+    if (kvc_fw_appender_create(hp.data(), B, Hkv, steps + 100, &A, &err))
+      die(std::string("appender: ") + (err ? err : "?"));
+    kvc_cuda_fw_cache cache;
+    if (kvc_cuda_fw_upload_appendable(A, &cache, &err))
+      die(std::string("upload: ") + (err ? err : kvc_cuda_last_error()));
+    printf("variant %s: rows of 0, 300, 1000, 4097 tokens, %d single-token appends, then 100\n",
+           V.name.c_str(), steps);
+    std::normal_distribution<float> N(0.f, 1.f);
+    const bool bf = cfg.query_type == 0;
+    double appendUs = 0; // wall time of the single-token appends (host codec + copies)
+    for (int step = 1; step <= steps + 1; ++step) {
+      const int64_t n = step <= steps ? 1 : 100;
+      std::vector<uint16_t> k(size_t(B * Hkv * n * D)), v(k.size());
+      for (size_t i = 0; i < k.size(); ++i) {
+        k[i] = toHalfBits(0.3f + 1.5f * N(rng), false);
+        v[i] = toHalfBits(0.7f * N(rng), false);
+      }
+      const auto t0 = std::chrono::steady_clock::now();
+      if (kvc_cuda_fw_append(A, &cache, k.data(), v.data(), n, &err))
+        die(std::string("append: ") + (err ? err : "?"));
+      if (n == 1)
+        appendUs += std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() -
+                                                               t0).count();
+      if (step % 50 && step != 1 && step != steps + 1)
+        continue;
+      const int64_t nq = B * Hkv * g * Sq * D;
+      std::uniform_real_distribution<float> U(-2.f, 2.f);
+      std::vector<float> qf(static_cast<size_t>(nq));
+      std::vector<uint16_t> qraw(static_cast<size_t>(nq));
+      for (int64_t i = 0; i < nq; ++i) {
+        qraw[size_t(i)] = toHalfBits(U(rng), bf);
+        qf[size_t(i)] = fromHalfBits(qraw[size_t(i)], bf);
+      }
+      const kvc_fw_host_form &F = *kvc_fw_appender_form(A);
+      const std::vector<double> ref = referenceAttention(qf, B, Hkv, g, Sq, D, unpackedRows(F));
+      kvc_fw_plan plan;
+      CK(kvc_cuda_fw_make_plan(&cfg, &cache, 0, L.sms * V.ctasPerSM, &plan));
+      const std::vector<uint8_t> out =
+          runPoisoned(qraw, qraw.size() * 2, plan, [&](kvc_cuda_ptr dq, kvc_cuda_ptr dws,
+                                                       kvc_cuda_ptr dout) {
+            CK(kvc_cuda_fw_launch(V.split, V.merge, &cfg, &cache, &plan, dq, dws, dout,
+                                  nullptr));
+          });
+      double maxAbs = 0;
+      const double e = relativeL2(outputValues(out, cfg.query_type), ref, &maxAbs);
+      const bool ok = e <= tol;
+      failures += !ok;
+      ++total;
+      printf("  %s after %d appends: code tokens %llu of %llu, splits %d: rel_l2=%.3e "
+             "max_abs=%.3e\n",
+             ok ? "PASS" : "FAIL", step, (unsigned long long)cache.code_tokens,
+             (unsigned long long)cache.tokens, plan.num_splits, e, maxAbs);
+    }
+    printf("  single-token append (host codec + copies to the device): %.1f us on average\n",
+           appendUs / steps);
+    kvc_cuda_fw_free(&cache);
+    kvc_fw_appender_free(A);
+  }
+  printf("fixed-width append-check: %d/%d passed (tolerance rel_l2 <= %.1e, vs float64 "
+         "attention over the appender's host form)\n",
+         total - failures, total, tol);
+  return failures ? 1 : 0;
 }
 
 int cmdCheck(const std::string &path, unsigned seed, double tol, bool quick) {
@@ -622,6 +710,134 @@ std::string checkForm(const SelfCase &C, const kvc_fw_host_form &F,
   return "";
 }
 
+// Appends (kvc_fw_appender): after each checked append, every row of the appender's form must
+// unpack bit-exactly to what kvc_fw_pack gives for reference heads that received the same
+// tokens through kvc_codec_head_append. Returns the number of failed checks; counts them.
+struct AppendCase {
+  const char *what;
+  int64_t D, KB;
+  std::vector<int64_t> lens; // initial tokens per row (B = 1, Hkv = rows)
+  int64_t maxNew;
+  std::vector<int64_t> chunks; // tokens per append, in order
+  int checkEvery;              // check after every k-th append (and the last)
+};
+
+int appendSelftest(int &checks, uint64_t &compared) {
+  const std::vector<AppendCase> cases = {
+      {"D=128 KB=64 rows of 0, 300, 1000 tokens, 400 single-token appends then 2 x 150", 128, 64,
+       {0, 300, 1000}, 700, {}, 50},
+      {"D=64 KB=32 rows of 129 and 4097 tokens, 40 appends of 7", 64, 32, {129, 4097}, 300, {},
+       8},
+      {"D=256 KB=128 one row of 1000 tokens, 3 appends of 100", 256, 128, {1000}, 300,
+       {100, 100, 100}, 1},
+  };
+  int failures = 0;
+  for (size_t ci = 0; ci < cases.size(); ++ci) {
+    AppendCase C = cases[ci];
+    if (C.chunks.empty()) {
+      if (ci == 0) {
+        C.chunks.assign(400, 1);
+        C.chunks.push_back(150);
+        C.chunks.push_back(150);
+      } else {
+        C.chunks.assign(40, 7);
+      }
+    }
+    kvc_codec_params prm;
+    kvc_codec_default_params(&prm, uint32_t(C.D));
+    prm.key_block_tokens = uint32_t(C.KB);
+    const int64_t R = int64_t(C.lens.size()), D = C.D;
+    auto heads = makeHeads(C.lens, D, 4242 + ci, 0, &prm);
+    auto refs = makeHeads(C.lens, D, 4242 + ci, 0, &prm); // the same tokens
+    std::vector<const kvc_codec_head *> hp, rp;
+    for (int64_t r = 0; r < R; ++r) {
+      hp.push_back(heads[size_t(r)]->h);
+      rp.push_back(refs[size_t(r)]->h);
+    }
+    kvc_fw_appender *A = nullptr;
+    const char *err = nullptr;
+    if (kvc_fw_appender_create(hp.data(), 1, R, C.maxNew, &A, &err))
+      die(std::string("appender: ") + (err ? err : "?"));
+    std::mt19937_64 rng(99 + ci);
+    std::normal_distribution<float> N(0.f, 1.f);
+    std::string bad;
+    int64_t total = 0;
+    for (size_t step = 0; step < C.chunks.size() && bad.empty(); ++step) {
+      const int64_t n = C.chunks[step];
+      std::vector<uint16_t> k(size_t(R * n * D)), v(k.size());
+      for (size_t i = 0; i < k.size(); ++i) {
+        k[i] = toHalfBits(0.3f + 1.5f * N(rng), false);
+        v[i] = toHalfBits(0.7f * N(rng), false);
+      }
+      if (kvc_fw_appender_append(A, k.data(), v.data(), n, &err)) {
+        bad = std::string("append failed: ") + (err ? err : "?");
+        break;
+      }
+      total += n;
+      std::vector<float> kf(size_t(n * D)), vf(kf.size());
+      for (int64_t r = 0; r < R; ++r) {
+        for (int64_t i = 0; i < n * D; ++i) {
+          kf[size_t(i)] = fromHalfBits(k[size_t(r * n * D + i)], false);
+          vf[size_t(i)] = fromHalfBits(v[size_t(r * n * D + i)], false);
+        }
+        CC(kvc_codec_head_append(refs[size_t(r)]->h, kf.data(), vf.data(), uint64_t(n)));
+      }
+      if ((step + 1) % size_t(C.checkEvery) && step + 1 != C.chunks.size())
+        continue;
+      ++checks;
+      kvc_fw_host_form ref;
+      packOrDie(rp, 1, R, &ref);
+      const kvc_fw_host_form *got = kvc_fw_appender_form(A);
+      for (int64_t r = 0; r < R && bad.empty(); ++r) {
+        const int32_t *gi = static_cast<const int32_t *>(got->data[KVC_FW_ROWS]) + 4 * r;
+        const int32_t *ri = static_cast<const int32_t *>(ref.data[KVC_FW_ROWS]) + 4 * r;
+        if (gi[0] != ri[0] || gi[1] != ri[1]) {
+          bad = "row " + std::to_string(r) + " after " + std::to_string(total) +
+                " appended tokens: T/Tf " + std::to_string(gi[0]) + "/" + std::to_string(gi[1]) +
+                ", the codec's " + std::to_string(ri[0]) + "/" + std::to_string(ri[1]);
+          break;
+        }
+        const size_t T = size_t(ri[0]);
+        std::vector<float> gk(T * size_t(D)), gv(gk.size()), rk(gk.size()), rv(gk.size());
+        if (T && (kvc_fw_unpack_row(got, r, gk.data(), gv.data(), &err) ||
+                  kvc_fw_unpack_row(&ref, r, rk.data(), rv.data(), &err))) {
+          bad = std::string("unpack: ") + (err ? err : "?");
+          break;
+        }
+        for (size_t i = 0; i < gk.size() && bad.empty(); ++i) {
+          if (bitsOf(gk[i]) != bitsOf(rk[i]) || bitsOf(gv[i]) != bitsOf(rv[i]))
+            bad = "row " + std::to_string(r) + " after " + std::to_string(total) +
+                  " appended tokens: token " + std::to_string(i / size_t(D)) + " channel " +
+                  std::to_string(i % size_t(D)) + " differs from the repacked codec rows";
+          ++compared;
+        }
+      }
+      const kvc_fw_host_form *g = kvc_fw_appender_form(A);
+      if (bad.empty() && (g->tokens != ref.tokens || g->code_tokens != ref.code_tokens ||
+                          g->max_code_tiles != ref.max_code_tiles ||
+                          g->max_window_tiles != ref.max_window_tiles))
+        bad = "form totals differ from the repacked codec rows";
+      kvc_fw_host_free(&ref);
+    }
+    // The caller's heads are copied, not appended to; the reserve is enforced.
+    if (bad.empty() && kvc_codec_head_num_tokens(hp[0]) != uint64_t(C.lens[0]))
+      bad = "the caller's head was appended to";
+    if (bad.empty()) {
+      std::vector<uint16_t> one(size_t(R * D), 0);
+      const int64_t over = C.maxNew - total + 1;
+      std::vector<uint16_t> many(size_t(R * over * D), 0);
+      if (!kvc_fw_appender_append(A, many.data(), many.data(), over, &err) ||
+          std::string(err ? err : "").find("reserve") == std::string::npos)
+        bad = "appending past the reserve was not refused";
+    }
+    kvc_fw_appender_free(A);
+    failures += !bad.empty();
+    printf("  %s appends, %s: %lld tokens appended per row%s%s\n", bad.empty() ? "PASS" : "FAIL",
+           C.what, (long long)total, bad.empty() ? "" : ": ", bad.c_str());
+  }
+  return failures;
+}
+
 int cmdSelftest() {
   std::vector<SelfCase> cases = {
       {"T=1", 128, 64, 1, 2, {1, 1}, false},
@@ -738,12 +954,17 @@ int cmdSelftest() {
     if (!rc)
       kvc_fw_host_free(&F);
   }
+  int appendChecks = 0;
+  uint64_t appendCompared = 0;
+  const int appendFailures = appendSelftest(appendChecks, appendCompared);
   printf("fixed-width selftest: %zu/%zu packs checked (%llu code tokens, %llu window tokens, "
-         "%llu elements compared with the codec), %d/%zu bad inputs refused\n",
+         "%llu elements compared with the codec), %d/%zu bad inputs refused, appends: %d "
+         "failed (%d checks, %llu elements compared with repacked codec rows)\n",
          cases.size() - size_t(packFailures), cases.size(),
          (unsigned long long)codeTokens, (unsigned long long)windowTokens,
-         (unsigned long long)elements, badOk, bad.size());
-  return failures || packFailures ? 1 : 0;
+         (unsigned long long)elements, badOk, bad.size(), appendFailures, appendChecks,
+         (unsigned long long)appendCompared);
+  return failures || packFailures || appendFailures ? 1 : 0;
 }
 
 [[noreturn]] void usage() {
@@ -752,6 +973,7 @@ int cmdSelftest() {
           "codec)\n"
           "       kvc-bench fixed-width info IN\n"
           "       kvc-bench fixed-width check IN [--quick] [--seed N] [--tol X]\n"
+          "       kvc-bench fixed-width append-check IN [--quick] [--seed N] [--tol X]\n"
           "       kvc-bench fixed-width check-npy IN --case DIR [--case DIR ...] [--tol X] "
           "[--splits N]\n"
           "       kvc-bench fixed-width decode IN [--json F] [--batches 1,8,32] "
@@ -775,7 +997,8 @@ int kvcBenchFixedWidth(int argc, char **argv) {
     return cmdSelftest();
   CacheCommandLine cl(argv);
   const std::string &cmd = cl.cmd;
-  if (cmd != "info" && cmd != "check" && cmd != "check-npy" && cmd != "decode")
+  if (cmd != "info" && cmd != "check" && cmd != "check-npy" && cmd != "decode" &&
+      cmd != "append-check")
     usage();
   double tol = 1e-2;
   Options opts(usage);
@@ -800,6 +1023,8 @@ int kvcBenchFixedWidth(int argc, char **argv) {
     return cmdInfo(cl.in);
   if (cmd == "check")
     return cmdCheck(cl.in, cl.seed, tol, cl.quick);
+  if (cmd == "append-check")
+    return cmdAppendCheck(cl.in, cl.seed, tol, cl.quick);
   if (cmd == "check-npy")
     return cmdCheckNpy(cl.in, cl.caseDirs, tol, cl.splits);
   return cmdDecode(cl.in, cl.json, cl.batches, cl.contexts, cl.warmup, cl.reps, cl.splits,

@@ -68,8 +68,10 @@ def ConvertKVCToGPU : Pass<"convert-kvc-to-gpu", "ModuleOp"> {
     symbols <= 31 and value symbols <= 15, i.e. error bounds above 1/31.5 and 1/15.5) it gets the
     fixed-width kernels instead (FixedWidthKernelGen.h): symbols at 5/4 bits in tensor-core
     fragment order, decoded with and/or plus one packed fma, dot products on mma.sync
-    (bf16/f16 queries, g <= 8, Sq = 1, D a multiple of 32 up to 256). Fixed-width caches
-    cannot be appended to on the GPU yet.
+    (bf16/f16 queries, g <= 8, Sq = 1, D a multiple of 32 up to 256). `kvc.cache.append` on
+    such a cache becomes one runtime call (`kvc_rt_gpu_fixed_width_append_<t>`): the CPU codec
+    encodes the blocks that fall due and the runtime copies what changed to the device (no
+    store kernels for this form).
 
     Encoded caches are runtime handles in the host code (i64, as on the CPU path; the C ABI is
     "Encoded caches on the GPU" in include/kvc/Runtime/CompilerABI.h): a `!kvc.encoded_cache`

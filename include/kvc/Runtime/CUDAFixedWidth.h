@@ -145,6 +145,44 @@ int kvc_cuda_fw_launch(kvc_cuda_function split, kvc_cuda_function merge,
                        const kvc_fw_plan *plan, kvc_cuda_ptr q, kvc_cuda_ptr workspace,
                        kvc_cuda_ptr out, kvc_cuda_stream stream);
 
+/* ==== Appending tokens (host-assisted) ======================================================
+ *
+ * A decode step appends n tokens to every row. kvc_fw_appender keeps the device form equal to
+ * what kvc_fw_pack gives for the rows' codec heads after the same appends (kvc_codec_head_append),
+ * without re-packing: it holds a copy of every row's codec head (the codec decides which
+ * blocks to encode and their (min, step)), the symbols of the encoded tokens past Tf and the
+ * fp16 bits of the unencoded ones, and re-quantizes only the tokens the codec newly encoded
+ * (its own quantizer, so the symbols are the codec's). New code tiles, their parameters, the
+ * changed window tokens and the row table are written into a host mirror of the device form
+ * and, with kvc_cuda_fw_append, copied to the device as per-row spans.
+ *
+ * Layout with room for max_new_tokens per row: row r's tiles start at r * tile_capacity and its
+ * window tokens at r * window_capacity + (Tf - Tf at upload) (rows' window_base moves with Tf,
+ * the tokens stay where they are). Appends are host work: the CPU codec encodes each new block
+ * and the new tokens come from host memory (fp16 bits). There are no GPU store kernels for
+ * this form (the Huffman form has them, CUDAEncoded.h). */
+typedef struct kvc_fw_appender kvc_fw_appender;
+
+/* Builds the appendable host form of heads[0 .. batch*hkv) (copied) with room for
+ * max_new_tokens tokens per row. The same requirements and errors as kvc_fw_pack. */
+int kvc_fw_appender_create(const kvc_codec_head *const *heads, int64_t batch, int64_t hkv,
+                           int64_t max_new_tokens, kvc_fw_appender **out, const char **err);
+/* Appends n tokens to every row: k, v [batch*hkv][n][head_dim] fp16 bits. Updates the host
+ * form; fails (and leaves the appender unusable) past max_new_tokens, or when a newly coded
+ * token's symbol exceeds the fixed widths. */
+int kvc_fw_appender_append(kvc_fw_appender *a, const uint16_t *k, const uint16_t *v, int64_t n,
+                           const char **err);
+/* The host form (the device form's mirror); valid until the appender is freed. */
+const kvc_fw_host_form *kvc_fw_appender_form(const kvc_fw_appender *a);
+void kvc_fw_appender_free(kvc_fw_appender *a);
+
+/* Upload of an appender's form, and kvc_fw_appender_append plus the copies of what changed
+ * (new tiles and parameters, changed window tokens, the row table) to that cache. */
+int kvc_cuda_fw_upload_appendable(const kvc_fw_appender *a, kvc_cuda_fw_cache *out,
+                                  const char **err);
+int kvc_cuda_fw_append(kvc_fw_appender *a, kvc_cuda_fw_cache *c, const uint16_t *k,
+                       const uint16_t *v, int64_t n, const char **err);
+
 #ifdef __cplusplus
 } /* extern "C" */
 #endif

@@ -124,9 +124,10 @@ typedef struct kvc_codec_head kvc_codec_head;
 int kvc_rt_gpu_encoded_create(const kvc_codec_head *const *heads, int64_t batch, int64_t hkv,
                               int64_t max_new_tokens, int64_t *handle, const char **err);
 /* The same for an `entropy = none` cache argument: the fixed-width device form
- * (CUDAFixedWidth.h; not appendable). */
+ * (CUDAFixedWidth.h) with room for max_new_tokens appended tokens per row. */
 int kvc_rt_gpu_fixed_width_create(const kvc_codec_head *const *heads, int64_t batch,
-                                  int64_t hkv, int64_t *handle, const char **err);
+                                  int64_t hkv, int64_t max_new_tokens, int64_t *handle,
+                                  const char **err);
 void kvc_rt_gpu_encoded_destroy(int64_t handle);
 /* Rows' token counts (tokens[b*hkv + h]); the device form's bytes. */
 void kvc_rt_gpu_encoded_tokens(int64_t handle, int64_t *tokens);
@@ -170,6 +171,15 @@ void _mlir_ciface_kvc_rt_gpu_encoded_lengths(int64_t handle, kvc_memref_i64_2d *
  * called before every launch on the cache's buffers. */
 void _mlir_ciface_kvc_rt_gpu_encoded_check_rows(int64_t handle, int64_t batch, int64_t hkv,
                                                 int64_t fixed_width);
+/* kvc.cache.append on a fixed-width (entropy = none) cache: new tokens [B, Hkv, n, D] in device
+ * or managed memory, appended through the handle's host-assisted appender (CUDAFixedWidth.h:
+ * the CPU codec encodes the blocks that fall due; what changed is copied to the device). */
+void _mlir_ciface_kvc_rt_gpu_fixed_width_append_f16(int64_t handle, kvc_memref_4d *keys,
+                                                   kvc_memref_4d *values);
+void _mlir_ciface_kvc_rt_gpu_fixed_width_append_bf16(int64_t handle, kvc_memref_4d *keys,
+                                                    kvc_memref_4d *values);
+void _mlir_ciface_kvc_rt_gpu_fixed_width_append_f32(int64_t handle, kvc_memref_4d *keys,
+                                                   kvc_memref_4d *values);
 /* Frees a handle kvc.encode made in a function that does not return it. */
 void _mlir_ciface_kvc_rt_gpu_encoded_release(int64_t handle);
 

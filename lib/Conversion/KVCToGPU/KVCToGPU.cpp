@@ -740,6 +740,26 @@ struct ConvertKVCToGPUPass : public mlir::kvc::impl::ConvertKVCToGPUBase<Convert
         .getResult(0);
   }
 
+  /// kvc.cache.append on a fixed-width (entropy = none) cache: one runtime call that appends the
+  /// new tokens through the handle's host-assisted appender (CUDAFixedWidth.h: the CPU codec
+  /// quantizes the blocks it cuts, the changed parts of the device form are copied over).
+  LogicalResult lowerFixedWidthAppend(CacheAppendOp op, Value h, const std::string &etName) {
+    OpBuilder b(op);
+    Location loc = op.getLoc();
+    auto kt = cast<EncodedCacheType>(op.getCache().getType()).getKeyType();
+    Type i64 = b.getI64Type();
+    auto dyn4 = MemRefType::get(SmallVector<int64_t>(4, ShapedType::kDynamic), kt.getElementType());
+    auto buf4 = [&](Value t) {
+      return memref::CastOp::create(b, loc, dyn4, flatBuffer(b, loc, t)).getResult();
+    };
+    Value k = buf4(op.getKeys()), v = buf4(op.getValues());
+    checkEncodedRows(b, loc, h, dimOf(b, loc, k, 0), kt.getDimSize(1), /*fixedWidth=*/true);
+    auto fn = declareRuntimeFunc(b, op->getParentOfType<ModuleOp>(),
+                                 "kvc_rt_gpu_fixed_width_append_" + etName, {i64, dyn4, dyn4}, {});
+    func::CallOp::create(b, loc, fn, ValueRange{h, k, v});
+    return success();
+  }
+
   /// kvc.cache.append on an encoded cache (handle h): append_begin, the window-append kernel
   /// per stream, the store kernels on the due blocks, append_end.
   LogicalResult lowerEncodedAppend(CacheAppendOp op, gpu::GPUModuleOp gm, Value h) {
@@ -748,14 +768,12 @@ struct ConvertKVCToGPUPass : public mlir::kvc::impl::ConvertKVCToGPUBase<Convert
     Type et = kt.getElementType();
     const int64_t D = kt.getDimSize(3);
     std::string etName = et.isF16() ? "f16" : et.isBF16() ? "bf16" : "f32";
-    if (type.getCodec().getEntropy() == EntropyCode::None)
-      return op.emitError("convert-kvc-to-gpu: appending to a fixed-width (entropy = none) "
-                          "encoded cache has no GPU store kernels yet; run kvc-entropy-encode "
-                          "for the Huffman-coded form, which appends on the GPU");
     if (kt.isDynamicDim(1) || ShapedType::isDynamic(D))
       return op.emitError("convert-kvc-to-gpu: appending to an encoded cache needs static Hkv "
                           "and D");
     CodecAttr codec = type.getCodec();
+    if (codec.getEntropy() == EntropyCode::None)
+      return lowerFixedWidthAppend(op, h, etName);
     StoreKernelConfig sc;
     sc.headDim = D;
     sc.keyBlock = codec.getKeyBlock();

@@ -19,6 +19,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -63,6 +64,32 @@ inline void valueElem(int64_t D, int64_t w, int f, int lane, int i, int h, int64
   const int64_t mts = D / 16;
   tok = kWarpTokens * w + 16 * (f / mts) + fragCol(lane, i, h);
   ch = 16 * (f % mts) + fragRow(lane, i);
+}
+
+// Global tile G's words in kw/vw from the symbols of its 128 tokens (ks, vs: [128][D]), through
+// the fragment mapping.
+void packTile(const uint16_t *ks, const uint16_t *vs, int64_t D, int64_t G, uint32_t *kw,
+              uint32_t *vw) {
+  const int64_t KU4 = kvc_fw_key_u4(int(D)), VU4 = kvc_fw_value_u4(int(D));
+  for (int64_t w = 0; w < kWarps; ++w)
+    for (int lane = 0; lane < 32; ++lane) {
+      uint32_t kl[40] = {0}, vl[32] = {0}; // D <= 256: 4*KU4 <= 40, 4*VU4 <= 32
+      for (int f = 0; f < D / 8; ++f)
+        for (int i = 0; i < 4; ++i)
+          for (int h = 0; h < 2; ++h) {
+            int64_t tok, ch;
+            keyElem(w, f, lane, i, h, tok, ch);
+            const uint32_t sk = ks[size_t(tok * D + ch)];
+            kl[f] |= (sk & 15u) << nibbleShift(i, h);
+            kl[D / 8 + f / 4] |= (sk >> 4 & 1u) << planeShift(f, i, h);
+            valueElem(D, w, f, lane, i, h, tok, ch);
+            vl[f] |= uint32_t(vs[size_t(tok * D + ch)]) << nibbleShift(i, h);
+          }
+      for (int j = 0; j < 4 * KU4; ++j)
+        kw[wordIndex(G, w, KU4, j, lane)] = kl[j];
+      for (int j = 0; j < 4 * VU4; ++j)
+        vw[wordIndex(G, w, VU4, j, lane)] = vl[j];
+    }
 }
 
 // Per-row facts of the packing (first pass), and where the row's data starts.
@@ -291,29 +318,9 @@ int kvc_fw_pack(const kvc_codec_head *const *heads, int64_t batch, int64_t hkv,
           return fail(err, fn, row + buf);
         }
     // Code tiles: each lane's words, built from the fragment mapping.
-    const uint16_t *ks = sym[0].data(), *vs = sym[1].data();
-    for (int64_t t = 0; t < F; ++t) {
-      const int64_t G = P.tileBase + t, t0 = t * kTile;
-      for (int64_t w = 0; w < kWarps; ++w)
-        for (int lane = 0; lane < 32; ++lane) {
-          uint32_t kl[40] = {0}, vl[32] = {0}; // D <= 256: 4*KU4 <= 40, 4*VU4 <= 32
-          for (int f = 0; f < D / 8; ++f)
-            for (int i = 0; i < 4; ++i)
-              for (int h = 0; h < 2; ++h) {
-                int64_t tok, ch;
-                keyElem(w, f, lane, i, h, tok, ch);
-                const uint32_t sk = ks[size_t((t0 + tok) * D + ch)];
-                kl[f] |= (sk & 15u) << nibbleShift(i, h);
-                kl[D / 8 + f / 4] |= (sk >> 4 & 1u) << planeShift(f, i, h);
-                valueElem(D, w, f, lane, i, h, tok, ch);
-                vl[f] |= uint32_t(vs[size_t((t0 + tok) * D + ch)]) << nibbleShift(i, h);
-              }
-          for (int j = 0; j < 4 * KU4; ++j)
-            kw[wordIndex(G, w, KU4, j, lane)] = kl[j];
-          for (int j = 0; j < 4 * VU4; ++j)
-            vw[wordIndex(G, w, VU4, j, lane)] = vl[j];
-        }
-    }
+    for (int64_t t = 0; t < F; ++t)
+      packTile(sym[0].data() + t * kTile * D, sym[1].data() + t * kTile * D, D, P.tileBase + t,
+               kw, vw);
     std::memcpy(kmin + P.keyBlockBase, sv[0].mins, size_t(P.Tf / KB) * 4);
     std::memcpy(kstep + P.keyBlockBase, sv[0].steps, size_t(P.Tf / KB) * 4);
     std::memcpy(vmin + P.tileBase * kTile, sv[1].mins, size_t(P.Tf) * 4);
@@ -498,6 +505,347 @@ int kvc_cuda_fw_launch(kvc_cuda_function split, kvc_cuda_function merge,
   return launchCacheDecode(split, merge, c->buf, c->len, KVC_FW_NUM_BUFFERS, c->batch, c->hkv,
                            c->batch * c->hkv * cfg->group * cfg->query_seq, cfg->head_dim,
                            KVC_FW_THREADS, plan, q, ws, out, stream);
+}
+
+} // extern "C"
+
+// ============================================================================================
+// Appending (host-assisted): see CUDAFixedWidth.h.
+
+namespace {
+// One row's state between appends: the tokens past Tf that the codec encoded (their symbols)
+// and those it keeps in fp16 (their bits), per stream.
+struct AppendRow {
+  kvc_codec_head *head = nullptr;
+  int64_t T = 0, Tf = 0, Tf0 = 0, enc[2] = {0, 0};
+  std::vector<uint16_t> sym[2]; // tokens [Tf, enc[s]) x D
+  std::vector<uint16_t> raw[2]; // tokens [enc[s], T) x D, fp16 bits
+};
+// A changed element range [lo, hi) of buffer `buf`.
+struct Span {
+  int buf;
+  int64_t lo, hi;
+};
+} // namespace
+
+struct kvc_fw_appender {
+  kvc_fw_host_form form{};
+  std::vector<AppendRow> rows;
+  int64_t D = 0, KB = 0, tileCap = 0, winCap = 0, maxNew = 0, appended = 0;
+  uint32_t maxSym[2] = {0, 0};
+  bool broken = false;
+  std::vector<Span> spans; // what the last append changed
+  ~kvc_fw_appender() {
+    for (AppendRow &r : rows)
+      if (r.head)
+        kvc_codec_head_free(r.head);
+    kvc_fw_host_free(&form);
+  }
+};
+
+namespace {
+// A private copy of a codec head (appends must not touch the caller's).
+kvc_codec_head *cloneHead(const kvc_codec_head *h) {
+  size_t size = 0;
+  if (kvc_codec_head_serialize(h, nullptr, 0, &size) && size == 0)
+    return nullptr;
+  std::vector<uint8_t> bytes(size);
+  kvc_codec_head *out = nullptr;
+  if (kvc_codec_head_serialize(h, bytes.data(), bytes.size(), &size) ||
+      kvc_codec_head_deserialize(bytes.data(), size, &out))
+    return nullptr;
+  return out;
+}
+
+// Rewrites row r's window tokens [from, T) in the host form from its state, recording the span.
+void writeWindow(kvc_fw_appender *a, int64_t r, int64_t from) {
+  AppendRow &R = a->rows[size_t(r)];
+  const int64_t D = a->D;
+  kvc_codec_stream_view sv[2];
+  kvc_codec_huffman_tables tb[2];
+  for (int s = 0; s < 2; ++s)
+    kvc_codec_head_view(R.head, s, &sv[s], &tb[s]);
+  const int64_t base = r * a->winCap - R.Tf0; // window token t sits at base + t
+  for (int s = 0; s < 2; ++s) {
+    uint16_t *rec = static_cast<uint16_t *>(a->form.data[s ? KVC_FW_VREC : KVC_FW_KREC]);
+    for (int64_t t = std::max(from, R.Tf); t < R.T; ++t)
+      for (int64_t c = 0; c < D; ++c) {
+        uint16_t x;
+        if (t < R.enc[s]) {
+          const int64_t g = s ? t : t / a->KB;
+          x = kvc::codec::floatToHalf(kvc::codec::dequantize(
+              R.sym[s][size_t((t - R.Tf) * D + c)], sv[s].mins[g], sv[s].steps[g]));
+        } else {
+          x = R.raw[s][size_t((t - R.enc[s]) * D + c)];
+        }
+        rec[(base + t) * D + c] = x;
+      }
+    if (std::max(from, R.Tf) < R.T)
+      a->spans.push_back({s ? KVC_FW_VREC : KVC_FW_KREC, (base + std::max(from, R.Tf)) * D,
+                          (base + R.T) * D});
+  }
+}
+
+void writeRowEntry(kvc_fw_appender *a, int64_t r) {
+  const AppendRow &R = a->rows[size_t(r)];
+  int32_t *rows = static_cast<int32_t *>(a->form.data[KVC_FW_ROWS]);
+  const int32_t info[4] = {int32_t(R.T), int32_t(R.Tf), int32_t(r * a->tileCap),
+                           int32_t(r * a->winCap + R.Tf - R.Tf0)};
+  std::memcpy(rows + 4 * r, info, sizeof info);
+}
+
+void updateTotals(kvc_fw_appender *a) {
+  kvc_fw_host_form &f = a->form;
+  f.tokens = f.code_tokens = 0;
+  f.max_tokens = f.max_code_tiles = f.max_window_tiles = 0;
+  for (const AppendRow &R : a->rows) {
+    f.tokens += uint64_t(R.T);
+    f.code_tokens += uint64_t(R.Tf);
+    f.max_tokens = std::max(f.max_tokens, R.T);
+    f.max_code_tiles = std::max(f.max_code_tiles, R.Tf / kTile);
+    f.max_window_tiles = std::max(f.max_window_tiles, (R.T + kTile - 1) / kTile - R.Tf / kTile);
+  }
+}
+} // namespace
+
+extern "C" {
+
+int kvc_fw_appender_create(const kvc_codec_head *const *heads, int64_t batch, int64_t hkv,
+                           int64_t maxNew, kvc_fw_appender **out, const char **err) {
+  static const char *fn = "kvc_fw_appender_create";
+  *out = nullptr;
+  if (maxNew < 0)
+    return fail(err, fn, "max_new_tokens must be >= 0, got " + std::to_string(maxNew));
+  // The tight form checks every row (and gives the data of the code tiles and windows).
+  kvc_fw_host_form tight;
+  if (kvc_fw_pack(heads, batch, hkv, &tight, err))
+    return -1;
+  auto a = std::make_unique<kvc_fw_appender>();
+  const int64_t R = batch * hkv, D = tight.head_dim, KB = tight.key_block;
+  a->D = D;
+  a->KB = KB;
+  a->maxNew = maxNew;
+  a->rows.resize(size_t(R));
+  const int32_t *trows = static_cast<const int32_t *>(tight.data[KVC_FW_ROWS]);
+  int64_t maxWin = 0, maxT = 0;
+  for (int64_t r = 0; r < R; ++r) {
+    maxWin = std::max<int64_t>(maxWin, trows[4 * r] - trows[4 * r + 1]);
+    maxT = std::max<int64_t>(maxT, trows[4 * r]);
+  }
+  a->tileCap = (maxT + maxNew) / kTile;
+  a->winCap = maxWin + maxNew;
+  if ((a->tileCap + 1) * R > INT32_MAX / kTile || a->winCap * R > INT32_MAX)
+    return kvc_fw_host_free(&tight), fail(err, fn, "the reserved layout exceeds the row "
+                                                   "table's 32-bit fields");
+  // The capacity layout: the tight form's rows moved to their reserved places.
+  const int64_t KU4 = kvc_fw_key_u4(int(D)), VU4 = kvc_fw_value_u4(int(D));
+  const int64_t kwTile = kWarps * KU4 * 128, vwTile = kWarps * VU4 * 128;
+  kvc_fw_host_form &f = a->form;
+  f = tight; // the scalars; the buffers are the appender's own
+  for (int i = 0; i < KVC_FW_NUM_BUFFERS; ++i)
+    f.data[i] = nullptr;
+  int64_t lens[KVC_FW_NUM_BUFFERS];
+  lens[KVC_FW_ROWS] = R * 4;
+  lens[KVC_FW_KW] = R * a->tileCap * kwTile;
+  lens[KVC_FW_VW] = R * a->tileCap * vwTile;
+  lens[KVC_FW_KMIN] = lens[KVC_FW_KSTEP] = R * a->tileCap * kTile / KB;
+  lens[KVC_FW_VMIN] = lens[KVC_FW_VSTEP] = R * a->tileCap * kTile;
+  lens[KVC_FW_KREC] = lens[KVC_FW_VREC] = R * a->winCap * D;
+  for (int i = 0; i < KVC_FW_NUM_BUFFERS; ++i) {
+    lens[i] = std::max<int64_t>(lens[i], 8);
+    f.len[i] = lens[i];
+    f.data[i] = std::calloc(size_t(lens[i]), size_t(f.elem_bytes[i]));
+    if (!f.data[i]) {
+      kvc_fw_host_free(&tight);
+      return fail(err, fn, "out of host memory");
+    }
+  }
+  for (int64_t r = 0; r < R; ++r) {
+    const int64_t T = trows[4 * r], Tf = trows[4 * r + 1], tb = trows[4 * r + 2],
+                  wb = trows[4 * r + 3], F = Tf / kTile, ntb = r * a->tileCap;
+    auto move = [&](int buf, int64_t dst, int64_t src, int64_t n) {
+      const size_t eb = size_t(f.elem_bytes[buf]);
+      std::memcpy(static_cast<char *>(f.data[buf]) + dst * eb,
+                  static_cast<const char *>(tight.data[buf]) + src * eb, size_t(n) * eb);
+    };
+    move(KVC_FW_KW, ntb * kwTile, tb * kwTile, F * kwTile);
+    move(KVC_FW_VW, ntb * vwTile, tb * vwTile, F * vwTile);
+    move(KVC_FW_KMIN, ntb * kTile / KB, tb * kTile / KB, Tf / KB);
+    move(KVC_FW_KSTEP, ntb * kTile / KB, tb * kTile / KB, Tf / KB);
+    move(KVC_FW_VMIN, ntb * kTile, tb * kTile, Tf);
+    move(KVC_FW_VSTEP, ntb * kTile, tb * kTile, Tf);
+    move(KVC_FW_KREC, r * a->winCap * D, wb * D, (T - Tf) * D);
+    move(KVC_FW_VREC, r * a->winCap * D, wb * D, (T - Tf) * D);
+    AppendRow &Row = a->rows[size_t(r)];
+    Row.head = cloneHead(heads[r]);
+    if (!Row.head) {
+      kvc_fw_host_free(&tight);
+      return fail(err, fn, "row " + std::to_string(r) + ": copying the codec head: " +
+                               kvc_codec_last_error());
+    }
+    Row.T = T;
+    Row.Tf = Row.Tf0 = Tf;
+    kvc_codec_params p;
+    kvc_codec_head_params(Row.head, &p);
+    a->maxSym[0] = kvc::codec::maxSymbolFor(p.key_error);
+    a->maxSym[1] = kvc::codec::maxSymbolFor(p.value_error);
+    for (int s = 0; s < 2; ++s) {
+      kvc_codec_stream_view sv;
+      kvc_codec_huffman_tables tbl;
+      kvc_codec_head_view(Row.head, s, &sv, &tbl);
+      Row.enc[s] = int64_t(sv.num_blocks) * sv.block_tokens;
+      std::vector<uint16_t> all(size_t(Row.enc[s] * D));
+      if (!all.empty() &&
+          kvc_codec_head_decode_symbols(Row.head, s, all.data(), uint64_t(all.size()))) {
+        kvc_fw_host_free(&tight);
+        return fail(err, fn, "row " + std::to_string(r) + ": " + kvc_codec_last_error());
+      }
+      Row.sym[s].assign(all.begin() + Tf * D, all.end());
+      Row.raw[s].assign(sv.recent_fp16, sv.recent_fp16 + size_t(sv.recent_tokens) * D);
+    }
+    writeRowEntry(a.get(), r);
+  }
+  kvc_fw_host_free(&tight);
+  updateTotals(a.get());
+  a->spans.clear();
+  *out = a.release();
+  return 0;
+}
+
+int kvc_fw_appender_append(kvc_fw_appender *a, const uint16_t *k, const uint16_t *v, int64_t n,
+                           const char **err) {
+  static const char *fn = "kvc_fw_appender_append";
+  a->spans.clear();
+  if (a->broken)
+    return fail(err, fn, "an earlier append failed; the cache no longer matches its rows");
+  if (n < 0 || a->appended + n > a->maxNew)
+    return fail(err, fn, "appending " + std::to_string(n) + " tokens to " +
+                             std::to_string(a->appended) + " already appended exceeds the "
+                             "reserve of " + std::to_string(a->maxNew) + " per row");
+  const int64_t D = a->D, KB = a->KB;
+  std::vector<float> kf(size_t(n * D)), vf(size_t(n * D));
+  for (int64_t r = 0; r < int64_t(a->rows.size()); ++r) {
+    AppendRow &R = a->rows[size_t(r)];
+    const std::string row = "row " + std::to_string(r) + ": ";
+    const uint16_t *kin = k + r * n * D, *vin = v + r * n * D;
+    for (int64_t i = 0; i < n * D; ++i) {
+      kf[size_t(i)] = kvc::codec::halfToFloat(kin[i]);
+      vf[size_t(i)] = kvc::codec::halfToFloat(vin[i]);
+    }
+    if (kvc_codec_head_append(R.head, kf.data(), vf.data(), uint64_t(n))) {
+      a->broken = true;
+      return fail(err, fn, row + kvc_codec_last_error());
+    }
+    R.raw[0].insert(R.raw[0].end(), kin, kin + n * D);
+    R.raw[1].insert(R.raw[1].end(), vin, vin + n * D);
+    const int64_t oldT = R.T, oldEnc[2] = {R.enc[0], R.enc[1]};
+    R.T += n;
+    // Tokens the codec encoded in this append: its (min, step) and its quantizer give the
+    // symbols it holds (its inputs are these fp16 values).
+    kvc_codec_stream_view sv[2];
+    kvc_codec_huffman_tables tb[2];
+    for (int s = 0; s < 2; ++s) {
+      kvc_codec_head_view(R.head, s, &sv[s], &tb[s]);
+      const int64_t enc = int64_t(sv[s].num_blocks) * sv[s].block_tokens;
+      for (int64_t t = R.enc[s]; t < enc; ++t) {
+        const int64_t g = s ? t : t / KB;
+        const kvc::codec::GroupParams gp{sv[s].mins[g], sv[s].steps[g]};
+        for (int64_t c = 0; c < D; ++c)
+          R.sym[s].push_back(uint16_t(kvc::codec::quantize(
+              kvc::codec::halfToFloat(R.raw[s][size_t((t - R.enc[s]) * D + c)]), gp,
+              a->maxSym[s])));
+      }
+      R.raw[s].erase(R.raw[s].begin(), R.raw[s].begin() + (enc - R.enc[s]) * D);
+      R.enc[s] = enc;
+    }
+    // Whole tiles both streams now encode become code tiles.
+    const int64_t Tf = std::min(R.enc[0], R.enc[1]) / kTile * kTile;
+    const uint32_t limit[2] = {KVC_FW_KEY_MAX_SYMBOL, KVC_FW_VALUE_MAX_SYMBOL};
+    for (int s = 0; s < 2; ++s)
+      for (int64_t e = 0; e < (Tf - R.Tf) * D; ++e)
+        if (R.sym[s][size_t(e)] > limit[s]) {
+          a->broken = true;
+          return fail(err, fn, row + streamName(s) + " symbol " +
+                                   std::to_string(R.sym[s][size_t(e)]) + " exceeds " +
+                                   std::to_string(limit[s]) + " (the fixed width)");
+        }
+    if (Tf > R.Tf) {
+      if (Tf / kTile > a->tileCap) {
+        a->broken = true;
+        return fail(err, fn, row + "more code tiles than reserved");
+      }
+      uint32_t *kw = static_cast<uint32_t *>(a->form.data[KVC_FW_KW]);
+      uint32_t *vw = static_cast<uint32_t *>(a->form.data[KVC_FW_VW]);
+      const int64_t KU4 = kvc_fw_key_u4(int(D)), VU4 = kvc_fw_value_u4(int(D));
+      const int64_t G0 = r * a->tileCap + R.Tf / kTile, G1 = r * a->tileCap + Tf / kTile;
+      for (int64_t G = G0; G < G1; ++G)
+        packTile(R.sym[0].data() + (G - G0) * kTile * D, R.sym[1].data() + (G - G0) * kTile * D,
+                 D, G, kw, vw);
+      a->spans.push_back({KVC_FW_KW, G0 * kWarps * KU4 * 128, G1 * kWarps * KU4 * 128});
+      a->spans.push_back({KVC_FW_VW, G0 * kWarps * VU4 * 128, G1 * kWarps * VU4 * 128});
+      const int64_t tok0 = r * a->tileCap * kTile; // the row's first code token's slot
+      float *kmin = static_cast<float *>(a->form.data[KVC_FW_KMIN]);
+      float *kstep = static_cast<float *>(a->form.data[KVC_FW_KSTEP]);
+      float *vmin = static_cast<float *>(a->form.data[KVC_FW_VMIN]);
+      float *vstep = static_cast<float *>(a->form.data[KVC_FW_VSTEP]);
+      for (int64_t b = R.Tf / KB; b < Tf / KB; ++b) {
+        kmin[tok0 / KB + b] = sv[0].mins[b];
+        kstep[tok0 / KB + b] = sv[0].steps[b];
+      }
+      for (int64_t t = R.Tf; t < Tf; ++t) {
+        vmin[tok0 + t] = sv[1].mins[t];
+        vstep[tok0 + t] = sv[1].steps[t];
+      }
+      for (int buf : {KVC_FW_KMIN, KVC_FW_KSTEP})
+        a->spans.push_back({buf, (tok0 + R.Tf) / KB, (tok0 + Tf) / KB});
+      for (int buf : {KVC_FW_VMIN, KVC_FW_VSTEP})
+        a->spans.push_back({buf, tok0 + R.Tf, tok0 + Tf});
+      for (int s = 0; s < 2; ++s)
+        R.sym[s].erase(R.sym[s].begin(), R.sym[s].begin() + (Tf - R.Tf) * D);
+      R.Tf = Tf;
+    }
+    // The window: the new tokens, and tokens whose stream the codec encoded in this append
+    // (they now hold their dequantized values).
+    writeWindow(a, r, std::min({oldT, oldEnc[0] < R.enc[0] ? oldEnc[0] : oldT,
+                                oldEnc[1] < R.enc[1] ? oldEnc[1] : oldT}));
+    writeRowEntry(a, r);
+  }
+  a->spans.push_back({KVC_FW_ROWS, 0, int64_t(a->rows.size()) * 4});
+  a->appended += n;
+  updateTotals(a);
+  return 0;
+}
+
+const kvc_fw_host_form *kvc_fw_appender_form(const kvc_fw_appender *a) { return &a->form; }
+
+void kvc_fw_appender_free(kvc_fw_appender *a) { delete a; }
+
+int kvc_cuda_fw_upload_appendable(const kvc_fw_appender *a, kvc_cuda_fw_cache *out,
+                                  const char **err) {
+  return kvc_cuda_fw_upload_form(&a->form, out, err);
+}
+
+int kvc_cuda_fw_append(kvc_fw_appender *a, kvc_cuda_fw_cache *c, const uint16_t *k,
+                       const uint16_t *v, int64_t n, const char **err) {
+  static const char *fn = "kvc_cuda_fw_append";
+  if (kvc_fw_appender_append(a, k, v, n, err))
+    return -1;
+  for (const Span &s : a->spans) {
+    const size_t eb = size_t(a->form.elem_bytes[s.buf]);
+    if (s.hi > s.lo && kvc_cuda_memcpy_htod(c->buf[s.buf] + uint64_t(s.lo) * eb,
+                                            static_cast<const char *>(a->form.data[s.buf]) +
+                                                size_t(s.lo) * eb,
+                                            size_t(s.hi - s.lo) * eb)) {
+      a->broken = true;
+      return fail(err, fn, std::string("copying to the device: ") + kvc_cuda_last_error());
+    }
+  }
+  c->max_tokens = a->form.max_tokens;
+  c->max_code_tiles = a->form.max_code_tiles;
+  c->max_window_tiles = a->form.max_window_tiles;
+  c->tokens = a->form.tokens;
+  c->code_tokens = a->form.code_tokens;
+  return 0;
 }
 
 } // extern "C"

@@ -3,8 +3,10 @@
 // What convert-kvc-to-gpu's host code calls for !kvc.encoded_cache values (CompilerABI.h,
 // "Encoded caches on the GPU"): a handle owns an appendable device form (CUDAEncoded.h) and
 // its appender, or, for a codec without entropy coding (entropy = none), the fixed-width device
-// form (CUDAFixedWidth.h), which is not appendable. The decode and store kernels are the compiled module's own; this file only
-// hands out their buffers and does the appender's host bookkeeping around the launches.
+// form (CUDAFixedWidth.h) and its host-assisted appender (no store kernels: the CPU codec
+// encodes, the changed parts are copied). The decode and store kernels are the compiled
+// module's own; this file only hands out their buffers and does the appenders' host
+// bookkeeping around the launches.
 //
 //===----------------------------------------------------------------------===//
 #include "kvc/Runtime/CUDA.h"
@@ -32,6 +34,7 @@ namespace {
 struct GPUEncodedCache {
   bool fixedWidth = false;  // the fixed-width form `fw`, else the Huffman-coded `cache`
   kvc_cuda_fw_cache fw{};
+  kvc_fw_appender *fwApp = nullptr; // the fixed-width form's (host-assisted) appender
   kvc_cuda_encoded_cache cache{};
   kvc_cuda_encoded_appender *app = nullptr;
   kvc_encoded_append_stream pending[2]{}; // of the append begun last
@@ -39,6 +42,8 @@ struct GPUEncodedCache {
   ~GPUEncodedCache() {
     if (app)
       kvc_cuda_encoded_appender_free(app);
+    if (fwApp)
+      kvc_fw_appender_free(fwApp);
     if (fixedWidth)
       kvc_cuda_fw_free(&fw);
     else
@@ -81,7 +86,9 @@ int create(const kvc_codec_head *const *heads, int64_t batch, int64_t hkv, int64
   auto c = std::make_unique<GPUEncodedCache>();
   c->fixedWidth = fixedWidth;
   if (fixedWidth) {
-    if (int rc = kvc_cuda_fw_upload(heads, batch, hkv, &c->fw, err))
+    if (kvc_fw_appender_create(heads, batch, hkv, maxNew, &c->fwApp, err))
+      return -1;
+    if (int rc = kvc_cuda_fw_upload_appendable(c->fwApp, &c->fw, err))
       return rc;
   } else if (int rc = kvc_cuda_encoded_upload_appendable(heads, batch, hkv, maxNew, nullptr,
                                                          &c->cache, &c->app, err)) {
@@ -205,8 +212,9 @@ int kvc_rt_gpu_encoded_create(const kvc_codec_head *const *heads, int64_t batch,
 }
 
 int kvc_rt_gpu_fixed_width_create(const kvc_codec_head *const *heads, int64_t batch,
-                                  int64_t hkv, int64_t *handle, const char **err) {
-  return create(heads, batch, hkv, 0, /*fixedWidth=*/true, handle, err);
+                                  int64_t hkv, int64_t maxNew, int64_t *handle,
+                                  const char **err) {
+  return create(heads, batch, hkv, maxNew, /*fixedWidth=*/true, handle, err);
 }
 
 void kvc_rt_gpu_encoded_destroy(int64_t handle) {
@@ -354,6 +362,69 @@ void _mlir_ciface_kvc_rt_gpu_encoded_append_end(int64_t handle, int64_t n) {
   if (kvc_cuda_synchronize())
     die(std::string("append: ") + kvc_cuda_last_error());
   c->pendingTokens = -1;
+}
+
+/// kvc.cache.append on a fixed-width cache: the new tokens (device or managed memory, [B, Hkv,
+/// n, D] of element kind `elemKind`: 0 f16, 1 bf16, 2 f32) to the host as fp16 bits, then the
+/// appender (CPU codec + copies of what changed to the device).
+static void fixedWidthAppend(int elemKind, int64_t handle, kvc_memref_4d *keys,
+                             kvc_memref_4d *values) {
+  GPUEncodedCache *c = get(handle);
+  if (!c->fixedWidth || !c->fwApp)
+    die("fixed-width append on a handle that is not a fixed-width cache");
+  const int64_t B = keys->sizes[0], H = keys->sizes[1], n = keys->sizes[2], D = keys->sizes[3];
+  if (B != c->fw.batch || H != c->fw.hkv || D != c->fw.head_dim ||
+      values->sizes[0] != B || values->sizes[1] != H || values->sizes[2] != n ||
+      values->sizes[3] != D)
+    die("append: new tokens are [" + std::to_string(B) + ", " + std::to_string(H) + ", " +
+        std::to_string(n) + ", " + std::to_string(D) + "], the cache has " +
+        std::to_string(c->fw.batch) + " x " + std::to_string(c->fw.hkv) + " rows of D " +
+        std::to_string(c->fw.head_dim));
+  if (n == 0)
+    return;
+  const size_t eb = elemKind == 2 ? 4 : 2;
+  std::vector<uint16_t> bits[2];
+  kvc_memref_4d *src[2] = {keys, values};
+  for (int s = 0; s < 2; ++s) {
+    const std::vector<uint8_t> host = toHost(src[s], eb);
+    bits[s].resize(size_t(B * H * n * D));
+    for (int64_t b = 0; b < B; ++b)
+      for (int64_t h = 0; h < H; ++h)
+        for (int64_t t = 0; t < n; ++t)
+          for (int64_t d = 0; d < D; ++d) {
+            const int64_t at = b * src[s]->strides[0] + h * src[s]->strides[1] +
+                               t * src[s]->strides[2] + d * src[s]->strides[3];
+            float x;
+            if (elemKind == 2) {
+              std::memcpy(&x, &host[size_t(at) * 4], 4);
+            } else {
+              uint16_t u;
+              std::memcpy(&u, &host[size_t(at) * 2], 2);
+              if (elemKind == 0) {
+                bits[s][size_t(((b * H + h) * n + t) * D + d)] = u;
+                continue;
+              }
+              x = kvc::codec::bitsToFloat(uint32_t(u) << 16);
+            }
+            bits[s][size_t(((b * H + h) * n + t) * D + d)] = kvc::codec::floatToHalf(x);
+          }
+  }
+  const char *err = nullptr;
+  if (kvc_cuda_fw_append(c->fwApp, &c->fw, bits[0].data(), bits[1].data(), n, &err))
+    die(std::string("append: ") + (err ? err : "failed"));
+}
+
+void _mlir_ciface_kvc_rt_gpu_fixed_width_append_f16(int64_t handle, kvc_memref_4d *keys,
+                                                   kvc_memref_4d *values) {
+  fixedWidthAppend(0, handle, keys, values);
+}
+void _mlir_ciface_kvc_rt_gpu_fixed_width_append_bf16(int64_t handle, kvc_memref_4d *keys,
+                                                    kvc_memref_4d *values) {
+  fixedWidthAppend(1, handle, keys, values);
+}
+void _mlir_ciface_kvc_rt_gpu_fixed_width_append_f32(int64_t handle, kvc_memref_4d *keys,
+                                                   kvc_memref_4d *values) {
+  fixedWidthAppend(2, handle, keys, values);
 }
 
 void _mlir_ciface_kvc_rt_gpu_encoded_check_rows(int64_t handle, int64_t batch, int64_t hkv,

@@ -103,3 +103,18 @@ func.func @gemma(%q: tensor<1x8x1x256xf16>, %c: !fw) -> tensor<1x8x1x256xf16> {
   %o = kvc.attention %q, %k, %v {scale = 6.250000e-02 : f32} : (tensor<1x8x1x256xf16>, tensor<1x1x?x256xf16>, tensor<1x1x?x256xf16>) -> tensor<1x8x1x256xf16>
   return %o : tensor<1x8x1x256xf16>
 }
+
+// -----
+
+// kvc.cache.append on a fixed-width cache: one runtime call (the host-assisted appender) after
+// the row/form check; the result is the same handle.
+#codec = #kvc.codec<bits = 0, key_group = block, key_block = 64, key_error = 5.000000e-02 : f64, value_group = token, value_block = 128, value_error = 1.000000e-01 : f64, entropy = none, recent_keys = 128, recent_values = 256>
+!fw = !kvc.encoded_cache<tensor<2x8x?x128xbf16>, tensor<2x8x?x128xbf16>, #codec>
+// CHECK-LABEL: func.func @append(%arg0: i64, %arg1: tensor<2x8x1x128xbf16>, %arg2: tensor<2x8x1x128xbf16>) -> i64
+// CHECK: call @kvc_rt_gpu_encoded_check_rows(%arg0, %{{.*}}, %c8_i64, %c1_i64)
+// CHECK: call @kvc_rt_gpu_fixed_width_append_bf16(%arg0, %{{.*}}, %{{.*}}) : (i64, memref<?x?x?x?xbf16>, memref<?x?x?x?xbf16>) -> ()
+// CHECK: return %arg0 : i64
+func.func @append(%c: !fw, %k: tensor<2x8x1x128xbf16>, %v: tensor<2x8x1x128xbf16>) -> !fw {
+  %n = kvc.cache.append %c, %k, %v : !fw, tensor<2x8x1x128xbf16>, tensor<2x8x1x128xbf16> -> !fw
+  return %n : !fw
+}
