@@ -236,7 +236,17 @@ int cmdAppendCheck(const std::string &path, unsigned seed, double tol, bool quic
           });
       double maxAbs = 0;
       const double e = relativeL2(outputValues(out, cfg.query_type), ref, &maxAbs);
-      const bool ok = e <= tol;
+      // The device form must equal the host form byte for byte (every change was copied).
+      int differing = -1;
+      for (int i = 0; i < KVC_FW_NUM_BUFFERS && differing < 0; ++i) {
+        std::vector<uint8_t> dev(size_t(F.len[i] * F.elem_bytes[i]));
+        CK(kvc_cuda_memcpy_dtoh(dev.data(), cache.buf[i], dev.size()));
+        if (std::memcmp(dev.data(), F.data[i], dev.size()))
+          differing = i;
+      }
+      if (differing >= 0)
+        printf("  device buffer %d differs from the appender's host form\n", differing);
+      const bool ok = e <= tol && differing < 0;
       failures += !ok;
       ++total;
       printf("  %s after %d appends: code tokens %llu of %llu, splits %d: rel_l2=%.3e "
@@ -712,52 +722,85 @@ std::string checkForm(const SelfCase &C, const kvc_fw_host_form &F,
 
 // Appends (kvc_fw_appender): after each checked append, every row of the appender's form must
 // unpack bit-exactly to what kvc_fw_pack gives for reference heads that received the same
-// tokens through kvc_codec_head_append. Returns the number of failed checks; counts them.
+// tokens through kvc_codec_head_append; and a shadow of the initial form that replays only the
+// changes each append reports (what kvc_cuda_fw_append copies to the device) must equal the
+// form byte for byte. Returns the number of failed cases; counts checks and elements.
 struct AppendCase {
   const char *what;
   int64_t D, KB;
-  std::vector<int64_t> lens; // initial tokens per row (B = 1, Hkv = rows)
+  std::vector<int64_t> lens;   // initial tokens per row (B = 1, Hkv = rows)
   int64_t maxNew;
   std::vector<int64_t> chunks; // tokens per append, in order
   int checkEvery;              // check after every k-th append (and the last)
+  int valueBlock = -1, keyRecent = -1, valueRecent = -1; // -1: the codec's default
+  std::vector<std::pair<float, float>> eps = {};         // per row (K, V); empty: defaults
 };
+
+std::vector<int64_t> repeatChunks(std::initializer_list<std::pair<int64_t, int64_t>> runs) {
+  std::vector<int64_t> v;
+  for (auto [count, n] : runs)
+    v.insert(v.end(), size_t(count), n);
+  return v;
+}
 
 int appendSelftest(int &checks, uint64_t &compared) {
   const std::vector<AppendCase> cases = {
       {"D=128 KB=64 rows of 0, 300, 1000 tokens, 400 single-token appends then 2 x 150", 128, 64,
-       {0, 300, 1000}, 700, {}, 50},
-      {"D=64 KB=32 rows of 129 and 4097 tokens, 40 appends of 7", 64, 32, {129, 4097}, 300, {},
-       8},
+       {0, 300, 1000}, 700, repeatChunks({{400, 1}, {2, 150}}), 50},
+      {"D=64 KB=32 rows of 129 and 4097 tokens, 40 appends of 7", 64, 32, {129, 4097}, 300,
+       repeatChunks({{40, 7}}), 8},
       {"D=256 KB=128 one row of 1000 tokens, 3 appends of 100", 256, 128, {1000}, 300,
-       {100, 100, 100}, 1},
+       repeatChunks({{3, 100}}), 1},
+      {"D=128 KB=64 value block 256, no codec windows, 5 appends of 60", 128, 64, {500, 2000},
+       300, repeatChunks({{5, 60}}), 1, 256, 0, 0},
+      {"D=64 KB=32 keys limit Tf (recent keys 300, values 0), 20 appends of 13", 64, 32, {700},
+       300, repeatChunks({{20, 13}}), 4, -1, 300, 0},
+      {"D=128 KB=64 rows with different error bounds (0.04/0.07, 0.05/0.1, 0.1/0.1)", 128, 64,
+       {1000, 1000, 1000}, 400, repeatChunks({{200, 1}, {1, 200}}), 40, -1, -1, -1,
+       {{0.04f, 0.07f}, {0.05f, 0.1f}, {0.1f, 0.1f}}},
+      {"D=128 KB=64 error bounds at the widths' limits", 128, 64, {300, 1200}, 400,
+       repeatChunks({{4, 100}}), 1, -1, -1, -1,
+       {{kKeyEpsAtLimit, kValueEpsAtLimit}, {kKeyEpsAtLimit, kValueEpsAtLimit}}},
   };
   int failures = 0;
   for (size_t ci = 0; ci < cases.size(); ++ci) {
-    AppendCase C = cases[ci];
-    if (C.chunks.empty()) {
-      if (ci == 0) {
-        C.chunks.assign(400, 1);
-        C.chunks.push_back(150);
-        C.chunks.push_back(150);
-      } else {
-        C.chunks.assign(40, 7);
+    const AppendCase &C = cases[ci];
+    const int64_t R = int64_t(C.lens.size()), D = C.D;
+    std::vector<kvc_codec_params> prm(static_cast<size_t>(R));
+    for (int64_t r = 0; r < R; ++r) {
+      kvc_codec_params &p = prm[size_t(r)];
+      kvc_codec_default_params(&p, uint32_t(D));
+      p.key_block_tokens = uint32_t(C.KB);
+      if (C.valueBlock >= 0)
+        p.value_block_tokens = uint32_t(C.valueBlock);
+      if (C.keyRecent >= 0)
+        p.key_recent_tokens = uint32_t(C.keyRecent);
+      if (C.valueRecent >= 0)
+        p.value_recent_tokens = uint32_t(C.valueRecent);
+      if (!C.eps.empty()) {
+        p.key_error = C.eps[size_t(r)].first;
+        p.value_error = C.eps[size_t(r)].second;
       }
     }
-    kvc_codec_params prm;
-    kvc_codec_default_params(&prm, uint32_t(C.D));
-    prm.key_block_tokens = uint32_t(C.KB);
-    const int64_t R = int64_t(C.lens.size()), D = C.D;
-    auto heads = makeHeads(C.lens, D, 4242 + ci, 0, &prm);
-    auto refs = makeHeads(C.lens, D, 4242 + ci, 0, &prm); // the same tokens
+    std::vector<std::unique_ptr<Head>> heads, refs;
     std::vector<const kvc_codec_head *> hp, rp;
     for (int64_t r = 0; r < R; ++r) {
-      hp.push_back(heads[size_t(r)]->h);
-      rp.push_back(refs[size_t(r)]->h);
+      heads.push_back(makeHead(C.lens[size_t(r)], D, 4242 + 31 * ci + r, 0, &prm[size_t(r)]));
+      refs.push_back(makeHead(C.lens[size_t(r)], D, 4242 + 31 * ci + r, 0, &prm[size_t(r)]));
+      hp.push_back(heads.back()->h);
+      rp.push_back(refs.back()->h);
     }
     kvc_fw_appender *A = nullptr;
     const char *err = nullptr;
     if (kvc_fw_appender_create(hp.data(), 1, R, C.maxNew, &A, &err))
       die(std::string("appender: ") + (err ? err : "?"));
+    // The device's view: the initial form, then only the reported changes.
+    const kvc_fw_host_form *form = kvc_fw_appender_form(A);
+    std::vector<std::vector<uint8_t>> shadow(KVC_FW_NUM_BUFFERS);
+    for (int i = 0; i < KVC_FW_NUM_BUFFERS; ++i) {
+      const uint8_t *p = static_cast<const uint8_t *>(form->data[i]);
+      shadow[size_t(i)].assign(p, p + form->len[i] * form->elem_bytes[i]);
+    }
     std::mt19937_64 rng(99 + ci);
     std::normal_distribution<float> N(0.f, 1.f);
     std::string bad;
@@ -774,6 +817,16 @@ int appendSelftest(int &checks, uint64_t &compared) {
         break;
       }
       total += n;
+      int buf = 0;
+      int64_t lo = 0, hi = 0;
+      const int64_t changes = kvc_fw_appender_changes(A, 0, &buf, &lo, &hi);
+      for (int64_t c = 0; c < changes; ++c) {
+        kvc_fw_appender_changes(A, c, &buf, &lo, &hi);
+        const size_t eb = size_t(form->elem_bytes[buf]);
+        std::memcpy(shadow[size_t(buf)].data() + size_t(lo) * eb,
+                    static_cast<const uint8_t *>(form->data[buf]) + size_t(lo) * eb,
+                    size_t(hi - lo) * eb);
+      }
       std::vector<float> kf(size_t(n * D)), vf(kf.size());
       for (int64_t r = 0; r < R; ++r) {
         for (int64_t i = 0; i < n * D; ++i) {
@@ -785,11 +838,15 @@ int appendSelftest(int &checks, uint64_t &compared) {
       if ((step + 1) % size_t(C.checkEvery) && step + 1 != C.chunks.size())
         continue;
       ++checks;
+      for (int i = 0; i < KVC_FW_NUM_BUFFERS && bad.empty(); ++i)
+        if (std::memcmp(shadow[size_t(i)].data(), form->data[i], shadow[size_t(i)].size()))
+          bad = "after " + std::to_string(total) + " appended tokens buffer " +
+                std::to_string(i) + " differs from its replayed changes (a change not reported, "
+                "so not copied to the device)";
       kvc_fw_host_form ref;
       packOrDie(rp, 1, R, &ref);
-      const kvc_fw_host_form *got = kvc_fw_appender_form(A);
       for (int64_t r = 0; r < R && bad.empty(); ++r) {
-        const int32_t *gi = static_cast<const int32_t *>(got->data[KVC_FW_ROWS]) + 4 * r;
+        const int32_t *gi = static_cast<const int32_t *>(form->data[KVC_FW_ROWS]) + 4 * r;
         const int32_t *ri = static_cast<const int32_t *>(ref.data[KVC_FW_ROWS]) + 4 * r;
         if (gi[0] != ri[0] || gi[1] != ri[1]) {
           bad = "row " + std::to_string(r) + " after " + std::to_string(total) +
@@ -799,7 +856,7 @@ int appendSelftest(int &checks, uint64_t &compared) {
         }
         const size_t T = size_t(ri[0]);
         std::vector<float> gk(T * size_t(D)), gv(gk.size()), rk(gk.size()), rv(gk.size());
-        if (T && (kvc_fw_unpack_row(got, r, gk.data(), gv.data(), &err) ||
+        if (T && (kvc_fw_unpack_row(form, r, gk.data(), gv.data(), &err) ||
                   kvc_fw_unpack_row(&ref, r, rk.data(), rv.data(), &err))) {
           bad = std::string("unpack: ") + (err ? err : "?");
           break;
@@ -812,28 +869,49 @@ int appendSelftest(int &checks, uint64_t &compared) {
           ++compared;
         }
       }
-      const kvc_fw_host_form *g = kvc_fw_appender_form(A);
-      if (bad.empty() && (g->tokens != ref.tokens || g->code_tokens != ref.code_tokens ||
-                          g->max_code_tiles != ref.max_code_tiles ||
-                          g->max_window_tiles != ref.max_window_tiles))
+      if (bad.empty() && (form->tokens != ref.tokens || form->code_tokens != ref.code_tokens ||
+                          form->max_code_tiles != ref.max_code_tiles ||
+                          form->max_window_tiles != ref.max_window_tiles))
         bad = "form totals differ from the repacked codec rows";
       kvc_fw_host_free(&ref);
     }
-    // The caller's heads are copied, not appended to; the reserve is enforced.
+    // The caller's heads are copied, not appended to; refused appends leave it usable.
     if (bad.empty() && kvc_codec_head_num_tokens(hp[0]) != uint64_t(C.lens[0]))
       bad = "the caller's head was appended to";
     if (bad.empty()) {
-      std::vector<uint16_t> one(size_t(R * D), 0);
       const int64_t over = C.maxNew - total + 1;
-      std::vector<uint16_t> many(size_t(R * over * D), 0);
+      std::vector<uint16_t> many(size_t(R * over * D), 0), one(size_t(R * D), 0x7C00u); // +inf
       if (!kvc_fw_appender_append(A, many.data(), many.data(), over, &err) ||
           std::string(err ? err : "").find("reserve") == std::string::npos)
         bad = "appending past the reserve was not refused";
+      else if (total < C.maxNew && (!kvc_fw_appender_append(A, one.data(), one.data(), 1, &err) ||
+                                    std::string(err ? err : "").find("non-finite") ==
+                                        std::string::npos))
+        bad = "a non-finite token was not refused";
+      else if (total < C.maxNew && kvc_fw_appender_append(A, many.data(), many.data(), 1, &err))
+        bad = std::string("a refused append left the appender unusable: ") + (err ? err : "?");
     }
     kvc_fw_appender_free(A);
     failures += !bad.empty();
     printf("  %s appends, %s: %lld tokens appended per row%s%s\n", bad.empty() ? "PASS" : "FAIL",
            C.what, (long long)total, bad.empty() ? "" : ": ", bad.c_str());
+  }
+  // Error bounds the widths cannot hold are refused when the cache takes appends.
+  {
+    kvc_codec_params p;
+    kvc_codec_default_params(&p, 128);
+    p.key_error = 0.01f;
+    auto h = makeHead(100, 128, 7, 0, &p);
+    const kvc_codec_head *hp[1] = {h->h};
+    kvc_fw_appender *A = nullptr;
+    const char *err = nullptr;
+    const bool ok = kvc_fw_appender_create(hp, 1, 1, 64, &A, &err) == -1 &&
+                    std::string(err ? err : "").find("error bound eps = 0.01") != std::string::npos;
+    if (A)
+      kvc_fw_appender_free(A);
+    failures += !ok;
+    printf("  %s refused, appendable cache with key eps 0.01: %s\n", ok ? "PASS" : "FAIL",
+           err ? err : "created without an error");
   }
   return failures;
 }

@@ -168,12 +168,17 @@ typedef struct kvc_fw_appender kvc_fw_appender;
 int kvc_fw_appender_create(const kvc_codec_head *const *heads, int64_t batch, int64_t hkv,
                            int64_t max_new_tokens, kvc_fw_appender **out, const char **err);
 /* Appends n tokens to every row: k, v [batch*hkv][n][head_dim] fp16 bits. Updates the host
- * form; fails (and leaves the appender unusable) past max_new_tokens, or when a newly coded
- * token's symbol exceeds the fixed widths. */
+ * form. Refuses (appender still usable) past max_new_tokens and non-finite tokens; a codec
+ * failure leaves it unusable. kvc_fw_appender_create refuses error bounds whose symbols the
+ * fixed widths cannot hold when max_new_tokens > 0. */
 int kvc_fw_appender_append(kvc_fw_appender *a, const uint16_t *k, const uint16_t *v, int64_t n,
                            const char **err);
 /* The host form (the device form's mirror); valid until the appender is freed. */
 const kvc_fw_host_form *kvc_fw_appender_form(const kvc_fw_appender *a);
+/* What the last append changed: element range [*lo, *hi) of buffer *buffer for change i;
+ * returns the number of changes (what kvc_cuda_fw_append copies to the device). */
+int64_t kvc_fw_appender_changes(const kvc_fw_appender *a, int64_t i, int *buffer, int64_t *lo,
+                                int64_t *hi);
 void kvc_fw_appender_free(kvc_fw_appender *a);
 
 /* Upload of an appender's form, and kvc_fw_appender_append plus the copies of what changed

@@ -518,6 +518,7 @@ namespace {
 struct AppendRow {
   kvc_codec_head *head = nullptr;
   int64_t T = 0, Tf = 0, Tf0 = 0, enc[2] = {0, 0};
+  uint32_t maxSym[2] = {0, 0}; // the codec's largest symbol per stream (the row's error bounds)
   std::vector<uint16_t> sym[2]; // tokens [Tf, enc[s]) x D
   std::vector<uint16_t> raw[2]; // tokens [enc[s], T) x D, fp16 bits
 };
@@ -532,7 +533,6 @@ struct kvc_fw_appender {
   kvc_fw_host_form form{};
   std::vector<AppendRow> rows;
   int64_t D = 0, KB = 0, tileCap = 0, winCap = 0, maxNew = 0, appended = 0;
-  uint32_t maxSym[2] = {0, 0};
   bool broken = false;
   std::vector<Span> spans; // what the last append changed
   ~kvc_fw_appender() {
@@ -687,8 +687,23 @@ int kvc_fw_appender_create(const kvc_codec_head *const *heads, int64_t batch, in
     Row.Tf = Row.Tf0 = Tf;
     kvc_codec_params p;
     kvc_codec_head_params(Row.head, &p);
-    a->maxSym[0] = kvc::codec::maxSymbolFor(p.key_error);
-    a->maxSym[1] = kvc::codec::maxSymbolFor(p.value_error);
+    Row.maxSym[0] = kvc::codec::maxSymbolFor(p.key_error);
+    Row.maxSym[1] = kvc::codec::maxSymbolFor(p.value_error);
+    // Appends quantize new blocks, whose symbols reach the codec's maximum: refuse bounds the
+    // fixed widths cannot hold now rather than at the first tile an append completes.
+    const uint32_t limit[2] = {KVC_FW_KEY_MAX_SYMBOL, KVC_FW_VALUE_MAX_SYMBOL};
+    const float eps[2] = {p.key_error, p.value_error};
+    for (int s = 0; s < 2; ++s)
+      if (maxNew > 0 && Row.maxSym[s] > limit[s]) {
+        char buf[240];
+        snprintf(buf, sizeof buf,
+                 "row %lld: the %s error bound eps = %g gives symbols up to %u, past the %d-bit "
+                 "fixed width (appended blocks reach it); needs eps > %.4f",
+                 (long long)r, streamName(s), double(eps[s]), Row.maxSym[s], s ? 4 : 5,
+                 1.0 / (double(limit[s]) + 0.5));
+        kvc_fw_host_free(&tight);
+        return fail(err, fn, buf);
+      }
     for (int s = 0; s < 2; ++s) {
       kvc_codec_stream_view sv;
       kvc_codec_huffman_tables tbl;
@@ -718,11 +733,21 @@ int kvc_fw_appender_append(kvc_fw_appender *a, const uint16_t *k, const uint16_t
   a->spans.clear();
   if (a->broken)
     return fail(err, fn, "an earlier append failed; the cache no longer matches its rows");
-  if (n < 0 || a->appended + n > a->maxNew)
+  if (n < 0)
+    return fail(err, fn, "the token count must be >= 0, got " + std::to_string(n));
+  if (n > a->maxNew - a->appended)
     return fail(err, fn, "appending " + std::to_string(n) + " tokens to " +
                              std::to_string(a->appended) + " already appended exceeds the "
                              "reserve of " + std::to_string(a->maxNew) + " per row");
   const int64_t D = a->D, KB = a->KB;
+  // Non-finite tokens are refused before any row takes them (the appender stays usable).
+  const int64_t all = int64_t(a->rows.size()) * n * D;
+  for (int s = 0; s < 2; ++s)
+    for (int64_t i = 0; i < all; ++i)
+      if (((s ? v : k)[i] & 0x7C00u) == 0x7C00u)
+        return fail(err, fn, std::string("row ") + std::to_string(i / (n * D)) + " token " +
+                                 std::to_string(i / D % n) + ": non-finite " + streamName(s) +
+                                 " (fp16 bits " + std::to_string((s ? v : k)[i]) + ")");
   std::vector<float> kf(size_t(n * D)), vf(size_t(n * D));
   for (int64_t r = 0; r < int64_t(a->rows.size()); ++r) {
     AppendRow &R = a->rows[size_t(r)];
@@ -753,7 +778,7 @@ int kvc_fw_appender_append(kvc_fw_appender *a, const uint16_t *k, const uint16_t
         for (int64_t c = 0; c < D; ++c)
           R.sym[s].push_back(uint16_t(kvc::codec::quantize(
               kvc::codec::halfToFloat(R.raw[s][size_t((t - R.enc[s]) * D + c)]), gp,
-              a->maxSym[s])));
+              R.maxSym[s])));
       }
       R.raw[s].erase(R.raw[s].begin(), R.raw[s].begin() + (enc - R.enc[s]) * D);
       R.enc[s] = enc;
@@ -818,6 +843,16 @@ int kvc_fw_appender_append(kvc_fw_appender *a, const uint16_t *k, const uint16_t
 
 const kvc_fw_host_form *kvc_fw_appender_form(const kvc_fw_appender *a) { return &a->form; }
 
+int64_t kvc_fw_appender_changes(const kvc_fw_appender *a, int64_t i, int *buffer, int64_t *lo,
+                                int64_t *hi) {
+  if (i >= 0 && i < int64_t(a->spans.size())) {
+    *buffer = a->spans[size_t(i)].buf;
+    *lo = a->spans[size_t(i)].lo;
+    *hi = a->spans[size_t(i)].hi;
+  }
+  return int64_t(a->spans.size());
+}
+
 void kvc_fw_appender_free(kvc_fw_appender *a) { delete a; }
 
 int kvc_cuda_fw_upload_appendable(const kvc_fw_appender *a, kvc_cuda_fw_cache *out,
@@ -828,8 +863,19 @@ int kvc_cuda_fw_upload_appendable(const kvc_fw_appender *a, kvc_cuda_fw_cache *o
 int kvc_cuda_fw_append(kvc_fw_appender *a, kvc_cuda_fw_cache *c, const uint16_t *k,
                        const uint16_t *v, int64_t n, const char **err) {
   static const char *fn = "kvc_cuda_fw_append";
+  for (int i = 0; i < KVC_FW_NUM_BUFFERS; ++i)
+    if (c->len[i] != a->form.len[i] || c->batch != a->form.batch || c->hkv != a->form.hkv ||
+        c->head_dim != a->form.head_dim)
+      return fail(err, fn, "the cache was not uploaded from this appender "
+                           "(kvc_cuda_fw_upload_appendable)");
   if (kvc_fw_appender_append(a, k, v, n, err))
     return -1;
+  // Kernels that read the buffers may still run on other (non-blocking) streams, and a copy from
+  // pageable memory may return before it lands: synchronise on both sides of the copies.
+  if (kvc_cuda_synchronize()) {
+    a->broken = true;
+    return fail(err, fn, std::string("synchronising: ") + kvc_cuda_last_error());
+  }
   for (const Span &s : a->spans) {
     const size_t eb = size_t(a->form.elem_bytes[s.buf]);
     if (s.hi > s.lo && kvc_cuda_memcpy_htod(c->buf[s.buf] + uint64_t(s.lo) * eb,
@@ -839,6 +885,10 @@ int kvc_cuda_fw_append(kvc_fw_appender *a, kvc_cuda_fw_cache *c, const uint16_t 
       a->broken = true;
       return fail(err, fn, std::string("copying to the device: ") + kvc_cuda_last_error());
     }
+  }
+  if (kvc_cuda_synchronize()) {
+    a->broken = true;
+    return fail(err, fn, std::string("synchronising: ") + kvc_cuda_last_error());
   }
   c->max_tokens = a->form.max_tokens;
   c->max_code_tiles = a->form.max_code_tiles;

@@ -112,8 +112,8 @@ std::vector<uint8_t> toHost(const kvc_memref_4d *m, size_t elemBytes) {
   std::vector<uint8_t> host(size_t(last + 1) * elemBytes);
   const kvc_cuda_ptr src = reinterpret_cast<kvc_cuda_ptr>(m->aligned) + uint64_t(m->offset) * elemBytes;
   if (kvc_cuda_memcpy_dtoh(host.data(), src, host.size()))
-    die(std::string("reading keys/values for kvc.encode (they must be in device or managed "
-                    "memory): ") +
+    die(std::string("reading keys/values for kvc.encode or kvc.cache.append (they must be in "
+                    "device or managed memory): ") +
         kvc_cuda_last_error());
   return host;
 }
