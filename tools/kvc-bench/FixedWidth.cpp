@@ -115,6 +115,18 @@ std::vector<double> uploadRun(const Loaded &L, const Variant &V, kvc_fw_host_for
   return outputValues(out, cfg.query_type);
 }
 
+// nq queries uniform in [-2, 2): their bits in the kernel's type (bf16 or f16) and their values.
+void randomQueries(std::mt19937 &rng, int64_t nq, bool bf, std::vector<uint16_t> &raw,
+                   std::vector<float> &val) {
+  std::uniform_real_distribution<float> U(-2.f, 2.f);
+  raw.resize(static_cast<size_t>(nq));
+  val.resize(static_cast<size_t>(nq));
+  for (size_t i = 0; i < raw.size(); ++i) {
+    raw[i] = toHalfBits(U(rng), bf);
+    val[i] = fromHalfBits(raw[i], bf);
+  }
+}
+
 // Error bounds just above the fixed widths' limits (1/31.5, 1/15.5): the codec's symbols then
 // reach 31 for keys and 15 for values, the top of the 5- and 4-bit fields.
 constexpr float kKeyEpsAtLimit = 0.0318f, kValueEpsAtLimit = 0.0646f;
@@ -156,14 +168,9 @@ double runCase(const Loaded &L, const Variant &V, const Case &C, std::mt19937 &r
   *note = buf;
   const int qt = cfg.query_type;
   const bool bf = qt == 0;
-  const int64_t nq = B * Hkv * g * Sq * D;
-  std::uniform_real_distribution<float> U(-2.f, 2.f);
-  std::vector<float> qf(static_cast<size_t>(nq));
-  std::vector<uint16_t> qraw(static_cast<size_t>(nq));
-  for (int64_t i = 0; i < nq; ++i) {
-    qraw[size_t(i)] = toHalfBits(U(rng), bf);
-    qf[size_t(i)] = fromHalfBits(qraw[size_t(i)], bf);
-  }
+  std::vector<float> qf;
+  std::vector<uint16_t> qraw;
+  randomQueries(rng, B * Hkv * g * Sq * D, bf, qraw, qf);
   // float64 reference over the unpacked cache: what the kernel is given, exactly.
   const std::vector<double> ref = referenceAttention(qf, B, Hkv, g, Sq, D, unpackedRows(F));
   return relativeL2(uploadRun(L, V, F, qraw, C.splits, usedSplits), ref, maxAbs);
@@ -216,14 +223,9 @@ int cmdAppendCheck(const std::string &path, unsigned seed, double tol, bool quic
                                                                t0).count();
       if (step % 50 && step != 1 && step != steps + 1)
         continue;
-      const int64_t nq = B * Hkv * g * Sq * D;
-      std::uniform_real_distribution<float> U(-2.f, 2.f);
-      std::vector<float> qf(static_cast<size_t>(nq));
-      std::vector<uint16_t> qraw(static_cast<size_t>(nq));
-      for (int64_t i = 0; i < nq; ++i) {
-        qraw[size_t(i)] = toHalfBits(U(rng), bf);
-        qf[size_t(i)] = fromHalfBits(qraw[size_t(i)], bf);
-      }
+      std::vector<float> qf;
+      std::vector<uint16_t> qraw;
+      randomQueries(rng, B * Hkv * g * Sq * D, bf, qraw, qf);
       const kvc_fw_host_form &F = *kvc_fw_appender_form(A);
       const std::vector<double> ref = referenceAttention(qf, B, Hkv, g, Sq, D, unpackedRows(F));
       kvc_fw_plan plan;
