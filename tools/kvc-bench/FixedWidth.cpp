@@ -187,10 +187,21 @@ int cmdAppendCheck(const std::string &path, unsigned seed, double tol, bool quic
   std::mt19937 rng(seed);
   int failures = 0, total = 0;
   const int steps = quick ? 60 : 300;
-  for (const Variant &V : L.variants) {
+  // Ragged rows (copied span by span) and 64 rows of one length (their changes go as strided
+  // batch copies).
+  struct Layout {
+    int64_t B, Hkv;
+    std::vector<int64_t> lens;
+    const char *what;
+  };
+  const std::vector<Layout> layouts = {
+      {2, 2, {0, 300, 1000, 4097}, "rows of 0, 300, 1000, 4097 tokens"},
+      {8, 8, std::vector<int64_t>(64, 2000), "64 rows of 2000 tokens"}};
+  for (const Variant &V : L.variants)
+  for (const Layout &Lay : layouts) {
     const auto &cfg = V.cfg;
-    const int64_t D = cfg.head_dim, g = cfg.group, Sq = cfg.query_seq, B = 2, Hkv = 2;
-    const std::vector<int64_t> lens = {0, 300, 1000, 4097};
+    const int64_t D = cfg.head_dim, g = cfg.group, Sq = cfg.query_seq, B = Lay.B, Hkv = Lay.Hkv;
+    const std::vector<int64_t> &lens = Lay.lens;
     const kvc_codec_params prm = kernelParams(cfg);
     auto heads = makeHeads(lens, D, rng(), 0, &prm);
     std::vector<const kvc_codec_head *> hp;
@@ -203,8 +214,8 @@ int cmdAppendCheck(const std::string &path, unsigned seed, double tol, bool quic
     kvc_cuda_fw_cache cache;
     if (kvc_cuda_fw_upload_appendable(A, &cache, &err))
       die(std::string("upload: ") + (err ? err : kvc_cuda_last_error()));
-    printf("variant %s: rows of 0, 300, 1000, 4097 tokens, %d single-token appends, then 100\n",
-           V.name.c_str(), steps);
+    printf("variant %s: %s, %d single-token appends, then 100\n", V.name.c_str(), Lay.what,
+           steps);
     std::normal_distribution<float> N(0.f, 1.f);
     const bool bf = cfg.query_type == 0;
     double appendUs = 0; // wall time of the single-token appends (host codec + copies)
@@ -256,8 +267,9 @@ int cmdAppendCheck(const std::string &path, unsigned seed, double tol, bool quic
              ok ? "PASS" : "FAIL", step, (unsigned long long)cache.code_tokens,
              (unsigned long long)cache.tokens, plan.num_splits, e, maxAbs);
     }
-    printf("  single-token append (host codec + copies to the device): %.1f us on average\n",
-           appendUs / steps);
+    printf("  single-token append of %lld rows (host codec + copies to the device): %.1f us on "
+           "average\n",
+           (long long)(B * Hkv), appendUs / steps);
     kvc_cuda_fw_free(&cache);
     kvc_fw_appender_free(A);
   }

@@ -535,7 +535,11 @@ struct kvc_fw_appender {
   int64_t D = 0, KB = 0, tileCap = 0, winCap = 0, maxNew = 0, appended = 0;
   bool broken = false;
   std::vector<Span> spans; // what the last append changed
+  kvc_cuda_ptr staging = 0; // device staging of kvc_cuda_fw_append's batched copies
+  size_t stagingBytes = 0;
   ~kvc_fw_appender() {
+    if (staging)
+      kvc_cuda_free(staging);
     for (AppendRow &r : rows)
       if (r.head)
         kvc_codec_head_free(r.head);
@@ -876,15 +880,61 @@ int kvc_cuda_fw_append(kvc_fw_appender *a, kvc_cuda_fw_cache *c, const uint16_t 
     a->broken = true;
     return fail(err, fn, std::string("synchronising: ") + kvc_cuda_last_error());
   }
-  for (const Span &s : a->spans) {
-    const size_t eb = size_t(a->form.elem_bytes[s.buf]);
-    if (s.hi > s.lo && kvc_cuda_memcpy_htod(c->buf[s.buf] + uint64_t(s.lo) * eb,
-                                            static_cast<const char *>(a->form.data[s.buf]) +
-                                                size_t(s.lo) * eb,
-                                            size_t(s.hi - s.lo) * eb)) {
-      a->broken = true;
-      return fail(err, fn, std::string("copying to the device: ") + kvc_cuda_last_error());
+  // The changes of one buffer usually come as one span per row, of equal length at a constant
+  // stride (rows of equal length): those go as one host-to-device copy into a staging buffer
+  // and one strided device copy, instead of a copy per row. Anything else is copied span by
+  // span.
+  auto copyFailed = [&](const char *what) {
+    a->broken = true;
+    return fail(err, fn, std::string(what) + kvc_cuda_last_error());
+  };
+  std::vector<Span> spans; // grouped by buffer, rows in order
+  for (int buf = 0; buf < KVC_FW_NUM_BUFFERS; ++buf)
+    for (const Span &s : a->spans)
+      if (s.buf == buf && s.hi > s.lo)
+        spans.push_back(s);
+  for (size_t i = 0; i < spans.size();) {
+    size_t j = i + 1;
+    while (j < spans.size() && spans[j].buf == spans[i].buf)
+      ++j;
+    const int buf = spans[i].buf;
+    const size_t eb = size_t(a->form.elem_bytes[buf]);
+    const char *host = static_cast<const char *>(a->form.data[buf]);
+    const int64_t len = spans[i].hi - spans[i].lo;
+    const int64_t stride = j - i > 1 ? spans[i + 1].lo - spans[i].lo : 0;
+    // KVC_FW_APPEND_PER_SPAN=1: always span by span (the comparison of run-fixed-width.sh).
+    static const bool perSpan = std::getenv("KVC_FW_APPEND_PER_SPAN") != nullptr;
+    bool strided = !perSpan && j - i > 2 && stride >= len;
+    for (size_t t = i + 1; strided && t < j; ++t)
+      strided = spans[t].hi - spans[t].lo == len && spans[t].lo - spans[t - 1].lo == stride;
+    if (strided) {
+      const size_t rowBytes = size_t(len) * eb, bytes = rowBytes * (j - i);
+      if (bytes > a->stagingBytes) {
+        if (a->staging)
+          kvc_cuda_free(a->staging);
+        a->staging = 0;
+        a->stagingBytes = 0;
+        if (kvc_cuda_malloc(&a->staging, bytes * 2))
+          return copyFailed("staging buffer: ");
+        a->stagingBytes = bytes * 2;
+      }
+      std::vector<char> gathered(bytes);
+      for (size_t t = i; t < j; ++t)
+        std::memcpy(gathered.data() + (t - i) * rowBytes, host + size_t(spans[t].lo) * eb,
+                    rowBytes);
+      if (kvc_cuda_memcpy_htod(a->staging, gathered.data(), bytes) ||
+          kvc_cuda_memcpy2d_dtod_async(c->buf[buf] + uint64_t(spans[i].lo) * eb,
+                                       size_t(stride) * eb, a->staging, rowBytes, rowBytes,
+                                       j - i, nullptr))
+        return copyFailed("copying to the device: ");
+    } else {
+      for (size_t t = i; t < j; ++t)
+        if (kvc_cuda_memcpy_htod(c->buf[buf] + uint64_t(spans[t].lo) * eb,
+                                 host + size_t(spans[t].lo) * eb,
+                                 size_t(spans[t].hi - spans[t].lo) * eb))
+          return copyFailed("copying to the device: ");
     }
+    i = j;
   }
   if (kvc_cuda_synchronize()) {
     a->broken = true;
