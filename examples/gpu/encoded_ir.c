@@ -48,31 +48,11 @@ static void fill_tokens(uint16_t *k, uint16_t *v, size_t tokensPerRow, int64_t t
 /* CPU codec rows: the reference cache. */
 static kvc_codec_head *rows[B * HKV];
 
-static int append_reference(const uint16_t *k, const uint16_t *v, size_t n) {
-  float *kf = malloc(n * D * sizeof(float)), *vf = malloc(n * D * sizeof(float));
-  for (int r = 0; r < B * HKV; ++r) {
-    for (size_t i = 0; i < n * D; ++i) {
-      kf[i] = from_bf16(k[(size_t)r * n * D + i]);
-      vf[i] = from_bf16(v[(size_t)r * n * D + i]);
-    }
-    if (kvc_codec_head_append(rows[r], kf, vf, n) != 0) {
-      fprintf(stderr, "encoded_ir: reference codec: %s\n", kvc_codec_last_error());
-      return 1;
-    }
-  }
-  free(kf);
-  free(vf);
-  return 0;
-}
-
 int main(void) {
   CHECK(kvc_cuda_init(0));
   const kvc_codec_params p = example_codec_params(D);
-  for (int r = 0; r < B * HKV; ++r)
-    if (kvc_codec_head_create(&p, &rows[r]) != 0) {
-      fprintf(stderr, "encoded_ir: reference codec: %s\n", kvc_codec_last_error());
-      return 1;
-    }
+  if (codec_rows_create(rows, B * HKV, &p, "encoded_ir"))
+    return 1;
 
   const size_t nkv = (size_t)B * HKV * S0 * D, nq = (size_t)B * HQ * D, nnew = (size_t)B * HKV * D;
   kvc_cuda_ptr dk, dv, dq, dkn, dvn;
@@ -86,7 +66,7 @@ int main(void) {
            *vn = (uint16_t *)(uintptr_t)dvn;
   unsigned seed = 7;
   fill_tokens(k, v, S0, 0, &seed);
-  if (append_reference(k, v, S0))
+  if (codec_rows_append(rows, B * HKV, D, k, v, S0, "encoded_ir"))
     return 1;
 
   MemRef4 mk = memref(k, B, HKV, S0, D), mv = memref(v, B, HKV, S0, D);
@@ -100,7 +80,7 @@ int main(void) {
     fill_tokens(kn, vn, 1, S0 + s - 1, &seed);
     for (size_t i = 0; i < nq; ++i)
       q[i] = to_bf16(2.0f * uniform(&seed));
-    if (append_reference(kn, vn, 1))
+    if (codec_rows_append(rows, B * HKV, D, kn, vn, 1, "encoded_ir"))
       return 1;
     MemRef4 mq = memref(q, B, HQ, 1, D), mkn = memref(kn, B, HKV, 1, D),
             mvn = memref(vn, B, HKV, 1, D);

@@ -7,6 +7,7 @@
 
 #include <math.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -53,6 +54,37 @@ static inline kvc_codec_params example_codec_params(int D) {
   p.value_recent_tokens = 256;
   p.key_grouping = KVC_CODEC_KEY_BLOCK;
   return p;
+}
+
+/* Creates R CPU codec rows with parameters p, and appends n tokens to each: k, v bf16
+ * [R][n][D] (the examples' [B, HKV, n, D] caches, row r = b*HKV + kh). Both return 0, or 1
+ * after printing the codec's error, prefixed with `tag`. */
+static inline int codec_rows_create(kvc_codec_head **rows, int R, const kvc_codec_params *p,
+                                    const char *tag) {
+  for (int r = 0; r < R; ++r)
+    if (kvc_codec_head_create(p, &rows[r]) != 0) {
+      fprintf(stderr, "%s: reference codec: %s\n", tag, kvc_codec_last_error());
+      return 1;
+    }
+  return 0;
+}
+static inline int codec_rows_append(kvc_codec_head *const *rows, int R, int D, const uint16_t *k,
+                                    const uint16_t *v, size_t n, const char *tag) {
+  float *kf = malloc(n * D * sizeof(float)), *vf = malloc(n * D * sizeof(float));
+  int rc = 0;
+  for (int r = 0; r < R && !rc; ++r) {
+    for (size_t i = 0; i < n * D; ++i) {
+      kf[i] = from_bf16(k[(size_t)r * n * D + i]);
+      vf[i] = from_bf16(v[(size_t)r * n * D + i]);
+    }
+    if (kvc_codec_head_append(rows[r], kf, vf, n) != 0) {
+      fprintf(stderr, "%s: reference codec: %s\n", tag, kvc_codec_last_error());
+      rc = 1;
+    }
+  }
+  free(kf);
+  free(vf);
+  return rc;
 }
 
 /* rel. L2 of out against float64 attention over the decoded cache of CPU codec rows: rows[r]

@@ -57,7 +57,6 @@ int main(void) {
   CHECK(kvc_cuda_malloc_managed(&dq, nq * 2));
   uint16_t *k = (uint16_t *)(uintptr_t)dk, *v = (uint16_t *)(uintptr_t)dv,
            *q = (uint16_t *)(uintptr_t)dq;
-  float *kf = malloc((size_t)MAXS * D * sizeof(float)), *vf = malloc((size_t)MAXS * D * sizeof(float));
   const int lengths[] = {1, 300, 1000, 1024, 4097};
   int fails = 0;
   double worst = 0;
@@ -68,17 +67,9 @@ int main(void) {
     for (size_t i = 0; i < nq; ++i)
       q[i] = to_bf16(2.0f * uniform(&seed));
     kvc_codec_head *rows[B * HKV];
-    for (int r = 0; r < B * HKV; ++r) {
-      for (size_t i = 0; i < (size_t)S * D; ++i) {
-        kf[i] = from_bf16(k[(size_t)r * S * D + i]);
-        vf[i] = from_bf16(v[(size_t)r * S * D + i]);
-      }
-      if (kvc_codec_head_create(&p, &rows[r]) != 0 ||
-          kvc_codec_head_append(rows[r], kf, vf, (uint64_t)S) != 0) {
-        fprintf(stderr, "fixed_width_ir: reference codec: %s\n", kvc_codec_last_error());
-        return 1;
-      }
-    }
+    if (codec_rows_create(rows, B * HKV, &p, "fixed_width_ir") ||
+        codec_rows_append(rows, B * HKV, D, k, v, (size_t)S, "fixed_width_ir"))
+      return 1;
     MemRef4 mk = memref(k, B, HKV, S, D), mv = memref(v, B, HKV, S, D);
     int64_t cache = _mlir_ciface_prefill(&mk, &mv);
     MemRef4 mq = memref(q, B, HQ, 1, D), out;
@@ -124,17 +115,9 @@ int main(void) {
   enum { S0 = 1000, STEPS = 300 };
   kvc_codec_head *rows[B * HKV];
   fill_tokens(k, v, S0, &seed);
-  for (int r = 0; r < B * HKV; ++r) {
-    for (size_t i = 0; i < (size_t)S0 * D; ++i) {
-      kf[i] = from_bf16(k[(size_t)r * S0 * D + i]);
-      vf[i] = from_bf16(v[(size_t)r * S0 * D + i]);
-    }
-    if (kvc_codec_head_create(&p, &rows[r]) != 0 ||
-        kvc_codec_head_append(rows[r], kf, vf, S0) != 0) {
-      fprintf(stderr, "fixed_width_ir: reference codec: %s\n", kvc_codec_last_error());
-      return 1;
-    }
-  }
+  if (codec_rows_create(rows, B * HKV, &p, "fixed_width_ir") ||
+      codec_rows_append(rows, B * HKV, D, k, v, S0, "fixed_width_ir"))
+    return 1;
   MemRef4 mk = memref(k, B, HKV, S0, D), mv = memref(v, B, HKV, S0, D);
   int64_t cache = _mlir_ciface_prefill(&mk, &mv);
   int stepFails = 0, checked = 0;
@@ -144,16 +127,8 @@ int main(void) {
     fill_tokens(k, v, 1, &seed);
     for (size_t i = 0; i < nq; ++i)
       q[i] = to_bf16(2.0f * uniform(&seed));
-    for (int r = 0; r < B * HKV; ++r) {
-      for (int d = 0; d < D; ++d) {
-        kf[d] = from_bf16(k[(size_t)r * D + d]);
-        vf[d] = from_bf16(v[(size_t)r * D + d]);
-      }
-      if (kvc_codec_head_append(rows[r], kf, vf, 1) != 0) {
-        fprintf(stderr, "fixed_width_ir: reference codec: %s\n", kvc_codec_last_error());
-        return 1;
-      }
-    }
+    if (codec_rows_append(rows, B * HKV, D, k, v, 1, "fixed_width_ir"))
+      return 1;
     MemRef4 mq = memref(q, B, HQ, 1, D), mkn = memref(k, B, HKV, 1, D),
             mvn = memref(v, B, HKV, 1, D);
     StepResult res;
@@ -183,8 +158,6 @@ int main(void) {
   for (int r = 0; r < B * HKV; ++r)
     kvc_codec_head_free(rows[r]);
   fails += stepFails;
-  free(kf);
-  free(vf);
   kvc_cuda_free(dk);
   kvc_cuda_free(dv);
   kvc_cuda_free(dq);
