@@ -618,6 +618,22 @@ uint32_t valueSymbolAt(const uint32_t *vw, int64_t D, int64_t tileBase, int64_t 
   return vw[((G * 4 + w) * VU4 + f / 4) * 128 + 4 * lane + f % 4] >> (16 * h + 4 * i) & 15u;
 }
 
+// The codec's defaults for head dim D with key block KB and, where >= 0, the value block and
+// the recent windows of a selftest case.
+kvc_codec_params caseParams(int64_t D, int64_t KB, int valueBlock, int keyRecent,
+                            int valueRecent) {
+  kvc_codec_params p;
+  kvc_codec_default_params(&p, uint32_t(D));
+  p.key_block_tokens = uint32_t(KB);
+  if (valueBlock >= 0)
+    p.value_block_tokens = uint32_t(valueBlock);
+  if (keyRecent >= 0)
+    p.key_recent_tokens = uint32_t(keyRecent);
+  if (valueRecent >= 0)
+    p.value_recent_tokens = uint32_t(valueRecent);
+  return p;
+}
+
 struct SelfCase {
   const char *what;
   int64_t D, KB, B, Hkv;
@@ -783,14 +799,7 @@ int appendSelftest(int &checks, uint64_t &compared) {
     std::vector<kvc_codec_params> prm(static_cast<size_t>(R));
     for (int64_t r = 0; r < R; ++r) {
       kvc_codec_params &p = prm[size_t(r)];
-      kvc_codec_default_params(&p, uint32_t(D));
-      p.key_block_tokens = uint32_t(C.KB);
-      if (C.valueBlock >= 0)
-        p.value_block_tokens = uint32_t(C.valueBlock);
-      if (C.keyRecent >= 0)
-        p.key_recent_tokens = uint32_t(C.keyRecent);
-      if (C.valueRecent >= 0)
-        p.value_recent_tokens = uint32_t(C.valueRecent);
+      p = caseParams(D, C.KB, C.valueBlock, C.keyRecent, C.valueRecent);
       if (!C.eps.empty()) {
         p.key_error = C.eps[size_t(r)].first;
         p.value_error = C.eps[size_t(r)].second;
@@ -951,15 +960,7 @@ int cmdSelftest() {
   uint64_t elements = 0, codeTokens = 0, windowTokens = 0;
   for (size_t ci = 0; ci < cases.size(); ++ci) {
     const SelfCase &C = cases[ci];
-    kvc_codec_params prm;
-    kvc_codec_default_params(&prm, uint32_t(C.D));
-    prm.key_block_tokens = uint32_t(C.KB);
-    if (C.keyRecent >= 0)
-      prm.key_recent_tokens = uint32_t(C.keyRecent);
-    if (C.valueRecent >= 0)
-      prm.value_recent_tokens = uint32_t(C.valueRecent);
-    if (C.valueBlock >= 0)
-      prm.value_block_tokens = uint32_t(C.valueBlock);
+    kvc_codec_params prm = caseParams(C.D, C.KB, C.valueBlock, C.keyRecent, C.valueRecent);
     if (C.atLimits) {
       prm.key_error = kKeyEpsAtLimit;
       prm.value_error = kValueEpsAtLimit;
