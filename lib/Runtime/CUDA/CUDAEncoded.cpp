@@ -18,10 +18,12 @@
 
 namespace {
 using kvc::cuda::desc;
+using kvc::cuda::freeBuffers;
 using kvc::cuda::Memref1D;
 using kvc::cuda::launchCacheDecode;
 using kvc::cuda::launchMerge;
 using kvc::cuda::setPlanWorkspace;
+using kvc::cuda::uploadBuffer;
 
 thread_local std::string encError;
 int fail(const char **err, const std::string &msg) {
@@ -248,10 +250,7 @@ int kvc_cuda_encoded_upload(const kvc_codec_head *const *heads, int64_t batch, i
     out->device_bytes += bytes;
     if (i == KVC_ENC_AUX || i == KVC_ENC_SYMS || i == KVC_ENC_LUT)
       out->table_bytes += bytes;
-    int rc = kvc_cuda_malloc(&out->buf[i], bytes);
-    if (!rc)
-      rc = kvc_cuda_memcpy_htod(out->buf[i], h.data[i], bytes);
-    if (rc) {
+    if (int rc = uploadBuffer(&out->buf[i], h.data[i], bytes)) {
       kvc_encoded_host_free(&h);
       kvc_cuda_encoded_free(out);
       return rc;
@@ -261,13 +260,7 @@ int kvc_cuda_encoded_upload(const kvc_codec_head *const *heads, int64_t batch, i
   return 0;
 }
 
-void kvc_cuda_encoded_free(kvc_cuda_encoded_cache *c) {
-  for (int i = 0; i < KVC_ENC_NUM_BUFFERS; ++i)
-    if (c->buf[i]) {
-      kvc_cuda_free(c->buf[i]);
-      c->buf[i] = 0;
-    }
-}
+void kvc_cuda_encoded_free(kvc_cuda_encoded_cache *c) { freeBuffers(c->buf, KVC_ENC_NUM_BUFFERS); }
 
 int kvc_cuda_encoded_make_plan(const kvc_encoded_kernel_config *cfg,
                                const kvc_cuda_encoded_cache *c, int numSplits, int residentCtas,
@@ -648,10 +641,7 @@ int kvc_cuda_encoded_upload_appendable(const kvc_codec_head *const *heads, int64
     out->device_bytes += bytes;
     if (i == KVC_ENC_AUX || i == KVC_ENC_SYMS || i == KVC_ENC_LUT)
       out->table_bytes += bytes;
-    int rc = kvc_cuda_malloc(&out->buf[i], bytes);
-    if (!rc)
-      rc = kvc_cuda_memcpy_htod(out->buf[i], buf[size_t(i)].data(), bytes);
-    if (rc) {
+    if (int rc = uploadBuffer(&out->buf[i], buf[size_t(i)].data(), bytes)) {
       kvc_cuda_encoded_free(out);
       return cudaFail(err, rc, "upload");
     }

@@ -24,8 +24,10 @@
 #include <vector>
 
 namespace {
+using kvc::cuda::freeBuffers;
 using kvc::cuda::launchCacheDecode;
 using kvc::cuda::setPlanWorkspace;
+using kvc::cuda::uploadBuffer;
 
 thread_local std::string fwError;
 int fail(const char **err, const char *fn, const std::string &msg) {
@@ -430,10 +432,7 @@ int kvc_cuda_fw_upload_form(const kvc_fw_host_form *h, kvc_cuda_fw_cache *out,
     out->elem_bytes[i] = h->elem_bytes[i];
     const size_t bytes = size_t(h->len[i] * h->elem_bytes[i]);
     out->device_bytes += bytes;
-    int rc = kvc_cuda_malloc(&out->buf[i], bytes);
-    if (!rc)
-      rc = kvc_cuda_memcpy_htod(out->buf[i], h->data[i], bytes);
-    if (rc) {
+    if (int rc = uploadBuffer(&out->buf[i], h->data[i], bytes)) {
       fwError = std::string("kvc_cuda_fw_upload: ") + kvc_cuda_last_error();
       if (err)
         *err = fwError.c_str();
@@ -455,13 +454,7 @@ int kvc_cuda_fw_upload(const kvc_codec_head *const *heads, int64_t batch, int64_
   return rc;
 }
 
-void kvc_cuda_fw_free(kvc_cuda_fw_cache *c) {
-  for (int i = 0; i < KVC_FW_NUM_BUFFERS; ++i)
-    if (c->buf[i]) {
-      kvc_cuda_free(c->buf[i]);
-      c->buf[i] = 0;
-    }
-}
+void kvc_cuda_fw_free(kvc_cuda_fw_cache *c) { freeBuffers(c->buf, KVC_FW_NUM_BUFFERS); }
 
 int kvc_cuda_fw_make_plan(const kvc_fw_kernel_config *cfg, const kvc_cuda_fw_cache *c,
                           int numSplits, int residentCtas, kvc_fw_plan *out) {

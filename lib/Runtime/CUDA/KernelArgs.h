@@ -51,6 +51,23 @@ inline int launchMerge(kvc_cuda_function merge, int64_t nq, int64_t D, kvc_cuda_
   return kvc_cuda_launch(merge, unsigned(nq), 1, 1, unsigned(threads), 1, 1, 0, stream, params);
 }
 
+/// A new device buffer of `bytes` holding `src` (the cache forms' uploads); 0 or the runtime's
+/// error code (the buffer, if allocated, is left in *dst for the caller's free).
+inline int uploadBuffer(kvc_cuda_ptr *dst, const void *src, size_t bytes) {
+  if (int rc = kvc_cuda_malloc(dst, bytes))
+    return rc;
+  return kvc_cuda_memcpy_htod(*dst, src, bytes);
+}
+
+/// Frees the `n` device buffers of a cache form and clears them.
+inline void freeBuffers(kvc_cuda_ptr *buf, int n) {
+  for (int i = 0; i < n; ++i)
+    if (buf[i]) {
+      kvc_cuda_free(buf[i]);
+      buf[i] = 0;
+    }
+}
+
 /// The workspace of a split plan for `nq` query rows and `splits` splits of D channels: the
 /// unnormalised outputs, then the (max, sum) pairs (kvc_encoded_plan, kvc_fw_plan).
 template <class Plan> void setPlanWorkspace(Plan *p, int64_t nq, int splits, int64_t D) {
