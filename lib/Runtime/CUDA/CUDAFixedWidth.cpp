@@ -14,6 +14,7 @@
 #include "KernelArgs.h"
 
 #include <algorithm>
+#include <array>
 #include <climits>
 #include <cstdio>
 #include <cstdlib>
@@ -141,8 +142,16 @@ int kvc_cuda_fw_parse_name(const char *name, kvc_fw_kernel_config *out) {
   return -1;
 }
 
-int kvc_fw_pack(const kvc_codec_head *const *heads, int64_t batch, int64_t hkv,
-                kvc_fw_host_form *out, const char **err) {
+} // extern "C"
+
+namespace {
+// Per row, the symbols of each stream's encoded tokens from Tf on (those the form keeps in its
+// fp16 window): what an appender needs besides the form.
+using SymbolTails = std::vector<std::array<std::vector<uint16_t>, 2>>;
+
+// kvc_fw_pack, also filling `tails` when given (the packing decodes every row's symbols once).
+int packForm(const kvc_codec_head *const *heads, int64_t batch, int64_t hkv,
+             kvc_fw_host_form *out, const char **err, SymbolTails *tails) {
   static const char *fn = "kvc_fw_pack";
   std::memset(out, 0, sizeof *out);
   const int64_t R = batch * hkv;
@@ -261,6 +270,8 @@ int kvc_fw_pack(const kvc_codec_head *const *heads, int64_t batch, int64_t hkv,
   // Pass 2: the rows' data. A head that repeats (decode benchmarks replicate rows over the
   // batch) is decoded once; later rows copy its ranges.
   std::vector<uint16_t> sym[2];
+  if (tails)
+    tails->assign(size_t(R), {});
   for (int64_t r = 0; r < R; ++r) {
     const RowPlan &P = plan[size_t(r)];
     const std::string row = "row " + std::to_string(r) + ": ";
@@ -280,6 +291,8 @@ int kvc_fw_pack(const kvc_codec_head *const *heads, int64_t batch, int64_t hkv,
       std::memcpy(vstep + P.tileBase * kTile, vstep + Q.tileBase * kTile, size_t(P.Tf) * 4);
       std::memcpy(krec + P.windowBase * D, krec + Q.windowBase * D, size_t(W * D) * 2);
       std::memcpy(vrec + P.windowBase * D, vrec + Q.windowBase * D, size_t(W * D) * 2);
+      if (tails)
+        (*tails)[size_t(r)] = (*tails)[size_t(P.firstRow)];
       continue;
     }
     kvc_codec_stream_view sv[2];
@@ -346,8 +359,19 @@ int kvc_fw_pack(const kvc_codec_head *const *heads, int64_t batch, int64_t hkv,
           rec[(tok - P.Tf) * D + c] = x;
         }
     }
+    if (tails)
+      for (int s = 0; s < 2; ++s)
+        (*tails)[size_t(r)][size_t(s)].assign(sym[s].begin() + P.Tf * D, sym[s].end());
   }
   return 0;
+}
+} // namespace
+
+extern "C" {
+
+int kvc_fw_pack(const kvc_codec_head *const *heads, int64_t batch, int64_t hkv,
+                kvc_fw_host_form *out, const char **err) {
+  return packForm(heads, batch, hkv, out, err, nullptr);
 }
 
 void kvc_fw_host_free(kvc_fw_host_form *f) {
@@ -613,9 +637,11 @@ int kvc_fw_appender_create(const kvc_codec_head *const *heads, int64_t batch, in
   *out = nullptr;
   if (maxNew < 0)
     return fail(err, fn, "max_new_tokens must be >= 0, got " + std::to_string(maxNew));
-  // The tight form checks every row (and gives the data of the code tiles and windows).
+  // The tight form checks every row (and gives the data of the code tiles and windows, and the
+  // symbols past Tf).
   kvc_fw_host_form tight;
-  if (kvc_fw_pack(heads, batch, hkv, &tight, err))
+  SymbolTails tails;
+  if (packForm(heads, batch, hkv, &tight, err, &tails))
     return -1;
   auto a = std::make_unique<kvc_fw_appender>();
   const int64_t R = batch * hkv, D = tight.head_dim, KB = tight.key_block;
@@ -706,13 +732,7 @@ int kvc_fw_appender_create(const kvc_codec_head *const *heads, int64_t batch, in
       kvc_codec_huffman_tables tbl;
       kvc_codec_head_view(Row.head, s, &sv, &tbl);
       Row.enc[s] = int64_t(sv.num_blocks) * sv.block_tokens;
-      std::vector<uint16_t> all(size_t(Row.enc[s] * D));
-      if (!all.empty() &&
-          kvc_codec_head_decode_symbols(Row.head, s, all.data(), uint64_t(all.size()))) {
-        kvc_fw_host_free(&tight);
-        return fail(err, fn, "row " + std::to_string(r) + ": " + kvc_codec_last_error());
-      }
-      Row.sym[s].assign(all.begin() + Tf * D, all.end());
+      Row.sym[s] = std::move(tails[size_t(r)][size_t(s)]);
       Row.raw[s].assign(sv.recent_fp16, sv.recent_fp16 + size_t(sv.recent_tokens) * D);
     }
     writeRowEntry(a.get(), r);
