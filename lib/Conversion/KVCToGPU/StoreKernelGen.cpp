@@ -1,23 +1,16 @@
 //===- StoreKernelGen.cpp - KVComp block-encode (store) kernels -----------===//
 //
-// See the header for the ABI and the phases. Exactness against the CPU codec
-// (lib/Runtime/Codec/CodecHead.cpp EncodedStream::encodeBlocks, Quantizer.h, Huffman.h):
+// See the header for the ABI and the phases. The quantizer (extremes, step, symbols) is the
+// CPU codec's, bit for bit (QuantizeText.h says how). Besides:
 //  * fp16 rounding: arith.truncf f32 -> f16 is cvt.rn.f16.f32 (round to nearest even, with
 //    subnormals), as floatToHalf; f16 inputs are used as they are.
-//  * extremes: min/max are exact; the only order dependence is the sign of a zero minimum
-//    (std::min keeps the first of equal values). The key-block reduction therefore carries
-//    (value, flat index) and prefers the lower index on ties; per-group scans run in the CPU's
-//    order. The sign of the maximum never reaches an output.
-//  * step = fp32(double(eps) * (double(M) - double(m))), 0 when !(M > m), FLT_MIN when it
-//    underflows; symbol = (r + 1.5*2^52) - 1.5*2^52 with r = (double(x) - double(m)) /
-//    double(step) (div.rn.f64), 0 when !(r > 0), clamped to max_symbol. No fast-math flags, so
-//    nothing is reassociated or contracted.
 //  * codes come from the host-built encode table (code, length) per symbol, escapes included,
 //    so the kernel never decides "coded or escaped" itself.
 //
 //===----------------------------------------------------------------------===//
 #include "kvc/Conversion/KVCToGPU/StoreKernelGen.h"
 #include "GPUTextEmitter.h"
+#include "QuantizeText.h"
 
 #include <cmath>
 #include <cstdio>
@@ -32,13 +25,6 @@ struct Em : GPUTextEmitter {};
 
 // Chunks of at most this many symbols are unrolled and kept in registers.
 constexpr int64_t kMaxUnrolledChunk = 16;
-
-int64_t pow2ceil(int64_t v) {
-  int64_t p = 1;
-  while (p < v)
-    p *= 2;
-  return p;
-}
 
 struct Geometry {
   bool values;
@@ -133,10 +119,7 @@ void genKernel(Em &e, const StoreKernelConfig &c, const Geometry &g, const std::
   std::string srcOff = e.toIdx(e.ld("%jobs", jb, MI));
   std::string gb = e.toIdx(e.ld("%jobs", e.add(jb, c1), MI));
   std::string tab = e.toIdx(e.ld("%jobs", e.add(jb, c2), MI));
-  std::string pinf = e.cfBits(0x7F800000u), ninf = e.cfBits(0xFF800000u);
-  std::string fz = e.cfBits(0u), fltMin = e.cfBits(0x00800000u);
-  std::string dz = e.L("arith.constant 0.0 : f64", "d");
-  std::string magic = e.L("arith.constant 6755399441055744.0 : f64", "d"); // 1.5 * 2^52
+  QuantizerText q(e);
   std::string epsD = e.L("arith.extf %eps : f32 to f64");
   std::string maxsymD = e.L("arith.uitofp %maxsym : i32 to f64");
   std::string tab1 = e.add(tab, c1);
@@ -151,185 +134,31 @@ void genKernel(Em &e, const StoreKernelConfig &c, const Geometry &g, const std::
     std::string h = e.L("arith.truncf " + x + " : f32 to f16");
     return e.L("arith.extf " + h + " : f16 to f32");
   };
-  // 1 if x is NaN or +-Inf (after fp16 rounding: also |x| >= 65520), else 0.
-  auto badOf = [&](const std::string &x) {
-    std::string a = e.cmpf("olt", x, pinf), b = e.cmpf("ogt", x, ninf);
-    std::string ok = e.L("arith.andi " + a + ", " + b + " : i1");
-    std::string okI = e.L("arith.extui " + ok + " : i1 to i32");
-    return e.L("arith.xori " + okI + ", " + i1 + " : i32");
-  };
-  // Quantizer.h groupParams: step for extremes (m, M).
-  auto stepOf = [&](const std::string &m, const std::string &M) {
-    std::string gt = e.cmpf("ogt", M, m);
-    std::string md = e.L("arith.extf " + m + " : f32 to f64");
-    std::string Md = e.L("arith.extf " + M + " : f32 to f64");
-    std::string prod = e.bin("arith.mulf", epsD, e.bin("arith.subf", Md, md, "f64"), "f64");
-    std::string s = e.L("arith.truncf " + prod + " : f64 to f32");
-    std::string small = e.cmpf("olt", s, fltMin);
-    std::string s2 = e.sel(small, fltMin, s, "f32");
-    return e.sel(gt, s2, fz, "f32");
-  };
-  // Quantizer.h quantize: symbol (i32) of x in group (m, step).
-  auto quant = [&](const std::string &x, const std::string &m, const std::string &st) {
-    std::string xd = e.L("arith.extf " + x + " : f32 to f64");
-    std::string md = e.L("arith.extf " + m + " : f32 to f64");
-    std::string sd = e.L("arith.extf " + st + " : f32 to f64");
-    std::string r = e.bin("arith.divf", e.bin("arith.subf", xd, md, "f64"), sd, "f64");
-    std::string pos = e.cmpf("ogt", r, dz, "f64");
-    std::string q = e.bin("arith.subf", e.bin("arith.addf", r, magic, "f64"), magic, "f64");
-    std::string big = e.cmpf("oge", q, maxsymD, "f64");
-    std::string qi = e.L("arith.fptoui " + q + " : f64 to i32");
-    std::string s1 = e.sel(big, "%maxsym", qi, "i32");
-    std::string s2 = e.sel(pos, s1, i0, "i32");
-    std::string zero = e.cmpf("oeq", st, fz);
-    return e.sel(zero, i0, s2, "i32");
-  };
-  // One step of the (min, index of the min, max, bad) scan over elements: loads element
-  // `flat`, yields the updated state (loop-carried %mn, %mi, %mx and `badAcc`).
-  auto extremesStep = [&](const std::string &flat, const std::string &badAcc) {
-    std::string x = elem(flat);
-    std::string lt = e.cmpf("olt", x, "%mn");
-    std::string mn = e.sel(lt, x, "%mn", "f32");
-    std::string mi = e.sel(lt, e.toI32(flat), "%mi", "i32");
-    std::string mx = e.sel(e.cmpf("olt", "%mx", x), x, "%mx", "f32");
-    std::string bd = e.bin("arith.ori", badAcc, badOf(x), "i32");
-    e.S("scf.yield " + mn + ", " + mi + ", " + mx + ", " + bd + " : f32, i32, f32, i32");
-  };
   auto flatOf = [&](const std::string &v, const std::string &i) {
     return g.values ? e.add(e.mul(i, cD), v) : e.add(e.mul(v, cD), i);
   };
 
   // ---- phase 1: group extremes -> (gMin, gStep); bad-input flag ---------------------------
-  const int64_t P2 = pow2ceil(BS);
-  std::string bad;
-  if (kblk) {
-    std::string cNi = e.ci32(N);
-    e.S("%p1:4 = scf.for %f = " + tid + " to " + cN + " step " + cBS + " iter_args(%mn = " +
-        pinf + ", %mi = " + cNi + ", %mx = " + ninf + ", %bd = " + i0 +
-        ") -> (f32, i32, f32, i32) {");
-    e.push();
-    extremesStep("%f", "%bd");
-    e.pop();
-    e.S("}");
-    e.st("%p1#0", "%sMin", tid, TF);
-    e.st("%p1#1", "%sIdx", tid, TI);
-    e.st("%p1#2", "%sMax", tid, TF);
-    e.st("%p1#3", "%sBad", tid, TI);
-    e.S("gpu.barrier");
-    // Tree reduction; ties on the minimum go to the lower flat index (std::min's order).
-    for (int64_t s = P2 / 2; s >= 1; s /= 2) {
-      std::string cs = e.ci(s);
-      std::string o = e.add(tid, cs);
-      std::string act = e.L("arith.andi " + e.cmp("ult", tid, cs, "index") + ", " +
-                            e.cmp("ult", o, cBS, "index") + " : i1");
-      e.S("scf.if " + act + " {");
-      e.push();
-      std::string am = e.ld("%sMin", tid, TF), ai = e.ld("%sIdx", tid, TI);
-      std::string bm = e.ld("%sMin", o, TF), bi = e.ld("%sIdx", o, TI);
-      std::string less = e.cmpf("olt", bm, am);
-      std::string eq = e.cmpf("oeq", bm, am);
-      std::string lowerIdx = e.cmp("ult", bi, ai, "i32");
-      std::string take = e.L("arith.ori " + less + ", " +
-                             e.L("arith.andi " + eq + ", " + lowerIdx + " : i1") + " : i1");
-      e.st(e.sel(take, bm, am, "f32"), "%sMin", tid, TF);
-      e.st(e.sel(take, bi, ai, "i32"), "%sIdx", tid, TI);
-      std::string ax = e.ld("%sMax", tid, TF), bx = e.ld("%sMax", o, TF);
-      e.st(e.sel(e.cmpf("olt", ax, bx), bx, ax, "f32"), "%sMax", tid, TF);
-      std::string ab = e.ld("%sBad", tid, TI), bb = e.ld("%sBad", o, TI);
-      e.st(e.bin("arith.ori", ab, bb, "i32"), "%sBad", tid, TI);
-      e.pop();
-      e.S("}");
-      e.S("gpu.barrier");
-    }
-    std::string isT0 = e.cmp("eq", tid, c0, "index");
-    e.S("scf.if " + isT0 + " {");
-    e.push();
-    std::string m = e.ld("%sMin", c0, TF), M = e.ld("%sMax", c0, TF);
-    e.st(m, "%gMin", c0, TP);
-    e.st(stepOf(m, M), "%gStep", c0, TP);
-    e.pop();
-    e.S("}");
-    e.S("gpu.barrier");
-    bad = e.ld("%sBad", c0, TI);
-  } else {
-    // Group g (key channel g over the block's tokens, or value token g over its channels) is
-    // reduced by TPG threads: thread r of the segment scans elements r, r + TPG, .. in order
-    // (keeping the first of equal minima, as std::min does), then a segmented tree combines
-    // (value, flat index) pairs preferring the lower index: the CPU's sequential result.
-    const int64_t G = P, n = g.values ? D : g.NT;
-    int64_t TPG = 1;
-    while (TPG * 2 <= n && BS % (TPG * 2) == 0 && G * TPG * 2 <= BS)
-      TPG *= 2;
-    const int64_t GPR = BS / TPG;
-    std::string cTPG = e.ci(TPG), cGPR = e.ci(GPR), cNi = e.ci32(N), cG = e.ci(G);
-    std::string gl = e.L("arith.divui " + tid + ", " + cTPG + " : index");
-    std::string r = e.L("arith.remui " + tid + ", " + cTPG + " : index");
-    e.S("%p1 = scf.for %gr = " + c0 + " to " + cP + " step " + cGPR + " iter_args(%bd = " + i0 +
-        ") -> (i32) {");
-    e.push();
-    std::string grp = e.add("%gr", gl);
-    std::string act = e.cmp("ult", grp, cG, "index");
-    std::string nEnd = e.sel(act, e.ci(n), r, "index");
-    e.S("%p1i:4 = scf.for %i = " + r + " to " + nEnd + " step " + cTPG + " iter_args(%mn = " +
-        pinf + ", %mi = " + cNi + ", %mx = " + ninf + ", %bi = %bd) -> (f32, i32, f32, i32) {");
-    e.push();
-    extremesStep(flatOf("%i", grp), "%bi");
-    e.pop();
-    e.S("}");
-    e.st("%p1i#0", "%sMin", tid, TF);
-    e.st("%p1i#1", "%sIdx", tid, TI);
-    e.st("%p1i#2", "%sMax", tid, TF);
-    e.S("gpu.barrier");
-    for (int64_t s = TPG / 2; s >= 1; s /= 2) {
-      std::string cs = e.ci(s);
-      std::string o = e.add(tid, cs);
-      e.S("scf.if " + e.cmp("ult", r, cs, "index") + " {");
-      e.push();
-      std::string am = e.ld("%sMin", tid, TF), ai = e.ld("%sIdx", tid, TI);
-      std::string bm = e.ld("%sMin", o, TF), bi = e.ld("%sIdx", o, TI);
-      std::string less = e.cmpf("olt", bm, am);
-      std::string eq = e.cmpf("oeq", bm, am);
-      std::string lowerIdx = e.cmp("ult", bi, ai, "i32");
-      std::string take = e.L("arith.ori " + less + ", " +
-                             e.L("arith.andi " + eq + ", " + lowerIdx + " : i1") + " : i1");
-      e.st(e.sel(take, bm, am, "f32"), "%sMin", tid, TF);
-      e.st(e.sel(take, bi, ai, "i32"), "%sIdx", tid, TI);
-      std::string ax = e.ld("%sMax", tid, TF), bx = e.ld("%sMax", o, TF);
-      e.st(e.sel(e.cmpf("olt", ax, bx), bx, ax, "f32"), "%sMax", tid, TF);
-      e.pop();
-      e.S("}");
-      e.S("gpu.barrier");
-    }
-    std::string lead = e.L("arith.andi " + e.cmp("eq", r, c0, "index") + ", " + act + " : i1");
-    e.S("scf.if " + lead + " {");
-    e.push();
-    std::string m = e.ld("%sMin", tid, TF), M = e.ld("%sMax", tid, TF);
-    e.st(m, "%gMin", grp, TP);
-    e.st(stepOf(m, M), "%gStep", grp, TP);
-    e.pop();
-    e.S("}");
-    e.S("gpu.barrier"); // the next round reuses sMin/sIdx/sMax
-    e.S("scf.yield %p1i#3 : i32");
-    e.pop();
-    e.S("}");
-    (void)G;
-    e.st("%p1", "%sBad", tid, TI);
-    e.S("gpu.barrier");
-    for (int64_t s = P2 / 2; s >= 1; s /= 2) {
-      std::string cs = e.ci(s);
-      std::string o = e.add(tid, cs);
-      std::string act = e.L("arith.andi " + e.cmp("ult", tid, cs, "index") + ", " +
-                            e.cmp("ult", o, cBS, "index") + " : i1");
-      e.S("scf.if " + act + " {");
-      e.push();
-      std::string ab = e.ld("%sBad", tid, TI), bb = e.ld("%sBad", o, TI);
-      e.st(e.bin("arith.ori", ab, bb, "i32"), "%sBad", tid, TI);
-      e.pop();
-      e.S("}");
-      e.S("gpu.barrier");
-    }
-    bad = e.ld("%sBad", c0, TI);
-  }
+  GroupExtremes ge;
+  ge.wholeBlock = kblk;
+  ge.N = N;
+  ge.BS = BS;
+  ge.groups = P;
+  ge.groupSize = g.values ? D : g.NT;
+  ge.tid = tid;
+  ge.c0 = c0;
+  ge.cBS = cBS;
+  ge.i0 = i0;
+  ge.i1 = i1;
+  ge.epsD = epsD;
+  ge.cN = cN;
+  ge.cGroups = cP;
+  ge.TF = TF;
+  ge.TI = TI;
+  ge.TP = TP;
+  ge.elem = elem;
+  ge.flatOf = [&](const std::string &i, const std::string &grp) { return flatOf(i, grp); };
+  std::string bad = emitGroupExtremes(q, ge);
 
   // ---- phase 3: code lengths of this thread's chunk ---------------------------------------
   // Thread tid owns vector v = tid % V, chunk p = tid / V: symbols [p*S, (p+1)*S) of v.
@@ -353,7 +182,7 @@ void genKernel(Em &e, const StoreKernelConfig &c, const Geometry &g, const std::
       m = e.ld("%gMin", i, TP);
       st = e.ld("%gStep", i, TP);
     }
-    return quant(x, m, st);
+    return q.quant(x, m, st, maxsymD, "%maxsym", i0);
   };
   // Short chunks (S <= kMaxUnrolledChunk) are unrolled: their symbols' codes and lengths stay
   // in registers from the count to the write, so each symbol is quantized once and all loads
