@@ -104,6 +104,27 @@ std::string generateWindowAppendKernelFunc(int64_t headDim, const std::string &e
 /// The same kernels wrapped in `gpu.module @<moduleName>`.
 std::string generateStoreKernels(const StoreKernelConfig &cfg, std::string &error);
 
+/// Store kernels of fixed-width caches (`entropy = none`, CUDAFixedWidth.h): they quantize
+/// new blocks in place in the cache's fp16 window and write their symbols straight into the
+/// code tiles (the decode kernels' fragment order) and parameters, for
+/// kvc_cuda_fw_gpu_append. Two kernels, <prefix>_d<D>_kb<KB>_fw_{kstore,vstore}:
+///   (%rec: memref<?xf16>  the stream's window (krec / vrec): the job's tokens, token-major,
+///                         raw fp16 on entry, their dequantized fp16 on return
+///    %jobs: memref<?xi32> 8 per job: [0] element offset of the job's first token in %rec,
+///                         [1] offset in %words of its first word, or -1 (its tile is not
+///                         reserved: only the window is rewritten), [2] index in %mins/%steps
+///                         of its first (min, step), or -1, [3] eps (f32 bits), [4] max symbol
+///                         (at most 31 for keys, 15 for values), [5] values: which 16-token half
+///                         of its 32-token warp unit (0, 1), [6..7] 0
+///    %words: memref<?xi32> kw / vw;  %mins, %steps: memref<?xf32> kmin/kstep or vmin/vstep
+///    %res: memref<?xi32>  one status per job: 0 ok, 1 a non-finite input (nothing written))
+/// grid (jobs), block (256). A key job is one key block (KB tokens: whole warp units); a value
+/// job is 16 tokens (whole fragments). Jobs of one launch write disjoint words. Exact against
+/// the CPU codec (QuantizeText.h). D a multiple of 32 up to 256, KB 32, 64 or 128.
+std::string fixedWidthStoreKernelTag(int64_t headDim, int64_t keyBlock); // _d<D>_kb<KB>_fw
+std::string generateFixedWidthStoreKernelFuncs(int64_t headDim, int64_t keyBlock,
+                                               const std::string &prefix, std::string &error);
+
 } // namespace kvc
 } // namespace mlir
 
