@@ -1,6 +1,7 @@
 //===- AppendEmu.cpp - kvc-append-emu: the append driver without a GPU ------===//
 //
 //   kvc-append-emu [--quick] [--corrupt none|word|window]
+//   kvc-append-emu --fixed-width
 //
 // Runs `kvc-bench encoded append-check` (Append.cpp) against an emulated device: the kvc_cuda_*
 // driver API of include/kvc/Runtime/CUDA.h on host memory, and the store kernels
@@ -11,8 +12,19 @@
 // bit for bit with kvc_encoded_pack of CPU codec heads after the same appends. It does not
 // test the store kernels' code (the GPU check does) and runs no decode kernel.
 //
+// --fixed-width does the same for the fixed-width form's GPU appends (kvc_cuda_fw_gpu_append,
+// lib/Runtime/CUDA/CUDAFixedWidth.cpp): its store kernels (StoreKernelGen.h's fixed-width ABI:
+// 8-int jobs, in-place window rewrite, fragment-order words) are emulated here, and after the
+// same tokens the device form must equal the host appender's (kvc_fw_appender_append, checked
+// against the codec by `kvc-bench fixed-width selftest`) in every part the decode kernels read
+// (FixedWidthAppend.h). Also: a non-finite token is reported when its block is cut, and
+// unsupported value blocks are refused.
+//
 //===----------------------------------------------------------------------===//
 #include "kvc/Runtime/CUDA.h"
+#include "kvc/Runtime/CUDAFixedWidth.h"
+#include "FixedWidthAppend.h"
+#include "SyntheticHeads.h"
 
 #include "../../lib/Runtime/Codec/Half.h"
 #include "../../lib/Runtime/Codec/Quantizer.h"
@@ -36,6 +48,7 @@ std::string lastErr = "no error";
 struct EmuKernel {
   int values;
   int64_t D, KB, VB;
+  bool fixedWidth = false;
 };
 std::vector<EmuKernel *> kernels;
 
@@ -128,6 +141,102 @@ void emuStore(const EmuKernel &k, unsigned njobs, void **params) {
     r[0] = int32_t(w0), r[1] = int32_t(nw), r[2] = int32_t(bits), r[3] = 0;
   }
 }
+
+// The fixed-width store kernels (StoreKernelGen.h): one job = a key block or 16 value tokens.
+void emuFwStore(const EmuKernel &k, unsigned njobs, void **params) {
+  const M rec = memref(params, 0), jobs = memref(params, 1), words = memref(params, 2),
+          mins = memref(params, 3), steps = memref(params, 4), res = memref(params, 5);
+  const int64_t D = k.D, NT = k.values ? 16 : k.KB, n = NT * D, groups = k.values ? NT : 1;
+  const int64_t U = k.values ? D / 32 : (D / 8 + D / 32 + 3) / 4;
+  auto oob = [] {
+    lastErr = "emulated fixed-width store kernel: out-of-bounds job";
+    fprintf(stderr, "%s\n", lastErr.c_str());
+    exit(3);
+  };
+  uint16_t *x16all = reinterpret_cast<uint16_t *>(rec.p);
+  uint32_t *w32 = reinterpret_cast<uint32_t *>(words.p);
+  for (unsigned j = 0; j < njobs; ++j) {
+    const int32_t *f = reinterpret_cast<const int32_t *>(jobs.p) + 8 * j;
+    const int64_t off = f[0], wofs = f[1], pidx = f[2], kk = f[5];
+    float eps;
+    std::memcpy(&eps, &f[3], 4);
+    const uint32_t maxsym = uint32_t(f[4]);
+    if (off < 0 || off + n > rec.size || (pidx >= 0 && pidx + groups > mins.size))
+      oob();
+    uint16_t *x16 = x16all + off;
+    bool finite = true;
+    for (int64_t i = 0; i < n; ++i)
+      finite &= kvc::codec::halfIsFinite(x16[i]);
+    reinterpret_cast<int32_t *>(res.p)[j] = finite ? 0 : 1;
+    if (!finite)
+      continue;
+    std::vector<uint32_t> sym(static_cast<size_t>(n));
+    for (int64_t g = 0; g < groups; ++g) {
+      const int64_t b = k.values ? g * D : 0, e = k.values ? (g + 1) * D : n;
+      float lo = std::numeric_limits<float>::infinity(), hi = -lo;
+      for (int64_t i = b; i < e; ++i) {
+        lo = std::min(lo, kvc::codec::halfToFloat(x16[i]));
+        hi = std::max(hi, kvc::codec::halfToFloat(x16[i]));
+      }
+      const kvc::codec::GroupParams gp = kvc::codec::groupParams(lo, hi, eps);
+      for (int64_t i = b; i < e; ++i) {
+        sym[size_t(i)] = kvc::codec::quantize(kvc::codec::halfToFloat(x16[i]), gp, maxsym);
+        x16[i] = kvc::codec::floatToHalf(kvc::codec::dequantize(sym[size_t(i)], gp.min, gp.step));
+      }
+      if (pidx >= 0) {
+        reinterpret_cast<float *>(mins.p)[pidx + g] = gp.min;
+        reinterpret_cast<float *>(steps.p)[pidx + g] = gp.step;
+      }
+    }
+    if (wofs < 0)
+      continue;
+    auto put = [&](int64_t at, uint32_t w) {
+      if (at < 0 || at >= words.size)
+        oob();
+      w32[at] = w;
+    };
+    // Element (i, h) of lane l's fragment register i: row gid + 8(i%2), column
+    // 2tg + h + 8(i/2) (gid = l/4, tg = l%4); nibble at 4i + 16h.
+    for (int64_t l = 0; l < 32; ++l) {
+      const int64_t gid = l / 4, tg = l % 4;
+      if (k.values) {
+        for (int64_t mt = 0; mt < D / 16; ++mt) {
+          uint32_t w = 0;
+          for (int i = 0; i < 4; ++i)
+            for (int h = 0; h < 2; ++h) {
+              const int64_t ch = 16 * mt + gid + 8 * (i % 2), tok = 2 * tg + h + 8 * (i / 2);
+              w |= (sym[size_t(tok * D + ch)] & 15u) << (4 * i + 16 * h);
+            }
+          const int64_t jj = kk * (D / 16) + mt;
+          put(wofs + jj / 4 * 128 + 4 * l + jj % 4, w);
+        }
+        continue;
+      }
+      for (int64_t wu = 0; wu < k.KB / 32; ++wu)
+        for (int64_t jj = 0; jj < 4 * U; ++jj) {
+          auto elem = [&](int64_t frag, int i, int h) {
+            const int64_t kq = frag / 2, mt = frag % 2;
+            const int64_t tok = wu * 32 + 16 * mt + gid + 8 * (i % 2),
+                          ch = 16 * kq + 2 * tg + h + 8 * (i / 2);
+            return sym[size_t(tok * D + ch)];
+          };
+          uint32_t w = 0;
+          if (jj < D / 8) {
+            for (int i = 0; i < 4; ++i)
+              for (int h = 0; h < 2; ++h)
+                w |= (elem(jj, i, h) & 15u) << (4 * i + 16 * h);
+          } else if (jj < D / 8 + D / 32) {
+            const int64_t pl = jj - D / 8;
+            for (int fr = 0; fr < 4; ++fr)
+              for (int i = 0; i < 4; ++i)
+                for (int h = 0; h < 2; ++h)
+                  w |= ((elem(4 * pl + fr, i, h) >> 4) & 1u) << (4 * fr + i + 16 * h);
+          }
+          put(wofs + wu * U * 128 + jj / 4 * 128 + 4 * l + jj % 4, w);
+        }
+    }
+  }
+}
 } // namespace
 
 // ---- the driver API on host memory (CUDA.h) ----
@@ -158,6 +267,12 @@ int kvc_cuda_module_get_function(kvc_cuda_module, const char *name, kvc_cuda_fun
   size_t p = s.rfind("_d");
   int D, KB, VB;
   char et[8], gr[8], kind[8];
+  if (p != std::string::npos &&
+      sscanf(s.c_str() + p, "_d%d_kb%d_fw_%7[a-z]", &D, &KB, kind) == 3) {
+    kernels.push_back(new EmuKernel{std::string(kind) == "vstore", D, KB, 0, true});
+    *out = reinterpret_cast<kvc_cuda_function>(kernels.back());
+    return 0;
+  }
   if (p == std::string::npos ||
       sscanf(s.c_str() + p, "_d%d_kb%d_vb%d_%7[a-z0-9]_%7[a-z]_%7[a-z]", &D, &KB, &VB, et, gr,
              kind) != 6 ||
@@ -226,7 +341,10 @@ int kvc_cuda_launch(kvc_cuda_function f, unsigned gx, unsigned, unsigned, unsign
                     unsigned, unsigned, kvc_cuda_stream, void **params) {
   for (EmuKernel *k : kernels)
     if (reinterpret_cast<kvc_cuda_function>(k) == f) {
-      emuStore(*k, gx, params);
+      if (k->fixedWidth)
+        emuFwStore(*k, gx, params);
+      else
+        emuStore(*k, gx, params);
       return 0;
     }
   lastErr = "emulated launch of an unknown kernel";
@@ -251,7 +369,169 @@ int kvc_cuda_event_elapsed_ms(float *ms, kvc_cuda_event, kvc_cuda_event) {
 }
 }
 
+namespace {
+// kvc-append-emu --fixed-width: GPU appends (emulated) against the host appender.
+int fixedWidthEmu() {
+  using namespace kvcbench;
+  struct Case {
+    const char *what;
+    int64_t D, KB, B, Hkv;
+    std::vector<int64_t> lens;
+    int valueBlock, keyRecent, valueRecent;
+    std::vector<std::pair<float, float>> eps; // per row, or empty: the defaults
+    int steps, chunk;
+    int64_t badRow = -1; // a row that gets an infinite key at step 10
+  };
+  const std::vector<Case> cases = {
+      {"D=64 KB=32, rows of 0, 5, 300, 1000 tokens", 64, 32, 2, 2, {0, 5, 300, 1000}, -1, -1, -1,
+       {}, 420, 100},
+      {"D=128 KB=64, 6 rows of 700, value block 64, no key window, mixed error bounds", 128, 64,
+       2, 3, std::vector<int64_t>(6, 700), 64, 0, 32,
+       {{0.04f, 0.07f}, {0.05f, 0.1f}, {0.1f, 0.1f}, {0.0318f, 0.0646f}, {0.05f, 0.1f},
+        {0.2f, 0.3f}}, 300, 77},
+      {"D=256 KB=128, rows of 129, 2000 tokens, value block 16", 256, 128, 1, 2, {129, 2000}, 16,
+       -1, -1, {}, 300, 129},
+      {"D=32 KB=64, an infinite key in row 1", 32, 64, 1, 2, {200, 300}, -1, 0, -1, {}, 200, 0,
+       1}};
+  int failures = 0, checks = 0;
+  uint64_t bytes = 0;
+  kvc_cuda_module m = nullptr;
+  kvc_cuda_module_load("", &m);
+  for (size_t ci = 0; ci < cases.size(); ++ci) {
+    const Case &C = cases[ci];
+    const int64_t R = C.B * C.Hkv, D = C.D, maxNew = C.steps + C.chunk;
+    std::vector<std::unique_ptr<Head>> heads;
+    std::vector<const kvc_codec_head *> hp;
+    for (int64_t r = 0; r < R; ++r) {
+      kvc_codec_params p;
+      kvc_codec_default_params(&p, uint32_t(D));
+      p.key_block_tokens = uint32_t(C.KB);
+      if (C.valueBlock >= 0)
+        p.value_block_tokens = uint32_t(C.valueBlock);
+      if (C.keyRecent >= 0)
+        p.key_recent_tokens = uint32_t(C.keyRecent);
+      if (C.valueRecent >= 0)
+        p.value_recent_tokens = uint32_t(C.valueRecent);
+      if (!C.eps.empty()) {
+        p.key_error = C.eps[size_t(r)].first;
+        p.value_error = C.eps[size_t(r)].second;
+      }
+      heads.push_back(makeHead(C.lens[size_t(r)], D, 977 + 13 * ci + r, 0, &p));
+      hp.push_back(heads.back()->h);
+    }
+    const char *err = nullptr;
+    kvc_fw_appender *ref = nullptr, *fresh = nullptr;
+    kvc_cuda_fw_cache cache;
+    kvc_fw_gpu_appender *G = nullptr;
+    kvc_fw_store_kernels sk{};
+    const std::string ptx = ".entry kvc_store_d" + std::to_string(D) + "_kb" +
+                            std::to_string(C.KB) + "_fw_kstore(\n.entry kvc_store_d" +
+                            std::to_string(D) + "_kb" + std::to_string(C.KB) + "_fw_vstore(\n";
+    if (kvc_fw_appender_create(hp.data(), C.B, C.Hkv, maxNew, &ref, &err) ||
+        kvc_fw_appender_create(hp.data(), C.B, C.Hkv, maxNew, &fresh, &err) ||
+        kvc_cuda_fw_upload_appendable(fresh, &cache, &err) ||
+        kvc_cuda_fw_gpu_appender_create(fresh, &cache, &G, &err) ||
+        kvc_cuda_fw_store_kernels_find(m, ptx.c_str(), D, C.KB, &sk, &err)) {
+      printf("FAIL %s: %s\n", C.what, err ? err : "?");
+      ++failures;
+      continue;
+    }
+    kvc_fw_appender_free(fresh);
+    std::mt19937 rng(uint32_t(31 + ci));
+    std::normal_distribution<float> N(0.f, 1.f);
+    kvc_cuda_ptr dk = 0, dv = 0;
+    kvc_cuda_malloc(&dk, size_t(R * std::max(C.chunk, 1) * D) * 2);
+    kvc_cuda_malloc(&dv, size_t(R * std::max(C.chunk, 1) * D) * 2);
+    std::string bad;
+    int caseChecks = 0;
+    for (int step = 1; step <= C.steps + (C.chunk > 0); ++step) {
+      const int64_t n = step <= C.steps ? 1 : C.chunk;
+      std::vector<uint16_t> k(size_t(R * n * D)), v(k.size());
+      for (size_t i = 0; i < k.size(); ++i) {
+        k[i] = toHalfBits(0.3f + 1.5f * N(rng), false);
+        v[i] = toHalfBits(0.7f * N(rng), false);
+      }
+      if (C.badRow >= 0 && step == 10)
+        k[size_t(C.badRow * n * D + 3)] = 0x7C00; // +inf
+      kvc_cuda_memcpy_htod(dk, k.data(), k.size() * 2);
+      kvc_cuda_memcpy_htod(dv, v.data(), v.size() * 2);
+      if (kvc_cuda_fw_gpu_append(G, &cache, &sk, dk, dv, n, nullptr, KVC_FW_APPEND_CHECK,
+                                 &err)) {
+        bad = err ? err : "?";
+        break;
+      }
+      if (C.badRow >= 0)
+        continue; // the host codec refuses the token; only the GPU side runs
+      if (kvc_fw_appender_append(ref, k.data(), v.data(), n, &err)) {
+        bad = std::string("reference: ") + (err ? err : "?");
+        break;
+      }
+      if (step % 25 && step < C.steps)
+        continue;
+      ++caseChecks;
+      bad = fwLiveDiff(*kvc_fw_appender_form(ref), cache, &bytes);
+      if (!bad.empty()) {
+        bad = "after " + std::to_string(step) + " appends: " + bad;
+        break;
+      }
+    }
+    bool ok;
+    if (C.badRow >= 0) {
+      ok = bad.find("row " + std::to_string(C.badRow) + ": key tokens") != std::string::npos &&
+           bad.find("non-finite") != std::string::npos;
+      printf("%s %s: %s\n", ok ? "PASS" : "FAIL", C.what,
+             bad.empty() ? "no error reported" : bad.c_str());
+    } else {
+      ok = bad.empty();
+      printf("%s %s: %d checkpoints, code tokens %llu of %llu%s%s\n", ok ? "PASS" : "FAIL",
+             C.what, caseChecks, (unsigned long long)cache.code_tokens,
+             (unsigned long long)cache.tokens, ok ? "" : ": ", bad.c_str());
+    }
+    failures += !ok;
+    checks += caseChecks;
+    kvc_fw_gpu_appender_free(G);
+    kvc_fw_appender_free(ref);
+    kvc_cuda_fw_free(&cache);
+    kvc_cuda_free(dk);
+    kvc_cuda_free(dv);
+  }
+  // Refused: a value block that is not a multiple of 16 tokens.
+  {
+    kvc_codec_params p;
+    kvc_codec_default_params(&p, 64);
+    p.key_block_tokens = 64;
+    p.value_block_tokens = 24;
+    auto h = makeHead(500, 64, 5, 0, &p);
+    const kvc_codec_head *hp = h->h;
+    kvc_fw_appender *a = nullptr;
+    kvc_cuda_fw_cache cache;
+    kvc_fw_gpu_appender *G = nullptr;
+    const char *err = nullptr;
+    const bool made = !kvc_fw_appender_create(&hp, 1, 1, 100, &a, &err) &&
+                      !kvc_cuda_fw_upload_appendable(a, &cache, &err);
+    const int rc = made ? kvc_cuda_fw_gpu_appender_create(a, &cache, &G, &err) : -1;
+    const bool ok = made && rc && err && std::string(err).find("multiple of 16") !=
+                                              std::string::npos;
+    printf("%s refused, value block of 24 tokens: %s\n", ok ? "PASS" : "FAIL",
+           err ? err : "created");
+    failures += !ok;
+    if (G)
+      kvc_fw_gpu_appender_free(G);
+    if (made)
+      kvc_cuda_fw_free(&cache);
+    if (a)
+      kvc_fw_appender_free(a);
+  }
+  printf("kvc-append-emu --fixed-width: %d failed (%d checkpoints, %llu bytes compared with the "
+         "host appender)\n",
+         failures, checks, (unsigned long long)bytes);
+  return failures ? 1 : 0;
+}
+} // namespace
+
 int main(int argc, char **argv) {
+  if (argc == 2 && std::string(argv[1]) == "--fixed-width")
+    return fixedWidthEmu();
   std::vector<char *> a = {argv[0], const_cast<char *>("encoded"),
                            const_cast<char *>("append-check"), const_cast<char *>("-emu"),
                            const_cast<char *>("-emu")};

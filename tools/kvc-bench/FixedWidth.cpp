@@ -3,7 +3,9 @@
 //   kvc-bench fixed-width selftest           (no GPU: kvc_fw_pack / kvc_fw_unpack_row vs the codec)
 //   kvc-bench fixed-width info IN
 //   kvc-bench fixed-width check IN [--quick] [--seed N] [--tol X]
-//   kvc-bench fixed-width append-check IN [--quick] [--seed N] [--tol X]   (kvc_cuda_fw_append)
+//   kvc-bench fixed-width append-check IN [--store STORE] [--quick] [--seed N] [--tol X]
+//       (kvc_cuda_fw_append; with --store, kvc_cuda_fw_gpu_append and the store kernels in
+//       STORE: PTX or pipeline .mlir of `kvc-bench store gen --fixed-width D,KB`)
 //   kvc-bench fixed-width check-npy IN --case DIR [--case DIR ...] [--tol X] [--splits N]
 //   kvc-bench fixed-width decode IN [--json F] [--batches 1,8,32] [--contexts 4096,16384,65536]
 //                                   [--hkv 8] [--reps 30] [--warmup 5] [--splits N]
@@ -27,6 +29,7 @@
 //===----------------------------------------------------------------------===//
 #include "BenchCommon.h"
 #include "CacheKernels.h"
+#include "FixedWidthAppend.h"
 #include "SyntheticHeads.h"
 #include "kvc/Runtime/CUDA.h"
 #include "kvc/Runtime/CUDAEncoded.h"
@@ -176,14 +179,27 @@ double runCase(const Loaded &L, const Variant &V, const Case &C, std::mt19937 &r
   return relativeL2(uploadRun(L, V, F, qraw, C.splits, usedSplits), ref, maxAbs);
 }
 
-// Appends on the GPU cache (kvc_cuda_fw_append): per kernel variant, a batch of rows (ragged:
-// lengths 0, 300, 1000, 4097, ...) takes single-token appends (and a chunk of 100 at the end);
-// every 50 appends the kernel runs on the device cache and is compared with float64 attention
-// over the appender's host form (which the selftest checks against the codec), so a copy that
-// missed the device shows. `quick`: fewer appends.
-int cmdAppendCheck(const std::string &path, unsigned seed, double tol, bool quick) {
+// Appends on the GPU cache: per kernel variant, a batch of rows (ragged: lengths 0, 300, 1000,
+// 4097, ...) takes single-token appends (and a chunk of 100 at the end); every 50 appends the
+// kernel runs on the device cache and is compared with float64 attention over the host
+// appender's form (which the selftest checks against the codec). Without `storePath` the
+// device cache is that appender's (kvc_cuda_fw_append: host codec + copies) and must equal its
+// host form byte for byte, so a copy that missed the device shows. With it, the store kernels
+// in storePath append on the GPU (kvc_cuda_fw_gpu_append, tokens uploaded first) and the
+// device form must equal the host form in every live part (fwLiveDiff). `quick`: fewer
+// appends.
+int cmdAppendCheck(const std::string &path, const std::string &storePath, unsigned seed,
+                   double tol, bool quick) {
   Loaded L = load(path);
   printf("device: %s, %d SMs\n", L.device.c_str(), L.sms);
+  const bool gpu = !storePath.empty();
+  kvc_cuda_module storeModule = nullptr;
+  std::string storePtx;
+  if (gpu) {
+    storePtx = extractPTX(readFile(storePath));
+    CK(kvc_cuda_module_load(storePtx.c_str(), &storeModule));
+    printf("appends on the GPU: store kernels from %s\n", storePath.c_str());
+  }
   std::mt19937 rng(seed);
   int failures = 0, total = 0;
   const int steps = quick ? 60 : 300;
@@ -212,8 +228,24 @@ int cmdAppendCheck(const std::string &path, unsigned seed, double tol, bool quic
     if (kvc_fw_appender_create(hp.data(), B, Hkv, steps + 100, &A, &err))
       die(std::string("appender: ") + (err ? err : "?"));
     kvc_cuda_fw_cache cache;
-    if (kvc_cuda_fw_upload_appendable(A, &cache, &err))
+    kvc_fw_gpu_appender *G = nullptr;
+    kvc_fw_store_kernels sk{};
+    kvc_cuda_ptr dk = 0, dv = 0;
+    if (gpu) {
+      // The GPU appender starts from a fresh appender of the same heads; A is the reference.
+      kvc_fw_appender *fresh = nullptr;
+      if (kvc_fw_appender_create(hp.data(), B, Hkv, steps + 100, &fresh, &err) ||
+          kvc_cuda_fw_upload_appendable(fresh, &cache, &err) ||
+          kvc_cuda_fw_gpu_appender_create(fresh, &cache, &G, &err) ||
+          kvc_cuda_fw_store_kernels_find(storeModule, storePtx.c_str(), D, cfg.key_block, &sk,
+                                         &err))
+        die(std::string("GPU appender: ") + (err ? err : kvc_cuda_last_error()));
+      kvc_fw_appender_free(fresh);
+      CK(kvc_cuda_malloc(&dk, size_t(B * Hkv * 100 * D) * 2));
+      CK(kvc_cuda_malloc(&dv, size_t(B * Hkv * 100 * D) * 2));
+    } else if (kvc_cuda_fw_upload_appendable(A, &cache, &err)) {
       die(std::string("upload: ") + (err ? err : kvc_cuda_last_error()));
+    }
     printf("variant %s: %s, %d single-token appends, then 100\n", V.name.c_str(), Lay.what,
            steps);
     std::normal_distribution<float> N(0.f, 1.f);
@@ -226,9 +258,21 @@ int cmdAppendCheck(const std::string &path, unsigned seed, double tol, bool quic
         k[i] = toHalfBits(0.3f + 1.5f * N(rng), false);
         v[i] = toHalfBits(0.7f * N(rng), false);
       }
+      if (gpu) {
+        if (kvc_fw_appender_append(A, k.data(), v.data(), n, &err))
+          die(std::string("reference append: ") + (err ? err : "?"));
+        CK(kvc_cuda_memcpy_htod(dk, k.data(), k.size() * 2));
+        CK(kvc_cuda_memcpy_htod(dv, v.data(), v.size() * 2));
+      }
+      // Timed: the append itself (GPU: tokens already on the device, until the work is done).
       const auto t0 = std::chrono::steady_clock::now();
-      if (kvc_cuda_fw_append(A, &cache, k.data(), v.data(), n, &err))
+      if (gpu) {
+        if (kvc_cuda_fw_gpu_append(G, &cache, &sk, dk, dv, n, nullptr, 0, &err) ||
+            kvc_cuda_synchronize())
+          die(std::string("GPU append: ") + (err ? err : kvc_cuda_last_error()));
+      } else if (kvc_cuda_fw_append(A, &cache, k.data(), v.data(), n, &err)) {
         die(std::string("append: ") + (err ? err : "?"));
+      }
       if (n == 1)
         appendUs += std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() -
                                                                t0).count();
@@ -249,17 +293,27 @@ int cmdAppendCheck(const std::string &path, unsigned seed, double tol, bool quic
           });
       double maxAbs = 0;
       const double e = relativeL2(outputValues(out, cfg.query_type), ref, &maxAbs);
-      // The device form must equal the host form byte for byte (every change was copied).
+      // The device form must equal the host form byte for byte (every change was copied), or
+      // with GPU appends in every part the kernels read.
       int differing = -1;
-      for (int i = 0; i < KVC_FW_NUM_BUFFERS && differing < 0; ++i) {
-        std::vector<uint8_t> dev(size_t(F.len[i] * F.elem_bytes[i]));
-        CK(kvc_cuda_memcpy_dtoh(dev.data(), cache.buf[i], dev.size()));
-        if (std::memcmp(dev.data(), F.data[i], dev.size()))
-          differing = i;
+      std::string live;
+      if (gpu) {
+        if (kvc_cuda_fw_gpu_append_status(G, &err))
+          die(std::string("GPU append status: ") + (err ? err : "?"));
+        live = fwLiveDiff(F, cache);
+        if (!live.empty())
+          printf("  device form: %s from the host appender's\n", live.c_str());
+      } else {
+        for (int i = 0; i < KVC_FW_NUM_BUFFERS && differing < 0; ++i) {
+          std::vector<uint8_t> dev(size_t(F.len[i] * F.elem_bytes[i]));
+          CK(kvc_cuda_memcpy_dtoh(dev.data(), cache.buf[i], dev.size()));
+          if (std::memcmp(dev.data(), F.data[i], dev.size()))
+            differing = i;
+        }
+        if (differing >= 0)
+          printf("  device buffer %d differs from the appender's host form\n", differing);
       }
-      if (differing >= 0)
-        printf("  device buffer %d differs from the appender's host form\n", differing);
-      const bool ok = e <= tol && differing < 0;
+      const bool ok = e <= tol && differing < 0 && live.empty();
       failures += !ok;
       ++total;
       printf("  %s after %d appends: code tokens %llu of %llu, splits %d: rel_l2=%.3e "
@@ -267,11 +321,18 @@ int cmdAppendCheck(const std::string &path, unsigned seed, double tol, bool quic
              ok ? "PASS" : "FAIL", step, (unsigned long long)cache.code_tokens,
              (unsigned long long)cache.tokens, plan.num_splits, e, maxAbs);
     }
-    printf("  single-token append of %lld rows (host codec + copies to the device): %.1f us on "
-           "average\n",
-           (long long)(B * Hkv), appendUs / steps);
+    printf("  single-token append of %lld rows (%s): %.1f us on average\n", (long long)(B * Hkv),
+           gpu ? "GPU store kernels, tokens on the device, until done"
+               : "host codec + copies to the device",
+           appendUs / steps);
     kvc_cuda_fw_free(&cache);
     kvc_fw_appender_free(A);
+    if (G)
+      kvc_fw_gpu_appender_free(G);
+    if (dk)
+      kvc_cuda_free(dk);
+    if (dv)
+      kvc_cuda_free(dv);
   }
   printf("fixed-width append-check: %d/%d passed (tolerance rel_l2 <= %.1e, vs float64 "
          "attention over the appender's host form)\n",
@@ -1066,7 +1127,8 @@ int cmdSelftest() {
           "codec)\n"
           "       kvc-bench fixed-width info IN\n"
           "       kvc-bench fixed-width check IN [--quick] [--seed N] [--tol X]\n"
-          "       kvc-bench fixed-width append-check IN [--quick] [--seed N] [--tol X]\n"
+          "       kvc-bench fixed-width append-check IN [--store STORE] [--quick] [--seed N] "
+          "[--tol X]\n"
           "       kvc-bench fixed-width check-npy IN --case DIR [--case DIR ...] [--tol X] "
           "[--splits N]\n"
           "       kvc-bench fixed-width decode IN [--json F] [--batches 1,8,32] "
@@ -1094,12 +1156,13 @@ int kvcBenchFixedWidth(int argc, char **argv) {
       cmd != "append-check")
     usage();
   double tol = 1e-2;
+  std::string store;
   Options opts(usage);
-  cl.bind(opts).f64("--tol", tol);
+  cl.bind(opts).f64("--tol", tol).str("--store", store);
   if (!opts.parse(argc, argv, 4).empty())
     usage();
-  // --case belongs to check-npy, which needs at least one.
-  if ((cmd == "check-npy") != !cl.caseDirs.empty())
+  // --case belongs to check-npy, which needs at least one; --store to append-check.
+  if ((cmd == "check-npy") != !cl.caseDirs.empty() || (!store.empty() && cmd != "append-check"))
     usage();
   need(cl.reps >= 1, "--reps must be at least 1, got " + std::to_string(cl.reps));
   need(cl.splits >= 0,
@@ -1117,7 +1180,7 @@ int kvcBenchFixedWidth(int argc, char **argv) {
   if (cmd == "check")
     return cmdCheck(cl.in, cl.seed, tol, cl.quick);
   if (cmd == "append-check")
-    return cmdAppendCheck(cl.in, cl.seed, tol, cl.quick);
+    return cmdAppendCheck(cl.in, store, cl.seed, tol, cl.quick);
   if (cmd == "check-npy")
     return cmdCheckNpy(cl.in, cl.caseDirs, tol, cl.splits);
   return cmdDecode(cl.in, cl.json, cl.batches, cl.contexts, cl.warmup, cl.reps, cl.splits,

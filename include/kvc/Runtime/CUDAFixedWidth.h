@@ -156,11 +156,15 @@ int kvc_cuda_fw_launch(kvc_cuda_function split, kvc_cuda_function merge,
  * changed window tokens and the row table are written into a host mirror of the device form
  * and, with kvc_cuda_fw_append, copied to the device as per-row spans.
  *
- * Layout with room for max_new_tokens per row: row r's tiles start at r * tile_capacity and its
- * window tokens at r * window_capacity + (Tf - Tf at upload) (rows' window_base moves with Tf,
- * the tokens stay where they are). Appends are host work: the CPU codec encodes each new block
- * and the new tokens come from host memory (fp16 bits). There are no GPU store kernels for
- * this form (the Huffman form has them, CUDAEncoded.h). */
+ * Layout with room for max_new_tokens per row: row r's tiles start at r * tile_capacity; its
+ * window tokens sit in [r * window_capacity, (r + 1) * window_capacity), placed so that every
+ * row's window at creation ends at the same offset P (the longest window then): the a-th
+ * appended token of every row lands at r * window_capacity + P + a (one strided copy for all
+ * rows). Rows' window_base moves with Tf; the tokens stay where they are. Tiles past Tf that
+ * the codec already encoded in part hold those symbols and parameters from the start (the GPU
+ * store kernels below write only the blocks they encode). Here appends are host work: the CPU
+ * codec encodes each new block and the new tokens come from host memory (fp16 bits); the GPU
+ * path (store kernels) follows below. */
 typedef struct kvc_fw_appender kvc_fw_appender;
 
 /* Builds the appendable host form of heads[0 .. batch*hkv) (copied) with room for
@@ -187,6 +191,58 @@ int kvc_cuda_fw_upload_appendable(const kvc_fw_appender *a, kvc_cuda_fw_cache *o
                                   const char **err);
 int kvc_cuda_fw_append(kvc_fw_appender *a, kvc_cuda_fw_cache *c, const uint16_t *k,
                        const uint16_t *v, int64_t n, const char **err);
+
+/* ==== Appending tokens on the GPU (store kernels) ===========================================
+ *
+ * The same appends without the host codec: new tokens (fp16, on the device) are copied into
+ * the rows' windows, and the store kernels (kvc-bench store gen --fixed-width D,KB;
+ * StoreKernelGen.h) quantize the blocks the codec's cut rule makes due (keys: a key block per
+ * CTA, one (min, step); values: 16 tokens per CTA, one per token) in place: their symbols go
+ * into the reserved code tiles, their parameters next to them, their dequantized fp16 values
+ * into the window. When both streams have encoded a whole tile, the row table's Tf moves past
+ * it. The cut rule depends on token counts only, so every store job (source, destination,
+ * error bound) and the row table after every count are built at creation and uploaded; an
+ * append is 2 strided copies, at most 2 launches (all rows at once) and a 16 * rows byte copy.
+ * The device form after an append equals, in every part the decode kernels read (the row
+ * table, code tiles and parameters below Tf, the windows [Tf, T)), the host appender's after
+ * the same tokens, and so kvc_fw_pack of the codec heads.
+ *
+ * Non-finite tokens: the CPU codec refuses them when appended; here they wait in the window
+ * until their block is encoded, whose store job then reports status 1 and writes nothing
+ * (checked with KVC_FW_APPEND_CHECK, or later by kvc_cuda_fw_gpu_append_status). */
+#define KVC_FW_STORE_THREADS 256
+#define KVC_FW_APPEND_CHECK 1
+
+typedef struct {
+  kvc_cuda_function kstore, vstore;
+  int64_t head_dim, key_block;
+} kvc_fw_store_kernels;
+
+/* The pair *_d<D>_kb<KB>_fw_{kstore,vstore} among the .entry names of `ptx` (loaded as `m`). */
+int kvc_cuda_fw_store_kernels_find(kvc_cuda_module m, const char *ptx, int64_t D, int64_t KB,
+                                   kvc_fw_store_kernels *out, const char **err);
+
+typedef struct kvc_fw_gpu_appender kvc_fw_gpu_appender;
+
+/* From a fresh host appender (nothing appended; it may be freed afterwards) and the cache
+ * kvc_cuda_fw_upload_appendable made of it. Refuses value blocks that are not a multiple of
+ * 16 tokens and buffers of 2^31 elements or more. */
+int kvc_cuda_fw_gpu_appender_create(const kvc_fw_appender *a, const kvc_cuda_fw_cache *c,
+                                    kvc_fw_gpu_appender **out, const char **err);
+/* Appends n tokens to every row: k_new, v_new are [batch*hkv][n][head_dim] fp16 on the device.
+ * Everything is enqueued on `stream` (decode launches enqueued before on it read the previous
+ * state; other streams must be ordered by the caller). flags KVC_FW_APPEND_CHECK: synchronise
+ * after the store launches and check their statuses (a failure names the row and tokens, and
+ * leaves the row table before the call; the appender is unusable afterwards). Updates the
+ * cache's token counts (for kvc_cuda_fw_make_plan). */
+int kvc_cuda_fw_gpu_append(kvc_fw_gpu_appender *g, kvc_cuda_fw_cache *c,
+                           const kvc_fw_store_kernels *sk, kvc_cuda_ptr k_new,
+                           kvc_cuda_ptr v_new, int64_t n, kvc_cuda_stream stream, int flags,
+                           const char **err);
+/* Synchronises and checks the statuses of every store job launched so far. */
+int kvc_cuda_fw_gpu_append_status(kvc_fw_gpu_appender *g, const char **err);
+int64_t kvc_fw_gpu_appender_appended(const kvc_fw_gpu_appender *g);
+void kvc_fw_gpu_appender_free(kvc_fw_gpu_appender *g);
 
 #ifdef __cplusplus
 } /* extern "C" */

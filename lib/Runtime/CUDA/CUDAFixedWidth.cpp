@@ -535,6 +535,8 @@ namespace {
 struct AppendRow {
   kvc_codec_head *head = nullptr;
   int64_t T = 0, Tf = 0, Tf0 = 0, enc[2] = {0, 0};
+  int64_t T0 = 0, enc0[2] = {0, 0}; // at creation
+  int64_t wpos0 = 0; // window token t sits at element (wpos0 + t) * D of krec/vrec
   uint32_t maxSym[2] = {0, 0}; // the codec's largest symbol per stream (the row's error bounds)
   std::vector<uint16_t> sym[2]; // tokens [Tf, enc[s]) x D
   std::vector<uint16_t> raw[2]; // tokens [enc[s], T) x D, fp16 bits
@@ -549,7 +551,7 @@ struct Span {
 struct kvc_fw_appender {
   kvc_fw_host_form form{};
   std::vector<AppendRow> rows;
-  int64_t D = 0, KB = 0, tileCap = 0, winCap = 0, maxNew = 0, appended = 0;
+  int64_t D = 0, KB = 0, tileCap = 0, winCap = 0, maxWin = 0, maxNew = 0, appended = 0;
   bool broken = false;
   std::vector<Span> spans; // what the last append changed
   kvc_cuda_ptr staging = 0; // device staging of kvc_cuda_fw_append's batched copies
@@ -586,7 +588,7 @@ void writeWindow(kvc_fw_appender *a, int64_t r, int64_t from) {
   kvc_codec_huffman_tables tb[2];
   for (int s = 0; s < 2; ++s)
     kvc_codec_head_view(R.head, s, &sv[s], &tb[s]);
-  const int64_t base = r * a->winCap - R.Tf0; // window token t sits at base + t
+  const int64_t base = R.wpos0; // window token t sits at base + t
   for (int s = 0; s < 2; ++s) {
     uint16_t *rec = static_cast<uint16_t *>(a->form.data[s ? KVC_FW_VREC : KVC_FW_KREC]);
     for (int64_t t = std::max(from, R.Tf); t < R.T; ++t)
@@ -607,11 +609,50 @@ void writeWindow(kvc_fw_appender *a, int64_t r, int64_t from) {
   }
 }
 
+// The codec encoded tokens [Tf, enc[s]) of row r already; their symbols and parameters go into
+// the (incomplete) tiles past Tf now, zeros standing for the tokens not encoded yet. The host
+// path repacks a tile whole when it completes; the GPU store kernels (kvc_cuda_fw_gpu_append)
+// write only the words and parameters of the blocks they encode, so these must be in place.
+// Key words hold 32 tokens of one key block and value words 16 tokens of one value block
+// (key blocks 32..128, value blocks a multiple of 16), so no word mixes the two kinds.
+void prewritePartialTiles(kvc_fw_appender *a, int64_t r) {
+  AppendRow &R = a->rows[size_t(r)];
+  const int64_t D = a->D, KB = a->KB, end = std::max(R.enc[0], R.enc[1]);
+  std::vector<uint16_t> ks(size_t(kTile * D)), vs(ks.size());
+  for (int64_t G = R.Tf / kTile; G * kTile < end && G < a->tileCap; ++G) {
+    std::fill(ks.begin(), ks.end(), 0);
+    std::fill(vs.begin(), vs.end(), 0);
+    for (int s = 0; s < 2; ++s)
+      for (int64_t t = G * kTile; t < std::min(R.enc[s], (G + 1) * kTile); ++t)
+        std::copy_n(R.sym[s].begin() + (t - R.Tf) * D, D, (s ? vs : ks).begin() + (t - G * kTile) * D);
+    packTile(ks.data(), vs.data(), D, r * a->tileCap + G,
+             static_cast<uint32_t *>(a->form.data[KVC_FW_KW]),
+             static_cast<uint32_t *>(a->form.data[KVC_FW_VW]));
+  }
+  kvc_codec_stream_view sv[2];
+  kvc_codec_huffman_tables tb[2];
+  for (int s = 0; s < 2; ++s)
+    kvc_codec_head_view(R.head, s, &sv[s], &tb[s]);
+  const int64_t tok0 = r * a->tileCap * kTile, reserved = a->tileCap * kTile;
+  float *kmin = static_cast<float *>(a->form.data[KVC_FW_KMIN]);
+  float *kstep = static_cast<float *>(a->form.data[KVC_FW_KSTEP]);
+  float *vmin = static_cast<float *>(a->form.data[KVC_FW_VMIN]);
+  float *vstep = static_cast<float *>(a->form.data[KVC_FW_VSTEP]);
+  for (int64_t b = R.Tf / KB; b < R.enc[0] / KB && (b + 1) * KB <= reserved; ++b) {
+    kmin[tok0 / KB + b] = sv[0].mins[b];
+    kstep[tok0 / KB + b] = sv[0].steps[b];
+  }
+  for (int64_t t = R.Tf; t < std::min(R.enc[1], reserved); ++t) {
+    vmin[tok0 + t] = sv[1].mins[t];
+    vstep[tok0 + t] = sv[1].steps[t];
+  }
+}
+
 void writeRowEntry(kvc_fw_appender *a, int64_t r) {
   const AppendRow &R = a->rows[size_t(r)];
   int32_t *rows = static_cast<int32_t *>(a->form.data[KVC_FW_ROWS]);
   const int32_t info[4] = {int32_t(R.T), int32_t(R.Tf), int32_t(r * a->tileCap),
-                           int32_t(r * a->winCap + R.Tf - R.Tf0)};
+                           int32_t(R.wpos0 + R.Tf)};
   std::memcpy(rows + 4 * r, info, sizeof info);
 }
 
@@ -657,6 +698,7 @@ int kvc_fw_appender_create(const kvc_codec_head *const *heads, int64_t batch, in
   }
   a->tileCap = (maxT + maxNew) / kTile;
   a->winCap = maxWin + maxNew;
+  a->maxWin = maxWin;
   if ((a->tileCap + 1) * R > INT32_MAX / kTile || a->winCap * R > INT32_MAX)
     return kvc_fw_host_free(&tight), fail(err, fn, "the reserved layout exceeds the row "
                                                    "table's 32-bit fields");
@@ -686,6 +728,10 @@ int kvc_fw_appender_create(const kvc_codec_head *const *heads, int64_t batch, in
   for (int64_t r = 0; r < R; ++r) {
     const int64_t T = trows[4 * r], Tf = trows[4 * r + 1], tb = trows[4 * r + 2],
                   wb = trows[4 * r + 3], F = Tf / kTile, ntb = r * a->tileCap;
+    // Every row's window ends at the same offset maxWin within its reserve, so the token an
+    // append adds sits at r * winCap + maxWin + (tokens appended): all rows' new tokens go
+    // in one strided copy, whatever their lengths.
+    const int64_t wpos0 = r * a->winCap + maxWin - T;
     auto move = [&](int buf, int64_t dst, int64_t src, int64_t n) {
       const size_t eb = size_t(f.elem_bytes[buf]);
       std::memcpy(static_cast<char *>(f.data[buf]) + dst * eb,
@@ -697,8 +743,8 @@ int kvc_fw_appender_create(const kvc_codec_head *const *heads, int64_t batch, in
     move(KVC_FW_KSTEP, ntb * kTile / KB, tb * kTile / KB, Tf / KB);
     move(KVC_FW_VMIN, ntb * kTile, tb * kTile, Tf);
     move(KVC_FW_VSTEP, ntb * kTile, tb * kTile, Tf);
-    move(KVC_FW_KREC, r * a->winCap * D, wb * D, (T - Tf) * D);
-    move(KVC_FW_VREC, r * a->winCap * D, wb * D, (T - Tf) * D);
+    move(KVC_FW_KREC, (wpos0 + Tf) * D, wb * D, (T - Tf) * D);
+    move(KVC_FW_VREC, (wpos0 + Tf) * D, wb * D, (T - Tf) * D);
     AppendRow &Row = a->rows[size_t(r)];
     Row.head = cloneHead(heads[r]);
     if (!Row.head) {
@@ -706,8 +752,9 @@ int kvc_fw_appender_create(const kvc_codec_head *const *heads, int64_t batch, in
       return fail(err, fn, "row " + std::to_string(r) + ": copying the codec head: " +
                                kvc_codec_last_error());
     }
-    Row.T = T;
+    Row.T = Row.T0 = T;
     Row.Tf = Row.Tf0 = Tf;
+    Row.wpos0 = wpos0;
     kvc_codec_params p;
     kvc_codec_head_params(Row.head, &p);
     Row.maxSym[0] = kvc::codec::maxSymbolFor(p.key_error);
@@ -731,10 +778,11 @@ int kvc_fw_appender_create(const kvc_codec_head *const *heads, int64_t batch, in
       kvc_codec_stream_view sv;
       kvc_codec_huffman_tables tbl;
       kvc_codec_head_view(Row.head, s, &sv, &tbl);
-      Row.enc[s] = int64_t(sv.num_blocks) * sv.block_tokens;
+      Row.enc[s] = Row.enc0[s] = int64_t(sv.num_blocks) * sv.block_tokens;
       Row.sym[s] = std::move(tails[size_t(r)][size_t(s)]);
       Row.raw[s].assign(sv.recent_fp16, sv.recent_fp16 + size_t(sv.recent_tokens) * D);
     }
+    prewritePartialTiles(a.get(), r);
     writeRowEntry(a.get(), r);
   }
   kvc_fw_host_free(&tight);
@@ -960,5 +1008,359 @@ int kvc_cuda_fw_append(kvc_fw_appender *a, kvc_cuda_fw_cache *c, const uint16_t 
   c->code_tokens = a->form.code_tokens;
   return 0;
 }
+
+} // extern "C"
+
+// ============================================================================================
+// Appending on the GPU (store kernels): see CUDAFixedWidth.h.
+
+namespace {
+constexpr int kJobInts = 8;
+constexpr int64_t kValueJobTokens = 16;
+
+// One stream's store jobs (every block max_new_tokens can cut), sorted by the count of
+// appended tokens at which the codec cuts them.
+struct StoreJobs {
+  std::vector<int32_t> jobs;        // kJobInts per job (the kernels' ABI)
+  std::vector<int64_t> row, token;  // per job: row and first token (for messages)
+  std::vector<int64_t> due;         // due[a] = jobs cut at counts <= a, a in 0..max_new
+  kvc_cuda_ptr djobs = 0, dres = 0; // device copies: jobs, statuses
+};
+struct FormTotals {
+  uint64_t tokens = 0, code_tokens = 0;
+  int64_t max_tokens = 0, max_code_tiles = 0, max_window_tiles = 0;
+};
+
+// Tokens a codec stream has encoded after `a` appended tokens: it cuts the oldest whole blocks
+// whenever at least block + recent are pending (CodecHead::cutBlocks), so the count depends on
+// a alone, not on how the tokens were split into calls.
+int64_t encodedAfter(int64_t enc0, int64_t pend0, int64_t block, int64_t recent, int64_t a) {
+  const int64_t p = pend0 + a - recent;
+  return p >= block ? enc0 + p / block * block : enc0;
+}
+} // namespace
+
+struct kvc_fw_gpu_appender {
+  int64_t R = 0, D = 0, KB = 0, winCap = 0, maxWin = 0, maxNew = 0, appended = 0;
+  kvc_cuda_ptr rowsBuf = 0; // the cache's row table (identifies the cache)
+  bool broken = false;
+  StoreJobs st[2];
+  kvc_cuda_ptr tables = 0; // the max_new + 1 row tables, R * 4 int32 each
+  std::vector<FormTotals> totals;
+  ~kvc_fw_gpu_appender() {
+    for (StoreJobs &s : st) {
+      if (s.djobs)
+        kvc_cuda_free(s.djobs);
+      if (s.dres)
+        kvc_cuda_free(s.dres);
+    }
+    if (tables)
+      kvc_cuda_free(tables);
+  }
+};
+
+extern "C" {
+
+int kvc_cuda_fw_store_kernels_find(kvc_cuda_module m, const char *ptx, int64_t D, int64_t KB,
+                                   kvc_fw_store_kernels *out, const char **err) {
+  static const char *fn = "kvc_cuda_fw_store_kernels_find";
+  std::memset(out, 0, sizeof *out);
+  const std::string text(ptx ? ptx : "");
+  const std::string tag = "_d" + std::to_string(D) + "_kb" + std::to_string(KB) + "_fw";
+  for (size_t p = text.find(".entry "); p != std::string::npos; p = text.find(".entry ", p + 1)) {
+    const size_t b = p + 7, e = text.find_first_of("( \n", b);
+    const std::string name = text.substr(b, e - b);
+    for (int v = 0; v < 2; ++v) {
+      const std::string suf = tag + (v ? "_vstore" : "_kstore");
+      if (name.size() < suf.size() || name.compare(name.size() - suf.size(), suf.size(), suf))
+        continue;
+      kvc_cuda_function f;
+      int threads = 0;
+      if (kvc_cuda_module_get_function(m, name.c_str(), &f) ||
+          kvc_cuda_function_max_threads(f, &threads))
+        return fail(err, fn, name + ": " + kvc_cuda_last_error());
+      if (threads < KVC_FW_STORE_THREADS)
+        return fail(err, fn, name + " takes at most " + std::to_string(threads) +
+                                 " threads per CTA, not " + std::to_string(KVC_FW_STORE_THREADS) +
+                                 " (not a kvc fixed-width store kernel)");
+      (v ? out->vstore : out->kstore) = f;
+    }
+  }
+  if (!out->kstore || !out->vstore)
+    return fail(err, fn, "no store kernel pair *" + tag + "_{kstore,vstore} in the PTX "
+                         "(kvc-bench store gen --fixed-width " + std::to_string(D) + "," +
+                         std::to_string(KB) + ")");
+  out->head_dim = D;
+  out->key_block = KB;
+  return 0;
+}
+
+int kvc_cuda_fw_gpu_appender_create(const kvc_fw_appender *a, const kvc_cuda_fw_cache *c,
+                                    kvc_fw_gpu_appender **out, const char **err) {
+  static const char *fn = "kvc_cuda_fw_gpu_appender_create";
+  *out = nullptr;
+  if (a->appended || a->broken)
+    return fail(err, fn, "the host appender has appended already; create the GPU appender "
+                         "from a fresh kvc_fw_appender");
+  for (int i = 0; i < KVC_FW_NUM_BUFFERS; ++i)
+    if (c->len[i] != a->form.len[i] || !c->buf[i])
+      return fail(err, fn, "the cache was not uploaded from this appender "
+                           "(kvc_cuda_fw_upload_appendable)");
+  auto g = std::make_unique<kvc_fw_gpu_appender>();
+  const int64_t R = int64_t(a->rows.size()), D = a->D, KB = a->KB, maxNew = a->maxNew;
+  g->R = R;
+  g->D = D;
+  g->KB = KB;
+  g->winCap = a->winCap;
+  g->maxNew = maxNew;
+  g->maxWin = a->maxWin;
+  g->rowsBuf = c->buf[KVC_FW_ROWS];
+  // The kernels index with 32-bit offsets.
+  for (int i : {KVC_FW_KW, KVC_FW_VW, KVC_FW_KREC, KVC_FW_VREC, KVC_FW_VMIN})
+    if (a->form.len[i] >= (int64_t(1) << 31))
+      return fail(err, fn, "the reserved cache has more than 2^31 elements in one buffer; "
+                           "reserve fewer tokens or split the batch");
+  const int64_t KU4 = kvc_fw_key_u4(int(D)), VU4 = kvc_fw_value_u4(int(D));
+  struct Job {
+    int64_t due, r, t0;
+    std::array<int32_t, kJobInts> f;
+  };
+  std::vector<Job> jobs[2];
+  for (int64_t r = 0; r < R; ++r) {
+    const AppendRow &Row = a->rows[size_t(r)];
+    kvc_codec_params p;
+    kvc_codec_head_params(Row.head, &p);
+    const float eps[2] = {p.key_error, p.value_error};
+    const int64_t recent[2] = {p.key_recent_tokens, p.value_recent_tokens};
+    for (int s = 0; s < 2; ++s) {
+      kvc_codec_stream_view sv;
+      kvc_codec_huffman_tables tb;
+      kvc_codec_head_view(Row.head, s, &sv, &tb);
+      const int64_t B = sv.block_tokens, pend0 = Row.T0 - Row.enc0[s];
+      if (s && B % kValueJobTokens)
+        return fail(err, fn, "row " + std::to_string(r) + ": value block of " +
+                                 std::to_string(B) + " tokens; the store kernels need a "
+                                 "multiple of 16");
+      int32_t epsBits;
+      std::memcpy(&epsBits, &eps[s], 4);
+      for (int64_t j = 0;; ++j) {
+        const int64_t due = recent[s] + (j + 1) * B - pend0;
+        if (due > maxNew)
+          break;
+        if (due < 1)
+          return fail(err, fn, "internal: a block is due before any append");
+        const int64_t per = s ? kValueJobTokens : B;
+        for (int64_t t0 = Row.enc0[s] + j * B; t0 < Row.enc0[s] + (j + 1) * B; t0 += per) {
+          Job J{due, r, t0, {}};
+          const int64_t tile = t0 / kTile, w = t0 % kTile / kWarpTokens;
+          const bool reserved = tile < a->tileCap;
+          const int64_t G = r * a->tileCap + tile;
+          J.f[0] = int32_t((Row.wpos0 + t0) * D);
+          J.f[1] = reserved ? int32_t((G * kWarps + w) * (s ? VU4 : KU4) * 128) : -1;
+          J.f[2] = !reserved ? -1
+                   : s       ? int32_t(r * a->tileCap * kTile + t0)
+                             : int32_t((r * a->tileCap * kTile + t0) / KB);
+          J.f[3] = epsBits;
+          J.f[4] = int32_t(Row.maxSym[s]);
+          J.f[5] = int32_t(t0 % kWarpTokens / kValueJobTokens);
+          jobs[s].push_back(J);
+        }
+      }
+    }
+  }
+  for (int s = 0; s < 2; ++s) {
+    std::sort(jobs[s].begin(), jobs[s].end(), [](const Job &x, const Job &y) {
+      return x.due != y.due ? x.due < y.due : x.r != y.r ? x.r < y.r : x.t0 < y.t0;
+    });
+    StoreJobs &S = g->st[s];
+    for (const Job &J : jobs[s]) {
+      S.jobs.insert(S.jobs.end(), J.f.begin(), J.f.end());
+      S.row.push_back(J.r);
+      S.token.push_back(J.t0);
+    }
+    S.due.assign(size_t(maxNew + 1), 0);
+    size_t k = 0;
+    for (int64_t n = 0; n <= maxNew; ++n) {
+      while (k < jobs[s].size() && jobs[s][k].due <= n)
+        ++k;
+      S.due[size_t(n)] = int64_t(k);
+    }
+  }
+  // The row tables and totals after every count of appended tokens.
+  std::vector<int32_t> tables(size_t((maxNew + 1) * R * 4));
+  g->totals.resize(size_t(maxNew + 1));
+  for (int64_t r = 0; r < R; ++r) {
+    const AppendRow &Row = a->rows[size_t(r)];
+    kvc_codec_params p;
+    kvc_codec_head_params(Row.head, &p);
+    int64_t B[2];
+    for (int s = 0; s < 2; ++s) {
+      kvc_codec_stream_view sv;
+      kvc_codec_huffman_tables tb;
+      kvc_codec_head_view(Row.head, s, &sv, &tb);
+      B[s] = sv.block_tokens;
+    }
+    for (int64_t n = 0; n <= maxNew; ++n) {
+      const int64_t T = Row.T0 + n;
+      const int64_t ek = encodedAfter(Row.enc0[0], Row.T0 - Row.enc0[0], B[0],
+                                      p.key_recent_tokens, n),
+                    ev = encodedAfter(Row.enc0[1], Row.T0 - Row.enc0[1], B[1],
+                                      p.value_recent_tokens, n);
+      const int64_t Tf = std::max(Row.Tf0, std::min(ek, ev) / kTile * kTile);
+      int32_t *e = tables.data() + (n * R + r) * 4;
+      e[0] = int32_t(T);
+      e[1] = int32_t(Tf);
+      e[2] = int32_t(r * a->tileCap);
+      e[3] = int32_t(Row.wpos0 + Tf);
+      FormTotals &F = g->totals[size_t(n)];
+      F.tokens += uint64_t(T);
+      F.code_tokens += uint64_t(Tf);
+      F.max_tokens = std::max(F.max_tokens, T);
+      F.max_code_tiles = std::max(F.max_code_tiles, Tf / kTile);
+      F.max_window_tiles = std::max(F.max_window_tiles, (T + kTile - 1) / kTile - Tf / kTile);
+    }
+  }
+  if (std::memcmp(tables.data(), a->form.data[KVC_FW_ROWS], size_t(R * 4) * 4))
+    return fail(err, fn, "internal: the row table at 0 appended tokens differs from the form's");
+  auto upload = [&](kvc_cuda_ptr *dst, const void *src, size_t bytes) {
+    return uploadBuffer(dst, src, std::max<size_t>(bytes, 4));
+  };
+  if (upload(&g->tables, tables.data(), tables.size() * 4))
+    return fail(err, fn, std::string("uploading the row tables: ") + kvc_cuda_last_error());
+  for (StoreJobs &S : g->st) {
+    std::vector<int32_t> zeros(std::max<size_t>(S.row.size(), 1), 0);
+    if (upload(&S.djobs, S.jobs.data(), S.jobs.size() * 4) ||
+        upload(&S.dres, zeros.data(), zeros.size() * 4))
+      return fail(err, fn, std::string("uploading the store jobs: ") + kvc_cuda_last_error());
+  }
+  *out = g.release();
+  return 0;
+}
+
+namespace {
+// The statuses of stream s's jobs [j0, j1): 0, or -1 with the first failed job named.
+int checkStatuses(kvc_fw_gpu_appender *g, int s, int64_t j0, int64_t j1, const char *fn,
+                  const char **err) {
+  if (j1 <= j0)
+    return 0;
+  const StoreJobs &S = g->st[s];
+  std::vector<int32_t> res(size_t(j1 - j0));
+  if (kvc_cuda_memcpy_dtoh(res.data(), S.dres + uint64_t(j0) * 4, res.size() * 4))
+    return fail(err, fn, std::string("reading the store statuses: ") + kvc_cuda_last_error());
+  for (int64_t j = j0; j < j1; ++j)
+    if (res[size_t(j - j0)]) {
+      const int64_t r = S.row[size_t(j)], t0 = S.token[size_t(j)];
+      const int64_t n = s ? kValueJobTokens : g->KB;
+      return fail(err, fn, "row " + std::to_string(r) + ": " + streamName(s) + " tokens [" +
+                               std::to_string(t0) + ", " + std::to_string(t0 + n) +
+                               ") hold a non-finite value (store status " +
+                               std::to_string(res[size_t(j - j0)]) +
+                               "); the appender is unusable");
+    }
+  return 0;
+}
+} // namespace
+
+int kvc_cuda_fw_gpu_append(kvc_fw_gpu_appender *g, kvc_cuda_fw_cache *c,
+                           const kvc_fw_store_kernels *sk, kvc_cuda_ptr k_new,
+                           kvc_cuda_ptr v_new, int64_t n, kvc_cuda_stream stream, int flags,
+                           const char **err) {
+  static const char *fn = "kvc_cuda_fw_gpu_append";
+  using kvc::cuda::desc;
+  using kvc::cuda::Memref1D;
+  if (g->broken)
+    return fail(err, fn, "an earlier append failed; the cache no longer matches its rows");
+  if (c->buf[KVC_FW_ROWS] != g->rowsBuf)
+    return fail(err, fn, "the cache is not the one this appender was created for");
+  if (!sk || sk->head_dim != g->D || sk->key_block != g->KB)
+    return fail(err, fn, "store kernels for D=" + std::to_string(sk ? sk->head_dim : 0) +
+                             " KB=" + std::to_string(sk ? sk->key_block : 0) +
+                             ", the cache has D=" + std::to_string(g->D) +
+                             " KB=" + std::to_string(g->KB));
+  if (n < 0)
+    return fail(err, fn, "the token count must be >= 0, got " + std::to_string(n));
+  if (n > g->maxNew - g->appended)
+    return fail(err, fn, "appending " + std::to_string(n) + " tokens to " +
+                             std::to_string(g->appended) + " already appended exceeds the "
+                             "reserve of " + std::to_string(g->maxNew) + " per row");
+  if (n == 0)
+    return 0;
+  const int64_t a0 = g->appended, a1 = a0 + n, R = g->R, D = g->D;
+  auto cudaFailed = [&](const char *what) {
+    g->broken = true;
+    return fail(err, fn, std::string(what) + kvc_cuda_last_error());
+  };
+  // 1. The new tokens, raw fp16, after every row's window: one strided copy per stream.
+  for (int s = 0; s < 2; ++s) {
+    const size_t rowBytes = size_t(n * D) * 2;
+    if (kvc_cuda_memcpy2d_dtod_async(c->buf[s ? KVC_FW_VREC : KVC_FW_KREC] +
+                                         uint64_t((g->maxWin + a0) * D) * 2,
+                                     size_t(g->winCap * D) * 2, s ? v_new : k_new, rowBytes,
+                                     rowBytes, size_t(R), stream))
+      return cudaFailed("copying the new tokens: ");
+  }
+  // 2. The blocks the codec cuts in (a0, a1], all rows at once: one launch per stream.
+  int64_t j0[2], j1[2];
+  for (int s = 0; s < 2; ++s) {
+    StoreJobs &S = g->st[s];
+    j0[s] = S.due[size_t(a0)];
+    j1[s] = S.due[size_t(a1)];
+    if (j1[s] == j0[s])
+      continue;
+    const int64_t nj = j1[s] - j0[s];
+    // memref<?xi32> has an identity layout: the kernels ignore the descriptor's offset, so
+    // the job range starts at the aligned pointer.
+    Memref1D jobs = desc(S.djobs + uint64_t(j0[s] * kJobInts) * 4, nj * kJobInts);
+    Memref1D res = desc(S.dres + uint64_t(j0[s]) * 4, nj);
+    const int rec = s ? KVC_FW_VREC : KVC_FW_KREC, w = s ? KVC_FW_VW : KVC_FW_KW,
+              mn = s ? KVC_FW_VMIN : KVC_FW_KMIN, sp = s ? KVC_FW_VSTEP : KVC_FW_KSTEP;
+    Memref1D m[6] = {desc(c->buf[rec], c->len[rec]), jobs, desc(c->buf[w], c->len[w]),
+                     desc(c->buf[mn], c->len[mn]), desc(c->buf[sp], c->len[sp]), res};
+    void *params[30];
+    int np = 0;
+    for (Memref1D &x : m)
+      x.push(params, np);
+    if (kvc_cuda_launch(s ? sk->vstore : sk->kstore, unsigned(nj), 1, 1, KVC_FW_STORE_THREADS,
+                        1, 1, 0, stream, params))
+      return cudaFailed("store kernel launch: ");
+  }
+  if (flags & KVC_FW_APPEND_CHECK) {
+    if (kvc_cuda_stream_synchronize(stream))
+      return cudaFailed("synchronising: ");
+    for (int s = 0; s < 2; ++s)
+      if (checkStatuses(g, s, j0[s], j1[s], fn, err)) {
+        g->broken = true;
+        return -1;
+      }
+  }
+  // 3. The row table after a1 tokens (kernels enqueued before on this stream read the old).
+  if (kvc_cuda_memcpy_dtod_async(c->buf[KVC_FW_ROWS], g->tables + uint64_t(a1 * R * 4) * 4,
+                                 size_t(R * 4) * 4, stream))
+    return cudaFailed("copying the row table: ");
+  const FormTotals &F = g->totals[size_t(a1)];
+  c->max_tokens = F.max_tokens;
+  c->max_code_tiles = F.max_code_tiles;
+  c->max_window_tiles = F.max_window_tiles;
+  c->tokens = F.tokens;
+  c->code_tokens = F.code_tokens;
+  g->appended = a1;
+  return 0;
+}
+
+int kvc_cuda_fw_gpu_append_status(kvc_fw_gpu_appender *g, const char **err) {
+  static const char *fn = "kvc_cuda_fw_gpu_append_status";
+  if (kvc_cuda_synchronize())
+    return fail(err, fn, std::string("synchronising: ") + kvc_cuda_last_error());
+  for (int s = 0; s < 2; ++s)
+    if (checkStatuses(g, s, 0, g->st[s].due[size_t(g->appended)], fn, err)) {
+      g->broken = true;
+      return -1;
+    }
+  return 0;
+}
+
+int64_t kvc_fw_gpu_appender_appended(const kvc_fw_gpu_appender *g) { return g->appended; }
+
+void kvc_fw_gpu_appender_free(kvc_fw_gpu_appender *g) { delete g; }
 
 } // extern "C"
