@@ -1,7 +1,8 @@
 #!/bin/bash
 # Builds what the GPU machine needs for the fixed-width (entropy = none) KVComp kernels into
 # $BUILD/fw-tests (no MLIR needed there): kvc-bench (self-contained), the check variants' PTX,
-# the benchmark kernel's PTX (the default: a two-tile cp.async ring) and its variants (words
+# the store kernels' PTX (GPU appends), the benchmark kernel's PTX (the default: a two-tile
+# cp.async ring) and its variants (words
 # straight to registers: _r0; no register cap: _m0), the Huffman-coded benchmark kernel
 # for comparison in the same run (bench/gpu/run-fixed-width.sh), and Gemma 3 270M's kernels
 # (bench/gpu/gemma-fixed-width.mlir: key blocks 32, 64, 128) with its real-model cases in
@@ -35,6 +36,13 @@ ptx decode-fixed-width.mlir decode-fixed-width_m0.ptx "fixed-width-min-ctas=0"
 ptx decode-encoded.mlir decode-encoded.ptx
 ptx check-encoded.mlir check-encoded.ptx # the Huffman form shares the launcher (quick check)
 ptx gemma-fixed-width.mlir gemma-fixed-width.ptx
+# The store kernels for GPU appends (kvc_cuda_fw_gpu_append), one pair per (D, KB) of the
+# check variants.
+"$BENCHX" store gen --fixed-width 128,64 --fixed-width 64,32 --fixed-width 256,32 \
+  --fixed-width 96,128 --fixed-width 32,64 -o "$OUTD/store-fw.mlir"
+"$OPT" "$OUTD/store-fw.mlir" --kvc-gpu-pipeline -o "$OUTD/t.gpu.mlir"
+"$BENCHX" extract "$OUTD/t.gpu.mlir" -o "$OUTD/store-fixed-width.ptx"
+rm -f "$OUTD/store-fw.mlir"
 [ ! -x "$BUILD/bin/kvc-fixed-width-ir-example" ] || cp "$BUILD/bin/kvc-fixed-width-ir-example" "$OUTD/"
 rm -f "$OUTD/t.gpu.mlir"
 # Real-model cases (Gemma 3 270M caches + kvc's CPU-path outputs), as build-decode-ptx.sh.

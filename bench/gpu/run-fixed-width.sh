@@ -2,7 +2,8 @@
 # The fixed-width (entropy = none) KVComp kernels on the GPU machine, from the repository root
 # with build/fw-tests carried (bench/gpu/build-fixed-width-tests.sh): `check` = kvc-bench
 # fixed-width check of every variant (ring and register forms), compute-sanitizer memcheck and
-# racecheck (--quick sizes), Gemma 3 270M caches (check-npy, where build/fw-tests/gemma has
+# racecheck (--quick sizes), appends (host-assisted, then on the GPU with the store kernels:
+# append-check --store, memcheck, racecheck), Gemma 3 270M caches (check-npy, where build/fw-tests/gemma has
 # them), the compiled-IR example (host=llvm: kvc.encode + attention against the CPU codec); `bench` = in one run torch SDPA (flash, cuDNN), the fixed-width kernel and its
 # variants, and kvc's Huffman-coded kernel on the shapes (dirty L2 flush), then the
 # table (python -m kvc.bench.fixed_width_table); `ncu` = a full profile of the fixed-width
@@ -32,6 +33,15 @@ for what in "${@:-all}"; do
       grep -E "FAIL|single-token|append-check:"
     timeout 200 compute-sanitizer --tool memcheck --leak-check no $T/kvc-bench fixed-width \
       append-check $T/check-fixed-width.ptx --quick 2>&1 | grep -E "ERROR SUMMARY|append-check:"
+    echo "== appends on the GPU (store kernels), memcheck and racecheck"
+    timeout 200 $T/kvc-bench fixed-width append-check $T/check-fixed-width.ptx \
+      --store $T/store-fixed-width.ptx | grep -E "FAIL|device form|single-token|append-check:"
+    for tool in memcheck racecheck; do
+      timeout 300 compute-sanitizer --tool $tool $([ $tool = memcheck ] && echo --leak-check no) \
+        $T/kvc-bench fixed-width append-check $T/check-fixed-width.ptx --quick \
+        --store $T/store-fixed-width.ptx 2>&1 |
+        grep -E "ERROR SUMMARY|RACECHECK SUMMARY|append-check:|Invalid|hazard"
+    done
     echo "== the Huffman form through the shared launcher (encoded check --quick)"
     timeout 200 $T/kvc-bench encoded check $T/check-encoded.ptx --quick | grep -E "FAIL|encoded check:"
     echo "== Gemma 3 270M caches (check-npy)"
