@@ -203,8 +203,7 @@ int cmdAppendCheck(const std::string &path, const std::string &storePath, unsign
   std::mt19937 rng(seed);
   int failures = 0, total = 0;
   const int steps = quick ? 60 : 300;
-  // Ragged rows (copied span by span) and 64 rows of one length (their changes go as strided
-  // batch copies).
+  // Ragged rows and 64 or 256 rows of one length (batch 8 or 32 of 8 KV heads).
   struct Layout {
     int64_t B, Hkv;
     std::vector<int64_t> lens;
@@ -212,7 +211,8 @@ int cmdAppendCheck(const std::string &path, const std::string &storePath, unsign
   };
   const std::vector<Layout> layouts = {
       {2, 2, {0, 300, 1000, 4097}, "rows of 0, 300, 1000, 4097 tokens"},
-      {8, 8, std::vector<int64_t>(64, 2000), "64 rows of 2000 tokens"}};
+      {8, 8, std::vector<int64_t>(64, 2000), "64 rows of 2000 tokens"},
+      {32, 8, std::vector<int64_t>(256, 1000), "256 rows of 1000 tokens"}};
   for (const Variant &V : L.variants)
   for (const Layout &Lay : layouts) {
     const auto &cfg = V.cfg;

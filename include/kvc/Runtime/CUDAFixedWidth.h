@@ -239,6 +239,22 @@ int kvc_cuda_fw_gpu_append(kvc_fw_gpu_appender *g, kvc_cuda_fw_cache *c,
                            const kvc_fw_store_kernels *sk, kvc_cuda_ptr k_new,
                            kvc_cuda_ptr v_new, int64_t n, kvc_cuda_stream stream, int flags,
                            const char **err);
+/* The two halves of kvc_cuda_fw_gpu_append, for callers that copy the tokens and launch the
+ * store kernels themselves (code compiled by convert-kvc-to-gpu): prepare checks an append of
+ * n tokens and says where the a-th new token of row r goes (element window_offset +
+ * r * window_stride + t * D of krec/vrec, t < n) and which jobs fall due (per stream: the
+ * device job range, its status array, the count; the kernels take them as %jobs and %res).
+ * commit (after those copies and launches on `stream`) does the rest: statuses when
+ * KVC_FW_APPEND_CHECK, the row table, the cache's counts. */
+typedef struct {
+  int64_t window_offset, window_stride;
+  kvc_cuda_ptr jobs[2], res[2];
+  int64_t num_jobs[2];
+} kvc_fw_gpu_append_plan;
+int kvc_cuda_fw_gpu_append_prepare(kvc_fw_gpu_appender *g, const kvc_cuda_fw_cache *c,
+                                   int64_t n, kvc_fw_gpu_append_plan *out, const char **err);
+int kvc_cuda_fw_gpu_append_commit(kvc_fw_gpu_appender *g, kvc_cuda_fw_cache *c, int64_t n,
+                                  kvc_cuda_stream stream, int flags, const char **err);
 /* Synchronises and checks the statuses of every store job launched so far. */
 int kvc_cuda_fw_gpu_append_status(kvc_fw_gpu_appender *g, const char **err);
 int64_t kvc_fw_gpu_appender_appended(const kvc_fw_gpu_appender *g);

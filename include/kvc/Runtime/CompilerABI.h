@@ -171,9 +171,23 @@ void _mlir_ciface_kvc_rt_gpu_encoded_lengths(int64_t handle, kvc_memref_i64_2d *
  * called before every launch on the cache's buffers. */
 void _mlir_ciface_kvc_rt_gpu_encoded_check_rows(int64_t handle, int64_t batch, int64_t hkv,
                                                 int64_t fixed_width);
-/* kvc.cache.append on a fixed-width (entropy = none) cache: new tokens [B, Hkv, n, D] in device
- * or managed memory, appended through the handle's host-assisted appender (CUDAFixedWidth.h:
- * the CPU codec encodes the blocks that fall due; what changed is copied to the device). */
+/* kvc.cache.append on a fixed-width (entropy = none) cache, on the GPU (value blocks a multiple
+ * of 16 tokens; CUDAFixedWidth.h, kvc_cuda_fw_gpu_append_prepare/_commit):
+ *   - kvc_rt_gpu_fixed_width_append_begin(h, n, D, KB, state[4]) checks an append of n tokens
+ *     (and that the compiled store kernels' D and key block are the cache's) and writes
+ *     state[0] window offset, state[1] window stride (elements of krec/vrec), state[2], state[3]
+ *     the key and value store jobs due. kvc_rt_gpu_encoded_buffer_i32(h, 9 + 2*s + {0 jobs,
+ *     1 statuses}) gives stream s's for that append.
+ *   - the compiled code copies the tokens into the windows (the window kernel, rounding to
+ *     fp16) and launches the fixed-width store kernels;
+ *   - kvc_rt_gpu_fixed_width_append_end(h, n) synchronizes, checks the store statuses
+ *     (a non-finite token exits naming its row and tokens) and advances the row table. */
+void _mlir_ciface_kvc_rt_gpu_fixed_width_append_begin(int64_t handle, int64_t n, int64_t D,
+                                                      int64_t KB, kvc_memref_1d *state);
+void _mlir_ciface_kvc_rt_gpu_fixed_width_append_end(int64_t handle, int64_t n);
+/* The same with other value blocks: new tokens [B, Hkv, n, D] in device or managed memory,
+ * appended through the handle's host-assisted appender (CUDAFixedWidth.h: the CPU codec
+ * encodes the blocks that fall due; what changed is copied to the device). */
 void _mlir_ciface_kvc_rt_gpu_fixed_width_append_f16(int64_t handle, kvc_memref_4d *keys,
                                                    kvc_memref_4d *values);
 void _mlir_ciface_kvc_rt_gpu_fixed_width_append_bf16(int64_t handle, kvc_memref_4d *keys,

@@ -740,23 +740,97 @@ struct ConvertKVCToGPUPass : public mlir::kvc::impl::ConvertKVCToGPUBase<Convert
         .getResult(0);
   }
 
-  /// kvc.cache.append on a fixed-width (entropy = none) cache: one runtime call that appends the
-  /// new tokens through the handle's host-assisted appender (CUDAFixedWidth.h: the CPU codec
-  /// quantizes the blocks it cuts, the changed parts of the device form are copied over).
-  LogicalResult lowerFixedWidthAppend(CacheAppendOp op, Value h, const std::string &etName) {
+  /// kvc.cache.append on a fixed-width (entropy = none) cache. Value blocks of a multiple of 16
+  /// tokens append on the GPU (CUDAFixedWidth.h, kvc_cuda_fw_gpu_append): append_begin, the
+  /// window kernel per stream (rounding to fp16), the fixed-width store kernels on the blocks
+  /// that fall due, append_end. Other value blocks: one runtime call through the host-assisted
+  /// appender (the CPU codec quantizes the blocks it cuts, what changed is copied over).
+  LogicalResult lowerFixedWidthAppend(CacheAppendOp op, gpu::GPUModuleOp gm, Value h,
+                                      const std::string &etName) {
+    auto type = cast<EncodedCacheType>(op.getCache().getType());
+    auto kt = type.getKeyType();
+    const int64_t D = kt.getDimSize(3), KB = type.getCodec().getKeyBlock();
     OpBuilder b(op);
     Location loc = op.getLoc();
-    auto kt = cast<EncodedCacheType>(op.getCache().getType()).getKeyType();
-    Type i64 = b.getI64Type();
-    auto dyn4 = MemRefType::get(SmallVector<int64_t>(4, ShapedType::kDynamic), kt.getElementType());
-    auto buf4 = [&](Value t) {
-      return memref::CastOp::create(b, loc, dyn4, flatBuffer(b, loc, t)).getResult();
+    auto module = op->getParentOfType<ModuleOp>();
+    Type i64 = b.getI64Type(), i32 = b.getI32Type(), f32 = b.getF32Type(), f16 = b.getF16Type();
+    if (type.getCodec().getValueBlock() % 16) {
+      auto dyn4 =
+          MemRefType::get(SmallVector<int64_t>(4, ShapedType::kDynamic), kt.getElementType());
+      auto buf4 = [&](Value t) {
+        return memref::CastOp::create(b, loc, dyn4, flatBuffer(b, loc, t)).getResult();
+      };
+      Value k = buf4(op.getKeys()), v = buf4(op.getValues());
+      checkEncodedRows(b, loc, h, dimOf(b, loc, k, 0), kt.getDimSize(1), /*fixedWidth=*/true);
+      auto fn = declareRuntimeFunc(b, module, "kvc_rt_gpu_fixed_width_append_" + etName,
+                                   {i64, dyn4, dyn4}, {});
+      func::CallOp::create(b, loc, fn, ValueRange{h, k, v});
+      return success();
+    }
+    const std::string storeBase = "kvc_store" + fixedWidthStoreKernelTag(D, KB);
+    const std::string windowName = "kvc_window_d" + std::to_string(D) + "_" + etName;
+    if (failed(ensureKernels(op, gm, storeBase + "_kstore",
+                             [&](std::string &err) {
+                               return generateFixedWidthStoreKernelFuncs(D, KB, "kvc_store", err);
+                             })) ||
+        failed(ensureKernels(op, gm, windowName, [&](std::string &err) {
+          return generateWindowAppendKernelFunc(D, etName, windowName, err);
+        })))
+      return failure();
+    auto dynI64 = MemRefType::get({ShapedType::kDynamic}, i64);
+    Value kn = flatBuffer(b, loc, op.getKeys()), vn = flatBuffer(b, loc, op.getValues());
+    Value batch = dimOf(b, loc, kn, 0), n = dimOf(b, loc, kn, 2);
+    Value rows = arith::MulIOp::create(b, loc, batch, cIdx(b, loc, kt.getDimSize(1)));
+    Value n64 = arith::IndexCastOp::create(b, loc, i64, n);
+    checkEncodedRows(b, loc, h, batch, kt.getDimSize(1), /*fixedWidth=*/true);
+    Value state = memref::CastOp::create(
+        b, loc, dynI64, memref::AllocaOp::create(b, loc, MemRefType::get({4}, i64)));
+    auto begin = declareRuntimeFunc(b, module, "kvc_rt_gpu_fixed_width_append_begin",
+                                    {i64, i64, i64, i64, dynI64}, {});
+    auto end = declareRuntimeFunc(b, module, "kvc_rt_gpu_fixed_width_append_end", {i64, i64}, {});
+    auto c64 = [&](int64_t v) -> Value { return arith::ConstantIntOp::create(b, loc, v, 64); };
+    func::CallOp::create(b, loc, begin, ValueRange{h, n64, c64(D), c64(KB), state});
+    auto stateAt = [&](int64_t i) -> Value {
+      return arith::IndexCastOp::create(
+          b, loc, b.getIndexType(),
+          memref::LoadOp::create(b, loc, state, ValueRange{cIdx(b, loc, i)}));
     };
-    Value k = buf4(op.getKeys()), v = buf4(op.getValues());
-    checkEncodedRows(b, loc, h, dimOf(b, loc, k, 0), kt.getDimSize(1), /*fixedWidth=*/true);
-    auto fn = declareRuntimeFunc(b, op->getParentOfType<ModuleOp>(),
-                                 "kvc_rt_gpu_fixed_width_append_" + etName, {i64, dyn4, dyn4}, {});
-    func::CallOp::create(b, loc, fn, ValueRange{h, k, v});
+    Value one = cIdx(b, loc, 1), zero = cIdx(b, loc, 0);
+    // 1. The new tokens into the windows (grid (n, rows): nothing to launch when n = 0).
+    Value hasTokens = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::sgt, n, zero);
+    auto ifTokens = scf::IfOp::create(b, loc, hasTokens, /*withElseRegion=*/false);
+    {
+      OpBuilder::InsertionGuard g(b);
+      b.setInsertionPointToStart(ifTokens.thenBlock());
+      auto window = gm.lookupSymbol<gpu::GPUFuncOp>(windowName);
+      for (int st = 0; st < 2; ++st)
+        gpu::LaunchFuncOp::create(
+            b, loc, window, gpu::KernelDim3{n, rows, one},
+            gpu::KernelDim3{cIdx(b, loc, D), one, one}, Value(),
+            ValueRange{flatten(b, loc, st ? vn : kn),
+                       encodedBuffer(b, loc, h, st ? KVC_FW_VREC : KVC_FW_KREC, f16),
+                       n, stateAt(0), stateAt(1)});
+    }
+    // 2. The store kernels on the blocks that fall due (grid (jobs)).
+    for (int st = 0; st < 2; ++st) {
+      Value jobs = stateAt(2 + st);
+      Value any = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::sgt, jobs, zero);
+      auto ifJobs = scf::IfOp::create(b, loc, any, /*withElseRegion=*/false);
+      OpBuilder::InsertionGuard g(b);
+      b.setInsertionPointToStart(ifJobs.thenBlock());
+      auto buf = [&](int64_t index, Type t) { return encodedBuffer(b, loc, h, index, t); };
+      auto store = gm.lookupSymbol<gpu::GPUFuncOp>(storeBase + (st ? "_vstore" : "_kstore"));
+      gpu::LaunchFuncOp::create(
+          b, loc, store, gpu::KernelDim3{jobs, one, one},
+          gpu::KernelDim3{cIdx(b, loc, KVC_FW_STORE_THREADS), one, one}, Value(),
+          ValueRange{buf(st ? KVC_FW_VREC : KVC_FW_KREC, f16),
+                     buf(KVC_FW_NUM_BUFFERS + 2 * st, i32), buf(st ? KVC_FW_VW : KVC_FW_KW, i32),
+                     buf(st ? KVC_FW_VMIN : KVC_FW_KMIN, f32),
+                     buf(st ? KVC_FW_VSTEP : KVC_FW_KSTEP, f32),
+                     buf(KVC_FW_NUM_BUFFERS + 2 * st + 1, i32)});
+    }
+    // 3. Statuses and the row table.
+    func::CallOp::create(b, loc, end, ValueRange{h, n64});
     return success();
   }
 
@@ -773,7 +847,7 @@ struct ConvertKVCToGPUPass : public mlir::kvc::impl::ConvertKVCToGPUBase<Convert
                           "and D");
     CodecAttr codec = type.getCodec();
     if (codec.getEntropy() == EntropyCode::None)
-      return lowerFixedWidthAppend(op, h, etName);
+      return lowerFixedWidthAppend(op, gm, h, etName);
     StoreKernelConfig sc;
     sc.headDim = D;
     sc.keyBlock = codec.getKeyBlock();

@@ -1261,82 +1261,59 @@ int checkStatuses(kvc_fw_gpu_appender *g, int s, int64_t j0, int64_t j1, const c
 }
 } // namespace
 
-int kvc_cuda_fw_gpu_append(kvc_fw_gpu_appender *g, kvc_cuda_fw_cache *c,
-                           const kvc_fw_store_kernels *sk, kvc_cuda_ptr k_new,
-                           kvc_cuda_ptr v_new, int64_t n, kvc_cuda_stream stream, int flags,
-                           const char **err) {
+int kvc_cuda_fw_gpu_append_prepare(kvc_fw_gpu_appender *g, const kvc_cuda_fw_cache *c,
+                                   int64_t n, kvc_fw_gpu_append_plan *out, const char **err) {
   static const char *fn = "kvc_cuda_fw_gpu_append";
-  using kvc::cuda::desc;
-  using kvc::cuda::Memref1D;
+  std::memset(out, 0, sizeof *out);
   if (g->broken)
     return fail(err, fn, "an earlier append failed; the cache no longer matches its rows");
   if (c->buf[KVC_FW_ROWS] != g->rowsBuf)
     return fail(err, fn, "the cache is not the one this appender was created for");
-  if (!sk || sk->head_dim != g->D || sk->key_block != g->KB)
-    return fail(err, fn, "store kernels for D=" + std::to_string(sk ? sk->head_dim : 0) +
-                             " KB=" + std::to_string(sk ? sk->key_block : 0) +
-                             ", the cache has D=" + std::to_string(g->D) +
-                             " KB=" + std::to_string(g->KB));
   if (n < 0)
     return fail(err, fn, "the token count must be >= 0, got " + std::to_string(n));
   if (n > g->maxNew - g->appended)
     return fail(err, fn, "appending " + std::to_string(n) + " tokens to " +
                              std::to_string(g->appended) + " already appended exceeds the "
                              "reserve of " + std::to_string(g->maxNew) + " per row");
+  out->window_offset = (g->maxWin + g->appended) * g->D;
+  out->window_stride = g->winCap * g->D;
+  for (int s = 0; s < 2; ++s) {
+    const StoreJobs &S = g->st[s];
+    const int64_t j0 = S.due[size_t(g->appended)], j1 = S.due[size_t(g->appended + n)];
+    // memref<?xi32> has an identity layout: the kernels ignore a descriptor's offset, so the
+    // job range starts at the pointer itself.
+    out->jobs[s] = S.djobs + uint64_t(j0 * kJobInts) * 4;
+    out->res[s] = S.dres + uint64_t(j0) * 4;
+    out->num_jobs[s] = j1 - j0;
+  }
+  return 0;
+}
+
+int kvc_cuda_fw_gpu_append_commit(kvc_fw_gpu_appender *g, kvc_cuda_fw_cache *c, int64_t n,
+                                  kvc_cuda_stream stream, int flags, const char **err) {
+  static const char *fn = "kvc_cuda_fw_gpu_append";
+  if (g->broken || n < 0 || n > g->maxNew - g->appended)
+    return fail(err, fn, "commit without a matching prepare");
   if (n == 0)
     return 0;
-  const int64_t a0 = g->appended, a1 = a0 + n, R = g->R, D = g->D;
-  auto cudaFailed = [&](const char *what) {
-    g->broken = true;
-    return fail(err, fn, std::string(what) + kvc_cuda_last_error());
-  };
-  // 1. The new tokens, raw fp16, after every row's window: one strided copy per stream.
-  for (int s = 0; s < 2; ++s) {
-    const size_t rowBytes = size_t(n * D) * 2;
-    if (kvc_cuda_memcpy2d_dtod_async(c->buf[s ? KVC_FW_VREC : KVC_FW_KREC] +
-                                         uint64_t((g->maxWin + a0) * D) * 2,
-                                     size_t(g->winCap * D) * 2, s ? v_new : k_new, rowBytes,
-                                     rowBytes, size_t(R), stream))
-      return cudaFailed("copying the new tokens: ");
-  }
-  // 2. The blocks the codec cuts in (a0, a1], all rows at once: one launch per stream.
-  int64_t j0[2], j1[2];
-  for (int s = 0; s < 2; ++s) {
-    StoreJobs &S = g->st[s];
-    j0[s] = S.due[size_t(a0)];
-    j1[s] = S.due[size_t(a1)];
-    if (j1[s] == j0[s])
-      continue;
-    const int64_t nj = j1[s] - j0[s];
-    // memref<?xi32> has an identity layout: the kernels ignore the descriptor's offset, so
-    // the job range starts at the aligned pointer.
-    Memref1D jobs = desc(S.djobs + uint64_t(j0[s] * kJobInts) * 4, nj * kJobInts);
-    Memref1D res = desc(S.dres + uint64_t(j0[s]) * 4, nj);
-    const int rec = s ? KVC_FW_VREC : KVC_FW_KREC, w = s ? KVC_FW_VW : KVC_FW_KW,
-              mn = s ? KVC_FW_VMIN : KVC_FW_KMIN, sp = s ? KVC_FW_VSTEP : KVC_FW_KSTEP;
-    Memref1D m[6] = {desc(c->buf[rec], c->len[rec]), jobs, desc(c->buf[w], c->len[w]),
-                     desc(c->buf[mn], c->len[mn]), desc(c->buf[sp], c->len[sp]), res};
-    void *params[30];
-    int np = 0;
-    for (Memref1D &x : m)
-      x.push(params, np);
-    if (kvc_cuda_launch(s ? sk->vstore : sk->kstore, unsigned(nj), 1, 1, KVC_FW_STORE_THREADS,
-                        1, 1, 0, stream, params))
-      return cudaFailed("store kernel launch: ");
-  }
+  const int64_t a0 = g->appended, a1 = a0 + n, R = g->R;
   if (flags & KVC_FW_APPEND_CHECK) {
-    if (kvc_cuda_stream_synchronize(stream))
-      return cudaFailed("synchronising: ");
+    if (kvc_cuda_stream_synchronize(stream)) {
+      g->broken = true;
+      return fail(err, fn, std::string("synchronising: ") + kvc_cuda_last_error());
+    }
     for (int s = 0; s < 2; ++s)
-      if (checkStatuses(g, s, j0[s], j1[s], fn, err)) {
+      if (checkStatuses(g, s, g->st[s].due[size_t(a0)], g->st[s].due[size_t(a1)], fn, err)) {
         g->broken = true;
         return -1;
       }
   }
-  // 3. The row table after a1 tokens (kernels enqueued before on this stream read the old).
+  // The row table after a1 tokens (kernels enqueued before on this stream read the old one).
   if (kvc_cuda_memcpy_dtod_async(c->buf[KVC_FW_ROWS], g->tables + uint64_t(a1 * R * 4) * 4,
-                                 size_t(R * 4) * 4, stream))
-    return cudaFailed("copying the row table: ");
+                                 size_t(R * 4) * 4, stream)) {
+    g->broken = true;
+    return fail(err, fn, std::string("copying the row table: ") + kvc_cuda_last_error());
+  }
   const FormTotals &F = g->totals[size_t(a1)];
   c->max_tokens = F.max_tokens;
   c->max_code_tiles = F.max_code_tiles;
@@ -1345,6 +1322,59 @@ int kvc_cuda_fw_gpu_append(kvc_fw_gpu_appender *g, kvc_cuda_fw_cache *c,
   c->code_tokens = F.code_tokens;
   g->appended = a1;
   return 0;
+}
+
+int kvc_cuda_fw_gpu_append(kvc_fw_gpu_appender *g, kvc_cuda_fw_cache *c,
+                           const kvc_fw_store_kernels *sk, kvc_cuda_ptr k_new,
+                           kvc_cuda_ptr v_new, int64_t n, kvc_cuda_stream stream, int flags,
+                           const char **err) {
+  static const char *fn = "kvc_cuda_fw_gpu_append";
+  using kvc::cuda::desc;
+  using kvc::cuda::Memref1D;
+  if (!sk || sk->head_dim != g->D || sk->key_block != g->KB)
+    return fail(err, fn, "store kernels for D=" + std::to_string(sk ? sk->head_dim : 0) +
+                             " KB=" + std::to_string(sk ? sk->key_block : 0) +
+                             ", the cache has D=" + std::to_string(g->D) +
+                             " KB=" + std::to_string(g->KB));
+  kvc_fw_gpu_append_plan P;
+  if (kvc_cuda_fw_gpu_append_prepare(g, c, n, &P, err))
+    return -1;
+  if (n == 0)
+    return 0;
+  const int64_t R = g->R, D = g->D;
+  auto cudaFailed = [&](const char *what) {
+    g->broken = true;
+    return fail(err, fn, std::string(what) + kvc_cuda_last_error());
+  };
+  // 1. The new tokens, raw fp16, after every row's window: one strided copy per stream.
+  for (int s = 0; s < 2; ++s) {
+    const size_t rowBytes = size_t(n * D) * 2;
+    if (kvc_cuda_memcpy2d_dtod_async(c->buf[s ? KVC_FW_VREC : KVC_FW_KREC] +
+                                         uint64_t(P.window_offset) * 2,
+                                     size_t(P.window_stride) * 2, s ? v_new : k_new, rowBytes,
+                                     rowBytes, size_t(R), stream))
+      return cudaFailed("copying the new tokens: ");
+  }
+  // 2. The blocks the codec cuts in this append, all rows at once: one launch per stream.
+  for (int s = 0; s < 2; ++s) {
+    const int64_t nj = P.num_jobs[s];
+    if (!nj)
+      continue;
+    const int rec = s ? KVC_FW_VREC : KVC_FW_KREC, w = s ? KVC_FW_VW : KVC_FW_KW,
+              mn = s ? KVC_FW_VMIN : KVC_FW_KMIN, sp = s ? KVC_FW_VSTEP : KVC_FW_KSTEP;
+    Memref1D m[6] = {desc(c->buf[rec], c->len[rec]), desc(P.jobs[s], nj * kJobInts),
+                     desc(c->buf[w], c->len[w]), desc(c->buf[mn], c->len[mn]),
+                     desc(c->buf[sp], c->len[sp]), desc(P.res[s], nj)};
+    void *params[30];
+    int np = 0;
+    for (Memref1D &x : m)
+      x.push(params, np);
+    if (kvc_cuda_launch(s ? sk->vstore : sk->kstore, unsigned(nj), 1, 1, KVC_FW_STORE_THREADS,
+                        1, 1, 0, stream, params))
+      return cudaFailed("store kernel launch: ");
+  }
+  // 3. Statuses (checked mode) and the row table.
+  return kvc_cuda_fw_gpu_append_commit(g, c, n, stream, flags, err);
 }
 
 int kvc_cuda_fw_gpu_append_status(kvc_fw_gpu_appender *g, const char **err) {

@@ -3,10 +3,10 @@
 // What convert-kvc-to-gpu's host code calls for !kvc.encoded_cache values (CompilerABI.h,
 // "Encoded caches on the GPU"): a handle owns an appendable device form (CUDAEncoded.h) and
 // its appender, or, for a codec without entropy coding (entropy = none), the fixed-width device
-// form (CUDAFixedWidth.h) and its host-assisted appender (no store kernels: the CPU codec
-// encodes, the changed parts are copied). The decode and store kernels are the compiled
-// module's own; this file only hands out their buffers and does the appenders' host
-// bookkeeping around the launches.
+// form (CUDAFixedWidth.h) and its GPU appender (store kernels; value blocks a multiple of 16
+// tokens) or else its host-assisted appender (the CPU codec encodes, the changed parts are
+// copied). The decode and store kernels are the compiled module's own; this file only hands
+// out their buffers and does the appenders' host bookkeeping around the launches.
 //
 //===----------------------------------------------------------------------===//
 #include "kvc/Runtime/CUDA.h"
@@ -34,7 +34,11 @@ namespace {
 struct GPUEncodedCache {
   bool fixedWidth = false;  // the fixed-width form `fw`, else the Huffman-coded `cache`
   kvc_cuda_fw_cache fw{};
-  kvc_fw_appender *fwApp = nullptr; // the fixed-width form's (host-assisted) appender
+  kvc_fw_appender *fwApp = nullptr; // the fixed-width form's host-assisted appender, when
+                                    // the GPU one does not apply
+  kvc_fw_gpu_appender *fwGpu = nullptr; // its GPU appender (store kernels)
+  std::string fwGpuWhyNot;              // why there is none
+  kvc_fw_gpu_append_plan fwPending{};   // of the fixed-width append begun last
   kvc_cuda_encoded_cache cache{};
   kvc_cuda_encoded_appender *app = nullptr;
   kvc_encoded_append_stream pending[2]{}; // of the append begun last
@@ -44,6 +48,8 @@ struct GPUEncodedCache {
       kvc_cuda_encoded_appender_free(app);
     if (fwApp)
       kvc_fw_appender_free(fwApp);
+    if (fwGpu)
+      kvc_fw_gpu_appender_free(fwGpu);
     if (fixedWidth)
       kvc_cuda_fw_free(&fw);
     else
@@ -90,6 +96,15 @@ int create(const kvc_codec_head *const *heads, int64_t batch, int64_t hkv, int64
       return -1;
     if (int rc = kvc_cuda_fw_upload_appendable(c->fwApp, &c->fw, err))
       return rc;
+    // Appends run on the GPU where the store kernels apply; the host appender (a host mirror
+    // of the whole reserved cache) is then not needed.
+    const char *why = nullptr;
+    if (kvc_cuda_fw_gpu_appender_create(c->fwApp, &c->fw, &c->fwGpu, &why) == 0) {
+      kvc_fw_appender_free(c->fwApp);
+      c->fwApp = nullptr;
+    } else {
+      c->fwGpuWhyNot = why ? why : "?";
+    }
   } else if (int rc = kvc_cuda_encoded_upload_appendable(heads, batch, hkv, maxNew, nullptr,
                                                          &c->cache, &c->app, err)) {
     return rc;
@@ -170,7 +185,15 @@ void bufferDescriptor(kvc_memref_1d *out, int64_t handle, int64_t index, int64_t
   GPUEncodedCache *c = get(handle);
   kvc_cuda_ptr p = 0;
   int64_t len = 0, eb = 4;
-  if (c->fixedWidth) {
+  if (c->fixedWidth && index >= KVC_FW_NUM_BUFFERS && index < KVC_FW_NUM_BUFFERS + 4) {
+    // The store jobs and statuses of the append begun last: keys' jobs, res, values' jobs, res.
+    if (c->pendingTokens < 0)
+      die("store buffers requested outside an append");
+    const int st = (index - KVC_FW_NUM_BUFFERS) / 2;
+    const bool res = (index - KVC_FW_NUM_BUFFERS) % 2;
+    p = res ? c->fwPending.res[st] : c->fwPending.jobs[st];
+    len = c->fwPending.num_jobs[st] * (res ? 1 : 8);
+  } else if (c->fixedWidth) {
     if (index < 0 || index >= KVC_FW_NUM_BUFFERS)
       die("buffer index " + std::to_string(index) + " out of range (fixed-width cache)");
     p = c->fw.buf[index];
@@ -364,14 +387,55 @@ void _mlir_ciface_kvc_rt_gpu_encoded_append_end(int64_t handle, int64_t n) {
   c->pendingTokens = -1;
 }
 
-/// kvc.cache.append on a fixed-width cache: the new tokens (device or managed memory, [B, Hkv,
-/// n, D] of element kind `elemKind`: 0 f16, 1 bf16, 2 f32) to the host as fp16 bits, then the
-/// appender (CPU codec + copies of what changed to the device).
+void _mlir_ciface_kvc_rt_gpu_fixed_width_append_begin(int64_t handle, int64_t n, int64_t D,
+                                                      int64_t KB, kvc_memref_1d *state) {
+  GPUEncodedCache *c = get(handle);
+  if (!c->fixedWidth)
+    die("fixed-width append on a Huffman-coded cache");
+  if (!c->fwGpu)
+    die("this fixed-width cache cannot append on the GPU (" + c->fwGpuWhyNot +
+        "); the compiled code was built for another codec");
+  if (D != c->fw.head_dim || KB != c->fw.key_block)
+    die("the compiled store kernels are for D " + std::to_string(D) + ", key block " +
+        std::to_string(KB) + "; the cache has D " + std::to_string(c->fw.head_dim) +
+        ", key block " + std::to_string(c->fw.key_block));
+  if (state->sizes[0] < 4)
+    die("append state buffer too small");
+  const char *err = nullptr;
+  if (kvc_cuda_fw_gpu_append_prepare(c->fwGpu, &c->fw, n, &c->fwPending, &err))
+    die(err ? err : "append failed");
+  c->pendingTokens = n;
+  auto *s = static_cast<int64_t *>(state->aligned) + state->offset;
+  const int64_t v[4] = {c->fwPending.window_offset, c->fwPending.window_stride,
+                        c->fwPending.num_jobs[0], c->fwPending.num_jobs[1]};
+  for (int i = 0; i < 4; ++i)
+    s[i * state->strides[0]] = v[i];
+}
+
+void _mlir_ciface_kvc_rt_gpu_fixed_width_append_end(int64_t handle, int64_t n) {
+  GPUEncodedCache *c = get(handle);
+  if (!c->fixedWidth || !c->fwGpu || c->pendingTokens != n)
+    die("append end without a matching begin");
+  const char *err = nullptr;
+  if (kvc_cuda_fw_gpu_append_commit(c->fwGpu, &c->fw, n, nullptr, KVC_FW_APPEND_CHECK, &err))
+    die(err ? err : "append failed");
+  if (kvc_cuda_synchronize())
+    die(std::string("append: ") + kvc_cuda_last_error());
+  c->pendingTokens = -1;
+}
+
+/// kvc.cache.append on a fixed-width cache whose value blocks the store kernels cannot split:
+/// the new tokens (device or managed memory, [B, Hkv, n, D] of element kind `elemKind`: 0 f16,
+/// 1 bf16, 2 f32) to the host as fp16 bits, then the host-assisted appender (CPU codec +
+/// copies of what changed to the device).
 static void fixedWidthAppend(int elemKind, int64_t handle, kvc_memref_4d *keys,
                              kvc_memref_4d *values) {
   GPUEncodedCache *c = get(handle);
-  if (!c->fixedWidth || !c->fwApp)
+  if (!c->fixedWidth)
     die("fixed-width append on a handle that is not a fixed-width cache");
+  if (!c->fwApp)
+    die("this fixed-width cache appends on the GPU (store kernels); the compiled code was "
+        "built for another codec");
   const int64_t B = keys->sizes[0], H = keys->sizes[1], n = keys->sizes[2], D = keys->sizes[3];
   if (B != c->fw.batch || H != c->fw.hkv || D != c->fw.head_dim ||
       values->sizes[0] != B || values->sizes[1] != H || values->sizes[2] != n ||

@@ -106,15 +106,48 @@ func.func @gemma(%q: tensor<1x8x1x256xf16>, %c: !fw) -> tensor<1x8x1x256xf16> {
 
 // -----
 
-// kvc.cache.append on a fixed-width cache: one runtime call (the host-assisted appender) after
-// the row/form check; the result is the same handle.
+// kvc.cache.append on a fixed-width cache appends on the GPU: after the row/form check,
+// append_begin (with the store kernels' D and key block), the window kernel per stream
+// (bf16 -> fp16), the fixed-width store kernels on the due key and value jobs (buffers 9..12:
+// jobs and statuses), append_end; the result is the same handle.
 #codec = #kvc.codec<bits = 0, key_group = block, key_block = 64, key_error = 5.000000e-02 : f64, value_group = token, value_block = 128, value_error = 1.000000e-01 : f64, entropy = none, recent_keys = 128, recent_values = 256>
 !fw = !kvc.encoded_cache<tensor<2x8x?x128xbf16>, tensor<2x8x?x128xbf16>, #codec>
 // CHECK-LABEL: func.func @append(%arg0: i64, %arg1: tensor<2x8x1x128xbf16>, %arg2: tensor<2x8x1x128xbf16>) -> i64
 // CHECK: call @kvc_rt_gpu_encoded_check_rows(%arg0, %{{.*}}, %c8_i64, %c1_i64)
-// CHECK: call @kvc_rt_gpu_fixed_width_append_bf16(%arg0, %{{.*}}, %{{.*}}) : (i64, memref<?x?x?x?xbf16>, memref<?x?x?x?xbf16>) -> ()
+// CHECK: call @kvc_rt_gpu_fixed_width_append_begin(%arg0, %{{.*}}, %c128_i64, %c64_i64, %[[STATE:.*]]) : (i64, i64, i64, i64, memref<?xi64>) -> ()
+// CHECK: scf.if
+// CHECK: gpu.launch_func @kvc_gpu::@kvc_window_d128_bf16
+// CHECK: gpu.launch_func @kvc_gpu::@kvc_window_d128_bf16
+// CHECK: memref.load %[[STATE]][%c2{{.*}}] : memref<?xi64>
+// CHECK: scf.if
+// CHECK: call @kvc_rt_gpu_encoded_buffer_i32(%arg0, %c9_i64)
+// CHECK: call @kvc_rt_gpu_encoded_buffer_i32(%arg0, %c10_i64)
+// CHECK: gpu.launch_func @kvc_gpu::@kvc_store_d128_kb64_fw_kstore blocks in (%{{.*}}, %{{.*}}, %{{.*}}) threads in (%c256, %{{.*}}, %{{.*}})
+// CHECK: call @kvc_rt_gpu_encoded_buffer_i32(%arg0, %c11_i64)
+// CHECK: call @kvc_rt_gpu_encoded_buffer_i32(%arg0, %c12_i64)
+// CHECK: gpu.launch_func @kvc_gpu::@kvc_store_d128_kb64_fw_vstore
+// CHECK: call @kvc_rt_gpu_fixed_width_append_end(%arg0, %{{.*}}) : (i64, i64) -> ()
 // CHECK: return %arg0 : i64
+// CHECK: gpu.func @kvc_store_d128_kb64_fw_kstore(
+// CHECK: gpu.func @kvc_store_d128_kb64_fw_vstore(
+// CHECK: gpu.func @kvc_window_d128_bf16(
 func.func @append(%c: !fw, %k: tensor<2x8x1x128xbf16>, %v: tensor<2x8x1x128xbf16>) -> !fw {
+  %n = kvc.cache.append %c, %k, %v : !fw, tensor<2x8x1x128xbf16>, tensor<2x8x1x128xbf16> -> !fw
+  return %n : !fw
+}
+
+// -----
+
+// A value block the store kernels cannot split (not a multiple of 16 tokens): one runtime call
+// through the host-assisted appender.
+#codec = #kvc.codec<bits = 0, key_group = block, key_block = 64, key_error = 5.000000e-02 : f64, value_group = token, value_block = 24, value_error = 1.000000e-01 : f64, entropy = none, recent_keys = 128, recent_values = 256>
+!fw = !kvc.encoded_cache<tensor<2x8x?x128xbf16>, tensor<2x8x?x128xbf16>, #codec>
+// CHECK-LABEL: func.func @append_host(%arg0: i64, %arg1: tensor<2x8x1x128xbf16>, %arg2: tensor<2x8x1x128xbf16>) -> i64
+// CHECK-NOT: gpu.launch_func
+// CHECK: call @kvc_rt_gpu_encoded_check_rows(%arg0, %{{.*}}, %c8_i64, %c1_i64)
+// CHECK-NEXT: call @kvc_rt_gpu_fixed_width_append_bf16(%arg0, %{{.*}}, %{{.*}}) : (i64, memref<?x?x?x?xbf16>, memref<?x?x?x?xbf16>) -> ()
+// CHECK-NEXT: return %arg0 : i64
+func.func @append_host(%c: !fw, %k: tensor<2x8x1x128xbf16>, %v: tensor<2x8x1x128xbf16>) -> !fw {
   %n = kvc.cache.append %c, %k, %v : !fw, tensor<2x8x1x128xbf16>, tensor<2x8x1x128xbf16> -> !fw
   return %n : !fw
 }
