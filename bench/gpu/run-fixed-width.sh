@@ -53,6 +53,8 @@ for what in "${@:-all}"; do
     echo "== compiled IR example (host=llvm)"
     timeout 120 $T/kvc-fixed-width-ir-example
     echo "kvc-fixed-width-ir-example rc=$?"
+    timeout 200 compute-sanitizer --tool memcheck --leak-check no $T/kvc-fixed-width-ir-example 2>&1 |
+      grep -E "ERROR SUMMARY|PASS|FAIL"
   fi
   if [ "$what" = bench ] || [ "$what" = all ]; then
     PYTHONPATH=python PYTHONUNBUFFERED=1 timeout 200 python3 -m kvc.bench.sdpa_decode \

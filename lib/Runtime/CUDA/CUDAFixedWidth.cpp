@@ -1222,8 +1222,9 @@ int kvc_cuda_fw_gpu_appender_create(const kvc_fw_appender *a, const kvc_cuda_fw_
   }
   if (std::memcmp(tables.data(), a->form.data[KVC_FW_ROWS], size_t(R * 4) * 4))
     return fail(err, fn, "internal: the row table at 0 appended tokens differs from the form's");
+  // Empty lists (no block falls due within the reserve) still get a (4-byte) buffer.
   auto upload = [&](kvc_cuda_ptr *dst, const void *src, size_t bytes) {
-    return uploadBuffer(dst, src, std::max<size_t>(bytes, 4));
+    return bytes ? uploadBuffer(dst, src, bytes) : kvc_cuda_malloc(dst, 4);
   };
   if (upload(&g->tables, tables.data(), tables.size() * 4))
     return fail(err, fn, std::string("uploading the row tables: ") + kvc_cuda_last_error());
