@@ -325,6 +325,43 @@ int cmdAppendCheck(const std::string &path, const std::string &storePath, unsign
            gpu ? "GPU store kernels, tokens on the device, until done"
                : "host codec + copies to the device",
            appendUs / steps);
+    if (gpu) {
+      // Device time of back-to-back appends (no synchronisation between them, as in a decode
+      // loop): 16 warm-up appends, then 200 between two events, on a fresh cache of the heads.
+      kvc_fw_appender *fresh = nullptr;
+      kvc_cuda_fw_cache tc;
+      kvc_fw_gpu_appender *TG = nullptr;
+      if (kvc_fw_appender_create(hp.data(), B, Hkv, 216, &fresh, &err) ||
+          kvc_cuda_fw_upload_appendable(fresh, &tc, &err) ||
+          kvc_cuda_fw_gpu_appender_create(fresh, &tc, &TG, &err))
+        die(std::string("timing appender: ") + (err ? err : kvc_cuda_last_error()));
+      kvc_fw_appender_free(fresh);
+      kvc_cuda_stream st;
+      kvc_cuda_event e0, e1;
+      CK(kvc_cuda_stream_create(&st));
+      CK(kvc_cuda_event_create(&e0));
+      CK(kvc_cuda_event_create(&e1));
+      for (int i = 0; i < 216; ++i) {
+        if (i == 16)
+          CK(kvc_cuda_event_record(e0, st));
+        if (kvc_cuda_fw_gpu_append(TG, &tc, &sk, dk, dv, 1, st, 0, &err))
+          die(std::string("timed GPU append: ") + (err ? err : "?"));
+      }
+      CK(kvc_cuda_event_record(e1, st));
+      CK(kvc_cuda_stream_synchronize(st));
+      if (kvc_cuda_fw_gpu_append_status(TG, &err))
+        die(std::string("timed GPU append status: ") + (err ? err : "?"));
+      float ms = 0;
+      CK(kvc_cuda_event_elapsed_ms(&ms, e0, e1));
+      printf("  single-token append of %lld rows, back to back on a stream (device time): %.1f "
+             "us per append\n",
+             (long long)(B * Hkv), 1e3 * double(ms) / 200);
+      kvc_cuda_event_destroy(e0);
+      kvc_cuda_event_destroy(e1);
+      kvc_cuda_stream_destroy(st);
+      kvc_fw_gpu_appender_free(TG);
+      kvc_cuda_fw_free(&tc);
+    }
     kvc_cuda_fw_free(&cache);
     kvc_fw_appender_free(A);
     if (G)

@@ -33,6 +33,7 @@
 #include "llvm/ADT/SetVector.h"
 #include "llvm/ADT/StringMap.h"
 
+#include <array>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -740,6 +741,25 @@ struct ConvertKVCToGPUPass : public mlir::kvc::impl::ConvertKVCToGPUBase<Convert
         .getResult(0);
   }
 
+  /// The window kernel per stream (keys kn, values vn: [rows, n, D] flat): grid (n, rows), D
+  /// threads, nothing launched when n = 0. `dst(st)` gives stream st's window buffer, the
+  /// offset of the first new token and the row stride (elements).
+  void emitWindowCopies(OpBuilder &b, Location loc, gpu::GPUFuncOp window, Value kn, Value vn,
+                        Value n, Value rows, int64_t D,
+                        llvm::function_ref<std::array<Value, 3>(int)> dst) {
+    Value one = cIdx(b, loc, 1), zero = cIdx(b, loc, 0);
+    Value hasTokens = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::sgt, n, zero);
+    auto ifTokens = scf::IfOp::create(b, loc, hasTokens, /*withElseRegion=*/false);
+    OpBuilder::InsertionGuard g(b);
+    b.setInsertionPointToStart(ifTokens.thenBlock());
+    for (int st = 0; st < 2; ++st) {
+      std::array<Value, 3> d = dst(st);
+      gpu::LaunchFuncOp::create(b, loc, window, gpu::KernelDim3{n, rows, one},
+                                gpu::KernelDim3{cIdx(b, loc, D), one, one}, Value(),
+                                ValueRange{flatten(b, loc, st ? vn : kn), d[0], n, d[1], d[2]});
+    }
+  }
+
   /// kvc.cache.append on a fixed-width (entropy = none) cache. Value blocks of a multiple of 16
   /// tokens append on the GPU (CUDAFixedWidth.h, kvc_cuda_fw_gpu_append): append_begin, the
   /// window kernel per stream (rounding to fp16), the fixed-width store kernels on the blocks
@@ -796,21 +816,13 @@ struct ConvertKVCToGPUPass : public mlir::kvc::impl::ConvertKVCToGPUBase<Convert
           memref::LoadOp::create(b, loc, state, ValueRange{cIdx(b, loc, i)}));
     };
     Value one = cIdx(b, loc, 1), zero = cIdx(b, loc, 0);
-    // 1. The new tokens into the windows (grid (n, rows): nothing to launch when n = 0).
-    Value hasTokens = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::sgt, n, zero);
-    auto ifTokens = scf::IfOp::create(b, loc, hasTokens, /*withElseRegion=*/false);
-    {
-      OpBuilder::InsertionGuard g(b);
-      b.setInsertionPointToStart(ifTokens.thenBlock());
-      auto window = gm.lookupSymbol<gpu::GPUFuncOp>(windowName);
-      for (int st = 0; st < 2; ++st)
-        gpu::LaunchFuncOp::create(
-            b, loc, window, gpu::KernelDim3{n, rows, one},
-            gpu::KernelDim3{cIdx(b, loc, D), one, one}, Value(),
-            ValueRange{flatten(b, loc, st ? vn : kn),
-                       encodedBuffer(b, loc, h, st ? KVC_FW_VREC : KVC_FW_KREC, f16),
-                       n, stateAt(0), stateAt(1)});
-    }
+    // 1. The new tokens into the windows.
+    emitWindowCopies(b, loc, gm.lookupSymbol<gpu::GPUFuncOp>(windowName), kn, vn, n, rows, D,
+                     [&](int st) {
+                       return std::array<Value, 3>{
+                           encodedBuffer(b, loc, h, st ? KVC_FW_VREC : KVC_FW_KREC, f16),
+                           stateAt(0), stateAt(1)};
+                     });
     // 2. The store kernels on the blocks that fall due (grid (jobs)).
     for (int st = 0; st < 2; ++st) {
       Value jobs = stateAt(2 + st);
@@ -887,22 +899,13 @@ struct ConvertKVCToGPUPass : public mlir::kvc::impl::ConvertKVCToGPUBase<Convert
     };
     auto toI32 = [&](Value v) -> Value { return arith::TruncIOp::create(b, loc, i32, v); };
     Value one = cIdx(b, loc, 1), zero = cIdx(b, loc, 0);
-    auto window = gm.lookupSymbol<gpu::GPUFuncOp>(windowName);
-    // 1. The new tokens into the windows (grid (n, rows): nothing to launch when n = 0).
-    Value hasTokens = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::sgt, n, zero);
-    auto ifTokens = scf::IfOp::create(b, loc, hasTokens, /*withElseRegion=*/false);
-    {
-      OpBuilder::InsertionGuard g(b);
-      b.setInsertionPointToStart(ifTokens.thenBlock());
-      for (int st = 0; st < 2; ++st) {
-        Value rec = encodedBuffer(b, loc, h, encStreamBuffer(KVC_ENC_KREC, st), f16);
-        gpu::LaunchFuncOp::create(
-            b, loc, window, gpu::KernelDim3{n, rows, one}, gpu::KernelDim3{cIdx(b, loc, D), one, one},
-            Value(),
-            ValueRange{flatten(b, loc, st ? vn : kn), rec, n, toIndex(stateAt(st)),
-                       toIndex(stateAt(2 + st))});
-      }
-    }
+    // 1. The new tokens into the windows.
+    emitWindowCopies(b, loc, gm.lookupSymbol<gpu::GPUFuncOp>(windowName), kn, vn, n, rows, D,
+                     [&](int st) {
+                       return std::array<Value, 3>{
+                           encodedBuffer(b, loc, h, encStreamBuffer(KVC_ENC_KREC, st), f16),
+                           toIndex(stateAt(st)), toIndex(stateAt(2 + st))};
+                     });
     // 2. The store kernels on the blocks that fall due (grid (jobs)).
     for (int st = 0; st < 2; ++st) {
       Value jobs = toIndex(stateAt(4 + st));

@@ -133,6 +133,21 @@ inline std::string emitGroupExtremes(QuantizerText &q, const GroupExtremes &s) {
     std::string ab = e.ld("%sBad", tid, TI), bb = e.ld("%sBad", o, TI);
     e.st(e.bin("arith.ori", ab, bb, "i32"), "%sBad", tid, TI);
   };
+  // A tree over the CTA's BS slots: step st combines slot tid + st into tid (tid < st).
+  auto ctaTree = [&](const std::function<void(const std::string &)> &step) {
+    for (int64_t st = P2 / 2; st >= 1; st /= 2) {
+      std::string cs = e.ci(st);
+      std::string o = e.add(tid, cs);
+      std::string act = e.L("arith.andi " + e.cmp("ult", tid, cs, "index") + ", " +
+                            e.cmp("ult", o, cBS, "index") + " : i1");
+      e.S("scf.if " + act + " {");
+      e.push();
+      step(o);
+      e.pop();
+      e.S("}");
+      e.S("gpu.barrier");
+    }
+  };
   if (s.wholeBlock) {
     std::string cNi = e.ci32(s.N);
     e.S("%p1:4 = scf.for %f = " + tid + " to " + s.cN + " step " + cBS +
@@ -147,19 +162,10 @@ inline std::string emitGroupExtremes(QuantizerText &q, const GroupExtremes &s) {
     e.st("%p1#2", "%sMax", tid, TF);
     e.st("%p1#3", "%sBad", tid, TI);
     e.S("gpu.barrier");
-    for (int64_t st = P2 / 2; st >= 1; st /= 2) {
-      std::string cs = e.ci(st);
-      std::string o = e.add(tid, cs);
-      std::string act = e.L("arith.andi " + e.cmp("ult", tid, cs, "index") + ", " +
-                            e.cmp("ult", o, cBS, "index") + " : i1");
-      e.S("scf.if " + act + " {");
-      e.push();
+    ctaTree([&](const std::string &o) {
       combine(o);
       orBad(o);
-      e.pop();
-      e.S("}");
-      e.S("gpu.barrier");
-    }
+    });
     std::string isT0 = e.cmp("eq", tid, c0, "index");
     e.S("scf.if " + isT0 + " {");
     e.push();
@@ -223,18 +229,7 @@ inline std::string emitGroupExtremes(QuantizerText &q, const GroupExtremes &s) {
   e.S("}");
   e.st("%p1", "%sBad", tid, TI);
   e.S("gpu.barrier");
-  for (int64_t st = P2 / 2; st >= 1; st /= 2) {
-    std::string cs = e.ci(st);
-    std::string o = e.add(tid, cs);
-    std::string act2 = e.L("arith.andi " + e.cmp("ult", tid, cs, "index") + ", " +
-                           e.cmp("ult", o, cBS, "index") + " : i1");
-    e.S("scf.if " + act2 + " {");
-    e.push();
-    orBad(o);
-    e.pop();
-    e.S("}");
-    e.S("gpu.barrier");
-  }
+  ctaTree(orBad);
   return e.ld("%sBad", c0, TI);
 }
 
