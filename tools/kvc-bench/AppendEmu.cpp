@@ -157,7 +157,8 @@ void emuFwStore(const EmuKernel &k, unsigned njobs, void **params) {
   uint32_t *w32 = reinterpret_cast<uint32_t *>(words.p);
   for (unsigned j = 0; j < njobs; ++j) {
     const int32_t *f = reinterpret_cast<const int32_t *>(jobs.p) + 8 * j;
-    const int64_t off = f[0], wofs = f[1], pidx = f[2], kk = f[5];
+    const int64_t off = int64_t(f[0]) * D, wofs = f[1] < 0 ? -1 : int64_t(f[1]) * U * 128,
+                  pidx = f[2], kk = f[5];
     float eps;
     std::memcpy(&eps, &f[3], 4);
     const uint32_t maxsym = uint32_t(f[4]);

@@ -208,8 +208,11 @@ int kvc_cuda_fw_append(kvc_fw_appender *a, kvc_cuda_fw_cache *c, const uint16_t 
  * the same tokens, and so kvc_fw_pack of the codec heads.
  *
  * Non-finite tokens: the CPU codec refuses them when appended; here they wait in the window
- * until their block is encoded, whose store job then reports status 1 and writes nothing
- * (checked with KVC_FW_APPEND_CHECK, or later by kvc_cuda_fw_gpu_append_status). */
+ * (attention reads them) until their block is encoded, whose store job then reports status 1
+ * and writes nothing (checked with KVC_FW_APPEND_CHECK, or later by
+ * kvc_cuda_fw_gpu_append_status; unchecked, the row table moves on and the cache is undefined
+ * from there). Memory besides the cache: the row tables, 16 * rows bytes per reserved token
+ * (8 MB for 256 rows and 2048 tokens), and 32 bytes per store job. */
 #define KVC_FW_STORE_THREADS 256
 #define KVC_FW_APPEND_CHECK 1
 
@@ -232,9 +235,10 @@ int kvc_cuda_fw_gpu_appender_create(const kvc_fw_appender *a, const kvc_cuda_fw_
 /* Appends n tokens to every row: k_new, v_new are [batch*hkv][n][head_dim] fp16 on the device.
  * Everything is enqueued on `stream` (decode launches enqueued before on it read the previous
  * state; other streams must be ordered by the caller). flags KVC_FW_APPEND_CHECK: synchronise
- * after the store launches and check their statuses (a failure names the row and tokens, and
- * leaves the row table before the call; the appender is unusable afterwards). Updates the
- * cache's token counts (for kvc_cuda_fw_make_plan). */
+ * after the store launches and check their statuses (a failure names the row and tokens and
+ * leaves the row table before the call, though the jobs that succeeded have rewritten their
+ * window tokens with their dequantized values; the appender is unusable afterwards). Updates
+ * the cache's token counts (for kvc_cuda_fw_make_plan). */
 int kvc_cuda_fw_gpu_append(kvc_fw_gpu_appender *g, kvc_cuda_fw_cache *c,
                            const kvc_fw_store_kernels *sk, kvc_cuda_ptr k_new,
                            kvc_cuda_ptr v_new, int64_t n, kvc_cuda_stream stream, int flags,

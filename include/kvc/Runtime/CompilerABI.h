@@ -180,8 +180,10 @@ void _mlir_ciface_kvc_rt_gpu_encoded_check_rows(int64_t handle, int64_t batch, i
  *     1 statuses}) gives stream s's for that append.
  *   - the compiled code copies the tokens into the windows (the window kernel, rounding to
  *     fp16) and launches the fixed-width store kernels;
- *   - kvc_rt_gpu_fixed_width_append_end(h, n) synchronizes, checks the store statuses
- *     (a non-finite token exits naming its row and tokens) and advances the row table. */
+ *   - kvc_rt_gpu_fixed_width_append_end(h, n) synchronizes, checks the store statuses and
+ *     advances the row table. A non-finite token is caught when its block is encoded (up to
+ *     recent + block appends later; it exits naming its row and tokens), not on arrival as on
+ *     the CPU: until then it sits in the fp16 window and attention reads it. */
 void _mlir_ciface_kvc_rt_gpu_fixed_width_append_begin(int64_t handle, int64_t n, int64_t D,
                                                       int64_t KB, kvc_memref_1d *state);
 void _mlir_ciface_kvc_rt_gpu_fixed_width_append_end(int64_t handle, int64_t n);

@@ -64,7 +64,9 @@ void genKernel(GPUTextEmitter &e, int64_t D, int64_t KB, bool values, const std:
   std::string i0 = e.ci32(0), i1 = e.ci32(1), i15 = e.ci32(15), i4 = e.ci32(4);
   std::string jb = e.mul(job, e.ci(kJobInts));
   auto field = [&](int k) { return e.ld("%jobs", e.add(jb, e.ci(k)), MI); };
-  std::string off = e.toIdx(field(0)), wofs = field(1), pidx = field(2);
+  // Token and warp-unit indices (not element offsets) keep the 32-bit fields within range;
+  // the offsets are formed here in 64-bit index arithmetic.
+  std::string off = e.mul(e.toIdx(field(0)), cD), wofs = field(1), pidx = field(2);
   std::string eps = e.L("arith.bitcast " + field(3) + " : i32 to f32"), maxsym = field(4);
   std::string kk = values ? e.toIdx(field(5)) : "";
   QuantizerText q(e);
@@ -161,7 +163,7 @@ void genKernel(GPUTextEmitter &e, int64_t D, int64_t KB, bool values, const std:
   std::string wOk = e.L("arith.andi " + ok + ", " + hasTile + " : i1");
   e.S("scf.if " + wOk + " {");
   e.push();
-  std::string w0 = e.toIdx(wofs);
+  std::string w0 = e.mul(e.toIdx(wofs), e.ci((values ? VU4 : KU4) * 128));
   if (!values) {
     // Warp units of 32 tokens: KU4*128 words each, word (j/4)*128 + 4*l + j%4.
     const int64_t perUnit = KU4 * 128;
@@ -234,7 +236,6 @@ void genKernel(GPUTextEmitter &e, int64_t D, int64_t KB, bool values, const std:
   } else {
     // The job's 16 tokens are half kk of a warp unit: fragments j = kk*(D/16) + mt, mt in
     // [0, D/16) (channels 16mt..); word (j/4)*128 + 4*l + j%4 of the unit.
-    (void)VU4;
     std::string c32 = e.ci(32);
     e.S("scf.for %x = " + tid + " to " + e.ci(2 * D) + " step " + cBS + " {");
     e.push();

@@ -1115,12 +1115,12 @@ int kvc_cuda_fw_gpu_appender_create(const kvc_fw_appender *a, const kvc_cuda_fw_
   g->maxNew = maxNew;
   g->maxWin = a->maxWin;
   g->rowsBuf = c->buf[KVC_FW_ROWS];
-  // The kernels index with 32-bit offsets.
-  for (int i : {KVC_FW_KW, KVC_FW_VW, KVC_FW_KREC, KVC_FW_VREC, KVC_FW_VMIN})
-    if (a->form.len[i] >= (int64_t(1) << 31))
-      return fail(err, fn, "the reserved cache has more than 2^31 elements in one buffer; "
-                           "reserve fewer tokens or split the batch");
-  const int64_t KU4 = kvc_fw_key_u4(int(D)), VU4 = kvc_fw_value_u4(int(D));
+  // Jobs hold token and warp-unit indices, which the host appender's layout keeps below 2^31;
+  // the window copy's row pitch must stay within cuMemcpy2D's.
+  if (a->winCap * D * 2 > INT32_MAX)
+    return fail(err, fn, "a row's window reserve (" + std::to_string(a->winCap) +
+                             " tokens) exceeds what one strided copy can address; reserve "
+                             "fewer tokens");
   struct Job {
     int64_t due, r, t0;
     std::array<int32_t, kJobInts> f;
@@ -1155,8 +1155,8 @@ int kvc_cuda_fw_gpu_appender_create(const kvc_fw_appender *a, const kvc_cuda_fw_
           const int64_t tile = t0 / kTile, w = t0 % kTile / kWarpTokens;
           const bool reserved = tile < a->tileCap;
           const int64_t G = r * a->tileCap + tile;
-          J.f[0] = int32_t((Row.wpos0 + t0) * D);
-          J.f[1] = reserved ? int32_t((G * kWarps + w) * (s ? VU4 : KU4) * 128) : -1;
+          J.f[0] = int32_t(Row.wpos0 + t0);
+          J.f[1] = reserved ? int32_t(G * kWarps + w) : -1;
           J.f[2] = !reserved ? -1
                    : s       ? int32_t(r * a->tileCap * kTile + t0)
                              : int32_t((r * a->tileCap * kTile + t0) / KB);

@@ -110,9 +110,11 @@ std::string generateStoreKernels(const StoreKernelConfig &cfg, std::string &erro
 /// kvc_cuda_fw_gpu_append. Two kernels, <prefix>_d<D>_kb<KB>_fw_{kstore,vstore}:
 ///   (%rec: memref<?xf16>  the stream's window (krec / vrec): the job's tokens, token-major,
 ///                         raw fp16 on entry, their dequantized fp16 on return
-///    %jobs: memref<?xi32> 8 per job: [0] element offset of the job's first token in %rec,
-///                         [1] offset in %words of its first word, or -1 (its tile is not
-///                         reserved: only the window is rewritten), [2] index in %mins/%steps
+///    %jobs: memref<?xi32> 8 per job: [0] its first token's slot in %rec (elements / D),
+///                         [1] its first warp unit (32 tokens of a tile: G*4 + w; its words
+///                         start at unit * U * 128, U = KU4 or VU4 of CUDAFixedWidth.h), or
+///                         -1 (its tile is not reserved: only the window is rewritten),
+///                         [2] index in %mins/%steps
 ///                         of its first (min, step), or -1, [3] eps (f32 bits), [4] max symbol
 ///                         (at most 31 for keys, 15 for values), [5] values: which 16-token half
 ///                         of its 32-token warp unit (0, 1), [6..7] 0
