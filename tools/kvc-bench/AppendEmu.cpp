@@ -238,6 +238,31 @@ void emuFwStore(const EmuKernel &k, unsigned njobs, void **params) {
     }
   }
 }
+
+// The fixed-width tokens kernel: grid (n, rows); both streams' new tokens into the windows,
+// the row table when asked.
+void emuFwTokens(const EmuKernel &k, unsigned n, unsigned rows, void **params) {
+  const M kn = memref(params, 0), vn = memref(params, 1), krec = memref(params, 2),
+          vrec = memref(params, 3), rowsBuf = memref(params, 4), table = memref(params, 5);
+  const int64_t nn = *static_cast<int64_t *>(params[30]), off = *static_cast<int64_t *>(params[31]),
+                stride = *static_cast<int64_t *>(params[32]),
+                copyRows = *static_cast<int64_t *>(params[33]), D = k.D;
+  if (nn != int64_t(n) || int64_t(rows) * n * D > kn.size ||
+      off + (int64_t(rows) - 1) * stride + int64_t(n) * D > krec.size ||
+      (copyRows && (int64_t(rows) * 4 > table.size || int64_t(rows) * 4 > rowsBuf.size))) {
+    fprintf(stderr, "emulated fixed-width tokens kernel: out-of-bounds launch\n");
+    exit(3);
+  }
+  for (int64_t r = 0; r < int64_t(rows); ++r)
+    for (int64_t i = 0; i < int64_t(n) * D; ++i) {
+      reinterpret_cast<uint16_t *>(krec.p)[off + r * stride + i] =
+          reinterpret_cast<const uint16_t *>(kn.p)[r * n * D + i];
+      reinterpret_cast<uint16_t *>(vrec.p)[off + r * stride + i] =
+          reinterpret_cast<const uint16_t *>(vn.p)[r * n * D + i];
+    }
+  if (copyRows)
+    std::memcpy(rowsBuf.p, table.p, size_t(rows) * 16);
+}
 } // namespace
 
 // ---- the driver API on host memory (CUDA.h) ----
@@ -270,7 +295,8 @@ int kvc_cuda_module_get_function(kvc_cuda_module, const char *name, kvc_cuda_fun
   char et[8], gr[8], kind[8];
   if (p != std::string::npos &&
       sscanf(s.c_str() + p, "_d%d_kb%d_fw_%7[a-z]", &D, &KB, kind) == 3) {
-    kernels.push_back(new EmuKernel{std::string(kind) == "vstore", D, KB, 0, true});
+    const std::string k(kind);
+    kernels.push_back(new EmuKernel{k == "vstore" ? 1 : k == "tokens" ? 2 : 0, D, KB, 0, true});
     *out = reinterpret_cast<kvc_cuda_function>(kernels.back());
     return 0;
   }
@@ -338,11 +364,13 @@ int kvc_cuda_memset_d32_async(kvc_cuda_ptr dst, unsigned v, size_t count, kvc_cu
   std::fill_n(reinterpret_cast<uint32_t *>(dst), count, uint32_t(v));
   return 0;
 }
-int kvc_cuda_launch(kvc_cuda_function f, unsigned gx, unsigned, unsigned, unsigned, unsigned,
+int kvc_cuda_launch(kvc_cuda_function f, unsigned gx, unsigned gy, unsigned, unsigned, unsigned,
                     unsigned, unsigned, kvc_cuda_stream, void **params) {
   for (EmuKernel *k : kernels)
     if (reinterpret_cast<kvc_cuda_function>(k) == f) {
-      if (k->fixedWidth)
+      if (k->fixedWidth && k->values == 2)
+        emuFwTokens(*k, gx, gy, params);
+      else if (k->fixedWidth)
         emuFwStore(*k, gx, params);
       else
         emuStore(*k, gx, params);
@@ -425,9 +453,10 @@ int fixedWidthEmu() {
     kvc_cuda_fw_cache cache;
     kvc_fw_gpu_appender *G = nullptr;
     kvc_fw_store_kernels sk{};
-    const std::string ptx = ".entry kvc_store_d" + std::to_string(D) + "_kb" +
-                            std::to_string(C.KB) + "_fw_kstore(\n.entry kvc_store_d" +
-                            std::to_string(D) + "_kb" + std::to_string(C.KB) + "_fw_vstore(\n";
+    std::string ptx;
+    for (const char *kind : {"kstore", "vstore", "tokens"})
+      ptx += ".entry kvc_store_d" + std::to_string(D) + "_kb" + std::to_string(C.KB) + "_fw_" +
+             kind + "(\n";
     if (kvc_fw_appender_create(hp.data(), C.B, C.Hkv, maxNew, &ref, &err) ||
         kvc_fw_appender_create(hp.data(), C.B, C.Hkv, maxNew, &fresh, &err) ||
         kvc_cuda_fw_upload_appendable(fresh, &cache, &err) ||
@@ -456,8 +485,10 @@ int fixedWidthEmu() {
         k[size_t(C.badRow * n * D + 3)] = 0x7C00; // +inf
       kvc_cuda_memcpy_htod(dk, k.data(), k.size() * 2);
       kvc_cuda_memcpy_htod(dv, v.data(), v.size() * 2);
-      if (kvc_cuda_fw_gpu_append(G, &cache, &sk, dk, dv, n, nullptr, KVC_FW_APPEND_CHECK,
-                                 &err)) {
+      // Checked and unchecked appends alternate (the row table goes with the tokens kernel in
+      // unchecked ones, after the statuses in checked ones).
+      if (kvc_cuda_fw_gpu_append(G, &cache, &sk, dk, dv, n, nullptr,
+                                 step % 2 || C.badRow >= 0 ? KVC_FW_APPEND_CHECK : 0, &err)) {
         bad = err ? err : "?";
         break;
       }

@@ -202,7 +202,8 @@ int kvc_cuda_fw_append(kvc_fw_appender *a, kvc_cuda_fw_cache *c, const uint16_t 
  * into the window. When both streams have encoded a whole tile, the row table's Tf moves past
  * it. The cut rule depends on token counts only, so every store job (source, destination,
  * error bound) and the row table after every count are built at creation and uploaded; an
- * append is 2 strided copies, at most 2 launches (all rows at once) and a 16 * rows byte copy.
+ * append is one launch that copies both streams' new tokens and the row table, and, when
+ * blocks fall due, one store launch per stream (all rows at once).
  * The device form after an append equals, in every part the decode kernels read (the row
  * table, code tiles and parameters below Tf, the windows [Tf, T)), the host appender's after
  * the same tokens, and so kvc_fw_pack of the codec heads.
@@ -217,11 +218,12 @@ int kvc_cuda_fw_append(kvc_fw_appender *a, kvc_cuda_fw_cache *c, const uint16_t 
 #define KVC_FW_APPEND_CHECK 1
 
 typedef struct {
-  kvc_cuda_function kstore, vstore;
+  kvc_cuda_function kstore, vstore, tokens; /* tokens: the new tokens (and row table) copy */
   int64_t head_dim, key_block;
 } kvc_fw_store_kernels;
 
-/* The pair *_d<D>_kb<KB>_fw_{kstore,vstore} among the .entry names of `ptx` (loaded as `m`). */
+/* The kernels *_d<D>_kb<KB>_fw_{kstore,vstore,tokens} among the .entry names of `ptx` (loaded
+ * as `m`). */
 int kvc_cuda_fw_store_kernels_find(kvc_cuda_module m, const char *ptx, int64_t D, int64_t KB,
                                    kvc_fw_store_kernels *out, const char **err);
 

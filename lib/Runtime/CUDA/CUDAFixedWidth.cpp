@@ -1070,8 +1070,9 @@ int kvc_cuda_fw_store_kernels_find(kvc_cuda_module m, const char *ptx, int64_t D
   for (size_t p = text.find(".entry "); p != std::string::npos; p = text.find(".entry ", p + 1)) {
     const size_t b = p + 7, e = text.find_first_of("( \n", b);
     const std::string name = text.substr(b, e - b);
-    for (int v = 0; v < 2; ++v) {
-      const std::string suf = tag + (v ? "_vstore" : "_kstore");
+    static const char *kinds[3] = {"_kstore", "_vstore", "_tokens"};
+    for (int v = 0; v < 3; ++v) {
+      const std::string suf = tag + kinds[v];
       if (name.size() < suf.size() || name.compare(name.size() - suf.size(), suf.size(), suf))
         continue;
       kvc_cuda_function f;
@@ -1079,15 +1080,16 @@ int kvc_cuda_fw_store_kernels_find(kvc_cuda_module m, const char *ptx, int64_t D
       if (kvc_cuda_module_get_function(m, name.c_str(), &f) ||
           kvc_cuda_function_max_threads(f, &threads))
         return fail(err, fn, name + ": " + kvc_cuda_last_error());
-      if (threads < KVC_FW_STORE_THREADS)
+      const int64_t need = v == 2 ? D : KVC_FW_STORE_THREADS;
+      if (threads < need)
         return fail(err, fn, name + " takes at most " + std::to_string(threads) +
-                                 " threads per CTA, not " + std::to_string(KVC_FW_STORE_THREADS) +
+                                 " threads per CTA, not " + std::to_string(need) +
                                  " (not a kvc fixed-width store kernel)");
-      (v ? out->vstore : out->kstore) = f;
+      (v == 2 ? out->tokens : v ? out->vstore : out->kstore) = f;
     }
   }
-  if (!out->kstore || !out->vstore)
-    return fail(err, fn, "no store kernel pair *" + tag + "_{kstore,vstore} in the PTX "
+  if (!out->kstore || !out->vstore || !out->tokens)
+    return fail(err, fn, "no store kernels *" + tag + "_{kstore,vstore,tokens} in the PTX "
                          "(kvc-bench store gen --fixed-width " + std::to_string(D) + "," +
                          std::to_string(KB) + ")");
   out->head_dim = D;
@@ -1290,8 +1292,10 @@ int kvc_cuda_fw_gpu_append_prepare(kvc_fw_gpu_appender *g, const kvc_cuda_fw_cac
   return 0;
 }
 
-int kvc_cuda_fw_gpu_append_commit(kvc_fw_gpu_appender *g, kvc_cuda_fw_cache *c, int64_t n,
-                                  kvc_cuda_stream stream, int flags, const char **err) {
+namespace {
+// commit; `tableCopied`: the tokens kernel already copied the row table (unchecked appends).
+int commitAppend(kvc_fw_gpu_appender *g, kvc_cuda_fw_cache *c, int64_t n, kvc_cuda_stream stream,
+                 int flags, bool tableCopied, const char **err) {
   static const char *fn = "kvc_cuda_fw_gpu_append";
   if (g->broken || n < 0 || n > g->maxNew - g->appended)
     return fail(err, fn, "commit without a matching prepare");
@@ -1310,7 +1314,8 @@ int kvc_cuda_fw_gpu_append_commit(kvc_fw_gpu_appender *g, kvc_cuda_fw_cache *c, 
       }
   }
   // The row table after a1 tokens (kernels enqueued before on this stream read the old one).
-  if (kvc_cuda_memcpy_dtod_async(c->buf[KVC_FW_ROWS], g->tables + uint64_t(a1 * R * 4) * 4,
+  if (!tableCopied &&
+      kvc_cuda_memcpy_dtod_async(c->buf[KVC_FW_ROWS], g->tables + uint64_t(a1 * R * 4) * 4,
                                  size_t(R * 4) * 4, stream)) {
     g->broken = true;
     return fail(err, fn, std::string("copying the row table: ") + kvc_cuda_last_error());
@@ -1323,6 +1328,12 @@ int kvc_cuda_fw_gpu_append_commit(kvc_fw_gpu_appender *g, kvc_cuda_fw_cache *c, 
   c->code_tokens = F.code_tokens;
   g->appended = a1;
   return 0;
+}
+} // namespace
+
+int kvc_cuda_fw_gpu_append_commit(kvc_fw_gpu_appender *g, kvc_cuda_fw_cache *c, int64_t n,
+                                  kvc_cuda_stream stream, int flags, const char **err) {
+  return commitAppend(g, c, n, stream, flags, /*tableCopied=*/false, err);
 }
 
 int kvc_cuda_fw_gpu_append(kvc_fw_gpu_appender *g, kvc_cuda_fw_cache *c,
@@ -1347,14 +1358,26 @@ int kvc_cuda_fw_gpu_append(kvc_fw_gpu_appender *g, kvc_cuda_fw_cache *c,
     g->broken = true;
     return fail(err, fn, std::string(what) + kvc_cuda_last_error());
   };
-  // 1. The new tokens, raw fp16, after every row's window: one strided copy per stream.
-  for (int s = 0; s < 2; ++s) {
-    const size_t rowBytes = size_t(n * D) * 2;
-    if (kvc_cuda_memcpy2d_dtod_async(c->buf[s ? KVC_FW_VREC : KVC_FW_KREC] +
-                                         uint64_t(P.window_offset) * 2,
-                                     size_t(P.window_stride) * 2, s ? v_new : k_new, rowBytes,
-                                     rowBytes, size_t(R), stream))
-      return cudaFailed("copying the new tokens: ");
+  // 1. The new tokens, raw fp16, after every row's window, and unless the statuses are to be
+  // checked first, the row table after the append (kernels on this stream run in order: the
+  // store kernels do not read it, decode launches enqueued before read the old one).
+  const bool check = flags & KVC_FW_APPEND_CHECK;
+  {
+    Memref1D m[6] = {desc(k_new, R * n * D), desc(v_new, R * n * D),
+                     desc(c->buf[KVC_FW_KREC], c->len[KVC_FW_KREC]),
+                     desc(c->buf[KVC_FW_VREC], c->len[KVC_FW_VREC]),
+                     desc(c->buf[KVC_FW_ROWS], c->len[KVC_FW_ROWS]),
+                     desc(g->tables + uint64_t((g->appended + n) * R * 4) * 4, R * 4)};
+    int64_t scal[4] = {n, P.window_offset, P.window_stride, check ? 0 : 1};
+    void *params[34];
+    int np = 0;
+    for (Memref1D &x : m)
+      x.push(params, np);
+    for (int64_t &x : scal)
+      params[np++] = &x;
+    if (kvc_cuda_launch(sk->tokens, unsigned(n), unsigned(R), 1, unsigned(D), 1, 1, 0, stream,
+                        params))
+      return cudaFailed("tokens kernel launch: ");
   }
   // 2. The blocks the codec cuts in this append, all rows at once: one launch per stream.
   for (int s = 0; s < 2; ++s) {
@@ -1375,7 +1398,7 @@ int kvc_cuda_fw_gpu_append(kvc_fw_gpu_appender *g, kvc_cuda_fw_cache *c,
       return cudaFailed("store kernel launch: ");
   }
   // 3. Statuses (checked mode) and the row table.
-  return kvc_cuda_fw_gpu_append_commit(g, c, n, stream, flags, err);
+  return commitAppend(g, c, n, stream, flags, /*tableCopied=*/!check, err);
 }
 
 int kvc_cuda_fw_gpu_append_status(kvc_fw_gpu_appender *g, const char **err) {

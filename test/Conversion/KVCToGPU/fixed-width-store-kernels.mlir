@@ -47,6 +47,12 @@
 // CHECK-SAME: kvc.kernel = "fw_vstore"
 // CHECK: memref.store %{{.*}}, %{{.*}}[%{{.*}}] : memref<?xi32>
 // CHECK: gpu.return
+// The tokens kernel: both streams' new tokens, then (copy_rows) the row table.
+// CHECK: gpu.func @kvc_store_d128_kb64_fw_tokens(%{{.*}}: memref<?xf16>, %{{.*}}: memref<?xf16>, %{{.*}}: memref<?xf16>, %{{.*}}: memref<?xf16>, %{{.*}}: memref<?xi32>, %{{.*}}: memref<?xi32>, %{{.*}}: index, %{{.*}}: index, %{{.*}}: index, %{{.*}}: index)
+// CHECK-SAME: known_block_size = array<i32: 128, 1, 1>, kvc.kernel = "fw_tokens"
+// CHECK-COUNT-2: memref.store %{{.*}} : memref<?xf16>
+// CHECK: scf.if
+// CHECK: memref.store %{{.*}} : memref<?xi32>
 
 // SMALL: gpu.func @kvc_store_d32_kb128_fw_kstore(
 // SMALL-SAME: memref<4096xi8, #gpu.address_space<workgroup>>

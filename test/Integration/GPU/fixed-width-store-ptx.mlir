@@ -22,7 +22,9 @@
 // PTX: add.rn.f32
 // PTX: cvt.rn.f16.f32
 // PTX: .entry kvc_store_d128_kb64_fw_vstore(
+// PTX: .entry kvc_store_d128_kb64_fw_tokens(
+// PTX: .maxntid 128, 1, 1
 // PTX: .entry kvc_store_d256_kb128_fw_kstore(
 // PTX: .entry kvc_store_d256_kb128_fw_vstore(
 
-// PTXAS-COUNT-4: 0 bytes stack frame, 0 bytes spill stores, 0 bytes spill loads
+// PTXAS-COUNT-6: 0 bytes stack frame, 0 bytes spill stores, 0 bytes spill loads

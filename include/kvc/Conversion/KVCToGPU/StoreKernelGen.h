@@ -107,7 +107,7 @@ std::string generateStoreKernels(const StoreKernelConfig &cfg, std::string &erro
 /// Store kernels of fixed-width caches (`entropy = none`, CUDAFixedWidth.h): they quantize
 /// new blocks in place in the cache's fp16 window and write their symbols straight into the
 /// code tiles (the decode kernels' fragment order) and parameters, for
-/// kvc_cuda_fw_gpu_append. Two kernels, <prefix>_d<D>_kb<KB>_fw_{kstore,vstore}:
+/// kvc_cuda_fw_gpu_append. Kernels <prefix>_d<D>_kb<KB>_fw_{kstore,vstore}:
 ///   (%rec: memref<?xf16>  the stream's window (krec / vrec): the job's tokens, token-major,
 ///                         raw fp16 on entry, their dequantized fp16 on return
 ///    %jobs: memref<?xi32> 8 per job: [0] its first token's slot in %rec (elements / D),
@@ -123,6 +123,10 @@ std::string generateStoreKernels(const StoreKernelConfig &cfg, std::string &erro
 /// grid (jobs), block (256). A key job is one key block (KB tokens: whole warp units); a value
 /// job is 16 tokens (whole fragments). Jobs of one launch write disjoint words. Exact against
 /// the CPU codec (QuantizeText.h). D a multiple of 32 up to 256, KB 32, 64 or 128.
+/// A third kernel, <prefix>_d<D>_kb<KB>_fw_tokens(%kn, %vn, %krec, %vrec: memref<?xf16>,
+/// %rows, %table: memref<?xi32>, %n, %off, %stride, %copy_rows: index), grid (n, rows), block
+/// (D), copies the new fp16 tokens of both streams (kn[(r*n + t)*D + c] -> rec[off + r*stride
+/// + t*D + c]) and, if copy_rows != 0, table[0 .. 4*rows) into rows: an append in one launch.
 std::string fixedWidthStoreKernelTag(int64_t headDim, int64_t keyBlock); // _d<D>_kb<KB>_fw
 std::string generateFixedWidthStoreKernelFuncs(int64_t headDim, int64_t keyBlock,
                                                const std::string &prefix, std::string &error);
