@@ -190,13 +190,13 @@ double runCase(const Loaded &L, const Variant &V, const Case &C, std::mt19937 &r
 // appends.
 int cmdAppendCheck(const std::string &path, const std::string &storePath, unsigned seed,
                    double tol, bool quick) {
+  const bool gpu = !storePath.empty();
+  // The store kernels' file is read before any device work, so a bad path is named first.
+  const std::string storePtx = gpu ? extractPTX(readFile(storePath)) : "";
   Loaded L = load(path);
   printf("device: %s, %d SMs\n", L.device.c_str(), L.sms);
-  const bool gpu = !storePath.empty();
   kvc_cuda_module storeModule = nullptr;
-  std::string storePtx;
   if (gpu) {
-    storePtx = extractPTX(readFile(storePath));
     CK(kvc_cuda_module_load(storePtx.c_str(), &storeModule));
     printf("appends on the GPU: store kernels from %s\n", storePath.c_str());
   }

@@ -549,8 +549,8 @@ void usage() {
           " [--sizes-mib 0,1,2,...]\n"
           "       kvc-bench encoded selftest|info|check|check-npy|decode|append-check|append-bench"
           " ...   (kvc-bench encoded --help)\n"
-          "       kvc-bench fixed-width selftest|info|check|check-npy|decode ...   (kvc-bench "
-          "fixed-width --help)\n"
+          "       kvc-bench fixed-width selftest|info|check|check-npy|decode|append-check ...   "
+          "(kvc-bench fixed-width --help)\n"
           "       kvc-bench store gen|check|bench ...   (kvc-bench store --help)\n");
   usageExit();
 }
