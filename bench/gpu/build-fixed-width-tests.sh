@@ -36,10 +36,11 @@ ptx decode-fixed-width.mlir decode-fixed-width_m0.ptx "fixed-width-min-ctas=0"
 ptx decode-encoded.mlir decode-encoded.ptx
 ptx check-encoded.mlir check-encoded.ptx # the Huffman form shares the launcher (quick check)
 ptx gemma-fixed-width.mlir gemma-fixed-width.ptx
-# The store kernels for GPU appends (kvc_cuda_fw_gpu_append), one pair per (D, KB) of the
-# check variants.
+# The store kernels for GPU appends (kvc_cuda_fw_gpu_append), one set per (D, KB) of the
+# check variants and of Gemma's (D 256, key blocks 32, 64, 128).
 "$BENCHX" store gen --fixed-width 128,64 --fixed-width 64,32 --fixed-width 256,32 \
-  --fixed-width 96,128 --fixed-width 32,64 -o "$OUTD/store-fw.mlir"
+  --fixed-width 96,128 --fixed-width 32,64 --fixed-width 256,64 --fixed-width 256,128 \
+  -o "$OUTD/store-fw.mlir"
 "$OPT" "$OUTD/store-fw.mlir" --kvc-gpu-pipeline -o "$OUTD/t.gpu.mlir"
 "$BENCHX" extract "$OUTD/t.gpu.mlir" -o "$OUTD/store-fixed-width.ptx"
 rm -f "$OUTD/store-fw.mlir"

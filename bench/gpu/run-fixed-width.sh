@@ -3,7 +3,7 @@
 # with build/fw-tests carried (bench/gpu/build-fixed-width-tests.sh): `check` = kvc-bench
 # fixed-width check of every variant (ring and register forms), compute-sanitizer memcheck and
 # racecheck (--quick sizes), appends (host-assisted, then on the GPU with the store kernels:
-# append-check --store, memcheck, racecheck), Gemma 3 270M caches (check-npy, where build/fw-tests/gemma has
+# append-check --store, memcheck, racecheck), Gemma 3 270M caches (also appended on the GPU) (check-npy, where build/fw-tests/gemma has
 # them), the compiled-IR example (host=llvm: kvc.encode + attention against the CPU codec); `bench` = in one run torch SDPA (flash, cuDNN), the fixed-width kernel and its
 # variants, and kvc's Huffman-coded kernel on the shapes (dirty L2 flush), then the
 # table (python -m kvc.bench.fixed_width_table); `ncu` = a full profile of the fixed-width
@@ -47,7 +47,7 @@ for what in "${@:-all}"; do
     echo "== Gemma 3 270M caches (check-npy)"
     if [ -d $T/gemma ]; then
       timeout 200 $T/kvc-bench fixed-width check-npy $T/gemma-fixed-width.ptx \
-        $(for d in $T/gemma/*/; do echo --case ${d%/}; done)
+        --store $T/store-fixed-width.ptx $(for d in $T/gemma/*/; do echo --case ${d%/}; done)
       echo "fixed-width check-npy rc=$?"
     fi
     echo "== compiled IR example (host=llvm)"

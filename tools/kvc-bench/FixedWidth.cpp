@@ -7,6 +7,8 @@
 //       (kvc_cuda_fw_append; with --store, kvc_cuda_fw_gpu_append and the store kernels in
 //       STORE: PTX or pipeline .mlir of `kvc-bench store gen --fixed-width D,KB`)
 //   kvc-bench fixed-width check-npy IN --case DIR [--case DIR ...] [--tol X] [--splits N]
+//                                   [--store STORE]   (also: the cases' last tokens appended on
+//                                   the GPU, against the host appender)
 //   kvc-bench fixed-width decode IN [--json F] [--batches 1,8,32] [--contexts 4096,16384,65536]
 //                                   [--hkv 8] [--reps 30] [--warmup 5] [--splits N]
 //                                   [--flush dirty|clean] [--settle-ms 100]
@@ -503,13 +505,110 @@ NpyCase readCase(const std::string &dir) {
 // judged: the kernel's and that reference's distance to expected.npy (kvc's CPU path on the
 // uncompressed cache: what the quantization and the fp16 window cost), the code / window split
 // of the tokens and the device form's bits per element.
+// check-npy --store: the case's last A tokens of every row (A = half the shortest row, at most
+// 600) appended through the GPU store kernels to a cache of the rest, 200 one token at a time
+// and the remainder at once; the live device form must equal the host appender's after the
+// same tokens, and attention on it must match float64 over that form. Returns "" or a failure.
+std::string gpuAppendNpy(const Loaded &L, const Variant &V, const NpyCase &C,
+                         kvc_cuda_module storeModule, const std::string &storePtx, double tol,
+                         std::string *info) {
+  const kvc_codec_params prm = kernelParams(V.cfg);
+  const int64_t R = C.B * C.Hkv, S = C.S, D = C.D;
+  int64_t A = *std::min_element(C.lens.begin(), C.lens.end()) / 2;
+  A = std::min<int64_t>(A, 600);
+  if (A < 1)
+    return ""; // a row too short to split (reported as no appends)
+  std::vector<std::unique_ptr<Head>> heads(static_cast<size_t>(R));
+  std::vector<const kvc_codec_head *> hp;
+  for (int64_t r = 0; r < R; ++r) {
+    heads[size_t(r)] = std::make_unique<Head>();
+    CC(kvc_codec_head_create(&prm, &heads[size_t(r)]->h));
+    CC(kvc_codec_head_append(heads[size_t(r)]->h, &C.k.f32[size_t(r * S * D)],
+                             &C.v.f32[size_t(r * S * D)], uint64_t(C.lens[size_t(r)] - A)));
+    hp.push_back(heads[size_t(r)]->h);
+  }
+  const char *err = nullptr;
+  kvc_fw_appender *ref = nullptr, *fresh = nullptr;
+  kvc_cuda_fw_cache cache;
+  kvc_fw_gpu_appender *G = nullptr;
+  kvc_fw_store_kernels sk{};
+  if (kvc_fw_appender_create(hp.data(), C.B, C.Hkv, A, &ref, &err) ||
+      kvc_fw_appender_create(hp.data(), C.B, C.Hkv, A, &fresh, &err) ||
+      kvc_cuda_fw_upload_appendable(fresh, &cache, &err) ||
+      kvc_cuda_fw_gpu_appender_create(fresh, &cache, &G, &err) ||
+      kvc_cuda_fw_store_kernels_find(storeModule, storePtx.c_str(), D, V.cfg.key_block, &sk,
+                                     &err))
+    die(std::string("GPU appender: ") + (err ? err : kvc_cuda_last_error()));
+  kvc_fw_appender_free(fresh);
+  kvc_cuda_ptr dk = 0, dv = 0;
+  CK(kvc_cuda_malloc(&dk, size_t(R * A * D) * 2));
+  CK(kvc_cuda_malloc(&dv, size_t(R * A * D) * 2));
+  std::string failed;
+  for (int64_t a = 0; a < A && failed.empty();) {
+    const int64_t n = a < 200 ? 1 : A - a;
+    std::vector<uint16_t> k(size_t(R * n * D)), v(k.size());
+    for (int64_t r = 0; r < R; ++r)
+      for (int64_t i = 0; i < n * D; ++i) {
+        const size_t src = size_t((r * S + C.lens[size_t(r)] - A + a) * D + i);
+        k[size_t(r * n * D + i)] = toHalfBits(C.k.f32[src], false);
+        v[size_t(r * n * D + i)] = toHalfBits(C.v.f32[src], false);
+      }
+    CK(kvc_cuda_memcpy_htod(dk, k.data(), k.size() * 2));
+    CK(kvc_cuda_memcpy_htod(dv, v.data(), v.size() * 2));
+    if (kvc_fw_appender_append(ref, k.data(), v.data(), n, &err) ||
+        kvc_cuda_fw_gpu_append(G, &cache, &sk, dk, dv, n, nullptr, KVC_FW_APPEND_CHECK, &err))
+      failed = err ? err : "append failed";
+    a += n;
+  }
+  const kvc_fw_host_form &F = *kvc_fw_appender_form(ref);
+  if (failed.empty())
+    failed = fwLiveDiff(F, cache);
+  if (failed.empty()) {
+    const bool bf = V.cfg.query_type == 0;
+    std::vector<uint16_t> qraw(C.q.f32.size());
+    std::vector<float> qf(C.q.f32.size());
+    for (size_t i = 0; i < qraw.size(); ++i) {
+      qraw[i] = toHalfBits(C.q.f32[i], bf);
+      qf[i] = fromHalfBits(qraw[i], bf);
+    }
+    const std::vector<double> refOut =
+        referenceAttention(qf, C.B, C.Hkv, C.g, C.Sq, D, unpackedRows(F));
+    kvc_fw_plan plan;
+    CK(kvc_cuda_fw_make_plan(&V.cfg, &cache, 0, L.sms * V.ctasPerSM, &plan));
+    const std::vector<uint8_t> out =
+        runPoisoned(qraw, qraw.size() * 2, plan, [&](kvc_cuda_ptr dq, kvc_cuda_ptr dws,
+                                                     kvc_cuda_ptr dout) {
+          CK(kvc_cuda_fw_launch(V.split, V.merge, &V.cfg, &cache, &plan, dq, dws, dout,
+                                nullptr));
+        });
+    const double e = relativeL2(outputValues(out, V.cfg.query_type), refOut);
+    char buf[200];
+    snprintf(buf, sizeof buf, "%lld tokens per row appended on the GPU, code tokens %llu of "
+             "%llu, device form = host appender's, rel_l2 %.3e", (long long)A,
+             (unsigned long long)cache.code_tokens, (unsigned long long)cache.tokens, e);
+    *info = buf;
+    if (!(e <= tol))
+      failed = std::string("attention on the GPU-appended cache: ") + buf;
+  }
+  kvc_cuda_free(dk);
+  kvc_cuda_free(dv);
+  kvc_fw_gpu_appender_free(G);
+  kvc_fw_appender_free(ref);
+  kvc_cuda_fw_free(&cache);
+  return failed;
+}
+
 int cmdCheckNpy(const std::string &path, const std::vector<std::string> &dirs, double tol,
-                int splits) {
+                int splits, const std::string &storePath) {
   std::vector<NpyCase> cases;
   for (const std::string &dir : dirs)
     cases.push_back(readCase(dir));
+  const std::string storePtx = storePath.empty() ? "" : extractPTX(readFile(storePath));
   Loaded L = load(path);
   printf("device: %s, %d SMs\n", L.device.c_str(), L.sms);
+  kvc_cuda_module storeModule = nullptr;
+  if (!storePath.empty())
+    CK(kvc_cuda_module_load(storePtx.c_str(), &storeModule));
   int failures = 0, total = 0;
   for (const NpyCase &C : cases) {
     std::vector<const Variant *> vs;
@@ -580,6 +679,16 @@ int cmdCheckNpy(const std::string &path, const std::vector<std::string> &dirs, d
              (long long)C.Hq, (long long)C.Hkv, (long long)S, (long long)D, used,
              C.ragged ? " ragged" : "", (unsigned long long)codeTokens,
              (unsigned long long)tokens, bits, e, maxAbs, eCpu, refCpu);
+      if (storeModule) {
+        ++total;
+        std::string info;
+        const std::string bad = gpuAppendNpy(L, *V, C, storeModule, storePtx, tol, &info);
+        failures += !bad.empty();
+        printf("  %s %s: %s appends: %s\n", bad.empty() ? "PASS" : "FAIL", C.dir.c_str(),
+               V->name.c_str(), bad.empty() ? (info.empty() ? "none (a row too short)"
+                                                            : info.c_str())
+                                            : bad.c_str());
+      }
     }
   }
   printf("fixed-width check-npy: %d/%d passed (tolerance rel_l2 <= %.1e, vs float64 attention "
@@ -1167,7 +1276,7 @@ int cmdSelftest() {
           "       kvc-bench fixed-width append-check IN [--store STORE] [--quick] [--seed N] "
           "[--tol X]\n"
           "       kvc-bench fixed-width check-npy IN --case DIR [--case DIR ...] [--tol X] "
-          "[--splits N]\n"
+          "[--splits N] [--store STORE]\n"
           "       kvc-bench fixed-width decode IN [--json F] [--batches 1,8,32] "
           "[--contexts 4096,16384,65536] [--hkv 8] [--reps 30] [--warmup 5] [--splits N] "
           "[--flush dirty|clean] [--settle-ms 100]\n");
@@ -1198,8 +1307,10 @@ int kvcBenchFixedWidth(int argc, char **argv) {
   cl.bind(opts).f64("--tol", tol).str("--store", store);
   if (!opts.parse(argc, argv, 4).empty())
     usage();
-  // --case belongs to check-npy, which needs at least one; --store to append-check.
-  if ((cmd == "check-npy") != !cl.caseDirs.empty() || (!store.empty() && cmd != "append-check"))
+  // --case belongs to check-npy, which needs at least one; --store to append-check and
+  // check-npy.
+  if ((cmd == "check-npy") != !cl.caseDirs.empty() ||
+      (!store.empty() && cmd != "append-check" && cmd != "check-npy"))
     usage();
   need(cl.reps >= 1, "--reps must be at least 1, got " + std::to_string(cl.reps));
   need(cl.splits >= 0,
@@ -1219,7 +1330,7 @@ int kvcBenchFixedWidth(int argc, char **argv) {
   if (cmd == "append-check")
     return cmdAppendCheck(cl.in, store, cl.seed, tol, cl.quick);
   if (cmd == "check-npy")
-    return cmdCheckNpy(cl.in, cl.caseDirs, tol, cl.splits);
+    return cmdCheckNpy(cl.in, cl.caseDirs, tol, cl.splits, store);
   return cmdDecode(cl.in, cl.json, cl.batches, cl.contexts, cl.warmup, cl.reps, cl.splits,
                    cl.hkv);
 }
