@@ -241,13 +241,19 @@ void emuFwStore(const EmuKernel &k, unsigned njobs, void **params) {
 
 // The fixed-width tokens kernel: grid (n, rows); both streams' new tokens into the windows,
 // the row table when asked.
-void emuFwTokens(const EmuKernel &k, unsigned n, unsigned rows, void **params) {
+void emuFwTokens(const EmuKernel &k, unsigned blocks, void **params) {
   const M kn = memref(params, 0), vn = memref(params, 1), krec = memref(params, 2),
           vrec = memref(params, 3), rowsBuf = memref(params, 4), table = memref(params, 5);
   const int64_t nn = *static_cast<int64_t *>(params[30]), off = *static_cast<int64_t *>(params[31]),
                 stride = *static_cast<int64_t *>(params[32]),
                 copyRows = *static_cast<int64_t *>(params[33]), D = k.D;
-  if (nn != int64_t(n) || int64_t(rows) * n * D > kn.size ||
+  if (nn < 1 || blocks % uint64_t(nn)) {
+    fprintf(stderr, "emulated fixed-width tokens kernel: grid %u is not rows * n (n = %lld)\n",
+            blocks, (long long)nn);
+    exit(3);
+  }
+  const unsigned n = unsigned(nn), rows = blocks / n;
+  if (int64_t(rows) * n * D > kn.size ||
       off + (int64_t(rows) - 1) * stride + int64_t(n) * D > krec.size ||
       (copyRows && (int64_t(rows) * 4 > table.size || int64_t(rows) * 4 > rowsBuf.size))) {
     fprintf(stderr, "emulated fixed-width tokens kernel: out-of-bounds launch\n");
@@ -364,12 +370,12 @@ int kvc_cuda_memset_d32_async(kvc_cuda_ptr dst, unsigned v, size_t count, kvc_cu
   std::fill_n(reinterpret_cast<uint32_t *>(dst), count, uint32_t(v));
   return 0;
 }
-int kvc_cuda_launch(kvc_cuda_function f, unsigned gx, unsigned gy, unsigned, unsigned, unsigned,
+int kvc_cuda_launch(kvc_cuda_function f, unsigned gx, unsigned, unsigned, unsigned, unsigned,
                     unsigned, unsigned, kvc_cuda_stream, void **params) {
   for (EmuKernel *k : kernels)
     if (reinterpret_cast<kvc_cuda_function>(k) == f) {
       if (k->fixedWidth && k->values == 2)
-        emuFwTokens(*k, gx, gy, params);
+        emuFwTokens(*k, gx, params);
       else if (k->fixedWidth)
         emuFwStore(*k, gx, params);
       else

@@ -231,7 +231,7 @@ typedef struct kvc_fw_gpu_appender kvc_fw_gpu_appender;
 
 /* From a fresh host appender (nothing appended; it may be freed afterwards) and the cache
  * kvc_cuda_fw_upload_appendable made of it. Refuses value blocks that are not a multiple of
- * 16 tokens and buffers of 2^31 elements or more. */
+ * 16 tokens. */
 int kvc_cuda_fw_gpu_appender_create(const kvc_fw_appender *a, const kvc_cuda_fw_cache *c,
                                     kvc_fw_gpu_appender **out, const char **err);
 /* Appends n tokens to every row: k_new, v_new are [batch*hkv][n][head_dim] fp16 on the device.
@@ -240,7 +240,9 @@ int kvc_cuda_fw_gpu_appender_create(const kvc_fw_appender *a, const kvc_cuda_fw_
  * after the store launches and check their statuses (a failure names the row and tokens and
  * leaves the row table before the call, though the jobs that succeeded have rewritten their
  * window tokens with their dequantized values; the appender is unusable afterwards). Updates
- * the cache's token counts (for kvc_cuda_fw_make_plan). */
+ * the cache's token counts (for kvc_cuda_fw_make_plan). After any failure the appender is
+ * unusable, and after a failed launch in an unchecked append the cache is undefined (its row
+ * table may already describe the new tokens). */
 int kvc_cuda_fw_gpu_append(kvc_fw_gpu_appender *g, kvc_cuda_fw_cache *c,
                            const kvc_fw_store_kernels *sk, kvc_cuda_ptr k_new,
                            kvc_cuda_ptr v_new, int64_t n, kvc_cuda_stream stream, int flags,
@@ -264,6 +266,9 @@ int kvc_cuda_fw_gpu_append_commit(kvc_fw_gpu_appender *g, kvc_cuda_fw_cache *c, 
 /* Synchronises and checks the statuses of every store job launched so far. */
 int kvc_cuda_fw_gpu_append_status(kvc_fw_gpu_appender *g, const char **err);
 int64_t kvc_fw_gpu_appender_appended(const kvc_fw_gpu_appender *g);
+/* Store jobs launched so far per stream (key blocks; 16-token value groups). */
+void kvc_fw_gpu_appender_jobs(const kvc_fw_gpu_appender *g, int64_t *key_jobs,
+                              int64_t *value_jobs);
 void kvc_fw_gpu_appender_free(kvc_fw_gpu_appender *g);
 
 #ifdef __cplusplus

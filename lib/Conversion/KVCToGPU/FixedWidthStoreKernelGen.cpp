@@ -273,14 +273,17 @@ void genKernel(GPUTextEmitter &e, int64_t D, int64_t KB, bool values, const std:
 void genTokensKernel(GPUTextEmitter &e, int64_t D, const std::string &name) {
   const std::string MH = "memref<?xf16>", MI = "memref<?xi32>";
   e.ind = "    ";
-  e.os << "  // New tokens [rows, n, D] of both streams into the windows: grid (n, rows), D "
+  e.os << "  // New tokens [rows, n, D] of both streams into the windows: grid (rows * n), D "
           "threads;\n  // with copy_rows, the row table after the append (4 i32 per row).\n";
   e.os << "  gpu.func @" << name << "(%kn: " << MH << ", %vn: " << MH << ", %krec: " << MH
        << ", %vrec: " << MH << ", %rows: " << MI << ", %table: " << MI
        << ", %n: index, %off: index, %stride: index, %copy_rows: index)\n"
        << "      kernel attributes {known_block_size = array<i32: " << D
        << ", 1, 1>, kvc.kernel = \"fw_tokens\"} {\n";
-  std::string t = e.L("gpu.block_id x"), r = e.L("gpu.block_id y"), c = e.L("gpu.thread_id x");
+  // Block b = r * n + t (one flat axis: the y and z grid axes stop at 65535 rows).
+  std::string bid = e.L("gpu.block_id x"), c = e.L("gpu.thread_id x");
+  std::string r = e.L("arith.divui " + bid + ", %n : index");
+  std::string t = e.L("arith.remui " + bid + ", %n : index");
   std::string cD = e.ci(D), c0 = e.ci(0), c4 = e.ci(4);
   std::string si = e.add(e.mul(e.add(e.mul(r, "%n"), t), cD), c);
   std::string di = e.add(e.add("%off", e.mul(r, "%stride")), e.add(e.mul(t, cD), c));

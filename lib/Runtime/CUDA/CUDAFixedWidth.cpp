@@ -1117,12 +1117,7 @@ int kvc_cuda_fw_gpu_appender_create(const kvc_fw_appender *a, const kvc_cuda_fw_
   g->maxNew = maxNew;
   g->maxWin = a->maxWin;
   g->rowsBuf = c->buf[KVC_FW_ROWS];
-  // Jobs hold token and warp-unit indices, which the host appender's layout keeps below 2^31;
-  // the window copy's row pitch must stay within cuMemcpy2D's.
-  if (a->winCap * D * 2 > INT32_MAX)
-    return fail(err, fn, "a row's window reserve (" + std::to_string(a->winCap) +
-                             " tokens) exceeds what one strided copy can address; reserve "
-                             "fewer tokens");
+  // Jobs hold token and warp-unit indices, which the host appender's layout keeps below 2^31.
   struct Job {
     int64_t due, r, t0;
     std::array<int32_t, kJobInts> f;
@@ -1375,7 +1370,11 @@ int kvc_cuda_fw_gpu_append(kvc_fw_gpu_appender *g, kvc_cuda_fw_cache *c,
       x.push(params, np);
     for (int64_t &x : scal)
       params[np++] = &x;
-    if (kvc_cuda_launch(sk->tokens, unsigned(n), unsigned(R), 1, unsigned(D), 1, 1, 0, stream,
+    // One CTA per (row, token), flattened on x: y and z are capped at 65535.
+    if (uint64_t(n) * uint64_t(R) > uint64_t(INT32_MAX))
+      return fail(err, fn, "appending " + std::to_string(n) + " tokens to " + std::to_string(R) +
+                               " rows at once exceeds one launch; append fewer tokens per call");
+    if (kvc_cuda_launch(sk->tokens, unsigned(n * R), 1, 1, unsigned(D), 1, 1, 0, stream,
                         params))
       return cudaFailed("tokens kernel launch: ");
   }
@@ -1414,6 +1413,12 @@ int kvc_cuda_fw_gpu_append_status(kvc_fw_gpu_appender *g, const char **err) {
 }
 
 int64_t kvc_fw_gpu_appender_appended(const kvc_fw_gpu_appender *g) { return g->appended; }
+
+void kvc_fw_gpu_appender_jobs(const kvc_fw_gpu_appender *g, int64_t *key_jobs,
+                              int64_t *value_jobs) {
+  *key_jobs = g->st[0].due[size_t(g->appended)];
+  *value_jobs = g->st[1].due[size_t(g->appended)];
+}
 
 void kvc_fw_gpu_appender_free(kvc_fw_gpu_appender *g) { delete g; }
 

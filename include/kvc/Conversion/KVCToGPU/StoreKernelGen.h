@@ -124,8 +124,8 @@ std::string generateStoreKernels(const StoreKernelConfig &cfg, std::string &erro
 /// job is 16 tokens (whole fragments). Jobs of one launch write disjoint words. Exact against
 /// the CPU codec (QuantizeText.h). D a multiple of 32 up to 256, KB 32, 64 or 128.
 /// A third kernel, <prefix>_d<D>_kb<KB>_fw_tokens(%kn, %vn, %krec, %vrec: memref<?xf16>,
-/// %rows, %table: memref<?xi32>, %n, %off, %stride, %copy_rows: index), grid (n, rows), block
-/// (D), copies the new fp16 tokens of both streams (kn[(r*n + t)*D + c] -> rec[off + r*stride
+/// %rows, %table: memref<?xi32>, %n, %off, %stride, %copy_rows: index), grid (rows * n: block
+/// r * n + t), block (D), copies the new fp16 tokens of both streams (kn[(r*n + t)*D + c] -> rec[off + r*stride
 /// + t*D + c]) and, if copy_rows != 0, table[0 .. 4*rows) into rows: an append in one launch.
 std::string fixedWidthStoreKernelTag(int64_t headDim, int64_t keyBlock); // _d<D>_kb<KB>_fw
 std::string generateFixedWidthStoreKernelFuncs(int64_t headDim, int64_t keyBlock,
