@@ -455,24 +455,26 @@ int fixedWidthEmu() {
       hp.push_back(heads.back()->h);
     }
     const char *err = nullptr;
-    kvc_fw_appender *ref = nullptr, *fresh = nullptr;
-    kvc_cuda_fw_cache cache;
-    kvc_fw_gpu_appender *G = nullptr;
+    kvc_fw_appender *ref = nullptr;
+    FwGpuCache gc;
     kvc_fw_store_kernels sk{};
     std::string ptx;
     for (const char *kind : {"kstore", "vstore", "tokens"})
       ptx += ".entry kvc_store_d" + std::to_string(D) + "_kb" + std::to_string(C.KB) + "_fw_" +
              kind + "(\n";
-    if (kvc_fw_appender_create(hp.data(), C.B, C.Hkv, maxNew, &ref, &err) ||
-        kvc_fw_appender_create(hp.data(), C.B, C.Hkv, maxNew, &fresh, &err) ||
-        kvc_cuda_fw_upload_appendable(fresh, &cache, &err) ||
-        kvc_cuda_fw_gpu_appender_create(fresh, &cache, &G, &err) ||
-        kvc_cuda_fw_store_kernels_find(m, ptx.c_str(), D, C.KB, &sk, &err)) {
-      printf("FAIL %s: %s\n", C.what, err ? err : "?");
+    std::string why = gc.init(hp.data(), C.B, C.Hkv, maxNew);
+    if (why.empty() && (kvc_fw_appender_create(hp.data(), C.B, C.Hkv, maxNew, &ref, &err) ||
+                        kvc_cuda_fw_store_kernels_find(m, ptx.c_str(), D, C.KB, &sk, &err)))
+      why = err ? err : "?";
+    if (!why.empty()) {
+      printf("FAIL %s: %s\n", C.what, why.c_str());
       ++failures;
+      if (ref)
+        kvc_fw_appender_free(ref);
       continue;
     }
-    kvc_fw_appender_free(fresh);
+    kvc_cuda_fw_cache &cache = gc.cache;
+    kvc_fw_gpu_appender *G = gc.gpu;
     std::mt19937 rng(uint32_t(31 + ci));
     std::normal_distribution<float> N(0.f, 1.f);
     kvc_cuda_ptr dk = 0, dv = 0;
@@ -527,9 +529,7 @@ int fixedWidthEmu() {
     }
     failures += !ok;
     checks += caseChecks;
-    kvc_fw_gpu_appender_free(G);
     kvc_fw_appender_free(ref);
-    kvc_cuda_fw_free(&cache);
     kvc_cuda_free(dk);
     kvc_cuda_free(dv);
   }

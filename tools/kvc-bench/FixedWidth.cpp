@@ -229,25 +229,25 @@ int cmdAppendCheck(const std::string &path, const std::string &storePath, unsign
     const char *err = nullptr;
     if (kvc_fw_appender_create(hp.data(), B, Hkv, steps + 100, &A, &err))
       die(std::string("appender: ") + (err ? err : "?"));
-    kvc_cuda_fw_cache cache;
-    kvc_fw_gpu_appender *G = nullptr;
+    // GPU appends start from a fresh appender of the same heads; A is the reference.
+    kvc_cuda_fw_cache hostCache;
+    FwGpuCache gc;
     kvc_fw_store_kernels sk{};
     kvc_cuda_ptr dk = 0, dv = 0;
     if (gpu) {
-      // The GPU appender starts from a fresh appender of the same heads; A is the reference.
-      kvc_fw_appender *fresh = nullptr;
-      if (kvc_fw_appender_create(hp.data(), B, Hkv, steps + 100, &fresh, &err) ||
-          kvc_cuda_fw_upload_appendable(fresh, &cache, &err) ||
-          kvc_cuda_fw_gpu_appender_create(fresh, &cache, &G, &err) ||
-          kvc_cuda_fw_store_kernels_find(storeModule, storePtx.c_str(), D, cfg.key_block, &sk,
+      const std::string why = gc.init(hp.data(), B, Hkv, steps + 100);
+      if (!why.empty())
+        die("GPU appender: " + why);
+      if (kvc_cuda_fw_store_kernels_find(storeModule, storePtx.c_str(), D, cfg.key_block, &sk,
                                          &err))
-        die(std::string("GPU appender: ") + (err ? err : kvc_cuda_last_error()));
-      kvc_fw_appender_free(fresh);
+        die(std::string("GPU appender: ") + (err ? err : "?"));
       CK(kvc_cuda_malloc(&dk, size_t(B * Hkv * 100 * D) * 2));
       CK(kvc_cuda_malloc(&dv, size_t(B * Hkv * 100 * D) * 2));
-    } else if (kvc_cuda_fw_upload_appendable(A, &cache, &err)) {
+    } else if (kvc_cuda_fw_upload_appendable(A, &hostCache, &err)) {
       die(std::string("upload: ") + (err ? err : kvc_cuda_last_error()));
     }
+    kvc_cuda_fw_cache &cache = gpu ? gc.cache : hostCache;
+    kvc_fw_gpu_appender *G = gc.gpu;
     printf("variant %s: %s, %d single-token appends, then 100\n", V.name.c_str(), Lay.what,
            steps);
     std::normal_distribution<float> N(0.f, 1.f);
@@ -330,14 +330,12 @@ int cmdAppendCheck(const std::string &path, const std::string &storePath, unsign
     if (gpu) {
       // Device time of back-to-back appends (no synchronisation between them, as in a decode
       // loop): 16 warm-up appends, then 200 between two events, on a fresh cache of the heads.
-      kvc_fw_appender *fresh = nullptr;
-      kvc_cuda_fw_cache tc;
-      kvc_fw_gpu_appender *TG = nullptr;
-      if (kvc_fw_appender_create(hp.data(), B, Hkv, 216, &fresh, &err) ||
-          kvc_cuda_fw_upload_appendable(fresh, &tc, &err) ||
-          kvc_cuda_fw_gpu_appender_create(fresh, &tc, &TG, &err))
-        die(std::string("timing appender: ") + (err ? err : kvc_cuda_last_error()));
-      kvc_fw_appender_free(fresh);
+      FwGpuCache timed;
+      const std::string why = timed.init(hp.data(), B, Hkv, 216);
+      if (!why.empty())
+        die("timing appender: " + why);
+      kvc_cuda_fw_cache &tc = timed.cache;
+      kvc_fw_gpu_appender *TG = timed.gpu;
       kvc_cuda_stream st;
       kvc_cuda_event e0, e1;
       CK(kvc_cuda_stream_create(&st));
@@ -361,13 +359,10 @@ int cmdAppendCheck(const std::string &path, const std::string &storePath, unsign
       kvc_cuda_event_destroy(e0);
       kvc_cuda_event_destroy(e1);
       kvc_cuda_stream_destroy(st);
-      kvc_fw_gpu_appender_free(TG);
-      kvc_cuda_fw_free(&tc);
     }
-    kvc_cuda_fw_free(&cache);
+    if (!gpu)
+      kvc_cuda_fw_free(&hostCache);
     kvc_fw_appender_free(A);
-    if (G)
-      kvc_fw_gpu_appender_free(G);
     if (dk)
       kvc_cuda_free(dk);
     if (dv)
@@ -505,6 +500,16 @@ NpyCase readCase(const std::string &dir) {
 // judged: the kernel's and that reference's distance to expected.npy (kvc's CPU path on the
 // uncompressed cache: what the quantization and the fp16 window cost), the code / window split
 // of the tokens and the device form's bits per element.
+// A case's queries in the kernel's type (bf16 or f16): their bits and their values.
+void caseQueries(const NpyCase &C, bool bf, std::vector<uint16_t> &raw, std::vector<float> &val) {
+  raw.resize(C.q.f32.size());
+  val.resize(C.q.f32.size());
+  for (size_t i = 0; i < raw.size(); ++i) {
+    raw[i] = toHalfBits(C.q.f32[i], bf);
+    val[i] = fromHalfBits(raw[i], bf);
+  }
+}
+
 // check-npy --store: the case's last A tokens of every row (A = half the shortest row, at most
 // 600) appended through the GPU store kernels to a cache of the rest, 200 one token at a time
 // and the remainder at once; the live device form must equal the host appender's after the
@@ -530,32 +535,20 @@ std::string gpuAppendNpy(const Loaded &L, const Variant &V, const NpyCase &C,
     hp.push_back(heads[size_t(r)]->h);
   }
   const char *err = nullptr;
-  kvc_fw_appender *ref = nullptr, *fresh = nullptr;
-  kvc_cuda_fw_cache cache;
-  kvc_fw_gpu_appender *G = nullptr;
   kvc_fw_store_kernels sk{};
   // Setup failures (e.g. no store kernels for this D and key block) fail this case only.
-  std::string setup;
-  if (kvc_fw_appender_create(hp.data(), C.B, C.Hkv, A, &ref, &err) ||
-      kvc_fw_appender_create(hp.data(), C.B, C.Hkv, A, &fresh, &err))
+  FwGpuCache gc;
+  std::string setup = gc.init(hp.data(), C.B, C.Hkv, A);
+  if (setup.empty() && kvc_cuda_fw_store_kernels_find(storeModule, storePtx.c_str(), D,
+                                                      V.cfg.key_block, &sk, &err))
     setup = err ? err : "?";
-  else if (kvc_cuda_fw_upload_appendable(fresh, &cache, &err))
-    setup = err ? err : kvc_cuda_last_error();
-  else if (kvc_cuda_fw_gpu_appender_create(fresh, &cache, &G, &err) ||
-           kvc_cuda_fw_store_kernels_find(storeModule, storePtx.c_str(), D, V.cfg.key_block,
-                                          &sk, &err)) {
+  kvc_fw_appender *ref = nullptr;
+  if (setup.empty() && kvc_fw_appender_create(hp.data(), C.B, C.Hkv, A, &ref, &err))
     setup = err ? err : "?";
-    kvc_cuda_fw_free(&cache);
-  }
-  if (fresh)
-    kvc_fw_appender_free(fresh);
-  if (!setup.empty()) {
-    if (ref)
-      kvc_fw_appender_free(ref);
-    if (G)
-      kvc_fw_gpu_appender_free(G);
+  if (!setup.empty())
     return "GPU appender: " + setup;
-  }
+  kvc_cuda_fw_cache &cache = gc.cache;
+  kvc_fw_gpu_appender *G = gc.gpu;
   kvc_cuda_ptr dk = 0, dv = 0;
   CK(kvc_cuda_malloc(&dk, size_t(R * A * D) * 2));
   CK(kvc_cuda_malloc(&dv, size_t(R * A * D) * 2));
@@ -580,13 +573,9 @@ std::string gpuAppendNpy(const Loaded &L, const Variant &V, const NpyCase &C,
   if (failed.empty())
     failed = fwLiveDiff(F, cache);
   if (failed.empty()) {
-    const bool bf = V.cfg.query_type == 0;
-    std::vector<uint16_t> qraw(C.q.f32.size());
-    std::vector<float> qf(C.q.f32.size());
-    for (size_t i = 0; i < qraw.size(); ++i) {
-      qraw[i] = toHalfBits(C.q.f32[i], bf);
-      qf[i] = fromHalfBits(qraw[i], bf);
-    }
+    std::vector<uint16_t> qraw;
+    std::vector<float> qf;
+    caseQueries(C, V.cfg.query_type == 0, qraw, qf);
     const std::vector<double> refOut =
         referenceAttention(qf, C.B, C.Hkv, C.g, C.Sq, D, unpackedRows(F));
     kvc_fw_plan plan;
@@ -611,9 +600,7 @@ std::string gpuAppendNpy(const Loaded &L, const Variant &V, const NpyCase &C,
   }
   kvc_cuda_free(dk);
   kvc_cuda_free(dv);
-  kvc_fw_gpu_appender_free(G);
   kvc_fw_appender_free(ref);
-  kvc_cuda_fw_free(&cache);
   return failed;
 }
 
@@ -675,12 +662,9 @@ int cmdCheckNpy(const std::string &path, const std::vector<std::string> &dirs, d
         formBytes += double(F.len[i]) * double(F.elem_bytes[i]);
       const double bits = 8.0 * formBytes / (2.0 * double(std::max<uint64_t>(F.tokens, 1)) * D);
       const uint64_t codeTokens = F.code_tokens, tokens = F.tokens;
-      std::vector<uint16_t> qraw(C.q.f32.size());
-      std::vector<float> qf(C.q.f32.size());
-      for (size_t i = 0; i < qraw.size(); ++i) {
-        qraw[i] = toHalfBits(C.q.f32[i], bf);
-        qf[i] = fromHalfBits(qraw[i], bf);
-      }
+      std::vector<uint16_t> qraw;
+      std::vector<float> qf;
+      caseQueries(C, bf, qraw, qf);
       const std::vector<double> ref =
           referenceAttention(qf, C.B, C.Hkv, C.g, C.Sq, D, unpackedRows(F));
       int used = 0;

@@ -76,6 +76,38 @@ inline std::string fwLiveDiff(const kvc_fw_host_form &h, const kvc_cuda_fw_cache
   return "";
 }
 
+/// A device cache of `heads` that appends on the GPU, made from a fresh host appender (freed
+/// once the GPU appender is built); owns the cache and the GPU appender. init returns "" or
+/// why it could not be made.
+struct FwGpuCache {
+  kvc_cuda_fw_cache cache{};
+  kvc_fw_gpu_appender *gpu = nullptr;
+  bool uploaded = false;
+  FwGpuCache() = default;
+  FwGpuCache(const FwGpuCache &) = delete;
+  FwGpuCache &operator=(const FwGpuCache &) = delete;
+  std::string init(const kvc_codec_head *const *heads, int64_t B, int64_t Hkv, int64_t maxNew) {
+    const char *err = nullptr;
+    kvc_fw_appender *fresh = nullptr;
+    std::string why;
+    if (kvc_fw_appender_create(heads, B, Hkv, maxNew, &fresh, &err))
+      why = err ? err : "kvc_fw_appender_create failed";
+    else if (kvc_cuda_fw_upload_appendable(fresh, &cache, &err))
+      why = err ? err : kvc_cuda_last_error();
+    else if ((uploaded = true, kvc_cuda_fw_gpu_appender_create(fresh, &cache, &gpu, &err)))
+      why = err ? err : "kvc_cuda_fw_gpu_appender_create failed";
+    if (fresh)
+      kvc_fw_appender_free(fresh);
+    return why;
+  }
+  ~FwGpuCache() {
+    if (gpu)
+      kvc_fw_gpu_appender_free(gpu);
+    if (uploaded)
+      kvc_cuda_fw_free(&cache);
+  }
+};
+
 } // namespace kvcbench
 
 #endif
