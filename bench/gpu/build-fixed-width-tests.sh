@@ -33,6 +33,9 @@ ptx check-fixed-width.mlir check-fixed-width_r0.ptx "fixed-width-ring=0"
 ptx decode-fixed-width.mlir decode-fixed-width.ptx
 ptx decode-fixed-width.mlir decode-fixed-width_r0.ptx "fixed-width-ring=0"
 ptx decode-fixed-width.mlir decode-fixed-width_m0.ptx "fixed-width-min-ctas=0"
+# The merge fused into the split kernel (fixed-width-fuse-merge): its check and benchmark PTX.
+ptx check-fixed-width.mlir check-fixed-width_fm.ptx "fixed-width-fuse-merge=1"
+ptx decode-fixed-width.mlir decode-fixed-width_fm.ptx "fixed-width-fuse-merge=1"
 ptx decode-encoded.mlir decode-encoded.ptx
 ptx check-encoded.mlir check-encoded.ptx # the Huffman form shares the launcher (quick check)
 ptx gemma-fixed-width.mlir gemma-fixed-width.ptx
@@ -63,7 +66,7 @@ if command -v /usr/local/cuda/bin/ptxas >/dev/null; then
   for f in "$OUTD"/decode-fixed-width*.ptx "$OUTD"/gemma-fixed-width.ptx; do
     echo "== $(basename "$f")"
     /usr/local/cuda/bin/ptxas -arch=sm_90a -v "$f" -o /dev/null 2>&1 |
-      awk '/Compiling entry function/ { on = /fw_split/ } on && /registers|spill/' 
+      awk '/Compiling entry function/ { on = /fw_(fm_)?split/ } on && /registers|spill/' 
   done
 fi
 ls -la "$OUTD"

@@ -95,6 +95,7 @@ struct KVCGPUPipelinePass : public mlir::kvc::impl::KVCGPUPipelineBase<KVCGPUPip
                     " encoded-min-ctas=" + std::to_string(encodedMinCtas) +
                     " fixed-width-min-ctas=" + std::to_string(fixedWidthMinCtas) +
                     " fixed-width-ring=" + std::to_string(fixedWidthRing) +
+                    (fixedWidthFuseMerge ? " fixed-width-fuse-merge=true" : "") +
                     (encodedMultiSymbol ? " encoded-multi-symbol=true" : "") +
                     (encodedMma ? " encoded-mma=true" : "") +
                     (encodedOverlap ? " encoded-overlap=true" : "") +

@@ -270,8 +270,8 @@ inline std::vector<EncodedVariant> encodedVariants(kvc_cuda_module mod, const st
   return out;
 }
 
-/// The fixed-width cache decode kernels (<tag>_d<D>_g<g>_q<Sq>_<bf16|f16>_kb<KB>_fw_split/_merge)
-/// of a loaded module.
+/// The fixed-width cache decode kernels (<tag>_d<D>_g<g>_q<Sq>_<bf16|f16>_kb<KB>_fw_split/_merge,
+/// or _fw_fm_split alone with the fused merge) of a loaded module.
 struct FwVariant {
   std::string name; // without _split/_merge
   kvc_fw_kernel_config cfg;
@@ -286,7 +286,8 @@ inline std::vector<FwVariant> fwVariants(kvc_cuda_module mod, const std::string 
       continue;
     v.name = k.substr(0, k.size() - 6);
     CK(kvc_cuda_module_get_function(mod, k.c_str(), &v.split));
-    CK(kvc_cuda_module_get_function(mod, (v.name + "_merge").c_str(), &v.merge));
+    if (!v.cfg.fused_merge) // a fused-merge split kernel has no merge kernel
+      CK(kvc_cuda_module_get_function(mod, (v.name + "_merge").c_str(), &v.merge));
     CK(kvc_cuda_function_info(v.split, &v.regs, &v.smem));
     CK(kvc_cuda_occupancy(v.split, KVC_FW_THREADS, 0, &v.ctasPerSM));
     out.push_back(v);

@@ -114,6 +114,7 @@ std::vector<double> uploadRun(const Loaded &L, const Variant &V, kvc_fw_host_for
   const std::vector<uint8_t> out =
       runPoisoned(qraw, qraw.size() * 2, plan, [&](kvc_cuda_ptr dq, kvc_cuda_ptr dws,
                                                    kvc_cuda_ptr dout) {
+        CK(kvc_cuda_fw_init_workspace(&cfg, &plan, dws, nullptr));
         CK(kvc_cuda_fw_launch(V.split, V.merge, &cfg, &cache, &plan, dq, dws, dout, nullptr));
       });
   kvc_cuda_fw_free(&cache);
@@ -290,6 +291,7 @@ int cmdAppendCheck(const std::string &path, const std::string &storePath, unsign
       const std::vector<uint8_t> out =
           runPoisoned(qraw, qraw.size() * 2, plan, [&](kvc_cuda_ptr dq, kvc_cuda_ptr dws,
                                                        kvc_cuda_ptr dout) {
+            CK(kvc_cuda_fw_init_workspace(&cfg, &plan, dws, nullptr));
             CK(kvc_cuda_fw_launch(V.split, V.merge, &cfg, &cache, &plan, dq, dws, dout,
                                   nullptr));
           });
@@ -583,6 +585,7 @@ std::string gpuAppendNpy(const Loaded &L, const Variant &V, const NpyCase &C,
     const std::vector<uint8_t> out =
         runPoisoned(qraw, qraw.size() * 2, plan, [&](kvc_cuda_ptr dq, kvc_cuda_ptr dws,
                                                      kvc_cuda_ptr dout) {
+          CK(kvc_cuda_fw_init_workspace(&V.cfg, &plan, dws, nullptr));
           CK(kvc_cuda_fw_launch(V.split, V.merge, &V.cfg, &cache, &plan, dq, dws, dout,
                                 nullptr));
         });
@@ -745,7 +748,10 @@ int cmdDecode(const std::string &path, const std::string &json, const std::vecto
         CK(kvc_cuda_fw_make_plan(&V.cfg, &cache, forceSplits, L.sms * V.ctasPerSM, &plan));
         const double ms = timeSplitMerge(
             T, warmup, reps, B * hkv * g * Sq * D, V.cfg.query_type, 2, plan,
-            [&](kvc_cuda_ptr dq, kvc_cuda_ptr dws, kvc_cuda_ptr dout) {
+            [&, zeroed = false](kvc_cuda_ptr dq, kvc_cuda_ptr dws, kvc_cuda_ptr dout) mutable {
+              if (!zeroed) // the fused merge's counters, once per workspace (a warm-up run)
+                CK(kvc_cuda_fw_init_workspace(&V.cfg, &plan, dws, nullptr));
+              zeroed = true;
               CK(kvc_cuda_fw_launch(V.split, V.merge, &V.cfg, &cache, &plan, dq, dws, dout,
                                     nullptr));
             });

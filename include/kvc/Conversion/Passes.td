@@ -141,6 +141,9 @@ def ConvertKVCToGPU : Pass<"convert-kvc-to-gpu", "ModuleOp"> {
            "Fixed-width caches: 2 = stream tiles through a two-tile cp.async ring in shared "
            "memory, 0 = load each tile's words straight into registers; -1: the ring where it "
            "fits in 48 KiB of static shared memory (D <= 128)">,
+    Option<"fixedWidthFuseMerge", "fixed-width-fuse-merge", "bool", /*default=*/"false",
+           "Fixed-width caches: the last CTA of each KV row merges its splits (no merge kernel; "
+           "an i32 arrival counter per row in a runtime workspace)">,
     Option<"encodedLutL1", "encoded-lut-l1", "bool", /*default=*/"false",
            "Encoded caches, grouped decoder: look codes up in a 32-entry first-level table "
            "(the top 5 bits; one word per shared-memory bank, so the warp's lookups do not "

@@ -87,6 +87,9 @@ def KVCGPUPipeline : Pass<"kvc-gpu-pipeline", "ModuleOp"> {
     Option<"fixedWidthRing", "fixed-width-ring", "int64_t", /*default=*/"-1",
            "convert-kvc-to-gpu fixed-width-ring (fixed-width caches: 2 = cp.async ring, 0 = "
            "registers; -1: auto)">,
+    Option<"fixedWidthFuseMerge", "fixed-width-fuse-merge", "bool", /*default=*/"false",
+           "convert-kvc-to-gpu fixed-width-fuse-merge (fixed-width caches: the last CTA of "
+           "each row merges its splits)">,
     Option<"encodedLutL1", "encoded-lut-l1", "bool", /*default=*/"false",
            "convert-kvc-to-gpu encoded-lut-l1 (encoded caches: two-level code tables)">,
     Option<"encodedOverlap", "encoded-overlap", "bool", /*default=*/"false",

@@ -11,7 +11,8 @@
  * kvc_fw_pack builds the device form from B*Hkv codec heads (include/kvc/Runtime/Codec.h; row
  * r = b*Hkv + kvh) on the host; kvc_cuda_fw_upload copies it to the GPU; plan/launch run
  * split + merge. Kernel names carry the specialisation:
- *   <tag>_d<D>_g<g>_q<Sq>_<bf16|f16>_kb<KB>_fw_split   (and ..._fw_merge)
+ *   <tag>_d<D>_g<g>_q<Sq>_<bf16|f16>_kb<KB>_fw_split   (and ..._fw_merge), or
+ *   <tag>_d<D>_g<g>_q<Sq>_<bf16|f16>_kb<KB>_fw_fm_split (the merge fused into the split kernel)
  *
  * ---- Device form ---------------------------------------------------------------------------
  * A tile is 128 tokens; the split kernel runs 4 warps of 32 lanes, warp w owning tokens
@@ -71,6 +72,7 @@ typedef struct {
   int head_dim, group, query_seq, key_block;
   int query_type; /* 0 bf16, 1 f16 */
   int query_bytes;
+  int fused_merge; /* 1: a _fw_fm split kernel (no merge kernel; the last CTA of a row merges) */
 } kvc_fw_kernel_config;
 
 /* Parses a fixed-width split or merge kernel name; returns 0 on success. */
@@ -131,6 +133,8 @@ void kvc_cuda_fw_free(kvc_cuda_fw_cache *c);
 typedef struct {
   int num_splits;
   size_t workspace_bytes, o_part_offset, ml_part_offset;
+  size_t counters_offset; /* fused merge: one i32 arrival counter per row, zeroed once
+                             (kvc_cuda_fw_init_workspace); the kernel resets it after use */
 } kvc_fw_plan;
 
 /* num_splits > 0 is used as given. 0: the encoded plan's rule (kvc_cuda_encoded_make_plan)
@@ -139,7 +143,12 @@ typedef struct {
 int kvc_cuda_fw_make_plan(const kvc_fw_kernel_config *cfg, const kvc_cuda_fw_cache *cache,
                           int num_splits, int resident_ctas, kvc_fw_plan *out);
 
-/* q: [B, Hkv*g, Sq, D] of the kernel's query type; out the same shape and type. */
+/* Zeroes the fused merge's counters of a new workspace (nothing for split + merge kernels). */
+int kvc_cuda_fw_init_workspace(const kvc_fw_kernel_config *cfg, const kvc_fw_plan *plan,
+                               kvc_cuda_ptr ws, kvc_cuda_stream stream);
+
+/* q: [B, Hkv*g, Sq, D] of the kernel's query type; out the same shape and type. With a fused
+ * merge (cfg->fused_merge), `merge` is not used (may be NULL). */
 int kvc_cuda_fw_launch(kvc_cuda_function split, kvc_cuda_function merge,
                        const kvc_fw_kernel_config *cfg, const kvc_cuda_fw_cache *cache,
                        const kvc_fw_plan *plan, kvc_cuda_ptr q, kvc_cuda_ptr workspace,

@@ -46,7 +46,7 @@ std::string rep(const std::string &t, int64_t n) {
 std::string mlir::kvc::fixedWidthKernelTag(const FixedWidthKernelConfig &c) {
   return "_d" + std::to_string(c.headDim) + "_g" + std::to_string(c.groupSize) + "_q" +
          std::to_string(c.querySeq) + "_" + c.queryType + "_kb" + std::to_string(c.keyBlock) +
-         "_fw";
+         (c.fuseMerge ? "_fw_fm" : "_fw");
 }
 
 std::string mlir::kvc::fixedWidthUnsupportedReason(const FixedWidthKernelConfig &c) {
@@ -170,9 +170,11 @@ std::string mlir::kvc::generateFixedWidthKernels(const FixedWidthKernelConfig &c
   os << "  gpu.func @" << c.prefix << "_split(%q: " << MQ << ", %rows: " << MI << ", %kw: " << MI
      << ", %vw: " << MI << ", %kmin: " << MF << ", %kstep: " << MF << ", %vmin: " << MF
      << ", %vstep: " << MF << ", %krec: " << MH << ", %vrec: " << MH << ", %opart: " << MF
-     << ", %ml: " << MF << ")\n"
+     << ", %ml: " << MF
+     << (c.fuseMerge ? ", %cnt: " + MI + ", %out: " + MQ : std::string()) << ")\n"
      << "      workgroup(%sBuf : " << BUFT << A16 << ", %sW : " << WT << A16 << ", %sRed : " << RT
-     << A16 << (bf ? ", %sQh : " + QHT + A16 : std::string()) << ")\n"
+     << A16 << (bf ? ", %sQh : " + QHT + A16 : std::string())
+     << (c.fuseMerge ? ", %smFlag : " + wgTy(1, "i32") : std::string()) << ")\n"
      << "      kernel attributes {known_block_size = array<i32: " << kThreads
      << ", 1, 1>, kvc.kernel = \"fw_split\""
      << (minCtas > 0 ? ", nvvm.minctasm = " + std::to_string(minCtas) + " : i32" : std::string())
@@ -631,9 +633,13 @@ std::string mlir::kvc::generateFixedWidthKernels(const FixedWidthKernelConfig &c
     e.pop();
     e.S("}");
   }
+  if (c.fuseMerge)
+    emitFusedMergeEpilogue(e, tid, row, e.mul(row, cNQ), S, NQ, D, kThreads, QT, MQ, c0, c1, cD,
+                           WG);
   e.S("gpu.return");
   os << "  }\n";
-  emitMergeKernel(e, c.prefix + "_merge", QT, D, "fw_merge");
+  if (!c.fuseMerge)
+    emitMergeKernel(e, c.prefix + "_merge", QT, D, "fw_merge");
   os << "}\n";
   return os.str();
 }

@@ -1068,7 +1068,7 @@ struct ConvertKVCToGPUPass : public mlir::kvc::impl::ConvertKVCToGPUBase<Convert
   /// (splits, Hkv, B), `threads` per CTA) and the merge; the op's result becomes the output.
   void lowerHandleDecode(AttentionOp op, CacheViewOp view, gpu::GPUModuleOp gm, Value h,
                          const std::string &prefix, ArrayRef<Type> abi, bool fixedWidth,
-                         int64_t threads, int64_t D, int64_t nqPerRow) {
+                         int64_t threads, int64_t D, int64_t nqPerRow, bool fuseMerge = false) {
     OpBuilder b(op);
     Location loc = op.getLoc();
     auto kt = cast<RankedTensorType>(op.getKey().getType());
@@ -1091,12 +1091,16 @@ struct ConvertKVCToGPUPass : public mlir::kvc::impl::ConvertKVCToGPUBase<Convert
     SmallVector<Value> args = {flatten(b, loc, qm)};
     args.append(dev.begin(), dev.end());
     args.append({buf.opart, buf.mlpart});
+    if (fuseMerge) // arrival counters, as the dense fused merge's (zeroed once, reset by use)
+      args.append({gpuWorkspace(b, loc, b.getI32Type(), /*slot=*/0, rows),
+                   flatten(b, loc, buf.out)});
     auto split = gm.lookupSymbol<gpu::GPUFuncOp>(prefix + "_split");
     Value one = cIdx(b, loc, 1);
     gpu::LaunchFuncOp::create(b, loc, split, gpu::KernelDim3{splits, hkv, batch},
                               gpu::KernelDim3{cIdx(b, loc, threads), one, one}, Value(), args);
-    launchMerge(b, loc, buf, gm.lookupSymbol<gpu::GPUFuncOp>(prefix + "_merge"), nqRows,
-                splits, D);
+    if (!fuseMerge)
+      launchMerge(b, loc, buf, gm.lookupSymbol<gpu::GPUFuncOp>(prefix + "_merge"), nqRows,
+                  splits, D);
     Value res = bufferization::ToTensorOp::create(b, loc, op.getResult().getType(), out,
                                                   /*restrict=*/true, /*writable=*/true);
     op.getResult().replaceAllUsesWith(res);
@@ -1127,6 +1131,7 @@ struct ConvertKVCToGPUPass : public mlir::kvc::impl::ConvertKVCToGPUBase<Convert
     fc.minCtasPerSM = fixedWidthMinCtas;
     fc.ringStages = fixedWidthRing;
     fc.scaleLog2 = op.getEffectiveScale() * M_LOG2E;
+    fc.fuseMerge = fixedWidthFuseMerge;
     fc.moduleName = kModuleName.str();
     return fc;
   }
@@ -1138,7 +1143,7 @@ struct ConvertKVCToGPUPass : public mlir::kvc::impl::ConvertKVCToGPUBase<Convert
     // rows, key words, value words, kmin, kstep, vmin, vstep, key window, value window
     const Type abi[KVC_FW_NUM_BUFFERS] = {i32, i32, i32, f32, f32, f32, f32, f16, f16};
     lowerHandleDecode(op, view, gm, h, fc.prefix, abi, /*fixedWidth=*/true, KVC_FW_THREADS,
-                      fc.headDim, fc.groupSize * fc.querySeq);
+                      fc.headDim, fc.groupSize * fc.querySeq, fc.fuseMerge);
   }
 
   /// Replaces `op` by host code that launches the split (and merge) kernels of `main`, or, with

@@ -122,8 +122,9 @@ int kvc_cuda_fw_parse_name(const char *name, kvc_fw_kernel_config *out) {
         consumed <= 0)
       continue;
     const std::string rest = s.substr(pos + size_t(consumed));
-    if (rest != "_fw_split" && rest != "_fw_merge")
+    if (rest != "_fw_split" && rest != "_fw_merge" && rest != "_fw_fm_split")
       continue;
+    c.fused_merge = rest == "_fw_fm_split";
     if (!std::strcmp(qt, "bf16"))
       c.query_type = 0;
     else if (!std::strcmp(qt, "f16"))
@@ -502,7 +503,18 @@ int kvc_cuda_fw_make_plan(const kvc_fw_kernel_config *cfg, const kvc_cuda_fw_cac
     splits = ep.num_splits + int(c->max_window_tiles);
   }
   setPlanWorkspace(out, c->batch * c->hkv * cfg->group * cfg->query_seq, splits, cfg->head_dim);
+  out->counters_offset = out->workspace_bytes;
+  if (cfg->fused_merge)
+    out->workspace_bytes += size_t(c->batch * c->hkv) * 4;
   return 0;
+}
+
+int kvc_cuda_fw_init_workspace(const kvc_fw_kernel_config *cfg, const kvc_fw_plan *plan,
+                               kvc_cuda_ptr ws, kvc_cuda_stream stream) {
+  if (!cfg->fused_merge)
+    return 0;
+  return kvc_cuda_memset_d8_async(ws + plan->counters_offset, 0,
+                                  plan->workspace_bytes - plan->counters_offset, stream);
 }
 
 int kvc_cuda_fw_launch(kvc_cuda_function split, kvc_cuda_function merge,
@@ -521,7 +533,8 @@ int kvc_cuda_fw_launch(kvc_cuda_function split, kvc_cuda_function merge,
   }
   return launchCacheDecode(split, merge, c->buf, c->len, KVC_FW_NUM_BUFFERS, c->batch, c->hkv,
                            c->batch * c->hkv * cfg->group * cfg->query_seq, cfg->head_dim,
-                           KVC_FW_THREADS, plan, q, ws, out, stream);
+                           KVC_FW_THREADS, plan, q, ws, out, stream,
+                           cfg->fused_merge ? ws + plan->counters_offset : 0);
 }
 
 } // extern "C"

@@ -79,18 +79,26 @@ template <class Plan> void setPlanWorkspace(Plan *p, int64_t nq, int splits, int
 
 /// The split + merge launches of a cache-form decode (encoded, fixed-width): the split kernel
 /// takes the query, the form's `nbuf` device buffers and the plan's partials, grid (splits,
-/// hkv, batch) with `threads` per CTA; then the merge over the partials into `out`.
+/// hkv, batch) with `threads` per CTA; then the merge over the partials into `out`. With
+/// `counters` (a fused-merge split kernel: one i32 per row), the split also takes them and
+/// `out`, and there is no merge launch.
 template <class Plan>
 int launchCacheDecode(kvc_cuda_function split, kvc_cuda_function merge, const kvc_cuda_ptr *buf,
                       const int64_t *len, int nbuf, int64_t batch, int64_t hkv, int64_t nq,
                       int64_t D, unsigned threads, const Plan *plan, kvc_cuda_ptr q,
-                      kvc_cuda_ptr ws, kvc_cuda_ptr out, kvc_cuda_stream stream) {
+                      kvc_cuda_ptr ws, kvc_cuda_ptr out, kvc_cuda_stream stream,
+                      kvc_cuda_ptr counters = 0) {
   std::vector<Memref1D> m;
   m.push_back(desc(q, nq * D));
   for (int i = 0; i < nbuf; ++i)
     m.push_back(desc(buf[i], len[i]));
   m.push_back(desc(ws + plan->o_part_offset, nq * plan->num_splits * D));
   m.push_back(desc(ws + plan->ml_part_offset, nq * plan->num_splits * 2));
+  const size_t partials = m.size();
+  if (counters) {
+    m.push_back(desc(counters, batch * hkv));
+    m.push_back(desc(out, nq * D));
+  }
   std::vector<void *> params(5 * m.size() + 4);
   int n = 0;
   for (Memref1D &d : m)
@@ -98,7 +106,9 @@ int launchCacheDecode(kvc_cuda_function split, kvc_cuda_function merge, const kv
   if (int rc = kvc_cuda_launch(split, unsigned(plan->num_splits), unsigned(hkv), unsigned(batch),
                                threads, 1, 1, 0, stream, params.data()))
     return rc;
-  Memref1D mo = m[m.size() - 2], mm = m.back(), mout = desc(out, nq * D);
+  if (counters)
+    return 0;
+  Memref1D mo = m[partials - 2], mm = m[partials - 1], mout = desc(out, nq * D);
   int64_t ns = plan->num_splits;
   n = 0;
   mo.push(params.data(), n);

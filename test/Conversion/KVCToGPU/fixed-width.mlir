@@ -5,6 +5,17 @@
 // loop) and the shared merge.
 // RUN: kvc-opt %s -split-input-file --convert-kvc-to-gpu | FileCheck %s
 // RUN: kvc-opt %s -split-input-file --convert-kvc-to-gpu="fixed-width-ring=0 fixed-width-min-ctas=0" | FileCheck %s --check-prefix=REG
+// The merge fused into the split kernel: arrival counters from an i32 runtime workspace and the
+// output passed to the split, no merge kernel, the last CTA of a row merges (acq_rel arrival).
+// RUN: kvc-opt %s -split-input-file --convert-kvc-to-gpu="fixed-width-fuse-merge=1" | FileCheck %s --check-prefix=FM
+// FM-LABEL: func.func @decode(%arg0: tensor<?x32x1x128xbf16>, %arg1: i64)
+// FM: %[[CNT:.*]] = call @kvc_rt_gpu_workspace_i32(
+// FM: gpu.launch_func @kvc_gpu::@kvc_attn0_d128_g4_q1_bf16_kb64_fw_fm_split {{.*}}, %[[CNT]] : memref<?xi32>, %{{.*}} : memref<?xbf16>)
+// FM-NOT: gpu.launch_func
+// FM: gpu.func @kvc_attn0_d128_g4_q1_bf16_kb64_fw_fm_split({{.*}}, %{{.*}}: memref<?xi32>, %{{.*}}: memref<?xbf16>) workgroup({{.*}}, %{{.*}} : memref<1xi32, #gpu.address_space<workgroup>>)
+// FM: llvm.inline_asm has_side_effects "atom.acq_rel.gpu.add.u32
+// FM: vector.store %{{.*}} : memref<?xbf16>, vector<4xbf16>
+// FM-NOT: gpu.func @kvc_attn0_d128_g4_q1_bf16_kb64_fw_fm_merge
 
 #codec = #kvc.codec<bits = 0, key_group = block, key_block = 64, key_error = 5.000000e-02 : f64, value_group = token, value_block = 128, value_error = 1.000000e-01 : f64, entropy = none, recent_keys = 128, recent_values = 256>
 !fw = !kvc.encoded_cache<tensor<?x8x?x128xbf16>, tensor<?x8x?x128xbf16>, #codec>

@@ -101,11 +101,18 @@ TEST(FixedWidthKernelName, Parses) {
   EXPECT_EQ(c.key_block, 64);
   EXPECT_EQ(c.query_type, 0);
   EXPECT_EQ(c.query_bytes, 2);
+  EXPECT_EQ(c.fused_merge, 0);
   ASSERT_EQ(kvc_cuda_fw_parse_name("k_decode_d256_g8_q1_f16_kb128_fw_merge", &c), 0);
   EXPECT_EQ(c.head_dim, 256);
   EXPECT_EQ(c.group, 8);
   EXPECT_EQ(c.key_block, 128);
   EXPECT_EQ(c.query_type, 1);
+  EXPECT_EQ(c.fused_merge, 0);
+  // The merge fused into the split kernel (fixed-width-fuse-merge): _fw_fm_split, no merge.
+  ASSERT_EQ(kvc_cuda_fw_parse_name("kvc_attn0_d128_g4_q1_bf16_kb64_fw_fm_split", &c), 0);
+  EXPECT_EQ(c.head_dim, 128);
+  EXPECT_EQ(c.fused_merge, 1);
+  EXPECT_NE(kvc_cuda_fw_parse_name("kvc_attn0_d128_g4_q1_bf16_kb64_fw_fm_merge", &c), 0);
 }
 
 TEST(FixedWidthKernelName, Refused) {

@@ -36,12 +36,15 @@ struct FixedWidthKernelConfig {
   int64_t ringStages = -1;        // cp.async ring: 2 tiles, 0 (registers, no prefetch);
                                   // -1: the ring where it fits in 48 KiB of shared memory
   double scaleLog2 = 0.0;         // softmax scale * log2(e)
+  bool fuseMerge = false;         // the last CTA of a KV row merges its splits (SplitMerge.h):
+                                  // no merge kernel; the split takes %cnt (i32 per row, zeroed
+                                  // once) and %out; name tag _fw_fm
   std::string prefix = "kvc_fw";  // kernel name prefix
   std::string moduleName = "kvc_gpu";
 };
 
-/// The name tag of the kernels: `_d<D>_g<g>_q<Sq>_<type>_kb<KB>_fw` (CUDAFixedWidth.h parses
-/// it).
+/// The name tag of the kernels: `_d<D>_g<g>_q<Sq>_<type>_kb<KB>_fw`, `..._fw_fm` with the fused
+/// merge (CUDAFixedWidth.h parses it).
 std::string fixedWidthKernelTag(const FixedWidthKernelConfig &cfg);
 
 /// Why this configuration has no fixed-width kernel, or "".
