@@ -511,10 +511,7 @@ int kvc_cuda_fw_make_plan(const kvc_fw_kernel_config *cfg, const kvc_cuda_fw_cac
 
 int kvc_cuda_fw_init_workspace(const kvc_fw_kernel_config *cfg, const kvc_fw_plan *plan,
                                kvc_cuda_ptr ws, kvc_cuda_stream stream) {
-  if (!cfg->fused_merge)
-    return 0;
-  return kvc_cuda_memset_d8_async(ws + plan->counters_offset, 0,
-                                  plan->workspace_bytes - plan->counters_offset, stream);
+  return kvc::cuda::zeroMergeCounters(cfg, plan, ws, stream);
 }
 
 int kvc_cuda_fw_launch(kvc_cuda_function split, kvc_cuda_function merge,

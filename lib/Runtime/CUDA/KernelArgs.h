@@ -77,6 +77,16 @@ template <class Plan> void setPlanWorkspace(Plan *p, int64_t nq, int splits, int
   p->workspace_bytes = p->ml_part_offset + size_t(nq * splits * 2) * 4;
 }
 
+/// Zeroes a fused merge's arrival counters (the workspace from plan->counters_offset on) once
+/// per workspace; nothing for split + merge kernels (the dense and fixed-width plans).
+template <class Cfg, class Plan>
+int zeroMergeCounters(const Cfg *cfg, const Plan *plan, kvc_cuda_ptr ws, kvc_cuda_stream stream) {
+  if (!cfg->fused_merge)
+    return 0;
+  return kvc_cuda_memset_d8_async(ws + plan->counters_offset, 0,
+                                  plan->workspace_bytes - plan->counters_offset, stream);
+}
+
 /// The split + merge launches of a cache-form decode (encoded, fixed-width): the split kernel
 /// takes the query, the form's `nbuf` device buffers and the plan's partials, grid (splits,
 /// hkv, batch) with `threads` per CTA; then the merge over the partials into `out`. With
